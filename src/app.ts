@@ -1,0 +1,45 @@
+// The HTTP surface: routes wired to the flow (parse → verify → decide → mint → provider → format),
+// one error handler that turns every failure into a stable wire error.
+
+import { Hono } from "hono";
+import type { Env } from "./config";
+import { defaultDeps, type Deps } from "./deps";
+import { GatepassError, isGatepassError, toWireError } from "./errors";
+
+export interface AppVariables {
+  requestId: string;
+  deps: Deps;
+}
+
+export type AppEnv = { Bindings: Env; Variables: AppVariables };
+
+export function createApp(deps: Deps = defaultDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use("*", async (c, next) => {
+    c.set("requestId", crypto.randomUUID());
+    c.set("deps", deps);
+    await next();
+    c.header("X-Request-Id", c.get("requestId"));
+  });
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.notFound((c) => errorResponse(c.get("requestId") ?? "", new GatepassError("not_found")));
+  app.onError((err, c) => errorResponse(c.get("requestId") ?? "", toGatepassError(err)));
+
+  return app;
+}
+
+function toGatepassError(err: unknown): GatepassError {
+  if (isGatepassError(err)) return err;
+  return new GatepassError("internal_error", { cause: err });
+}
+
+export function errorResponse(requestId: string, err: GatepassError): Response {
+  const headers = new Headers({ "Content-Type": "application/json", "Cache-Control": "no-store" });
+  for (const [name, value] of Object.entries(err.headers)) headers.set(name, value);
+  if (err.status === 401) headers.set("WWW-Authenticate", `Bearer error="${err.oauthError}"`);
+  headers.set("X-Request-Id", requestId);
+  return new Response(JSON.stringify(toWireError(err, requestId)), { status: err.status, headers });
+}

@@ -1,0 +1,93 @@
+// Environment bindings and vars, validated once per isolate. Secrets are read here and nowhere else.
+
+import { GatepassError } from "./errors";
+import { DEFAULT_AUDIT_RETENTION_DAYS } from "./limits";
+
+export interface Env {
+  /** Issuer key sets, one entry per configured issuer (see docs/storage.md). */
+  JWKS: KVNamespace;
+  /** The active policy snapshot. */
+  POLICIES: KVNamespace;
+  /** Policy history, audit events, use counters. */
+  DB: D1Database;
+
+  /** gatepass's own public issuer URL (https, no trailing slash). */
+  GATEPASS_ISSUER: string;
+  /** Secret: JSON `{ "keys": [private JWK...] }` (see `gatepass keys generate`). */
+  GATEPASS_SIGNING_KEYS?: string;
+  /** Secret: bearer token for /v1/admin/*. Admin API is disabled when unset. */
+  GATEPASS_ADMIN_TOKEN?: string;
+  /** "development" allows http:// issuer URLs on loopback; anything else is production. */
+  GATEPASS_ENV?: string;
+  /** Upstream base URLs, overridable for tests and sovereign clouds. */
+  GCP_STS_URL?: string;
+  GCP_IAM_CREDENTIALS_URL?: string;
+  /** May contain `{region}`. */
+  AWS_STS_URL?: string;
+  /** May contain `{tenant}`. */
+  AZURE_TOKEN_URL?: string;
+  /** Days to keep audit events. */
+  AUDIT_RETENTION_DAYS?: string;
+}
+
+export interface Config {
+  issuerUrl: string;
+  development: boolean;
+  adminToken: string | undefined;
+  signingKeys: string | undefined;
+  upstreams: {
+    gcpSts: string;
+    gcpIamCredentials: string;
+    awsSts: string;
+    azureToken: string;
+  };
+  auditRetentionDays: number;
+}
+
+const DEFAULT_UPSTREAMS = {
+  gcpSts: "https://sts.googleapis.com/v1/token",
+  gcpIamCredentials: "https://iamcredentials.googleapis.com/v1",
+  awsSts: "https://sts.{region}.amazonaws.com/",
+  azureToken: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+};
+
+export function readConfig(env: Env): Config {
+  const development = env.GATEPASS_ENV === "development";
+  const issuerUrl = (env.GATEPASS_ISSUER ?? "").replace(/\/+$/, "");
+  if (!isAcceptableIssuerUrl(issuerUrl, development)) {
+    throw new GatepassError("internal_error", {
+      cause: new Error("GATEPASS_ISSUER must be an https URL (http only on loopback in development)"),
+    });
+  }
+  const retention = Number.parseInt(env.AUDIT_RETENTION_DAYS ?? "", 10);
+  return {
+    issuerUrl,
+    development,
+    adminToken: env.GATEPASS_ADMIN_TOKEN || undefined,
+    signingKeys: env.GATEPASS_SIGNING_KEYS || undefined,
+    upstreams: {
+      gcpSts: env.GCP_STS_URL || DEFAULT_UPSTREAMS.gcpSts,
+      gcpIamCredentials: (env.GCP_IAM_CREDENTIALS_URL || DEFAULT_UPSTREAMS.gcpIamCredentials).replace(/\/+$/, ""),
+      awsSts: env.AWS_STS_URL || DEFAULT_UPSTREAMS.awsSts,
+      azureToken: env.AZURE_TOKEN_URL || DEFAULT_UPSTREAMS.azureToken,
+    },
+    auditRetentionDays: Number.isFinite(retention) && retention > 0 ? retention : DEFAULT_AUDIT_RETENTION_DAYS,
+  };
+}
+
+/** https anywhere; http only for loopback hosts and only in development. */
+export function isAcceptableIssuerUrl(value: string, development: boolean): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.search || url.hash || url.username || url.password) return false;
+  if (url.protocol === "https:") return true;
+  return development && url.protocol === "http:" && isLoopbackHost(url.hostname);
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}

@@ -1,0 +1,130 @@
+// One error type for every refusal. Each code is stable (clients and tests match on it), maps to
+// one HTTP status and one RFC 6749-style `error`, and carries a default sentence that tells a CI
+// author what to change. Internal detail (`cause`, upstream bodies) never reaches the wire.
+
+export type OAuthError =
+  | "invalid_request"
+  | "invalid_token"
+  | "invalid_grant"
+  | "invalid_scope"
+  | "invalid_target"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "access_denied"
+  | "not_found"
+  | "rate_limited"
+  | "server_error"
+  | "temporarily_unavailable";
+
+interface CodeSpec {
+  status: number;
+  error: OAuthError;
+  description: string;
+}
+
+export const ERROR_CODES = {
+  // --- request shape ---
+  request_invalid: { status: 400, error: "invalid_request", description: "The request is malformed; check the parameters against the README." },
+  request_too_large: { status: 413, error: "invalid_request", description: "The request body is larger than gatepass accepts." },
+  token_missing: { status: 401, error: "invalid_token", description: "Send the CI job's ID token as 'Authorization: Bearer <token>' (declare it under id_tokens: in .gitlab-ci.yml)." },
+  not_found: { status: 404, error: "not_found", description: "No such endpoint." },
+  method_not_allowed: { status: 405, error: "invalid_request", description: "This endpoint does not accept that HTTP method." },
+
+  // --- token verification ---
+  token_malformed: { status: 401, error: "invalid_token", description: "The token is not a well-formed JWT (three base64url segments with a JSON header and payload)." },
+  token_too_large: { status: 401, error: "invalid_token", description: "The token is larger than gatepass accepts." },
+  algorithm_not_allowed: { status: 401, error: "invalid_token", description: "The token's signing algorithm is not allowed for its issuer." },
+  header_invalid: { status: 401, error: "invalid_token", description: "The token header carries unsupported parameters (crit, jku, x5u, jwk, or a bad kid)." },
+  issuer_unknown: { status: 401, error: "invalid_token", description: "The token's issuer is not configured in gatepass; ask an admin to add it to policies/issuers.yaml." },
+  key_unknown: { status: 401, error: "invalid_token", description: "The token was signed with a key its issuer does not publish (or that is not allowed); the issuer's keys may have rotated." },
+  signature_invalid: { status: 401, error: "invalid_token", description: "The token's signature does not verify." },
+  audience_mismatch: { status: 401, error: "invalid_token", description: "The token's aud is not accepted for its issuer; set the aud of the id_tokens entry to the audience gatepass expects." },
+  token_expired: { status: 401, error: "invalid_token", description: "The token has expired; request a fresh one in the job." },
+  token_not_yet_valid: { status: 401, error: "invalid_token", description: "The token is not valid yet (nbf or iat lies in the future); check the issuer's clock." },
+  token_too_old: { status: 401, error: "invalid_token", description: "The token was issued longer ago than gatepass accepts; use the token early in the job." },
+  claims_invalid: { status: 401, error: "invalid_token", description: "The token's claims are missing or of the wrong type." },
+  not_a_ci_token: { status: 401, error: "invalid_token", description: "The token is not a CI job token (project_id, pipeline_id and job_id are required); use an id_tokens: token." },
+  legacy_token_refused: { status: 401, error: "invalid_token", description: "Legacy CI_JOB_JWT tokens are not accepted for this issuer; use id_tokens: instead." },
+  jwks_unavailable: { status: 503, error: "temporarily_unavailable", description: "gatepass cannot obtain the issuer's signing keys right now; retry later." },
+
+  // --- keys pushed for private issuers ---
+  jwks_invalid: { status: 400, error: "invalid_request", description: "The key set is not a valid public JWKS (every key needs a kid, no private members, RSA of 2048 bits or more)." },
+
+  // --- policy ---
+  policy_denied: { status: 403, error: "access_denied", description: "No policy rule lets this job use that target." },
+  target_unknown: { status: 404, error: "invalid_target", description: "No target of that name is configured." },
+  policy_unavailable: { status: 503, error: "temporarily_unavailable", description: "No valid policy snapshot is loaded; an admin must push policies." },
+  policy_invalid: { status: 400, error: "invalid_request", description: "The policy snapshot is invalid and was not accepted." },
+
+  // --- credential exchange ---
+  invalid_scope: { status: 400, error: "invalid_scope", description: "The requested scope or lifetime exceeds what the target allows." },
+  format_unsupported: { status: 400, error: "invalid_request", description: "That output format is not available for this target." },
+  grant_type_unsupported: { status: 400, error: "unsupported_grant_type", description: "Only urn:ietf:params:oauth:grant-type:token-exchange is supported." },
+  upstream_denied: { status: 403, error: "unauthorized_client", description: "The cloud refused the exchange; check the cloud-side trust configuration for this target." },
+  upstream_unavailable: { status: 502, error: "temporarily_unavailable", description: "The cloud's token service failed; retry later." },
+  upstream_timeout: { status: 504, error: "temporarily_unavailable", description: "The cloud's token service did not answer in time; retry later." },
+  signing_unavailable: { status: 503, error: "server_error", description: "gatepass has no signing key configured." },
+
+  // --- admin and operations ---
+  admin_unauthorized: { status: 401, error: "invalid_token", description: "Send the admin token as 'Authorization: Bearer <GATEPASS_ADMIN_TOKEN>'." },
+  admin_disabled: { status: 403, error: "access_denied", description: "The admin API is disabled because GATEPASS_ADMIN_TOKEN is not set." },
+  rate_limited: { status: 429, error: "rate_limited", description: "Too many requests for this project; retry after the delay in Retry-After." },
+  use_limit_exceeded: { status: 429, error: "rate_limited", description: "This job has used up its credentials for this target." },
+  internal_error: { status: 500, error: "server_error", description: "gatepass failed unexpectedly; the request id identifies it in the logs." },
+} as const satisfies Record<string, CodeSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface GatepassErrorOptions {
+  /** Sentence for the caller; defaults to the code's description. Never include secrets. */
+  description?: string;
+  /** Extra, safe, machine-readable fields for the wire body (e.g. upstream_error, claim). */
+  details?: Record<string, string | number>;
+  /** Internal reason, logged but never sent. */
+  cause?: unknown;
+  /** HTTP headers to add (e.g. Retry-After). */
+  headers?: Record<string, string>;
+}
+
+export class GatepassError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly oauthError: OAuthError;
+  readonly description: string;
+  readonly details: Record<string, string | number>;
+  readonly headers: Record<string, string>;
+
+  constructor(code: ErrorCode, options: GatepassErrorOptions = {}) {
+    const spec: CodeSpec = ERROR_CODES[code];
+    super(`${code}: ${options.description ?? spec.description}`, { cause: options.cause });
+    this.name = "GatepassError";
+    this.code = code;
+    this.status = spec.status;
+    this.oauthError = spec.error;
+    this.description = options.description ?? spec.description;
+    this.details = options.details ?? {};
+    this.headers = options.headers ?? {};
+  }
+}
+
+export function isGatepassError(value: unknown): value is GatepassError {
+  return value instanceof GatepassError;
+}
+
+export interface WireError {
+  error: OAuthError;
+  error_description: string;
+  code: ErrorCode;
+  request_id: string;
+  [detail: string]: string | number;
+}
+
+export function toWireError(err: GatepassError, requestId: string): WireError {
+  return {
+    ...err.details,
+    error: err.oauthError,
+    error_description: err.description,
+    code: err.code,
+    request_id: requestId,
+  };
+}

@@ -1,0 +1,94 @@
+// Every size, time-to-live, skew and cooldown gatepass enforces, each with the reason for its value.
+// Other modules import from here; a number that appears in logic elsewhere is a bug.
+
+const SECOND = 1;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+// ---- request parsing -----------------------------------------------------------------------
+/** GitLab ID tokens are ~1–2 KiB; AWS refuses web-identity tokens over 20 000 chars. 16 KiB leaves room and caps parse cost. */
+export const MAX_TOKEN_BYTES = 16 * 1024;
+/** Request bodies are a handful of form fields (plus at most one token). */
+export const MAX_REQUEST_BODY_BYTES = 32 * 1024;
+/** A kid is an opaque lookup key; GitLab's are 43-char RFC 7638 thumbprints. */
+export const MAX_KID_LENGTH = 128;
+
+// ---- token verification --------------------------------------------------------------------
+/** Clock skew tolerated for exp/nbf/iat between issuer, gatepass and CI runner (RFC 8725 advice: small). */
+export const CLOCK_SKEW_SECONDS = 60 * SECOND;
+/** Default maximum token age from iat: GitLab tokens live as long as the job timeout (up to a month). */
+export const DEFAULT_MAX_TOKEN_AGE_SECONDS = 1 * HOUR;
+/** Upper bound an issuer may configure for max token age; beyond a day a leaked token is a standing credential. */
+export const MAX_CONFIGURABLE_TOKEN_AGE_SECONDS = 1 * DAY;
+/** Claim values longer than this are refused: no GitLab claim comes near it, and it bounds matching cost. */
+export const MAX_CLAIM_VALUE_LENGTH = 1024;
+/** Array claims (groups_direct, user_identities) are capped so evaluation stays bounded. */
+export const MAX_CLAIM_ARRAY_LENGTH = 200;
+/** Minimum RSA modulus size (RFC 8725 §3.5, NIST SP 800-131A). */
+export const MIN_RSA_BITS = 2048;
+
+// ---- issuer keys (JWKS) ----------------------------------------------------------------------
+/** Discovery and JWKS documents are a few KiB; octo-sts caps at 100 KiB. Bigger is an attack or a misconfiguration. */
+export const MAX_DISCOVERY_BYTES = 100 * 1024;
+export const MAX_JWKS_BYTES = 100 * 1024;
+/** A JWKS with more keys than this is not a real issuer's. */
+export const MAX_JWKS_KEYS = 50;
+/** One issuer fetch (discovery or JWKS) must answer within this; verification waits on it. */
+export const JWKS_FETCH_TIMEOUT_MS = 3_000;
+/** Cache-Control max-age is honoured within [min, max]: GitLab sends 86400, which is too long to notice a rotation by age alone. */
+export const JWKS_MIN_FRESH_SECONDS = 5 * MINUTE;
+export const JWKS_MAX_FRESH_SECONDS = 1 * HOUR;
+/** Used when the issuer sends no usable Cache-Control. */
+export const JWKS_DEFAULT_FRESH_SECONDS = 15 * MINUTE;
+/** When the issuer is down, cached keys keep serving until this long after they were fetched; then fail closed. */
+export const JWKS_MAX_STALE_SECONDS = 1 * DAY;
+/** At most one refetch per issuer per cooldown for an unknown kid, so a kid flood cannot hammer the issuer. */
+export const JWKS_UNKNOWN_KID_COOLDOWN_SECONDS = 1 * MINUTE;
+/** After a failed fetch, wait this long before trying the network again (requests are served from cache meanwhile). */
+export const JWKS_FAILURE_BACKOFF_SECONDS = 30 * SECOND;
+/** How long pushed keys are kept in KV: they never expire by age, the admin replaces them. */
+export const PUSHED_JWKS_MAX_AGE_SECONDS = 365 * DAY;
+/** The cron refreshes a key set when it will turn stale within this window. */
+export const JWKS_REFRESH_AHEAD_SECONDS = 10 * MINUTE;
+
+// ---- policy ----------------------------------------------------------------------------------
+/** A warm isolate re-reads the active snapshot from KV at most this often. */
+export const POLICY_RECHECK_MS = 5_000;
+/** A policy snapshot larger than this is refused (KV values may be 25 MiB; this keeps isolate load fast). */
+export const MAX_POLICY_SNAPSHOT_BYTES = 5 * 1024 * 1024;
+/** Glob patterns and matched values are capped so matching cost is bounded (matching is linear in both). */
+export const MAX_PATTERN_LENGTH = 256;
+export const MAX_RULES = 20_000;
+
+// ---- minted tokens ---------------------------------------------------------------------------
+/** Default and maximum lifetime of tokens gatepass mints; GCP requires exp - iat < 48 h, we stay far below. */
+export const MINTED_TOKEN_DEFAULT_LIFETIME_SECONDS = 5 * MINUTE;
+export const MINTED_TOKEN_MAX_LIFETIME_SECONDS = 1 * HOUR;
+/** GCP maps sub to google.subject, which must be at most 127 bytes. */
+export const MAX_SUBJECT_BYTES = 127;
+/** A previous signing key stays published this long after rotation: longer than any token it signed lives. */
+export const PREVIOUS_KEY_PUBLISH_SECONDS = MINTED_TOKEN_MAX_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS;
+/** Discovery and JWKS documents may be cached by relying parties for this long. */
+export const ISSUER_DOCUMENT_MAX_AGE_SECONDS = 5 * MINUTE;
+
+// ---- upstream exchanges ----------------------------------------------------------------------
+/** One upstream attempt must answer within this. */
+export const UPSTREAM_TIMEOUT_MS = 5_000;
+/** Retries only for 429/5xx/network errors; total attempts including the first. */
+export const UPSTREAM_MAX_ATTEMPTS = 3;
+/** Exponential backoff base with full jitter between attempts. */
+export const UPSTREAM_BACKOFF_BASE_MS = 100;
+/** Upstream bodies larger than this are not parsed. */
+export const MAX_UPSTREAM_BODY_BYTES = 256 * 1024;
+/** AWS: DurationSeconds range for AssumeRoleWithWebIdentity. */
+export const AWS_MIN_DURATION_SECONDS = 15 * MINUTE;
+export const AWS_MAX_DURATION_SECONDS = 12 * HOUR;
+/** GCP generateAccessToken: 1 h unless an org policy extends it to 12 h. */
+export const GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 12 * HOUR;
+
+// ---- audit and operations --------------------------------------------------------------------
+export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
+export const MAX_AUDIT_QUERY_ROWS = 500;
+
+export const TIME = { SECOND, MINUTE, HOUR, DAY } as const;

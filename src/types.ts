@@ -1,0 +1,167 @@
+// The domain shapes that cross module boundaries: issuer config, verified identity, targets,
+// rules, the policy snapshot and decisions. Parsing/validation lives in policy/schema.ts.
+
+// ---- issuers -------------------------------------------------------------------------------
+
+export type KeySource =
+  | { source: "discovery" }
+  | { source: "jwks_uri"; jwks_uri: string }
+  | { source: "pushed" };
+
+export interface IssuerConfig {
+  /** Stable name used in rules, KV keys and audit ("corp-gitlab"). */
+  name: string;
+  /** Canonical issuer URL: scheme, lower-case host, optional path, no trailing slash. */
+  url: string;
+  /** "gitlab" requires CI claims (project_id, pipeline_id, job_id); "generic" does not. */
+  kind: "gitlab" | "generic";
+  /** Other spellings of `iss` accepted for this issuer, canonicalised like `url`. */
+  aliases: string[];
+  /** `aud` must contain at least one of these. */
+  audiences: string[];
+  /** Allowed JWS algorithms (asymmetric only); default ["RS256"]. */
+  algorithms: string[];
+  keys: KeySource;
+  /** When set, only these kids verify (pin the CI signing key). */
+  allowed_kids?: string[];
+  max_token_age_seconds: number;
+  /** Accept legacy CI_JOB_JWT (v1) tokens: bare-host iss, no aud. Off by default. */
+  accept_legacy_ci_job_jwt: boolean;
+}
+
+// ---- verified identity ---------------------------------------------------------------------
+
+/** Claims after normalisation: scalars as strings ("true"/"false", ids as decimal strings), string arrays kept. */
+export type NormalizedClaims = Readonly<Record<string, string | readonly string[]>>;
+
+export interface VerifiedIdentity {
+  /** Name of the configured issuer that signed the token. */
+  issuer: string;
+  /** Canonical URL of that issuer. */
+  issuerUrl: string;
+  claims: NormalizedClaims;
+  /** SHA-256 (hex) of the raw token: what audit and logs carry instead of the token. */
+  tokenSha256: string;
+  /** Seconds since epoch. */
+  issuedAt: number;
+  expiresAt: number;
+  /** True for a legacy CI_JOB_JWT token. */
+  legacy: boolean;
+}
+
+// ---- targets ---------------------------------------------------------------------------------
+
+interface TargetBase {
+  name: string;
+  description?: string;
+  /** Privileged targets must only be reachable from protected refs outside merge-request pipelines (lint). */
+  privileged: boolean;
+  /** Minted token `sub`; default `target:<name>`. At most 127 bytes. */
+  subject?: string;
+  /** Algorithm of the minted token; default ES256. */
+  signing_alg: "ES256" | "RS256";
+  /** Upper bound for the credential's lifetime, seconds. */
+  max_lifetime_seconds: number;
+}
+
+export interface GcpTarget extends TargetBase {
+  type: "gcp";
+  /** projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER */
+  workload_identity_provider: string;
+  service_account?: string;
+  /** Scopes a job may request; the first is the default. */
+  scopes: string[];
+  /** Minted token aud; default `//iam.googleapis.com/<workload_identity_provider>`. */
+  audience: string;
+}
+
+export interface AwsTarget extends TargetBase {
+  type: "aws";
+  role_arn: string;
+  region: string;
+  /** Inline session policy (JSON text), optional. */
+  session_policy?: string;
+  /** Minted token aud; default "sts.amazonaws.com". */
+  audience: string;
+}
+
+export interface AzureTarget extends TargetBase {
+  type: "azure";
+  tenant_id: string;
+  client_id: string;
+  /** e.g. "https://management.azure.com/.default" */
+  scope: string;
+  /** Minted token aud; default "api://AzureADTokenExchange". */
+  audience: string;
+}
+
+export interface VaultTarget extends TargetBase {
+  type: "vault";
+  address: string;
+  mount: string;
+  role: string;
+  /** Minted token aud; must be in the Vault role's bound_audiences. */
+  audience: string;
+}
+
+export interface OidcTarget extends TargetBase {
+  type: "oidc";
+  audience: string;
+}
+
+export type Target = GcpTarget | AwsTarget | AzureTarget | VaultTarget | OidcTarget;
+export type TargetType = Target["type"];
+
+// ---- rules -----------------------------------------------------------------------------------
+
+/** A condition on one claim, as written: exact/glob string, any-of list, or negation of either. */
+export type ConditionSpec = string | string[] | { not: string | string[] };
+
+export interface RuleSpec {
+  name: string;
+  issuer: string;
+  description?: string;
+  match: Record<string, ConditionSpec>;
+  allow: string[];
+  /** Explicit acknowledgements that silence lint refusals. */
+  acknowledge?: {
+    /** The rule has no project or namespace scope on purpose. */
+    broad?: boolean;
+    /** The rule lets privileged targets be used from unprotected refs or merge-request pipelines. */
+    unprotected?: boolean;
+  };
+  /** Optional: at most this many credentials per job and target. */
+  max_uses_per_job?: number;
+}
+
+// ---- the policy snapshot (what KV holds) ---------------------------------------------------
+
+export interface PolicySnapshot {
+  format: 1;
+  /** Content hash of the canonical snapshot body (hex SHA-256): the version. */
+  version: string;
+  /** Hash of the source files as read (file names and bytes). */
+  source_digest: string;
+  created_at: string;
+  issuers: IssuerConfig[];
+  targets: Target[];
+  rules: RuleSpec[];
+}
+
+// ---- decisions -------------------------------------------------------------------------------
+
+export interface Grant {
+  target: string;
+  rule: string;
+}
+
+export type Decision =
+  | { allowed: true; target: string; rule: string }
+  | { allowed: false; target: string };
+
+/** Why a rule did not match, in terms of the token's own claims only. */
+export interface ConditionFailure {
+  claim: string;
+  /** The token's value (or null when the claim is missing). Never the rule's pattern. */
+  actual: string | readonly string[] | null;
+}

@@ -1,0 +1,15 @@
+// Runs in Node before the worker tests: starts the loopback stand-ins and tells the tests where.
+import type { TestProject } from "vitest/node";
+import { startStandins } from "./standins";
+
+export default async function setup(project: TestProject) {
+  const standins = await startStandins();
+  project.provide("standinUrl", standins.url);
+  return async () => standins.close();
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    standinUrl: string;
+  }
+}

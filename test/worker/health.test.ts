@@ -1,0 +1,26 @@
+import { SELF, env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+
+describe("GET /healthz", () => {
+  it("answers ok with a request id", async () => {
+    const res = await SELF.fetch("https://gatepass.test/healthz");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ok" });
+    expect(res.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("answers unknown paths with a stable not_found error", async () => {
+    const res = await SELF.fetch("https://gatepass.test/nope");
+    expect(res.status).toBe(404);
+    const body = (await res.json()) as Record<string, string>;
+    expect(body.code).toBe("not_found");
+    expect(body.request_id).toBe(res.headers.get("X-Request-Id"));
+  });
+
+  it("reaches the loopback stand-ins and real D1", async () => {
+    const res = await fetch(`${env.STANDIN_URL}/ping`);
+    expect(await res.text()).toBe("pong");
+    const row = await env.DB.prepare("SELECT count(*) AS n FROM policy_versions").first<{ n: number }>();
+    expect(row?.n).toBe(0);
+  });
+});
