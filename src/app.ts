@@ -5,20 +5,22 @@ import { Hono } from "hono";
 import type { Env } from "./config";
 import { defaultDeps, type Deps } from "./deps";
 import { GatepassError, isGatepassError, toWireError } from "./errors";
+import { createServices, type Services } from "./services";
 
 export interface AppVariables {
   requestId: string;
-  deps: Deps;
+  services: Services;
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };
 
 export function createApp(deps: Deps = defaultDeps): Hono<AppEnv> {
+  const services = createServices(deps);
   const app = new Hono<AppEnv>();
 
   app.use("*", async (c, next) => {
     c.set("requestId", crypto.randomUUID());
-    c.set("deps", deps);
+    c.set("services", services);
     await next();
     c.header("X-Request-Id", c.get("requestId"));
   });

@@ -1,0 +1,33 @@
+// The first half of every credential request: the active policy (for its issuers) and the verified
+// identity of the calling CI job.
+
+import type { Context } from "hono";
+import type { AppEnv } from "../app";
+import type { CompiledPolicy } from "../policy/compile";
+import type { VerifiedIdentity } from "../types";
+import { bearerToken } from "./bearer";
+
+export interface Caller {
+  policy: CompiledPolicy;
+  identity: VerifiedIdentity;
+}
+
+export async function identifyCaller(c: Context<AppEnv>, token = bearerToken(c.req.header("Authorization"))): Promise<Caller> {
+  const { policies, verifier } = c.get("services");
+  const waitUntil = waitUntilOf(c);
+  const policy = await policies.current(c.env, waitUntil);
+  const identity = await verifier.verify(token, policy.issuers, c.env, waitUntil);
+  return { policy, identity };
+}
+
+export type WaitUntil = (promise: Promise<unknown>) => void;
+
+/** ExecutionContext.waitUntil when running in a Worker; a detached promise otherwise (unit tests). */
+export function waitUntilOf(c: Context<AppEnv>): WaitUntil {
+  try {
+    const ctx = c.executionCtx;
+    return (promise) => ctx.waitUntil(promise);
+  } catch {
+    return (promise) => void promise.catch(() => {});
+  }
+}

@@ -1,0 +1,20 @@
+// Per-isolate services: created once with the injected deps, holding the in-memory caches that keep
+// the hot path free of KV reads and network calls.
+
+import type { Deps } from "./deps";
+import { PolicyStore } from "./policy/store";
+import { Verifier } from "./verify/verifier";
+
+export interface Services {
+  deps: Deps;
+  policies: PolicyStore;
+  verifier: Verifier;
+}
+
+export function createServices(deps: Deps): Services {
+  return {
+    deps,
+    policies: new PolicyStore(deps),
+    verifier: new Verifier(deps),
+  };
+}
