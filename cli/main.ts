@@ -1,0 +1,25 @@
+// gatepass CLI. Each command group lives in cli/commands/<group>.ts and exports `run(args)`.
+// Output for humans on stdout, errors on stderr, exit code 0 on success, 1 on refusal, 2 on usage.
+
+type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
+
+const groups: Record<string, () => Promise<CommandGroup>> = {};
+
+async function main(argv: string[]): Promise<number> {
+  const [group, ...rest] = argv;
+  const load = group ? groups[group] : undefined;
+  if (!load) {
+    const lines = await Promise.all(Object.values(groups).map(async (l) => (await l()).usage));
+    process.stderr.write(`usage: gatepass <command> ...\n\n${lines.join("\n")}\n`);
+    return group === "help" || group === "--help" ? 0 : 2;
+  }
+  return (await load()).run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`gatepass: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

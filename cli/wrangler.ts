@@ -1,0 +1,60 @@
+// Runs wrangler (the project's own copy) for the CLI: every KV/D1/secret change goes through it, so
+// the same command works against local Miniflare state (--local) and a real account (--remote).
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import path from "node:path";
+
+export interface WranglerTarget {
+  /** true: Cloudflare account; false: local state under .wrangler/ (or persistTo). */
+  remote: boolean;
+  /** wrangler environment (`--env NAME`). */
+  env?: string;
+  /** Local state directory (`--persist-to`), for tests and the demo. */
+  persistTo?: string;
+  /** wrangler config file; default ./wrangler.toml. */
+  config?: string;
+}
+
+export interface WranglerResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const require = createRequire(import.meta.url);
+const WRANGLER_BIN = path.join(path.dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
+
+/** Flags that select where a KV/D1 command acts. */
+export function targetFlags(target: WranglerTarget): string[] {
+  const flags = [target.remote ? "--remote" : "--local"];
+  if (target.env) flags.push("--env", target.env);
+  if (target.persistTo && !target.remote) flags.push("--persist-to", target.persistTo);
+  if (target.config) flags.push("--config", target.config);
+  return flags;
+}
+
+export function runWrangler(args: string[], options: { input?: string; cwd?: string } = {}): Promise<WranglerResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WRANGLER_BIN, ...args], {
+      cwd: options.cwd ?? process.cwd(),
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "true" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+/** Runs wrangler and throws with its output when it fails. */
+export async function wrangler(args: string[], options: { input?: string; cwd?: string } = {}): Promise<string> {
+  const result = await runWrangler(args, options);
+  if (result.code !== 0) {
+    throw new Error(`wrangler ${args.slice(0, 3).join(" ")} failed (exit ${result.code}):\n${result.stderr || result.stdout}`);
+  }
+  return result.stdout;
+}
