@@ -5,11 +5,18 @@ import { Hono } from "hono";
 import type { Env } from "./config";
 import { defaultDeps, type Deps } from "./deps";
 import { GatepassError, isGatepassError, toWireError } from "./errors";
+import type { AuditDraft } from "./audit/event";
+import { log } from "./log";
+import { requestContext } from "./middleware";
 import { createServices, type Services } from "./services";
 
 export interface AppVariables {
   requestId: string;
   services: Services;
+  /** Present on audited routes; routes fill it in as they learn who is calling for what. */
+  audit?: AuditDraft;
+  /** Set by the error handler so the request log and audit event carry the stable code. */
+  errorCode?: string;
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };
@@ -18,17 +25,20 @@ export function createApp(deps: Deps = defaultDeps): Hono<AppEnv> {
   const services = createServices(deps);
   const app = new Hono<AppEnv>();
 
-  app.use("*", async (c, next) => {
-    c.set("requestId", crypto.randomUUID());
-    c.set("services", services);
-    await next();
-    c.header("X-Request-Id", c.get("requestId"));
-  });
+  app.use("*", requestContext(services));
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
-  app.notFound((c) => errorResponse(c.get("requestId") ?? "", new GatepassError("not_found")));
-  app.onError((err, c) => errorResponse(c.get("requestId") ?? "", toGatepassError(err)));
+  app.notFound((c) => {
+    c.set("errorCode", "not_found");
+    return errorResponse(c.get("requestId") ?? "", new GatepassError("not_found"));
+  });
+  app.onError((err, c) => {
+    const error = toGatepassError(err);
+    c.set("errorCode", error.code);
+    if (error.code === "internal_error") log("error", "unhandled_error", { request_id: c.get("requestId"), error: err });
+    return errorResponse(c.get("requestId") ?? "", error);
+  });
 
   return app;
 }

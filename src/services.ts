@@ -1,6 +1,7 @@
 // Per-isolate services: created once with the injected deps, holding the in-memory caches that keep
 // the hot path free of KV reads and network calls.
 
+import { AuditWriter } from "./audit/writer";
 import type { Deps } from "./deps";
 import { PolicyStore } from "./policy/store";
 import { Verifier } from "./verify/verifier";
@@ -9,6 +10,7 @@ export interface Services {
   deps: Deps;
   policies: PolicyStore;
   verifier: Verifier;
+  audit: AuditWriter;
 }
 
 export function createServices(deps: Deps): Services {
@@ -16,5 +18,6 @@ export function createServices(deps: Deps): Services {
     deps,
     policies: new PolicyStore(deps),
     verifier: new Verifier(deps),
+    audit: new AuditWriter(),
   };
 }

@@ -16,7 +16,10 @@ export async function identifyCaller(c: Context<AppEnv>, token = bearerToken(c.r
   const { policies, verifier } = c.get("services");
   const waitUntil = waitUntilOf(c);
   const policy = await policies.current(c.env, waitUntil);
+  const draft = c.get("audit");
+  if (draft) draft.policyVersion = policy.version;
   const identity = await verifier.verify(token, policy.issuers, c.env, waitUntil);
+  if (draft) draft.identity = identity;
   return { policy, identity };
 }
 

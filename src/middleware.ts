@@ -1,0 +1,47 @@
+// Per-request context: request id, services, one structured log line, and one audit event for every
+// request to an identity, credential or admin endpoint (written off the critical path).
+
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "./app";
+import { buildAuditEvent, type AuditDraft } from "./audit/event";
+import { log } from "./log";
+import { waitUntilOf } from "./routes/identify";
+import type { Services } from "./services";
+
+const AUDITED_PATH = /^\/(v1\/|access$)/;
+
+export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const started = services.deps.now();
+    const requestId = crypto.randomUUID();
+    c.set("requestId", requestId);
+    c.set("services", services);
+    const audited = AUDITED_PATH.test(c.req.path);
+    if (audited) c.set("audit", { route: "" });
+
+    await next();
+
+    c.header("X-Request-Id", requestId);
+    const status = c.res.status;
+    const errorCode = c.get("errorCode");
+    const draft = c.get("audit");
+    if (draft) {
+      draft.route ||= `${c.req.method} ${c.req.routePath}`;
+      const event = buildAuditEvent(draft, { requestId, status, errorCode, now: services.deps.now() });
+      waitUntilOf(c)(services.audit.write(c.env, event));
+    }
+    log(status >= 500 ? "error" : "info", "request", {
+      request_id: requestId,
+      method: c.req.method,
+      path: c.req.path,
+      status,
+      code: errorCode,
+      duration_ms: services.deps.now() - started,
+    });
+  };
+}
+
+/** The audit draft of this request, for routes to record what they learn (identity, target, rule...). */
+export function auditDraft(c: Context<AppEnv>): AuditDraft {
+  return c.get("audit") ?? { route: "" };
+}
