@@ -3,7 +3,9 @@
 
 type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
 
-const groups: Record<string, () => Promise<CommandGroup>> = {};
+const groups: Record<string, () => Promise<CommandGroup>> = {
+  dev: () => import("./commands/dev"),
+};
 
 async function main(argv: string[]): Promise<number> {
   const [group, ...rest] = argv;

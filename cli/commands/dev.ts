@@ -1,0 +1,145 @@
+// `gatepass dev`: a working local gatepass in one command, on embedded defaults:
+//   local D1 (migrations applied) and KV under .wrangler/, the example policies pushed, a local signing
+//   key and admin token in .dev.vars, and a local stand-in "GitLab" issuer (`local-gitlab` in
+//   policies/issuers.yaml) whose keys are pushed, not fetched. Then `wrangler dev` on 127.0.0.1:8787.
+// `gatepass dev token [...]`: a GitLab-shaped CI token signed by that local issuer, for curl.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { SignJWT, exportJWK, generateKeyPair, importJWK, calculateJwkThumbprint, type JWK } from "jose";
+import { wrangler } from "../wrangler";
+
+export const usage = `  dev [--port 8787]                 run gatepass locally on embedded defaults (local KV/D1, example policies)
+  dev token [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]
+            [--pipeline-source S] [--aud A] [--ttl SECONDS]
+                                    print a CI token from the local stand-in issuer`;
+
+const DEV_DIR = ".wrangler/gatepass-dev";
+const ISSUER_KEY_FILE = path.join(DEV_DIR, "local-gitlab.private.jwk.json");
+const ISSUER_JWKS_FILE = path.join(DEV_DIR, "local-gitlab.jwks.json");
+/** Must match the `local-gitlab` issuer in policies/issuers.yaml. */
+const LOCAL_ISSUER = { name: "local-gitlab", url: "http://127.0.0.1:8788", audience: "http://127.0.0.1:8787" };
+
+export async function run(args: string[]): Promise<number> {
+  if (args[0] === "token") return printToken(args.slice(1));
+  const { values } = parseArgs({ args, options: { port: { type: "string", default: "8787" } } });
+  await prepareLocalState();
+  process.stderr.write(`\ngatepass: starting wrangler dev on http://127.0.0.1:${values.port}\n` +
+    `  try:  curl -s -H "Authorization: Bearer $(npx gatepass dev token)" http://127.0.0.1:${values.port}/v1/whoami\n\n`);
+  return runCli(["wrangler", "dev", "--ip", "127.0.0.1", "--port", values.port!], { inherit: true });
+}
+
+/** Everything `npm run dev` needs, idempotent. Exported for the demo and end-to-end tests. */
+export async function prepareLocalState(): Promise<void> {
+  await mkdir(DEV_DIR, { recursive: true });
+  await ensureDevVars();
+  const jwks = await ensureIssuerKey();
+  await writeFile(ISSUER_JWKS_FILE, JSON.stringify(jwks, null, 2));
+  step("applying D1 migrations (local)");
+  await wrangler(["d1", "migrations", "apply", "DB", "--local"]);
+  step("pushing policies/ (local)");
+  await mustSucceed(["policies", "push", "--local", "--by", "gatepass-dev"]);
+  step(`pushing the ${LOCAL_ISSUER.name} keys (local)`);
+  await mustSucceed(["jwks", "push", "--issuer", LOCAL_ISSUER.name, "--file", ISSUER_JWKS_FILE, "--local"]);
+}
+
+async function ensureDevVars(): Promise<void> {
+  const file = ".dev.vars";
+  const current = existsSync(file) ? await readFile(file, "utf8") : "";
+  if (!/^GATEPASS_SIGNING_KEYS=/m.test(current)) {
+    step("generating a local signing key into .dev.vars");
+    await mustSucceed(["keys", "generate", "--dev-vars", file]);
+  }
+  const withKeys = existsSync(file) ? await readFile(file, "utf8") : "";
+  if (!/^GATEPASS_ADMIN_TOKEN=/m.test(withKeys)) {
+    step("generating a local admin token into .dev.vars");
+    const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+    await writeFile(file, `${withKeys.replace(/\n?$/, "\n")}GATEPASS_ADMIN_TOKEN=${token}\n`);
+  }
+}
+
+async function ensureIssuerKey(): Promise<{ keys: JWK[] }> {
+  let privateJwk: JWK;
+  if (existsSync(ISSUER_KEY_FILE)) {
+    privateJwk = JSON.parse(await readFile(ISSUER_KEY_FILE, "utf8")) as JWK;
+  } else {
+    step(`generating the ${LOCAL_ISSUER.name} stand-in issuer key`);
+    const { privateKey } = await generateKeyPair("RS256", { modulusLength: 2048, extractable: true });
+    privateJwk = await exportJWK(privateKey);
+    privateJwk.kid = await calculateJwkThumbprint(privateJwk);
+    privateJwk.alg = "RS256";
+    await writeFile(ISSUER_KEY_FILE, JSON.stringify(privateJwk), { mode: 0o600 });
+  }
+  const { kty, n, e, kid, alg } = privateJwk;
+  return { keys: [{ kty, n, e, kid, alg, use: "sig" }] };
+}
+
+async function printToken(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      project: { type: "string", default: "platform/infra" },
+      ref: { type: "string", default: "main" },
+      "ref-type": { type: "string", default: "branch" },
+      protected: { type: "string", default: "true" },
+      "pipeline-source": { type: "string", default: "push" },
+      aud: { type: "string", default: LOCAL_ISSUER.audience },
+      ttl: { type: "string", default: "3600" },
+    },
+  });
+  if (!existsSync(ISSUER_KEY_FILE)) {
+    process.stderr.write("gatepass: no local issuer key yet; run `npm run dev` first\n");
+    return 1;
+  }
+  const jwk = JSON.parse(await readFile(ISSUER_KEY_FILE, "utf8")) as JWK;
+  const key = await importJWK(jwk, "RS256");
+  const project = values.project!;
+  const namespace = project.includes("/") ? project.slice(0, project.lastIndexOf("/")) : project;
+  const id = (text: string) => String(1000 + [...text].reduce((sum, ch) => (sum * 31 + ch.charCodeAt(0)) % 900_000, 7));
+  const refType = values["ref-type"]!;
+  const now = Math.floor(Date.now() / 1000);
+  const token = await new SignJWT({
+    namespace_id: id(namespace), namespace_path: namespace, project_id: id(project), project_path: project,
+    user_id: "1", user_login: "dev", user_email: "dev@example.com", user_access_level: "maintainer",
+    pipeline_id: String(now), pipeline_source: values["pipeline-source"], job_id: String(now + 1),
+    ref: values.ref, ref_type: refType, ref_path: `refs/${refType === "tag" ? "tags" : "heads"}/${values.ref}`,
+    ref_protected: values.protected, runner_id: 1, runner_environment: "self-hosted", sha: "0".repeat(40),
+    project_visibility: "private", ci_config_ref_uri: `127.0.0.1:8788/${project}//.gitlab-ci.yml@refs/heads/${values.ref}`,
+    ci_config_sha: "0".repeat(40), jti: crypto.randomUUID(),
+  })
+    .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: jwk.kid! })
+    .setIssuer(LOCAL_ISSUER.url)
+    .setSubject(`project_path:${project}:ref_type:${refType}:ref:${values.ref}`)
+    .setAudience(values.aud!)
+    .setIssuedAt(now)
+    .setNotBefore(now - 5)
+    .setExpirationTime(now + Number(values.ttl))
+    .sign(key);
+  process.stdout.write(`${token}\n`);
+  return 0;
+}
+
+function step(message: string): void {
+  process.stderr.write(`gatepass dev: ${message}\n`);
+}
+
+async function mustSucceed(args: string[]): Promise<void> {
+  const code = await runCli(args, { inherit: false });
+  if (code !== 0) throw new Error(`gatepass ${args.join(" ")} failed (exit ${code})`);
+}
+
+/** Runs another gatepass command (or wrangler, when args[0] is "wrangler") as a child process. */
+function runCli(args: string[], options: { inherit: boolean }): Promise<number> {
+  const [command, argv] =
+    args[0] === "wrangler"
+      ? [path.resolve("node_modules/wrangler/bin/wrangler.js"), args.slice(1)]
+      : [path.resolve("cli/gatepass.mjs"), args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [command, ...argv], { stdio: options.inherit ? "inherit" : ["ignore", "inherit", "inherit"] });
+    child.on("error", reject);
+    child.on("exit", (code) => resolve(code ?? 1));
+  });
+}
