@@ -1,5 +1,13 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
-import { defineConfig } from "vitest/config";
+import { defineConfig, type Plugin } from "vitest/config";
+
+/** Mirrors wrangler.toml's `[[rules]] type = "Text"` for .yml imports, so tests bundle like wrangler. */
+const ymlAsText: Plugin = {
+  name: "yml-as-text",
+  transform(code, id) {
+    return id.endsWith(".yml") ? { code: `export default ${JSON.stringify(code)};`, map: null } : undefined;
+  },
+};
 
 // Two projects: "worker" runs inside workerd with real KV/D1 bindings (Cloudflare's Vitest
 // integration); "node" runs the CLI and end-to-end tests that drive wrangler from Node.
@@ -7,9 +15,12 @@ export default defineConfig(async () => {
   const migrations = await readD1Migrations("migrations");
   return {
     test: {
+      // Request logs are noise when a test passes; keep them for failing tests.
+      silent: "passed-only",
       projects: [
         {
           plugins: [
+            ymlAsText,
             cloudflareTest(({ inject }) => ({
               main: "./src/index.ts",
               wrangler: { configPath: "./wrangler.toml" },

@@ -8,6 +8,7 @@ import { GatepassError, isGatepassError, toWireError } from "./errors";
 import type { AuditDraft } from "./audit/event";
 import { log } from "./log";
 import { requestContext } from "./middleware";
+import { templateRoutes } from "./routes/templates";
 import { createServices, type Services } from "./services";
 
 export interface AppVariables {
@@ -28,6 +29,7 @@ export function createApp(deps: Deps = defaultDeps): Hono<AppEnv> {
   app.use("*", requestContext(services));
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.route("/", templateRoutes);
 
   app.notFound((c) => {
     c.set("errorCode", "not_found");

@@ -24,3 +24,14 @@ describe("GET /healthz", () => {
     expect(row?.n).toBe(0);
   });
 });
+
+describe("GET /templates/gitlab-ci.yml", () => {
+  it("serves the GitLab CI template for include: remote:", async () => {
+    const res = await SELF.fetch("https://gatepass.test/templates/gitlab-ci.yml");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toContain("text/yaml");
+    const text = await res.text();
+    expect(text).toContain(".gatepass-aws:");
+    expect(text).toContain("id_tokens:");
+  });
+});
