@@ -16,7 +16,7 @@ export default defineConfig(async () => {
   return {
     test: {
       // Request logs are noise when a test passes; keep them for failing tests.
-      silent: "passed-only",
+      silent: "passed-only" as const,
       projects: [
         {
           plugins: [

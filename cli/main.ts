@@ -5,6 +5,9 @@ type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
 
 const groups: Record<string, () => Promise<CommandGroup>> = {
   dev: () => import("./commands/dev"),
+  jwks: () => import("./commands/jwks"),
+  keys: () => import("./commands/keys"),
+  policies: () => import("./commands/policies"),
 };
 
 async function main(argv: string[]): Promise<number> {

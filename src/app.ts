@@ -9,6 +9,9 @@ import type { AuditDraft } from "./audit/event";
 import { log } from "./log";
 import { requestContext } from "./middleware";
 import { templateRoutes } from "./routes/templates";
+import { adminRoutes } from "./routes/admin";
+import { exchangeRoutes } from "./routes/exchange-routes";
+import { whoamiRoutes } from "./routes/whoami";
 import { createServices, type Services } from "./services";
 
 export interface AppVariables {
@@ -22,14 +25,16 @@ export interface AppVariables {
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };
 
-export function createApp(deps: Deps = defaultDeps): Hono<AppEnv> {
-  const services = createServices(deps);
+export function createApp(deps: Deps = defaultDeps, services: Services = createServices(deps)): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use("*", requestContext(services));
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.route("/", templateRoutes);
+  app.route("/", whoamiRoutes);
+  app.route("/", adminRoutes);
+  app.route("/", exchangeRoutes);
 
   app.notFound((c) => {
     c.set("errorCode", "not_found");

@@ -49,6 +49,7 @@ export const ERROR_CODES = {
 
   // --- keys pushed for private issuers ---
   jwks_invalid: { status: 400, error: "invalid_request", description: "The key set is not a valid public JWKS (every key needs a kid, no private members, RSA of 2048 bits or more)." },
+  issuer_not_pushable: { status: 409, error: "invalid_request", description: "Keys can only be pushed for an issuer configured in policies/ with keys: { source: pushed }." },
 
   // --- policy ---
   policy_denied: { status: 403, error: "access_denied", description: "No policy rule lets this job use that target." },

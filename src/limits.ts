@@ -27,6 +27,8 @@ export const MAX_CLAIM_VALUE_LENGTH = 1024;
 export const MAX_CLAIM_ARRAY_LENGTH = 200;
 /** Minimum RSA modulus size (RFC 8725 §3.5, NIST SP 800-131A). */
 export const MIN_RSA_BITS = 2048;
+/** Maximum RSA modulus size: verify cost grows with the square of the size; no CI issuer uses more than 4096. */
+export const MAX_RSA_BITS = 8192;
 
 // ---- issuer keys (JWKS) ----------------------------------------------------------------------
 /** Discovery and JWKS documents are a few KiB; octo-sts caps at 100 KiB. Bigger is an attack or a misconfiguration. */
@@ -51,6 +53,12 @@ export const JWKS_FAILURE_BACKOFF_SECONDS = 30 * SECOND;
 export const PUSHED_JWKS_MAX_AGE_SECONDS = 365 * DAY;
 /** The cron refreshes a key set when it will turn stale within this window. */
 export const JWKS_REFRESH_AHEAD_SECONDS = 10 * MINUTE;
+/** A warm isolate re-reads pushed keys from KV this often (in the background), so a push reaches every isolate. */
+export const PUSHED_JWKS_RECHECK_SECONDS = 1 * MINUTE;
+/** Checked token headers remembered per isolate (one per issuer key in practice); the cache is emptied when full, so a flood of odd headers costs memory only up to this. */
+export const MAX_CACHED_HEADERS = 256;
+/** Same-origin redirects followed for discovery/JWKS; redirects to another origin are never followed. */
+export const JWKS_MAX_REDIRECTS = 3;
 
 // ---- policy ----------------------------------------------------------------------------------
 /** A warm isolate re-reads the active snapshot from KV at most this often. */
@@ -60,6 +68,22 @@ export const MAX_POLICY_SNAPSHOT_BYTES = 5 * 1024 * 1024;
 /** Glob patterns and matched values are capped so matching cost is bounded (matching is linear in both). */
 export const MAX_PATTERN_LENGTH = 256;
 export const MAX_RULES = 20_000;
+/** Issuers and targets are configured by hand; more than this is a generated file gone wrong. */
+export const MAX_ISSUERS = 100;
+export const MAX_TARGETS = 1_000;
+/** An explanation lists at most this many rules (closest first): enough to act on, small enough for a response. */
+export const MAX_EXPLAINED_RULES = 20;
+/** Values in one any-of condition list: evaluation tries each, so the list is bounded. */
+export const MAX_CONDITION_ALTERNATIVES = 100;
+/** Default upper bound of a target's credential lifetime: one hour, the common cloud default. */
+export const TARGET_DEFAULT_MAX_LIFETIME_SECONDS = 1 * HOUR;
+/** A target's lifetime bound may not be shorter (credentials would expire before use) or longer (12 h is the longest any cloud grants). */
+export const TARGET_MIN_LIFETIME_SECONDS = 1 * MINUTE;
+export const TARGET_MAX_LIFETIME_SECONDS = 12 * HOUR;
+/** D1 rows and strings are capped at 1 MB, so a policy_versions row (which keeps the whole snapshot for rollback) must stay below. */
+export const MAX_HISTORY_SNAPSHOT_BYTES = 1_000_000 - 16 * 1024;
+/** D1 refuses SQL statements over 100 KB: the snapshot text is written in chunks below this. */
+export const D1_SQL_CHUNK_BYTES = 90 * 1024;
 
 // ---- minted tokens ---------------------------------------------------------------------------
 /** Default and maximum lifetime of tokens gatepass mints; GCP requires exp - iat < 48 h, we stay far below. */

@@ -3,6 +3,7 @@
 
 import { AuditWriter } from "./audit/writer";
 import type { Deps } from "./deps";
+import { Signer } from "./mint/signer";
 import { PolicyStore } from "./policy/store";
 import { Verifier } from "./verify/verifier";
 
@@ -11,6 +12,7 @@ export interface Services {
   policies: PolicyStore;
   verifier: Verifier;
   audit: AuditWriter;
+  signer: Signer;
 }
 
 export function createServices(deps: Deps): Services {
@@ -19,5 +21,6 @@ export function createServices(deps: Deps): Services {
     policies: new PolicyStore(deps),
     verifier: new Verifier(deps),
     audit: new AuditWriter(),
+    signer: new Signer(deps),
   };
 }

@@ -165,3 +165,22 @@ export interface ConditionFailure {
   /** The token's value (or null when the claim is missing). Never the rule's pattern. */
   actual: string | readonly string[] | null;
 }
+
+/** One rule that could grant a target, and whether this token satisfies it. */
+export interface RuleExplanation {
+  rule: string;
+  matched: boolean;
+  /** Empty when matched. */
+  failures: ConditionFailure[];
+}
+
+/** Why a token may or may not use one target: the token issuer's rules that allow the target. */
+export interface TargetExplanation {
+  target: string;
+  allowed: boolean;
+  /** The granting rule when allowed (the first matching one in policy order). */
+  rule?: string;
+  rules: RuleExplanation[];
+  /** How many further rules allow the target but are not listed (the list is capped). */
+  omitted?: number;
+}

@@ -1,19 +1,93 @@
-// PLACEHOLDER — replaced by the verification issue (#2).
+// parse → issuer → alg → key → signature → claims. Cheap checks that need no key run first, and an
+// unknown issuer is refused before any key lookup, so attacker input never drives a network request.
+
 import type { Env } from "../config";
-import type { Deps } from "../deps";
+import { nowSeconds, type Deps } from "../deps";
 import { GatepassError } from "../errors";
+import { JWKS_FETCH_TIMEOUT_MS } from "../limits";
 import type { IssuerConfig, VerifiedIdentity } from "../types";
+import { checkCiClaims, normalizeClaims } from "./claims";
+import { verifyParams } from "./algorithms";
+import { hex } from "./encoding";
+import { findIssuer } from "./issuers";
+import { KeyCache, type IssuerKeyStatus, type StoredKeySet } from "./jwks";
+import type { PublicJwk } from "./keyset";
+import { checkAlgorithm, checkPinnedKid, checkRegisteredClaims, parseToken } from "./token";
+
+export type { IssuerKeyStatus } from "./jwks";
+
+export interface VerifierOptions {
+  /** Per-request timeout for discovery and JWKS fetches (tests shorten it). */
+  fetchTimeoutMs?: number;
+}
 
 export class Verifier {
-  constructor(private readonly deps: Deps) {}
+  private readonly keys: KeyCache;
 
-  async verify(
-    _token: string,
-    _issuers: readonly IssuerConfig[],
-    _env: Env,
-    _waitUntil: (promise: Promise<unknown>) => void,
-  ): Promise<VerifiedIdentity> {
-    void this.deps;
-    throw new GatepassError("issuer_unknown");
+  constructor(
+    private readonly deps: Deps,
+    options: VerifierOptions = {},
+  ) {
+    this.keys = new KeyCache(deps, options.fetchTimeoutMs ?? JWKS_FETCH_TIMEOUT_MS);
   }
+
+  /** Throws GatepassError with a stable code. No network for unknown issuers. Warm path: zero KV reads, zero fetches. */
+  async verify(
+    token: string,
+    issuers: readonly IssuerConfig[],
+    env: Env,
+    waitUntil: (promise: Promise<unknown>) => void,
+  ): Promise<VerifiedIdentity> {
+    const { header, payload, signature, signingInputLength } = parseToken(token);
+    const issuer = findIssuer(payload.iss, issuers);
+    checkAlgorithm(header.alg, issuer);
+    checkPinnedKid(header.kid, issuer);
+    const key = this.keys.warmKey(issuer, header.kid, header.alg) ?? (await this.keys.key(issuer, header.kid, header.alg, env, waitUntil));
+
+    // One encoding serves both the signature check and the audit digest (started alongside).
+    const bytes = encoder.encode(token);
+    const digest = crypto.subtle.digest("SHA-256", bytes);
+    if (!(await verifySignature(bytes.subarray(0, signingInputLength), signature, key, header.alg))) {
+      digest.catch(() => {});
+      throw new GatepassError("signature_invalid");
+    }
+
+    const times = checkRegisteredClaims(payload, issuer, nowSeconds(this.deps));
+    const claims = normalizeClaims(payload);
+    checkCiClaims(claims, issuer);
+    return {
+      issuer: issuer.name,
+      issuerUrl: issuer.url,
+      claims,
+      tokenSha256: hex(await digest),
+      issuedAt: times.issuedAt,
+      expiresAt: times.expiresAt,
+      legacy: times.legacy,
+    };
+  }
+
+  /** Cron: refresh key sets that are stale or will be within JWKS_REFRESH_AHEAD_SECONDS. */
+  refresh(issuers: readonly IssuerConfig[], env: Env): Promise<void> {
+    return this.keys.refresh(issuers, env);
+  }
+
+  /** Admin status: per issuer { name, source, fetched_at, fresh_until, kids, last_error }. */
+  keyStatus(issuers: readonly IssuerConfig[], env: Env): Promise<IssuerKeyStatus[]> {
+    return this.keys.status(issuers, env);
+  }
+
+  /** Admin push: stores an already validated key set for an issuer whose keys are pushed. */
+  storePushedKeys(issuer: IssuerConfig, keys: PublicJwk[], env: Env): Promise<StoredKeySet> {
+    return this.keys.storePushed(issuer, keys, env);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * WebCrypto verify over the exact signing input. The key was imported (by jose, once) for this alg
+ * and the alg was checked against the issuer and the key, so nothing here comes from the header.
+ */
+function verifySignature(signingInput: Uint8Array, signature: Uint8Array, key: CryptoKey, alg: string): Promise<boolean> {
+  return crypto.subtle.verify(verifyParams(alg), key, signature, signingInput).catch(() => false);
 }

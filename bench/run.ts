@@ -1,0 +1,17 @@
+// `npm run bench [section...]`: runs every benchmark section (or the named ones), one after another.
+// A section is a module in bench/ exporting `run(): Promise<void>` that prints its own numbers.
+const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
+  verify: () => import("./verify"),
+  policy: () => import("./policy"),
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !(name in sections));
+if (unknown.length > 0) {
+  console.error(`unknown bench section(s): ${unknown.join(", ")}; available: ${Object.keys(sections).join(", ")}`);
+  process.exit(2);
+}
+for (const name of wanted.length > 0 ? wanted : Object.keys(sections)) {
+  console.log(`\n== ${name} ==`);
+  await (await sections[name]!()).run();
+}

@@ -1,0 +1,127 @@
+// `gatepass jwks push`: store the public keys of a private issuer (keys: { source: pushed }) in KV
+// `JWKS` through wrangler. The key set gets exactly the validation of the admin endpoint
+// (PUT /v1/admin/issuers/:name/jwks); an invalid set is refused and the stored one stays.
+
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { isAcceptableIssuerUrl } from "../../src/config";
+import { isGatepassError } from "../../src/errors";
+import { JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES } from "../../src/limits";
+import { formatFinding } from "../../src/policy/source";
+import { jwksStorageKey, pushedKeySet } from "../../src/verify/jwks";
+import { validatePublicJwks } from "../../src/verify/keyset";
+import { readCapped } from "../../src/verify/fetch";
+import { checkPolicyDir } from "../policy/files";
+import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+
+export const usage = `  jwks push --issuer NAME (--file jwks.json | --url URL) [--local|--remote] [--env NAME] [--persist-to DIR] [--dir DIR]
+                                      store a private issuer's public keys (validated like the admin endpoint)`;
+
+const err = (text: string) => process.stderr.write(`${text}\n`);
+
+export async function run(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command !== "push") {
+    err(`usage:\n${usage}`);
+    return 2;
+  }
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: {
+        issuer: { type: "string" },
+        file: { type: "string" },
+        url: { type: "string" },
+        dir: { type: "string", default: "policies" },
+        local: { type: "boolean" },
+        remote: { type: "boolean" },
+        env: { type: "string" },
+        "persist-to": { type: "string" },
+        config: { type: "string" },
+      },
+    }));
+  } catch (error) {
+    err(`gatepass jwks: ${(error as Error).message}\nusage:\n${usage}`);
+    return 2;
+  }
+  if (!values.issuer || Boolean(values.file) === Boolean(values.url) || (values.local && values.remote) || (values.remote && values["persist-to"])) {
+    err(`gatepass jwks: give --issuer, exactly one of --file and --url, at most one of --local and --remote (--persist-to only with --local)\nusage:\n${usage}`);
+    return 2;
+  }
+
+  // The issuer must be configured, with pushed keys: its URL goes into the stored record.
+  const checked = await checkPolicyDir(values.dir!);
+  if (!checked.ok) {
+    for (const finding of checked.findings) err(formatFinding(finding));
+    err(`gatepass jwks: the policies in '${values.dir}' do not validate; fix them first (gatepass policies validate)`);
+    return 1;
+  }
+  const issuer = checked.policy.issuers.find((candidate) => candidate.name === values.issuer);
+  if (!issuer || issuer.keys.source !== "pushed") {
+    err(
+      issuer
+        ? `gatepass jwks: issuer '${issuer.name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } take pushed keys`
+        : `gatepass jwks: no issuer '${values.issuer}' in '${values.dir}'`,
+    );
+    return 1;
+  }
+
+  let keys;
+  try {
+    const text = values.file ? await readKeyFile(values.file) : await fetchKeys(values.url!);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new Error("the key set is not JSON");
+    }
+    ({ keys } = validatePublicJwks(parsed));
+  } catch (error) {
+    err(`gatepass jwks: ${isGatepassError(error) ? error.description : (error as Error).message} Nothing was stored.`);
+    return 1;
+  }
+
+  const record = pushedKeySet(issuer.url, keys, Math.floor(Date.now() / 1000));
+  const target: WranglerTarget = {
+    remote: values.remote === true,
+    ...(values.env ? { env: values.env } : {}),
+    ...(values["persist-to"] ? { persistTo: values["persist-to"] } : {}),
+    ...(values.config ? { config: values.config } : {}),
+  };
+  const dir = await mkdtemp(path.join(tmpdir(), "gatepass-jwks-"));
+  try {
+    const file = path.join(dir, "record.json");
+    await writeFile(file, JSON.stringify(record));
+    const ttl = record.fresh_until - record.fetched_at;
+    await wrangler(["kv", "key", "put", jwksStorageKey(issuer.name), "--binding", "JWKS", "--path", file, "--ttl", String(ttl), ...targetFlags(target)]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(`stored ${keys.length} key(s) for issuer ${issuer.name}: ${keys.map((k) => k.kid).join(", ")}\n`);
+  return 0;
+}
+
+async function readKeyFile(file: string): Promise<string> {
+  const text = await readFile(file, "utf8").catch(() => {
+    throw new Error(`cannot read '${file}'.`);
+  });
+  if (Buffer.byteLength(text) > MAX_JWKS_BYTES) throw new Error(`'${file}' is larger than ${MAX_JWKS_BYTES} bytes.`);
+  return text;
+}
+
+/** From the operator's network (e.g. the private GitLab's /oauth/discovery/keys): https, or http on loopback. */
+async function fetchKeys(url: string): Promise<string> {
+  if (!isAcceptableIssuerUrl(url, true)) {
+    throw new Error(`--url must be an https URL (http only on loopback), got '${url}'.`);
+  }
+  const response = await fetch(url, { signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS), headers: { Accept: "application/json" } }).catch((error: unknown) => {
+    throw new Error(`fetching ${url} failed: ${(error as Error).message}.`);
+  });
+  if (response.status !== 200) throw new Error(`${url} answered HTTP ${response.status}.`);
+  return readCapped(response, MAX_JWKS_BYTES).catch((error: unknown) => {
+    throw new Error(`reading ${url} failed: ${(error as Error).message}.`);
+  });
+}

@@ -1,0 +1,263 @@
+// `gatepass policies ...`: validate, test, push, history, rollback, explain, schema.
+// Policies are read from --dir (default ./policies); storage is reached through wrangler.
+
+import { execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { MAX_HISTORY_SNAPSHOT_BYTES } from "../../src/limits";
+import { loadSnapshot, type CompiledPolicy } from "../../src/policy/compile";
+import { explainTarget, grantsFor } from "../../src/policy/evaluate";
+import { policyJsonSchema } from "../../src/policy/json-schema";
+import { formatFinding, type Finding } from "../../src/policy/source";
+import type { VerifiedIdentity } from "../../src/types";
+import { checkPolicyDir, type Checked } from "../policy/files";
+import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
+import { PolicyStorage } from "../policy/store";
+import { parseTestFiles, runCase } from "../policy/test-cases";
+import type { WranglerTarget } from "../wrangler";
+
+export const usage = `  policies validate [--dir DIR]       check policy files (strict parsing + lint), with file:line
+  policies test [--dir DIR]           run the policy tests (*.test.yaml)
+  policies push [--local|--remote] [--env NAME] [--persist-to DIR] [--by WHO] [--dir DIR]
+                                      validate, test, and make the policies active (KV) with history (D1)
+  policies history [--local|--remote] [--env NAME] [--persist-to DIR]
+  policies rollback VERSION [--local|--remote] [--env NAME] [--persist-to DIR]
+  policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T] [--dir DIR]
+  policies schema                     print the JSON Schema of policy files`;
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const err = (text: string) => process.stderr.write(`${text}\n`);
+
+const COMMON = { dir: { type: "string", default: "policies" } } as const;
+const STORAGE = {
+  local: { type: "boolean" },
+  remote: { type: "boolean" },
+  env: { type: "string" },
+  "persist-to": { type: "string" },
+  config: { type: "string" },
+} as const;
+
+export async function run(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "validate":
+        return await validate(rest);
+      case "test":
+        return await test(rest);
+      case "push":
+        return await push(rest);
+      case "history":
+        return await history(rest);
+      case "rollback":
+        return await rollback(rest);
+      case "explain":
+        return await explain(rest);
+      case "schema":
+        parseArgs({ args: rest, options: {} });
+        out(JSON.stringify(policyJsonSchema(), null, 2));
+        return 0;
+      default:
+        err(`usage:\n${usage}`);
+        return 2;
+    }
+  } catch (e) {
+    if ((e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      err(`gatepass policies: ${(e as Error).message}\nusage:\n${usage}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+function report(findings: readonly Finding[]): void {
+  for (const finding of findings) err(formatFinding(finding));
+}
+
+async function checked(dir: string): Promise<Checked> {
+  const result = await checkPolicyDir(dir);
+  report(result.findings);
+  return result;
+}
+
+async function validate(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: COMMON });
+  const result = await checked(values.dir);
+  if (!result.ok) {
+    err(`policies are invalid: ${result.findings.filter((f) => f.severity === "error").length} error(s)`);
+    return 1;
+  }
+  const { issuers, targets, rules } = result.snapshot;
+  out(`policies are valid: ${issuers.length} issuers, ${targets.length} targets, ${rules.length} rules (version ${result.snapshot.version})`);
+  return 0;
+}
+
+/** Runs the policy tests; prints one line per case. Returns whether everything passed. */
+async function runTests(result: Extract<Checked, { ok: true }>, quiet: boolean): Promise<boolean> {
+  const { cases, findings } = parseTestFiles(result.dir.tests, result.policy);
+  report(findings);
+  if (findings.length > 0) return false;
+  let failed = 0;
+  for (const testCase of cases) {
+    const { failures } = runCase(result.policy, testCase);
+    if (failures.length === 0) {
+      if (!quiet) out(`PASS ${testCase.file}:${testCase.line} ${testCase.name}`);
+      continue;
+    }
+    failed++;
+    out(`FAIL ${testCase.file}:${testCase.line} ${testCase.name}`);
+    for (const failure of failures) out(`     ${failure}`);
+  }
+  out(`${cases.length - failed}/${cases.length} policy test cases passed`);
+  return failed === 0;
+}
+
+async function test(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: COMMON });
+  const result = await checked(values.dir);
+  if (!result.ok) return 1;
+  if (result.dir.tests.length === 0) {
+    err(`no policy tests (*.test.yaml) in '${values.dir}'`);
+    return 1;
+  }
+  return (await runTests(result, false)) ? 0 : 1;
+}
+
+function storageTarget(values: { local?: boolean; remote?: boolean; env?: string; "persist-to"?: string; config?: string }): WranglerTarget {
+  if (values.local && values.remote) throw new Error("choose one of --local and --remote");
+  if (values.remote && values["persist-to"]) throw new Error("--persist-to only applies to --local");
+  return {
+    remote: values.remote === true,
+    ...(values.env ? { env: values.env } : {}),
+    ...(values["persist-to"] ? { persistTo: values["persist-to"] } : {}),
+    ...(values.config ? { config: values.config } : {}),
+  };
+}
+
+function whoAmI(): string {
+  try {
+    const email = execFileSync("git", ["config", "user.email"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    if (email) return email;
+  } catch {
+    // not a git checkout, or no user.email
+  }
+  return process.env.USER || process.env.USERNAME || "unknown";
+}
+
+async function push(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE, by: { type: "string" } } });
+  const target = storageTarget(values);
+  const result = await checked(values.dir);
+  if (!result.ok) {
+    err("push refused: the policies are invalid; nothing was changed");
+    return 1;
+  }
+  if (result.dir.tests.length > 0 && !(await runTests(result, true))) {
+    err("push refused: policy tests fail; nothing was changed");
+    return 1;
+  }
+  if (result.text.length > MAX_HISTORY_SNAPSHOT_BYTES) {
+    err(`push refused: the snapshot is ${result.text.length} bytes; history rows hold at most ${MAX_HISTORY_SNAPSHOT_BYTES}`);
+    return 1;
+  }
+  // The Worker's own gate: never write what it would refuse.
+  await loadSnapshot(result.text);
+
+  const by = (values.by ?? whoAmI()).slice(0, 200);
+  const storage = new PolicyStorage(target);
+  const { version } = result.snapshot;
+  await storage.recordVersion(result.snapshot, result.text, by, new Date().toISOString());
+  await storage.putActive(result.text);
+  try {
+    await storage.activate(version);
+  } catch (e) {
+    err(`warning: KV now serves ${version}, but marking it active in D1 failed; run push again. (${(e as Error).message})`);
+    return 1;
+  }
+  out(`pushed policy version ${version} (${target.remote ? "remote" : "local"}) by ${by}`);
+  return 0;
+}
+
+async function history(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...STORAGE, limit: { type: "string", default: "50" } } });
+  const limit = Number.parseInt(values.limit, 10);
+  if (!(limit > 0 && limit <= 1000)) throw new Error("--limit is a number from 1 to 1000");
+  const rows = await new PolicyStorage(storageTarget(values)).history(limit);
+  if (rows.length === 0) {
+    out("no policy versions have been pushed");
+    return 0;
+  }
+  for (const row of rows) out(`${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ${row.source_digest.slice(0, 12)}`);
+  return 0;
+}
+
+async function rollback(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: STORAGE, allowPositionals: true });
+  const [wanted, ...extra] = positionals;
+  if (!wanted || extra.length > 0 || !/^[0-9a-f]{8,64}$/.test(wanted)) {
+    err("usage: policies rollback VERSION   (the version or at least its first 8 hex digits, see `policies history`)");
+    return 2;
+  }
+  const storage = new PolicyStorage(storageTarget(values));
+  const rows = await storage.findVersion(wanted);
+  if (rows.length !== 1) {
+    err(rows.length === 0 ? `no pushed policy version starts with ${wanted}` : `${wanted} is ambiguous; give more digits`);
+    return 1;
+  }
+  const row = rows[0]!;
+  try {
+    await loadSnapshot(row.snapshot);
+  } catch (e) {
+    err(`rollback refused: the stored snapshot of ${row.version} is not valid (${(e as Error).message}); nothing was changed`);
+    return 1;
+  }
+  await storage.putActive(row.snapshot);
+  await storage.activate(row.version);
+  out(`rolled back to policy version ${row.version}`);
+  return 0;
+}
+
+async function explain(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { ...COMMON, claims: { type: "string" }, token: { type: "string" }, issuer: { type: "string" }, target: { type: "string" } },
+  });
+  if ((values.claims === undefined) === (values.token === undefined)) {
+    err("give exactly one of --claims FILE (JSON claims) or --token FILE (a JWT; its signature is not checked)");
+    return 2;
+  }
+  const result = await checked(values.dir);
+  if (!result.ok) return 1;
+  const text = await readFile((values.claims ?? values.token)!, "utf8");
+  const raw = values.claims !== undefined ? parseClaims(text) : decodeTokenPayload(text);
+  const identity = offlineIdentity(resolveIssuer(result.policy.issuers, values.issuer, raw.iss), raw);
+  const targets = values.target !== undefined ? [values.target] : [...result.policy.targets.keys()].sort();
+  explainTargets(result.policy, identity, targets);
+  return 0;
+}
+
+function parseClaims(text: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(text);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("the claims file must hold a JSON object");
+  return value as Record<string, unknown>;
+}
+
+function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targets: readonly string[]): void {
+  const show = (value: unknown) => (value === null ? "(missing)" : JSON.stringify(value));
+  const rules = new Map(policy.snapshot.rules.map((r) => [r.name, r]));
+  out(`issuer ${identity.issuer}; grants: ${grantsFor(policy, identity).map((g) => `${g.target} (rule ${g.rule})`).join(", ") || "none"}`);
+  for (const target of targets) {
+    const explanation = explainTarget(policy, identity, target);
+    out(`\n${target}: ${explanation.allowed ? `ALLOW by rule ${explanation.rule}` : "DENY"}`);
+    if (explanation.rules.length === 0) out(`  no rule of issuer ${identity.issuer} allows ${target}`);
+    for (const rule of explanation.rules) {
+      out(`  rule ${rule.rule}: ${rule.matched ? "matches" : "does not match"}`);
+      for (const failure of rule.failures) {
+        // Admins have the sources anyway, so the CLI shows what the rule wants next to what the token has.
+        const wanted = rules.get(rule.rule)?.match[failure.claim];
+        out(`    ${failure.claim}: token has ${show(failure.actual)}, rule wants ${JSON.stringify(wanted)}`);
+      }
+    }
+    if (explanation.omitted) out(`  (${explanation.omitted} more rules allow ${target})`);
+  }
+}

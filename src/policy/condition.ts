@@ -1,0 +1,46 @@
+// One rule condition on one claim: any-of a list of patterns, optionally negated. A missing claim never
+// matches (not even a negation), and an array claim matches when any element does (a negation: when
+// no element does), so absent data can only ever deny.
+
+import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH } from "../limits";
+import type { ConditionSpec } from "../types";
+import { compileGlob, type Matcher } from "./glob";
+
+export type ClaimValue = string | readonly string[] | undefined;
+
+export interface Condition {
+  readonly claim: string;
+  readonly negated: boolean;
+  readonly patterns: readonly Matcher[];
+  matches(value: ClaimValue): boolean;
+}
+
+/** The patterns of a condition as written, and whether it is negated. */
+export function conditionParts(spec: ConditionSpec): { negated: boolean; patterns: string[] } {
+  if (typeof spec === "string") return { negated: false, patterns: [spec] };
+  if (Array.isArray(spec)) return { negated: false, patterns: spec };
+  const inner = spec.not;
+  return { negated: true, patterns: typeof inner === "string" ? [inner] : inner };
+}
+
+export function compileCondition(claim: string, spec: ConditionSpec): Condition {
+  const { negated, patterns: sources } = conditionParts(spec);
+  const patterns = sources.map(compileGlob);
+  const anyPattern = (value: string): boolean => {
+    for (const pattern of patterns) if (pattern.matches(value)) return true;
+    return false;
+  };
+  return {
+    claim,
+    negated,
+    patterns,
+    matches(value) {
+      if (value === undefined) return false;
+      // Oversized values never match, whether the condition is negated or not (fail closed).
+      if (typeof value === "string") return value.length <= MAX_CLAIM_VALUE_LENGTH && anyPattern(value) !== negated;
+      if (value.length === 0 || value.length > MAX_CLAIM_ARRAY_LENGTH) return false;
+      if (value.some((element) => element.length > MAX_CLAIM_VALUE_LENGTH)) return false;
+      return value.some(anyPattern) !== negated;
+    },
+  };
+}

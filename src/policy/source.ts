@@ -1,0 +1,116 @@
+// Policy source files (YAML) → a checked policy, with file and line for every problem. Used by the CLI
+// (validate, test, push, explain); the Worker only ever sees compiled snapshots and never loads YAML.
+
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
+import { lintPolicy, type LintCode } from "./lint";
+import { normalizePolicy, type Path, type PolicyParts, type Problem } from "./schema";
+
+export interface SourceFile {
+  name: string;
+  text: string;
+}
+
+export interface Finding {
+  file: string;
+  line: number;
+  column: number;
+  severity: "error" | "warning";
+  message: string;
+  /** Lint code when the finding comes from lint. */
+  code?: LintCode;
+}
+
+export interface ParsedYaml {
+  value: unknown;
+  errors: Finding[];
+  /** Line and column of the value (or key) at a path; the nearest existing ancestor when it is absent. */
+  locate(path: Path, atKey?: boolean): { line: number; column: number };
+}
+
+/** Aliases and `<<` merge keys let files share blocks; they can also multiply data (billion laughs), so they are capped. */
+const MAX_ALIASES = 100;
+
+export function parseYaml(file: SourceFile): ParsedYaml {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(file.text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
+  const position = (offset: number) => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  const errors: Finding[] = [...doc.errors, ...doc.warnings].map((e) => ({
+    file: file.name,
+    ...position(e.pos[0]),
+    severity: "error",
+    message: e.message.split("\n")[0]!,
+  }));
+  let value: unknown;
+  if (errors.length === 0) {
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIASES });
+    } catch (err) {
+      errors.push({ file: file.name, line: 1, column: 1, severity: "error", message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return {
+    value,
+    errors,
+    locate(path, atKey = false) {
+      let node: unknown = doc.contents;
+      let found = node as Node | null;
+      for (let i = 0; i < path.length && node; i++) {
+        if (isAlias(node)) node = node.resolve(doc);
+        const segment = path[i];
+        if (isMap(node)) {
+          const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === segment);
+          if (!pair) break;
+          node = atKey && i === path.length - 1 ? pair.key : pair.value;
+        } else if (isSeq(node) && typeof segment === "number") {
+          node = node.items[segment];
+        } else {
+          break;
+        }
+        if (node && (node as Node).range) found = node as Node;
+      }
+      return position(found?.range?.[0] ?? 0);
+    },
+  };
+}
+
+export interface CheckedSources {
+  /** Present only when there is no error (warnings allowed). */
+  policy?: PolicyParts;
+  findings: Finding[];
+}
+
+/** Strict parsing, cross-checks and lint over all policy files; every finding with file and line. */
+export function checkPolicySources(files: readonly SourceFile[]): CheckedSources {
+  const parsed = new Map(files.map((file) => [file.name, parseYaml(file)]));
+  const findings: Finding[] = [...parsed.values()].flatMap((p) => p.errors);
+  if (findings.length > 0) return { findings };
+
+  const { policy, problems, origins } = normalizePolicy(
+    files.map((file) => ({ name: file.name, value: parsed.get(file.name)!.value })),
+    "source",
+  );
+  const place = (problem: Omit<Problem, "message">) => {
+    const at = parsed.get(problem.document)?.locate(problem.path, problem.atKey) ?? { line: 1, column: 1 };
+    return { file: problem.document, ...at };
+  };
+  findings.push(...problems.map((p): Finding => ({ ...place(p), severity: "error", message: p.message })));
+  if (findings.length > 0) return { findings: sortFindings(findings) };
+
+  for (const lint of lintPolicy(policy)) {
+    const origin = origins.get(lint.rule)!;
+    findings.push({ ...place({ document: origin.document, path: [...origin.path, ...lint.at] }), severity: lint.severity, code: lint.code, message: lint.message });
+  }
+  const sorted = sortFindings(findings);
+  return sorted.some((f) => f.severity === "error") ? { findings: sorted } : { policy, findings: sorted };
+}
+
+function sortFindings(findings: Finding[]): Finding[] {
+  return findings.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
+}
+
+export function formatFinding(f: Finding): string {
+  return `${f.file}:${f.line}:${f.column}: ${f.severity}: ${f.message}${f.code ? ` [${f.code}]` : ""}`;
+}

@@ -1,0 +1,51 @@
+// Vault: JWT auth login with the minted token → a client token and its lease.
+
+import { isAcceptableIssuerUrl } from "../config";
+import { GatepassError } from "../errors";
+import type { VaultTarget } from "../types";
+import type { VaultCredential } from "./credential";
+import type { ProviderContext } from "./index";
+import { callUpstream, malformed, parseJsonObject, safeCode } from "./upstream";
+
+export async function exchangeVault(target: VaultTarget, minted: string, ctx: ProviderContext): Promise<VaultCredential> {
+  const address = target.address.replace(/\/+$/, "");
+  // Same rule as issuer URLs: https, or http on loopback in development only.
+  if (!isAcceptableIssuerUrl(address, ctx.config.development) || !/^[\w-]+(\/[\w-]+)*$/.test(target.mount)) {
+    throw new GatepassError("internal_error", { cause: new Error(`target ${target.name}: bad Vault address or mount`) });
+  }
+  const now = Math.floor(ctx.deps.now() / 1000);
+  const body = await callUpstream(
+    {
+      service: "vault",
+      url: `${address}/v1/auth/${target.mount}/login`,
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ role: target.role, jwt: minted }),
+      // Vault has no error codes, only messages (e.g. `role "x" could not be found`); they name
+      // configuration, never secrets, and are what an admin needs.
+      errorCode: (text, status) => {
+        const errors = parseJsonObject(text)?.errors;
+        return safeCode(Array.isArray(errors) ? errors[0] : undefined, `http_${status}`);
+      },
+      hint: () => `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its subject) and that mount ${target.mount} trusts GATEPASS_ISSUER.`,
+    },
+    ctx,
+  );
+  const auth = parseJsonObject(body)?.auth as Record<string, unknown> | undefined;
+  const lease = auth?.lease_duration;
+  if (typeof auth?.client_token !== "string" || auth.client_token === "" || typeof lease !== "number") {
+    throw malformed("vault", "no auth.client_token/lease_duration");
+  }
+  if (!(lease > 0)) {
+    // A CI credential must expire; a role that hands out non-expiring tokens is refused.
+    throw new GatepassError("upstream_denied", {
+      description: `Vault issued a token without TTL; set token_ttl (and token_max_ttl) on the role ${target.role}.`,
+      details: { upstream_error: "no_ttl" },
+    });
+  }
+  const policies = Array.isArray(auth.policies) ? auth.policies.filter((p): p is string => typeof p === "string") : [];
+  return {
+    kind: "vault", provider: "vault", target: target.name, clientToken: auth.client_token, address,
+    leaseDurationSeconds: lease, renewable: auth.renewable === true, policies, expiresAt: now + Math.floor(lease),
+  };
+}

@@ -1,0 +1,34 @@
+// Strict encodings shared by token parsing and key validation.
+
+import { Buffer } from "node:buffer";
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * Unpadded base64url (RFC 7515 §2) to bytes; undefined for padding, other alphabets or an impossible
+ * length. The alphabet is checked first because Buffer's decoder skips characters it does not know.
+ */
+export function decodeBase64url(text: string): Uint8Array | undefined {
+  if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
+  return Buffer.from(text, "base64url");
+}
+
+/** base64url → UTF-8 (invalid sequences refused) → JSON; undefined when any step fails. */
+export function decodeBase64urlJson(text: string): unknown {
+  const bytes = decodeBase64url(text);
+  if (!bytes) return undefined;
+  try {
+    return JSON.parse(utf8.decode(bytes));
+  } catch {
+    return undefined;
+  }
+}
+
+export function hex(bytes: ArrayBuffer): string {
+  return Buffer.from(bytes).toString("hex");
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

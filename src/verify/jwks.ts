@@ -1,0 +1,409 @@
+// Issuer keys, layered: isolate memory → KV `JWKS` → the issuer's network endpoints.
+//
+// - Warm path: keys (and their imported CryptoKeys) are in memory and fresh → no KV read, no fetch.
+// - Stale in memory: served at once while a single-flight reload runs in the background
+//   (KV first, since the cron or another isolate may have refreshed it; then the network).
+// - Unknown kid: at most one reload per issuer per cooldown, single-flight; others get key_unknown.
+// - Network failures back off; cached keys keep serving until JWKS_MAX_STALE_SECONDS after they were
+//   fetched, then verification fails closed with jwks_unavailable.
+// - Pushed keys (private issuers) are never fetched: memory → KV only.
+// KV layout: docs/storage.md.
+
+import type { Env } from "../config";
+import { nowSeconds, type Deps } from "../deps";
+import { GatepassError } from "../errors";
+import {
+  JWKS_DEFAULT_FRESH_SECONDS,
+  JWKS_FAILURE_BACKOFF_SECONDS,
+  JWKS_MAX_FRESH_SECONDS,
+  JWKS_MAX_STALE_SECONDS,
+  JWKS_MIN_FRESH_SECONDS,
+  JWKS_REFRESH_AHEAD_SECONDS,
+  JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
+  MAX_DISCOVERY_BYTES,
+  MAX_JWKS_BYTES,
+  PUSHED_JWKS_MAX_AGE_SECONDS,
+  PUSHED_JWKS_RECHECK_SECONDS,
+} from "../limits";
+import { log } from "../log";
+import type { IssuerConfig, KeySource } from "../types";
+import { importJWK } from "jose";
+import { keyFitsAlgorithm } from "./algorithms";
+import { isPlainObject } from "./encoding";
+import { fetchIssuerJson } from "./fetch";
+import { usablePublicKeys, type PublicJwk } from "./keyset";
+
+export type KeySourceName = KeySource["source"];
+
+/** The value stored in KV `JWKS` under `issuer:<name>`. Times are seconds since the epoch. */
+export interface StoredKeySet {
+  issuer_url: string;
+  source: KeySourceName;
+  keys: PublicJwk[];
+  fetched_at: number;
+  fresh_until: number;
+  /** Why the last refresh failed (the keys above are still the last good ones). */
+  last_error?: string;
+  last_error_at?: number;
+}
+
+export interface IssuerKeyStatus {
+  name: string;
+  source: KeySourceName;
+  fetched_at: number | null;
+  fresh_until: number | null;
+  kids: string[];
+  last_error: string | null;
+}
+
+type Defer = (promise: Promise<unknown>) => void;
+
+export const jwksStorageKey = (issuerName: string): string => `issuer:${issuerName}`;
+
+/** How long after fetching a key set may still be used. */
+function maxAgeOf(source: KeySourceName): number {
+  return source === "pushed" ? PUSHED_JWKS_MAX_AGE_SECONDS : JWKS_MAX_STALE_SECONDS;
+}
+
+/** The record written for pushed keys, by the admin endpoint and by `gatepass jwks push`. */
+export function pushedKeySet(issuerUrl: string, keys: PublicJwk[], now: number): StoredKeySet {
+  return { issuer_url: issuerUrl, source: "pushed", keys, fetched_at: now, fresh_until: now + PUSHED_JWKS_MAX_AGE_SECONDS };
+}
+
+/** Cache-Control max-age, honoured within [JWKS_MIN_FRESH_SECONDS, JWKS_MAX_FRESH_SECONDS]. */
+export function freshSeconds(cacheControl: string | null): number {
+  if (!cacheControl) return JWKS_DEFAULT_FRESH_SECONDS;
+  if (/(^|[\s,])(no-store|no-cache)([\s,=]|$)/i.test(cacheControl)) return JWKS_MIN_FRESH_SECONDS;
+  const match = /(?:^|[\s,])max-age\s*=\s*"?(\d{1,10})"?/i.exec(cacheControl);
+  if (!match) return JWKS_DEFAULT_FRESH_SECONDS;
+  return Math.min(JWKS_MAX_FRESH_SECONDS, Math.max(JWKS_MIN_FRESH_SECONDS, Number(match[1])));
+}
+
+/** A discovery `jwks_uri` naming another (often internal) host is moved to the issuer's own origin. */
+export function jwksUrlOnIssuerOrigin(jwksUri: string, issuerUrl: string): string {
+  const url = new URL(jwksUri);
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error(`jwks_uri ${jwksUri} is not an http(s) URL`);
+  return `${new URL(issuerUrl).origin}${url.pathname}${url.search}`;
+}
+
+/** A stored record for this issuer, or undefined when absent, corrupt or written for other config. */
+export function parseStoredKeySet(text: string | null, issuer: IssuerConfig): StoredKeySet | undefined {
+  if (text === null) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isPlainObject(value) || value.issuer_url !== issuer.url || value.source !== issuer.keys.source) return undefined;
+  const { fetched_at: fetchedAt, fresh_until: freshUntil } = value;
+  if (typeof fetchedAt !== "number" || typeof freshUntil !== "number") return undefined;
+  let keys: PublicJwk[];
+  try {
+    keys = usablePublicKeys(value).keys;
+  } catch {
+    return undefined;
+  }
+  if (keys.length === 0) return undefined;
+  const set: StoredKeySet = { issuer_url: issuer.url, source: issuer.keys.source, keys, fetched_at: fetchedAt, fresh_until: freshUntil };
+  if (typeof value.last_error === "string") set.last_error = value.last_error;
+  if (typeof value.last_error_at === "number") set.last_error_at = value.last_error_at;
+  return set;
+}
+
+/** One issuer's keys in this isolate. */
+class IssuerKeys {
+  set: StoredKeySet | undefined;
+  private byKid = new Map<string, PublicJwk>();
+  private imported = new Map<string, Promise<CryptoKey>>();
+  /** Imports that finished, for the synchronous warm path. */
+  private ready = new Map<string, CryptoKey>();
+  /** When a background reload is due (seconds). */
+  recheckAt = 0;
+  /** Failure backoff: no network before this (seconds). */
+  networkAllowedAt = 0;
+  /** Unknown-kid cooldown: no kid-driven reload before this (seconds). */
+  kidReloadAllowedAt = 0;
+  loading: Promise<void> | undefined;
+  lastError: string | undefined;
+
+  constructor(readonly identity: string) {}
+
+  adopt(set: StoredKeySet): void {
+    this.set = set;
+    this.byKid = new Map(set.keys.map((key) => [key.kid, key]));
+    // New maps, not cleared ones: an import still running for the old set must not land in the new.
+    this.imported = new Map();
+    this.ready = new Map();
+  }
+
+  drop(): void {
+    this.set = undefined;
+    this.byKid = new Map();
+    this.imported = new Map();
+    this.ready = new Map();
+  }
+
+  readyKey(kid: string, alg: string): CryptoKey | undefined {
+    return this.ready.get(`${kid}\n${alg}`);
+  }
+
+  find(kid: string): PublicJwk | undefined {
+    return this.byKid.get(kid);
+  }
+
+  usable(now: number): boolean {
+    return this.set !== undefined && now < this.set.fetched_at + maxAgeOf(this.set.source);
+  }
+
+  /** Imported once per key set, kid and alg; a warm verify reuses the CryptoKey. */
+  cryptoKey(jwk: PublicJwk, alg: string): Promise<CryptoKey> {
+    const cacheKey = `${jwk.kid}\n${alg}`;
+    let key = this.imported.get(cacheKey);
+    if (!key) {
+      const ready = this.ready;
+      key = (importJWK({ ...jwk, alg }, alg) as Promise<CryptoKey>).then((imported) => {
+        ready.set(cacheKey, imported);
+        return imported;
+      });
+      this.imported.set(cacheKey, key);
+    }
+    return key;
+  }
+}
+
+export class KeyCache {
+  private readonly issuers = new Map<string, IssuerKeys>();
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly fetchTimeoutMs: number,
+  ) {}
+
+  /**
+   * Warm path, synchronous: the imported key when the issuer's keys are in memory, fresh (no reload
+   * due) and this kid/alg already passed the checks in key(). Otherwise undefined: call key().
+   */
+  warmKey(issuer: IssuerConfig, kid: string, alg: string): CryptoKey | undefined {
+    const state = this.issuers.get(issuer.name);
+    if (!state || state.identity !== identityOf(issuer)) return undefined;
+    const now = nowSeconds(this.deps);
+    return now < state.recheckAt && state.usable(now) ? state.readyKey(kid, alg) : undefined;
+  }
+
+  /** The verification key for (issuer, kid, alg), through the layers; throws key_unknown / jwks_unavailable. */
+  async key(issuer: IssuerConfig, kid: string, alg: string, env: Env, defer: Defer): Promise<CryptoKey> {
+    const state = this.stateFor(issuer);
+    const now = nowSeconds(this.deps);
+    if (!state.usable(now)) {
+      await this.load(state, issuer, env, defer);
+      if (!state.usable(nowSeconds(this.deps))) {
+        throw new GatepassError("jwks_unavailable", { headers: { "Retry-After": String(JWKS_FAILURE_BACKOFF_SECONDS) }, cause: state.lastError });
+      }
+    } else if (now >= state.recheckAt) {
+      defer(this.load(state, issuer, env, defer));
+    }
+
+    let jwk = state.find(kid);
+    if (!jwk) {
+      if (state.loading) {
+        await state.loading;
+      } else if (now >= state.kidReloadAllowedAt) {
+        state.kidReloadAllowedAt = now + JWKS_UNKNOWN_KID_COOLDOWN_SECONDS;
+        await this.load(state, issuer, env, defer, kid);
+      }
+      jwk = state.find(kid);
+      if (!jwk) throw new GatepassError("key_unknown");
+    }
+    if ((jwk.alg !== undefined && jwk.alg !== alg) || !keyFitsAlgorithm(alg, jwk)) {
+      throw new GatepassError("signature_invalid", { description: "The token's alg does not match the key its kid names." });
+    }
+    return state.cryptoKey(jwk, alg);
+  }
+
+  /** Cron: refresh fetched key sets that are stale or will be within JWKS_REFRESH_AHEAD_SECONDS. */
+  async refresh(issuers: readonly IssuerConfig[], env: Env): Promise<void> {
+    await Promise.all(
+      issuers
+        .filter((issuer) => issuer.keys.source !== "pushed")
+        .map(async (issuer) => {
+          const state = this.stateFor(issuer);
+          if (state.loading) await state.loading;
+          const { set: stored } = await this.readStored(env, issuer, state);
+          if (stored && supersedes(stored, state.set)) state.adopt(stored);
+          const now = nowSeconds(this.deps);
+          if (state.set && now < state.set.fresh_until - JWKS_REFRESH_AHEAD_SECONDS) return;
+          try {
+            const writes: Promise<unknown>[] = [];
+            await this.fetchInto(state, issuer, env, (write) => writes.push(write));
+            await Promise.all(writes);
+          } catch (err) {
+            const last = stored ?? state.set;
+            if (last) await this.writeStored(env, issuer.name, { ...last, last_error: reason(err), last_error_at: now });
+          }
+        }),
+    );
+  }
+
+  async status(issuers: readonly IssuerConfig[], env: Env): Promise<IssuerKeyStatus[]> {
+    return Promise.all(
+      issuers.map(async (issuer) => {
+        const state = this.stateFor(issuer);
+        const { set: stored } = await this.readStored(env, issuer, state);
+        const set = stored ?? state.set;
+        return {
+          name: issuer.name,
+          source: issuer.keys.source,
+          fetched_at: set?.fetched_at ?? null,
+          fresh_until: set?.fresh_until ?? null,
+          kids: set?.keys.map((key) => key.kid) ?? [],
+          last_error: state.lastError ?? set?.last_error ?? null,
+        };
+      }),
+    );
+  }
+
+  /** Stores a validated pushed key set (KV first, then this isolate's memory). */
+  async storePushed(issuer: IssuerConfig, keys: PublicJwk[], env: Env): Promise<StoredKeySet> {
+    const now = nowSeconds(this.deps);
+    const set = pushedKeySet(issuer.url, keys, now);
+    await this.writeStored(env, issuer.name, set);
+    const state = this.stateFor(issuer);
+    state.adopt(set);
+    state.lastError = undefined;
+    state.recheckAt = now + PUSHED_JWKS_RECHECK_SECONDS;
+    return set;
+  }
+
+  private stateFor(issuer: IssuerConfig): IssuerKeys {
+    // A policy change to the issuer's URL or key source starts from scratch.
+    const identity = identityOf(issuer);
+    let state = this.issuers.get(issuer.name);
+    if (!state || state.identity !== identity) {
+      state = new IssuerKeys(identity);
+      this.issuers.set(issuer.name, state);
+    }
+    return state;
+  }
+
+  /** Single-flight reload per issuer. */
+  private load(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: Defer, wantedKid?: string): Promise<void> {
+    state.loading ??= this.reload(state, issuer, env, defer, wantedKid).finally(() => {
+      state.loading = undefined;
+    });
+    return state.loading;
+  }
+
+  private async reload(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: Defer, wantedKid?: string): Promise<void> {
+    const now = nowSeconds(this.deps);
+    const { set: stored, read } = await this.readStored(env, issuer, state);
+    if (stored && supersedes(stored, state.set)) state.adopt(stored);
+
+    if (issuer.keys.source === "pushed") {
+      // Deleting the KV record revokes pushed keys everywhere.
+      if (read && !stored) state.drop();
+      state.recheckAt = now + PUSHED_JWKS_RECHECK_SECONDS;
+      return;
+    }
+    const set = state.set;
+    const needNetwork = !set || now >= set.fresh_until || (wantedKid !== undefined && !state.find(wantedKid));
+    if (!needNetwork) {
+      state.recheckAt = set.fresh_until;
+      return;
+    }
+    if (now < state.networkAllowedAt) {
+      state.recheckAt = state.networkAllowedAt;
+      return;
+    }
+    try {
+      await this.fetchInto(state, issuer, env, defer);
+    } catch {
+      state.networkAllowedAt = now + JWKS_FAILURE_BACKOFF_SECONDS;
+      state.recheckAt = state.networkAllowedAt;
+    }
+  }
+
+  /** Network layer: fetch, adopt, persist. Throws after recording the failure. */
+  private async fetchInto(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: Defer): Promise<void> {
+    let set: StoredKeySet;
+    try {
+      set = await this.fetchKeySet(issuer, env);
+    } catch (err) {
+      state.lastError = reason(err);
+      log("warn", "jwks_fetch_failed", { issuer: issuer.name, reason: state.lastError });
+      throw err;
+    }
+    state.adopt(set);
+    state.lastError = undefined;
+    state.recheckAt = set.fresh_until;
+    state.networkAllowedAt = 0;
+    defer(this.writeStored(env, issuer.name, set));
+  }
+
+  private async fetchKeySet(issuer: IssuerConfig, env: Env): Promise<StoredKeySet> {
+    const development = env.GATEPASS_ENV === "development";
+    const common = { timeoutMs: this.fetchTimeoutMs, development };
+    let jwksUrl: string;
+    if (issuer.keys.source === "discovery") {
+      const origin = new URL(issuer.url).origin;
+      const discovery = await fetchIssuerJson(this.deps, `${issuer.url}/.well-known/openid-configuration`, { ...common, origin, maxBytes: MAX_DISCOVERY_BYTES });
+      const jwksUri = isPlainObject(discovery.body) ? discovery.body.jwks_uri : undefined;
+      if (typeof jwksUri !== "string") throw new Error("the discovery document has no jwks_uri");
+      jwksUrl = jwksUrlOnIssuerOrigin(jwksUri, issuer.url);
+    } else if (issuer.keys.source === "jwks_uri") {
+      jwksUrl = issuer.keys.jwks_uri;
+    } else {
+      throw new Error("pushed keys are never fetched");
+    }
+    const jwks = await fetchIssuerJson(this.deps, jwksUrl, { ...common, origin: new URL(jwksUrl).origin, maxBytes: MAX_JWKS_BYTES });
+    const { keys, dropped } = usablePublicKeys(jwks.body);
+    if (dropped.length > 0) log("warn", "jwks_keys_dropped", { issuer: issuer.name, dropped });
+    if (keys.length === 0) throw new Error(`${jwksUrl} holds no usable public keys`);
+    const now = nowSeconds(this.deps);
+    return { issuer_url: issuer.url, source: issuer.keys.source, keys, fetched_at: now, fresh_until: now + freshSeconds(jwks.headers.get("Cache-Control")) };
+  }
+
+  /** KV layer read; `read` is false when KV itself failed (then nothing is concluded from absence). */
+  private async readStored(env: Env, issuer: IssuerConfig, state: IssuerKeys): Promise<{ set: StoredKeySet | undefined; read: boolean }> {
+    try {
+      return { set: parseStoredKeySet(await env.JWKS.get(jwksStorageKey(issuer.name)), issuer), read: true };
+    } catch (err) {
+      state.lastError = `KV read failed: ${reason(err)}`;
+      return { set: undefined, read: false };
+    }
+  }
+
+  private async writeStored(env: Env, issuerName: string, set: StoredKeySet): Promise<void> {
+    // KV drops the record once it may no longer be used (KV's minimum TTL is 60 s).
+    const ttl = set.fetched_at + maxAgeOf(set.source) - nowSeconds(this.deps);
+    if (ttl < 60) return;
+    try {
+      await env.JWKS.put(jwksStorageKey(issuerName), JSON.stringify(set), { expirationTtl: ttl });
+    } catch (err) {
+      log("warn", "jwks_store_failed", { issuer: issuerName, reason: reason(err) });
+      if (set.source === "pushed") throw err;
+    }
+  }
+}
+
+const identities = new WeakMap<IssuerConfig, string>();
+
+/** What the cached keys of an issuer depend on: its URL and key source. */
+function identityOf(issuer: IssuerConfig): string {
+  let identity = identities.get(issuer);
+  if (identity === undefined) {
+    identity = `${issuer.url}\n${JSON.stringify(issuer.keys)}`;
+    identities.set(issuer, identity);
+  }
+  return identity;
+}
+
+/** A stored record replaces the one in memory when it is newer, or as new but different (two pushes within a second). */
+function supersedes(stored: StoredKeySet, current: StoredKeySet | undefined): boolean {
+  if (!current || stored.fetched_at > current.fetched_at) return true;
+  return stored.fetched_at === current.fetched_at && JSON.stringify(stored.keys) !== JSON.stringify(current.keys);
+}
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,128 @@
+// `gatepass jwks push` as an operator runs it, against local wrangler state in a temp --persist-to dir,
+// read back with `wrangler kv key get` and parsed with the Worker's own reader.
+import { execFile } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { IssuerConfig } from "../../src/types";
+import { jwksStorageKey, parseStoredKeySet } from "../../src/verify/jwks";
+import { runWrangler } from "../../cli/wrangler";
+import { createTestKey, jwksOf, type TestKey } from "../support/tokens";
+
+const CLI = path.resolve("cli/gatepass.mjs");
+const CONFIG = path.resolve("wrangler.toml");
+const PRIVATE_URL = "http://127.0.0.1:8788";
+
+let dir: string;
+let state: string;
+let policies: string;
+let key: TestKey;
+let server: Server;
+let serverUrl: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), "gatepass-jwks-"));
+  state = path.join(dir, "state");
+  policies = path.join(dir, "policies");
+  await mkdir(policies);
+  await writeFile(
+    path.join(policies, "issuers.yaml"),
+    [
+      "issuers:",
+      "  - name: private-gitlab",
+      `    url: ${PRIVATE_URL}/`,
+      "    audiences: [http://127.0.0.1:8787]",
+      "    keys: { source: pushed }",
+      "  - name: public-gitlab",
+      "    url: https://gitlab.example.com",
+      "    audiences: [https://gatepass.example.com]",
+      "",
+    ].join("\n"),
+  );
+  key = await createTestKey();
+  server = createServer((_req, res) => res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(jwksOf(key))));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  serverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/discovery/keys`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function gatepass(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: path.resolve(".") });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const push = (...args: string[]) => gatepass("jwks", "push", "--dir", policies, "--local", "--persist-to", state, "--config", CONFIG, ...args);
+
+async function storedText(): Promise<string | undefined> {
+  const result = await runWrangler(["kv", "key", "get", jwksStorageKey("private-gitlab"), "--binding", "JWKS", "--local", "--persist-to", state, "--config", CONFIG, "--text"]);
+  return result.code === 0 ? result.stdout.trim() : undefined;
+}
+
+const privateIssuer: IssuerConfig = {
+  name: "private-gitlab",
+  url: PRIVATE_URL,
+  kind: "gitlab",
+  aliases: [],
+  audiences: ["http://127.0.0.1:8787"],
+  algorithms: ["RS256"],
+  keys: { source: "pushed" },
+  max_token_age_seconds: 3600,
+  accept_legacy_ci_job_jwt: false,
+};
+
+describe("gatepass jwks push", () => {
+  it("stores a valid key set from a file, in the record the Worker reads", async () => {
+    const file = path.join(dir, "jwks.json");
+    await writeFile(file, JSON.stringify(jwksOf(key)));
+    const result = await push("--issuer", "private-gitlab", "--file", file);
+    expect(result.stderr).not.toMatch(/error/i);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(key.kid);
+    const set = parseStoredKeySet((await storedText())!, privateIssuer);
+    expect(set).toMatchObject({ issuer_url: PRIVATE_URL, source: "pushed", keys: [{ kid: key.kid, kty: "RSA" }] });
+  });
+
+  it("refuses an invalid key set and leaves the stored one in place", async () => {
+    const before = await storedText();
+    expect(before).toBeDefined();
+    const privateJwk = await crypto.subtle.exportKey("jwk", key.privateKey);
+    const file = path.join(dir, "leaked.json");
+    await writeFile(file, JSON.stringify({ keys: [{ ...privateJwk, kid: "leaked" }] }));
+    const result = await push("--issuer", "private-gitlab", "--file", file);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('private member "d"');
+    expect(await storedText()).toBe(before);
+  });
+
+  it("fetches with --url from the operator's network", async () => {
+    const result = await push("--issuer", "private-gitlab", "--url", serverUrl);
+    expect(result.code).toBe(0);
+    expect(parseStoredKeySet((await storedText())!, privateIssuer)?.keys.map((k) => k.kid)).toEqual([key.kid]);
+  });
+
+  it("refuses issuers that are unknown or not configured for pushed keys, and bad usage", async () => {
+    const file = path.join(dir, "jwks.json");
+    const notPushed = await push("--issuer", "public-gitlab", "--file", file);
+    expect(notPushed.code).toBe(1);
+    expect(notPushed.stderr).toContain("gets its keys by discovery");
+    const unknown = await push("--issuer", "nobody", "--file", file);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("no issuer 'nobody'");
+    expect((await push("--issuer", "private-gitlab", "--file", file, "--url", serverUrl)).code).toBe(2);
+    expect((await push("--file", file)).code).toBe(2);
+  });
+});

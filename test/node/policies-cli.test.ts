@@ -1,0 +1,218 @@
+// The policies CLI end to end: real wrangler against a temporary --persist-to directory (local KV and D1).
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { wrangler } from "../../cli/wrangler";
+import { loadSnapshot } from "../../src/policy/compile";
+
+const ROOT = path.resolve(__dirname, "../..");
+const exec = promisify(execFile);
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function gatepass(...args: string[]): Promise<Result> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), "policies", ...args], { cwd: ROOT });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let work: string;
+let persist: string;
+const storage = () => ["--local", "--persist-to", persist];
+
+async function activeSnapshot(): Promise<string | undefined> {
+  try {
+    return await wrangler(["kv", "key", "get", "active", "--binding", "POLICIES", "--text", ...storage()], { cwd: ROOT });
+  } catch {
+    return undefined;
+  }
+}
+
+async function versions(): Promise<{ version: string; pushed_by: string; active: number }[]> {
+  const out = await wrangler(["d1", "execute", "DB", "--json", "--command", "SELECT version, pushed_by, active FROM policy_versions ORDER BY version", ...storage()], { cwd: ROOT });
+  return (JSON.parse(out) as { results: { version: string; pushed_by: string; active: number }[] }[])[0]!.results;
+}
+
+/** A copy of the example policies to modify. */
+async function policyCopy(name: string): Promise<string> {
+  const dir = path.join(work, name);
+  await cp(path.join(ROOT, "policies"), dir, { recursive: true });
+  return dir;
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "gatepass-policies-cli-"));
+  persist = path.join(work, "state");
+  await wrangler(["d1", "migrations", "apply", "DB", ...storage()], { cwd: ROOT });
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("policies validate", () => {
+  it("accepts the example policies", async () => {
+    const result = await gatepass("validate");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/policies are valid: 2 issuers, 6 targets, \d+ rules \(version [0-9a-f]{64}\)/);
+  });
+
+  it("reports errors with file:line:column and exits 1", async () => {
+    const dir = await policyCopy("invalid");
+    const rules = await readFile(path.join(dir, "rules.yaml"), "utf8");
+    await writeFile(path.join(dir, "rules.yaml"), rules.replace("allow: [gcp-deployer, aws-readonly]", "allow: [gcp-deployer, nope]\n    unknown_key: 1"));
+    const result = await gatepass("validate", "--dir", dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/rules\.yaml:\d+:\d+: error: unknown key 'unknown_key'/);
+    expect(result.stderr).toMatch(/rules\.yaml:\d+:\d+: error: unknown target 'nope'/);
+  });
+
+  it("refuses lint errors with their code", async () => {
+    const dir = await policyCopy("lint");
+    const rules = await readFile(path.join(dir, "rules.yaml"), "utf8");
+    await writeFile(path.join(dir, "rules.yaml"), rules.replace('      ref_protected: "true"\n      pipeline_source: { not: [merge_request_event, external_pull_request_event] }\n    allow: [gcp-deployer', "    allow: [gcp-deployer"));
+    const result = await gatepass("validate", "--dir", dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/rules\.yaml:\d+:\d+: error: privileged target\(s\) gcp-deployer must only be reachable from protected refs.*\[privileged-unprotected-ref\]/);
+  });
+});
+
+describe("policies test", () => {
+  it("passes the example policy tests", async () => {
+    const result = await gatepass("test");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^PASS rules\.test\.yaml:\d+ /m);
+    expect(result.stdout).toMatch(/(\d+)\/\1 policy test cases passed/);
+  });
+
+  it("reports failing cases with the closest rule's failed conditions and exits 1", async () => {
+    const dir = await policyCopy("failing-test");
+    await writeFile(
+      path.join(dir, "extra.test.yaml"),
+      `cases:\n  - name: wrong expectation\n    issuer: corp-gitlab\n    claims: { project_path: platform/infra, namespace_path: platform, ref: dev, ref_type: branch, ref_protected: "true", pipeline_source: push }\n    expect:\n      gcp-deployer: allow\n      aws-readonly: deny\n`,
+    );
+    const result = await gatepass("test", "--dir", dir);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("FAIL extra.test.yaml:2 wrong expectation");
+    expect(result.stdout).toContain(`gcp-deployer: expected allow, got deny (closest rule 'infra-main-deploys' fails on ref="dev")`);
+    expect(result.stdout).toContain("aws-readonly: expected deny, got allow by rule 'platform-reads'");
+  });
+
+  it("refuses malformed test files with file:line", async () => {
+    const dir = await policyCopy("bad-test");
+    await writeFile(path.join(dir, "bad.test.yaml"), "cases:\n  - name: x\n    claims: {}\n    expect: { ghost: allow }\n");
+    const result = await gatepass("test", "--dir", dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/bad\.test\.yaml:4:\d+: error: unknown target 'ghost'/);
+  });
+});
+
+describe("policies push, history, rollback", () => {
+  let first: string;
+  let second: string;
+
+  it("pushes: KV holds a snapshot the Worker accepts, D1 records it as active with who", async () => {
+    const result = await gatepass("push", ...storage(), "--by", "alice@example.com");
+    expect(result.stderr).not.toMatch(/error/i);
+    expect(result.code).toBe(0);
+    first = /pushed policy version ([0-9a-f]{64})/.exec(result.stdout)![1]!;
+    const text = await activeSnapshot();
+    expect((await loadSnapshot(text!)).version).toBe(first);
+    expect(await versions()).toEqual([{ version: first, pushed_by: "alice@example.com", active: 1 }]);
+  });
+
+  it("a push that fails validation changes nothing", async () => {
+    const before = await activeSnapshot();
+    const dir = await policyCopy("push-invalid");
+    await writeFile(path.join(dir, "targets.yaml"), "targets:\n  - name: broken\n    type: aws\n");
+    const result = await gatepass("push", "--dir", dir, ...storage(), "--by", "mallory");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/push refused: the policies are invalid; nothing was changed/);
+    expect(await activeSnapshot()).toBe(before);
+    expect(await versions()).toEqual([{ version: first, pushed_by: "alice@example.com", active: 1 }]);
+  });
+
+  it("a push whose policy tests fail changes nothing", async () => {
+    const dir = await policyCopy("push-failing-tests");
+    const rules = await readFile(path.join(dir, "rules.yaml"), "utf8");
+    await writeFile(path.join(dir, "rules.yaml"), rules.replace("ref: main", "ref: master"));
+    const result = await gatepass("push", "--dir", dir, ...storage(), "--by", "mallory");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/policy tests fail; nothing was changed/);
+    expect(await versions()).toHaveLength(1);
+  });
+
+  it("pushes a second version with quotes and semicolons in its text (escaped SQL), moving the active flag", async () => {
+    const dir = await policyCopy("second");
+    const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
+    await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", `"It's read-only; DROP TABLE policy_versions; -- é"`));
+    const result = await gatepass("push", "--dir", dir, ...storage(), "--by", "o'brien");
+    expect(result.code).toBe(0);
+    second = /pushed policy version ([0-9a-f]{64})/.exec(result.stdout)![1]!;
+    expect(second).not.toBe(first);
+    const policy = await loadSnapshot((await activeSnapshot())!);
+    expect(policy.targets.get("aws-readonly")?.description).toBe("It's read-only; DROP TABLE policy_versions; -- é");
+    const rows = await versions();
+    expect(rows).toHaveLength(2);
+    expect(rows.find((r) => r.version === second)).toEqual({ version: second, pushed_by: "o'brien", active: 1 });
+    expect(rows.find((r) => r.version === first)?.active).toBe(0);
+  });
+
+  it("lists the history with the active version marked", async () => {
+    const result = await gatepass("history", ...storage());
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(new RegExp(`^\\* ${second} .* o'brien`));
+    expect(lines[1]).toMatch(new RegExp(`^  ${first} .* alice@example.com`));
+  });
+
+  it("rolls back to a version by prefix: KV gets the stored snapshot, D1 the active flag", async () => {
+    const result = await gatepass("rollback", first.slice(0, 12), ...storage());
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`rolled back to policy version ${first}`);
+    expect((await loadSnapshot((await activeSnapshot())!)).version).toBe(first);
+    expect((await versions()).find((r) => r.active === 1)?.version).toBe(first);
+  });
+
+  it("refuses to roll back to an unknown version, or to a stored snapshot that is corrupt", async () => {
+    expect((await gatepass("rollback", "0123456789abcdef", ...storage())).code).toBe(1);
+    expect((await gatepass("rollback", "not-hex", ...storage())).code).toBe(2);
+    await wrangler(["d1", "execute", "DB", "--command", `UPDATE policy_versions SET snapshot = replace(snapshot, '"ref":"main"', '"ref":"any"') WHERE version = '${second}'`, ...storage()], { cwd: ROOT });
+    const before = await activeSnapshot();
+    const result = await gatepass("rollback", second, ...storage());
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/rollback refused: .*content hash does not match/);
+    expect(await activeSnapshot()).toBe(before);
+  });
+});
+
+describe("policies explain and schema", () => {
+  it("explains grants and failed conditions for claims", async () => {
+    const claims = path.join(work, "claims.json");
+    await writeFile(claims, JSON.stringify({ iss: "https://gitlab.example.com", project_path: "platform/infra", namespace_path: "platform", ref: "feature/x", ref_type: "branch", ref_protected: false, pipeline_source: "push" }));
+    const result = await gatepass("explain", "--claims", claims, "--target", "gcp-deployer");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("issuer corp-gitlab; grants: aws-readonly (rule platform-reads)");
+    expect(result.stdout).toContain("gcp-deployer: DENY");
+    expect(result.stdout).toContain(`ref: token has "feature/x", rule wants "main"`);
+    expect(result.stdout).toContain(`ref_protected: token has "false", rule wants "true"`);
+  });
+
+  it("prints the JSON Schema, identical to the committed policies/schema.json", async () => {
+    const result = await gatepass("schema");
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual(JSON.parse(await readFile(path.join(ROOT, "policies/schema.json"), "utf8")));
+  });
+});

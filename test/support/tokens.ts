@@ -1,0 +1,132 @@
+// GitLab-shaped CI ID tokens for tests: keys made in the test (WebCrypto via jose), the full claim
+// set from ../shared/reference/gitlab-id-tokens.md, and helpers to build forged/broken tokens.
+// Works in workerd and in Node.
+import { base64url, calculateJwkThumbprint, CompactSign, exportJWK, generateKeyPair, type JWK } from "jose";
+
+export interface TestKey {
+  alg: string;
+  /** RFC 7638 thumbprint, as GitLab uses. */
+  kid: string;
+  privateKey: CryptoKey;
+  /** Public JWK with kid, alg and use, as a JWKS publishes it. */
+  publicJwk: JWK & { kid: string };
+}
+
+export async function createTestKey(alg = "RS256", options: { kid?: string } = {}): Promise<TestKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  const kid = options.kid ?? (await calculateJwkThumbprint(jwk));
+  return { alg, kid, privateKey, publicJwk: { ...jwk, kid, alg, use: "sig" } };
+}
+
+export function jwksOf(...keys: TestKey[]): { keys: (JWK & { kid: string })[] } {
+  return { keys: keys.map((key) => key.publicJwk) };
+}
+
+export interface ClaimOptions {
+  issuer: string;
+  audience?: string | string[];
+  /** Seconds since the epoch; default: now. */
+  now?: number;
+  /** exp - iat (GitLab: the job timeout). */
+  lifetime?: number;
+}
+
+/** Every claim a GitLab 18.x `id_tokens:` token carries for a protected-branch job with an environment. */
+export function gitlabClaims(options: ClaimOptions): Record<string, unknown> {
+  const iat = options.now ?? Math.floor(Date.now() / 1000);
+  const host = new URL(options.issuer).host;
+  return {
+    namespace_id: "72",
+    namespace_path: "platform",
+    project_id: "1234",
+    project_path: "platform/infra",
+    user_id: "42",
+    user_login: "alice",
+    user_email: "alice@example.com",
+    user_access_level: "maintainer",
+    user_identities: [{ provider: "saml", extern_uid: "alice@corp" }],
+    pipeline_id: "98765",
+    pipeline_source: "push",
+    job_id: "555001",
+    ref: "main",
+    ref_type: "branch",
+    ref_path: "refs/heads/main",
+    ref_protected: "true",
+    groups_direct: ["platform", "platform/sre"],
+    environment: "production",
+    environment_protected: "false",
+    deployment_tier: "production",
+    environment_action: "start",
+    runner_id: 17,
+    runner_environment: "gitlab-hosted",
+    sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    project_visibility: "private",
+    ci_config_ref_uri: `${host}/platform/infra//.gitlab-ci.yml@refs/heads/main`,
+    ci_config_sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    job_project_id: "1234",
+    job_project_path: "platform/infra",
+    job_namespace_id: "72",
+    job_namespace_path: "platform",
+    job_source: "push",
+    jti: crypto.randomUUID(),
+    iss: options.issuer,
+    iat,
+    nbf: iat - 5,
+    exp: iat + (options.lifetime ?? 300),
+    sub: "project_path:platform/infra:ref_type:branch:ref:main",
+    aud: options.audience ?? "https://gatepass.test",
+  };
+}
+
+/** A legacy CI_JOB_JWT (v1): bare-host iss, no aud, sub job_<id>. */
+export function legacyClaims(options: Omit<ClaimOptions, "audience">): Record<string, unknown> {
+  const claims = gitlabClaims(options);
+  delete claims.aud;
+  claims.iss = new URL(options.issuer).host;
+  claims.sub = `job_${String(claims.job_id)}`;
+  return claims;
+}
+
+/** Signs a payload with the key; header members can be overridden or added (e.g. to test attacks). */
+export async function signToken(key: TestKey, payload: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: key.alg, typ: "JWT", kid: key.kid, ...header } as { alg: string })
+    .sign(key.privateKey);
+}
+
+const ECDSA_HASH: Record<string, string> = { "P-256": "SHA-256", "P-384": "SHA-384", "P-521": "SHA-512" };
+
+/**
+ * Signs header.payload with WebCrypto directly, without any header validation (jose's signer refuses
+ * crit and friends): for tokens that carry what an attacker would put there.
+ */
+export async function signRaw(privateKey: CryptoKey, header: Record<string, unknown>, payload: Record<string, unknown>): Promise<string> {
+  const unsigned = assembleToken(header, payload).slice(0, -1);
+  const params =
+    privateKey.algorithm.name === "ECDSA"
+      ? { name: "ECDSA", hash: ECDSA_HASH[(privateKey.algorithm as { namedCurve: string }).namedCurve]! }
+      : privateKey.algorithm;
+  const signature = new Uint8Array(await crypto.subtle.sign(params, privateKey, new TextEncoder().encode(unsigned)));
+  return `${unsigned}.${base64url.encode(signature)}`;
+}
+
+/** The same RSA private key, usable with another hash (RS256 key → RS512 signer). */
+export async function withHash(key: TestKey, hash: "SHA-256" | "SHA-384" | "SHA-512"): Promise<CryptoKey> {
+  const jwk = await crypto.subtle.exportKey("jwk", key.privateKey);
+  delete (jwk as { alg?: string }).alg;
+  return crypto.subtle.importKey("jwk", jwk, { name: "RSASSA-PKCS1-v1_5", hash }, false, ["sign"]);
+}
+
+/** Builds a compact token from parts without signing (alg none, stripped or forged signatures). */
+export function assembleToken(header: Record<string, unknown>, payload: Record<string, unknown>, signature: string | Uint8Array = ""): string {
+  const encode = (value: unknown) => base64url.encode(JSON.stringify(value));
+  const sig = typeof signature === "string" ? signature : base64url.encode(signature);
+  return `${encode(header)}.${encode(payload)}.${sig}`;
+}
+
+/** The payload and header of a token, decoded (tests inspect what they signed). */
+export function splitToken(token: string): [string, string, string] {
+  const [header = "", payload = "", signature = ""] = token.split(".");
+  return [header, payload, signature];
+}

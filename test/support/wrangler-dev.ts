@@ -1,0 +1,142 @@
+// Runs gatepass for real (`wrangler dev`: workerd, local KV/D1) for Node tests and end-to-end suites.
+// Each instance gets its own free ports and state directory, D1 migrations applied, optional KV seeds,
+// vars on the command line and secrets in a private env file (the repo's .dev.vars is never read).
+//
+//   const gp = await startWranglerDev({ vars: (url) => ({ GATEPASS_ISSUER: url }), secrets: {...}, kv: [...] });
+//   await fetch(`${gp.url}/healthz`); ...; await gp.stop();
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { wrangler } from "../../cli/wrangler";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const WRANGLER_BIN = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+
+export interface KvSeed {
+  binding: "JWKS" | "POLICIES";
+  key: string;
+  value: string;
+}
+
+export interface WranglerDevOptions {
+  /** Plain vars (`--var`); a function receives the instance's URL, e.g. for GATEPASS_ISSUER. */
+  vars?: Record<string, string> | ((url: string) => Record<string, string>);
+  /** Secrets, written to a private env file (never on the command line, never in .dev.vars). */
+  secrets?: Record<string, string>;
+  /** KV entries written before the Worker starts. */
+  kv?: KvSeed[];
+  /** Reuse a state directory; default: a fresh temporary one, removed on stop. */
+  persistTo?: string;
+  /** How long to wait for /healthz. */
+  startTimeoutMs?: number;
+}
+
+export interface WranglerDev {
+  url: string;
+  port: number;
+  persistTo: string;
+  /** Everything wrangler and the Worker printed so far (for assertions on logs and for debugging). */
+  output(): string;
+  /** Writes a KV entry into the local state (visible to the running Worker). */
+  putKv(seed: KvSeed): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startWranglerDev(options: WranglerDevOptions = {}): Promise<WranglerDev> {
+  const ownsState = options.persistTo === undefined;
+  const persistTo = options.persistTo ?? (await mkdtemp(path.join(tmpdir(), "gatepass-dev-")));
+  const scratch = await mkdtemp(path.join(tmpdir(), "gatepass-dev-secrets-"));
+  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${port}`;
+
+  const putKv = async (seed: KvSeed) => {
+    const file = path.join(scratch, `kv-${crypto.randomUUID()}`);
+    await writeFile(file, seed.value, { mode: 0o600 });
+    await wrangler(["kv", "key", "put", seed.key, "--binding", seed.binding, "--path", file, "--local", "--persist-to", persistTo], { cwd: ROOT });
+    await rm(file);
+  };
+
+  await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], { cwd: ROOT });
+  for (const seed of options.kv ?? []) await putKv(seed);
+
+  const envFile = path.join(scratch, "secrets.env");
+  await writeFile(envFile, Object.entries(options.secrets ?? {}).map(([k, v]) => `${k}=${dotenvQuote(v)}\n`).join(""), { mode: 0o600 });
+  const vars = typeof options.vars === "function" ? options.vars(url) : (options.vars ?? {});
+  const args = [
+    WRANGLER_BIN, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
+    "--persist-to", persistTo, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "info",
+    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    detached: true, // its own process group, so stop() also ends workerd
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+
+  const stop = async () => {
+    await terminate(child);
+    await rm(scratch, { recursive: true, force: true });
+    if (ownsState) await rm(persistTo, { recursive: true, force: true });
+  };
+  try {
+    await waitForHealth(url, child, options.startTimeoutMs ?? 60_000, () => output);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, port, persistTo, output: () => output, putKv, stop };
+}
+
+/** dotenv: a single-quoted value is literal; refuse what cannot be expressed that way. */
+function dotenvQuote(value: string): string {
+  if (value.includes("'") || value.includes("\n")) throw new Error("secret values must not contain a single quote or newline");
+  return `'${value}'`;
+}
+
+async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output()}`);
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`wrangler dev did not answer /healthz within ${timeoutMs} ms:\n${output()}`);
+}
+
+async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, sig);
+    } catch {
+      // already gone
+    }
+  };
+  signal("SIGTERM");
+  const timer = setTimeout(() => signal("SIGKILL"), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}

@@ -1,0 +1,121 @@
+// Drives the real app (real KV/D1 bindings, real loopback upstreams) with per-file state: a CI issuer
+// served by the stand-in (tests sign its tokens), a policy snapshot in KV naming targets whose
+// upstreams live in this file's stand-in namespace, and a fixed signing key secret so the stand-ins
+// can trust gatepass's published JWKS.
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
+import { createApp } from "../../../src/app";
+import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+import type { IssuerConfig, Target } from "../../../src/types";
+import type { Scenario } from "../../support/standins/upstreams";
+import {
+  awsTarget, azureTarget, CI_CLAIMS, deps, gcpTarget, ISSUER, oidcTarget, setScenario, testSecret, upstreamBase, upstreamVars, vaultTarget, WIP, SA,
+} from "./fixtures";
+import { buildTestSnapshot } from "./policy-snapshot";
+
+export const CI_AUDIENCE = "gatepass";
+
+export interface Harness {
+  ns: string;
+  ciIssuerUrl: string;
+  targets: Target[];
+  /** A CI token for the file's issuer; claims override the GitLab defaults. */
+  ciToken(claims?: Record<string, unknown>, options?: { ttl?: number }): Promise<string>;
+  /** Sends a request through the app with this file's env (vars override per call). */
+  request(path: string, init?: RequestInit, vars?: Record<string, string | undefined>): Promise<Response>;
+  /** Resets the upstream stand-ins (trusting gatepass's JWKS) and the CI issuer. */
+  scenario(scenario?: Omit<Scenario, "trust" | "ciJwks">): Promise<void>;
+  /** Everything console.log/warn/error printed since the last call. */
+  takeLogs(): string;
+}
+
+export async function createHarness(): Promise<Harness> {
+  const ns = crypto.randomUUID();
+  const ciIssuerUrl = `${upstreamBase(ns)}/ci`;
+  const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
+  const kid = "ci-key-1";
+  const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
+  const secret = JSON.stringify(await testSecret());
+
+  const targets: Target[] = [
+    gcpTarget(),
+    gcpTarget({ name: "gcp-federated", service_account: undefined }),
+    awsTarget({ max_lifetime_seconds: 7200 }),
+    azureTarget(),
+    vaultTarget(ns),
+    oidcTarget(),
+  ];
+  const issuer: IssuerConfig = {
+    name: "ci", url: ciIssuerUrl, kind: "gitlab", aliases: [], audiences: [CI_AUDIENCE], algorithms: ["RS256"],
+    keys: { source: "discovery" }, max_token_age_seconds: 3600, accept_legacy_ci_job_jwt: false,
+  };
+  const snapshot = await buildTestSnapshot({
+    issuers: [issuer],
+    targets,
+    rules: [{
+      name: "infra-main", issuer: "ci",
+      match: { project_path: "platform/infra", ref_type: "branch", ref: "main", ref_protected: "true" },
+      allow: targets.map((t) => t.name),
+    }],
+  });
+  await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, snapshot);
+
+  const app = createApp(deps());
+  const baseVars = { GATEPASS_ISSUER: ISSUER, GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: secret, ...upstreamVars(ns) };
+
+  let logs = "";
+  for (const level of ["log", "warn", "error"] as const) {
+    const original = console[level].bind(console);
+    console[level] = (...args: unknown[]) => {
+      logs += `${args.map(String).join(" ")}\n`;
+      original(...args);
+    };
+  }
+
+  const harness: Harness = {
+    ns,
+    ciIssuerUrl,
+    targets,
+    async ciToken(claims = {}, options = {}) {
+      const now = Math.floor(Date.now() / 1000);
+      return new SignJWT({ ...CI_CLAIMS, ...claims })
+        .setProtectedHeader({ alg: "RS256", typ: "JWT", kid })
+        .setIssuer(ciIssuerUrl)
+        .setAudience(CI_AUDIENCE)
+        .setIssuedAt(now)
+        .setNotBefore(now - 5)
+        .setExpirationTime(now + (options.ttl ?? 600))
+        .sign(privateKey);
+    },
+    async request(path, init = {}, vars = {}) {
+      const ctx = createExecutionContext();
+      const res = await app.request(`https://gatepass.test${path}`, init, { ...env, ...baseVars, ...vars }, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    },
+    async scenario(scenario = {}) {
+      const jwks = (await (await harness.request("/.well-known/jwks.json")).json()) as { keys: JWK[] };
+      await setScenario(ns, {
+        trust: { issuer: ISSUER, jwks: jwks as NonNullable<Scenario["trust"]["jwks"]> },
+        ciJwks: { keys: [publicJwk] } as NonNullable<Scenario["ciJwks"]>,
+        gcp: { provider: WIP, serviceAccounts: { [SA]: ["target:gcp-deploy"] } },
+        aws: { roles: { "arn:aws:iam::111122223333:role/deploy": { sub: "target:aws-deploy", aud: "sts.amazonaws.com", maxSessionDuration: 7200 } } },
+        azure: { apps: { "11111111-2222-3333-4444-555555555555": { tenant: "00000000-0000-0000-0000-00000000000a", sub: "target:azure-deploy" } } },
+        vault: { roles: { ci: { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 900, policies: ["deploy"] } } },
+        ...scenario,
+      });
+    },
+    takeLogs() {
+      const taken = logs;
+      logs = "";
+      return taken;
+    },
+  };
+  return harness;
+}
+
+export function bearer(token: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { Authorization: `Bearer ${token}`, ...extra };
+}
+
+export const FORM = { "Content-Type": "application/x-www-form-urlencoded" };

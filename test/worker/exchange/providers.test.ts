@@ -1,0 +1,232 @@
+import { describe, expect, it } from "vitest";
+import { GatepassError } from "../../../src/errors";
+import { mintToken } from "../../../src/mint/token";
+import { sessionName } from "../../../src/providers/aws";
+import { exchange } from "../../../src/providers/index";
+import { resolveExchange } from "../../../src/providers/resolve";
+import { xmlText } from "../../../src/providers/xml";
+import type { Target } from "../../../src/types";
+import type { Scenario } from "../../support/standins/upstreams";
+import {
+  awsTarget, azureTarget, capturedRequests, configFor, deps, FAST_RETRY, gcpTarget, identity, ISSUER, newNamespace,
+  oidcTarget, publishedJwks, SA, setScenario, testKeyRing, vaultTarget, WIP,
+} from "./fixtures";
+import type { ExchangeRequest } from "../../../src/providers/credential";
+
+const now = () => Math.floor(Date.now() / 1000);
+
+async function run(ns: string, target: Target, request: ExchangeRequest = {}, scenario?: Omit<Scenario, "trust">) {
+  await setScenario(ns, { trust: { issuer: ISSUER, jwks: await publishedJwks() }, ...scenario });
+  const resolved = resolveExchange(target, request);
+  const who = identity(now());
+  const minted = await mintToken(await testKeyRing(), { issuer: ISSUER, target, identity: who, rule: "r", now: now(), lifetimeSeconds: resolved.mintLifetimeSeconds });
+  const result = await exchange(target, minted, resolved, who, { deps: deps(), config: configFor(ns), retry: FAST_RETRY });
+  return { ...result, minted };
+}
+
+async function failure(promise: Promise<unknown>): Promise<GatepassError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof GatepassError) return err;
+    throw err;
+  }
+  throw new Error("expected a failure");
+}
+
+const gcpScenario = { gcp: { provider: WIP, condition: { project_path: "platform/infra" }, serviceAccounts: { [SA]: ["target:gcp-deploy"] } } };
+
+describe("gcp", () => {
+  it("exchanges via STS, then impersonates the service account with the requested lifetime", async () => {
+    const ns = newNamespace();
+    const { credential, upstreamMs } = await run(ns, gcpTarget(), { lifetimeSeconds: 1200 }, gcpScenario);
+    expect(credential).toMatchObject({ kind: "access_token", provider: "gcp", serviceAccount: SA, scopes: ["https://www.googleapis.com/auth/cloud-platform"] });
+    expect(credential.expiresAt).toBeGreaterThanOrEqual(now() + 1190);
+    expect(credential.expiresAt).toBeLessThanOrEqual(now() + 1200);
+    expect(upstreamMs).toBeGreaterThanOrEqual(0);
+    const [sts, iam] = await capturedRequests(ns);
+    expect(sts!.body).toMatchObject({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", audience: `//iam.googleapis.com/${WIP}`,
+      requested_token_type: "urn:ietf:params:oauth:token-type:access_token", subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+    });
+    expect(sts!.claims).toMatchObject({ iss: ISSUER, sub: "target:gcp-deploy", aud: `//iam.googleapis.com/${WIP}` });
+    expect(sts!.headers.authorization).toBeUndefined();
+    expect(iam!.path).toBe(`gcp/iam/v1/projects/-/serviceAccounts/${encodeURIComponent(SA)}:generateAccessToken`);
+    expect(iam!.body).toEqual({ scope: ["https://www.googleapis.com/auth/cloud-platform"], lifetime: "1200s" });
+    expect(iam!.headers.authorization).toMatch(/^Bearer ya29\.federated-/);
+  });
+
+  it("returns the federated token itself when the target has no service account", async () => {
+    const ns = newNamespace();
+    const { credential } = await run(ns, gcpTarget({ service_account: undefined }), { scopes: ["https://www.googleapis.com/auth/devstorage.read_only"] }, gcpScenario);
+    expect(credential).toMatchObject({ kind: "access_token", scopes: ["https://www.googleapis.com/auth/devstorage.read_only"] });
+    expect((credential as { accessToken: string }).accessToken).toMatch(/^ya29\.federated-/);
+    const requests = await capturedRequests(ns);
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.body.scope).toBe("https://www.googleapis.com/auth/devstorage.read_only");
+  });
+
+  it("asks generateIdToken when an audience is requested", async () => {
+    const ns = newNamespace();
+    const { credential } = await run(ns, gcpTarget(), { audience: "https://run.example.app" }, gcpScenario);
+    expect(credential).toMatchObject({ kind: "id_token", audience: "https://run.example.app", serviceAccount: SA });
+    expect((await capturedRequests(ns))[1]!.body).toEqual({ audience: "https://run.example.app", includeEmail: true });
+  });
+
+  it.each([
+    ["a missing pool/provider", { gcp: { ...gcpScenario.gcp, provider: "projects/1/locations/global/workloadIdentityPools/x/providers/y" } }, "invalid_target"],
+    ["the attribute condition", { gcp: { ...gcpScenario.gcp, condition: { project_path: "other/project" } } }, "unauthorized_client"],
+    ["missing impersonation rights", { gcp: { ...gcpScenario.gcp, serviceAccounts: { [SA]: ["target:other"] } } }, "PERMISSION_DENIED"],
+    ["an unknown service account", { gcp: { ...gcpScenario.gcp, serviceAccounts: {} } }, "NOT_FOUND"],
+  ])("maps a refusal by %s to upstream_denied", async (_name, scenario, upstreamError) => {
+    const err = await failure(run(newNamespace(), gcpTarget(), {}, scenario));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe(upstreamError);
+  });
+
+  it("refuses a token signed by a key the cloud does not know (invalid_grant)", async () => {
+    const ns = newNamespace();
+    await setScenario(ns, { trust: { issuer: ISSUER, jwks: { keys: [] } }, ...gcpScenario });
+    const target = gcpTarget();
+    const resolved = resolveExchange(target, {});
+    const who = identity(now());
+    const minted = await mintToken(await testKeyRing(), { issuer: ISSUER, target, identity: who, rule: "r", now: now(), lifetimeSeconds: 60 });
+    const err = await failure(exchange(target, minted, resolved, who, { deps: deps(), config: configFor(ns), retry: FAST_RETRY }));
+    expect(err.details.upstream_error).toBe("invalid_grant");
+  });
+
+  it("maps a 2xx without a token to upstream_unavailable", async () => {
+    const err = await failure(run(newNamespace(), gcpTarget(), {}, { ...gcpScenario, faults: { "gcp-sts": [{ status: 200, body: '{"expires_in":3600}' }] } }));
+    expect(err.code).toBe("upstream_unavailable");
+    expect(err.details.upstream_error).toBe("malformed_response");
+  });
+});
+
+describe("aws", () => {
+  const roles = { roles: { "arn:aws:iam::111122223333:role/deploy": { sub: "target:aws-deploy", aud: "sts.amazonaws.com", maxSessionDuration: 7200 } } };
+
+  it("assumes the role with a job-derived session name and parses the XML answer", async () => {
+    const ns = newNamespace();
+    const { credential } = await run(ns, awsTarget({ max_lifetime_seconds: 7200 }), { lifetimeSeconds: 1800 }, { aws: { ...roles, hostileSecret: true } });
+    expect(credential).toMatchObject({ kind: "aws", region: "eu-west-1", assumedRoleArn: "arn:aws:sts::111122223333:assumed-role/deploy/gitlab-1234" });
+    const aws = credential as { accessKeyId: string; secretAccessKey: string; sessionToken: string };
+    expect(aws.accessKeyId).toMatch(/^ASIA/);
+    expect(aws.secretAccessKey.endsWith(`&<'"$(id)`)).toBe(true);
+    const [request] = await capturedRequests(ns);
+    expect(request!.path).toBe("aws/eu-west-1/");
+    expect(request!.body).toMatchObject({ Action: "AssumeRoleWithWebIdentity", Version: "2011-06-15", RoleArn: "arn:aws:iam::111122223333:role/deploy", RoleSessionName: "gitlab-1234", DurationSeconds: "1800" });
+    expect(request!.claims).toMatchObject({ sub: "target:aws-deploy", aud: "sts.amazonaws.com" });
+  });
+
+  it.each([
+    ["AccessDenied", { roles: { "arn:aws:iam::111122223333:role/deploy": { sub: "target:someone-else", aud: "sts.amazonaws.com" } } }],
+    ["InvalidIdentityToken", { roles: { "arn:aws:iam::111122223333:role/deploy": { sub: "target:aws-deploy", aud: "other-client-id" } } }],
+    ["ValidationError", { roles: { "arn:aws:iam::111122223333:role/deploy": { sub: "target:aws-deploy", aud: "sts.amazonaws.com", maxSessionDuration: 900 } } }],
+  ])("maps %s to upstream_denied", async (code, aws) => {
+    const err = await failure(run(newNamespace(), awsTarget(), {}, { aws }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe(code);
+  });
+
+  it("retries IDPCommunicationError (transient although a 400)", async () => {
+    const ns = newNamespace();
+    const body = "<ErrorResponse><Error><Type>Sender</Type><Code>IDPCommunicationError</Code><Message>x</Message></Error></ErrorResponse>";
+    await run(ns, awsTarget(), {}, { aws: roles, faults: { "aws-sts": [{ status: 400, body, contentType: "text/xml" }] } });
+    expect(await capturedRequests(ns)).toHaveLength(2);
+  });
+
+  it("sanitises the session name to AWS's alphabet and length", () => {
+    const who = identity(now());
+    expect(sessionName({ ...who, claims: { ...who.claims, job_id: "12 34/<x>" } })).toBe("gitlab-12-34--x-");
+    expect(sessionName({ ...who, claims: { ...who.claims, job_id: "9".repeat(80) } })).toHaveLength(64);
+    expect(sessionName({ ...who, claims: {} })).toBe(`gatepass-${"ab".repeat(8)}`);
+  });
+});
+
+describe("aws XML reader", () => {
+  const doc = "<R><Result><Credentials><AccessKeyId>AK&amp;&#65;&#x42;</AccessKeyId></Credentials></Result></R>";
+  it("reads a documented element and decodes entities", () => {
+    expect(xmlText(doc, ["R", "Result", "Credentials", "AccessKeyId"])).toBe("AK&AB");
+  });
+  it.each([
+    ["a DOCTYPE", `<!DOCTYPE x [<!ENTITY e "boom">]>${doc}`],
+    ["a duplicated element", doc.replace("</Credentials>", "</Credentials><Credentials><AccessKeyId>B</AccessKeyId></Credentials>")],
+    ["a child element in a leaf", doc.replace("AK&amp;", "<b>AK</b>")],
+    ["an unknown entity", doc.replace("&amp;", "&e;")],
+    ["a bare ampersand", doc.replace("&amp;", "& ")],
+    ["CDATA", doc.replace("AK&amp;", "<![CDATA[AK]]>")],
+  ])("refuses %s", (_name, xml) => {
+    expect(xmlText(xml, ["R", "Result", "Credentials", "AccessKeyId"])).toBeUndefined();
+  });
+});
+
+describe("azure", () => {
+  const apps = { apps: { "11111111-2222-3333-4444-555555555555": { tenant: "00000000-0000-0000-0000-00000000000a", sub: "target:azure-deploy" } } };
+
+  it("presents the minted token as a client assertion", async () => {
+    const ns = newNamespace();
+    const { credential } = await run(ns, azureTarget(), {}, { azure: apps });
+    expect(credential).toMatchObject({ kind: "access_token", provider: "azure", scopes: ["https://management.azure.com/.default"] });
+    const [request] = await capturedRequests(ns);
+    expect(request!.body).toMatchObject({ grant_type: "client_credentials", client_id: "11111111-2222-3333-4444-555555555555", scope: "https://management.azure.com/.default", client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" });
+    expect(request!.claims).toMatchObject({ aud: "api://AzureADTokenExchange", sub: "target:azure-deploy" });
+  });
+
+  it("reports Entra's AADSTS code when no federated credential matches", async () => {
+    const err = await failure(run(newNamespace(), azureTarget(), {}, { azure: { apps: { "11111111-2222-3333-4444-555555555555": { tenant: "00000000-0000-0000-0000-00000000000a", sub: "target:x" } } } }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe("AADSTS700213");
+    expect(err.description).toContain("federated credential");
+  });
+});
+
+describe("vault", () => {
+  const role = { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 900, policies: ["deploy"] };
+
+  it("logs in with the minted token and returns the client token and lease", async () => {
+    const ns = newNamespace();
+    const { credential } = await run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } } });
+    expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900, renewable: true, policies: ["default", "deploy"] });
+    expect(credential.expiresAt).toBeGreaterThanOrEqual(now() + 890);
+    const [request] = await capturedRequests(ns);
+    expect(request!.path).toBe("vault/v1/auth/gatepass/login");
+    expect(request!.body.role).toBe("ci");
+  });
+
+  it("reports Vault's error message as the upstream error", async () => {
+    const ns = newNamespace();
+    const err = await failure(run(ns, vaultTarget(ns, { role: "nope" }), {}, { vault: { roles: { ci: role } } }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe("role nope could not be found");
+  });
+
+  it("refuses a token without TTL", async () => {
+    const ns = newNamespace();
+    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: { ...role, ttl: 0 } } } }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe("no_ttl");
+  });
+
+  it("refuses a plain-http Vault address outside development", async () => {
+    const ns = newNamespace();
+    await setScenario(ns, { trust: { issuer: ISSUER } });
+    const target = vaultTarget(ns);
+    const who = identity(now());
+    const minted = await mintToken(await testKeyRing(), { issuer: ISSUER, target, identity: who, rule: "r", now: now(), lifetimeSeconds: 60 });
+    const config = { ...configFor(ns), development: false };
+    const err = await failure(exchange(target, minted, resolveExchange(target, {}), who, { deps: deps(), config, retry: FAST_RETRY }));
+    expect(err.code).toBe("internal_error");
+    expect(await capturedRequests(ns)).toHaveLength(0);
+  });
+});
+
+describe("oidc", () => {
+  it("hands out the minted token itself without any upstream call", async () => {
+    const ns = newNamespace();
+    const { credential, minted, upstreamMs } = await run(ns, oidcTarget(), { lifetimeSeconds: 600 });
+    expect(credential).toMatchObject({ kind: "id_token", idToken: minted.token, audience: "https://rp.example.com", expiresAt: minted.claims.exp });
+    expect(minted.claims.exp - minted.claims.iat).toBe(600);
+    expect(upstreamMs).toBe(0);
+    expect(await capturedRequests(ns)).toHaveLength(0);
+  });
+});

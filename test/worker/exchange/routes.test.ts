@@ -1,0 +1,277 @@
+// The credential endpoints end to end in workerd: real KV policy, real token verification against
+// a loopback CI issuer, real upstream stand-ins that verify gatepass's signature via its JWKS.
+import { SELF } from "cloudflare:test";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { bearer, createHarness, FORM, type Harness } from "./app-harness";
+import { capturedRequests, ISSUER, SA } from "./fixtures";
+
+let h: Harness;
+let token: string;
+
+beforeAll(async () => {
+  h = await createHarness();
+});
+
+beforeEach(async () => {
+  await h.scenario();
+  token = await h.ciToken();
+  h.takeLogs();
+});
+
+async function json(res: Response): Promise<Record<string, unknown>> {
+  return (await res.json()) as Record<string, unknown>;
+}
+
+function post(path: string, body: string | undefined, headers: Record<string, string> = bearer(token, FORM)) {
+  return h.request(path, { method: "POST", headers, body });
+}
+
+describe("discovery", () => {
+  it("publishes the issuer configuration and only public keys, cacheable", async () => {
+    const config = await h.request("/.well-known/openid-configuration");
+    expect(config.status).toBe(200);
+    expect(config.headers.get("Cache-Control")).toBe("public, max-age=300");
+    expect(await json(config)).toMatchObject({ issuer: ISSUER, jwks_uri: `${ISSUER}/.well-known/jwks.json`, id_token_signing_alg_values_supported: ["ES256", "RS256"] });
+    const jwks = await h.request("/.well-known/jwks.json");
+    expect(jwks.headers.get("Cache-Control")).toBe("public, max-age=300");
+    const { keys } = (await jwks.json()) as { keys: Record<string, unknown>[] };
+    expect(keys).toHaveLength(4);
+    for (const key of keys) for (const member of ["d", "p", "q", "dp", "dq", "qi", "status", "created_at"]) expect(key).not.toHaveProperty(member);
+  });
+
+  it("is served by the deployed Worker entry too (development keys without a secret)", async () => {
+    const res = await SELF.fetch("https://gatepass.test/.well-known/jwks.json");
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { keys: unknown[] }).keys.length).toBeGreaterThan(0);
+  });
+
+  it("fails closed without a signing key in production", async () => {
+    const res = await h.request("/.well-known/jwks.json", {}, { GATEPASS_ENV: "production", GATEPASS_ISSUER: "https://gatepass.example.com", GATEPASS_SIGNING_KEYS: undefined });
+    expect(res.status).toBe(503);
+    expect((await json(res)).code).toBe("signing_unavailable");
+  });
+});
+
+describe("POST /v1/credentials/:target", () => {
+  it("gcp: impersonated access token as JSON, no-store, minted claims seen by the cloud", async () => {
+    const res = await post("/v1/credentials/gcp-deploy", "lifetime=20m");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    const body = await json(res);
+    expect(body).toMatchObject({ target: "gcp-deploy", provider: "gcp", token_type: "Bearer", service_account: SA, scope: "https://www.googleapis.com/auth/cloud-platform" });
+    expect(body.access_token).toMatch(/^ya29\.sa-/);
+    expect(body.expires_in).toBeGreaterThan(1190);
+    expect(body.expires_in).toBeLessThanOrEqual(1200);
+    const [sts, iam] = await capturedRequests(h.ns);
+    expect(sts!.claims).toMatchObject({ iss: ISSUER, sub: "target:gcp-deploy", rule: "infra-main", project_path: "platform/infra", source_issuer: h.ciIssuerUrl });
+    expect(sts!.claims).not.toHaveProperty("user_email");
+    expect(iam!.body.lifetime).toBe("1200s");
+  });
+
+  it("accepts JSON bodies and query parameters alike", async () => {
+    const viaJson = await post("/v1/credentials/gcp-deploy", JSON.stringify({ lifetime: 600 }), bearer(token, { "Content-Type": "application/json" }));
+    expect(viaJson.status).toBe(200);
+    const viaQuery = await post("/v1/credentials/gcp-deploy?lifetime=600", undefined, bearer(token));
+    expect(viaQuery.status).toBe(200);
+    const lifetimes = (await capturedRequests(h.ns)).filter((r) => r.service === "gcp-iam").map((r) => r.body.lifetime);
+    expect(lifetimes).toEqual(["600s", "600s"]);
+  });
+
+  it("aws: env, dotenv and credential_process", async () => {
+    const env = await post("/v1/credentials/aws-deploy", "format=env");
+    expect(env.headers.get("Content-Type")).toMatch(/^text\/plain/);
+    expect(await env.text()).toMatch(/^export AWS_ACCESS_KEY_ID='ASIA[0-9A-F]+'\nexport AWS_SECRET_ACCESS_KEY='.+'\nexport AWS_SESSION_TOKEN='.+'\nexport AWS_CREDENTIAL_EXPIRATION='.+Z'\n$/);
+    const dotenv = await post("/v1/credentials/aws-deploy", "format=dotenv");
+    expect(await dotenv.text()).toMatch(/^AWS_ACCESS_KEY_ID=ASIA/);
+    const process = await post("/v1/credentials/aws-deploy", "format=credential_process&lifetime=7200");
+    expect(process.headers.get("Cache-Control")).toBe("no-store");
+    expect(await json(process)).toMatchObject({ Version: 1, AccessKeyId: expect.stringMatching(/^ASIA/) });
+    const sent = (await capturedRequests(h.ns)).map((r) => r.body);
+    expect(sent.map((b) => b.RoleSessionName)).toEqual(["gitlab-1234", "gitlab-1234", "gitlab-1234"]);
+    expect(sent[2]!.DurationSeconds).toBe("7200");
+  });
+
+  it("gcp ID token for an audience", async () => {
+    const res = await post("/v1/credentials/gcp-deploy", "audience=https://run.example.app");
+    expect(await json(res)).toMatchObject({ audience: "https://run.example.app", id_token: expect.any(String) });
+  });
+
+  it("azure, vault and oidc", async () => {
+    expect(await json(await post("/v1/credentials/azure-deploy", ""))).toMatchObject({ provider: "azure", access_token: expect.any(String) });
+    expect(await json(await post("/v1/credentials/vault-ci", ""))).toMatchObject({ client_token: expect.stringMatching(/^hvs\./), lease_duration: 900 });
+    const oidc = await json(await post("/v1/credentials/oidc-any", "lifetime=120"));
+    expect(oidc).toMatchObject({ provider: "oidc", audience: "https://rp.example.com", expires_in: 120 });
+  });
+
+  it("format=gcloud: an external_account config pointing at gatepass, without any upstream call", async () => {
+    const res = await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=/builds/ci-token");
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    expect(await json(res)).toEqual({
+      type: "external_account", audience: "gcp-deploy", subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      token_url: `${ISSUER}/v1/sts/token`, credential_source: { file: "/builds/ci-token", format: { type: "text" } }, universe_domain: "googleapis.com",
+    });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+  });
+
+  it.each([
+    ["a lifetime beyond the target", "/v1/credentials/gcp-deploy", "lifetime=2h", 400, "invalid_scope"],
+    ["a scope the target does not allow", "/v1/credentials/gcp-deploy", "scope=https://www.googleapis.com/auth/admin", 400, "invalid_scope"],
+    ["credential_process for gcp", "/v1/credentials/gcp-deploy", "format=credential_process", 400, "format_unsupported"],
+    ["gcloud for aws", "/v1/credentials/aws-deploy", "format=gcloud", 400, "format_unsupported"],
+    ["an unknown format", "/v1/credentials/aws-deploy", "format=yaml", 400, "format_unsupported"],
+    ["an unknown parameter", "/v1/credentials/aws-deploy", "lifetim=900", 400, "request_invalid"],
+    ["a repeated parameter", "/v1/credentials/aws-deploy", "lifetime=900&lifetime=901", 400, "request_invalid"],
+    ["a malformed lifetime", "/v1/credentials/aws-deploy", "lifetime=-5", 400, "request_invalid"],
+    ["token_file without gcloud", "/v1/credentials/aws-deploy", "token_file=x", 400, "request_invalid"],
+    ["an unknown target", "/v1/credentials/nope", "", 404, "target_unknown"],
+  ])("refuses %s before any upstream call", async (_name, path, body, status, code) => {
+    const res = await post(path, body);
+    expect(res.status).toBe(status);
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    expect((await json(res)).code).toBe(code);
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+  });
+
+  it("refuses a job the policy does not allow (policy_denied)", async () => {
+    const other = await h.ciToken({ project_path: "platform/infra-evil" });
+    const res = await post("/v1/credentials/gcp-deploy", "", bearer(other, FORM));
+    expect(res.status).toBe(403);
+    expect((await json(res)).code).toBe("policy_denied");
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+  });
+
+  it("refuses a request without a token (token_missing) or with a forged one", async () => {
+    const missing = await post("/v1/credentials/gcp-deploy", "", FORM);
+    expect(missing.status).toBe(401);
+    expect((await json(missing)).code).toBe("token_missing");
+    const forged = `${token.split(".").slice(0, 2).join(".")}.${"A".repeat(342)}`;
+    const res = await post("/v1/credentials/gcp-deploy", "", bearer(forged, FORM));
+    expect(res.status).toBe(401);
+    expect((await json(res)).code).toBe("signature_invalid");
+  });
+
+  it("refuses an oversized body", async () => {
+    const res = await post("/v1/credentials/gcp-deploy", `scope=${"a".repeat(40_000)}`);
+    expect(res.status).toBe(413);
+    expect((await json(res)).code).toBe("request_too_large");
+  });
+
+  it("maps an upstream refusal to upstream_denied with the cloud's code and no raw body", async () => {
+    await h.scenario({ gcp: { provider: "projects/1/locations/global/workloadIdentityPools/x/providers/y" } });
+    const res = await post("/v1/credentials/gcp-deploy", "");
+    expect(res.status).toBe(403);
+    const body = await json(res);
+    expect(body).toMatchObject({ code: "upstream_denied", upstream_error: "invalid_target", upstream_status: 400 });
+    expect(JSON.stringify(body)).not.toContain("The target service indicated");
+    expect(h.takeLogs()).toContain("The target service indicated");
+  });
+
+  it("maps an upstream that keeps failing to upstream_unavailable after retries", async () => {
+    await h.scenario({ faults: { azure: [1, 2, 3].map(() => ({ status: 503, body: '{"error":"temporarily_unavailable"}' })) } });
+    const res = await post("/v1/credentials/azure-deploy", "");
+    expect(res.status).toBe(502);
+    expect(await json(res)).toMatchObject({ code: "upstream_unavailable", upstream_error: "temporarily_unavailable" });
+    expect(await capturedRequests(h.ns)).toHaveLength(3);
+  });
+
+  it("bounds a hanging upstream with upstream_timeout", { timeout: 15_000 }, async () => {
+    await h.scenario({ faults: { vault: [{ delayMs: 7_000 }] } });
+    const res = await post("/v1/credentials/vault-ci", "");
+    expect(res.status).toBe(504);
+    expect((await json(res)).code).toBe("upstream_timeout");
+  });
+
+  it("never logs the CI token, the minted token or the credential", async () => {
+    const res = await post("/v1/credentials/aws-deploy", "");
+    const body = await json(res);
+    const minted = (await capturedRequests(h.ns))[0]!.body.WebIdentityToken as string;
+    const logs = h.takeLogs();
+    expect(logs).toContain("credential_issued");
+    for (const secret of [token, minted, body.secret_access_key, body.session_token]) expect(logs).not.toContain(String(secret));
+  });
+});
+
+describe("POST /v1/token (RFC 8693)", () => {
+  const grant = "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token_type=urn:ietf:params:oauth:token-type:jwt";
+
+  it("exchanges for a gcp access token", async () => {
+    const res = await post("/v1/token", `${grant}&subject_token=${token}&audience=gcp-deploy`, FORM);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    expect(await json(res)).toMatchObject({ issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: expect.any(Number) });
+  });
+
+  it("exchanges for gatepass's own JWT (oidc target, via resource)", async () => {
+    const res = await post("/v1/token", `${grant}&subject_token=${token}&resource=oidc-any`, FORM);
+    expect(await json(res)).toMatchObject({ issued_token_type: "urn:ietf:params:oauth:token-type:jwt", token_type: "N_A" });
+  });
+
+  it.each([
+    ["a wrong grant type", `grant_type=client_credentials&subject_token=T&audience=gcp-deploy`, "unsupported_grant_type", "grant_type_unsupported"],
+    ["a missing subject token", `${grant}&audience=gcp-deploy`, "invalid_request", "request_invalid"],
+    ["no target", `${grant}&subject_token=T`, "invalid_request", "request_invalid"],
+    ["an invalid subject token", `${grant}&subject_token=not.a.jwt&audience=gcp-deploy`, "invalid_request", "token_malformed"],
+    ["an unknown target", `${grant}&subject_token=T&audience=nope`, "invalid_target", "target_unknown"],
+    ["an aws target", `${grant}&subject_token=T&audience=aws-deploy`, "invalid_request", "format_unsupported"],
+    ["a scope beyond the target", `${grant}&subject_token=T&audience=gcp-deploy&scope=https://www.googleapis.com/auth/admin`, "invalid_scope", "invalid_scope"],
+  ])("answers %s with HTTP 400 and an RFC 6749 error", async (_name, body, error, code) => {
+    const res = await post("/v1/token", body.replace("subject_token=T", `subject_token=${token}`), FORM);
+    expect(res.status).toBe(400);
+    expect(res.headers.get("WWW-Authenticate")).toBeNull();
+    expect(await json(res)).toMatchObject({ error, code, error_description: expect.any(String) });
+  });
+
+  it("answers a policy denial with invalid_target", async () => {
+    const other = await h.ciToken({ ref: "feature" });
+    const res = await post("/v1/token", `${grant}&subject_token=${other}&audience=gcp-deploy`, FORM);
+    expect(await json(res)).toMatchObject({ error: "invalid_target", code: "policy_denied" });
+  });
+});
+
+describe("POST /v1/sts/token (Google STS-compatible)", () => {
+  const form = (subject: string, audience = "gcp-deploy") =>
+    new URLSearchParams({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", audience, scope: "https://www.googleapis.com/auth/cloud-platform",
+      requested_token_type: "urn:ietf:params:oauth:token-type:access_token", subject_token: subject, subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+    }).toString();
+
+  it("answers like Google STS: snake_case, integer expires_in", async () => {
+    const res = await post("/v1/sts/token", form(token), FORM);
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect(body).toEqual({ access_token: expect.stringMatching(/^ya29\.sa-/), issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: expect.any(Number) });
+    expect(Number.isInteger(body.expires_in)).toBe(true);
+    expect(body.expires_in).toBeGreaterThan(0);
+  });
+
+  it("answers errors like Google STS", async () => {
+    const bad = await json(await post("/v1/sts/token", form("x.y.z"), FORM));
+    expect(bad).toMatchObject({ error: "invalid_grant", code: "token_malformed" });
+    const denied = await json(await post("/v1/sts/token", form(await h.ciToken({ ref_protected: "false" })), FORM));
+    expect(denied).toMatchObject({ error: "unauthorized_client", code: "policy_denied" });
+    const notGcp = await json(await post("/v1/sts/token", form(token, "azure-deploy"), FORM));
+    expect(notGcp).toMatchObject({ error: "invalid_request", code: "format_unsupported" });
+  });
+});
+
+describe("GET /access (Sapro compatibility)", () => {
+  it("returns the access token as text/plain for the target holding the service account", async () => {
+    const res = await h.request(`/access?sa=${SA}&scopes=cloud-platform&lifetime=10`, { headers: { "Gitlab-Token": token } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/^text\/plain/);
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    expect(await res.text()).toMatch(/^ya29\.sa-/);
+    const iam = (await capturedRequests(h.ns)).find((r) => r.service === "gcp-iam")!;
+    expect(iam.body).toEqual({ scope: ["https://www.googleapis.com/auth/cloud-platform"], lifetime: "600s" });
+  });
+
+  it("refuses a service account no allowed target holds, and a lifetime beyond the target", async () => {
+    const unknown = await h.request(`/access?sa=other@p.iam.gserviceaccount.com`, { headers: { "Gitlab-Token": token } });
+    expect(unknown.status).toBe(403);
+    expect((await json(unknown)).code).toBe("policy_denied");
+    const long = await h.request(`/access?sa=${SA}&lifetime=120`, { headers: { "Gitlab-Token": token } });
+    expect((await json(long)).code).toBe("invalid_scope");
+    const missing = await h.request(`/access?sa=${SA}`);
+    expect((await json(missing)).code).toBe("token_missing");
+  });
+});

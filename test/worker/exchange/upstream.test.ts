@@ -1,0 +1,111 @@
+import { describe, expect, it } from "vitest";
+import { GatepassError } from "../../../src/errors";
+import { callUpstream, UpstreamTimer, type UpstreamRequest } from "../../../src/providers/upstream";
+import { capturedRequests, deps, FAST_RETRY, newNamespace, setScenario, upstreamBase } from "./fixtures";
+import type { Fault } from "../../support/standins/upstreams";
+
+const ERROR_JSON = (code: string) => JSON.stringify({ error: code, error_description: "raw upstream text that must not leak" });
+
+async function scenario(faults: Fault[]) {
+  const ns = newNamespace();
+  // The vault stand-in answers 400 `role "" could not be found` once the faults are used up.
+  await setScenario(ns, { trust: { issuer: "https://unused.example" }, faults: { vault: faults } });
+  const request: UpstreamRequest = {
+    service: "test-upstream",
+    url: `${upstreamBase(ns)}/vault/v1/auth/m/login`,
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: "{}",
+    errorCode: (text, status) => {
+      try {
+        return String((JSON.parse(text) as { error?: string }).error ?? `http_${status}`);
+      } catch {
+        return `http_${status}`;
+      }
+    },
+    hint: (code) => `hint for ${code}.`,
+  };
+  return { ns, request };
+}
+
+async function failure(promise: Promise<unknown>): Promise<GatepassError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof GatepassError) return err;
+    throw err;
+  }
+  throw new Error("expected a failure");
+}
+
+const ok = { status: 200, body: '{"fine":true}' };
+
+describe("callUpstream", () => {
+  it("retries 5xx and 429, then succeeds", async () => {
+    const { ns, request } = await scenario([{ status: 503, body: "busy" }, { status: 429, body: ERROR_JSON("rate") }, ok]);
+    const timer = new UpstreamTimer();
+    expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer })).toBe('{"fine":true}');
+    expect(await capturedRequests(ns)).toHaveLength(3);
+    expect(timer.ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it("gives up after the maximum attempts with upstream_unavailable and the upstream's own code", async () => {
+    const { ns, request } = await scenario([1, 2, 3].map(() => ({ status: 500, body: ERROR_JSON("backend_error") })));
+    const err = await failure(callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() }));
+    expect(err.code).toBe("upstream_unavailable");
+    expect(err.details).toEqual({ upstream_error: "backend_error", upstream_status: 500 });
+    expect(err.description).not.toContain("raw upstream text");
+    expect(await capturedRequests(ns)).toHaveLength(3);
+  });
+
+  it("does not retry a 4xx: upstream_denied with the code and the hint", async () => {
+    const { ns, request } = await scenario([{ status: 400, body: ERROR_JSON("invalid_target") }, ok]);
+    const err = await failure(callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe("invalid_target");
+    expect(err.description).toContain("hint for invalid_target.");
+    expect(await capturedRequests(ns)).toHaveLength(1);
+  });
+
+  it("retries a 4xx whose code is declared transient", async () => {
+    const { ns, request } = await scenario([{ status: 400, body: ERROR_JSON("IDPCommunicationError") }, ok]);
+    await callUpstream({ ...request, retryableCodes: ["IDPCommunicationError"] }, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() });
+    expect(await capturedRequests(ns)).toHaveLength(2);
+  });
+
+  it("retries network errors (connection dropped)", async () => {
+    const { ns, request } = await scenario([{ drop: true }, ok]);
+    expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() })).toContain("fine");
+    expect(await capturedRequests(ns)).toHaveLength(2);
+  });
+
+  it("maps persistent network errors to upstream_unavailable", async () => {
+    const { request } = await scenario([{ drop: true }, { drop: true }, { drop: true }]);
+    const err = await failure(callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() }));
+    expect(err.code).toBe("upstream_unavailable");
+    expect(err.details.upstream_error).toBe("network_error");
+  });
+
+  it("bounds a slow upstream by the timeout, without retrying", async () => {
+    const { ns, request } = await scenario([{ delayMs: 1500 }]);
+    const started = Date.now();
+    const err = await failure(callUpstream(request, { deps: deps(), retry: { ...FAST_RETRY, timeoutMs: 200 }, timer: new UpstreamTimer() }));
+    expect(err.code).toBe("upstream_timeout");
+    expect(Date.now() - started).toBeLessThan(1200);
+    expect(await capturedRequests(ns)).toHaveLength(1);
+  });
+
+  it("refuses an oversized answer without buffering it", async () => {
+    const { request } = await scenario([{ oversize: true }]);
+    const err = await failure(callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() }));
+    expect(err.code).toBe("upstream_unavailable");
+    expect(err.details.upstream_error).toBe("response_too_large");
+  });
+
+  it("does not follow redirects", async () => {
+    const { request } = await scenario([{ status: 302, body: "" }]);
+    const err = await failure(callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_status).toBe(302);
+  });
+});

@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { checkPolicySources } from "../../../src/policy/source";
+import { sources } from "./fixtures";
+
+/** Lint findings for one rule (added to the fixture policy) as `line: severity code`. */
+function lint(rule: string): string[] {
+  const rules = `rules:\n  - name: r\n    issuer: corp-gitlab\n${rule.replace(/^/gm, "    ")}\n`;
+  return checkPolicySources(sources({ rules })).findings.map((f) => `${f.line}: ${f.severity} ${f.code ?? f.message}`);
+}
+
+const SAFE = `ref_type: branch
+ref: main
+ref_protected: "true"
+pipeline_source: { not: [merge_request_event, external_pull_request_event] }`;
+
+const rule = (match: string, allow = "[deployer]", extra = "") => `match:\n${match.replace(/^/gm, "  ")}\nallow: ${allow}${extra ? `\n${extra}` : ""}`;
+
+describe("lint", () => {
+  it("accepts a scoped, protected rule for a privileged target", () => {
+    expect(lint(rule(`project_path: platform/infra\n${SAFE}`))).toEqual([]);
+    expect(lint(rule(`project_id: "101"\n${SAFE}`))).toEqual([]);
+    expect(lint(rule(`namespace_path: "platform/**"\nref_protected: "true"\npipeline_source: [push, schedule]`))).toEqual([]);
+  });
+
+  it("refuses rules without project or namespace scope, counting bare wildcards and negations as none", () => {
+    for (const scope of ["", `project_path: "**"`, `project_path: "*/infra"`, `namespace_path: ["platform", "**"]`, `project_id: "1*"`, `project_path: { not: evil/x }`]) {
+      expect(lint(rule(`${scope}\nref_type: branch`, "[reader]")).map((f) => f.replace(/^\d+: /, "")), scope).toEqual(["error no-scope"]);
+    }
+  });
+
+  it("lets acknowledge.broad silence the scope refusal, and warns when it is not needed", () => {
+    expect(lint(rule("ref_type: branch", "[reader]", "acknowledge: { broad: true }"))).toEqual([]);
+    expect(lint(rule("project_path: a/b", "[reader]", "acknowledge: { broad: true }"))).toEqual(["7: warning unneeded-acknowledgement"]);
+  });
+
+  it("refuses ref without an exact ref_type, with no acknowledgement to silence it", () => {
+    expect(lint(rule("project_path: a/b\nref: main", "[reader]"))).toEqual(["6: error ref-without-ref-type"]);
+    expect(lint(rule(`project_path: a/b\nref: main\nref_type: "*"`, "[reader]"))).toEqual(["6: error ref-without-ref-type"]);
+    expect(lint(rule("project_path: a/b\nref: main\nref_type: { not: tag }", "[reader]"))).toEqual(["6: error ref-without-ref-type"]);
+    expect(lint(rule("project_path: a/b\nref: main", "[reader]", "acknowledge: { broad: true, unprotected: true }"))).toContain("6: error ref-without-ref-type");
+  });
+
+  it("refuses privileged targets reachable from unprotected refs", () => {
+    const withoutProtection = `project_path: a/b\nref_type: branch\nref: main\npipeline_source: [push]`;
+    expect(lint(rule(withoutProtection))).toEqual(["5: error privileged-unprotected-ref"]);
+    expect(lint(rule(`${withoutProtection}\nref_protected: ["true", "false"]`))).toEqual(["5: error privileged-unprotected-ref"]);
+    expect(lint(rule(`${withoutProtection}\nref_protected: "*"`))).toEqual(["5: error privileged-unprotected-ref"]);
+  });
+
+  it("refuses privileged targets reachable from merge-request pipelines", () => {
+    const base = `project_path: a/b\nref_type: branch\nref: main\nref_protected: "true"`;
+    expect(lint(rule(base))).toEqual(["5: error privileged-merge-requests"]);
+    expect(lint(rule(`${base}\npipeline_source: { not: merge_request_event }`))).toEqual(["5: error privileged-merge-requests"]);
+    expect(lint(rule(`${base}\npipeline_source: "*"`))).toEqual(["5: error privileged-merge-requests"]);
+    expect(lint(rule(`${base}\npipeline_source: [push, merge_request_event]`))).toEqual(["5: error privileged-merge-requests"]);
+  });
+
+  it("lets acknowledge.unprotected silence both privileged refusals, and warns when it is not needed", () => {
+    expect(lint(rule("project_path: a/b", "[deployer]", "acknowledge: { unprotected: true }"))).toEqual([]);
+    expect(lint(rule(`project_path: a/b\n${SAFE}`, "[deployer]", "acknowledge: { unprotected: true }"))).toEqual(["11: warning unneeded-acknowledgement"]);
+    expect(lint(rule("project_path: a/b", "[reader]", "acknowledge: { unprotected: true }"))).toEqual(["7: warning unneeded-acknowledgement"]);
+  });
+
+  it("does not apply the privileged checks to ordinary targets", () => {
+    expect(lint(rule("project_path: a/b", "[reader, registry]"))).toEqual([]);
+  });
+
+  it("blocks the policy on errors but not on warnings", () => {
+    const rules = (extra: string) => `rules:\n  - { name: r, issuer: corp-gitlab, match: { project_path: a/b }, allow: [reader]${extra} }\n`;
+    expect(checkPolicySources(sources({ rules: rules("") })).policy).toBeDefined();
+    expect(checkPolicySources(sources({ rules: rules(", acknowledge: { broad: true }") })).policy).toBeDefined();
+    expect(checkPolicySources(sources({ rules: rules(", acknowledge: { broad: true }").replace("project_path: a/b", "ref_type: tag") })).policy).toBeDefined();
+    expect(checkPolicySources(sources({ rules: rules("").replace("project_path: a/b", "ref_type: tag") })).policy).toBeUndefined();
+  });
+});

@@ -1,0 +1,184 @@
+import { describe, expect, it } from "vitest";
+import { checkPolicySources, formatFinding } from "../../../src/policy/source";
+import { ISSUERS_YAML, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
+
+/** Findings of a policy as `file:line: message` lines. */
+const problemsOf = (overrides: Parameters<typeof sources>[0]) =>
+  checkPolicySources(sources(overrides)).findings.map((f) => `${f.file}:${f.line}: ${f.message}`);
+
+const policyOf = (overrides: Parameters<typeof sources>[0] = {}) => {
+  const checked = checkPolicySources(sources(overrides));
+  if (!checked.policy) throw new Error(checked.findings.map(formatFinding).join("\n"));
+  return checked.policy;
+};
+
+describe("strict parsing with file and line", () => {
+  it("accepts the fixture policy without findings", () => {
+    expect(checkPolicySources(sources()).findings).toEqual([]);
+  });
+
+  it("refuses unknown keys, pointing at the key", () => {
+    expect(problemsOf({ rules: RULES_YAML.replace("    allow: [reader]\n", "    allow: [reader]\n    alow: [deployer]\n") })).toEqual([
+      expect.stringMatching(/^rules\.yaml:15: unknown key 'alow'/),
+    ]);
+    expect(problemsOf({ targets: `${TARGETS_YAML}    regoin: eu-west-1\n` })).toEqual([expect.stringMatching(/^targets\.yaml:\d+: unknown key 'regoin'/)]);
+    expect(problemsOf({ issuers: `${ISSUERS_YAML}extra: 1\n` })).toEqual([expect.stringMatching(/^issuers\.yaml:8: unknown key 'extra'/)]);
+  });
+
+  it("refuses unknown targets and issuers in rules", () => {
+    const rules = "rules:\n  - name: r\n    issuer: nobody\n    match: { project_path: a/b }\n    allow: [reader, ghost]\n";
+    expect(problemsOf({ rules })).toEqual([
+      expect.stringMatching(/^rules\.yaml:3: unknown issuer 'nobody'/),
+      expect.stringMatching(/^rules\.yaml:5: unknown target 'ghost'/),
+    ]);
+  });
+
+  it("refuses duplicate names across files and duplicate keys within a file", () => {
+    const targets = `${TARGETS_YAML}  - name: reader\n    type: oidc\n    audience: x\n`;
+    expect(problemsOf({ targets })).toEqual([expect.stringMatching(/^targets\.yaml:12: duplicate target name 'reader' \(first defined in targets\.yaml\)/)]);
+    const rules = `${RULES_YAML}  - name: groups\n    issuer: corp-gitlab\n    match: { project_path: a/b }\n    allow: [reader]\n`;
+    expect(problemsOf({ rules })).toEqual([expect.stringMatching(/^rules\.yaml:19: duplicate rule name 'groups'/)]);
+    expect(problemsOf({ rules: "rules:\n  - name: a\n    name: b\n" })).toEqual([expect.stringMatching(/^rules\.yaml:3: .*[Uu]nique/)]);
+  });
+
+  it("refuses issuers whose URLs collide, and claims GitLab does not send", () => {
+    const issuers = `${ISSUERS_YAML}  - name: again\n    url: HTTPS://GitLab.Example.com/\n    audiences: [x]\n`;
+    expect(problemsOf({ issuers })).toEqual([expect.stringMatching(/^issuers\.yaml:9: issuer URL 'https:\/\/gitlab\.example\.com' is already used by issuer 'corp-gitlab'/)]);
+    const rules = RULES_YAML.replace("ref_type: branch", "ref_typ: branch");
+    expect(problemsOf({ rules })).toContainEqual(expect.stringMatching(/^rules\.yaml:6: 'ref_typ' is not a GitLab CI token claim/));
+  });
+
+  it("reports every bad value with its line and a sentence saying what to write", () => {
+    const targets = `targets:
+  - name: Bad Name
+    type: oidc
+    audience: x
+  - name: gcp
+    type: gcp
+    workload_identity_provider: projects/x/pools
+  - name: aws
+    type: aws
+    role_arn: arn:aws:iam::123456789012:role/r
+    max_lifetime: 5m
+  - name: kind
+    type: ftp
+`;
+    expect(problemsOf({ targets, rules: "rules: []\n" })).toEqual([
+      expect.stringMatching(/^targets\.yaml:2: 'Bad Name' is not a name of lower-case letters/),
+      expect.stringMatching(/^targets\.yaml:7: 'projects\/x\/pools' is not projects\/NUMBER\/locations/),
+      expect.stringMatching(/^targets\.yaml:11: must be between 900 and 43200/),
+      expect.stringMatching(/^targets\.yaml:13: 'type' must be one of gcp, aws, azure, vault, oidc/),
+    ]);
+  });
+
+  it("refuses malformed patterns, empty lists and odd condition shapes", () => {
+    const rules = `rules:
+  - name: r
+    issuer: corp-gitlab
+    match:
+      project_path: "a/b**"
+      ref: []
+      ref_type: { nope: branch }
+      namespace_path: { a: 1 }
+    allow: [reader]
+`;
+    expect(problemsOf({ rules })).toEqual([
+      expect.stringMatching(/^rules\.yaml:5: '\*\*' must be a whole path segment/),
+      expect.stringMatching(/^rules\.yaml:6: an empty list matches nothing/),
+      expect.stringMatching(/^rules\.yaml:7: a condition mapping must be exactly \{ not: value-or-list \}/),
+      expect.stringMatching(/^rules\.yaml:8: a condition mapping must be exactly/),
+    ]);
+  });
+
+  it("reports YAML syntax errors and non-mapping files with their line", () => {
+    expect(problemsOf({ rules: "rules:\n  - name: [unclosed\n" })[0]).toMatch(/^rules\.yaml:\d+: /);
+    expect(problemsOf({ rules: "- just a list\n" })).toEqual([expect.stringMatching(/^rules\.yaml:1: a policy file is a mapping/)]);
+  });
+
+  it("caps alias expansion (billion laughs)", () => {
+    const bomb = `a: &a [x, x, x, x, x, x, x, x, x, x]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+`;
+    expect(problemsOf({ rules: bomb })[0]).toMatch(/^rules\.yaml:1: .*[Aa]lias/);
+  });
+});
+
+describe("defaults and canonical forms", () => {
+  it("fills issuer defaults and canonicalises URLs and aliases", () => {
+    const issuers = `issuers:
+  - name: corp-gitlab
+    url: GitLab.Example.com/gitlab/
+    aliases: [gitlab.example.com/gitlab]
+    audiences: [a]
+  - name: other-gitlab
+    url: https://gitlab.other.example
+    audiences: [a]
+    keys: { source: jwks_uri, jwks_uri: https://keys.other.example/jwks.json }
+    max_token_age: 15m
+`;
+    // The alias equals the canonical URL here, which is a collision.
+    expect(problemsOf({ issuers })).toEqual([expect.stringMatching(/^issuers\.yaml:4: issuer URL 'https:\/\/gitlab\.example\.com\/gitlab' is already used/)]);
+    const policy = policyOf({ issuers: issuers.replace("aliases: [gitlab.example.com/gitlab]", "aliases: [gitlab.example.com]") });
+    expect(policy.issuers[0]).toEqual({
+      name: "corp-gitlab",
+      url: "https://gitlab.example.com/gitlab",
+      kind: "gitlab",
+      aliases: ["https://gitlab.example.com"],
+      audiences: ["a"],
+      algorithms: ["RS256"],
+      keys: { source: "discovery" },
+      max_token_age_seconds: 3600,
+      accept_legacy_ci_job_jwt: false,
+    });
+    expect(policy.issuers[1]).toMatchObject({ keys: { source: "jwks_uri", jwks_uri: "https://keys.other.example/jwks.json" }, max_token_age_seconds: 900 });
+  });
+
+  it("allows http only for loopback issuers, and refuses pushed-key issuers with a jwks_uri", () => {
+    const issuer = (url: string, keys = "{ source: pushed }") => `issuers:\n  - { name: corp-gitlab, url: "${url}", audiences: [a], keys: ${keys} }\n  - { name: other-gitlab, url: https://o.example, audiences: [a] }\n`;
+    expect(policyOf({ issuers: issuer("http://127.0.0.1:8788") }).issuers[0]).toMatchObject({ url: "http://127.0.0.1:8788", keys: { source: "pushed" } });
+    expect(problemsOf({ issuers: issuer("http://gitlab.example.com") })).toEqual([expect.stringMatching(/^issuers\.yaml:2: use https:\/\//)]);
+    expect(problemsOf({ issuers: issuer("https://gitlab.example.com?x=1") })).toEqual([expect.stringMatching(/^issuers\.yaml:2: .* is not an issuer URL/)]);
+    expect(problemsOf({ issuers: issuer("https://g.example", "{ source: pushed, jwks_uri: https://k.example }") })).toEqual([
+      expect.stringMatching(/^issuers\.yaml:2: unknown key 'jwks_uri'/),
+    ]);
+  });
+
+  it("accepts durations in seconds or with a unit and stores seconds", () => {
+    const targets = (lifetime: string) => TARGETS_YAML.replace("    audience: https://registry.example.com\n", `    audience: https://registry.example.com\n    max_lifetime: ${lifetime}\n`);
+    const lifetime = (value: string) => policyOf({ targets: targets(value) }).targets.find((t) => t.name === "registry")!.max_lifetime_seconds;
+    expect(lifetime("600")).toBe(600);
+    expect(lifetime("15m")).toBe(900);
+    expect(lifetime("1h")).toBe(3600);
+    expect(problemsOf({ targets: targets("2h") })).toEqual([expect.stringMatching(/^targets\.yaml:\d+: must be between 60 and 3600/)]);
+    expect(problemsOf({ targets: targets("1.5h") })).toEqual([expect.stringMatching(/is not a duration/)]);
+  });
+
+  it("fills target defaults per type, including computed audiences", () => {
+    const { targets } = policyOf();
+    expect(targets.find((t) => t.name === "deployer")).toEqual({
+      name: "deployer",
+      type: "gcp",
+      privileged: true,
+      signing_alg: "ES256",
+      max_lifetime_seconds: 3600,
+      workload_identity_provider: "projects/1/locations/global/workloadIdentityPools/pool/providers/prov",
+      scopes: ["https://www.googleapis.com/auth/cloud-platform"],
+      audience: "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/prov",
+    });
+    expect(targets.find((t) => t.name === "reader")).toMatchObject({ region: "us-east-1", audience: "sts.amazonaws.com", privileged: false });
+  });
+
+  it("turns unquoted true and whole numbers in conditions into the strings claims carry", () => {
+    const rules = "rules:\n  - name: r\n    issuer: corp-gitlab\n    match: { project_id: 42, ref_protected: true, ref_type: [branch], ref: main }\n    allow: [reader]\n";
+    expect(policyOf({ rules }).rules[0]!.match).toEqual({ project_id: "42", ref_protected: "true", ref_type: ["branch"], ref: "main" });
+    expect(problemsOf({ rules: rules.replace("42", "4.2") })).toEqual([expect.stringMatching(/expected a string \(claims are compared as strings\)/)]);
+  });
+
+  it("requires session policies to be JSON objects", () => {
+    const targets = TARGETS_YAML.replace("role/reader\n", "role/reader\n    session_policy: '{\"Version\": \"2012-10-17\"'\n");
+    expect(problemsOf({ targets })).toEqual([expect.stringMatching(/session_policy must be the text of a JSON object/)]);
+  });
+});

@@ -1,0 +1,388 @@
+// The layered key cache (memory → KV → network), counted: every fetch and KV call goes through the
+// harness's counting wrappers, so the warm-path and flood claims are measured, not assumed.
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import {
+  JWKS_DEFAULT_FRESH_SECONDS,
+  JWKS_FAILURE_BACKOFF_SECONDS,
+  JWKS_MAX_FRESH_SECONDS,
+  JWKS_MAX_STALE_SECONDS,
+  JWKS_MIN_FRESH_SECONDS,
+  JWKS_REFRESH_AHEAD_SECONDS,
+  JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
+  PUSHED_JWKS_RECHECK_SECONDS,
+} from "../../../src/limits";
+import { jwksStorageKey, type StoredKeySet } from "../../../src/verify/jwks";
+import type { PublicJwk } from "../../../src/verify/keyset";
+import { issuerStats, setIssuerScenario } from "../../support/standins/issuer";
+import { createTestKey, jwksOf } from "../../support/tokens";
+import { createHarness, expectCode, issuerConfig, standinIssuer, uniqueName, type Harness } from "./harness";
+
+const storedRecord = async (name: string) => JSON.parse((await env.JWKS.get(jwksStorageKey(name)))!) as StoredKeySet;
+const verifyWith = (h: Harness, token: string, issuers: Parameters<Harness["verifier"]["verify"]>[1]) => h.verifier.verify(token, issuers, h.env, h.waitUntil);
+
+describe("layers", () => {
+  it("cold: discovery + JWKS once, stored in KV; warm: zero fetches and zero KV reads", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    expect(h.counters.fetches).toEqual([`${iss.config.url}/.well-known/openid-configuration`, `${iss.config.url}/oauth/discovery/keys`]);
+    expect(h.counters.kvGets).toBe(1);
+    expect(h.counters.kvPuts).toBe(1);
+    expect((await storedRecord(iss.name)).keys.map((k) => k.kid)).toEqual([iss.key.kid]);
+
+    h.resetCounters();
+    for (let i = 0; i < 20; i++) await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    expect(h.counters).toEqual({ fetches: [], kvGets: 0, kvPuts: 0 });
+  });
+
+  it("a new isolate reads KV once and does not touch the network", async () => {
+    const first = createHarness();
+    const iss = await standinIssuer(first);
+    await verifyWith(first, await iss.token(), [iss.config]);
+    await first.settle();
+
+    const second = createHarness();
+    await verifyWith(second, await iss.token(), [iss.config]);
+    await verifyWith(second, await iss.token(), [iss.config]);
+    await second.settle();
+    expect(second.counters).toEqual({ fetches: [], kvGets: 1, kvPuts: 0 });
+  });
+
+  it("concurrent cold requests share one fetch (single-flight)", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    const tokens = await Promise.all(Array.from({ length: 20 }, () => iss.token()));
+    await Promise.all(tokens.map((token) => verifyWith(h, token, [iss.config])));
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+  });
+
+  it("imports each key once: a warm verify reuses the CryptoKey", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    await verifyWith(h, await iss.token(), [iss.config]);
+    const subtle = crypto.subtle;
+    let imports = 0;
+    const original = subtle.importKey.bind(subtle);
+    subtle.importKey = ((...args: Parameters<SubtleCrypto["importKey"]>) => {
+      imports++;
+      return original(...args);
+    }) as SubtleCrypto["importKey"];
+    try {
+      for (let i = 0; i < 5; i++) await verifyWith(h, await iss.token(), [iss.config]);
+    } finally {
+      subtle.importKey = original;
+    }
+    expect(imports).toBe(0);
+  });
+
+  it("ignores a stored record written for another URL or key source", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    const stranger = await createTestKey();
+    const record: StoredKeySet = { issuer_url: "https://elsewhere.example", source: "discovery", keys: [stranger.publicJwk as PublicJwk], fetched_at: h.now(), fresh_until: h.now() + 600 };
+    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(record));
+    await verifyWith(h, await iss.token(), [iss.config]);
+    expect(h.counters.fetches).toHaveLength(2);
+  });
+});
+
+describe("freshness", () => {
+  it.each([
+    ["max-age=600", 600],
+    ["public, max-age=86400", JWKS_MAX_FRESH_SECONDS],
+    ["max-age=5", JWKS_MIN_FRESH_SECONDS],
+    ["no-store", JWKS_MIN_FRESH_SECONDS],
+    [null, JWKS_DEFAULT_FRESH_SECONDS],
+  ])("honours Cache-Control %s within bounds (fresh for %i s)", async (cacheControl, seconds) => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { cacheControl } });
+    await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    const record = await storedRecord(iss.name);
+    expect(record.fresh_until - record.fetched_at).toBe(seconds);
+  });
+
+  it("serves stale keys at once and refreshes in the background", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { cacheControl: "max-age=600" } });
+    await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(iss.key), faults: { discovery: "hang" } });
+    h.advance(601);
+    h.resetCounters();
+    const started = Date.now();
+    await verifyWith(h, await iss.token(), [iss.config]);
+    expect(Date.now() - started).toBeLessThan(500); // did not wait on the hanging issuer
+    expect(h.counters.fetches).toEqual([]);
+    await h.settle(); // the background reload: KV, then the (hanging) issuer until the timeout
+    expect(h.counters.kvGets).toBe(1);
+    expect(h.counters.fetches).toEqual([`${iss.config.url}/.well-known/openid-configuration`]);
+  });
+
+  it("picks up keys refreshed by another isolate (or the cron) from KV before going to the network", async () => {
+    const a = createHarness();
+    const iss = await standinIssuer(a, { scenario: { cacheControl: "max-age=600" } });
+    await verifyWith(a, await iss.token(), [iss.config]);
+    await a.settle();
+    const b = createHarness();
+    b.advance(601);
+    await b.verifier.refresh([iss.config], b.env); // writes a newer record
+    a.advance(601);
+    a.resetCounters();
+    await verifyWith(a, await iss.token(), [iss.config]);
+    await a.settle();
+    expect(a.counters.kvGets).toBe(1);
+    expect(a.counters.fetches).toEqual([]);
+  });
+});
+
+describe("issuer down", () => {
+  it("keeps serving cached keys until the maximum staleness, then fails closed", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(iss.key), faults: { discovery: "fail" } });
+
+    h.advance(JWKS_MAX_FRESH_SECONDS + 1);
+    expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+    await h.settle();
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 0 });
+
+    // Backoff: within it, no further attempts.
+    h.advance(JWKS_FAILURE_BACKOFF_SECONDS - 1);
+    await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    expect((await issuerStats(env.STANDIN_URL, iss.name)).discovery).toBe(1);
+
+    h.advance(JWKS_MAX_STALE_SECONDS);
+    const error = await verifyWith(h, await iss.token(), [iss.config]).catch((err: unknown) => err as { code: string; headers: Record<string, string> });
+    expect(error).toMatchObject({ code: "jwks_unavailable" });
+    expect((error as { headers: Record<string, string> }).headers["Retry-After"]).toBe(String(JWKS_FAILURE_BACKOFF_SECONDS));
+  });
+
+  it("recovers when the issuer answers again", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { faults: { jwks: "fail" } } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(iss.key) });
+    // Still in backoff: no request reaches the issuer.
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 0, jwks: 0 });
+    h.advance(JWKS_FAILURE_BACKOFF_SECONDS);
+    expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+  });
+});
+
+describe("unknown kid", () => {
+  it("a flood of random kids causes at most one refetch per cooldown, and known keys keep verifying", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(iss.key) }); // resets the counts
+
+    const flood = async () => {
+      const tokens = await Promise.all(Array.from({ length: 50 }, () => iss.token({}, iss.key, { kid: crypto.randomUUID() })));
+      const results = await Promise.allSettled(tokens.map((token) => verifyWith(h, token, [iss.config])));
+      expect(results.every((r) => r.status === "rejected" && (r.reason as { code: string }).code === "key_unknown")).toBe(true);
+    };
+    await flood();
+    await h.settle();
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+    expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+
+    h.advance(JWKS_UNKNOWN_KID_COOLDOWN_SECONDS - 1);
+    await flood();
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+
+    h.advance(1);
+    await flood();
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 2, jwks: 2 });
+  });
+
+  it("a rotation (old kid removed, new kid added) is picked up by one refetch", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    await verifyWith(h, await iss.token(), [iss.config]);
+    const next = await createTestKey();
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(next) });
+    expect(await verifyWith(h, await iss.token({}, next), [iss.config])).toMatchObject({ issuer: iss.name });
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
+  });
+});
+
+describe("fetch hygiene", () => {
+  it("rewrites a discovery jwks_uri on an internal host to the configured issuer's origin", async () => {
+    const h = createHarness();
+    const name = uniqueName("internal");
+    const iss = await standinIssuer(h, {
+      scenario: { discovery: { jwks_uri: `https://gitlab.internal.corp:8443/issuer/${name}/oauth/discovery/keys` } },
+    });
+    // standinIssuer picked its own name; point the discovery at the right path.
+    await setIssuerScenario(env.STANDIN_URL, iss.name, {
+      jwks: jwksOf(iss.key),
+      discovery: { jwks_uri: `https://gitlab.internal.corp:8443/issuer/${iss.name}/oauth/discovery/keys` },
+    });
+    await verifyWith(h, await iss.token(), [iss.config]);
+    expect(h.counters.fetches[1]).toBe(`${iss.config.url}/oauth/discovery/keys`);
+    expect(h.counters.fetches.some((url) => url.includes("internal"))).toBe(false);
+  });
+
+  it("follows a redirect on the same origin", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { faults: { jwks: "redirect-same" } } });
+    expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+    expect(h.counters.fetches.at(-1)).toBe(`${iss.config.url}/moved/keys`);
+  });
+
+  it("never follows a redirect to another host", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { faults: { jwks: "redirect-foreign" } } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect(h.counters.fetches.some((url) => url.includes("localhost"))).toBe(false);
+    expect((await issuerStats(env.STANDIN_URL, iss.name)).jwks).toBe(1);
+  });
+
+  it.each([
+    ["an oversized JWKS (Content-Length)", { jwks: "oversize" as const }],
+    ["an oversized JWKS (streamed)", { jwks: "oversize-chunked" as const }],
+    ["an oversized discovery document", { discovery: "oversize" as const }],
+    ["a failing discovery", { discovery: "fail" as const }],
+  ])("refuses %s", async (_label, faults) => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { faults } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+  });
+
+  it("gives up on an issuer that does not answer within the timeout", async () => {
+    const h = createHarness({ fetchTimeoutMs: 300 });
+    const iss = await standinIssuer(h, { scenario: { faults: { jwks: "hang" } } });
+    const started = Date.now();
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("never fetches http:// issuer URLs outside development", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    const production = { ...h.env, GATEPASS_ENV: "production" };
+    await expectCode(h.verifier.verify(await iss.token(), [iss.config], production, h.waitUntil), "jwks_unavailable");
+    expect(h.counters.fetches).toEqual([]);
+  });
+
+  it("an explicit jwks_uri is fetched directly, without discovery", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    const url = issuerConfig(iss.name).url;
+    const config = { ...iss.config, keys: { source: "jwks_uri" as const, jwks_uri: `${url}/moved/keys` } };
+    expect(await verifyWith(h, await iss.token(), [config])).toMatchObject({ issuer: iss.name });
+    expect(h.counters.fetches).toEqual([`${url}/moved/keys`]);
+  });
+
+  it("drops unusable keys from a fetched set and keeps the rest", async () => {
+    const h = createHarness();
+    const good = await createTestKey();
+    const iss = await standinIssuer(h, { key: good });
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: { keys: [{ kty: "oct", kid: "hmac", k: "c2VjcmV0" }, good.publicJwk] } });
+    expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+    await expectCode(verifyWith(h, await iss.token({}, good, { kid: "hmac" }), [iss.config]), "key_unknown");
+  });
+});
+
+describe("pushed keys", () => {
+  it("are never fetched: none stored → jwks_unavailable without any request", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { config: { keys: { source: "pushed" } } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect(h.counters.fetches).toEqual([]);
+  });
+
+  it("verify once stored; other isolates read them from KV, re-checking in the background", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { config: { keys: { source: "pushed" } } });
+    await h.verifier.storePushedKeys(iss.config, [iss.key.publicJwk as PublicJwk], h.env);
+    expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+
+    const other = createHarness();
+    expect(await verifyWith(other, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+    expect(other.counters).toEqual({ fetches: [], kvGets: 1, kvPuts: 0 });
+
+    // A new push reaches the other isolate at its next re-check.
+    const next = await createTestKey();
+    await h.verifier.storePushedKeys(iss.config, [next.publicJwk as PublicJwk], h.env);
+    other.advance(PUSHED_JWKS_RECHECK_SECONDS);
+    await verifyWith(other, await iss.token(), [iss.config]); // still the old key, re-check in background
+    await other.settle();
+    expect(await verifyWith(other, await iss.token({}, next), [iss.config])).toMatchObject({ issuer: iss.name });
+    expect(other.counters.fetches).toEqual([]);
+  });
+
+  it("an unknown kid re-reads KV (cooldown-limited), so a fresh push is usable at once", async () => {
+    const a = createHarness();
+    const b = createHarness();
+    const iss = await standinIssuer(a, { config: { keys: { source: "pushed" } } });
+    await a.verifier.storePushedKeys(iss.config, [iss.key.publicJwk as PublicJwk], a.env);
+    await verifyWith(b, await iss.token(), [iss.config]);
+    const next = await createTestKey();
+    await a.verifier.storePushedKeys(iss.config, [next.publicJwk as PublicJwk], a.env);
+    b.resetCounters();
+    expect(await verifyWith(b, await iss.token({}, next), [iss.config])).toMatchObject({ issuer: iss.name });
+    expect(b.counters).toEqual({ fetches: [], kvGets: 1, kvPuts: 0 });
+  });
+
+  it("deleting the stored record revokes them at the next re-check", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { config: { keys: { source: "pushed" } } });
+    await h.verifier.storePushedKeys(iss.config, [iss.key.publicJwk as PublicJwk], h.env);
+    await env.JWKS.delete(jwksStorageKey(iss.name));
+    h.advance(PUSHED_JWKS_RECHECK_SECONDS);
+    await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+  });
+});
+
+describe("cron refresh and status", () => {
+  it("refreshes key sets about to turn stale, leaves fresh ones, and records failures without losing keys", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { cacheControl: "max-age=3600" } });
+    await h.verifier.refresh([iss.config], h.env);
+    const first = await storedRecord(iss.name);
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+
+    h.advance(3600 - JWKS_REFRESH_AHEAD_SECONDS - 60);
+    await h.verifier.refresh([iss.config], h.env);
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+
+    h.advance(120);
+    await h.verifier.refresh([iss.config], h.env);
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 2, jwks: 2 });
+    expect((await storedRecord(iss.name)).fetched_at).toBeGreaterThan(first.fetched_at);
+
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { faults: { discovery: "fail" } });
+    h.advance(3600);
+    await h.verifier.refresh([iss.config], h.env);
+    const failed = await storedRecord(iss.name);
+    expect(failed.last_error).toMatch(/HTTP 500/);
+    expect(failed.keys.map((k) => k.kid)).toEqual([iss.key.kid]);
+
+    const [status] = await h.verifier.keyStatus([iss.config], h.env);
+    expect(status).toMatchObject({ name: iss.name, source: "discovery", kids: [iss.key.kid], fetched_at: failed.fetched_at });
+    expect(status!.last_error).toMatch(/HTTP 500/);
+  });
+
+  it("skips pushed issuers and reports them", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { config: { keys: { source: "pushed" } } });
+    await h.verifier.refresh([iss.config], h.env);
+    expect(h.counters.fetches).toEqual([]);
+    expect(await h.verifier.keyStatus([iss.config], h.env)).toEqual([
+      { name: iss.name, source: "pushed", fetched_at: null, fresh_until: null, kids: [], last_error: null },
+    ]);
+  });
+});
