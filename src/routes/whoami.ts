@@ -1,7 +1,10 @@
-// GET /v1/whoami: the verified, normalised identity of the calling CI job — what policies match on.
+// GET /v1/whoami: the verified, normalised identity of the calling CI job — what policies match on —
+// with the targets it may use and the rule granting each. `?target=T` explains one target in terms
+// of the token's own claims (which conditions it does not meet), never other rules' patterns.
 
 import { Hono } from "hono";
 import type { AppEnv } from "../app";
+import { explainTarget, grantsFor } from "../policy/evaluate";
 import type { VerifiedIdentity } from "../types";
 import { identifyCaller } from "./identify";
 
@@ -17,6 +20,13 @@ export function whoamiBody(identity: VerifiedIdentity) {
 }
 
 export const whoamiRoutes = new Hono<AppEnv>().get("/v1/whoami", async (c) => {
-  const { identity } = await identifyCaller(c);
-  return c.json(whoamiBody(identity), 200, { "Cache-Control": "no-store" });
+  const { identity, policy } = await identifyCaller(c);
+  const target = c.req.query("target");
+  const body = {
+    ...whoamiBody(identity),
+    policy_version: policy.version,
+    grants: grantsFor(policy, identity),
+    ...(target === undefined ? {} : { explain: explainTarget(policy, identity, target) }),
+  };
+  return c.json(body, 200, { "Cache-Control": "no-store" });
 });

@@ -54,7 +54,7 @@ describe("GET /v1/whoami", () => {
     const text = await res.text();
     expect(text).not.toContain(splitToken(token)[2]);
     const body = JSON.parse(text) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(["claims", "expires_at", "issued_at", "issuer", "issuer_url", "token_sha256"]);
+    expect(Object.keys(body).sort()).toEqual(["claims", "expires_at", "grants", "issued_at", "issuer", "issuer_url", "policy_version", "token_sha256"]);
     expect(body).toMatchObject({ issuer: discoveryName, issuer_url: standinIssuerUrl(env.STANDIN_URL, discoveryName) });
     expect(body.claims).toMatchObject({ project_path: "platform/infra", ref_protected: "true", runner_id: "17" });
     expect(body.token_sha256).toMatch(/^[0-9a-f]{64}$/);
