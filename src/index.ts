@@ -1,8 +1,11 @@
-// Worker entry: HTTP via the Hono app, and the cron that refreshes issuer keys ahead of expiry.
+// Worker entry: HTTP via the Hono app, and the cron that refreshes issuer keys ahead of expiry and
+// prunes audit events past their retention.
 
 import { createApp } from "./app";
-import type { Env } from "./config";
+import { pruneAuditEvents } from "./audit/writer";
+import { readConfig, type Env } from "./config";
 import { defaultDeps } from "./deps";
+import { log } from "./log";
 import { createServices } from "./services";
 
 const services = createServices(defaultDeps);
@@ -11,8 +14,20 @@ const app = createApp(defaultDeps, services);
 export default {
   fetch: app.fetch,
   async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
-    // Issuers come from the active policy; the HTTP path shares this isolate's key cache.
-    const policy = await services.policies.current(env, (promise) => ctx.waitUntil(promise));
-    await services.verifier.refresh(policy.issuers, env);
+    // The two jobs are independent: one failing must not stop the other.
+    const results = await Promise.allSettled([
+      (async () => {
+        // Issuers come from the active policy; the HTTP path shares this isolate's key cache.
+        const policy = await services.policies.current(env, (promise) => ctx.waitUntil(promise));
+        await services.verifier.refresh(policy.issuers, env);
+      })(),
+      (async () => {
+        const removed = await pruneAuditEvents(env, readConfig(env).auditRetentionDays, defaultDeps.now());
+        log("info", "audit_pruned", { removed });
+      })(),
+    ]);
+    for (const result of results) {
+      if (result.status === "rejected") log("error", "scheduled_job_failed", { error: result.reason });
+    }
   },
 } satisfies ExportedHandler<Env>;

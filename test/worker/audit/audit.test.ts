@@ -1,8 +1,9 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
 import { AuditWriter, pruneAuditEvents } from "../../../src/audit/writer";
 import type { Env } from "../../../src/config";
+import worker from "../../../src/index";
 
 async function eventsFor(requestId: string): Promise<AuditEvent[]> {
   // The event is written with waitUntil, after the response: poll briefly.
@@ -67,5 +68,14 @@ describe("audit events", () => {
     expect(removed).toBeGreaterThanOrEqual(1);
     const { results } = await env.DB.prepare("SELECT request_id FROM audit_events WHERE request_id IN ('old-event', 'recent-event')").all<{ request_id: string }>();
     expect(results.map((r) => r.request_id)).toEqual(["recent-event"]);
+  });
+
+  it("is pruned by the cron, even when no policy is loaded", async () => {
+    await new AuditWriter().write(env, sampleEvent({ ts: "2000-01-01T00:00:00.000Z", request_id: "ancient-event" }));
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env as unknown as Env, ctx);
+    await waitOnExecutionContext(ctx);
+    const row = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE request_id = 'ancient-event'").first<{ n: number }>();
+    expect(row?.n).toBe(0);
   });
 });
