@@ -1,4 +1,4 @@
-// Policy evaluation cost as the policy grows: 10, 1 000 and 10 000 rules spread over many projects
+// `npm run bench policy`: policy evaluation cost as the policy grows: 10, 1 000 and 10 000 rules spread over many projects
 // (each size has the same 5 namespace-glob rules; the rest are scoped to one exact project each, the
 // common shape). Runs in Node on the same code the Worker runs (V8 in both): each evaluate() is timed
 // on its own with process.hrtime, which workerd cannot do (its clock stands still between I/O).
@@ -117,6 +117,3 @@ export async function run(): Promise<void> {
   const largest = results[results.length - 1]!;
   console.log(`targets: p99 < 50 µs at 10 000 rules: ${largest.p99 < 50 ? "met" : "MISSED"}; 10 000-rule p99 within 3× of 10-rule p99: ${largest.p99 <= 3 * base.p99 ? "met" : "MISSED"}`);
 }
-
-// Standalone: `npx tsx bench/policy.ts`.
-if (import.meta.url === `file://${process.argv[1]}`) await run();

@@ -33,7 +33,8 @@ const storage = () => ["--local", "--persist-to", persist];
 
 async function activeSnapshot(): Promise<string | undefined> {
   try {
-    return await wrangler(["kv", "key", "get", "active", "--binding", "POLICIES", "--text", ...storage()], { cwd: ROOT });
+    // wrangler prints the value followed by a newline.
+    return (await wrangler(["kv", "key", "get", "active", "--binding", "POLICIES", "--text", ...storage()], { cwd: ROOT })).replace(/\n$/, "");
   } catch {
     return undefined;
   }
@@ -195,6 +196,23 @@ describe("policies push, history, rollback", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/rollback refused: .*content hash does not match/);
     expect(await activeSnapshot()).toBe(before);
+  });
+});
+
+describe("policies push of a large policy", () => {
+  it("stores a snapshot larger than one D1 statement in chunks, and the stored text rolls back intact", async () => {
+    const dir = await policyCopy("large");
+    const rules = Array.from({ length: 1500 }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: main }, allow: [registry-push] }`);
+    await writeFile(path.join(dir, "zz-bulk.yaml"), `rules:\n${rules.join("\n")}\n`);
+    const pushed = await gatepass("push", "--dir", dir, ...storage(), "--by", "bulk");
+    expect(pushed.code).toBe(0);
+    const version = /pushed policy version ([0-9a-f]{64})/.exec(pushed.stdout)![1]!;
+    const text = (await activeSnapshot())!;
+    expect(text.length).toBeGreaterThan(2 * 90 * 1024);
+    const stored = await wrangler(["d1", "execute", "DB", "--json", "--command", `SELECT snapshot FROM policy_versions WHERE version = '${version}'`, ...storage()], { cwd: ROOT });
+    const row = (JSON.parse(stored) as { results: { snapshot: string }[] }[])[0]!.results[0]!.snapshot;
+    expect(row).toBe(text);
+    expect((await loadSnapshot(text)).snapshot.rules).toHaveLength(1500 + 6);
   });
 });
 

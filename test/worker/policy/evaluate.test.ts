@@ -67,6 +67,10 @@ describe("evaluate", () => {
     expect(evaluate(policy, apps([42, "apps/registry-x"]), "registry").allowed).toBe(false);
     expect(evaluate(policy, apps(Array(MAX_CLAIM_ARRAY_LENGTH + 1).fill("apps/registry-x")), "registry").allowed).toBe(false);
     expect(evaluate(policy, apps(`apps/registry-${"x".repeat(MAX_CLAIM_VALUE_LENGTH)}`), "registry").allowed).toBe(false);
+    // An oversized value does not satisfy a negation either (platform-reads: pipeline_source: { not: merge_request_event }).
+    const reads = (source: string) => evaluate(policy, identity({ namespace_path: "platform", pipeline_source: source }), "reader").allowed;
+    expect(reads("x".repeat(MAX_CLAIM_VALUE_LENGTH))).toBe(true);
+    expect(reads("x".repeat(MAX_CLAIM_VALUE_LENGTH + 1))).toBe(false);
   });
 
   it("does not read inherited properties as claims", async () => {
@@ -160,6 +164,7 @@ describe("denialError", () => {
     expect(err.description).toContain("ref_type 'branch'");
     expect(err.details).toEqual({ target: "deployer" });
     expect(denialError(identity({}), "deployer").description).toContain("project '(none)'");
+    expect(denialError(identity({ ...INFRA_MAIN, ref: "r".repeat(1000) }), "deployer").description).toContain(`ref '${"r".repeat(200)}…'`);
   });
 });
 

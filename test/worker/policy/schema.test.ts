@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { MAX_CONDITION_ALTERNATIVES, MAX_RULES } from "../../../src/limits";
+import { normalizePolicy } from "../../../src/policy/schema";
 import { checkPolicySources, formatFinding } from "../../../src/policy/source";
 import { ISSUERS_YAML, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
 
@@ -180,5 +182,21 @@ describe("defaults and canonical forms", () => {
   it("requires session policies to be JSON objects", () => {
     const targets = TARGETS_YAML.replace("role/reader\n", "role/reader\n    session_policy: '{\"Version\": \"2012-10-17\"'\n");
     expect(problemsOf({ targets })).toEqual([expect.stringMatching(/session_policy must be the text of a JSON object/)]);
+  });
+});
+
+describe("size caps", () => {
+  it("refuses more rules than MAX_RULES, and condition lists longer than MAX_CONDITION_ALTERNATIVES", () => {
+    const policy = policyOf();
+    const rule = (i: number) => ({ name: `r${i}`, issuer: "corp-gitlab", match: { project_path: `a/${i}` }, allow: ["reader"] });
+    const documents = (count: number) => [{ name: "snapshot", value: { issuers: policy.issuers, targets: policy.targets, rules: Array.from({ length: count }, (_, i) => rule(i)) } }];
+    expect(normalizePolicy(documents(MAX_RULES), "snapshot").problems).toEqual([]);
+    expect(normalizePolicy(documents(MAX_RULES + 1), "snapshot").problems).toEqual([
+      { document: "snapshot", path: ["rules", MAX_RULES], message: `at most ${MAX_RULES} rules are supported` },
+    ]);
+    const values = (n: number) => `[${Array.from({ length: n }, (_, i) => `v${i}`).join(", ")}]`;
+    const rules = (n: number) => `rules:\n  - { name: r, issuer: corp-gitlab, match: { project_path: a/b, ref_type: branch, ref: ${values(n)} }, allow: [reader] }\n`;
+    expect(problemsOf({ rules: rules(MAX_CONDITION_ALTERNATIVES) })).toEqual([]);
+    expect(problemsOf({ rules: rules(MAX_CONDITION_ALTERNATIVES + 1) })).toEqual([expect.stringMatching(/^rules\.yaml:2: may list at most 100 values/)]);
   });
 });
