@@ -7,6 +7,7 @@ import type { Deps } from "../deps";
 import { GatepassError } from "../errors";
 import { MAX_UPSTREAM_BODY_BYTES, UPSTREAM_BACKOFF_BASE_MS, UPSTREAM_MAX_ATTEMPTS, UPSTREAM_TIMEOUT_MS } from "../limits";
 import { log } from "../log";
+import { readBytesCapped } from "../http/body";
 
 export interface RetryPolicy {
   timeoutMs: number;
@@ -145,27 +146,8 @@ function isTransient(request: UpstreamRequest, status: number, body: string): bo
 
 /** Reads at most `limit` bytes, cancelling the stream beyond it (Content-Length is not trusted). */
 async function readCapped(response: Response, limit: number): Promise<{ text: string; truncated: boolean }> {
-  if (!response.body) return { text: "", truncated: false };
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return { text: "", truncated: true };
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return { text: new TextDecoder().decode(bytes), truncated: false };
+  const bytes = await readBytesCapped(response.body, limit);
+  return bytes ? { text: new TextDecoder().decode(bytes), truncated: false } : { text: "", truncated: true };
 }
 
 function outcomeFields(outcome: Outcome): Record<string, unknown> {

@@ -5,6 +5,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../app";
 import { GatepassError } from "../errors";
 import { MAX_REQUEST_BODY_BYTES } from "../limits";
+import { readBytesCapped } from "../http/body";
 
 export type Params = Record<string, string>;
 
@@ -48,27 +49,9 @@ async function bodyParams(c: Context<AppEnv>): Promise<Array<[string, string]>> 
 async function readBodyCapped(request: Request): Promise<string> {
   const declared = Number(request.headers.get("Content-Length") ?? "0");
   if (declared > MAX_REQUEST_BODY_BYTES) throw new GatepassError("request_too_large");
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_REQUEST_BODY_BYTES) {
-      await reader.cancel();
-      throw new GatepassError("request_too_large");
-    }
-    chunks.push(value);
-  }
+  const bytes = await readBytesCapped(request.body, MAX_REQUEST_BODY_BYTES);
+  if (!bytes) throw new GatepassError("request_too_large");
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
   try {
     return decoder.decode(bytes);
   } catch {
