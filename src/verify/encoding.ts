@@ -6,12 +6,16 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /**
- * Unpadded base64url (RFC 7515 §2) to bytes; undefined for padding, other alphabets or an impossible
- * length. The alphabet is checked first because Buffer's decoder skips characters it does not know.
+ * Unpadded base64url (RFC 7515 §2) to bytes; undefined for padding, other alphabets, an impossible
+ * length or a non-canonical spelling. The alphabet is checked first because Buffer's decoder skips
+ * characters it does not know; canonical form is required so that one token has exactly one spelling
+ * (otherwise flipping unused low bits of the last character yields a "different" valid token, which
+ * would split audit correlation by token hash).
  */
 export function decodeBase64url(text: string): Uint8Array | undefined {
   if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
-  return Buffer.from(text, "base64url");
+  const bytes = Buffer.from(text, "base64url");
+  return bytes.toString("base64url") === text ? bytes : undefined;
 }
 
 /** base64url → UTF-8 (invalid sequences refused) → JSON; undefined when any step fails. */
