@@ -1,5 +1,7 @@
 // `npm run bench [section...]`: runs every benchmark section (or the named ones), one after another.
 // A section is a module in bench/ exporting `run(): Promise<void>` that prints its own numbers.
+export {};
+
 const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   verify: () => import("./verify"),
   policy: () => import("./policy"),

@@ -10,7 +10,7 @@ import type { IssuerConfig } from "../src/types";
 import { validatePublicJwks } from "../src/verify/keyset";
 import { Verifier } from "../src/verify/verifier";
 
-export const ISSUER: IssuerConfig = {
+const ISSUER: IssuerConfig = {
   name: "bench-gitlab",
   url: "https://gitlab.bench.example",
   kind: "gitlab",
@@ -24,8 +24,6 @@ export const ISSUER: IssuerConfig = {
 
 const verifier = new Verifier(defaultDeps);
 let token = "";
-export const tokenRef = () => token;
-export const verifierRef = () => verifier;
 let bare: { key: CryptoKey; data: Uint8Array; signature: Uint8Array } | undefined;
 
 export default {
@@ -77,7 +75,7 @@ async function setup(env: Env): Promise<void> {
     .sign(privateKey);
 
   const [header, payload, signature] = token.split(".") as [string, string, string];
-  const key = await crypto.subtle.importKey("jwk", jwk, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
+  const key = await crypto.subtle.importKey("jwk", jwk as JsonWebKey, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
   const sig = Uint8Array.from(atob(signature.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
   bare = { key, data: new TextEncoder().encode(`${header}.${payload}`), signature: sig };
 }

@@ -21,14 +21,24 @@ const STRING_ARRAY_CLAIMS = new Set(["aud", "groups_direct"]);
 const CI_CLAIMS = ["project_id", "pipeline_id", "job_id"] as const;
 
 export function normalizeClaims(payload: Record<string, unknown>): NormalizedClaims {
-  const entries: [string, string | readonly string[]][] = [];
+  const claims: Record<string, string | readonly string[]> = {};
   for (const name of Object.keys(payload)) {
     const value = payload[name];
-    const normalized = SCALAR_CLAIMS.has(name) ? scalarClaim(name, value) : STRING_ARRAY_CLAIMS.has(name) ? listClaim(name, value) : otherClaim(name, value);
-    if (normalized !== undefined) entries.push([name, normalized]);
+    // Most claims are strings already: the fast path.
+    const normalized =
+      typeof value === "string"
+        ? checkLength(name, value)
+        : SCALAR_CLAIMS.has(name)
+          ? scalarClaim(name, value)
+          : STRING_ARRAY_CLAIMS.has(name)
+            ? listClaim(name, value)
+            : otherClaim(name, value);
+    if (normalized === undefined) continue;
+    // A "__proto__" claim must stay a plain key, not replace the object's prototype.
+    if (name === "__proto__") Object.defineProperty(claims, name, { value: normalized, enumerable: true });
+    else claims[name] = normalized;
   }
-  // fromEntries defines own properties: a "__proto__" claim stays a plain key.
-  return Object.freeze(Object.fromEntries(entries));
+  return Object.freeze(claims);
 }
 
 /** GitLab issuers: user-login ID tokens from the same issuer (same JWKS) are refused. */

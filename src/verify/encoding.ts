@@ -14,8 +14,16 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
  */
 export function decodeBase64url(text: string): Uint8Array | undefined {
   if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
-  const bytes = Buffer.from(text, "base64url");
-  return bytes.toString("base64url") === text ? bytes : undefined;
+  return hasCanonicalTail(text) ? Buffer.from(text, "base64url") : undefined;
+}
+
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** Only the last character can carry unused bits (4 of them when length % 4 is 2, 2 when it is 3); they must be zero. */
+function hasCanonicalTail(text: string): boolean {
+  const rest = text.length % 4;
+  if (rest === 0) return true;
+  return (ALPHABET.indexOf(text[text.length - 1]!) & (rest === 2 ? 0x0f : 0x03)) === 0;
 }
 
 /** base64url → UTF-8 (invalid sequences refused) → JSON; undefined when any step fails. */

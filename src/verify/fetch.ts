@@ -2,6 +2,7 @@
 // one origin, and a size cap enforced while reading (Content-Length is checked but not trusted).
 
 import type { Deps } from "../deps";
+import { readBytesCapped } from "../http/body";
 import { JWKS_MAX_REDIRECTS } from "../limits";
 import { isFetchableUrl } from "./issuer-url";
 
@@ -61,33 +62,8 @@ export async function readCapped(message: Request | Response, maxBytes: number, 
     await message.body?.cancel();
     throw new BodyTooLargeError(maxBytes);
   }
-  if (!message.body) return "";
-  const reader = message.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const onAbort = () => void reader.cancel().catch(() => {});
-  signal?.addEventListener("abort", onAbort);
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (signal?.aborted) throw new Error("aborted");
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await reader.cancel();
-        throw new BodyTooLargeError(maxBytes);
-      }
-      chunks.push(value);
-    }
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+  const bytes = await readBytesCapped(message.body, maxBytes, signal);
+  if (!bytes) throw new BodyTooLargeError(maxBytes);
   return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
 }
 

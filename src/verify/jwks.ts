@@ -83,7 +83,7 @@ export function freshSeconds(cacheControl: string | null): number {
 export function jwksUrlOnIssuerOrigin(jwksUri: string, issuerUrl: string): string {
   const url = new URL(jwksUri);
   if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error(`jwks_uri ${jwksUri} is not an http(s) URL`);
-  return `${new URL(issuerUrl).origin}${url.pathname}${url.search}`;
+  return `${new URL(issuerUrl).origin}${url.pathname}`;
 }
 
 /** A stored record for this issuer, or undefined when absent, corrupt or written for other config. */
@@ -162,10 +162,16 @@ class IssuerKeys {
     let key = this.imported.get(cacheKey);
     if (!key) {
       const ready = this.ready;
-      key = (importJWK({ ...jwk, alg }, alg) as Promise<CryptoKey>).then((imported) => {
-        ready.set(cacheKey, imported);
-        return imported;
-      });
+      key = (importJWK({ ...jwk, alg }, alg) as Promise<CryptoKey>).then(
+        (imported) => {
+          ready.set(cacheKey, imported);
+          return imported;
+        },
+        (err: unknown) => {
+          // Structurally valid but unusable (e.g. an EC point off its curve): no token verifies with it.
+          throw new GatepassError("key_unknown", { description: "The issuer publishes a key for this kid that cannot be used.", cause: err });
+        },
+      );
       this.imported.set(cacheKey, key);
     }
     return key;
@@ -195,7 +201,8 @@ export class KeyCache {
   async key(issuer: IssuerConfig, kid: string, alg: string, env: Env, defer: Defer): Promise<CryptoKey> {
     const state = this.stateFor(issuer);
     const now = nowSeconds(this.deps);
-    if (!state.usable(now)) {
+    const cold = !state.usable(now);
+    if (cold) {
       await this.load(state, issuer, env, defer);
       if (!state.usable(nowSeconds(this.deps))) {
         throw new GatepassError("jwks_unavailable", { headers: { "Retry-After": String(JWKS_FAILURE_BACKOFF_SECONDS) }, cause: state.lastError });
@@ -206,9 +213,10 @@ export class KeyCache {
 
     let jwk = state.find(kid);
     if (!jwk) {
+      // A cold load just read the current set: reloading at once for this kid would learn nothing.
       if (state.loading) {
         await state.loading;
-      } else if (now >= state.kidReloadAllowedAt) {
+      } else if (!cold && now >= state.kidReloadAllowedAt) {
         state.kidReloadAllowedAt = now + JWKS_UNKNOWN_KID_COOLDOWN_SECONDS;
         await this.load(state, issuer, env, defer, kid);
       }

@@ -50,7 +50,7 @@ function keyEntries(input: unknown): unknown[] {
   return input.keys;
 }
 
-export function validatePublicJwk(input: unknown, index = 0): PublicJwk {
+function validatePublicJwk(input: unknown, index = 0): PublicJwk {
   if (!isPlainObject(input)) throw invalid(`key #${index} is not a JSON object`);
   const { kid, kty, use, alg, key_ops: keyOps } = input;
   if (typeof kid !== "string" || kid.length === 0 || kid.length > MAX_KID_LENGTH) {

@@ -204,6 +204,13 @@ describe("unknown kid", () => {
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 2, jwks: 2 });
   });
 
+  it("a cold request with an unknown kid fetches once, not twice", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    await expectCode(verifyWith(h, await iss.token({}, iss.key, { kid: "not-published" }), [iss.config]), "key_unknown");
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+  });
+
   it("a rotation (old kid removed, new kid added) is picked up by one refetch", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
@@ -282,6 +289,16 @@ describe("fetch hygiene", () => {
     const config = { ...iss.config, keys: { source: "jwks_uri" as const, jwks_uri: `${url}/moved/keys` } };
     expect(await verifyWith(h, await iss.token(), [config])).toMatchObject({ issuer: iss.name });
     expect(h.counters.fetches).toEqual([`${url}/moved/keys`]);
+  });
+
+  it("refuses tokens for a published key that cannot be imported (EC point off the curve)", async () => {
+    const h = createHarness();
+    const ec = await createTestKey("ES256");
+    const iss = await standinIssuer(h, { config: { algorithms: ["ES256"] }, key: ec });
+    const offCurve = { ...ec.publicJwk, y: ec.publicJwk.x };
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: { keys: [offCurve] } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
   });
 
   it("drops unusable keys from a fetched set and keeps the rest", async () => {
