@@ -4,6 +4,7 @@
 type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
 
 const groups: Record<string, () => Promise<CommandGroup>> = {
+  audit: () => import("./commands/audit"),
   dev: () => import("./commands/dev"),
   jwks: () => import("./commands/jwks"),
   keys: () => import("./commands/keys"),

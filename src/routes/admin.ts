@@ -1,11 +1,15 @@
 // /v1/admin/*: operator endpoints behind the GATEPASS_ADMIN_TOKEN bearer secret (disabled when unset).
 //   PUT /v1/admin/issuers/:name/jwks   replace the pushed key set of a private issuer
+//   GET /v1/admin/status               issuers and key freshness, policy version, signing keys, errors
+//   GET /v1/admin/audit                audit events (filters: project, target, decision, since, limit)
 
 import { Hono, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
+import { parseAuditFilter, queryAuditEvents, recentErrorCounts } from "../audit/query";
 import { readConfig } from "../config";
+import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
-import { MAX_JWKS_BYTES } from "../limits";
+import { MAX_JWKS_BYTES, TIME } from "../limits";
 import { BodyTooLargeError, readCapped } from "../verify/fetch";
 import { validatePublicJwks } from "../verify/keyset";
 import { waitUntilOf } from "./identify";
@@ -48,6 +52,39 @@ adminRoutes.put("/v1/admin/issuers/:name/jwks", async (c) => {
   const { keys } = validatePublicJwks(await readJsonBody(c.req.raw));
   const stored = await verifier.storePushedKeys(issuer, keys, c.env);
   return c.json({ issuer: name, kids: keys.map((key) => key.kid), fetched_at: stored.fetched_at }, 200, { "Cache-Control": "no-store" });
+});
+
+adminRoutes.get("/v1/admin/status", async (c) => {
+  const { policies, verifier, signer, audit, deps } = c.get("services");
+  const config = readConfig(c.env);
+  const policy = await policies.current(c.env, waitUntilOf(c)).catch(() => undefined);
+  const since = new Date(deps.now() - TIME.HOUR * 1000).toISOString();
+  const [issuers, signingKeys, errors] = await Promise.all([
+    policy ? verifier.keyStatus(policy.issuers, c.env) : [],
+    signer.keyRing(config).then(
+      (ring) => ({ keys: ring.describe(nowSeconds(deps)) }),
+      (err: unknown) => ({ error: err instanceof GatepassError ? err.code : "internal_error" }),
+    ),
+    recentErrorCounts(c.env, since).catch(() => null),
+  ]);
+  return c.json(
+    {
+      policy: policy
+        ? { version: policy.version, created_at: policy.snapshot.created_at, last_error: policies.lastError ?? null }
+        : { version: null, last_error: policies.lastError ?? "no snapshot loaded" },
+      issuers,
+      signing_keys: signingKeys,
+      audit: { write_failures_this_isolate: audit.failures, last_failure: audit.lastFailure ?? null },
+      errors_last_hour: errors,
+    },
+    200,
+    { "Cache-Control": "no-store" },
+  );
+});
+
+adminRoutes.get("/v1/admin/audit", async (c) => {
+  const events = await queryAuditEvents(c.env, parseAuditFilter(c.req.query()));
+  return c.json({ events }, 200, { "Cache-Control": "no-store" });
 });
 
 async function readJsonBody(request: Request): Promise<unknown> {

@@ -1,0 +1,59 @@
+// `gatepass audit query|tail`: read audit events from D1 through wrangler (local or remote).
+// Filters are validated by the same code as GET /v1/admin/audit; values are SQL-quoted, never spliced raw.
+
+import { parseArgs } from "node:util";
+import { auditQuerySql, parseAuditFilter } from "../../src/audit/query";
+import { sqlString } from "../policy/store";
+import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+
+export const usage = `  audit query [--project P] [--target T] [--decision allow|deny|error] [--since ISO] [--limit N]
+              [--local|--remote] [--env NAME] [--persist-to DIR]     events, newest first, as JSON lines
+  audit tail  [same filters]                                          follow new events (Ctrl-C to stop)`;
+
+const TAIL_INTERVAL_MS = 2_000;
+
+export async function run(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command !== "query" && command !== "tail") {
+    process.stderr.write(`usage:\n${usage}\n`);
+    return 2;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      project: { type: "string" }, target: { type: "string" }, decision: { type: "string" },
+      since: { type: "string" }, limit: { type: "string" },
+      local: { type: "boolean" }, remote: { type: "boolean" }, env: { type: "string" }, "persist-to": { type: "string" },
+    },
+  });
+  const { local: _local, remote, env, "persist-to": persistTo, ...filters } = values;
+  const filter = parseAuditFilter(filters);
+  const target: WranglerTarget = { remote: remote === true, env, persistTo };
+
+  const events = await select(target, auditQuerySql(filter));
+  for (const event of [...events].reverse()) printEvent(event);
+  if (command === "query") return 0;
+
+  let lastId = events.reduce((max, e) => Math.max(max, e.id), 0);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, TAIL_INTERVAL_MS));
+    const fresh = await select(target, auditQuerySql({ ...filter, limit: 500 }, lastId));
+    for (const event of [...fresh].reverse()) printEvent(event);
+    lastId = fresh.reduce((max, e) => Math.max(max, e.id), lastId);
+  }
+}
+
+async function select(target: WranglerTarget, query: { sql: string; params: (string | number)[] }): Promise<{ id: number }[]> {
+  let i = 0;
+  const sql = query.sql.replace(/\?/g, () => {
+    const value = query.params[i++]!;
+    return typeof value === "number" ? String(value) : sqlString(value);
+  });
+  const out = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...targetFlags(target)]);
+  return (JSON.parse(out) as { results?: { id: number }[] }[]).flatMap((r) => r.results ?? []);
+}
+
+function printEvent(event: { id: number }): void {
+  const { id: _id, ...rest } = event;
+  process.stdout.write(`${JSON.stringify(rest)}\n`);
+}

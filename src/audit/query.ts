@@ -1,0 +1,82 @@
+// Reading audit events back for operators: filtered, newest first, parameterised SQL only.
+
+import type { Env } from "../config";
+import { GatepassError } from "../errors";
+import { MAX_AUDIT_QUERY_ROWS } from "../limits";
+import type { AuditEvent } from "./event";
+
+export interface AuditFilter {
+  project?: string;
+  target?: string;
+  decision?: string;
+  /** ISO 8601 time; only events at or after it. */
+  since?: string;
+  limit?: number;
+}
+
+const DECISIONS = new Set(["allow", "deny", "error"]);
+
+/** Validates query-string filters; refuses rather than ignores what it does not understand. */
+export function parseAuditFilter(query: Record<string, string | undefined>): AuditFilter {
+  const known = new Set(["project", "target", "decision", "since", "limit"]);
+  const unknown = Object.keys(query).filter((key) => !known.has(key));
+  const invalid = (description: string) => new GatepassError("request_invalid", { description });
+  if (unknown.length > 0) throw invalid(`Unknown filter ${unknown.join(", ")}; use project, target, decision, since, limit.`);
+  const filter: AuditFilter = {};
+  for (const key of ["project", "target"] as const) {
+    const value = query[key];
+    if (value !== undefined) {
+      if (value.length === 0 || value.length > 256) throw invalid(`${key} must be 1 to 256 characters.`);
+      filter[key] = value;
+    }
+  }
+  if (query.decision !== undefined) {
+    if (!DECISIONS.has(query.decision)) throw invalid("decision must be allow, deny or error.");
+    filter.decision = query.decision;
+  }
+  if (query.since !== undefined) {
+    const time = Date.parse(query.since);
+    if (!Number.isFinite(time)) throw invalid("since must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z.");
+    filter.since = new Date(time).toISOString();
+  }
+  if (query.limit !== undefined) {
+    const limit = Number(query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_QUERY_ROWS) throw invalid(`limit must be 1 to ${MAX_AUDIT_QUERY_ROWS}.`);
+    filter.limit = limit;
+  }
+  return filter;
+}
+
+/** The SELECT for a filter, with its parameters (shared by the admin endpoint and the CLI). */
+export function auditQuerySql(filter: AuditFilter, afterId?: number): { sql: string; params: (string | number)[] } {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  const add = (clause: string, ...values: (string | number)[]) => {
+    where.push(clause);
+    params.push(...values);
+  };
+  // A project is named by path or by id.
+  if (filter.project) add("(project_path = ? OR project_id = ?)", filter.project, filter.project);
+  if (filter.target) add("target = ?", filter.target);
+  if (filter.decision) add("decision = ?", filter.decision);
+  if (filter.since) add("ts >= ?", filter.since);
+  if (afterId !== undefined) add("id > ?", afterId);
+  params.push(filter.limit ?? 100);
+  return { sql: `SELECT * FROM audit_events${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`, params };
+}
+
+export async function queryAuditEvents(env: Env, filter: AuditFilter): Promise<AuditEvent[]> {
+  const { sql, params } = auditQuerySql(filter);
+  const { results } = await env.DB.prepare(sql).bind(...params).all<AuditEvent & { id: number }>();
+  return results.map(({ id: _id, ...event }) => event);
+}
+
+/** Error counts by code since a time, across all isolates (from the audit log). */
+export async function recentErrorCounts(env: Env, since: string): Promise<Record<string, number>> {
+  const { results } = await env.DB.prepare(
+    "SELECT error_code, count(*) AS n FROM audit_events WHERE ts >= ? AND error_code IS NOT NULL GROUP BY error_code ORDER BY n DESC",
+  )
+    .bind(since)
+    .all<{ error_code: string; n: number }>();
+  return Object.fromEntries(results.map((row) => [row.error_code, row.n]));
+}

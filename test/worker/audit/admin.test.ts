@@ -1,0 +1,89 @@
+// Operator endpoints: GET /v1/admin/status and GET /v1/admin/audit, behind the admin token.
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../../src/app";
+import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
+import { AuditWriter } from "../../../src/audit/writer";
+import { defaultDeps } from "../../../src/deps";
+import { normalizePolicy } from "../../../src/policy/schema";
+import { buildSnapshot } from "../../../src/policy/snapshot";
+import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+
+const ADMIN = { Authorization: "Bearer test-admin-token" };
+const app = createApp(defaultDeps);
+const get = async (path: string, headers: Record<string, string> = ADMIN) => {
+  const res = await app.request(`https://gatepass.test${path}`, { headers }, env);
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+};
+
+let version: string;
+
+beforeAll(async () => {
+  const source = {
+    issuers: [{ name: "corp-gitlab", url: "https://gitlab.example.com", audiences: ["https://gatepass.test"], keys: { source: "pushed" } }],
+    targets: [{ name: "reader", type: "oidc", audience: "read.example" }],
+    rules: [{ name: "infra", issuer: "corp-gitlab", match: { project_path: "platform/infra" }, allow: ["reader"] }],
+  };
+  const { policy, problems } = normalizePolicy([{ name: "policy.yaml", value: source }], "source");
+  expect(problems).toEqual([]);
+  const built = await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: "2026-11-24T00:00:00.000Z" });
+  version = built.snapshot.version;
+  await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, built.text);
+
+  const writer = new AuditWriter();
+  const event = (overrides: Partial<AuditEvent>): AuditEvent => ({
+    ...buildAuditEvent({ route: "POST /v1/credentials/:target" }, { requestId: crypto.randomUUID(), status: 200, now: Date.now() }),
+    ...overrides,
+  });
+  await writer.write(env, event({ project_path: "platform/infra", project_id: "42", target: "reader", decision: "allow" }));
+  await writer.write(env, event({ project_path: "platform/infra", project_id: "42", target: "reader", decision: "deny", status: 403, error_code: "policy_denied" }));
+  await writer.write(env, event({ project_path: "other/app", project_id: "7", target: "reader", decision: "deny", status: 403, error_code: "policy_denied" }));
+});
+
+describe("admin authentication", () => {
+  it("refuses status and audit without the admin token, with admin_unauthorized", async () => {
+    for (const path of ["/v1/admin/status", "/v1/admin/audit"]) {
+      expect(await get(path, {})).toMatchObject({ status: 401, body: { code: "admin_unauthorized" } });
+      expect(await get(path, { Authorization: "Bearer test-admin-toke" })).toMatchObject({ status: 401, body: { code: "admin_unauthorized" } });
+    }
+  });
+});
+
+describe("GET /v1/admin/status", () => {
+  it("reports the active policy version, issuers with their key source, signing keys and recent errors", async () => {
+    const { status, body } = await get("/v1/admin/status");
+    expect(status).toBe(200);
+    expect(body.policy).toMatchObject({ version, created_at: "2026-11-24T00:00:00.000Z", last_error: null });
+    expect(body.issuers).toEqual([expect.objectContaining({ name: "corp-gitlab", source: "pushed" })]);
+    // Development mode without a secret: ephemeral keys, one ES256 key signing.
+    expect(body.signing_keys.keys).toEqual(expect.arrayContaining([expect.objectContaining({ alg: "ES256", status: "current" })]));
+    expect(body.errors_last_hour).toMatchObject({ policy_denied: 2 });
+    expect(body.audit).toEqual({ write_failures_this_isolate: 0, last_failure: null });
+  });
+});
+
+describe("GET /v1/admin/audit", () => {
+  it("filters by project (path or id) and decision, newest first", async () => {
+    const byPath = await get("/v1/admin/audit?project=platform/infra");
+    expect(byPath.body.events.map((e: AuditEvent) => e.decision).sort()).toEqual(["allow", "deny"]);
+    const byId = await get("/v1/admin/audit?project=7&decision=deny");
+    expect(byId.body.events).toEqual([expect.objectContaining({ project_path: "other/app", error_code: "policy_denied" })]);
+  });
+
+  it("treats filter values as data, never as SQL", async () => {
+    const { status, body } = await get(`/v1/admin/audit?project=${encodeURIComponent("x' OR '1'='1")}`);
+    expect(status).toBe(200);
+    expect(body.events).toEqual([]);
+  });
+
+  it("refuses unknown or malformed filters with request_invalid", async () => {
+    for (const query of ["?user=root", "?decision=maybe", "?since=yesterday", "?limit=0", "?limit=100000"]) {
+      expect(await get(`/v1/admin/audit${query}`)).toMatchObject({ status: 400, body: { code: "request_invalid" } });
+    }
+  });
+
+  it("honours since and limit", async () => {
+    expect((await get("/v1/admin/audit?since=2999-01-01T00:00:00Z")).body.events).toEqual([]);
+    expect((await get("/v1/admin/audit?limit=1")).body.events).toHaveLength(1);
+  });
+});
