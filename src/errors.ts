@@ -71,6 +71,7 @@ export const ERROR_CODES = {
   admin_disabled: { status: 403, error: "access_denied", description: "The admin API is disabled because GATEPASS_ADMIN_TOKEN is not set." },
   rate_limited: { status: 429, error: "rate_limited", description: "Too many requests for this project; retry after the delay in Retry-After." },
   use_limit_exceeded: { status: 429, error: "rate_limited", description: "This job has used up its credentials for this target." },
+  use_limit_unavailable: { status: 503, error: "temporarily_unavailable", description: "gatepass cannot check this target's per-job use limit right now; retry later." },
   internal_error: { status: 500, error: "server_error", description: "gatepass failed unexpectedly; the request id identifies it in the logs." },
 } as const satisfies Record<string, CodeSpec>;
 

@@ -1,11 +1,12 @@
 // Worker entry: HTTP via the Hono app, and the cron that refreshes issuer keys ahead of expiry and
-// prunes audit events past their retention.
+// prunes audit events past their retention and use counters of expired jobs.
 
 import { createApp } from "./app";
 import { pruneAuditEvents } from "./audit/writer";
 import { readConfig, type Env } from "./config";
-import { defaultDeps } from "./deps";
+import { defaultDeps, nowSeconds } from "./deps";
 import { log } from "./log";
+import { pruneUseCounters } from "./policy/usage";
 import { createServices } from "./services";
 
 const services = createServices(defaultDeps);
@@ -23,7 +24,8 @@ export default {
       })(),
       (async () => {
         const removed = await pruneAuditEvents(env, readConfig(env).auditRetentionDays, defaultDeps.now());
-        log("info", "audit_pruned", { removed });
+        const counters = await pruneUseCounters(env, nowSeconds(defaultDeps));
+        log("info", "storage_pruned", { audit_events: removed, use_counters: counters });
       })(),
     ]);
     for (const result of results) {

@@ -7,6 +7,7 @@ import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
 import { log } from "../log";
 import { auditDraft } from "../middleware";
+import { countUse, useLimit } from "../policy/usage";
 import { mintToken, type MintedToken } from "../mint/token";
 import { denialError, evaluate } from "../policy/evaluate";
 import type { Credential, ExchangeRequest } from "../providers/credential";
@@ -62,6 +63,8 @@ export async function issue(c: Context<AppEnv>, authorized: Authorized, request:
   const config = readConfig(c.env);
   const { target, rule, caller } = authorized;
   const resolved = resolveExchange(target, request);
+  const limit = useLimit(caller.policy, caller.identity.issuer, target.name, rule);
+  if (limit !== undefined) await countUse(c.env, caller.identity, target.name, limit);
   const keys = await signer.keyRing(config);
   const now = nowSeconds(deps);
   const minted = await mintToken(keys, { issuer: config.issuerUrl, target, identity: caller.identity, rule, now, lifetimeSeconds: resolved.mintLifetimeSeconds });

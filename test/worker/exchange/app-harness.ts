@@ -6,7 +6,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
 import { createApp } from "../../../src/app";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
-import type { IssuerConfig, Target } from "../../../src/types";
+import type { IssuerConfig, RuleSpec, Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
 import {
   awsTarget, azureTarget, CI_CLAIMS, deps, gcpTarget, ISSUER, oidcTarget, setScenario, testSecret, upstreamBase, upstreamVars, vaultTarget, WIP, SA,
@@ -29,7 +29,8 @@ export interface Harness {
   takeLogs(): string;
 }
 
-export async function createHarness(): Promise<Harness> {
+/** `rule` overrides fields of the file's single policy rule (e.g. max_uses_per_job). */
+export async function createHarness(options: { rule?: Partial<RuleSpec> } = {}): Promise<Harness> {
   const ns = crypto.randomUUID();
   const ciIssuerUrl = `${upstreamBase(ns)}/ci`;
   const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
@@ -56,6 +57,7 @@ export async function createHarness(): Promise<Harness> {
       name: "infra-main", issuer: "ci",
       match: { project_path: "platform/infra", ref_type: "branch", ref: "main", ref_protected: "true" },
       allow: targets.map((t) => t.name),
+      ...options.rule,
     }],
   });
   await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, snapshot);
