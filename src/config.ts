@@ -10,6 +10,8 @@ export interface Env {
   POLICIES: KVNamespace;
   /** Policy history, audit events, use counters. */
   DB: D1Database;
+  /** Credential requests per issuer + project (optional: without it, no rate limit applies). */
+  RATE_LIMITER?: RateLimit;
 
   /** gatepass's own public issuer URL (https, no trailing slash). */
   GATEPASS_ISSUER: string;

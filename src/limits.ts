@@ -113,6 +113,8 @@ export const GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 12 * HOUR;
 
 // ---- audit and operations --------------------------------------------------------------------
 export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
+/** The RATE_LIMITER binding's period (wrangler.toml `simple.period`): what Retry-After tells a throttled job. */
+export const RATE_LIMIT_PERIOD_SECONDS = 60;
 export const MAX_AUDIT_QUERY_ROWS = 500;
 
 export const TIME = { SECOND, MINUTE, HOUR, DAY } as const;

@@ -7,6 +7,7 @@ import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
 import { log } from "../log";
 import { auditDraft } from "../middleware";
+import { enforceRateLimit } from "../ratelimit";
 import { countUse, useLimit } from "../policy/usage";
 import { mintToken, type MintedToken } from "../mint/token";
 import { denialError, evaluate } from "../policy/evaluate";
@@ -26,6 +27,8 @@ export interface Authorized {
 /** Verifies the CI token (from `Authorization: Bearer` unless given) and applies policy to the target. */
 export async function authorize(c: Context<AppEnv>, targetName: string, token?: string): Promise<Authorized> {
   const caller = await identifyCaller(c, token);
+  recordCaller(c, caller);
+  await enforceRateLimit(c.env, caller.identity);
   return authorizeCaller(c, caller, targetName);
 }
 

@@ -12,6 +12,7 @@ import { authorizeCaller, issue, NO_STORE, recordCaller } from "./exchange-flow"
 import { identifyCaller } from "./identify";
 import { bearerToken } from "./bearer";
 import { invalid, readParams } from "./params";
+import { enforceRateLimit } from "../ratelimit";
 
 const PARAMS = ["sa", "scopes", "lifetime"] as const;
 const EMAIL = /^[a-z0-9][a-z0-9._-]{0,99}@[a-z0-9][a-z0-9.-]{0,199}$/;
@@ -28,6 +29,7 @@ saproRoutes.get("/access", async (c) => {
 
   const caller = await identifyCaller(c, token);
   recordCaller(c, caller);
+  await enforceRateLimit(c.env, caller.identity);
   const candidates = [...caller.policy.targets.values()]
     .filter((t): t is GcpTarget => t.type === "gcp" && t.service_account?.toLowerCase() === sa)
     .sort((a, b) => (a.name < b.name ? -1 : 1));

@@ -22,7 +22,7 @@ export interface Harness {
   /** A CI token for the file's issuer; claims override the GitLab defaults. */
   ciToken(claims?: Record<string, unknown>, options?: { ttl?: number }): Promise<string>;
   /** Sends a request through the app with this file's env (vars override per call). */
-  request(path: string, init?: RequestInit, vars?: Record<string, string | undefined>): Promise<Response>;
+  request(path: string, init?: RequestInit, vars?: Record<string, unknown>): Promise<Response>;
   /** Resets the upstream stand-ins (trusting gatepass's JWKS) and the CI issuer. */
   scenario(scenario?: Omit<Scenario, "trust" | "ciJwks">): Promise<void>;
   /** Everything console.log/warn/error printed since the last call. */

@@ -1,0 +1,36 @@
+// Rate limit per issuer + project on credential requests: 429 rate_limited with Retry-After, per project.
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { RATE_LIMIT_PERIOD_SECONDS } from "../../../src/limits";
+import { enforceRateLimit } from "../../../src/ratelimit";
+import type { VerifiedIdentity } from "../../../src/types";
+import { bearer, createHarness, type Harness } from "./app-harness";
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await createHarness();
+  await h.scenario();
+});
+
+describe("rate limits", () => {
+  it("refuses a project over its limit with rate_limited and Retry-After, keyed by issuer and project", async () => {
+    const seen: string[] = [];
+    const limiter = { limit: async ({ key }: { key: string }) => (seen.push(key), { success: seen.length <= 2 }) };
+    const res = async (projectId: string) =>
+      h.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer(await h.ciToken({ project_id: projectId })) }, { RATE_LIMITER: limiter });
+    expect((await res("42")).status).toBe(200);
+    expect((await res("42")).status).toBe(200);
+    const refused = await res("42");
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("Retry-After")).toBe(String(RATE_LIMIT_PERIOD_SECONDS));
+    expect(await refused.json()).toMatchObject({ code: "rate_limited" });
+    expect(new Set(seen)).toEqual(new Set(["ci\u000042"]));
+  });
+
+  it("uses the real Workers rate limiting binding from wrangler.toml", async () => {
+    expect(env.RATE_LIMITER).toBeDefined();
+    const identity = { issuer: "ci", claims: { project_id: crypto.randomUUID() } } as unknown as VerifiedIdentity;
+    await expect(enforceRateLimit(env, identity)).resolves.toBeUndefined();
+  });
+});
