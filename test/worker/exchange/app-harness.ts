@@ -6,6 +6,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
 import { createApp } from "../../../src/app";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+import type { Deps } from "../../../src/deps";
 import type { IssuerConfig, RuleSpec, Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
 import {
@@ -29,8 +30,8 @@ export interface Harness {
   takeLogs(): string;
 }
 
-/** `rule` overrides fields of the file's single policy rule (e.g. max_uses_per_job). */
-export async function createHarness(options: { rule?: Partial<RuleSpec> } = {}): Promise<Harness> {
+/** `rule` overrides fields of the file's single policy rule (e.g. max_uses_per_job); `deps` the app's clock or fetch. */
+export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: Partial<Deps> } = {}): Promise<Harness> {
   const ns = crypto.randomUUID();
   const ciIssuerUrl = `${upstreamBase(ns)}/ci`;
   const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
@@ -62,7 +63,7 @@ export async function createHarness(options: { rule?: Partial<RuleSpec> } = {}):
   });
   await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, snapshot);
 
-  const app = createApp(deps());
+  const app = createApp(deps(options.deps));
   const baseVars = { GATEPASS_ISSUER: ISSUER, GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: secret, ...upstreamVars(ns) };
 
   let logs = "";
