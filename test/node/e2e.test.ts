@@ -1,0 +1,126 @@
+// End to end, as an admin and a CI job would meet gatepass: real `wrangler dev` (workerd, local
+// KV/D1), policies pushed by the CLI, a stand-in GitLab issuer and AWS STS on loopback, and the
+// GitLab CI template's own shell snippet run by a real shell.
+import { execFile, spawn } from "node:child_process";
+import { generateKeyPairSync, sign, type JsonWebKey } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { wrangler } from "../../cli/wrangler";
+import { generateSecret, serializeSecret } from "../../src/mint/rotation";
+import { startStandins, type Standins } from "../support/standins";
+import { upstreamsHandler } from "../support/standins/upstreams";
+import { startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
+
+const ROLE = "arn:aws:iam::111122223333:role/deploy";
+let standins: Standins;
+let gatepass: WranglerDev;
+let dir: string;
+let mintCiToken: (claims: Record<string, unknown>) => string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), "gatepass-e2e-"));
+  standins = await startStandins([upstreamsHandler]);
+  const up = `${standins.url}/up/${crypto.randomUUID()}`;
+  const ci = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const ciJwk = { ...(ci.publicKey.export({ format: "jwk" }) as JsonWebKey), kid: "ci-1", alg: "RS256", use: "sig" };
+  mintCiToken = (claims) => {
+    const now = Math.floor(Date.now() / 1000);
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const input = `${part({ alg: "RS256", typ: "JWT", kid: "ci-1" })}.${part({
+      iss: `${up}/ci`, aud: "gatepass-e2e", sub: "project_path:platform/infra:ref_type:branch:ref:main", iat: now, nbf: now - 5, exp: now + 600,
+      jti: crypto.randomUUID(), namespace_id: "10", namespace_path: "platform", project_id: "42", project_path: "platform/infra", user_id: "7",
+      user_login: "alice", pipeline_id: "900", pipeline_source: "push", job_id: "1234", ref: "main", ref_type: "branch", ref_protected: "true",
+      ...claims,
+    })}`;
+    return `${input}.${sign("sha256", Buffer.from(input), ci.privateKey).toString("base64url")}`;
+  };
+
+  // The admin's side: policy files, pushed with the CLI into local state.
+  const policies = path.join(dir, "policies");
+  const state = path.join(dir, "state");
+  await mkdir(policies);
+  await writeFile(path.join(policies, "gatepass.yaml"), [
+    "issuers:",
+    "  - name: ci",
+    `    url: ${up}/ci`,
+    "    audiences: [gatepass-e2e]",
+    "targets:",
+    "  - name: aws-deploy",
+    "    type: aws",
+    `    role_arn: ${ROLE}`,
+    "    region: eu-west-1",
+    "    privileged: true",
+    "rules:",
+    "  - name: infra-main",
+    "    issuer: ci",
+    '    match: { project_path: platform/infra, ref_type: branch, ref: main, ref_protected: "true", pipeline_source: { not: [merge_request_event, external_pull_request_event] } }',
+    "    allow: [aws-deploy]",
+    "",
+  ].join("\n"));
+  await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state]);
+  await promisify(execFile)(process.execPath, [path.resolve("cli/gatepass.mjs"), "policies", "push", "--local", "--persist-to", state, "--dir", policies, "--by", "e2e"]);
+
+  gatepass = await startWranglerDev({
+    persistTo: state,
+    vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development", AWS_STS_URL: `${up}/aws/{region}/` }),
+    secrets: { GATEPASS_SIGNING_KEYS: serializeSecret(await generateSecret(["ES256"], Math.floor(Date.now() / 1000) - 600)) },
+  });
+  await fetch(`${up}/_control`, {
+    method: "PUT",
+    body: JSON.stringify({ trust: { issuer: gatepass.url }, ciJwks: { keys: [ciJwk] }, aws: { roles: { [ROLE]: { sub: "target:aws-deploy", aud: "sts.amazonaws.com" } } } }),
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await gatepass?.stop();
+  await standins?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** The `.gatepass` hidden job's before_script, exactly as GitLab would run it, then `env`. */
+async function runTemplate(token: string, target: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const template = parse(await readFile(path.resolve("templates/gitlab-ci.yml"), "utf8")) as Record<string, { before_script?: string[] }>;
+  const script = [...template[".gatepass"]!.before_script!, "env"].join("\n");
+  return new Promise((resolve) => {
+    const child = spawn("sh", ["-e", "-c", script], {
+      env: { PATH: process.env.PATH, GATEPASS_URL: gatepass.url, GATEPASS_ID_TOKEN: token, GATEPASS_TARGET: target },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+describe("end to end: CLI-pushed policy, wrangler dev, the GitLab template in a real shell", () => {
+  it("a protected main pipeline gets AWS credentials into its environment", async () => {
+    const { code, stdout, stderr } = await runTemplate(mintCiToken({}), "aws-deploy");
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    const env = Object.fromEntries(stdout.split("\n").map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
+    expect(env.AWS_ACCESS_KEY_ID).toMatch(/^ASIA/);
+    expect(env.AWS_SECRET_ACCESS_KEY).toBeTruthy();
+    expect(env.AWS_SESSION_TOKEN).toBeTruthy();
+    expect(env).not.toHaveProperty("gatepass_env");
+  });
+
+  it("a merge-request pipeline is refused and the job fails with gatepass's explanation", async () => {
+    const { code, stdout, stderr } = await runTemplate(mintCiToken({ pipeline_source: "merge_request_event" }), "aws-deploy");
+    expect(code).not.toBe(0);
+    expect(stdout).not.toContain("AWS_ACCESS_KEY_ID");
+    expect(stderr).toContain('"code":"policy_denied"');
+  });
+
+  it("the CLI-pushed version is the one the Worker serves", async () => {
+    const res = await fetch(`${gatepass.url}/v1/whoami`, { headers: { Authorization: `Bearer ${mintCiToken({})}` } });
+    const body = (await res.json()) as { policy_version: string; grants: unknown };
+    expect(body.grants).toEqual([{ target: "aws-deploy", rule: "infra-main" }]);
+    const { stdout } = await promisify(execFile)(process.execPath, [path.resolve("cli/gatepass.mjs"), "policies", "history", "--local", "--persist-to", gatepass.persistTo]);
+    expect(stdout).toContain(body.policy_version.slice(0, 12));
+  });
+});
