@@ -5,6 +5,7 @@ export {};
 const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   verify: () => import("./verify"),
   policy: () => import("./policy"),
+  throughput: () => import("./throughput"),
 };
 
 const wanted = process.argv.slice(2);

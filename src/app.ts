@@ -21,6 +21,8 @@ export interface AppVariables {
   audit?: AuditDraft;
   /** Set by the error handler so the request log and audit event carry the stable code. */
   errorCode?: string;
+  /** Extra facts for the request's log line (never secrets), e.g. what credential was issued. */
+  logFields?: Record<string, unknown>;
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };

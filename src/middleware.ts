@@ -37,6 +37,7 @@ export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
       status,
       code: errorCode,
       duration_ms: services.deps.now() - started,
+      ...c.get("logFields"),
     });
   };
 }

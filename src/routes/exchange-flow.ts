@@ -5,7 +5,6 @@ import type { Context } from "hono";
 import type { AppEnv } from "../app";
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
-import { log } from "../log";
 import { auditDraft } from "../middleware";
 import { enforceRateLimit } from "../ratelimit";
 import { countUse, useLimit } from "../policy/usage";
@@ -81,10 +80,11 @@ export async function issue(c: Context<AppEnv>, authorized: Authorized, request:
   }
 }
 
+/** Adds what was issued to the request's single log line (one line per request keeps logging cheap). */
 function logged(c: Context<AppEnv>, { target, rule, caller }: Authorized, issued: Issued): Issued {
   const { minted, upstreamMs } = issued;
-  log("info", "credential_issued", {
-    request_id: c.get("requestId"),
+  c.set("logFields", {
+    outcome: "credential_issued",
     target: target.name,
     rule,
     policy_version: caller.policy.version,

@@ -31,6 +31,8 @@ export interface WranglerDevOptions {
   persistTo?: string;
   /** How long to wait for /healthz. */
   startTimeoutMs?: number;
+  /** Another wrangler config (e.g. a baseline Worker for benchmarks); such a Worker gets no D1 migrations. */
+  config?: string;
 }
 
 export interface WranglerDev {
@@ -58,7 +60,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     await rm(file);
   };
 
-  await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], { cwd: ROOT });
+  if (!options.config) await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], { cwd: ROOT });
   for (const seed of options.kv ?? []) await putKv(seed);
 
   const envFile = path.join(scratch, "secrets.env");
@@ -68,6 +70,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     WRANGLER_BIN, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
     "--persist-to", persistTo, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "info",
     ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+    ...(options.config ? ["--config", options.config] : []),
   ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
