@@ -3,10 +3,10 @@
 // Google STS + IAM Credentials. Fails (exit 1) on any non-2xx response or transport error.
 // Tokens come from many projects so the per-project rate limit (120/min) is not what is measured.
 import autocannon from "autocannon";
-import { generateKeyPairSync, sign } from "node:crypto";
 import { generateSecret, serializeSecret } from "../src/mint/rotation";
 import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/store";
-import type { IssuerConfig, Target } from "../src/types";
+import type { Target } from "../src/types";
+import { benchCiIssuer } from "./ci-issuer";
 import { startStandins } from "../test/support/standins";
 import { upstreamsHandler } from "../test/support/standins/upstreams";
 import { startWranglerDev } from "../test/support/wrangler-dev";
@@ -18,18 +18,11 @@ const PROJECTS = 2_000;
 const WIP = "projects/123456/locations/global/workloadIdentityPools/ci-pool/providers/gatepass";
 const SA = "deployer@proj.iam.gserviceaccount.com";
 
-const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-
 async function main(): Promise<number> {
   const standins = await startStandins([upstreamsHandler]);
   const ns = crypto.randomUUID();
   const up = `${standins.url}/up/${ns}`;
-  const ci = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const ciJwk = { ...ci.publicKey.export({ format: "jwk" }), kid: "ci-1", alg: "RS256", use: "sig" };
-  const issuer: IssuerConfig = {
-    name: "ci", url: `${up}/ci`, kind: "gitlab", aliases: [], audiences: ["gatepass"], algorithms: ["RS256"],
-    keys: { source: "discovery" }, max_token_age_seconds: 3600, accept_legacy_ci_job_jwt: false,
-  };
+  const { issuer, jwk: ciJwk, tokens: mintTokens } = benchCiIssuer(`${up}/ci`);
   const target: Target = {
     name: "gcp-deploy", type: "gcp", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600,
     workload_identity_provider: WIP, service_account: SA, scopes: ["https://www.googleapis.com/auth/cloud-platform"], audience: `//iam.googleapis.com/${WIP}`,
@@ -40,14 +33,7 @@ async function main(): Promise<number> {
     rules: [{ name: "infra-main", issuer: "ci", match: { namespace_path: "platform", ref_type: "branch", ref: "main", ref_protected: "true" }, allow: [target.name] }],
   });
   const now = Math.floor(Date.now() / 1000);
-  const tokens = Array.from({ length: PROJECTS }, (_, i) => {
-    const signingInput = `${b64url({ alg: "RS256", typ: "JWT", kid: "ci-1" })}.${b64url({
-      iss: issuer.url, aud: "gatepass", sub: `project_path:platform/p${i}:ref_type:branch:ref:main`, iat: now, nbf: now - 5, exp: now + 3000,
-      jti: crypto.randomUUID(), namespace_id: "10", namespace_path: "platform", project_id: String(1000 + i), project_path: `platform/p${i}`,
-      user_id: "7", user_login: "load", pipeline_id: "900", pipeline_source: "push", job_id: String(5000 + i), ref: "main", ref_type: "branch", ref_protected: "true",
-    })}`;
-    return `${signingInput}.${sign("sha256", Buffer.from(signingInput), ci.privateKey).toString("base64url")}`;
-  });
+  const tokens = mintTokens(PROJECTS);
 
   const gatepass = await startWranglerDev({
     vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development", GCP_STS_URL: `${up}/gcp/sts/v1/token`, GCP_IAM_CREDENTIALS_URL: `${up}/gcp/iam/v1` }),

@@ -2,11 +2,11 @@
 // gatepass under `wrangler dev`, next to a bare Worker doing only the same verify + sign
 // (bench/bare-worker.ts), in the same run. Target: gatepass ≥ 50% of the bare Worker's throughput.
 import autocannon from "autocannon";
-import { generateKeyPairSync, sign } from "node:crypto";
 import path from "node:path";
 import { generateSecret, serializeSecret } from "../src/mint/rotation";
 import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/store";
-import type { IssuerConfig, Target } from "../src/types";
+import type { Target } from "../src/types";
+import { benchCiIssuer } from "./ci-issuer";
 import { startStandins } from "../test/support/standins";
 import { upstreamsHandler } from "../test/support/standins/upstreams";
 import { startWranglerDev, type WranglerDev } from "../test/support/wrangler-dev";
@@ -14,28 +14,14 @@ import { buildTestSnapshot } from "../test/worker/exchange/policy-snapshot";
 
 const CONNECTIONS = 50;
 const SECONDS = 10;
-const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
 
 export async function run(): Promise<void> {
   const standins = await startStandins([upstreamsHandler]);
   const up = `${standins.url}/up/${crypto.randomUUID()}`;
-  const ci = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const ciJwk = { ...ci.publicKey.export({ format: "jwk" }), kid: "ci-1", alg: "RS256", use: "sig" };
-  const issuer: IssuerConfig = {
-    name: "ci", url: `${up}/ci`, kind: "gitlab", aliases: [], audiences: ["gatepass"], algorithms: ["RS256"],
-    keys: { source: "discovery" }, max_token_age_seconds: 3600, accept_legacy_ci_job_jwt: false,
-  };
+  const { issuer, jwk: ciJwk, tokens: mintTokens } = benchCiIssuer(`${up}/ci`);
   const target: Target = { name: "oidc-rp", type: "oidc", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600, audience: "https://rp.example.com" };
   const now = Math.floor(Date.now() / 1000);
-  // Many projects, so the per-project rate limit is not what is measured.
-  const tokens = Array.from({ length: 2_000 }, (_, i) => {
-    const input = `${part({ alg: "RS256", typ: "JWT", kid: "ci-1" })}.${part({
-      iss: issuer.url, aud: "gatepass", sub: `project_path:platform/p${i}:ref_type:branch:ref:main`, iat: now, nbf: now - 5, exp: now + 3000,
-      jti: crypto.randomUUID(), namespace_id: "10", namespace_path: "platform", project_id: String(1000 + i), project_path: `platform/p${i}`,
-      user_id: "7", user_login: "bench", pipeline_id: "900", pipeline_source: "push", job_id: String(5000 + i), ref: "main", ref_type: "branch", ref_protected: "true",
-    })}`;
-    return `${input}.${sign("sha256", Buffer.from(input), ci.privateKey).toString("base64url")}`;
-  });
+  const tokens = mintTokens(2_000);
   const snapshot = await buildTestSnapshot({
     issuers: [issuer],
     targets: [target],
