@@ -1,11 +1,15 @@
 // Baseline for the throughput benchmark: only what one exchange must do at the least — verify an
 // RS256 CI token against one known key and sign an ES256 JWT — with no issuer lookup, policy,
 // audit, logging or routing. gatepass's throughput is reported as a share of this Worker's.
+// With LOG_EACH_REQUEST=1 it also writes one JSON log line per request, as gatepass must: under
+// `wrangler dev` every console call crosses the inspector protocol, a cost production does not pay,
+// so this variant shows what gatepass adds beyond that.
 import { Buffer } from "node:buffer";
 
 interface BareEnv {
   CI_PUBLIC_JWK: string;
   SIGNING_JWK: string;
+  LOG_EACH_REQUEST?: string;
 }
 
 const encoder = new TextEncoder();
@@ -29,6 +33,7 @@ export default {
     if (claims.exp < now) return new Response("expired", { status: 401 });
     const input = `${b64url(JSON.stringify({ alg: "ES256", typ: "JWT" }))}.${b64url(JSON.stringify({ iss: "bare", sub: claims.sub, aud: "rp", iat: now, exp: now + 300, jti: crypto.randomUUID() }))}`;
     const minted = `${input}.${b64url(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, sign, encoder.encode(input)))}`;
+    if (env.LOG_EACH_REQUEST === "1") console.log(JSON.stringify({ level: "info", event: "request", time: new Date().toISOString(), path: "/exchange", status: 200, sub: claims.sub }));
     return Response.json({ access_token: minted, token_type: "Bearer", expires_in: 300 });
   },
 };

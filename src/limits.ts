@@ -113,6 +113,12 @@ export const GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 12 * HOUR;
 
 // ---- audit and operations --------------------------------------------------------------------
 export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
+/** Audit events inserted by one statement (one JSON parameter, well under D1's 2 MB value cap: an event is < 2 KiB). */
+export const MAX_AUDIT_BATCH_EVENTS = 200;
+/** A leader waits this long before each insert so concurrent events join the batch (audit lags by as much). */
+export const AUDIT_BATCH_LINGER_MS = 50;
+/** How long one request leads the audit queue; then the next request takes over, so no waitUntil runs long and a stuck insert holds nothing back. */
+export const AUDIT_LEADER_TERM_MS = 1_000;
 /** The RATE_LIMITER binding's period (wrangler.toml `simple.period`): what Retry-After tells a throttled job. */
 export const RATE_LIMIT_PERIOD_SECONDS = 60;
 export const MAX_AUDIT_QUERY_ROWS = 500;

@@ -20,7 +20,7 @@ export function createServices(deps: Deps): Services {
     deps,
     policies: new PolicyStore(deps),
     verifier: new Verifier(deps),
-    audit: new AuditWriter(),
+    audit: new AuditWriter(deps),
     signer: new Signer(deps),
   };
 }

@@ -33,6 +33,8 @@ export interface WranglerDevOptions {
   startTimeoutMs?: number;
   /** Another wrangler config (e.g. a baseline Worker for benchmarks); such a Worker gets no D1 migrations. */
   config?: string;
+  /** Discard stdout (the Worker's log lines): benchmarks must not spend the load generator's CPU on them. */
+  quiet?: boolean;
 }
 
 export interface WranglerDev {
@@ -76,10 +78,10 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     cwd: ROOT,
     detached: true, // its own process group, so stop() also ends workerd
     env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", options.quiet ? "ignore" : "pipe", "pipe"],
   });
   let output = "";
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
 
   const stop = async () => {

@@ -30,7 +30,7 @@ beforeAll(async () => {
   version = built.snapshot.version;
   await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, built.text);
 
-  const writer = new AuditWriter();
+  const writer = new AuditWriter(defaultDeps);
   const event = (overrides: Partial<AuditEvent>): AuditEvent => ({
     ...buildAuditEvent({ route: "POST /v1/credentials/:target" }, { requestId: crypto.randomUUID(), status: 200, now: Date.now() }),
     ...overrides,

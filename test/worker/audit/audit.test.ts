@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
 import { AuditWriter, pruneAuditEvents } from "../../../src/audit/writer";
 import type { Env } from "../../../src/config";
+import { defaultDeps } from "../../../src/deps";
+import { AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS } from "../../../src/limits";
 import worker from "../../../src/index";
 
 async function eventsFor(requestId: string): Promise<AuditEvent[]> {
@@ -44,21 +46,22 @@ describe("audit events", () => {
     expect(buildAuditEvent({ route: "x" }, { ...at, status: 503, errorCode: "jwks_unavailable" }).decision).toBe("error");
   });
 
-  it("falls back to the log, in full, and counts the failure when D1 fails", async () => {
+  it("falls back to the log, in full, and counts every event of a batch D1 refused", async () => {
     const errors: string[] = [];
     vi.spyOn(console, "error").mockImplementation((line: string) => void errors.push(line));
     const brokenDb = { prepare: () => { throw new Error("D1 is down"); } } as unknown as D1Database;
-    const writer = new AuditWriter();
-    const event = sampleEvent();
-    await writer.write({ ...env, DB: brokenDb } as Env, event);
-    expect(writer.failures).toBe(1);
-    expect(errors).toHaveLength(1);
-    const logged = JSON.parse(errors[0]!);
-    expect(logged).toMatchObject({ event: "audit_write_failed", failures: 1, audit: event });
+    const writer = new AuditWriter(defaultDeps);
+    const events = [sampleEvent(), sampleEvent(), sampleEvent()];
+    await Promise.all(events.map((event) => writer.write({ ...env, DB: brokenDb } as Env, event)));
+    expect(writer.failures).toBe(3);
+    expect(writer.lastFailure).toBe("D1 is down");
+    const logged = errors.map((line) => JSON.parse(line));
+    expect(logged.map((entry) => entry.event)).toEqual(["audit_write_failed", "audit_write_failed", "audit_write_failed"]);
+    expect(logged.map((entry) => entry.audit)).toEqual(events);
   });
 
   it("prunes events older than the retention period", async () => {
-    const writer = new AuditWriter();
+    const writer = new AuditWriter(defaultDeps);
     const now = Date.parse("2026-06-01T00:00:00Z");
     const old = sampleEvent({ ts: "2026-01-01T00:00:00.000Z", request_id: "old-event" });
     const recent = sampleEvent({ ts: "2026-05-30T00:00:00.000Z", request_id: "recent-event" });
@@ -71,7 +74,7 @@ describe("audit events", () => {
   });
 
   it("is pruned by the cron, even when no policy is loaded", async () => {
-    await new AuditWriter().write(env, sampleEvent({ ts: "2000-01-01T00:00:00.000Z", request_id: "ancient-event" }));
+    await new AuditWriter(defaultDeps).write(env, sampleEvent({ ts: "2000-01-01T00:00:00.000Z", request_id: "ancient-event" }));
     const ctx = createExecutionContext();
     await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env as unknown as Env, ctx);
     await waitOnExecutionContext(ctx);
@@ -79,3 +82,110 @@ describe("audit events", () => {
     expect(row?.n).toBe(0);
   });
 });
+
+/** A D1 binding that counts statements and rows per statement, and can hold a statement back. */
+function countingDb(options: { hold?: Promise<void> } = {}) {
+  const statements: number[] = [];
+  const db = {
+    prepare: (sql: string) => {
+      const statement = env.DB.prepare(sql);
+      return {
+        bind: (...values: unknown[]) => {
+          const bound = statement.bind(...values);
+          return {
+            run: async () => {
+              statements.push((JSON.parse(values[0] as string) as unknown[]).length);
+              if (options.hold && statements.length === 1) await options.hold;
+              return bound.run();
+            },
+          };
+        },
+      };
+    },
+  } as unknown as D1Database;
+  return { env: { ...env, DB: db } as Env, statements };
+}
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 100 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 5));
+  expect(condition()).toBe(true);
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+}
+
+async function storedEvents(requestIds: string[]): Promise<AuditEvent[]> {
+  const { results } = await env.DB.prepare(
+    `SELECT * FROM audit_events WHERE request_id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+  ).bind(JSON.stringify(requestIds)).all<AuditEvent & { id: number }>();
+  return results.map(({ id: _id, ...event }) => event);
+}
+
+describe("audit group commit", () => {
+  it("stores every field of an event as it was built: strings, integers and nulls", async () => {
+    const event = sampleEvent({ issuer: "corp-gitlab", token_sha256: "ab".repeat(32), project_id: "42", status: 201, upstream_ms: 37, rule: null });
+    await new AuditWriter(defaultDeps).write(env, event);
+    expect(await storedEvents([event.request_id])).toEqual([event]);
+  });
+
+  it("inserts the events of concurrent requests together, in order", async () => {
+    const { env: countedEnv, statements } = countingDb();
+    const writer = new AuditWriter(defaultDeps);
+    const events = Array.from({ length: 50 }, () => sampleEvent());
+    await Promise.all(events.map((event) => writer.write(countedEnv, event)));
+    expect(statements).toEqual([50]);
+    expect(await storedEvents(events.map((e) => e.request_id))).toEqual(events);
+  });
+
+  it("lets a request that only queues its event finish at once; the leading request writes it", async () => {
+    let release!: () => void;
+    const { env: countedEnv, statements } = countingDb({ hold: new Promise<void>((resolve) => (release = resolve)) });
+    const writer = new AuditWriter(defaultDeps);
+    const first = sampleEvent();
+    const leading = writer.write(countedEnv, first);
+    await waitFor(() => statements.length === 1); // the leader's insert is in flight, and held
+    const second = sampleEvent();
+    expect(await settlesWithin(writer.write(countedEnv, second), 50)).toBe(true);
+    expect(await settlesWithin(leading, 50)).toBe(false);
+    release();
+    await leading;
+    expect(statements).toEqual([1, 1]);
+    expect(await storedEvents([first.request_id, second.request_id])).toEqual([first, second]);
+  });
+
+  it(`caps a statement at ${MAX_AUDIT_BATCH_EVENTS} events`, async () => {
+    const { env: countedEnv, statements } = countingDb();
+    const writer = new AuditWriter(defaultDeps);
+    const events = Array.from({ length: 2 * MAX_AUDIT_BATCH_EVENTS + 1 }, () => sampleEvent());
+    await Promise.all(events.map((event) => writer.write(countedEnv, event)));
+    expect(statements).toEqual([MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_EVENTS, 1]);
+    expect(await storedEvents(events.map((e) => e.request_id))).toHaveLength(events.length);
+  });
+
+  it("hands the queue to the next request when a leader's term is over, so a stuck insert holds nothing back", async () => {
+    let nowMs = Date.parse("2026-11-24T10:00:00Z");
+    const { env: countedEnv, statements } = countingDb({ hold: new Promise<void>(() => {}) });
+    const writer = new AuditWriter({ now: () => nowMs });
+    void writer.write(countedEnv, sampleEvent()); // its insert never settles, as if its request were gone
+    await waitFor(() => statements.length === 1);
+    const queued = sampleEvent();
+    await writer.write(countedEnv, queued); // within the term: only queued
+    expect(statements).toEqual([1]);
+
+    nowMs += AUDIT_LEADER_TERM_MS;
+    const later = sampleEvent();
+    await writer.write(countedEnv, later);
+    expect(statements).toEqual([1, 2]);
+    expect(await storedEvents([queued.request_id, later.request_id])).toEqual([queued, later]);
+  });
+
+  it("records every request of a burst through the Worker", async () => {
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => SELF.fetch("https://gatepass.test/v1/unknown-endpoint", { method: "POST" })),
+    );
+    const ids = responses.map((res) => res.headers.get("X-Request-Id")!);
+    for (const id of ids) expect(await eventsFor(id)).toHaveLength(1);
+  });
+});
+
