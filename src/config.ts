@@ -53,7 +53,19 @@ const DEFAULT_UPSTREAMS = {
   azureToken: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
 };
 
+// The bindings object lives as long as the isolate: parse it once, not on every request.
+const configs = new WeakMap<Env, Config>();
+
 export function readConfig(env: Env): Config {
+  let config = configs.get(env);
+  if (!config) {
+    config = parseConfig(env);
+    configs.set(env, config);
+  }
+  return config;
+}
+
+function parseConfig(env: Env): Config {
   const development = env.GATEPASS_ENV === "development";
   const issuerUrl = (env.GATEPASS_ISSUER ?? "").replace(/\/+$/, "");
   if (!isAcceptableIssuerUrl(issuerUrl, development)) {

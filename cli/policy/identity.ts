@@ -1,24 +1,10 @@
-// Identities for offline evaluation (policy tests, explain): claims as GitLab sends them, normalised the
-// way gatepass compares them (strings; `true`/`false` and ids as strings), or taken from a token's
-// payload. Nothing here verifies a signature: it answers "what would the policy decide for these claims".
+// Identities for offline evaluation (policy tests, explain): claims as GitLab sends them, or taken from
+// a token's payload, normalised by the Worker's own code (so a claim the Worker refuses is refused here
+// too). Nothing here verifies a signature: it answers "what would the policy decide for these claims".
 
-import type { IssuerConfig, NormalizedClaims, VerifiedIdentity } from "../../src/types";
+import type { IssuerConfig, VerifiedIdentity } from "../../src/types";
+import { normalizeClaims } from "../../src/verify/claims";
 import { canonicalIssuerUrl } from "../../src/verify/issuer-url";
-
-/** Scalars become strings, arrays keep their scalar elements as strings; objects and null are dropped. */
-export function normalizeClaims(raw: Record<string, unknown>): NormalizedClaims {
-  const out: Record<string, string | string[]> = {};
-  const scalar = (v: unknown): string | undefined =>
-    typeof v === "string" ? v : typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v)) ? String(v) : undefined;
-  for (const [name, value] of Object.entries(raw)) {
-    if (Array.isArray(value)) out[name] = value.map(scalar).filter((v): v is string => v !== undefined);
-    else {
-      const text = scalar(value);
-      if (text !== undefined) out[name] = text;
-    }
-  }
-  return out;
-}
 
 /** The payload of a compact JWT, without verifying it. */
 export function decodeTokenPayload(token: string): Record<string, unknown> {
