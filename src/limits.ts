@@ -113,8 +113,10 @@ export const GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 12 * HOUR;
 
 // ---- audit and operations --------------------------------------------------------------------
 export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
-/** Audit events inserted by one statement (one JSON parameter, well under D1's 2 MB value cap: an event is < 2 KiB). */
+/** Audit events inserted by one statement (an event is usually < 1 KiB of JSON). */
 export const MAX_AUDIT_BATCH_EVENTS = 200;
+/** JSON length (UTF-16 units) of one statement's events: even all non-ASCII, at most 1.5 MB of UTF-8, under D1's 2 MB value cap. */
+export const MAX_AUDIT_BATCH_LENGTH = 512 * 1024;
 /** A leader waits this long before each insert so concurrent events join the batch (audit lags by as much). */
 export const AUDIT_BATCH_LINGER_MS = 50;
 /** How long one request leads the audit queue; then the next request takes over, so no waitUntil runs long and a stuck insert holds nothing back. */

@@ -8,7 +8,7 @@
 
 import type { Env } from "../config";
 import type { Deps } from "../deps";
-import { AUDIT_BATCH_LINGER_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS } from "../limits";
+import { AUDIT_BATCH_LINGER_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_BATCH_EVENTS } from "../limits";
 import { log } from "../log";
 import { AUDIT_COLUMNS, type AuditEvent } from "./event";
 
@@ -18,12 +18,20 @@ const INSERT_SQL =
   `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) ` +
   `SELECT ${AUDIT_COLUMNS.map((column) => `json_extract(value, '$.${column}')`).join(", ")} FROM json_each(?) ORDER BY key`;
 
+interface Batch {
+  events: AuditEvent[];
+  /** The events as JSON, serialised once when queued. */
+  rows: string[];
+  /** Length of the batch's JSON array so far, in UTF-16 code units. */
+  length: number;
+}
+
 export class AuditWriter {
   /** Events that could not be written to D1 since the isolate started (logged instead). */
   failures = 0;
   lastFailure: string | undefined;
   /** Batches of events not yet taken by a leader, oldest first; only the last one grows. */
-  private readonly queue: AuditEvent[][] = [];
+  private readonly queue: Batch[] = [];
   private leader: { sinceMs: number } | undefined;
 
   constructor(private readonly deps: Pick<Deps, "now">) {}
@@ -34,9 +42,15 @@ export class AuditWriter {
    * Never rejects.
    */
   write(env: Env, event: AuditEvent): Promise<void> {
-    const tail = this.queue.at(-1);
-    if (tail && tail.length < MAX_AUDIT_BATCH_EVENTS) tail.push(event);
-    else this.queue.push([event]);
+    const row = JSON.stringify(event);
+    let tail = this.queue.at(-1);
+    if (!tail || tail.events.length >= MAX_AUDIT_BATCH_EVENTS || tail.length + row.length > MAX_AUDIT_BATCH_LENGTH) {
+      tail = { events: [], rows: [], length: 0 };
+      this.queue.push(tail);
+    }
+    tail.events.push(event);
+    tail.rows.push(row);
+    tail.length += row.length + 1;
 
     const now = this.deps.now();
     if (this.leader && now - this.leader.sinceMs < AUDIT_LEADER_TERM_MS) return Promise.resolve();
@@ -58,9 +72,9 @@ export class AuditWriter {
     }
   }
 
-  private async insert(env: Env, events: AuditEvent[]): Promise<void> {
+  private async insert(env: Env, { events, rows }: Batch): Promise<void> {
     try {
-      await env.DB.prepare(INSERT_SQL).bind(JSON.stringify(events)).run();
+      await env.DB.prepare(INSERT_SQL).bind(`[${rows.join(",")}]`).run();
     } catch (err) {
       this.failures += events.length;
       this.lastFailure = err instanceof Error ? err.message : String(err);

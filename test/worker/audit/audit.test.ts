@@ -4,7 +4,7 @@ import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
 import { AuditWriter, pruneAuditEvents } from "../../../src/audit/writer";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
-import { AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS } from "../../../src/limits";
+import { AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
 import worker from "../../../src/index";
 
 async function eventsFor(requestId: string): Promise<AuditEvent[]> {
@@ -161,6 +161,19 @@ describe("audit group commit", () => {
     await Promise.all(events.map((event) => writer.write(countedEnv, event)));
     expect(statements).toEqual([MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_EVENTS, 1]);
     expect(await storedEvents(events.map((e) => e.request_id))).toHaveLength(events.length);
+  });
+
+  it("caps a statement's JSON length, so events with long claims never exceed D1's value size", async () => {
+    const { env: countedEnv, statements } = countingDb();
+    const writer = new AuditWriter(defaultDeps);
+    const long = "é".repeat(1024); // the longest claim value gatepass accepts; 3 bytes of UTF-8 per character
+    const events = Array.from({ length: 100 }, () => sampleEvent({ project_path: long, namespace_path: long, ref: long, user_login: long, jti: long }));
+    await Promise.all(events.map((event) => writer.write(countedEnv, event)));
+    const perEvent = JSON.stringify(events[0]).length + 1;
+    expect(statements.length).toBeGreaterThan(1);
+    for (const count of statements) expect(count * perEvent).toBeLessThanOrEqual(MAX_AUDIT_BATCH_LENGTH);
+    expect(statements.reduce((a, b) => a + b, 0)).toBe(events.length);
+    expect(await storedEvents(events.map((e) => e.request_id))).toEqual(events);
   });
 
   it("hands the queue to the next request when a leader's term is over, so a stuck insert holds nothing back", async () => {
