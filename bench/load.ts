@@ -9,6 +9,7 @@ import type { Target } from "../src/types";
 import { benchCiIssuer } from "./ci-issuer";
 import { startStandins } from "../test/support/standins";
 import { upstreamsHandler } from "../test/support/standins/upstreams";
+import { upstreamUrlVars } from "../test/support/standins/urls";
 import { startWranglerDev } from "../test/support/wrangler-dev";
 import { buildTestSnapshot } from "../test/worker/exchange/policy-snapshot";
 
@@ -36,7 +37,7 @@ async function main(): Promise<number> {
   const tokens = mintTokens(PROJECTS);
 
   const gatepass = await startWranglerDev({
-    vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development", GCP_STS_URL: `${up}/gcp/sts/v1/token`, GCP_IAM_CREDENTIALS_URL: `${up}/gcp/iam/v1` }),
+    vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development", ...upstreamUrlVars(up) }),
     secrets: { GATEPASS_SIGNING_KEYS: serializeSecret(await generateSecret(["ES256"], now - 600)) },
     kv: [{ binding: "POLICIES", key: ACTIVE_SNAPSHOT_KEY, value: snapshot }],
   });

@@ -11,6 +11,7 @@ import { issuerHandler } from "../test/support/standins/issuer";
 import { upstreamsHandler } from "../test/support/standins/upstreams";
 import { createTestKey, gitlabClaims, jwksOf, signToken } from "../test/support/tokens";
 import { startWranglerDev, type WranglerDev } from "../test/support/wrangler-dev";
+import { upstreamUrlVars } from "../test/support/standins/urls";
 
 const WIP = "projects/123456/locations/global/workloadIdentityPools/ci-pool/providers/gatepass";
 const SA = "deployer@demo-project.iam.gserviceaccount.com";
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     gatepass = await startWranglerDev({
       vars: (url) => ({
         GATEPASS_ISSUER: url, GATEPASS_ENV: "development",
-        GCP_STS_URL: `${up}/gcp/sts/v1/token`, GCP_IAM_CREDENTIALS_URL: `${up}/gcp/iam/v1`, AWS_STS_URL: `${up}/aws/{region}/`,
+        ...upstreamUrlVars(up),
       }),
       secrets: { GATEPASS_SIGNING_KEYS: serializeSecret(secret) },
       kv: [{ binding: "POLICIES", key: ACTIVE_SNAPSHOT_KEY, value: snapshot }],

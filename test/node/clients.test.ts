@@ -16,6 +16,7 @@ import type { IssuerConfig, Target } from "../../src/types";
 import { startStandins, type Standins } from "../support/standins";
 import { upstreamsHandler, type CapturedRequest } from "../support/standins/upstreams";
 import { startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
+import { upstreamUrlVars } from "../support/standins/urls";
 import { buildTestSnapshot } from "../worker/exchange/policy-snapshot";
 
 const WIP = "projects/123456/locations/global/workloadIdentityPools/ci-pool/providers/gatepass";
@@ -68,7 +69,7 @@ beforeAll(async () => {
   gatepass = await startWranglerDev({
     vars: (url) => ({
       GATEPASS_ISSUER: url, GATEPASS_ENV: "development",
-      GCP_STS_URL: `${up}/gcp/sts/v1/token`, GCP_IAM_CREDENTIALS_URL: `${up}/gcp/iam/v1`, AWS_STS_URL: `${up}/aws/{region}/`,
+      ...upstreamUrlVars(up),
     }),
     secrets: { GATEPASS_SIGNING_KEYS: serializeSecret(secret) },
     kv: [{ binding: "POLICIES", key: ACTIVE_SNAPSHOT_KEY, value: snapshot }],

@@ -2,12 +2,14 @@
 // per test, so parallel files never share state), a verified CI identity, a signing key secret.
 import { env } from "cloudflare:test";
 import { readConfig, type Config } from "../../../src/config";
+import { GatepassError } from "../../../src/errors";
 import { defaultDeps, type Deps } from "../../../src/deps";
 import { KeyRing, parseSigningKeySecret, type SigningKeySecret } from "../../../src/mint/keys";
 import { generateSecret } from "../../../src/mint/rotation";
 import type { RetryPolicy } from "../../../src/providers/upstream";
 import type { AwsTarget, AzureTarget, GcpTarget, OidcTarget, VaultTarget, VerifiedIdentity } from "../../../src/types";
 import type { CapturedRequest, Scenario } from "../../support/standins/upstreams";
+import { upstreamUrlVars } from "../../support/standins/urls";
 
 type NodeJsonWebKey = NonNullable<Scenario["trust"]["jwks"]>["keys"][number];
 
@@ -26,13 +28,7 @@ export function upstreamBase(ns: string): string {
 
 /** Worker env overrides that send every upstream to the namespace's stand-ins. */
 export function upstreamVars(ns: string) {
-  const base = upstreamBase(ns);
-  return {
-    GCP_STS_URL: `${base}/gcp/sts/v1/token`,
-    GCP_IAM_CREDENTIALS_URL: `${base}/gcp/iam/v1`,
-    AWS_STS_URL: `${base}/aws/{region}/`,
-    AZURE_TOKEN_URL: `${base}/azure/{tenant}/oauth2/v2.0/token`,
-  };
+  return upstreamUrlVars(upstreamBase(ns));
 }
 
 export function configFor(ns: string): Config {
@@ -114,3 +110,14 @@ export function deps(overrides: Partial<Deps> = {}): Deps {
   return { ...defaultDeps, ...overrides };
 }
 
+
+/** The GatepassError a promise rejects with (other errors are rethrown; success fails the test). */
+export async function failure(promise: Promise<unknown>): Promise<GatepassError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof GatepassError) return err;
+    throw err;
+  }
+  throw new Error("expected a failure");
+}

@@ -8,7 +8,7 @@ import { xmlText } from "../../../src/providers/xml";
 import type { Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
 import {
-  awsTarget, azureTarget, capturedRequests, configFor, deps, FAST_RETRY, gcpTarget, identity, ISSUER, newNamespace,
+  awsTarget, azureTarget, capturedRequests, configFor, deps, failure, FAST_RETRY, gcpTarget, identity, ISSUER, newNamespace,
   oidcTarget, publishedJwks, SA, setScenario, testKeyRing, vaultTarget, WIP,
 } from "./fixtures";
 import type { ExchangeRequest } from "../../../src/providers/credential";
@@ -22,16 +22,6 @@ async function run(ns: string, target: Target, request: ExchangeRequest = {}, sc
   const minted = await mintToken(await testKeyRing(), { issuer: ISSUER, target, identity: who, rule: "r", now: now(), lifetimeSeconds: resolved.mintLifetimeSeconds });
   const result = await exchange(target, minted, resolved, who, { deps: deps(), config: configFor(ns), retry: FAST_RETRY });
   return { ...result, minted };
-}
-
-async function failure(promise: Promise<unknown>): Promise<GatepassError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof GatepassError) return err;
-    throw err;
-  }
-  throw new Error("expected a failure");
 }
 
 const gcpScenario = { gcp: { provider: WIP, condition: { project_path: "platform/infra" }, serviceAccounts: { [SA]: ["target:gcp-deploy"] } } };

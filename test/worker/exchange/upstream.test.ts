@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { GatepassError } from "../../../src/errors";
 import { callUpstream, UpstreamTimer, type UpstreamRequest } from "../../../src/providers/upstream";
-import { capturedRequests, deps, FAST_RETRY, newNamespace, setScenario, upstreamBase } from "./fixtures";
+import { capturedRequests, deps, failure, FAST_RETRY, newNamespace, setScenario, upstreamBase } from "./fixtures";
 import type { Fault } from "../../support/standins/upstreams";
 
 const ERROR_JSON = (code: string) => JSON.stringify({ error: code, error_description: "raw upstream text that must not leak" });
@@ -26,16 +26,6 @@ async function scenario(faults: Fault[]) {
     hint: (code) => `hint for ${code}.`,
   };
   return { ns, request };
-}
-
-async function failure(promise: Promise<unknown>): Promise<GatepassError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof GatepassError) return err;
-    throw err;
-  }
-  throw new Error("expected a failure");
 }
 
 const ok = { status: 200, body: '{"fine":true}' };
