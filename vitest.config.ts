@@ -45,6 +45,7 @@ export default defineConfig(async () => {
             name: "node",
             include: ["test/node/**/*.test.ts"],
             environment: "node",
+            globalSetup: ["test/support/node-global-setup.ts"],
             testTimeout: 60_000,
             hookTimeout: 120_000,
           },

@@ -35,6 +35,11 @@ export interface WranglerDevOptions {
   config?: string;
   /** Discard stdout (the Worker's log lines): benchmarks must not spend the load generator's CPU on them. */
   quiet?: boolean;
+  /**
+   * false: run wrangler's dev server through its programmatic API with the DevTools inspector off
+   * (see dev-server-without-inspector.mjs). Benchmarks only; everything else runs the CLI.
+   */
+  inspector?: boolean;
 }
 
 export interface WranglerDev {
@@ -68,16 +73,21 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   const envFile = path.join(scratch, "secrets.env");
   await writeFile(envFile, Object.entries(options.secrets ?? {}).map(([k, v]) => `${k}=${dotenvQuote(v)}\n`).join(""), { mode: 0o600 });
   const vars = typeof options.vars === "function" ? options.vars(url) : (options.vars ?? {});
-  const args = [
-    WRANGLER_BIN, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
-    "--persist-to", persistTo, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "info",
-    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
-    ...(options.config ? ["--config", options.config] : []),
-  ];
+  const config = options.config ?? path.join(ROOT, "wrangler.toml");
+  const args = options.inspector === false
+    ? [path.join(import.meta.dirname, "dev-server-without-inspector.mjs"), JSON.stringify({ config, port, persistTo, envFile, vars })]
+    : [
+      WRANGLER_BIN, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
+      "--persist-to", persistTo, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "info",
+      ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+      "--config", config,
+    ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     detached: true, // its own process group, so stop() also ends workerd
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+    // wrangler appends every line it prints to a debug log; keep it in the scratch directory (removed
+    // on stop) rather than let test and benchmark runs pile up gigabytes in ~/.config/.wrangler/logs.
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", WRANGLER_LOG_PATH: path.join(scratch, "wrangler-logs") },
     stdio: ["ignore", options.quiet ? "ignore" : "pipe", "pipe"],
   });
   let output = "";

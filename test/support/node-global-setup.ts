@@ -1,0 +1,11 @@
+// Runs in Node before the node tests: every wrangler they start (CLI commands, `wrangler dev`) writes
+// its debug log into a temporary directory removed afterwards, not into ~/.config/.wrangler/logs.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+export default async function setup() {
+  const logs = await mkdtemp(path.join(tmpdir(), "gatepass-wrangler-logs-"));
+  process.env.WRANGLER_LOG_PATH = logs;
+  return async () => rm(logs, { recursive: true, force: true });
+}
