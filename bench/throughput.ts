@@ -101,8 +101,8 @@ export async function run(): Promise<void> {
 }
 
 /**
- * Warms every contender up, then loads them in turn for ROUNDS rounds (on a shared machine one round
- * alone swings by ±20%).
+ * Warms every contender up, then loads them in turn for ROUNDS rounds (on this shared machine one
+ * round alone swings by ±10%).
  */
 async function measure(tokens: string[], contenders: Contender[]): Promise<Measured> {
   const load = (url: string) => {
