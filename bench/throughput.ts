@@ -54,7 +54,7 @@ export async function run(): Promise<void> {
   await fetch(`${up}/_control`, { method: "PUT", body: JSON.stringify({ ciJwks: { keys: [ciJwk] } }) });
   const secret = await generateSecret(["ES256"], now - 600);
   const signingJwk = secret.keys.find((k) => k.alg === "ES256")!;
-  const bareSecrets = { CI_PUBLIC_JWK: JSON.stringify(ciJwk), SIGNING_JWK: JSON.stringify({ kty: signingJwk.kty, crv: signingJwk.crv, x: signingJwk.x, y: signingJwk.y, d: signingJwk.d }) };
+  const bareSecrets = { CI_PUBLIC_JWK: JSON.stringify(ciJwk), SIGNING_JWK: JSON.stringify({ kty: signingJwk.kty, crv: signingJwk.crv, x: signingJwk.x, y: signingJwk.y, d: signingJwk.d, kid: signingJwk.kid }) };
 
   const servers: WranglerDev[] = [];
   const start = async (options: Parameters<typeof startWranglerDev>[0]) => {
@@ -68,7 +68,7 @@ export async function run(): Promise<void> {
   try {
     console.log(`throughput: oidc target (verify RS256 → policy → mint ES256), ${CONNECTIONS} connections, ${ROUNDS} alternating rounds × ${SECONDS} s, medians`);
     for (const inspector of [true, false]) {
-      const bareWorker = (vars: Record<string, string>) => start({ config: path.resolve("bench/bare.wrangler.toml"), inspector, vars, secrets: bareSecrets });
+      const bareWorker = (vars: Record<string, string>) => start({ config: path.resolve("bench/bare.wrangler.toml"), inspector, vars: { CI_ISSUER: issuer.url, ...vars }, secrets: bareSecrets });
       const bare = await bareWorker({});
       const bareLogging = await bareWorker({ LOG_EACH_REQUEST: "1" });
       const gatepass = await start({
