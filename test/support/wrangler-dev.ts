@@ -33,6 +33,8 @@ export interface WranglerDevOptions {
   startTimeoutMs?: number;
   /** Another wrangler config (e.g. a baseline Worker for benchmarks); such a Worker gets no D1 migrations. */
   config?: string;
+  /** Another entry module with the config's bindings (e.g. a benchmark variant of gatepass). */
+  script?: string;
   /** Discard stdout (the Worker's log lines): benchmarks must not spend the load generator's CPU on them. */
   quiet?: boolean;
   /**
@@ -75,9 +77,9 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   const vars = typeof options.vars === "function" ? options.vars(url) : (options.vars ?? {});
   const config = options.config ?? path.join(ROOT, "wrangler.toml");
   const args = options.inspector === false
-    ? [path.join(import.meta.dirname, "dev-server-without-inspector.mjs"), JSON.stringify({ config, port, persistTo, envFile, vars })]
+    ? [path.join(import.meta.dirname, "dev-server-without-inspector.mjs"), JSON.stringify({ config, script: options.script, port, persistTo, envFile, vars })]
     : [
-      WRANGLER_BIN, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
+      WRANGLER_BIN, "dev", ...(options.script ? [options.script] : []), "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
       "--persist-to", persistTo, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "info",
       ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
       "--config", config,
