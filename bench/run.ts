@@ -5,6 +5,7 @@ export {};
 const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   verify: () => import("./verify"),
   policy: () => import("./policy"),
+  exchange: () => import("./exchange"),
   throughput: () => import("./throughput"),
 };
 

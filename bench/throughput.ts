@@ -9,21 +9,15 @@
 // and `gp-no-log` (gatepass with its request log line discarded) show that tax apart from the rest.
 import autocannon from "autocannon";
 import path from "node:path";
-import { generateSecret, serializeSecret } from "../src/mint/rotation";
-import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/store";
-import type { Target } from "../src/types";
 import { wrangler } from "../cli/wrangler";
-import { benchCiIssuer } from "./ci-issuer";
-import { startStandins } from "../test/support/standins";
-import { upstreamsHandler } from "../test/support/standins/upstreams";
+import { prepareOidcBench } from "./oidc-setup";
+import { median } from "./stats";
 import { startWranglerDev, type WranglerDev } from "../test/support/wrangler-dev";
-import { buildTestSnapshot } from "../test/worker/exchange/policy-snapshot";
 
 const CONNECTIONS = 50;
 const SECONDS = 10;
 const ROUNDS = 5;
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const line = (name: string, r: autocannon.Result) =>
   `    ${name.padEnd(10)} ${r.requests.average.toFixed(0).padStart(6)} req/s   p50 ${String(r.latency.p50).padStart(4)} ms   p99 ${String(r.latency.p99).padStart(4)} ms   non-2xx ${r.non2xx}  errors ${r.errors}`;
 
@@ -41,21 +35,7 @@ interface Measured {
 }
 
 export async function run(): Promise<void> {
-  const standins = await startStandins([upstreamsHandler]);
-  const up = `${standins.url}/up/${crypto.randomUUID()}`;
-  const { issuer, jwk: ciJwk, tokens: mintTokens } = benchCiIssuer(`${up}/ci`);
-  const target: Target = { name: "oidc-rp", type: "oidc", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600, audience: "https://rp.example.com" };
-  const now = Math.floor(Date.now() / 1000);
-  const tokens = mintTokens(2_000);
-  const snapshot = await buildTestSnapshot({
-    issuers: [issuer],
-    targets: [target],
-    rules: [{ name: "platform", issuer: "ci", match: { namespace_path: "platform", ref_type: "branch", ref: "main" }, allow: [target.name] }],
-  });
-  await fetch(`${up}/_control`, { method: "PUT", body: JSON.stringify({ ciJwks: { keys: [ciJwk] } }) });
-  const secret = await generateSecret(["ES256"], now - 600);
-  const signingJwk = secret.keys.find((k) => k.alg === "ES256")!;
-  const bareSecrets = { CI_PUBLIC_JWK: JSON.stringify(ciJwk), SIGNING_JWK: JSON.stringify({ kty: signingJwk.kty, crv: signingJwk.crv, x: signingJwk.x, y: signingJwk.y, d: signingJwk.d, kid: signingJwk.kid }) };
+  const bench = await prepareOidcBench(2_000);
 
   const servers: WranglerDev[] = [];
   const start = async (options: Parameters<typeof startWranglerDev>[0]) => {
@@ -69,20 +49,19 @@ export async function run(): Promise<void> {
   try {
     console.log(`throughput: oidc target (verify RS256 → policy → mint ES256), ${CONNECTIONS} connections, ${ROUNDS} alternating rounds × ${SECONDS} s, medians`);
     for (const inspector of [true, false]) {
-      const bareWorker = (vars: Record<string, string>) => start({ config: path.resolve("bench/bare.wrangler.toml"), inspector, vars: { CI_ISSUER: issuer.url, ...vars }, secrets: bareSecrets });
+      const bareWorker = (vars: Record<string, string>) => start({ config: path.resolve("bench/bare.wrangler.toml"), inspector, vars: { CI_ISSUER: bench.ciIssuer, ...vars }, secrets: bench.bareSecrets });
       const bare = await bareWorker({});
       const bareLogging = await bareWorker({ LOG_EACH_REQUEST: "1" });
       const gatepassWorker = (script?: string) => start({
         inspector,
         script,
         vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development" }),
-        secrets: { GATEPASS_SIGNING_KEYS: serializeSecret(secret) },
-        kv: [{ binding: "POLICIES", key: ACTIVE_SNAPSHOT_KEY, value: snapshot }],
+        ...bench.gatepass,
       });
       const gatepass = await gatepassWorker();
       const gatepassWithoutLog = await gatepassWorker("bench/gatepass-without-log.ts");
       console.log(inspector ? "\n  `wrangler dev` (the CLI: DevTools inspector attached)" : "\n  wrangler's dev server with the DevTools inspector off (unstable_startWorker)");
-      const m = await measure(tokens, [
+      const m = await measure(bench.tokens, [
         { name: "bare", url: `${bare.url}/exchange` },
         { name: "bare+log", url: `${bareLogging.url}/exchange` },
         { name: "gatepass", url: `${gatepass.url}/v1/credentials/oidc-rp` },
@@ -102,7 +81,7 @@ export async function run(): Promise<void> {
     }
   } finally {
     await stopAll();
-    await standins.close();
+    await bench.close();
   }
 }
 

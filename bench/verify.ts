@@ -3,6 +3,7 @@
 // runs); Node times requests from outside and subtracts the cost of an empty request (n=0).
 import path from "node:path";
 import { unstable_dev } from "wrangler";
+import { median } from "./stats";
 
 const ITERATIONS = 2_000;
 const ROUNDS = 15;
@@ -49,12 +50,6 @@ export async function run(): Promise<void> {
   } finally {
     await worker.stop();
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const fmt = (us: number) => `${us.toFixed(1).padStart(6)} µs`;
