@@ -2,7 +2,7 @@
 // bare Worker (bench/bare-worker.ts) in the same run. A bench Worker (bench/exchange-worker.ts) runs
 // N exchanges per request through each one's own fetch handler, with no HTTP, dev proxy or DevTools
 // inspector between them; Node times 15 interleaved rounds from outside and subtracts an empty
-// request. This is the cost a deployed Worker pays per request, apart from what `wrangler dev` adds
+// request. It is the isolate's CPU per exchange without what `wrangler dev`'s proxy and inspector add
 // (see the throughput section), and the figure to watch when changing the hot path.
 import { prepareOidcBench } from "./oidc-setup";
 import { median } from "./stats";
@@ -12,8 +12,9 @@ const ITERATIONS = 500;
 const ROUNDS = 15;
 /**
  * gatepass writes its audit events after the response (group commit, in waitUntil); the pause lets
- * that finish outside every timed request, so it is left out of gatepass's figure (about 1% of its
- * throughput, see the README) rather than landing in whichever request comes next.
+ * that finish outside every timed request rather than land in whichever comes next. It is left out of
+ * gatepass's figure: most of it is local D1's SQLite, which runs in this workerd but not in a deployed
+ * Worker.
  */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
