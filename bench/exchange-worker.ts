@@ -39,9 +39,8 @@ export default {
       return run(() => bare.fetch(exchange("/exchange"), bareEnv));
     }
     if (url.pathname === "/gatepass") {
-      if (url.searchParams.get("log") !== "off") return run(() => gatepass.fetch(exchange("/v1/credentials/oidc-rp"), env, ctx));
       const consoleLog = console.log;
-      console.log = () => {};
+      if (url.searchParams.get("log") === "off") console.log = () => {};
       try {
         return await run(() => gatepass.fetch(exchange("/v1/credentials/oidc-rp"), env, ctx));
       } finally {

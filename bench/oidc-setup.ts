@@ -10,7 +10,7 @@ import { upstreamsHandler } from "../test/support/standins/upstreams";
 import type { WranglerDevOptions } from "../test/support/wrangler-dev";
 import { buildTestSnapshot } from "../test/worker/exchange/policy-snapshot";
 
-export const OIDC_TARGET: Target = { name: "oidc-rp", type: "oidc", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600, audience: "https://rp.example.com" };
+const OIDC_TARGET: Target = { name: "oidc-rp", type: "oidc", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600, audience: "https://rp.example.com" };
 
 export interface OidcBench {
   /** GitLab-shaped CI tokens, one project each (the per-project rate limit must not be what is measured). */
