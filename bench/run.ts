@@ -7,6 +7,7 @@ const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   policy: () => import("./policy"),
   exchange: () => import("./exchange"),
   throughput: () => import("./throughput"),
+  cpu: () => import("./cpu"),
 };
 
 const wanted = process.argv.slice(2);

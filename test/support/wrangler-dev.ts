@@ -47,6 +47,8 @@ export interface WranglerDevOptions {
 export interface WranglerDev {
   url: string;
   port: number;
+  /** The wrangler process; it leads its own process group, which holds workerd and esbuild too. */
+  pid: number;
   persistTo: string;
   /** Everything wrangler and the Worker printed so far (for assertions on logs and for debugging). */
   output(): string;
@@ -107,7 +109,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     await stop();
     throw err;
   }
-  return { url, port, persistTo, output: () => output, putKv, stop };
+  return { url, port, pid: child.pid!, persistTo, output: () => output, putKv, stop };
 }
 
 /** dotenv: a single-quoted value is literal; refuse what cannot be expressed that way. */
