@@ -117,9 +117,14 @@ async function fetchKeys(url: string): Promise<string> {
   if (!isAcceptableIssuerUrl(url, true)) {
     throw new Error(`--url must be an https URL (http only on loopback), got '${url}'.`);
   }
-  const response = await fetch(url, { signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS), headers: { Accept: "application/json" } }).catch((error: unknown) => {
+  // Redirects are not followed: one could move the fetch off https or to another host, and whatever
+  // it returned would become trusted keys (the Worker's own key fetches refuse them the same way).
+  const response = await fetch(url, { signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS), headers: { Accept: "application/json" }, redirect: "manual" }).catch((error: unknown) => {
     throw new Error(`fetching ${url} failed: ${(error as Error).message}.`);
   });
+  if (response.status >= 300 && response.status < 400) {
+    throw new Error(`${url} answered a redirect (HTTP ${response.status}); redirects are not followed for keys: pass the final URL to --url.`);
+  }
   if (response.status !== 200) throw new Error(`${url} answered HTTP ${response.status}.`);
   return readCapped(response, MAX_JWKS_BYTES).catch((error: unknown) => {
     throw new Error(`reading ${url} failed: ${(error as Error).message}.`);

@@ -31,6 +31,11 @@ function onlyChild(region: string, name: string): string | undefined {
   return region.slice(start, close.index);
 }
 
+/** XML 1.0's Char production: a reference to anything else (NUL, most controls, surrogates) is malformed. */
+function isXmlChar(code: number): boolean {
+  return code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) || (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+}
+
 function decodeEntities(text: string): string | undefined {
   // A bare `&` or an unknown entity makes the document invalid, not something to guess around.
   if (/&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});)/.test(text)) return undefined;
@@ -38,7 +43,7 @@ function decodeEntities(text: string): string | undefined {
   const decoded = text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (_match, entity: string) => {
     if (!entity.startsWith("#")) return ENTITIES[entity]!;
     const code = entity[1] === "x" ? Number.parseInt(entity.slice(2), 16) : Number(entity.slice(1));
-    if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) invalid = true;
+    if (!isXmlChar(code)) invalid = true;
     return invalid ? "" : String.fromCodePoint(code);
   });
   return invalid ? undefined : decoded.trim();

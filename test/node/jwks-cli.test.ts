@@ -44,7 +44,10 @@ beforeAll(async () => {
     ].join("\n"),
   );
   key = await createTestKey();
-  server = createServer((_req, res) => res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(jwksOf(key))));
+  server = createServer((req, res) => {
+    if (req.url === "/moved") res.writeHead(302, { Location: "/oauth/discovery/keys" }).end();
+    else res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(jwksOf(key)));
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   serverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/discovery/keys`;
 });
@@ -112,6 +115,14 @@ describe("gatepass jwks push", () => {
     const result = await push("--issuer", "private-gitlab", "--url", serverUrl);
     expect(result.code).toBe(0);
     expect(parseStoredKeySet((await storedText())!, privateIssuer)?.keys.map((k) => k.kid)).toEqual([key.kid]);
+  });
+
+  it("does not follow a redirect from --url, and leaves the stored keys in place", async () => {
+    const before = await storedText();
+    const result = await push("--issuer", "private-gitlab", "--url", new URL("/moved", serverUrl).href);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("redirects are not followed for keys");
+    expect(await storedText()).toBe(before);
   });
 
   it("refuses issuers that are unknown or not configured for pushed keys, and bad usage", async () => {

@@ -15,6 +15,7 @@ export type IssuerFault =
   | "oversize" // 200 with a body over every cap, Content-Length declared
   | "oversize-chunked" // same, streamed without Content-Length
   | "redirect-same" // 302 to /moved/keys on the same origin
+  | "redirect-loop" // 302 to the very same URL, forever
   | "redirect-foreign"; // 302 to the same path on another origin (localhost instead of 127.0.0.1)
 
 export interface IssuerScenario {
@@ -105,6 +106,9 @@ function misbehave(req: IncomingMessage, res: ServerResponse, fault: IssuerFault
     }
     case "redirect-same":
       res.writeHead(302, { Location: `${new URL(base).pathname}/moved/keys` }).end();
+      return true;
+    case "redirect-loop":
+      res.writeHead(302, { Location: new URL(req.url ?? "/", base).pathname }).end();
       return true;
     case "redirect-foreign": {
       const foreign = new URL(req.url ?? "/", base);

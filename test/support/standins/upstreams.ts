@@ -19,7 +19,7 @@ export type UpstreamService = "gcp-sts" | "gcp-iam" | "aws-sts" | "azure" | "vau
 
 /** A scripted answer, consumed once, before the service's normal behaviour. */
 export type Fault =
-  | { status: number; body: string; contentType?: string }
+  | { status: number; body: string; contentType?: string; location?: string }
   | { delayMs: number }
   | { oversize: true }
   | { drop: true };
@@ -93,6 +93,9 @@ export const upstreamsHandler: StandinHandler = async (req, res, body) => {
     else if ("oversize" in fault) return send(res, 200, `{"pad":"${"x".repeat(300 * 1024)}"}`);
     else if ("drop" in fault) {
       req.socket.destroy();
+      return true;
+    } else if (fault.location !== undefined) {
+      res.writeHead(fault.status, { "Content-Type": fault.contentType ?? "application/json", Location: fault.location }).end(fault.body);
       return true;
     } else return send(res, fault.status, fault.body, fault.contentType ?? "application/json");
   }

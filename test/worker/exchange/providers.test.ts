@@ -63,6 +63,13 @@ describe("gcp", () => {
     expect((await capturedRequests(ns))[1]!.body).toEqual({ audience: "https://run.example.app", includeEmail: true });
   });
 
+  it("asks STS for cloud-platform before impersonating, whatever the credential's scopes", async () => {
+    const ns = newNamespace();
+    await run(ns, gcpTarget(), { audience: "https://run.example.app" }, gcpScenario);
+    const [sts] = await capturedRequests(ns);
+    expect(sts!.body.scope).toBe("https://www.googleapis.com/auth/cloud-platform");
+  });
+
   it.each([
     ["a missing pool/provider", { gcp: { ...gcpScenario.gcp, provider: "projects/1/locations/global/workloadIdentityPools/x/providers/y" } }, "invalid_target"],
     ["the attribute condition", { gcp: { ...gcpScenario.gcp, condition: { project_path: "other/project" } } }, "unauthorized_client"],
@@ -125,6 +132,22 @@ describe("aws", () => {
     expect(await capturedRequests(ns)).toHaveLength(2);
   });
 
+  it("maps a 2xx without complete Credentials to upstream_unavailable", async () => {
+    const credentials = {
+      AccessKeyId: "ASIAEXAMPLE",
+      SecretAccessKey: "secret",
+      SessionToken: "session",
+      Expiration: "2030-01-01T00:00:00Z",
+    };
+    for (const missing of ["SecretAccessKey", "SessionToken", "Expiration"]) {
+      const fields = Object.entries(credentials).filter(([name]) => name !== missing).map(([name, value]) => `<${name}>${value}</${name}>`).join("");
+      const body = `<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>${fields}</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>`;
+      const err = await failure(run(newNamespace(), awsTarget(), {}, { aws: roles, faults: { "aws-sts": [{ status: 200, body, contentType: "text/xml" }] } }));
+      expect(err.code).toBe("upstream_unavailable");
+      expect(err.details.upstream_error).toBe("malformed_response");
+    }
+  });
+
   it("sanitises the session name to AWS's alphabet and length", () => {
     const who = identity(now());
     expect(sessionName({ ...who, claims: { ...who.claims, job_id: "12 34/<x>" } })).toBe("gitlab-12-34--x-");
@@ -145,6 +168,9 @@ describe("aws XML reader", () => {
     ["an unknown entity", doc.replace("&amp;", "&e;")],
     ["a bare ampersand", doc.replace("&amp;", "& ")],
     ["CDATA", doc.replace("AK&amp;", "<![CDATA[AK]]>")],
+    ["a reference to NUL", doc.replace("&#65;", "&#0;")],
+    ["a reference to a control character", doc.replace("&#x42;", "&#x1b;")],
+    ["a reference to a surrogate", doc.replace("&#65;", "&#xD800;")],
   ])("refuses %s", (_name, xml) => {
     expect(xmlText(xml, ["R", "Result", "Credentials", "AccessKeyId"])).toBeUndefined();
   });
@@ -167,6 +193,13 @@ describe("azure", () => {
     expect(err.code).toBe("upstream_denied");
     expect(err.details.upstream_error).toBe("AADSTS700213");
     expect(err.description).toContain("federated credential");
+  });
+
+  it("takes the AADSTS code from error_codes when the description does not name it", async () => {
+    const body = JSON.stringify({ error: "invalid_client", error_description: "No matching federated identity record found.", error_codes: [700213] });
+    const err = await failure(run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 400, body }] } }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe("AADSTS700213");
   });
 });
 

@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { RATE_LIMIT_PERIOD_SECONDS } from "../../../src/limits";
 import { enforceRateLimit } from "../../../src/ratelimit";
 import type { VerifiedIdentity } from "../../../src/types";
-import { bearer, createHarness, type Harness } from "./app-harness";
+import { bearer, createHarness, FORM, type Harness } from "./app-harness";
+import { SA } from "./fixtures";
 
 let h: Harness;
 
@@ -26,6 +27,25 @@ describe("rate limits", () => {
     expect(refused.headers.get("Retry-After")).toBe(String(RATE_LIMIT_PERIOD_SECONDS));
     expect(await refused.json()).toMatchObject({ code: "rate_limited" });
     expect(new Set(seen)).toEqual(new Set(["ci\u000042"]));
+  });
+
+  it("limits the Sapro-compatible GET /access too", async () => {
+    const limiter = { limit: async () => ({ success: false }) };
+    const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": await h.ciToken() } }, { RATE_LIMITER: limiter });
+    expect(res.status).toBe(429);
+    expect(await res.json()).toMatchObject({ code: "rate_limited" });
+  });
+
+  it("keeps 429 and Retry-After on the OAuth token endpoint", async () => {
+    const limiter = { limit: async () => ({ success: false }) };
+    const body = new URLSearchParams({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: await h.ciToken(),
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt", audience: "oidc-any",
+    }).toString();
+    const res = await h.request("/v1/token", { method: "POST", headers: FORM, body }, { RATE_LIMITER: limiter });
+    expect(res.status).toBe(429);
+    expect(res.headers.get("Retry-After")).toBe(String(RATE_LIMIT_PERIOD_SECONDS));
+    expect(await res.json()).toMatchObject({ code: "rate_limited" });
   });
 
   it("uses the real Workers rate limiting binding from wrangler.toml", async () => {

@@ -1,6 +1,6 @@
 // The credential endpoints end to end in workerd: real KV policy, real token verification against
 // a loopback CI issuer, real upstream stand-ins that verify gatepass's signature via its JWKS.
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bearer, createHarness, FORM, type Harness } from "./app-harness";
 import { capturedRequests, ISSUER, SA } from "./fixtures";
@@ -123,6 +123,7 @@ describe("POST /v1/credentials/:target", () => {
     ["a repeated parameter", "/v1/credentials/aws-deploy", "lifetime=900&lifetime=901", 400, "request_invalid"],
     ["a malformed lifetime", "/v1/credentials/aws-deploy", "lifetime=-5", 400, "request_invalid"],
     ["token_file without gcloud", "/v1/credentials/aws-deploy", "token_file=x", 400, "request_invalid"],
+    ["gcloud with a lifetime", "/v1/credentials/gcp-deploy", "format=gcloud&lifetime=900", 400, "request_invalid"],
     ["an unknown target", "/v1/credentials/nope", "", 404, "target_unknown"],
   ])("refuses %s before any upstream call", async (_name, path, body, status, code) => {
     const res = await post(path, body);
@@ -209,16 +210,24 @@ describe("POST /v1/token (RFC 8693)", () => {
   it.each([
     ["a wrong grant type", `grant_type=client_credentials&subject_token=T&audience=gcp-deploy`, "unsupported_grant_type", "grant_type_unsupported"],
     ["a missing subject token", `${grant}&audience=gcp-deploy`, "invalid_request", "request_invalid"],
+    ["a missing subject token type", "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=T&audience=gcp-deploy", "invalid_request", "request_invalid"],
     ["no target", `${grant}&subject_token=T`, "invalid_request", "request_invalid"],
     ["an invalid subject token", `${grant}&subject_token=not.a.jwt&audience=gcp-deploy`, "invalid_request", "token_malformed"],
     ["an unknown target", `${grant}&subject_token=T&audience=nope`, "invalid_target", "target_unknown"],
     ["an aws target", `${grant}&subject_token=T&audience=aws-deploy`, "invalid_request", "format_unsupported"],
+    ["a token type the target does not issue", `${grant}&subject_token=T&audience=gcp-deploy&requested_token_type=urn:ietf:params:oauth:token-type:jwt`, "invalid_request", "request_invalid"],
     ["a scope beyond the target", `${grant}&subject_token=T&audience=gcp-deploy&scope=https://www.googleapis.com/auth/admin`, "invalid_scope", "invalid_scope"],
   ])("answers %s with HTTP 400 and an RFC 6749 error", async (_name, body, error, code) => {
     const res = await post("/v1/token", body.replace("subject_token=T", `subject_token=${token}`), FORM);
     expect(res.status).toBe(400);
     expect(res.headers.get("WWW-Authenticate")).toBeNull();
     expect(await json(res)).toMatchObject({ error, code, error_description: expect.any(String) });
+  });
+
+  it("refuses an aws target before anything is sent upstream", async () => {
+    const res = await post("/v1/token", `${grant}&subject_token=${token}&audience=aws-deploy`, FORM);
+    expect(await json(res)).toMatchObject({ code: "format_unsupported" });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
   });
 
   it("answers a policy denial with invalid_target", async () => {
@@ -273,5 +282,44 @@ describe("GET /access (Sapro compatibility)", () => {
     expect((await json(long)).code).toBe("invalid_scope");
     const missing = await h.request(`/access?sa=${SA}`);
     expect((await json(missing)).code).toBe("token_missing");
+  });
+
+  it("refuses an sa that is not a service account email, before echoing it", async () => {
+    const res = await h.request(`/access?sa=${encodeURIComponent("<b>x</b>")}`, { headers: { "Gitlab-Token": token } });
+    expect(res.status).toBe(400);
+    const body = await json(res);
+    expect(body.code).toBe("request_invalid");
+    expect(JSON.stringify(body)).not.toContain("<b>");
+  });
+});
+
+describe("audit of credential requests", () => {
+  async function eventOf(res: Response): Promise<Record<string, unknown> | undefined> {
+    // Written with waitUntil after the response: poll briefly.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ?").bind(res.headers.get("X-Request-Id")).all();
+      if (results.length > 0) return results[0];
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return undefined;
+  }
+  const sha256 = async (text: string) =>
+    [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+  it("records the token's hash, the target, the rule and the upstream time of an exchange", async () => {
+    const res = await post("/v1/credentials/aws-deploy", "");
+    expect(res.status).toBe(200);
+    const event = await eventOf(res);
+    expect(event).toMatchObject({
+      route: "POST /v1/credentials/:target", token_sha256: await sha256(token), project_path: "platform/infra",
+      target: "aws-deploy", rule: "infra-main", decision: "allow", status: 200,
+    });
+    expect(event!.upstream_ms).toEqual(expect.any(Number));
+  });
+
+  it("records Sapro-compatible GET /access requests too", async () => {
+    const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": token } });
+    expect(res.status).toBe(200);
+    expect(await eventOf(res)).toMatchObject({ route: "GET /access", token_sha256: await sha256(token), target: "gcp-deploy", decision: "allow" });
   });
 });

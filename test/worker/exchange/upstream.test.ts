@@ -98,4 +98,12 @@ describe("callUpstream", () => {
     expect(err.code).toBe("upstream_denied");
     expect(err.details.upstream_status).toBe(302);
   });
+
+  it("does not follow a redirect that names a Location (the body carries a token)", async () => {
+    const { ns, request } = await scenario([{ status: 307, body: "", location: "login" }, ok]);
+    const err = await failure(callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_status).toBe(307);
+    expect(await capturedRequests(ns)).toHaveLength(1);
+  });
 });

@@ -73,6 +73,17 @@ describe("evaluate", () => {
     expect(reads("x".repeat(MAX_CLAIM_VALUE_LENGTH + 1))).toBe(false);
   });
 
+  it("holds a negation on an array claim only when no element matches", async () => {
+    const policy = await policyOf(
+      sources({ rules: `rules:\n  - name: not-contractors\n    issuer: corp-gitlab\n    match: { namespace_path: "apps/**", groups_direct: { not: "apps/contractors" } }\n    allow: [registry]\n` }),
+    );
+    const member = (groups: string[]) => evaluate(policy, identity({ namespace_path: "apps/web", groups_direct: groups }), "registry").allowed;
+    expect(member(["apps/web-devs"])).toBe(true);
+    expect(member(["apps/contractors"])).toBe(false);
+    // Another group does not outweigh the excluded one.
+    expect(member(["apps/web-devs", "apps/contractors"])).toBe(false);
+  });
+
   it("does not read inherited properties as claims", async () => {
     const policy = await policyOf(
       sources({ rules: `rules:\n  - name: proto\n    issuer: other-gitlab\n    match: { project_path: "a/**", __proto__: { not: x } }\n    allow: [registry]\n` }),

@@ -3,7 +3,7 @@
 import { env } from "cloudflare:test";
 import { base64url } from "jose";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { MAX_KID_LENGTH, MAX_TOKEN_BYTES } from "../../../src/limits";
+import { CLOCK_SKEW_SECONDS, MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_KID_LENGTH, MAX_TOKEN_BYTES } from "../../../src/limits";
 import { setIssuerScenario } from "../../support/standins/issuer";
 import { assembleToken, createTestKey, gitlabClaims, jwksOf, signRaw, signToken, splitToken, withHash } from "../../support/tokens";
 import { AUDIENCE, createHarness, expectCode, issuerConfig, standinIssuer, uniqueName, type Harness, type StandinIssuer } from "./harness";
@@ -230,6 +230,11 @@ describe("12. times", () => {
     expect(await verify(await iss.token({ iat: now - 400, nbf: now - 405, exp: now - 59 }))).toMatchObject({ expiresAt: now - 59 });
   });
 
+  it("counts exp exactly at the edge of the skew as expired", async () => {
+    const now = h.now();
+    await expectCode(verify(await iss.token({ iat: now - 400, nbf: now - 405, exp: now - CLOCK_SKEW_SECONDS })), "token_expired");
+  });
+
   it("refuses nbf or iat in the future beyond the skew", async () => {
     const now = h.now();
     await expectCode(verify(await iss.token({ nbf: now + 61 })), "token_not_yet_valid");
@@ -280,6 +285,14 @@ describe("14. size caps", () => {
   it("refuses a token over the size cap before parsing it", async () => {
     const huge = `${"a".repeat(MAX_TOKEN_BYTES)}.b.c`;
     await expectCode(verify(huge), "token_too_large");
+  });
+
+  it("refuses claim values and claim lists over their caps", async () => {
+    const tooMany = Array.from({ length: MAX_CLAIM_ARRAY_LENGTH + 1 }, (_, i) => `g${i}`);
+    await expectCode(verify(await iss.token({ ref: "r".repeat(MAX_CLAIM_VALUE_LENGTH + 1) })), "claims_invalid");
+    await expectCode(verify(await iss.token({ groups_direct: tooMany })), "claims_invalid");
+    // A claim gatepass does not know is kept when it is a list of scalars, so it is capped too.
+    await expectCode(verify(await iss.token({ custom_list: tooMany })), "claims_invalid");
   });
 });
 

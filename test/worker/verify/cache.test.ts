@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   JWKS_DEFAULT_FRESH_SECONDS,
   JWKS_FAILURE_BACKOFF_SECONDS,
+  JWKS_MAX_REDIRECTS,
   JWKS_MAX_FRESH_SECONDS,
   JWKS_MAX_STALE_SECONDS,
   JWKS_MIN_FRESH_SECONDS,
@@ -12,7 +13,7 @@ import {
   JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
   PUSHED_JWKS_RECHECK_SECONDS,
 } from "../../../src/limits";
-import { jwksStorageKey, type StoredKeySet } from "../../../src/verify/jwks";
+import { jwksStorageKey, pushedKeySet, type StoredKeySet } from "../../../src/verify/jwks";
 import type { PublicJwk } from "../../../src/verify/keyset";
 import { issuerStats, setIssuerScenario } from "../../support/standins/issuer";
 import { createTestKey, jwksOf } from "../../support/tokens";
@@ -85,6 +86,15 @@ describe("layers", () => {
     const record: StoredKeySet = { issuer_url: "https://elsewhere.example", source: "discovery", keys: [stranger.publicJwk as PublicJwk], fetched_at: h.now(), fresh_until: h.now() + 600 };
     await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(record));
     await verifyWith(h, await iss.token(), [iss.config]);
+    expect(h.counters.fetches).toHaveLength(2);
+  });
+
+  it("ignores a stored record of another key source: keys pushed before the issuer moved to discovery", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    const stranger = await createTestKey();
+    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(pushedKeySet(iss.config.url, [stranger.publicJwk as PublicJwk], h.now())));
+    await expectCode(verifyWith(h, await iss.token({}, stranger), [iss.config]), "key_unknown");
     expect(h.counters.fetches).toHaveLength(2);
   });
 });
@@ -255,6 +265,13 @@ describe("fetch hygiene", () => {
     expect((await issuerStats(env.STANDIN_URL, iss.name)).jwks).toBe(1);
   });
 
+  it(`follows at most ${JWKS_MAX_REDIRECTS} redirects`, async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { faults: { jwks: "redirect-loop" } } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect((await issuerStats(env.STANDIN_URL, iss.name)).jwks).toBe(1 + JWKS_MAX_REDIRECTS);
+  });
+
   it.each([
     ["an oversized JWKS (Content-Length)", { jwks: "oversize" as const }],
     ["an oversized JWKS (streamed)", { jwks: "oversize-chunked" as const }],
@@ -279,6 +296,15 @@ describe("fetch hygiene", () => {
     const iss = await standinIssuer(h);
     const production = { ...h.env, GATEPASS_ENV: "production" };
     await expectCode(h.verifier.verify(await iss.token(), [iss.config], production, h.waitUntil), "jwks_unavailable");
+    expect(h.counters.fetches).toEqual([]);
+  });
+
+  it("in development too, fetches http:// issuer URLs only on loopback", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    const offLoopback = { ...iss.config, url: "http://gitlab.internal.example" };
+    const development = { ...h.env, GATEPASS_ENV: "development" };
+    await expectCode(h.verifier.verify(await iss.token({ iss: offLoopback.url }), [offLoopback], development, h.waitUntil), "jwks_unavailable");
     expect(h.counters.fetches).toEqual([]);
   });
 

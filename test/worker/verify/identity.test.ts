@@ -94,6 +94,11 @@ describe("legacy CI_JOB_JWT", () => {
     await expectCode(h.verifier.verify(await token({ exp: h.now() - 3600 }), [config], h.env, h.waitUntil), "token_expired");
   });
 
+  it("a bare-host iss with an aud is not legacy: its aud is checked", async () => {
+    const { h, config, token } = await legacyIssuer(true);
+    await expectCode(h.verifier.verify(await token({ aud: "https://elsewhere.example" }), [config], h.env, h.waitUntil), "audience_mismatch");
+  });
+
   it("a scheme-ful iss without aud is not legacy: it is an audience mismatch", async () => {
     const { h, config, token } = await legacyIssuer(true);
     await expectCode(h.verifier.verify(await token({ iss: config.url }), [config], h.env, h.waitUntil), "audience_mismatch");

@@ -1,7 +1,8 @@
 // validatePublicJwks: what a pushed key set must be. Each refusal names its reason.
+import { base64url } from "jose";
 import { describe, expect, it } from "vitest";
 import { isGatepassError } from "../../../src/errors";
-import { MAX_JWKS_KEYS } from "../../../src/limits";
+import { MAX_JWKS_KEYS, MAX_RSA_BITS } from "../../../src/limits";
 import { usablePublicKeys, validatePublicJwks } from "../../../src/verify/keyset";
 import { createTestKey, jwksOf } from "../../support/tokens";
 
@@ -51,6 +52,12 @@ describe("validatePublicJwks", () => {
     expect(refusal({ keys: [await rsaJwk(1024)] })).toContain("1024 bits");
   });
 
+  it(`refuses RSA keys over ${MAX_RSA_BITS} bits (verification cost grows with the size)`, () => {
+    const modulus = (bytes: number) => base64url.encode(new Uint8Array(bytes).fill(0xff));
+    expect(validatePublicJwks({ keys: [{ kty: "RSA", kid: "max", n: modulus(MAX_RSA_BITS / 8), e: "AQAB" }] }).keys).toHaveLength(1);
+    expect(refusal({ keys: [{ kty: "RSA", kid: "huge", n: modulus(MAX_RSA_BITS / 8 + 1), e: "AQAB" }] })).toContain(`${MAX_RSA_BITS + 8} bits`);
+  });
+
   it("refuses keys without a kid, or with an empty, oversized or duplicate kid", async () => {
     const key = await createTestKey();
     const { kid: _kid, ...noKid } = key.publicJwk;
@@ -74,12 +81,19 @@ describe("validatePublicJwks", () => {
     expect(refusal({ keys: [{ ...ec.publicJwk, x: "AAAA" }] })).toContain("32-byte x");
     expect(refusal({ keys: [{ ...ec.publicJwk, y: undefined }] })).toContain("32-byte y");
     expect(refusal({ keys: [{ ...ec.publicJwk, x: `${ec.publicJwk.x}=` }] })).toContain("32-byte x");
+    expect(refusal({ keys: [{ ...ec.publicJwk, y: "AAAA" }] })).toContain("32-byte y");
+  });
+
+  it("refuses an alg that names another curve than the key's", async () => {
+    const p384 = await createTestKey("ES384");
+    expect(refusal({ keys: [{ ...p384.publicJwk, alg: "ES256" }] })).toContain("does not fit");
   });
 
   it("refuses an unusable RSA exponent or a non-base64url modulus", async () => {
     const key = await createTestKey();
     expect(refusal({ keys: [{ ...key.publicJwk, e: "AAE" }] })).toContain("exponent");
     expect(refusal({ keys: [{ ...key.publicJwk, e: "AAAC" }] })).toContain("exponent");
+    expect(refusal({ keys: [{ ...key.publicJwk, e: "AQAC" }] })).toContain("exponent"); // 65538: even
     expect(refusal({ keys: [{ ...key.publicJwk, n: `${key.publicJwk.n}+/` }] })).toContain("n and e");
   });
 

@@ -87,6 +87,7 @@ describe("PUT /v1/admin/issuers/:name/jwks", () => {
     ["no Authorization", {}],
     ["a wrong token", { Authorization: "Bearer test-admin-tokeX" }],
     ["a prefix of the token", { Authorization: "Bearer test-admin" }],
+    ["the token with a suffix", { Authorization: "Bearer test-admin-token2" }],
     ["another scheme", { Authorization: "Basic dGVzdC1hZG1pbi10b2tlbg==" }],
   ])("refuses %s", async (_label, headers) => {
     const res = await pushJwks(pushedName, jwksOf(pushedKey), headers);
@@ -121,6 +122,21 @@ describe("PUT /v1/admin/issuers/:name/jwks", () => {
 
   it("refuses a body over the size cap", async () => {
     const res = await pushJwks(pushedName, { keys: [], pad: "x".repeat(MAX_JWKS_BYTES) });
+    expect(res.status).toBe(413);
+    expect(await json(res)).toMatchObject({ code: "request_too_large" });
+  });
+
+  it("refuses a streamed body over the size cap (no Content-Length to check)", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(16 * 1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent > MAX_JWKS_BYTES) return controller.close();
+        sent += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+    });
+    const res = await SELF.fetch(`${BASE}/v1/admin/issuers/${pushedName}/jwks`, { method: "PUT", headers: { "Content-Type": "application/json", ...ADMIN }, body });
     expect(res.status).toBe(413);
     expect(await json(res)).toMatchObject({ code: "request_too_large" });
   });
