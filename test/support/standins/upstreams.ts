@@ -94,10 +94,7 @@ export const upstreamsHandler: StandinHandler = async (req, res, body) => {
     else if ("drop" in fault) {
       req.socket.destroy();
       return true;
-    } else if (fault.location !== undefined) {
-      res.writeHead(fault.status, { "Content-Type": fault.contentType ?? "application/json", Location: fault.location }).end(fault.body);
-      return true;
-    } else return send(res, fault.status, fault.body, fault.contentType ?? "application/json");
+    } else return send(res, fault.status, fault.body, fault.contentType, fault.location === undefined ? {} : { Location: fault.location });
   }
   switch (service) {
     case "gcp-sts":
@@ -332,7 +329,7 @@ function pickHeaders(req: IncomingMessage): Record<string, string> {
   return out;
 }
 
-function send(res: ServerResponse, status: number, body: string, contentType = "application/json"): true {
-  res.writeHead(status, { "Content-Type": contentType }).end(body);
+function send(res: ServerResponse, status: number, body: string, contentType = "application/json", headers: Record<string, string> = {}): true {
+  res.writeHead(status, { ...headers, "Content-Type": contentType }).end(body);
   return true;
 }

@@ -6,16 +6,7 @@ import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
 import { AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
 import worker from "../../../src/index";
-
-async function eventsFor(requestId: string): Promise<AuditEvent[]> {
-  // The event is written with waitUntil, after the response: poll briefly.
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ?").bind(requestId).all<AuditEvent>();
-    if (results.length > 0) return results;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return [];
-}
+import { auditEventsFor } from "./events";
 
 const sampleEvent = (overrides: Partial<AuditEvent> = {}): AuditEvent => ({
   ...buildAuditEvent({ route: "POST /v1/credentials/:target", target: "aws-readonly" }, { requestId: crypto.randomUUID(), status: 200, now: Date.now() }),
@@ -28,7 +19,7 @@ describe("audit events", () => {
   it("records one event for a refused request, with the stable code and no token", async () => {
     const res = await SELF.fetch("https://gatepass.test/v1/unknown-endpoint", { headers: { Authorization: "Bearer not.a.token" } });
     const requestId = res.headers.get("X-Request-Id")!;
-    const events = await eventsFor(requestId);
+    const events = await auditEventsFor(requestId);
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ decision: "deny", error_code: "not_found", status: 404 });
     expect(JSON.stringify(events[0])).not.toContain("not.a.token");
@@ -36,7 +27,7 @@ describe("audit events", () => {
 
   it("does not audit health checks", async () => {
     const res = await SELF.fetch("https://gatepass.test/healthz");
-    expect(await eventsFor(res.headers.get("X-Request-Id")!)).toHaveLength(0);
+    expect(await auditEventsFor(res.headers.get("X-Request-Id")!)).toHaveLength(0);
   });
 
   it("classifies outcomes: 2xx allow, 4xx deny, 5xx error", () => {
@@ -198,7 +189,7 @@ describe("audit group commit", () => {
       Array.from({ length: 20 }, () => SELF.fetch("https://gatepass.test/v1/unknown-endpoint", { method: "POST" })),
     );
     const ids = responses.map((res) => res.headers.get("X-Request-Id")!);
-    for (const id of ids) expect(await eventsFor(id)).toHaveLength(1);
+    for (const id of ids) expect(await auditEventsFor(id)).toHaveLength(1);
   });
 });
 

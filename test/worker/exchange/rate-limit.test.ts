@@ -8,6 +8,7 @@ import { bearer, createHarness, FORM, type Harness } from "./app-harness";
 import { SA } from "./fixtures";
 
 let h: Harness;
+const overLimit = { limit: async () => ({ success: false }) };
 
 beforeAll(async () => {
   h = await createHarness();
@@ -30,19 +31,17 @@ describe("rate limits", () => {
   });
 
   it("limits the Sapro-compatible GET /access too", async () => {
-    const limiter = { limit: async () => ({ success: false }) };
-    const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": await h.ciToken() } }, { RATE_LIMITER: limiter });
+    const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": await h.ciToken() } }, { RATE_LIMITER: overLimit });
     expect(res.status).toBe(429);
     expect(await res.json()).toMatchObject({ code: "rate_limited" });
   });
 
   it("keeps 429 and Retry-After on the OAuth token endpoint", async () => {
-    const limiter = { limit: async () => ({ success: false }) };
     const body = new URLSearchParams({
       grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: await h.ciToken(),
       subject_token_type: "urn:ietf:params:oauth:token-type:jwt", audience: "oidc-any",
     }).toString();
-    const res = await h.request("/v1/token", { method: "POST", headers: FORM, body }, { RATE_LIMITER: limiter });
+    const res = await h.request("/v1/token", { method: "POST", headers: FORM, body }, { RATE_LIMITER: overLimit });
     expect(res.status).toBe(429);
     expect(res.headers.get("Retry-After")).toBe(String(RATE_LIMIT_PERIOD_SECONDS));
     expect(await res.json()).toMatchObject({ code: "rate_limited" });

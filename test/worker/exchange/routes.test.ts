@@ -1,8 +1,10 @@
 // The credential endpoints end to end in workerd: real KV policy, real token verification against
 // a loopback CI issuer, real upstream stand-ins that verify gatepass's signature via its JWKS.
-import { env, SELF } from "cloudflare:test";
+import { SELF } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bearer, createHarness, FORM, type Harness } from "./app-harness";
+import { sha256Hex } from "../../../src/policy/snapshot";
+import { auditEventsFor } from "../audit/events";
 import { capturedRequests, ISSUER, SA } from "./fixtures";
 
 let h: Harness;
@@ -294,24 +296,12 @@ describe("GET /access (Sapro compatibility)", () => {
 });
 
 describe("audit of credential requests", () => {
-  async function eventOf(res: Response): Promise<Record<string, unknown> | undefined> {
-    // Written with waitUntil after the response: poll briefly.
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ?").bind(res.headers.get("X-Request-Id")).all();
-      if (results.length > 0) return results[0];
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return undefined;
-  }
-  const sha256 = async (text: string) =>
-    [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)))].map((b) => b.toString(16).padStart(2, "0")).join("");
-
   it("records the token's hash, the target, the rule and the upstream time of an exchange", async () => {
     const res = await post("/v1/credentials/aws-deploy", "");
     expect(res.status).toBe(200);
-    const event = await eventOf(res);
+    const event = (await auditEventsFor(res.headers.get("X-Request-Id")!))[0];
     expect(event).toMatchObject({
-      route: "POST /v1/credentials/:target", token_sha256: await sha256(token), project_path: "platform/infra",
+      route: "POST /v1/credentials/:target", token_sha256: await sha256Hex(token), project_path: "platform/infra",
       target: "aws-deploy", rule: "infra-main", decision: "allow", status: 200,
     });
     expect(event!.upstream_ms).toEqual(expect.any(Number));
@@ -320,6 +310,6 @@ describe("audit of credential requests", () => {
   it("records Sapro-compatible GET /access requests too", async () => {
     const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": token } });
     expect(res.status).toBe(200);
-    expect(await eventOf(res)).toMatchObject({ route: "GET /access", token_sha256: await sha256(token), target: "gcp-deploy", decision: "allow" });
+    expect((await auditEventsFor(res.headers.get("X-Request-Id")!))[0]).toMatchObject({ route: "GET /access", token_sha256: await sha256Hex(token), target: "gcp-deploy", decision: "allow" });
   });
 });
