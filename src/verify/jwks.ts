@@ -39,6 +39,8 @@ export type KeySourceName = KeySource["source"];
 export interface StoredKeySet {
   issuer_url: string;
   source: KeySourceName;
+  /** For `source: jwks_uri`, the URL the keys came from: a record fetched from another URL is ignored. */
+  jwks_uri?: string;
   keys: PublicJwk[];
   fetched_at: number;
   fresh_until: number;
@@ -96,6 +98,8 @@ export function parseStoredKeySet(text: string | null, issuer: IssuerConfig): St
     return undefined;
   }
   if (!isPlainObject(value) || value.issuer_url !== issuer.url || value.source !== issuer.keys.source) return undefined;
+  const jwksUri = issuer.keys.source === "jwks_uri" ? issuer.keys.jwks_uri : undefined;
+  if (value.jwks_uri !== jwksUri) return undefined;
   const { fetched_at: fetchedAt, fresh_until: freshUntil } = value;
   if (typeof fetchedAt !== "number" || typeof freshUntil !== "number") return undefined;
   let keys: PublicJwk[];
@@ -106,6 +110,7 @@ export function parseStoredKeySet(text: string | null, issuer: IssuerConfig): St
   }
   if (keys.length === 0) return undefined;
   const set: StoredKeySet = { issuer_url: issuer.url, source: issuer.keys.source, keys, fetched_at: fetchedAt, fresh_until: freshUntil };
+  if (jwksUri !== undefined) set.jwks_uri = jwksUri;
   if (typeof value.last_error === "string") set.last_error = value.last_error;
   if (typeof value.last_error_at === "number") set.last_error_at = value.last_error_at;
   return set;
@@ -203,7 +208,9 @@ export class KeyCache {
     const now = nowSeconds(this.deps);
     const cold = !state.usable(now);
     if (cold) {
-      await this.load(state, issuer, env, defer);
+      // No usable keys at the last look: until its re-check is due, answer from that look, so tokens
+      // naming this issuer (unsigned ones cost nothing to make) do not each cost a KV read.
+      if (now >= state.recheckAt) await this.load(state, issuer, env, defer);
       if (!state.usable(nowSeconds(this.deps))) {
         throw new GatepassError("jwks_unavailable", { headers: { "Retry-After": String(JWKS_FAILURE_BACKOFF_SECONDS) }, cause: state.lastError });
       }
@@ -247,7 +254,7 @@ export class KeyCache {
             await Promise.all(writes);
           } catch (err) {
             const last = stored ?? state.set;
-            if (last) await this.writeStored(env, issuer.name, { ...last, last_error: reason(err), last_error_at: now });
+            if (last) await this.noteRefreshFailure(env, issuer, state, last, reason(err), now);
           }
         }),
     );
@@ -283,6 +290,16 @@ export class KeyCache {
     return set;
   }
 
+  /**
+   * Records a failed refresh on the last good set, unless KV meanwhile holds another set (an isolate
+   * fetched or an admin pushed while this refresh was failing): that one must not be overwritten.
+   */
+  private async noteRefreshFailure(env: Env, issuer: IssuerConfig, state: IssuerKeys, last: StoredKeySet, error: string, now: number): Promise<void> {
+    const { set: current, read } = await this.readStored(env, issuer, state);
+    if (!read || (current && !sameKeySet(current, last))) return;
+    await this.writeStored(env, issuer.name, { ...last, last_error: error, last_error_at: now });
+  }
+
   private stateFor(issuer: IssuerConfig): IssuerKeys {
     // A policy change to the issuer's URL or key source starts from scratch.
     const identity = identityOf(issuer);
@@ -310,7 +327,7 @@ export class KeyCache {
     if (issuer.keys.source === "pushed") {
       // Deleting the KV record revokes pushed keys everywhere.
       if (read && !stored) state.drop();
-      state.recheckAt = now + PUSHED_JWKS_RECHECK_SECONDS;
+      state.recheckAt = now + (read ? PUSHED_JWKS_RECHECK_SECONDS : JWKS_FAILURE_BACKOFF_SECONDS);
       return;
     }
     const set = state.set;
@@ -368,7 +385,9 @@ export class KeyCache {
     if (dropped.length > 0) log("warn", "jwks_keys_dropped", { issuer: issuer.name, dropped });
     if (keys.length === 0) throw new Error(`${jwksUrl} holds no usable public keys`);
     const now = nowSeconds(this.deps);
-    return { issuer_url: issuer.url, source: issuer.keys.source, keys, fetched_at: now, fresh_until: now + freshSeconds(jwks.headers.get("Cache-Control")) };
+    const set: StoredKeySet = { issuer_url: issuer.url, source: issuer.keys.source, keys, fetched_at: now, fresh_until: now + freshSeconds(jwks.headers.get("Cache-Control")) };
+    if (issuer.keys.source === "jwks_uri") set.jwks_uri = jwksUrl;
+    return set;
   }
 
   /** KV layer read; `read` is false when KV itself failed (then nothing is concluded from absence). */
@@ -406,10 +425,21 @@ function identityOf(issuer: IssuerConfig): string {
   return identity;
 }
 
-/** A stored record replaces the one in memory when it is newer, or as new but different (two pushes within a second). */
+/**
+ * Whether a stored record replaces the one in memory. Fetched sets: when newer (stamped by the
+ * Worker's clock), or as new but different. Pushed sets: whenever different, because KV is their only
+ * source and each push is stamped by the clock of whatever machine pushed it, so time order means
+ * nothing (a newer key set pushed from a machine whose clock runs behind must still win).
+ */
 function supersedes(stored: StoredKeySet, current: StoredKeySet | undefined): boolean {
-  if (!current || stored.fetched_at > current.fetched_at) return true;
-  return stored.fetched_at === current.fetched_at && JSON.stringify(stored.keys) !== JSON.stringify(current.keys);
+  if (!current) return true;
+  if (stored.source === "pushed") return !sameKeySet(stored, current);
+  if (stored.fetched_at !== current.fetched_at) return stored.fetched_at > current.fetched_at;
+  return !sameKeySet(stored, current);
+}
+
+function sameKeySet(a: StoredKeySet, b: StoredKeySet): boolean {
+  return a.fetched_at === b.fetched_at && JSON.stringify(a.keys) === JSON.stringify(b.keys);
 }
 
 function reason(err: unknown): string {

@@ -15,6 +15,7 @@ import {
 } from "../../../src/limits";
 import { jwksStorageKey, pushedKeySet, type StoredKeySet } from "../../../src/verify/jwks";
 import type { PublicJwk } from "../../../src/verify/keyset";
+import { Verifier } from "../../../src/verify/verifier";
 import { issuerStats, setIssuerScenario } from "../../support/standins/issuer";
 import { createTestKey, jwksOf } from "../../support/tokens";
 import { createHarness, expectCode, issuerConfig, standinIssuer, uniqueName, type Harness } from "./harness";
@@ -87,6 +88,24 @@ describe("layers", () => {
     await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(record));
     await verifyWith(h, await iss.token(), [iss.config]);
     expect(h.counters.fetches).toHaveLength(2);
+  });
+
+  it("ignores a stored record fetched from another jwks_uri: keys from a URL the admin moved away from stop verifying", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    const config = { ...iss.config, keys: { source: "jwks_uri" as const, jwks_uri: `${iss.config.url}/oauth/discovery/keys` } };
+    const stranger = await createTestKey();
+    const fromOldUrl: StoredKeySet = { issuer_url: config.url, source: "jwks_uri", jwks_uri: "https://old-keys.example/jwks", keys: [stranger.publicJwk as PublicJwk], fetched_at: h.now(), fresh_until: h.now() + 600 };
+    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(fromOldUrl));
+    await expectCode(verifyWith(h, await iss.token({}, stranger), [config]), "key_unknown");
+    expect(h.counters.fetches).toEqual([config.keys.jwks_uri]);
+    await h.settle();
+    expect(await storedRecord(iss.name)).toMatchObject({ jwks_uri: config.keys.jwks_uri, keys: [expect.objectContaining({ kid: iss.key.kid })] });
+
+    // The record the Worker wrote for the configured URL is used by the next isolate.
+    const next = createHarness();
+    expect(await verifyWith(next, await iss.token(), [config])).toMatchObject({ issuer: iss.name });
+    expect(next.counters).toEqual({ fetches: [], kvGets: 1, kvPuts: 0 });
   });
 
   it("ignores a stored record of another key source: keys pushed before the issuer moved to discovery", async () => {
@@ -378,6 +397,37 @@ describe("pushed keys", () => {
     expect(b.counters).toEqual({ fetches: [], kvGets: 1, kvPuts: 0 });
   });
 
+  it("a push replaces the keys in every isolate even when stamped by a clock that runs behind", async () => {
+    const warm = createHarness();
+    const iss = await standinIssuer(warm, { config: { keys: { source: "pushed" } } });
+    const old = await createTestKey();
+    // Pushed from a machine whose clock runs an hour ahead, then revoked by a push stamped with the right time.
+    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(pushedKeySet(iss.config.url, [old.publicJwk as PublicJwk], warm.now() + 3600)));
+    expect(await verifyWith(warm, await iss.token({}, old), [iss.config])).toMatchObject({ issuer: iss.name });
+    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(pushedKeySet(iss.config.url, [iss.key.publicJwk as PublicJwk], warm.now())));
+
+    warm.advance(PUSHED_JWKS_RECHECK_SECONDS);
+    await verifyWith(warm, await iss.token({}, old), [iss.config]); // served from memory; the re-check runs in the background
+    await warm.settle();
+    await expectCode(verifyWith(warm, await iss.token({}, old), [iss.config]), "key_unknown");
+    expect(await verifyWith(warm, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+  });
+
+  it("an isolate that found no keys answers jwks_unavailable from that look until its re-check, then sees a push", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { config: { keys: { source: "pushed" } } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect(h.counters.kvGets).toBe(1);
+    await createHarness().verifier.storePushedKeys(iss.config, [iss.key.publicJwk as PublicJwk], h.env);
+    h.resetCounters();
+    for (let i = 0; i < 5; i++) await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect(h.counters.kvGets).toBe(0);
+
+    h.advance(PUSHED_JWKS_RECHECK_SECONDS);
+    expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
+    expect(h.counters).toEqual({ fetches: [], kvGets: 1, kvPuts: 0 });
+  });
+
   it("deleting the stored record revokes them at the next re-check", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h, { config: { keys: { source: "pushed" } } });
@@ -417,6 +467,26 @@ describe("cron refresh and status", () => {
     const [status] = await h.verifier.keyStatus([iss.config], h.env);
     expect(status).toMatchObject({ name: iss.name, source: "discovery", kids: [iss.key.kid], fetched_at: failed.fetched_at });
     expect(status!.last_error).toMatch(/HTTP 500/);
+  });
+
+  it("a failed refresh never writes its stale set over keys another isolate stored meanwhile", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { cacheControl: "max-age=600" } });
+    await h.verifier.refresh([iss.config], h.env);
+    const before = await storedRecord(iss.name);
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { faults: { discovery: "fail" } });
+    h.advance(600);
+    // While the cron's fetch is failing, another isolate stores the issuer's rotated keys.
+    const rotated = await createTestKey();
+    const newer: StoredKeySet = { ...before, keys: [rotated.publicJwk as PublicJwk], fetched_at: h.now(), fresh_until: h.now() + 600 };
+    const realFetch = fetch;
+    const racing: typeof fetch = async (input, init) => {
+      const response = await realFetch(input, init);
+      await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(newer));
+      return response;
+    };
+    await new Verifier({ fetch: racing, now: () => (h.now() + 1) * 1000 }).refresh([iss.config], h.env);
+    expect(await storedRecord(iss.name)).toEqual(newer);
   });
 
   it("skips pushed issuers and reports them", async () => {
