@@ -16,8 +16,9 @@ export async function readBytesCapped(
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) break;
+      // Checked before `done`: cancelling on abort ends the stream, and a cut-off body is no body.
       if (signal?.aborted) throw new Error("aborted");
+      if (done) break;
       size += value.byteLength;
       if (size > limit) {
         await reader.cancel();
