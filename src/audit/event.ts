@@ -34,6 +34,8 @@ export interface AuditEvent {
 export interface AuditDraft {
   route: string;
   identity?: VerifiedIdentity;
+  /** The SHA-256 of a token that was refused (a verified one's is in `identity`). */
+  tokenSha256?: string;
   target?: string;
   rule?: string;
   upstreamMs?: number;
@@ -60,7 +62,7 @@ export function buildAuditEvent(
     request_id: outcome.requestId,
     route: draft.route,
     issuer: draft.identity?.issuer ?? null,
-    token_sha256: draft.identity?.tokenSha256 ?? null,
+    token_sha256: draft.identity?.tokenSha256 ?? draft.tokenSha256 ?? null,
     jti: claim("jti"),
     project_id: claim("project_id"),
     project_path: claim("project_path"),

@@ -4,6 +4,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../app";
 import type { CompiledPolicy } from "../policy/compile";
+import { sha256Hex } from "../policy/snapshot";
 import type { VerifiedIdentity } from "../types";
 import { bearerToken } from "./bearer";
 
@@ -18,9 +19,16 @@ export async function identifyCaller(c: Context<AppEnv>, token = bearerToken(c.r
   const policy = await policies.current(c.env, waitUntil);
   const draft = c.get("audit");
   if (draft) draft.policyVersion = policy.version;
-  const identity = await verifier.verify(token, policy.issuers, c.env, waitUntil);
-  if (draft) draft.identity = identity;
-  return { policy, identity };
+  try {
+    const identity = await verifier.verify(token, policy.issuers, c.env, waitUntil);
+    if (draft) draft.identity = identity;
+    return { policy, identity };
+  } catch (err) {
+    // A refused token is audited by its hash as well, so a leaked token replayed after it expired
+    // (or against the wrong audience) can be traced.
+    if (draft) draft.tokenSha256 = await sha256Hex(token);
+    throw err;
+  }
 }
 
 export type WaitUntil = (promise: Promise<unknown>) => void;

@@ -56,7 +56,7 @@ export function checkCiClaims(claims: NormalizedClaims, issuer: IssuerConfig): v
 function scalarClaim(name: string, value: unknown): string | undefined {
   if (value === null || value === undefined) return undefined;
   const text = scalarText(value);
-  if (text === undefined) throw invalid(name, `The token's ${name} claim must be a string, number or boolean.`);
+  if (text === undefined) throw invalid(name, `The token's ${name} claim must be a string, a boolean or a number that is exact (integers below 2^53).`);
   return checkLength(name, text);
 }
 
@@ -81,11 +81,17 @@ function otherClaim(name: string, value: unknown): string | readonly string[] | 
   return text === undefined ? undefined : checkLength(name, text);
 }
 
+/** Left out (unknown claims) or refused (known ones): numbers that cannot be represented exactly. */
 function scalarText(value: unknown): string | undefined {
   if (typeof value === "string") return value;
   if (typeof value === "boolean") return value ? "true" : "false";
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (typeof value === "number" && Number.isFinite(value) && !isImpreciseNumber(value)) return String(value);
   return undefined;
+}
+
+/** An integer past 2^53 was rounded by JSON.parse: two different ids could compare equal as strings. */
+function isImpreciseNumber(value: unknown): boolean {
+  return typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value);
 }
 
 function checkLength(name: string, text: string): string {

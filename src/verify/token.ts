@@ -102,8 +102,10 @@ export function checkRegisteredClaims(payload: Record<string, unknown>, issuer: 
   const iss = payload.iss as string;
   const legacy = isBareHostIssuer(iss) && payload.aud === undefined;
   if (legacy) {
-    if (!issuer.accept_legacy_ci_job_jwt) throw new GatepassError("legacy_token_refused");
-    if (payload.sub !== `job_${String(payload.job_id)}`) {
+    // Only GitLab minted CI_JOB_JWT; a generic issuer's bare-host, aud-less token is nothing known.
+    if (!issuer.accept_legacy_ci_job_jwt || issuer.kind !== "gitlab") throw new GatepassError("legacy_token_refused");
+    const jobId = payload.job_id;
+    if ((typeof jobId !== "string" && typeof jobId !== "number") || payload.sub !== `job_${jobId}`) {
       throw claimInvalid("sub", "A legacy CI_JOB_JWT must have sub job_<job_id>.");
     }
   } else {

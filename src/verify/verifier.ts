@@ -1,7 +1,7 @@
 // parse → issuer → alg → key → signature → claims. Cheap checks that need no key run first, and an
 // unknown issuer is refused before any key lookup, so attacker input never drives a network request.
 
-import type { Env } from "../config";
+import { isAcceptableIssuerUrl, type Env } from "../config";
 import { nowSeconds, type Deps } from "../deps";
 import { GatepassError } from "../errors";
 import { JWKS_FETCH_TIMEOUT_MS } from "../limits";
@@ -40,6 +40,7 @@ export class Verifier {
   ): Promise<VerifiedIdentity> {
     const { header, payload, signature, signingInputLength } = parseToken(token);
     const issuer = findIssuer(payload.iss, issuers);
+    checkIssuerScheme(issuer, env);
     checkAlgorithm(header.alg, issuer);
     checkPinnedKid(header.kid, issuer);
     const key = this.keys.warmKey(issuer, header.kid, header.alg) ?? (await this.keys.key(issuer, header.kid, header.alg, env, waitUntil));
@@ -83,6 +84,17 @@ export class Verifier {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * An http:// issuer (the local stand-in in the example policies) is refused outside development even
+ * with pushed keys, which are never fetched: a deployed gatepass trusts https issuers only.
+ */
+function checkIssuerScheme(issuer: IssuerConfig, env: Env): void {
+  if (issuer.url.startsWith("https://") || isAcceptableIssuerUrl(issuer.url, env.GATEPASS_ENV === "development")) return;
+  throw new GatepassError("issuer_unknown", {
+    description: `Issuer ${issuer.name} uses http://, which gatepass accepts only on loopback in local development; configure its https:// URL.`,
+  });
+}
 
 /**
  * WebCrypto verify over the exact signing input. The key was imported (by jose, once) for this alg

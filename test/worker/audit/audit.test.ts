@@ -6,6 +6,8 @@ import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
 import { AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
 import worker from "../../../src/index";
+import { sha256Hex } from "../../../src/policy/snapshot";
+import { bearer, createHarness as createAppHarness } from "../exchange/app-harness";
 import { auditEventsFor } from "./events";
 
 const sampleEvent = (overrides: Partial<AuditEvent> = {}): AuditEvent => ({
@@ -23,6 +25,16 @@ describe("audit events", () => {
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ decision: "deny", error_code: "not_found", status: 404 });
     expect(JSON.stringify(events[0])).not.toContain("not.a.token");
+  });
+
+  it("records the hash of a refused token, so a leaked token replayed after it expired can be traced", async () => {
+    const app = await createAppHarness();
+    await app.scenario();
+    const expired = await app.ciToken({}, { ttl: -600 });
+    const res = await app.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer(expired) });
+    expect(res.status).toBe(401);
+    const [event] = await auditEventsFor(res.headers.get("X-Request-Id")!);
+    expect(event).toMatchObject({ error_code: "token_expired", token_sha256: await sha256Hex(expired), decision: "deny" });
   });
 
   it("does not audit health checks", async () => {

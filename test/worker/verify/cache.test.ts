@@ -310,20 +310,26 @@ describe("fetch hygiene", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
-  it("never fetches http:// issuer URLs outside development", async () => {
+  it("refuses http:// issuers outside development before any key lookup, pushed keys included", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
     const production = { ...h.env, GATEPASS_ENV: "production" };
-    await expectCode(h.verifier.verify(await iss.token(), [iss.config], production, h.waitUntil), "jwks_unavailable");
-    expect(h.counters.fetches).toEqual([]);
+    await expectCode(h.verifier.verify(await iss.token(), [iss.config], production, h.waitUntil), "issuer_unknown");
+    const pushed = { ...iss.config, keys: { source: "pushed" as const } };
+    await h.verifier.storePushedKeys(pushed, [iss.key.publicJwk as PublicJwk], h.env);
+    await expectCode(h.verifier.verify(await iss.token(), [pushed], production, h.waitUntil), "issuer_unknown");
+    expect(h.counters).toMatchObject({ fetches: [], kvGets: 0 });
+    expect(await h.verifier.verify(await iss.token(), [pushed], h.env, h.waitUntil)).toMatchObject({ issuer: iss.name }); // development
   });
 
-  it("in development too, fetches http:// issuer URLs only on loopback", async () => {
+  it("in development too, accepts http:// issuers and fetches http:// URLs only on loopback", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
     const offLoopback = { ...iss.config, url: "http://gitlab.internal.example" };
     const development = { ...h.env, GATEPASS_ENV: "development" };
-    await expectCode(h.verifier.verify(await iss.token({ iss: offLoopback.url }), [offLoopback], development, h.waitUntil), "jwks_unavailable");
+    await expectCode(h.verifier.verify(await iss.token({ iss: offLoopback.url }), [offLoopback], development, h.waitUntil), "issuer_unknown");
+    const keysOffLoopback = { ...iss.config, keys: { source: "jwks_uri" as const, jwks_uri: "http://gitlab.internal.example/oauth/discovery/keys" } };
+    await expectCode(h.verifier.verify(await iss.token(), [keysOffLoopback], development, h.waitUntil), "jwks_unavailable");
     expect(h.counters.fetches).toEqual([]);
   });
 

@@ -48,6 +48,13 @@ describe("verified identity", () => {
     expect(claims["__proto__"]).toBe("evil");
   });
 
+  it("refuses known claims holding integers past 2^53 (rounded by JSON.parse) and leaves unknown ones out", () => {
+    const payload = JSON.parse('{"sub": "x", "project_id": 12345678901234567891, "custom": 12345678901234567891, "small": 9007199254740991}') as Record<string, unknown>;
+    expect(() => normalizeClaims(payload)).toThrow(expect.objectContaining({ code: "claims_invalid", details: { claim: "project_id" } }));
+    delete payload.project_id;
+    expect(normalizeClaims(payload)).toEqual({ sub: "x", small: "9007199254740991" });
+  });
+
   it("refuses a user-login ID token from a GitLab issuer (no CI claims)", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
@@ -94,6 +101,17 @@ describe("legacy CI_JOB_JWT", () => {
     await expectCode(h.verifier.verify(await token({ exp: h.now() - 3600 }), [config], h.env, h.waitUntil), "token_expired");
   });
 
+  it("needs job_id to be a string or number (an object never stands in for the job)", async () => {
+    const { h, config, token } = await legacyIssuer(true);
+    await expectCode(h.verifier.verify(await token({ job_id: { toString: 1 }, sub: "job_[object Object]" }), [config], h.env, h.waitUntil), "claims_invalid");
+    await expectCode(h.verifier.verify(await token({ job_id: ["555001"], sub: "job_555001" }), [config], h.env, h.waitUntil), "claims_invalid");
+  });
+
+  it("is never accepted from a generic issuer, even when enabled", async () => {
+    const { h, config, token } = await legacyIssuer(true);
+    await expectCode(h.verifier.verify(await token(), [{ ...config, kind: "generic" }], h.env, h.waitUntil), "legacy_token_refused");
+  });
+
   it("a bare-host iss with an aud is not legacy: its aud is checked", async () => {
     const { h, config, token } = await legacyIssuer(true);
     await expectCode(h.verifier.verify(await token({ aud: "https://elsewhere.example" }), [config], h.env, h.waitUntil), "audience_mismatch");
@@ -119,7 +137,8 @@ describe("issuer URL quirks (configured issuers only)", () => {
   });
   const gitlab = issuer("https://gitlab.example.com");
   const relative = issuer("https://example.com/gitlab");
-  const all = [gitlab, relative];
+  const loopback = issuer("https://127.0.0.1");
+  const all = [gitlab, relative, loopback];
 
   it.each([
     ["no scheme", "gitlab.example.com", gitlab],
@@ -141,6 +160,14 @@ describe("issuer URL quirks (configured issuers only)", () => {
     ["a query", "https://gitlab.example.com/?x=1"],
     ["credentials", "https://user@gitlab.example.com"],
     ["an empty string", ""],
+    ["a dot segment", "https://gitlab.example.com/a/.."],
+    ["an escaped dot segment", "https://example.com/gitlab/%2e%2e/gitlab"],
+    ["a percent-escape", "https://example.com/%67itlab"],
+    ["a backslash", "gitlab.example.com\\"],
+    ["a scheme-relative spelling", "//gitlab.example.com"],
+    ["a full-width host", "https://ｇｉｔｌａｂ.example.com"],
+    ["a control character", "https://gitlab.example.com\u0001"],
+    ["a numeric-shorthand host", "https://0x7f.1"],
   ])("does not stretch to %s", async (_label, iss) => {
     await expectCode(Promise.resolve().then(() => findIssuer(iss, all)), "issuer_unknown");
   });
