@@ -64,6 +64,7 @@ export const ERROR_CODES = {
   upstream_denied: { status: 403, error: "unauthorized_client", description: "The cloud refused the exchange; check the cloud-side trust configuration for this target." },
   upstream_unavailable: { status: 502, error: "temporarily_unavailable", description: "The cloud's token service failed; retry later." },
   upstream_timeout: { status: 504, error: "temporarily_unavailable", description: "The cloud's token service did not answer in time; retry later." },
+  upstream_ttl_too_long: { status: 502, error: "server_error", description: "Vault issued a token that lives longer than the target's max_lifetime, so gatepass did not hand it out; set the Vault role's token_ttl and token_max_ttl to at most the target's max_lifetime." },
   signing_unavailable: { status: 503, error: "server_error", description: "gatepass has no signing key configured." },
 
   // --- admin and operations ---
@@ -122,8 +123,12 @@ export interface WireError {
 }
 
 export function toWireError(err: GatepassError, requestId: string): WireError {
+  // Retry-After repeated in the body as whole seconds, so a curl-only client (the CI template) can
+  // honour it without parsing headers.
+  const retryAfter = err.headers["Retry-After"];
   return {
     ...err.details,
+    ...(retryAfter !== undefined && /^[0-9]{1,6}$/.test(retryAfter) ? { retry_after: Number(retryAfter) } : {}),
     error: err.oauthError,
     error_description: err.description,
     code: err.code,

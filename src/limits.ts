@@ -110,6 +110,13 @@ export const AWS_MIN_DURATION_SECONDS = 15 * MINUTE;
 export const AWS_MAX_DURATION_SECONDS = 12 * HOUR;
 /** GCP generateAccessToken: 1 h unless an org policy extends it to 12 h. */
 export const GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 12 * HOUR;
+/**
+ * Upper bound on any expiry an upstream reports (expires_in, lease_duration, or an absolute time
+ * minus now). The longest credential any supported cloud issues is a day (Entra's configurable
+ * token lifetime; AWS and GCP stop at 12 h), so anything beyond is a broken or hostile answer: it is
+ * refused as malformed instead of being formatted (a huge value would overflow Date) or handed on.
+ */
+export const MAX_UPSTREAM_EXPIRY_SECONDS = 1 * DAY;
 
 // ---- audit and operations --------------------------------------------------------------------
 export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
@@ -121,6 +128,11 @@ export const MAX_AUDIT_BATCH_LENGTH = 512 * 1024;
 export const AUDIT_BATCH_LINGER_MS = 50;
 /** How long one request leads the audit queue; then the next request takes over, so no waitUntil runs long and a stuck insert holds nothing back. */
 export const AUDIT_LEADER_TERM_MS = 1_000;
+/**
+ * An insert D1 has not answered within this is logged as failed (its events go to the Worker log in
+ * full): the request's waitUntil may be cut off any moment after 30 s, and then they would be lost unseen.
+ */
+export const AUDIT_INSERT_TIMEOUT_MS = 10_000;
 /** The RATE_LIMITER binding's period (wrangler.toml `simple.period`): what Retry-After tells a throttled job. */
 export const RATE_LIMIT_PERIOD_SECONDS = 60;
 export const MAX_AUDIT_QUERY_ROWS = 500;

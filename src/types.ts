@@ -71,6 +71,8 @@ export interface GcpTarget extends TargetBase {
   service_account?: string;
   /** Scopes a job may request; the first is the default. */
   scopes: string[];
+  /** Audiences a job may ask a Google ID token for (exact match); absent: no ID tokens. Needs service_account. */
+  id_token_audiences?: string[];
   /** Minted token aud; default `//iam.googleapis.com/<workload_identity_provider>`. */
   audience: string;
 }

@@ -3,12 +3,13 @@
 // arrive meanwhile only queue their event and are done. Under load D1 sees one statement per batch
 // instead of one per request, and no request waits on another's promise (which workerd makes costly).
 // A leader's term is short, so no single waitUntil runs long and a stuck insert cannot hold the
-// queue. If D1 fails, the batch goes to the Worker log in full and the failure is counted: an event
-// is never silently dropped.
+// queue. If D1 fails or does not answer within AUDIT_INSERT_TIMEOUT_MS, the batch goes to the Worker
+// log in full and the failure is counted: an event is never silently dropped (a late insert may still
+// land, so such an event can appear in both).
 
 import type { Env } from "../config";
 import type { Deps } from "../deps";
-import { AUDIT_BATCH_LINGER_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_BATCH_EVENTS } from "../limits";
+import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_BATCH_EVENTS } from "../limits";
 import { log } from "../log";
 import { AUDIT_COLUMNS, type AuditEvent } from "./event";
 
@@ -74,7 +75,7 @@ export class AuditWriter {
 
   private async insert(env: Env, { events, rows }: Batch): Promise<void> {
     try {
-      await env.DB.prepare(INSERT_SQL).bind(`[${rows.join(",")}]`).run();
+      await withinTimeout(env.DB.prepare(INSERT_SQL).bind(`[${rows.join(",")}]`).run());
     } catch (err) {
       this.failures += events.length;
       this.lastFailure = err instanceof Error ? err.message : String(err);
@@ -83,6 +84,14 @@ export class AuditWriter {
       }
     }
   }
+}
+
+function withinTimeout<T>(insert: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`D1 did not answer the insert within ${AUDIT_INSERT_TIMEOUT_MS} ms`)), AUDIT_INSERT_TIMEOUT_MS);
+  });
+  return Promise.race([insert, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Deletes events older than the retention period; returns how many were removed. */

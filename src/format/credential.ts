@@ -4,6 +4,14 @@ import { GatepassError } from "../errors";
 import type { Credential } from "../providers/credential";
 import type { EnvEntries } from "./shell";
 
+/**
+ * Where `env`/`dotenv` put an issued ID token (oidc targets, GCP `audience=`). Never
+ * GATEPASS_ID_TOKEN: that is the CI job's own token (templates/gitlab-ci.yml declares it under
+ * id_tokens:), and overwriting it would make every later gatepass call in the job send the issued
+ * token instead (issuer_unknown). shell.ts refuses to export over the job's variables at all.
+ */
+export const ISSUED_ID_TOKEN_VARIABLE = "GATEPASS_ISSUED_ID_TOKEN";
+
 const rfc3339 = (seconds: number) => new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 
 /** The default JSON body: snake_case, times as RFC 3339 plus integer expires_in. */
@@ -47,7 +55,7 @@ export function credentialEnv(credential: Credential): EnvEntries {
         ? [["GOOGLE_OAUTH_ACCESS_TOKEN", credential.accessToken], ["CLOUDSDK_AUTH_ACCESS_TOKEN", credential.accessToken]]
         : [["AZURE_ACCESS_TOKEN", credential.accessToken]];
     case "id_token":
-      return [["GATEPASS_ID_TOKEN", credential.idToken]];
+      return [[ISSUED_ID_TOKEN_VARIABLE, credential.idToken]];
     case "aws":
       return [
         ["AWS_ACCESS_KEY_ID", credential.accessKeyId],

@@ -8,6 +8,13 @@ export type EnvEntries = ReadonlyArray<readonly [name: string, value: string]>;
 
 const NAME = /^[A-Z_][A-Z0-9_]*$/;
 
+/**
+ * The CI job's own variables (templates/gitlab-ci.yml): GATEPASS_ID_TOKEN is the job's ID token that
+ * every gatepass call sends, the others configure the template. Output is evaluated in the job's
+ * shell, so exporting over any of them would break later calls; it is a bug, refused outright.
+ */
+export const JOB_VARIABLES: ReadonlySet<string> = new Set(["GATEPASS_ID_TOKEN", "GATEPASS_URL", "GATEPASS_TARGET", "GATEPASS_LIFETIME", "GATEPASS_SCOPE"]);
+
 export function shellQuote(value: string): string {
   // NUL cannot be represented in a shell word at all; refuse rather than truncate.
   if (value.includes("\0")) throw new GatepassError("format_unsupported", { description: "A value contains a NUL byte; use format=json." });
@@ -37,6 +44,6 @@ export function formatDotenv(entries: EnvEntries): string {
 }
 
 function checkedName(name: string): string {
-  if (!NAME.test(name)) throw new Error(`bad variable name ${name}`);
+  if (!NAME.test(name) || JOB_VARIABLES.has(name)) throw new Error(`bad variable name ${name}`);
   return name;
 }

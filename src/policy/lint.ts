@@ -54,11 +54,13 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>): LintF
 
   if (Object.hasOwn(rule.match, "ref")) {
     const refType = Object.hasOwn(rule.match, "ref_type") ? conditionParts(rule.match.ref_type!) : undefined;
-    if (!refType || refType.negated || refType.patterns.some((p) => p.includes("*"))) {
+    // One exact value: a list (`[branch, tag]`) lets a tag carry the branch's name just like no ref_type.
+    if (!refType || refType.negated || refType.patterns.length !== 1 || refType.patterns[0]!.includes("*")) {
       add(
         "ref-without-ref-type",
         ["match", "ref"],
-        "a tag can carry a branch's name (a tag 'main' is not the branch 'main'): add ref_type: branch (or tag) next to ref",
+        "a tag can carry a branch's name (a tag 'main' is not the branch 'main'): add ref_type: branch (or tag) next to ref, " +
+          "one exact value (a list such as [branch, tag] matches either); split the rule if both are meant",
       );
     }
   }

@@ -24,6 +24,7 @@ import {
   TARGET_MAX_LIFETIME_SECONDS,
   TARGET_MIN_LIFETIME_SECONDS,
 } from "../limits";
+import { subjectFor } from "../mint/token";
 import type { IssuerConfig, RuleSpec, Target } from "../types";
 import { canonicalIssuerUrl } from "../verify/issuer-url";
 import { patternProblem } from "./glob";
@@ -180,7 +181,7 @@ function fetchableUrl(raw: string): { problem: string } | { value: string } {
 
 function issuerUrl(raw: string): { problem: string } | { value: string } {
   const canonical = canonicalIssuerUrl(raw);
-  if (!canonical) return { problem: `'${raw}' is not an issuer URL (http(s), no query, fragment or credentials)` };
+  if (!canonical) return { problem: `'${raw}' is not an issuer URL (http(s) in plain ASCII: no query, fragment, credentials, dot segments, %-escapes or backslashes)` };
   const checked = fetchableUrl(canonical);
   return "problem" in checked ? checked : { value: canonical };
 }
@@ -214,21 +215,35 @@ const issuerFields: Fields = {
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 
-function targetBase(lifetime: { min: number; max: number }): Fields {
+/** How a target type bounds the credential's lifetime with `max_lifetime`, or why it cannot. */
+interface LifetimeRule {
+  min: number;
+  max: number;
+  doc: string;
+  /** Source mode only: why `max_lifetime` must not be written on this target (the stored default
+   *  still applies to the minted assertion). Snapshots always carry max_lifetime_seconds. */
+  refuse?: (written: Record<string, unknown>) => string | undefined;
+  refuseSchema?: JsonSchema;
+}
+
+function targetBase(lifetime: LifetimeRule): Fields {
+  const refuse = lifetime.refuse;
   return {
     name: { spec: str({ pattern: NAME, expected: NAME_EXPECTED }), required: true, doc: "Name jobs ask for (/v1/credentials/NAME)." },
     description: { spec: str({ maxLength: 1024 }), doc: "Free text for humans." },
     privileged: { spec: bool(), default: false, doc: "Only protected refs outside merge-request pipelines may reach it (enforced by lint)." },
     subject: {
       spec: str({ pattern: /^[\x21-\x7e]+$/, expected: "printable ASCII without spaces", maxLength: MAX_SUBJECT_BYTES }),
-      doc: "sub of the minted token; default target:NAME.",
+      doc: "sub of the minted token; default target:NAME. Unique across targets (cloud roles trust a target by its sub).",
     },
     signing_alg: { spec: oneOf(["ES256", "RS256"]), default: "ES256", doc: "Algorithm of the minted token." },
     max_lifetime: {
       spec: duration(lifetime.min, lifetime.max),
       stored: "max_lifetime_seconds",
       default: Math.min(Math.max(TARGET_DEFAULT_MAX_LIFETIME_SECONDS, lifetime.min), lifetime.max),
-      doc: "Upper bound for the credential's lifetime.",
+      doc: lifetime.doc,
+      ...(refuse ? { refuse: (written: Record<string, unknown>, mode: Mode) => (mode === "source" ? refuse(written) : undefined) } : {}),
+      ...(lifetime.refuseSchema ? { refuseSchema: lifetime.refuseSchema } : {}),
     },
   };
 }
@@ -241,9 +256,28 @@ const audience = (doc: string, fallback?: unknown): Field => ({
 
 const anyLifetime = { min: TARGET_MIN_LIFETIME_SECONDS, max: TARGET_MAX_LIFETIME_SECONDS };
 
+/** Google ID token audiences a gcp target may be asked for: exact strings, compared as written. */
+const ID_TOKEN_AUDIENCE = /^[^\s*]+$/;
+const MAX_ID_TOKEN_AUDIENCES = 20;
+
+const GCP_LIFETIME_WITHOUT_SERVICE_ACCOUNT =
+  "max_lifetime is not enforced without service_account: Google STS decides the federated token's lifetime and gatepass cannot " +
+  "shorten it. Add service_account to bound the credential (its access token lifetime is then at most max_lifetime), or remove max_lifetime";
+const AZURE_LIFETIME =
+  "max_lifetime cannot be enforced for azure targets: Entra ID decides the access token's lifetime (60-90 minutes by default) and " +
+  "gatepass cannot shorten it. Remove max_lifetime; to change the lifetime, assign an Entra ID token lifetime policy";
+const ID_TOKENS_WITHOUT_SERVICE_ACCOUNT =
+  "Google ID tokens are issued for a service account: add service_account, or remove id_token_audiences";
+
 const targetSpec = tagged<Target>("type", {
   gcp: {
-    ...targetBase({ min: TARGET_MIN_LIFETIME_SECONDS, max: GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS }),
+    ...targetBase({
+      min: TARGET_MIN_LIFETIME_SECONDS,
+      max: GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS,
+      doc: "Only with service_account: upper bound for the service account access token's lifetime. Without service_account Google STS decides and max_lifetime is refused.",
+      refuse: (written) => (Object.hasOwn(written, "service_account") ? undefined : GCP_LIFETIME_WITHOUT_SERVICE_ACCOUNT),
+      refuseSchema: { dependentRequired: { max_lifetime: ["service_account"] } },
+    }),
     workload_identity_provider: {
       spec: str({
         pattern: /^projects\/\d{1,20}\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/,
@@ -261,12 +295,18 @@ const targetSpec = tagged<Target>("type", {
       default: ["https://www.googleapis.com/auth/cloud-platform"],
       doc: "Scopes a job may request; the first is the default.",
     },
+    id_token_audiences: {
+      spec: list(str({ pattern: ID_TOKEN_AUDIENCE, expected: "an exact audience without spaces or '*' (no globs)" }), { min: 1, max: MAX_ID_TOKEN_AUDIENCES, unique: true }),
+      doc: "Audiences a job may ask a Google ID token for (audience=), compared exactly; none by default (no ID tokens). Needs service_account.",
+      refuse: (written) => (Object.hasOwn(written, "service_account") ? undefined : ID_TOKENS_WITHOUT_SERVICE_ACCOUNT),
+      refuseSchema: { dependentRequired: { id_token_audiences: ["service_account"] } },
+    },
     audience: audience("aud of the minted token; default //iam.googleapis.com/<workload_identity_provider>.", (out: Record<string, unknown>) =>
       typeof out.workload_identity_provider === "string" ? `//iam.googleapis.com/${out.workload_identity_provider}` : undefined,
     ),
   },
   aws: {
-    ...targetBase({ min: AWS_MIN_DURATION_SECONDS, max: AWS_MAX_DURATION_SECONDS }),
+    ...targetBase({ min: AWS_MIN_DURATION_SECONDS, max: AWS_MAX_DURATION_SECONDS, doc: "Upper bound for the session's DurationSeconds." }),
     role_arn: {
       spec: str({ pattern: /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, expected: "an IAM role ARN (arn:aws:iam::123456789012:role/NAME)" }),
       required: true,
@@ -280,7 +320,12 @@ const targetSpec = tagged<Target>("type", {
     audience: audience("aud of the minted token.", "sts.amazonaws.com"),
   },
   azure: {
-    ...targetBase(anyLifetime),
+    ...targetBase({
+      ...anyLifetime,
+      doc: "Not allowed: Entra ID decides the access token's lifetime (an Entra token lifetime policy changes it).",
+      refuse: () => AZURE_LIFETIME,
+      refuseSchema: { not: { required: ["max_lifetime"] } },
+    }),
     tenant_id: {
       spec: str({ refine: (s) => (GUID.test(s) || DNS_NAME.test(s) ? { value: s } : { problem: `'${s}' is not a tenant id (GUID) or tenant domain` }) }),
       required: true,
@@ -295,14 +340,14 @@ const targetSpec = tagged<Target>("type", {
     audience: audience("aud of the minted token.", "api://AzureADTokenExchange"),
   },
   vault: {
-    ...targetBase(anyLifetime),
+    ...targetBase({ ...anyLifetime, doc: "Upper bound for the Vault token's lease: gatepass refuses a token whose lease exceeds it." }),
     address: { spec: str({ refine: fetchableUrl }), required: true, doc: "Vault address (origin, optionally with the path prefix of a reverse proxy), e.g. https://vault.example.com:8200." },
     mount: { spec: str({ pattern: /^[\w.-]+(\/[\w.-]+)*$/, expected: "a mount path such as jwt or auth-ci/jwt" }), default: "jwt", doc: "JWT auth mount." },
     role: { spec: str({ pattern: /^[\w.@-]{1,128}$/, expected: "a Vault role name" }), required: true, doc: "Vault role to log in as." },
     audience: audience("aud of the minted token; must be in the role's bound_audiences."),
   },
   oidc: {
-    ...targetBase({ min: TARGET_MIN_LIFETIME_SECONDS, max: MINTED_TOKEN_MAX_LIFETIME_SECONDS }),
+    ...targetBase({ min: TARGET_MIN_LIFETIME_SECONDS, max: MINTED_TOKEN_MAX_LIFETIME_SECONDS, doc: "Upper bound for the minted token's lifetime." }),
     audience: audience("aud of the minted token handed to the job."),
   },
 });
@@ -409,6 +454,32 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
   unique("issuer", policy.issuers);
   unique("target", policy.targets);
   unique("rule", policy.rules);
+
+  // Cloud roles (AWS trust policies, GCP principals, Entra federated credentials, Vault roles) trust a
+  // target by the sub gatepass mints for it. Two targets with one sub would let a job allowed the lesser
+  // one present a token the other's role accepts (oidc targets even hand the minted token to the job).
+  // Compared ignoring ASCII case, so a case-insensitive trust condition cannot join them either.
+  const subjects = new Map<string, Target>();
+  const named = new Set<string>();
+  for (const target of policy.targets) {
+    if (named.has(target.name)) continue; // already reported as a duplicate name
+    named.add(target.name);
+    const sub = subjectFor(target);
+    const key = sub.toLowerCase();
+    const first = subjects.get(key);
+    if (!first) {
+      subjects.set(key, target);
+      continue;
+    }
+    const firstSub = subjectFor(first);
+    problems.push({
+      ...at(target, target.subject === undefined ? "name" : "subject"),
+      message:
+        `target '${target.name}' would be minted with sub '${sub}', the same ${sub === firstSub ? "" : "(ignoring case) "}as target '${first.name}' ` +
+        `(first defined in ${origins.get(first)!.document}): each cloud role trusts exactly one target by its sub, so a job allowed ` +
+        `'${target.name}' could obtain '${first.name}''s credential; give one of them a different subject`,
+    });
+  }
 
   // Every spelling of `iss` must lead to exactly one issuer.
   const urls = new Map<string, string>();

@@ -1,7 +1,7 @@
 // Policy source files (YAML) → a checked policy, with file and line for every problem. Used by the CLI
 // (validate, test, push, explain); the Worker only ever sees compiled snapshots and never loads YAML.
 
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import { lintPolicy, type LintCode } from "./lint";
 import { normalizePolicy, type Path, type PolicyParts, type Problem } from "./schema";
 
@@ -43,6 +43,9 @@ export function parseYaml(file: SourceFile): ParsedYaml {
     severity: "error",
     message: e.message.split("\n")[0]!,
   }));
+  if (errors.length === 0) {
+    for (const { offset, message } of respelledScalars(doc)) errors.push({ file: file.name, ...position(offset), severity: "error", message });
+  }
   let value: unknown;
   if (errors.length === 0) {
     try {
@@ -74,6 +77,34 @@ export function parseYaml(file: SourceFile): ParsedYaml {
       return position(found?.range?.[0] ?? 0);
     },
   };
+}
+
+/**
+ * Numbers and booleans whose source text is not how they read back (`0x10`, `010`, `1e3`, `+5`, `1.0`,
+ * `.inf`, a 20-digit id, `True`, and under `%YAML 1.1` `yes`/`on`): policies compare claims as strings,
+ * so the value that would be stored ("16") silently differs from what the author wrote. Refused;
+ * plain decimal (or true/false) or a quoted string says the same thing unambiguously.
+ */
+function respelledScalars(doc: Document): { offset: number; message: string }[] {
+  const found: { offset: number; message: string }[] = [];
+  visit(doc, {
+    Scalar(_key, node) {
+      const { value, source } = node;
+      if ((typeof value !== "number" && typeof value !== "boolean" && typeof value !== "bigint") || source === undefined) return;
+      const read = String(value);
+      if (read === source) return;
+      let message: string;
+      if (typeof value === "boolean") message = `the boolean ${source} would be read as ${read}: write ${read}, or quote it ("${source}") if it is text`;
+      else if (/^-?\d+$/.test(read) && !Number.isSafeInteger(Number(read))) {
+        message = `the number ${source} is too large to be read exactly (it would be read as ${read}): quote it ("${source}")`;
+      } else {
+        const decimal = /^-?\d+(\.\d+)?$/.test(read) ? ` (${read})` : "";
+        message = `the number ${source} would be read as ${read}: write it in plain decimal${decimal}, or quote it ("${source}") if it is text`;
+      }
+      found.push({ offset: node.range?.[0] ?? 0, message });
+    },
+  });
+  return found;
 }
 
 export interface CheckedSources {

@@ -161,6 +161,11 @@ export interface Field {
   /** Key in the stored form when it differs (durations: `max_lifetime` → `max_lifetime_seconds`). */
   stored?: string;
   doc: string;
+  /** When the key is written although the rest of the object makes it meaningless or misleading: a
+   *  sentence saying why and what to do instead (undefined: allowed). Sees the object as written. */
+  refuse?: (written: Record<string, unknown>, mode: Mode) => string | undefined;
+  /** JSON Schema keywords merged into the enclosing object's schema to say the same to editors. */
+  refuseSchema?: JsonSchema;
 }
 
 export type Fields = Record<string, Field>;
@@ -172,6 +177,7 @@ export function object<T>(fields: Fields, doc?: string): Spec<T> {
     source: new Set(entries.map(([name, field]) => keyOf("source", name, field))),
     snapshot: new Set(entries.map(([name, field]) => keyOf("snapshot", name, field))),
   };
+  const refuseSchemas = entries.flatMap(([, field]) => (field.refuseSchema ? [field.refuseSchema] : []));
   return {
     read(value, ctx, path) {
       if (!isPlainObject(value)) return fail(ctx, path, `expected a mapping, got ${describe(value)}`);
@@ -197,6 +203,13 @@ export function object<T>(fields: Fields, doc?: string): Spec<T> {
           } else if (field.default !== undefined) out[target] = structuredClone(field.default);
           continue;
         }
+        // A key that must not be written here is refused whatever its value (fixing the value would not help).
+        const refused = field.refuse?.(value, ctx.mode);
+        if (refused !== undefined) {
+          fail(ctx, [...path, key], refused, true);
+          ok = false;
+          continue;
+        }
         const read = field.spec.read(value[key], ctx, [...path, key]);
         if (read === INVALID) ok = false;
         else out[target] = read;
@@ -207,6 +220,7 @@ export function object<T>(fields: Fields, doc?: string): Spec<T> {
       type: "object",
       additionalProperties: false,
       ...(doc ? { description: doc } : {}),
+      ...(refuseSchemas.length > 0 ? { allOf: refuseSchemas } : {}),
       properties: Object.fromEntries(
         Object.entries(fields).map(([name, field]) => [
           name,

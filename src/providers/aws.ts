@@ -5,7 +5,7 @@ import type { AwsTarget, VerifiedIdentity } from "../types";
 import type { AwsCredential } from "./credential";
 import type { ProviderContext } from "./index";
 import type { ResolvedExchange } from "./resolve";
-import { callUpstream, formBody, malformed, safeCode } from "./upstream";
+import { callUpstream, checkedExpiresAt, formBody, malformed, safeCode } from "./upstream";
 import { xmlText } from "./xml";
 
 const HINTS: Record<string, string> = {
@@ -28,6 +28,7 @@ export async function exchangeAws(
   if (!/^[a-z0-9-]{1,32}$/.test(target.region)) {
     throw new GatepassError("internal_error", { cause: new Error(`target ${target.name}: bad region`) });
   }
+  const now = Math.floor(ctx.deps.now() / 1000);
   const xml = await callUpstream(
     {
       service: "aws-sts",
@@ -55,8 +56,8 @@ export async function exchangeAws(
   const secretAccessKey = field("SecretAccessKey");
   const sessionToken = field("SessionToken");
   const expiration = field("Expiration");
-  const expiresAt = expiration ? Math.floor(Date.parse(expiration) / 1000) : Number.NaN;
-  if (!accessKeyId || !secretAccessKey || !sessionToken || !Number.isFinite(expiresAt)) throw malformed("aws-sts", "no Credentials");
+  if (!accessKeyId || !secretAccessKey || !sessionToken || !expiration) throw malformed("aws-sts", "no Credentials");
+  const expiresAt = checkedExpiresAt("aws-sts", "Expiration", Math.floor(Date.parse(expiration) / 1000), now);
   return {
     kind: "aws", provider: "aws", target: target.name, accessKeyId, secretAccessKey, sessionToken, expiresAt,
     assumedRoleArn: xmlText(xml, [...RESULT, "AssumedRoleUser", "Arn"]), region: target.region,

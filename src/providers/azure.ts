@@ -4,7 +4,7 @@ import type { AzureTarget } from "../types";
 import type { AccessTokenCredential } from "./credential";
 import type { ProviderContext } from "./index";
 import type { ResolvedExchange } from "./resolve";
-import { callUpstream, formBody, malformed, parseJsonObject, safeCode } from "./upstream";
+import { callUpstream, checkedExpiresIn, formBody, malformed, parseJsonObject, safeCode } from "./upstream";
 
 const HINTS: Record<string, string> = {
   AADSTS700213: "no federated credential matches; add one to the app with issuer = GATEPASS_ISSUER and subject = the target's subject (exact match).",
@@ -36,11 +36,13 @@ export async function exchangeAzure(target: AzureTarget, minted: string, resolve
     ctx,
   );
   const parsed = parseJsonObject(body);
-  const expiresIn = typeof parsed?.expires_in === "string" ? Number(parsed.expires_in) : parsed?.expires_in;
-  if (typeof parsed?.access_token !== "string" || parsed.access_token === "" || typeof expiresIn !== "number" || !(expiresIn > 0)) {
+  if (typeof parsed?.access_token !== "string" || parsed.access_token === "" || parsed.expires_in === undefined) {
     throw malformed("azure-entra", "no access_token/expires_in");
   }
-  return { kind: "access_token", provider: "azure", target: target.name, accessToken: parsed.access_token, scopes: resolved.scopes, expiresAt: now + Math.floor(expiresIn) };
+  // Entra (and the older v1 endpoint) may send expires_in as a string of digits; nothing else is read as a number.
+  const raw = parsed.expires_in;
+  const expiresIn = checkedExpiresIn("azure-entra", "expires_in", typeof raw === "string" && /^[0-9]{1,15}$/.test(raw) ? Number(raw) : raw);
+  return { kind: "access_token", provider: "azure", target: target.name, accessToken: parsed.access_token, scopes: resolved.scopes, expiresAt: now + expiresIn };
 }
 
 /** Entra's specific AADSTS code when present (it says far more than the OAuth `error`). */

@@ -7,7 +7,7 @@ import type { GcpTarget } from "../types";
 import type { AccessTokenCredential, IdTokenCredential } from "./credential";
 import type { ProviderContext } from "./index";
 import type { ResolvedExchange } from "./resolve";
-import { callUpstream, formBody, malformed, parseJsonObject, safeCode } from "./upstream";
+import { callUpstream, checkedExpiresAt, checkedExpiresIn, formBody, malformed, parseJsonObject, safeCode } from "./upstream";
 
 const CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform";
 
@@ -40,18 +40,20 @@ export async function exchangeGcp(
     const body = await callUpstream(iamRequest(`${base}:generateIdToken`, sts.accessToken, { audience: resolved.audience, includeEmail: true }), ctx);
     const token = parseJsonObject(body)?.token;
     if (typeof token !== "string" || token === "") throw malformed("gcp-iam-credentials", "no token");
+    // Google's ID tokens always carry exp; one without a usable exp is not trusted to expire.
+    const expiresAt = checkedExpiresAt("gcp-iam-credentials", "the ID token's exp", jwtExpiry(token) ?? Number.NaN, now);
     return {
       kind: "id_token", provider: "gcp", target: target.name, idToken: token, audience: resolved.audience,
-      serviceAccount: target.service_account, expiresAt: jwtExpiry(token) ?? now + 3600,
+      serviceAccount: target.service_account, expiresAt,
     };
   }
   const lifetime = resolved.lifetimeSeconds!;
   const body = await callUpstream(iamRequest(`${base}:generateAccessToken`, sts.accessToken, { scope: resolved.scopes, lifetime: `${lifetime}s` }), ctx);
   const parsed = parseJsonObject(body);
-  const expiresAt = typeof parsed?.expireTime === "string" ? Math.floor(Date.parse(parsed.expireTime) / 1000) : Number.NaN;
-  if (typeof parsed?.accessToken !== "string" || parsed.accessToken === "" || !Number.isFinite(expiresAt)) {
+  if (typeof parsed?.accessToken !== "string" || parsed.accessToken === "" || typeof parsed.expireTime !== "string") {
     throw malformed("gcp-iam-credentials", "no accessToken/expireTime");
   }
+  const expiresAt = checkedExpiresAt("gcp-iam-credentials", "expireTime", Math.floor(Date.parse(parsed.expireTime) / 1000), now);
   return {
     kind: "access_token", provider: "gcp", target: target.name, accessToken: parsed.accessToken, scopes: resolved.scopes,
     serviceAccount: target.service_account, expiresAt,
@@ -79,11 +81,10 @@ async function stsExchange(target: GcpTarget, minted: string, scopes: string[], 
     ctx,
   );
   const parsed = parseJsonObject(body);
-  const expiresIn = parsed?.expires_in;
-  if (typeof parsed?.access_token !== "string" || parsed.access_token === "" || typeof expiresIn !== "number" || !(expiresIn > 0)) {
+  if (typeof parsed?.access_token !== "string" || parsed.access_token === "" || parsed.expires_in === undefined) {
     throw malformed("gcp-sts", "no access_token/expires_in");
   }
-  return { accessToken: parsed.access_token, expiresIn: Math.floor(expiresIn) };
+  return { accessToken: parsed.access_token, expiresIn: checkedExpiresIn("gcp-sts", "expires_in", parsed.expires_in) };
 }
 
 function iamRequest(url: string, federatedToken: string, body: object) {

@@ -74,6 +74,15 @@ function resolveGcp(target: GcpTarget, request: ExchangeRequest, mintLifetimeSec
     return { mintLifetimeSeconds, scopes };
   }
   if (request.audience !== undefined) {
+    // A Google-signed ID token for the service account is accepted by whatever service trusts that
+    // audience, whatever the target's scopes: only the audiences the target lists, compared exactly.
+    const allowed = target.id_token_audiences ?? [];
+    refuseUnless(
+      allowed.includes(request.audience),
+      allowed.length === 0
+        ? `target ${target.name} issues no ID tokens; list the audience under id_token_audiences in the policy.`
+        : `target ${target.name} issues ID tokens only for the audience(s) ${allowed.join(" ")}.`,
+    );
     refuseUnless(request.lifetimeSeconds === undefined, "Google ID tokens have a fixed lifetime of 1 h; drop lifetime.");
     refuseUnless(request.scopes === undefined, "ID tokens take an audience, not scopes.");
     return { mintLifetimeSeconds, scopes: [], audience: request.audience };

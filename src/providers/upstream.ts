@@ -5,7 +5,7 @@
 
 import type { Deps } from "../deps";
 import { GatepassError } from "../errors";
-import { MAX_UPSTREAM_BODY_BYTES, UPSTREAM_BACKOFF_BASE_MS, UPSTREAM_MAX_ATTEMPTS, UPSTREAM_TIMEOUT_MS } from "../limits";
+import { MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_EXPIRY_SECONDS, UPSTREAM_BACKOFF_BASE_MS, UPSTREAM_MAX_ATTEMPTS, UPSTREAM_TIMEOUT_MS } from "../limits";
 import { log } from "../log";
 import { readBytesCapped } from "../http/body";
 
@@ -106,6 +106,27 @@ export function malformed(service: string, what: string): GatepassError {
     description: `${service} sent an answer gatepass cannot read (${what}).`,
     details: { upstream_error: "malformed_response" },
   });
+}
+
+/**
+ * A relative expiry from an upstream (expires_in, lease_duration): a positive safe integer of at most
+ * MAX_UPSTREAM_EXPIRY_SECONDS, else upstream_unavailable (malformed). Fractions, exponents beyond
+ * integer precision and absurd values never reach the formatters (a huge one would overflow Date
+ * after the credential was issued).
+ */
+export function checkedExpiresIn(service: string, field: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0 || value > MAX_UPSTREAM_EXPIRY_SECONDS) {
+    throw malformed(service, `${field} is not a whole number of seconds between 1 and ${MAX_UPSTREAM_EXPIRY_SECONDS}`);
+  }
+  return value;
+}
+
+/** An absolute expiry (seconds since epoch) from an upstream: after `now`, at most MAX_UPSTREAM_EXPIRY_SECONDS later. */
+export function checkedExpiresAt(service: string, field: string, value: number, now: number): number {
+  if (!Number.isSafeInteger(value) || value <= now || value - now > MAX_UPSTREAM_EXPIRY_SECONDS) {
+    throw malformed(service, `${field} is not a time within ${MAX_UPSTREAM_EXPIRY_SECONDS} s from now`);
+  }
+  return value;
 }
 
 type Outcome =

@@ -2,6 +2,7 @@
 
 import { isAcceptableIssuerUrl } from "../config";
 import { GatepassError } from "../errors";
+import { log } from "../log";
 import type { VaultTarget } from "../types";
 import type { VaultCredential } from "./credential";
 import type { ProviderContext } from "./index";
@@ -36,16 +37,30 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
   if (typeof auth?.client_token !== "string" || auth.client_token === "" || typeof lease !== "number") {
     throw malformed("vault", "no auth.client_token/lease_duration");
   }
-  if (!(lease > 0)) {
+  if (lease === 0) {
     // A CI credential must expire; a role that hands out non-expiring tokens is refused.
     throw new GatepassError("upstream_denied", {
       description: `Vault issued a token without TTL; set token_ttl (and token_max_ttl) on the role ${target.role}.`,
       details: { upstream_error: "no_ttl" },
     });
   }
+  if (!Number.isSafeInteger(lease) || lease < 0) throw malformed("vault", "auth.lease_duration is not a whole number of seconds");
+  if (lease > target.max_lifetime_seconds) {
+    // No slack: lease_duration is the TTL Vault computed from the role (a duration, not a clock
+    // reading), so there is no skew to allow for. The token is dropped here, never returned or logged.
+    // It stays valid in Vault until its TTL runs out: the documented Vault API (JWT login) has no
+    // revocation gatepass could call with it, so the fix is the role's token_ttl / token_max_ttl.
+    log("warn", "vault_token_refused", { target: target.name, role: target.role, lease_seconds: lease, max_lifetime_seconds: target.max_lifetime_seconds });
+    throw new GatepassError("upstream_ttl_too_long", {
+      description:
+        `Vault role ${target.role} issued a token for ${lease} s, longer than target ${target.name}'s max_lifetime of ` +
+        `${target.max_lifetime_seconds} s, so it was not handed out; set the role's token_ttl and token_max_ttl to at most ${target.max_lifetime_seconds}s.`,
+      details: { upstream_error: "ttl_too_long", upstream_lease_seconds: lease, max_lifetime_seconds: target.max_lifetime_seconds },
+    });
+  }
   const policies = Array.isArray(auth.policies) ? auth.policies.filter((p): p is string => typeof p === "string") : [];
   return {
     kind: "vault", provider: "vault", target: target.name, clientToken: auth.client_token, address,
-    leaseDurationSeconds: lease, renewable: auth.renewable === true, policies, expiresAt: now + Math.floor(lease),
+    leaseDurationSeconds: lease, renewable: auth.renewable === true, policies, expiresAt: now + lease,
   };
 }

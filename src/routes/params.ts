@@ -9,7 +9,12 @@ import { readBytesCapped } from "../http/body";
 
 export type Params = Record<string, string>;
 
-export async function readParams(c: Context<AppEnv>, allowed: readonly string[]): Promise<Params> {
+/**
+ * `bodyOnly`: parameters that carry a token (subject_token). In the URL they end up in proxy,
+ * load-balancer and browser logs, so there they are refused (request_invalid) before the token is
+ * looked at, whatever else the request says.
+ */
+export async function readParams(c: Context<AppEnv>, allowed: readonly string[], bodyOnly: readonly string[] = []): Promise<Params> {
   const params: Params = {};
   const add = (name: string, value: string) => {
     if (!allowed.includes(name)) throw invalid(`Unknown parameter ${printable(name)}; allowed: ${allowed.join(", ")}.`);
@@ -17,6 +22,11 @@ export async function readParams(c: Context<AppEnv>, allowed: readonly string[])
     params[name] = value;
   };
   const url = new URL(c.req.url);
+  for (const name of url.searchParams.keys()) {
+    if (bodyOnly.includes(name)) {
+      throw invalid(`${name} carries a token: send it in the request body (application/x-www-form-urlencoded), never in the URL, which proxies and logs record.`);
+    }
+  }
   for (const [name, value] of url.searchParams) add(name, value);
   for (const [name, value] of await bodyParams(c)) add(name, value);
   return params;

@@ -9,7 +9,7 @@ import { GatepassError } from "../errors";
 import { authorize, issue, NO_STORE } from "./exchange-flow";
 import { oauthErrorResponse } from "./oauth-errors";
 import { invalid, parseScopes, readParams } from "./params";
-import { subjectToken, TOKEN_TYPE } from "./token";
+import { BODY_ONLY, subjectToken, TOKEN_TYPE } from "./token";
 import { STS_PATH } from "../format/gcloud";
 
 const PARAMS = ["grant_type", "audience", "scope", "requested_token_type", "subject_token", "subject_token_type"] as const;
@@ -18,7 +18,7 @@ export const stsRoutes = new Hono<AppEnv>();
 
 stsRoutes.post(STS_PATH, async (c) => {
   try {
-    const params = await readParams(c, PARAMS);
+    const params = await readParams(c, PARAMS, BODY_ONLY);
     const token = subjectToken(params);
     if (params.requested_token_type !== undefined && params.requested_token_type !== TOKEN_TYPE.accessToken) {
       throw invalid(`requested_token_type must be ${TOKEN_TYPE.accessToken}.`);

@@ -18,6 +18,8 @@ export const TOKEN_TYPE = {
 } as const;
 
 const PARAMS = ["grant_type", "subject_token", "subject_token_type", "resource", "audience", "scope", "requested_token_type"] as const;
+/** Token-carrying parameters, accepted in the body only (never the query string, which proxies log). */
+export const BODY_ONLY = ["subject_token"] as const;
 
 /** Shared by /v1/token and /v1/sts/token: grant type, subject token and its type. */
 export function subjectToken(params: Record<string, string>): string {
@@ -35,7 +37,7 @@ export const tokenRoutes = new Hono<AppEnv>();
 
 tokenRoutes.post("/v1/token", async (c) => {
   try {
-    const params = await readParams(c, PARAMS);
+    const params = await readParams(c, PARAMS, BODY_ONLY);
     const token = subjectToken(params);
     const { audience, resource } = params;
     if (audience !== undefined && resource !== undefined && audience !== resource) {

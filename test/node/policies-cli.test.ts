@@ -117,6 +117,14 @@ describe("policies test", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/bad\.test\.yaml:4:\d+: error: unknown target 'ghost'/);
   });
+
+  it("refuses numbers in test claims that would not read back as written (0x10 is not '16')", async () => {
+    const dir = await policyCopy("hex-test");
+    await writeFile(path.join(dir, "hex.test.yaml"), "cases:\n  - name: x\n    issuer: corp-gitlab\n    claims: { project_id: 0x10 }\n    expect: { vault-ci: deny }\n");
+    const result = await gatepass("test", "--dir", dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('hex.test.yaml:4:27: error: the number 0x10 would be read as 16: write it in plain decimal (16), or quote it ("0x10") if it is text');
+  });
 });
 
 describe("policies push, history, rollback", () => {

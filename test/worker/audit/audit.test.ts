@@ -4,7 +4,7 @@ import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
 import { AuditWriter, pruneAuditEvents } from "../../../src/audit/writer";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
-import { AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
+import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
 import worker from "../../../src/index";
 import { sha256Hex } from "../../../src/policy/snapshot";
 import { bearer, createHarness as createAppHarness } from "../exchange/app-harness";
@@ -194,6 +194,27 @@ describe("audit group commit", () => {
     await writer.write(countedEnv, later);
     expect(statements).toEqual([1, 2]);
     expect(await storedEvents([queued.request_id, later.request_id])).toEqual([queued, later]);
+  });
+
+  it(`logs the batch of an insert D1 has not answered within ${AUDIT_INSERT_TIMEOUT_MS} ms, before the request's waitUntil can be cut off`, async () => {
+    vi.useFakeTimers();
+    try {
+      const errors: string[] = [];
+      vi.spyOn(console, "error").mockImplementation((line: string) => void errors.push(line));
+      const { env: stuckEnv } = countingDb({ hold: new Promise<void>(() => {}) });
+      const writer = new AuditWriter(defaultDeps);
+      const event = sampleEvent();
+      let settled = false;
+      void writer.write(stuckEnv, event).then(() => (settled = true));
+      await vi.advanceTimersByTimeAsync(AUDIT_BATCH_LINGER_MS + AUDIT_INSERT_TIMEOUT_MS - 1);
+      expect(settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(settled).toBe(true);
+      expect(writer.failures).toBe(1);
+      expect(errors.map((line) => JSON.parse(line))).toEqual([expect.objectContaining({ event: "audit_write_failed", audit: event })]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("records every request of a burst through the Worker", async () => {

@@ -40,7 +40,7 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
   const secret = JSON.stringify(await testSecret());
 
   const targets: Target[] = [
-    gcpTarget(),
+    gcpTarget({ id_token_audiences: ["https://run.example.app"] }),
     gcpTarget({ name: "gcp-federated", service_account: undefined }),
     awsTarget({ max_lifetime_seconds: 7200 }),
     azureTarget(),

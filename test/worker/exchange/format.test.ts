@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { assertFormatFor, parseFormat, renderCredential } from "../../../src/format/index";
 import { gcloudConfig } from "../../../src/format/gcloud";
-import { formatDotenv, formatEnv, shellQuote } from "../../../src/format/shell";
+import { formatDotenv, formatEnv, JOB_VARIABLES, shellQuote } from "../../../src/format/shell";
 import type { AwsCredential, Credential } from "../../../src/providers/credential";
 import { gcpTarget, ISSUER } from "./fixtures";
 
@@ -33,6 +33,28 @@ describe("env and dotenv", () => {
       "export AWS_ACCESS_KEY_ID='ASIAEXAMPLE'\nexport AWS_SECRET_ACCESS_KEY='s3cr/t+key='\nexport AWS_SESSION_TOKEN='FwoG+/='\nexport AWS_CREDENTIAL_EXPIRATION='2027-01-15T09:00:00Z'\n",
     );
     expect(renderCredential(vault, "dotenv", NOW).body).toBe("VAULT_TOKEN=hvs.x\nVAULT_ADDR=https://vault.example.com\n");
+  });
+
+  // The CI job's own ID token lives in GATEPASS_ID_TOKEN (templates/gitlab-ci.yml); an issued ID token
+  // exported there would make every later gatepass call in the job send it (issuer_unknown).
+  it("exports an issued ID token as GATEPASS_ISSUED_ID_TOKEN, never over the job's GATEPASS_ID_TOKEN", () => {
+    for (const provider of ["oidc", "gcp"] as const) {
+      const id: Credential = { kind: "id_token", provider, target: "t", idToken: "eyJ.a.b", audience: "https://rp.example.com", expiresAt: NOW + 300 };
+      expect(renderCredential(id, "env", NOW).body).toBe("export GATEPASS_ISSUED_ID_TOKEN='eyJ.a.b'\n");
+      expect(renderCredential(id, "dotenv", NOW).body).toBe("GATEPASS_ISSUED_ID_TOKEN=eyJ.a.b\n");
+    }
+    const azure: Credential = { kind: "access_token", provider: "azure", target: "a", accessToken: "eyJ0.x", scopes: ["s"], expiresAt: NOW + 600 };
+    const id: Credential = { kind: "id_token", provider: "oidc", target: "t", idToken: "eyJ.a.b", audience: "x", expiresAt: NOW + 300 };
+    for (const credential of [aws, gcp, vault, azure, id]) {
+      for (const format of ["env", "dotenv"] as const) {
+        const names = renderCredential(credential, format, NOW).body.split("\n").filter(Boolean).map((line) => /^(?:export )?([A-Z0-9_]+)=/.exec(line)![1]);
+        for (const name of names) expect(JOB_VARIABLES.has(name!)).toBe(false);
+      }
+    }
+    for (const name of JOB_VARIABLES) {
+      expect(() => formatEnv([[name, "x"]])).toThrow();
+      expect(() => formatDotenv([[name, "x"]])).toThrow();
+    }
   });
 
   it("single-quotes hostile values", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { GatepassError } from "../../../src/errors";
+import { MAX_UPSTREAM_EXPIRY_SECONDS } from "../../../src/limits";
 import { mintToken } from "../../../src/mint/token";
 import { sessionName } from "../../../src/providers/aws";
 import { exchange } from "../../../src/providers/index";
@@ -58,14 +59,14 @@ describe("gcp", () => {
 
   it("asks generateIdToken when an audience is requested", async () => {
     const ns = newNamespace();
-    const { credential } = await run(ns, gcpTarget(), { audience: "https://run.example.app" }, gcpScenario);
+    const { credential } = await run(ns, gcpTarget({ id_token_audiences: ["https://run.example.app"] }), { audience: "https://run.example.app" }, gcpScenario);
     expect(credential).toMatchObject({ kind: "id_token", audience: "https://run.example.app", serviceAccount: SA });
     expect((await capturedRequests(ns))[1]!.body).toEqual({ audience: "https://run.example.app", includeEmail: true });
   });
 
   it("asks STS for cloud-platform before impersonating, whatever the credential's scopes", async () => {
     const ns = newNamespace();
-    await run(ns, gcpTarget(), { audience: "https://run.example.app" }, gcpScenario);
+    await run(ns, gcpTarget({ id_token_audiences: ["https://run.example.app"] }), { audience: "https://run.example.app" }, gcpScenario);
     const [sts] = await capturedRequests(ns);
     expect(sts!.body.scope).toBe("https://www.googleapis.com/auth/cloud-platform");
   });
@@ -97,6 +98,46 @@ describe("gcp", () => {
     expect(err.code).toBe("upstream_unavailable");
     expect(err.details.upstream_error).toBe("malformed_response");
   });
+
+  // An expiry that is not a sane whole number must never reach the formatters (1e300 overflowed
+  // Date into a 500 after the credential had been issued): it is a malformed answer.
+  it.each([["1e300"], ["9e15"], ["3599.5"], ["0"], ["-60"], ['"3600"'], ["null"], [String(MAX_UPSTREAM_EXPIRY_SECONDS + 1)]])(
+    "refuses an STS expires_in of %s as malformed",
+    async (expiresIn) => {
+      const body = `{"access_token":"ya29.x","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":${expiresIn}}`;
+      const err = await failure(run(newNamespace(), gcpTarget({ service_account: undefined }), {}, { ...gcpScenario, faults: { "gcp-sts": [{ status: 200, body }] } }));
+      expect(err.code).toBe("upstream_unavailable");
+      expect(err.details.upstream_error).toBe("malformed_response");
+    },
+  );
+
+  it("accepts an STS expires_in at the bound", async () => {
+    const body = `{"access_token":"ya29.x","token_type":"Bearer","expires_in":${MAX_UPSTREAM_EXPIRY_SECONDS}}`;
+    const { credential } = await run(newNamespace(), gcpTarget({ service_account: undefined }), {}, { ...gcpScenario, faults: { "gcp-sts": [{ status: 200, body }] } });
+    expect(credential.expiresAt - now()).toBeGreaterThan(MAX_UPSTREAM_EXPIRY_SECONDS - 10);
+  });
+
+  it.each([["+275760-09-13T00:00:00.000Z"], ["9999-12-31T23:59:59Z"], ["2001-01-01T00:00:00Z"], ["soon"], [new Date(Date.now() + 2 * 86_400_000).toISOString()]])(
+    "refuses a generateAccessToken expireTime of %s as malformed",
+    async (expireTime) => {
+      const body = JSON.stringify({ accessToken: "ya29.sa-x", expireTime });
+      const err = await failure(run(newNamespace(), gcpTarget(), {}, { ...gcpScenario, faults: { "gcp-iam": [{ status: 200, body }] } }));
+      expect(err.code).toBe("upstream_unavailable");
+      expect(err.details.upstream_error).toBe("malformed_response");
+    },
+  );
+
+  it.each([["an exp of 1e300", { exp: 1e300 }], ["no exp", {}], ["an exp in the past", { exp: 1_000_000_000 }]])(
+    "refuses a generateIdToken token with %s as malformed",
+    async (_name, claims) => {
+      const part = (o: object) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+      const body = JSON.stringify({ token: `${part({ alg: "RS256", typ: "JWT" })}.${part({ iss: "https://accounts.google.com", aud: "https://run.example.app", ...claims })}.c2ln` });
+      const target = gcpTarget({ id_token_audiences: ["https://run.example.app"] });
+      const err = await failure(run(newNamespace(), target, { audience: "https://run.example.app" }, { ...gcpScenario, faults: { "gcp-iam": [{ status: 200, body }] } }));
+      expect(err.code).toBe("upstream_unavailable");
+      expect(err.details.upstream_error).toBe("malformed_response");
+    },
+  );
 });
 
 describe("aws", () => {
@@ -148,6 +189,16 @@ describe("aws", () => {
     }
   });
 
+  it.each([["9999-12-31T23:59:59Z"], ["+275760-09-13T00:00:00.000Z"], ["2001-01-01T00:00:00Z"], ["tomorrow"], [new Date(Date.now() + 2 * 86_400_000).toISOString()]])(
+    "refuses an Expiration of %s as malformed",
+    async (expiration) => {
+      const body = `<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>session</SessionToken><Expiration>${expiration}</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>`;
+      const err = await failure(run(newNamespace(), awsTarget(), {}, { aws: roles, faults: { "aws-sts": [{ status: 200, body, contentType: "text/xml" }] } }));
+      expect(err.code).toBe("upstream_unavailable");
+      expect(err.details.upstream_error).toBe("malformed_response");
+    },
+  );
+
   it("sanitises the session name to AWS's alphabet and length", () => {
     const who = identity(now());
     expect(sessionName({ ...who, claims: { ...who.claims, job_id: "12 34/<x>" } })).toBe("gitlab-12-34--x-");
@@ -195,6 +246,23 @@ describe("azure", () => {
     expect(err.description).toContain("federated credential");
   });
 
+  it.each([['"1e300"'], ["1e300"], ['"0x10"'], ['" 3599"'], ['"3599.5"'], ["3599.5"], ["0"], ['"-1"'], [String(MAX_UPSTREAM_EXPIRY_SECONDS + 1)]])(
+    "refuses an expires_in of %s as malformed",
+    async (expiresIn) => {
+      const body = `{"token_type":"Bearer","expires_in":${expiresIn},"access_token":"eyJ0eXAi.azure-x"}`;
+      const err = await failure(run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 200, body }] } }));
+      expect(err.code).toBe("upstream_unavailable");
+      expect(err.details.upstream_error).toBe("malformed_response");
+    },
+  );
+
+  it("reads an expires_in sent as a string of digits", async () => {
+    const body = '{"token_type":"Bearer","expires_in":"3599","access_token":"eyJ0eXAi.azure-x"}';
+    const { credential } = await run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 200, body }] } });
+    expect(credential.expiresAt - now()).toBeGreaterThanOrEqual(3590);
+    expect(credential.expiresAt - now()).toBeLessThanOrEqual(3599);
+  });
+
   it("takes the AADSTS code from error_codes when the description does not name it", async () => {
     const body = JSON.stringify({ error: "invalid_client", error_description: "No matching federated identity record found.", error_codes: [700213] });
     const err = await failure(run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 400, body }] } }));
@@ -228,6 +296,42 @@ describe("vault", () => {
     const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: { ...role, ttl: 0 } } } }));
     expect(err.code).toBe("upstream_denied");
     expect(err.details.upstream_error).toBe("no_ttl");
+  });
+
+  // Vault's default TTL (768 h, renewable) when the role sets no token_ttl, and anything else beyond
+  // the target's max_lifetime: refused with its own code, the token never handed out.
+  it.each([[3601], [2_764_800], [9e15]])("refuses a lease of %s s beyond the target's max_lifetime of 3600 s", async (ttl) => {
+    const ns = newNamespace();
+    const logged: string[] = [];
+    const original = console.warn;
+    console.warn = (...args: unknown[]) => void logged.push(args.map(String).join(" "));
+    let err: GatepassError;
+    try {
+      err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: { ...role, ttl } } } }));
+    } finally {
+      console.warn = original;
+    }
+    expect(err.code).toBe("upstream_ttl_too_long");
+    expect(err.status).toBe(502);
+    expect(err.details).toMatchObject({ upstream_error: "ttl_too_long", upstream_lease_seconds: ttl, max_lifetime_seconds: 3600 });
+    expect(err.description).toContain("token_ttl");
+    expect(err.description).toContain("token_max_ttl");
+    expect(JSON.stringify([err.description, err.details, err.message, logged])).not.toContain("hvs.");
+    expect(logged.join("\n")).toContain("vault_token_refused");
+  });
+
+  it("accepts a lease of exactly the target's max_lifetime", async () => {
+    const ns = newNamespace();
+    const { credential } = await run(ns, vaultTarget(ns, { max_lifetime_seconds: 900 }), {}, { vault: { roles: { ci: role } } });
+    expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900 });
+  });
+
+  it.each([["1e300"], ["900.5"], ["-900"], ['"900"']])("refuses a lease_duration of %s as malformed", async (lease) => {
+    const ns = newNamespace();
+    const body = `{"auth":{"client_token":"hvs.x","accessor":"a","policies":["default"],"lease_duration":${lease},"renewable":true}}`;
+    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } }, faults: { vault: [{ status: 200, body }] } }));
+    expect(err.code).toBe("upstream_unavailable");
+    expect(err.details.upstream_error).toBe("malformed_response");
   });
 
   it("refuses a plain-http Vault address outside development", async () => {

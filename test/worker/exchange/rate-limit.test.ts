@@ -26,7 +26,8 @@ describe("rate limits", () => {
     const refused = await res("42");
     expect(refused.status).toBe(429);
     expect(refused.headers.get("Retry-After")).toBe(String(RATE_LIMIT_PERIOD_SECONDS));
-    expect(await refused.json()).toMatchObject({ code: "rate_limited" });
+    // Repeated in the body for curl-only clients (the CI template waits this long before its retry).
+    expect(await refused.json()).toMatchObject({ code: "rate_limited", retry_after: RATE_LIMIT_PERIOD_SECONDS });
     expect(new Set(seen)).toEqual(new Set(["ci\u000042"]));
   });
 

@@ -105,6 +105,39 @@ describe("POST /v1/credentials/:target", () => {
     expect(oidc).toMatchObject({ provider: "oidc", audience: "https://rp.example.com", expires_in: 120 });
   });
 
+  it("oidc as env: the issued token in GATEPASS_ISSUED_ID_TOKEN, never over the job's GATEPASS_ID_TOKEN", async () => {
+    const res = await post("/v1/credentials/oidc-any", "format=env");
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/^export GATEPASS_ISSUED_ID_TOKEN='eyJ[\w-]+\.[\w-]+\.[\w-]+'\n$/);
+    expect(text).not.toContain("GATEPASS_ID_TOKEN=");
+  });
+
+  it("vault: a lease beyond the target's max_lifetime (Vault's 768 h default) is refused, the token never returned", async () => {
+    await h.scenario({ vault: { roles: { ci: { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 768 * 3600, policies: ["deploy"] } } } });
+    const res = await post("/v1/credentials/vault-ci", "format=env");
+    expect(res.status).toBe(502);
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    const text = await res.text();
+    expect(JSON.parse(text)).toMatchObject({ code: "upstream_ttl_too_long", upstream_error: "ttl_too_long", upstream_lease_seconds: 2_764_800, max_lifetime_seconds: 3600 });
+    expect(text).not.toContain("hvs.");
+    expect(h.takeLogs()).not.toContain("hvs.");
+  });
+
+  it.each([
+    ["gcp-federated", { "gcp-sts": [{ status: 200, body: '{"access_token":"ya29.x","token_type":"Bearer","expires_in":1e300}' }] }],
+    ["azure-deploy", { azure: [{ status: 200, body: '{"token_type":"Bearer","expires_in":"1e300","access_token":"eyJ0.x"}' }] }],
+    ["vault-ci", { vault: [{ status: 200, body: '{"auth":{"client_token":"hvs.x","policies":[],"lease_duration":1e300}}' }] }],
+  ])("%s: an absurd upstream expiry is a 502 upstream_unavailable, not a 500 after issuing", async (target, faults) => {
+    await h.scenario({ faults });
+    for (const format of ["json", "env"]) {
+      const res = await post(`/v1/credentials/${target}`, `format=${format}`);
+      expect(res.status).toBe(502);
+      expect(await json(res)).toMatchObject({ code: "upstream_unavailable", upstream_error: "malformed_response" });
+      await h.scenario({ faults });
+    }
+  });
+
   it("format=gcloud: an external_account config pointing at gatepass, without any upstream call", async () => {
     const res = await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=/builds/ci-token");
     expect(res.headers.get("Cache-Control")).toBe("no-store");
@@ -118,6 +151,9 @@ describe("POST /v1/credentials/:target", () => {
   it.each([
     ["a lifetime beyond the target", "/v1/credentials/gcp-deploy", "lifetime=2h", 400, "invalid_scope"],
     ["a scope the target does not allow", "/v1/credentials/gcp-deploy", "scope=https://www.googleapis.com/auth/admin", 400, "invalid_scope"],
+    ["an ID token audience the target does not list", "/v1/credentials/gcp-deploy", "audience=https://evil.example.app", 400, "invalid_scope"],
+    ["an ID token audience differing only in a trailing slash", "/v1/credentials/gcp-deploy", "audience=https://run.example.app/", 400, "invalid_scope"],
+    ["an ID token from a target without service account or id_token_audiences", "/v1/credentials/gcp-federated", "audience=https://run.example.app", 400, "invalid_scope"],
     ["credential_process for gcp", "/v1/credentials/gcp-deploy", "format=credential_process", 400, "format_unsupported"],
     ["gcloud for aws", "/v1/credentials/aws-deploy", "format=gcloud", 400, "format_unsupported"],
     ["an unknown format", "/v1/credentials/aws-deploy", "format=yaml", 400, "format_unsupported"],
@@ -224,6 +260,21 @@ describe("POST /v1/token (RFC 8693)", () => {
     expect(res.status).toBe(400);
     expect(res.headers.get("WWW-Authenticate")).toBeNull();
     expect(await json(res)).toMatchObject({ error, code, error_description: expect.any(String) });
+  });
+
+  // Proxies and load balancers log URLs: a token there is refused before it is even looked at.
+  it.each(["/v1/token", "/v1/sts/token"])("%s refuses subject_token in the query string, whatever the body says", async (path) => {
+    const rest = "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token_type=urn:ietf:params:oauth:token-type:jwt&audience=gcp-deploy";
+    for (const [url, body] of [[`${path}?subject_token=${token}`, rest], [`${path}?subject_token=${token}&${rest}`, ""], [`${path}?subject_token=`, `${rest}&subject_token=${token}`]]) {
+      const res = await post(url!, body, FORM);
+      expect(res.status).toBe(400);
+      const text = await res.text();
+      expect(JSON.parse(text)).toMatchObject({ error: "invalid_request", code: "request_invalid", error_description: expect.stringMatching(/subject_token .*request body/) });
+      expect(text).not.toContain(token);
+    }
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+    // The same request with the token in the body is served.
+    expect((await post(path, `${rest}&subject_token=${token}`, FORM)).status).toBe(200);
   });
 
   it("refuses an aws target before anything is sent upstream", async () => {

@@ -40,6 +40,15 @@ describe("lint", () => {
     expect(lint(rule("project_path: a/b\nref: main", "[reader]", "acknowledge: { broad: true, unprotected: true }"))).toContain("6: error ref-without-ref-type");
   });
 
+  it("refuses a ref_type list: a tag named main would match [branch, tag]", () => {
+    expect(lint(rule("project_path: a/b\nref: main\nref_type: [branch, tag]", "[reader]"))).toEqual(["6: error ref-without-ref-type"]);
+    expect(lint(rule("project_path: a/b\nref: main\nref_type: [tag, branch]", "[reader]"))).toEqual(["6: error ref-without-ref-type"]);
+    const [finding] = checkPolicySources(sources({ rules: `rules:\n  - { name: r, issuer: corp-gitlab, match: { project_path: a/b, ref: main, ref_type: [branch, tag] }, allow: [reader] }\n` })).findings;
+    expect(finding).toMatchObject({ severity: "error", code: "ref-without-ref-type", message: expect.stringMatching(/one exact value \(a list such as \[branch, tag\] matches either\)/) });
+    // A one-element list is a single exact value.
+    expect(lint(rule("project_path: a/b\nref: main\nref_type: [branch]", "[reader]"))).toEqual([]);
+  });
+
   it("refuses privileged targets reachable from unprotected refs", () => {
     const withoutProtection = `project_path: a/b\nref_type: branch\nref: main\npipeline_source: [push]`;
     expect(lint(rule(withoutProtection))).toEqual(["5: error privileged-unprotected-ref"]);
