@@ -1,4 +1,4 @@
-// Request rate limit per issuer + project for credential requests, through the Workers rate limiting
+// Request rate limit per issuer + project for credential requests and whoami, through the Workers rate limiting
 // binding (no KV or D1 on the hot path). Keyed by project id (ids are never reused), else path.
 
 import type { Env } from "./config";

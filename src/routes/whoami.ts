@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app";
 import { explainTarget, grantsFor } from "../policy/evaluate";
+import { enforceRateLimit } from "../ratelimit";
 import type { VerifiedIdentity } from "../types";
 import { identifyCaller } from "./identify";
 
@@ -21,6 +22,8 @@ export function whoamiBody(identity: VerifiedIdentity) {
 
 export const whoamiRoutes = new Hono<AppEnv>().get("/v1/whoami", async (c) => {
   const { identity, policy } = await identifyCaller(c);
+  // The same per-project budget as credential requests: explaining is cheap, but not free.
+  await enforceRateLimit(c.env, identity);
   const target = c.req.query("target");
   const body = {
     ...whoamiBody(identity),

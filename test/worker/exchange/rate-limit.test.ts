@@ -1,4 +1,4 @@
-// Rate limit per issuer + project on credential requests: 429 rate_limited with Retry-After, per project.
+// Rate limit per issuer + project on credential requests and whoami: 429 rate_limited with Retry-After, per project.
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { RATE_LIMIT_PERIOD_SECONDS } from "../../../src/limits";
@@ -33,6 +33,12 @@ describe("rate limits", () => {
 
   it("limits the Sapro-compatible GET /access too", async () => {
     const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": await h.ciToken() } }, { RATE_LIMITER: overLimit });
+    expect(res.status).toBe(429);
+    expect(await res.json()).toMatchObject({ code: "rate_limited" });
+  });
+
+  it("limits GET /v1/whoami too, from the same per-project budget", async () => {
+    const res = await h.request("/v1/whoami?target=oidc-any", { headers: bearer(await h.ciToken()) }, { RATE_LIMITER: overLimit });
     expect(res.status).toBe(429);
     expect(await res.json()).toMatchObject({ code: "rate_limited" });
   });
