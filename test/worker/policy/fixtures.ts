@@ -55,6 +55,17 @@ export function sources(overrides: Partial<Record<"issuers" | "targets" | "rules
   ];
 }
 
+/** Findings of a policy as `file:line: message` lines. */
+export const problemsOf = (overrides: Parameters<typeof sources>[0]): string[] =>
+  checkPolicySources(sources(overrides)).findings.map((f) => `${f.file}:${f.line}: ${f.message}`);
+
+/** The checked (uncompiled) policy of the fixture sources with `overrides`; throws with the findings. */
+export function checkedPolicyOf(overrides: Parameters<typeof sources>[0] = {}) {
+  const checked = checkPolicySources(sources(overrides));
+  if (!checked.policy) throw new Error(checked.findings.map(formatFinding).join("\n"));
+  return checked.policy;
+}
+
 export const DIGEST = "0".repeat(64);
 export const CREATED_AT = "2026-01-01T00:00:00.000Z";
 

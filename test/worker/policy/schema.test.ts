@@ -1,18 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { MAX_CONDITION_ALTERNATIVES, MAX_RULES } from "../../../src/limits";
 import { normalizePolicy } from "../../../src/policy/schema";
-import { checkPolicySources, formatFinding } from "../../../src/policy/source";
-import { ISSUERS_YAML, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
-
-/** Findings of a policy as `file:line: message` lines. */
-const problemsOf = (overrides: Parameters<typeof sources>[0]) =>
-  checkPolicySources(sources(overrides)).findings.map((f) => `${f.file}:${f.line}: ${f.message}`);
-
-const policyOf = (overrides: Parameters<typeof sources>[0] = {}) => {
-  const checked = checkPolicySources(sources(overrides));
-  if (!checked.policy) throw new Error(checked.findings.map(formatFinding).join("\n"));
-  return checked.policy;
-};
+import { checkPolicySources } from "../../../src/policy/source";
+import { checkedPolicyOf, ISSUERS_YAML, problemsOf, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
 
 describe("strict parsing with file and line", () => {
   it("accepts the fixture policy without findings", () => {
@@ -123,7 +113,7 @@ describe("defaults and canonical forms", () => {
 `;
     // The alias equals the canonical URL here, which is a collision.
     expect(problemsOf({ issuers })).toEqual([expect.stringMatching(/^issuers\.yaml:4: issuer URL 'https:\/\/gitlab\.example\.com\/gitlab' is already used/)]);
-    const policy = policyOf({ issuers: issuers.replace("aliases: [gitlab.example.com/gitlab]", "aliases: [gitlab.example.com]") });
+    const policy = checkedPolicyOf({ issuers: issuers.replace("aliases: [gitlab.example.com/gitlab]", "aliases: [gitlab.example.com]") });
     expect(policy.issuers[0]).toEqual({
       name: "corp-gitlab",
       url: "https://gitlab.example.com/gitlab",
@@ -140,7 +130,7 @@ describe("defaults and canonical forms", () => {
 
   it("allows http only for loopback issuers, and refuses pushed-key issuers with a jwks_uri", () => {
     const issuer = (url: string, keys = "{ source: pushed }") => `issuers:\n  - { name: corp-gitlab, url: "${url}", audiences: [a], keys: ${keys} }\n  - { name: other-gitlab, url: https://o.example, audiences: [a] }\n`;
-    expect(policyOf({ issuers: issuer("http://127.0.0.1:8788") }).issuers[0]).toMatchObject({ url: "http://127.0.0.1:8788", keys: { source: "pushed" } });
+    expect(checkedPolicyOf({ issuers: issuer("http://127.0.0.1:8788") }).issuers[0]).toMatchObject({ url: "http://127.0.0.1:8788", keys: { source: "pushed" } });
     expect(problemsOf({ issuers: issuer("http://gitlab.example.com") })).toEqual([expect.stringMatching(/^issuers\.yaml:2: use https:\/\//)]);
     expect(problemsOf({ issuers: issuer("https://gitlab.example.com?x=1") })).toEqual([expect.stringMatching(/^issuers\.yaml:2: .* is not an issuer URL/)]);
     expect(problemsOf({ issuers: issuer("https://g.example", "{ source: pushed, jwks_uri: https://k.example }") })).toEqual([
@@ -150,7 +140,7 @@ describe("defaults and canonical forms", () => {
 
   it("accepts durations in seconds or with a unit and stores seconds", () => {
     const targets = (lifetime: string) => TARGETS_YAML.replace("    audience: https://registry.example.com\n", `    audience: https://registry.example.com\n    max_lifetime: ${lifetime}\n`);
-    const lifetime = (value: string) => policyOf({ targets: targets(value) }).targets.find((t) => t.name === "registry")!.max_lifetime_seconds;
+    const lifetime = (value: string) => checkedPolicyOf({ targets: targets(value) }).targets.find((t) => t.name === "registry")!.max_lifetime_seconds;
     expect(lifetime("600")).toBe(600);
     expect(lifetime("15m")).toBe(900);
     expect(lifetime("1h")).toBe(3600);
@@ -159,7 +149,7 @@ describe("defaults and canonical forms", () => {
   });
 
   it("fills target defaults per type, including computed audiences", () => {
-    const { targets } = policyOf();
+    const { targets } = checkedPolicyOf();
     expect(targets.find((t) => t.name === "deployer")).toEqual({
       name: "deployer",
       type: "gcp",
@@ -175,7 +165,7 @@ describe("defaults and canonical forms", () => {
 
   it("turns unquoted true and whole numbers in conditions into the strings claims carry", () => {
     const rules = "rules:\n  - name: r\n    issuer: corp-gitlab\n    match: { project_id: 42, ref_protected: true, ref_type: [branch], ref: main }\n    allow: [reader]\n";
-    expect(policyOf({ rules }).rules[0]!.match).toEqual({ project_id: "42", ref_protected: "true", ref_type: ["branch"], ref: "main" });
+    expect(checkedPolicyOf({ rules }).rules[0]!.match).toEqual({ project_id: "42", ref_protected: "true", ref_type: ["branch"], ref: "main" });
     expect(problemsOf({ rules: rules.replace("42", "4.2") })).toEqual([expect.stringMatching(/expected a string \(claims are compared as strings\)/)]);
   });
 
@@ -187,7 +177,7 @@ describe("defaults and canonical forms", () => {
 
 describe("size caps", () => {
   it("refuses more rules than MAX_RULES, and condition lists longer than MAX_CONDITION_ALTERNATIVES", () => {
-    const policy = policyOf();
+    const policy = checkedPolicyOf();
     const rule = (i: number) => ({ name: `r${i}`, issuer: "corp-gitlab", match: { project_path: `a/${i}` }, allow: ["reader"] });
     const documents = (count: number) => [{ name: "snapshot", value: { issuers: policy.issuers, targets: policy.targets, rules: Array.from({ length: count }, (_, i) => rule(i)) } }];
     expect(normalizePolicy(documents(MAX_RULES), "snapshot").problems).toEqual([]);

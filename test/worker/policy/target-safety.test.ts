@@ -6,18 +6,9 @@ import { loadSnapshot } from "../../../src/policy/compile";
 import { policyJsonSchema } from "../../../src/policy/json-schema";
 import { normalizePolicy } from "../../../src/policy/schema";
 import { buildSnapshot } from "../../../src/policy/snapshot";
-import { checkPolicySources, formatFinding } from "../../../src/policy/source";
+import { checkPolicySources } from "../../../src/policy/source";
 import type { Target } from "../../../src/types";
-import { CREATED_AT, DIGEST, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
-
-const problemsOf = (overrides: Parameters<typeof sources>[0]) =>
-  checkPolicySources(sources(overrides)).findings.map((f) => `${f.file}:${f.line}: ${f.message}`);
-
-const policyOf = (overrides: Parameters<typeof sources>[0] = {}) => {
-  const checked = checkPolicySources(sources(overrides));
-  if (!checked.policy) throw new Error(checked.findings.map(formatFinding).join("\n"));
-  return checked.policy;
-};
+import { checkedPolicyOf, CREATED_AT, DIGEST, problemsOf, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
 
 /** The fixture targets plus `extra` (YAML list items, indented as in TARGETS_YAML). */
 const withTargets = (extra: string) => `${TARGETS_YAML}${extra}`;
@@ -62,11 +53,11 @@ describe("minted subs are unique across targets", () => {
 
   it("accepts distinct subs, including a subject equal to the target's own default", () => {
     const targets = withTargets('  - { name: a, type: oidc, audience: x, subject: "target:a" }\n  - { name: b, type: oidc, audience: x, subject: "ci:b" }\n');
-    expect(policyOf({ targets }).targets.map((t) => t.subject ?? `target:${t.name}`)).toEqual(["target:deployer", "target:reader", "target:registry", "target:a", "ci:b"]);
+    expect(checkedPolicyOf({ targets }).targets.map((t) => t.subject ?? `target:${t.name}`)).toEqual(["target:deployer", "target:reader", "target:registry", "target:a", "ci:b"]);
   });
 
   it("refuses a stored snapshot whose targets share a sub, so the Worker fails closed", async () => {
-    const policy = policyOf();
+    const policy = checkedPolicyOf();
     const tooling: Target = { name: "tooling", type: "oidc", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600, audience: "sts.amazonaws.com", subject: "target:reader" };
     const parts = { ...policy, targets: [...policy.targets, tooling] };
     expect(normalizePolicy([{ name: "snapshot", value: parts }], "snapshot").problems).toEqual([
@@ -102,19 +93,19 @@ describe("max_lifetime only where gatepass bounds the credential", () => {
 
   it("keeps max_lifetime on gcp targets with a service account, and on aws, vault and oidc", () => {
     const targets = `${gcp(`    service_account: ${SA}\n    max_lifetime: 10m\n`)}  - { name: v, type: vault, address: "https://vault.example.com", role: ci, audience: v, max_lifetime: 20m }\n`;
-    const stored = policyOf({ targets }).targets;
+    const stored = checkedPolicyOf({ targets }).targets;
     expect(stored.find((t) => t.name === "gcp-extra")!.max_lifetime_seconds).toBe(600);
     expect(stored.find((t) => t.name === "v")!.max_lifetime_seconds).toBe(1200);
   });
 
   it("still loads azure and federated gcp targets without the key, with the stored default for the minted assertion", () => {
-    const stored = policyOf({ targets: azure("") }).targets;
+    const stored = checkedPolicyOf({ targets: azure("") }).targets;
     expect(stored.find((t) => t.name === "azure-deployer")!.max_lifetime_seconds).toBe(3600);
     expect(stored.find((t) => t.name === "deployer")!.max_lifetime_seconds).toBe(3600); // gcp without service_account
   });
 
   it("accepts stored snapshots, which always carry max_lifetime_seconds", () => {
-    const policy = policyOf({ targets: azure("") });
+    const policy = checkedPolicyOf({ targets: azure("") });
     const targets = policy.targets.map((t) => (t.type === "azure" || t.type === "gcp" ? { ...t, max_lifetime_seconds: 600 } : t));
     expect(normalizePolicy([{ name: "snapshot", value: { ...policy, targets } }], "snapshot").problems).toEqual([]);
   });
@@ -133,8 +124,8 @@ describe("gcp id_token_audiences", () => {
     withTargets(`  - name: gcp-run\n    type: gcp\n    workload_identity_provider: ${WIP}\n${sa ? `    service_account: ${SA}\n` : ""}${extra}`);
 
   it("is absent by default (no ID tokens) and stored as written", () => {
-    expect(policyOf({ targets: gcp("") }).targets.find((t) => t.name === "gcp-run")).not.toHaveProperty("id_token_audiences");
-    const listed = policyOf({ targets: gcp("    id_token_audiences: [https://run.example.app, 32555940559.apps.googleusercontent.com]\n") });
+    expect(checkedPolicyOf({ targets: gcp("") }).targets.find((t) => t.name === "gcp-run")).not.toHaveProperty("id_token_audiences");
+    const listed = checkedPolicyOf({ targets: gcp("    id_token_audiences: [https://run.example.app, 32555940559.apps.googleusercontent.com]\n") });
     expect(listed.targets.find((t) => t.name === "gcp-run")).toMatchObject({ id_token_audiences: ["https://run.example.app", "32555940559.apps.googleusercontent.com"] });
   });
 
@@ -146,7 +137,7 @@ describe("gcp id_token_audiences", () => {
     expect(problemsOf({ targets: gcp("    id_token_audiences: [https://a, https://a]\n") })).toEqual(['targets.yaml:16: "https://a" is listed twice']);
     expect(problemsOf({ targets: gcp("    id_token_audiences: []\n") })).toEqual(["targets.yaml:16: must not be empty"]);
     const many = (n: number) => `    id_token_audiences: [${Array.from({ length: n }, (_, i) => `https://a${i}`).join(", ")}]\n`;
-    expect(policyOf({ targets: gcp(many(20)) }).targets.find((t) => t.name === "gcp-run")).toMatchObject({ id_token_audiences: expect.any(Array) });
+    expect(checkedPolicyOf({ targets: gcp(many(20)) }).targets.find((t) => t.name === "gcp-run")).toMatchObject({ id_token_audiences: expect.any(Array) });
     expect(problemsOf({ targets: gcp(many(21)) })).toEqual(["targets.yaml:16: may have at most 20 entries"]);
   });
 
@@ -154,7 +145,7 @@ describe("gcp id_token_audiences", () => {
     expect(problemsOf({ targets: gcp("    id_token_audiences: [https://run.example.app]\n", false) })).toEqual([
       "targets.yaml:15: Google ID tokens are issued for a service account: add service_account, or remove id_token_audiences",
     ]);
-    const policy = policyOf();
+    const policy = checkedPolicyOf();
     const targets = policy.targets.map((t) => (t.name === "deployer" ? { ...t, id_token_audiences: ["https://run.example.app"] } : t));
     expect(normalizePolicy([{ name: "snapshot", value: { ...policy, targets } }], "snapshot").problems).toEqual([
       { document: "snapshot", path: ["targets", 0, "id_token_audiences"], atKey: true, message: "Google ID tokens are issued for a service account: add service_account, or remove id_token_audiences" },
@@ -162,7 +153,7 @@ describe("gcp id_token_audiences", () => {
   });
 
   it("round-trips through a stored snapshot", async () => {
-    const { text } = await buildSnapshot(policyOf({ targets: gcp("    id_token_audiences: [https://run.example.app]\n") }), { sourceDigest: DIGEST, createdAt: CREATED_AT });
+    const { text } = await buildSnapshot(checkedPolicyOf({ targets: gcp("    id_token_audiences: [https://run.example.app]\n") }), { sourceDigest: DIGEST, createdAt: CREATED_AT });
     expect((await loadSnapshot(text)).targets.get("gcp-run")).toMatchObject({ id_token_audiences: ["https://run.example.app"] });
   });
 });
@@ -209,8 +200,8 @@ describe("YAML numbers and booleans read back exactly as written", () => {
   });
 
   it("accepts plain decimal and quoted text, storing exactly what was written", () => {
-    const policy = policyOf({ rules: rule('project_id: [42, "0x10", "010"], ref_protected: true, ref_type: branch, ref: ["1e3", "+5", "007"]') });
+    const policy = checkedPolicyOf({ rules: rule('project_id: [42, "0x10", "010"], ref_protected: true, ref_type: branch, ref: ["1e3", "+5", "007"]') });
     expect(policy.rules[0]!.match).toEqual({ project_id: ["42", "0x10", "010"], ref_protected: "true", ref_type: "branch", ref: ["1e3", "+5", "007"] });
-    expect(policyOf({ targets: withTargets("  - { name: x, type: oidc, audience: x, max_lifetime: 600 }\n") }).targets.at(-1)!.max_lifetime_seconds).toBe(600);
+    expect(checkedPolicyOf({ targets: withTargets("  - { name: x, type: oidc, audience: x, max_lifetime: 600 }\n") }).targets.at(-1)!.max_lifetime_seconds).toBe(600);
   });
 });
