@@ -10,6 +10,7 @@ export type LintCode =
   | "ref-without-ref-type"
   | "privileged-unprotected-ref"
   | "privileged-merge-requests"
+  | "privileged-legacy-tokens"
   | "unneeded-acknowledgement";
 
 export interface LintFinding {
@@ -30,10 +31,11 @@ export const UNTRUSTED_PIPELINE_SOURCES = ["merge_request_event", "external_pull
 
 export function lintPolicy(policy: PolicyParts): LintFinding[] {
   const privileged = new Set(policy.targets.filter((t: Target) => t.privileged).map((t) => t.name));
-  return policy.rules.flatMap((rule) => lintRule(rule, privileged));
+  const acceptingLegacy = new Set(policy.issuers.filter((i) => i.accept_legacy_ci_job_jwt).map((i) => i.name));
+  return policy.rules.flatMap((rule) => lintRule(rule, privileged, acceptingLegacy));
 }
 
-function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>): LintFinding[] {
+function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuersAcceptingLegacy: ReadonlySet<string>): LintFinding[] {
   const findings: LintFinding[] = [];
   const add = (code: LintCode, at: Path, message: string, severity: LintFinding["severity"] = "error") =>
     findings.push({ code, severity, rule, at, message });
@@ -66,6 +68,16 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>): LintF
   }
 
   const reachesPrivileged = rule.allow.filter((target) => privilegedTargets.has(target));
+  if (reachesPrivileged.length > 0 && issuersAcceptingLegacy.has(rule.issuer)) {
+    // Not acknowledgeable: no condition on the claims makes a token without aud safe from replay.
+    add(
+      "privileged-legacy-tokens",
+      ["allow"],
+      `privileged target(s) ${reachesPrivileged.join(", ")} must not be reachable with legacy CI_JOB_JWT tokens, which carry no aud ` +
+        `(any service a job ever sent one to could replay it): set accept_legacy_ci_job_jwt: false on issuer '${rule.issuer}', ` +
+        "or remove these targets from the rule",
+    );
+  }
   if (reachesPrivileged.length > 0) {
     const names = reachesPrivileged.join(", ");
     const protectedRef = condition("ref_protected");

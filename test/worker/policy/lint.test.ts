@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkPolicySources } from "../../../src/policy/source";
-import { sources } from "./fixtures";
+import { ISSUERS_YAML, sources } from "./fixtures";
 
 /** Lint findings for one rule (added to the fixture policy) as `line: severity code`. */
 function lint(rule: string): string[] {
@@ -68,6 +68,16 @@ describe("lint", () => {
     expect(lint(rule("project_path: a/b", "[deployer]", "acknowledge: { unprotected: true }"))).toEqual([]);
     expect(lint(rule(`project_path: a/b\n${SAFE}`, "[deployer]", "acknowledge: { unprotected: true }"))).toEqual(["11: warning unneeded-acknowledgement"]);
     expect(lint(rule("project_path: a/b", "[reader]", "acknowledge: { unprotected: true }"))).toEqual(["7: warning unneeded-acknowledgement"]);
+  });
+
+  it("refuses privileged targets in rules of an issuer that accepts legacy CI_JOB_JWT (no aud), with no acknowledgement", () => {
+    const legacyIssuers = ISSUERS_YAML.replace("audiences: [https://gatepass.example.com]", "audiences: [https://gatepass.example.com]\n    accept_legacy_ci_job_jwt: true");
+    const findings = (allow: string, extra = "") =>
+      checkPolicySources(sources({ issuers: legacyIssuers, rules: `rules:\n  - name: r\n    issuer: corp-gitlab\n${rule(`project_path: platform/infra\n${SAFE}`, allow, extra).replace(/^/gm, "    ")}\n` }))
+        .findings.map((f) => `${f.severity} ${f.code}`);
+    expect(findings("[deployer]")).toEqual(["error privileged-legacy-tokens"]);
+    expect(findings("[deployer]", "acknowledge: { unprotected: true }")).toContain("error privileged-legacy-tokens");
+    expect(findings("[reader]")).toEqual([]);
   });
 
   it("does not apply the privileged checks to ordinary targets", () => {
