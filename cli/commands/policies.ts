@@ -8,6 +8,8 @@ import { MAX_HISTORY_SNAPSHOT_BYTES } from "../../src/limits";
 import { loadSnapshot, type CompiledPolicy } from "../../src/policy/compile";
 import { explainTarget, grantsFor } from "../../src/policy/evaluate";
 import { policyJsonSchema } from "../../src/policy/json-schema";
+import { lintPolicy } from "../../src/policy/lint";
+import { normalizePolicy } from "../../src/policy/schema";
 import { formatFinding, type Finding } from "../../src/policy/source";
 import type { VerifiedIdentity } from "../../src/types";
 import { checkPolicyDir, type Checked } from "../policy/files";
@@ -211,10 +213,29 @@ async function rollback(args: string[]): Promise<number> {
     err(`rollback refused: the stored snapshot of ${row.version} is not valid (${(e as Error).message}); nothing was changed`);
     return 1;
   }
+  const lintErrors = snapshotLintErrors(row.snapshot);
+  if (lintErrors.length > 0) {
+    err(`rollback refused: ${row.version} fails checks that push runs today; nothing was changed. Fix the policies and push instead:`);
+    for (const line of lintErrors) err(`  ${line}`);
+    return 1;
+  }
   await storage.putActive(row.snapshot);
   await storage.activate(row.version);
   out(`rolled back to policy version ${row.version}`);
   return 0;
+}
+
+/**
+ * The lint errors of a stored snapshot (one loadSnapshot accepted). Lint runs at push time only, and
+ * its rules grow (a version pushed before a check existed may break it): a rollback must not revive
+ * what push would refuse.
+ */
+function snapshotLintErrors(text: string): string[] {
+  const { issuers, targets, rules } = JSON.parse(text) as Record<string, unknown>;
+  const { policy } = normalizePolicy([{ name: "snapshot", value: { issuers, targets, rules } }], "snapshot");
+  return lintPolicy(policy)
+    .filter((finding) => finding.severity === "error")
+    .map((finding) => `rule '${finding.rule.name}': ${finding.code}: ${finding.message}`);
 }
 
 async function explain(args: string[]): Promise<number> {

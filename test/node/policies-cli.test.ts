@@ -6,7 +6,10 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wrangler } from "../../cli/wrangler";
+import { recordVersionSql } from "../../cli/policy/store";
 import { loadSnapshot } from "../../src/policy/compile";
+import { normalizePolicy } from "../../src/policy/schema";
+import { buildSnapshot } from "../../src/policy/snapshot";
 
 const ROOT = path.resolve(__dirname, "../..");
 const exec = promisify(execFile);
@@ -204,6 +207,32 @@ describe("policies push, history, rollback", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/rollback refused: .*content hash does not match/);
     expect(await activeSnapshot()).toBe(before);
+  });
+});
+
+describe("policies rollback to a version today's checks refuse", () => {
+  it("is refused with the lint findings, and nothing changes", async () => {
+    // A version stored before a check existed: valid and canonical, but a rule matches ref without ref_type.
+    const active = JSON.parse((await activeSnapshot())!) as { issuers: unknown[]; targets: unknown[]; rules: Array<{ match: Record<string, unknown> }> };
+    const rules = active.rules.map((rule) => {
+      const { ref_type: _dropped, ...match } = rule.match;
+      return { ...rule, match };
+    });
+    const { policy, problems } = normalizePolicy([{ name: "old", value: { issuers: active.issuers, targets: active.targets, rules } }], "snapshot");
+    expect(problems).toEqual([]);
+    const old = await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: "2026-01-01T00:00:00.000Z" });
+    await loadSnapshot(old.text); // what the Worker would accept
+    const sqlFile = path.join(await mkdtemp(path.join(tmpdir(), "gatepass-old-version-")), "old.sql");
+    await writeFile(sqlFile, recordVersionSql(old.snapshot, old.text, "before-the-check", "2026-01-01T00:00:00.000Z"));
+    await wrangler(["d1", "execute", "DB", "--file", sqlFile, ...storage()], { cwd: ROOT });
+
+    const before = await activeSnapshot();
+    const result = await gatepass("rollback", old.snapshot.version, ...storage());
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/rollback refused: [0-9a-f]{64} fails checks that push runs today; nothing was changed/);
+    expect(result.stderr).toContain("ref-without-ref-type");
+    expect(await activeSnapshot()).toBe(before);
+    expect((await versions()).find((r) => r.version === old.snapshot.version)?.active).toBe(0);
   });
 });
 
