@@ -9,11 +9,14 @@ import { parseArgs } from "node:util";
 import { isAcceptableIssuerUrl } from "../../src/config";
 import { isGatepassError } from "../../src/errors";
 import { JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES } from "../../src/limits";
+import { loadSnapshot } from "../../src/policy/compile";
 import { formatFinding } from "../../src/policy/source";
+import type { IssuerConfig } from "../../src/types";
 import { jwksStorageKey, pushedKeySet } from "../../src/verify/jwks";
 import { validatePublicJwks } from "../../src/verify/keyset";
 import { readCapped } from "../../src/verify/fetch";
 import { checkPolicyDir } from "../policy/files";
+import { PolicyStorage } from "../policy/store";
 import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
 
 export const usage = `  jwks push --issuer NAME (--file jwks.json | --url URL) [--local|--remote] [--env NAME] [--persist-to DIR] [--dir DIR]
@@ -69,6 +72,18 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
 
+  const target: WranglerTarget = {
+    remote: values.remote === true,
+    ...(values.env ? { env: values.env } : {}),
+    ...(values["persist-to"] ? { persistTo: values["persist-to"] } : {}),
+    ...(values.config ? { config: values.config } : {}),
+  };
+  const mismatch = await liveIssuerMismatch(target, issuer);
+  if (mismatch) {
+    err(`gatepass jwks: ${mismatch} Nothing was stored.`);
+    return 1;
+  }
+
   let keys;
   try {
     const text = values.file ? await readKeyFile(values.file) : await fetchKeys(values.url!);
@@ -85,12 +100,6 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const record = pushedKeySet(issuer.url, keys, Math.floor(Date.now() / 1000));
-  const target: WranglerTarget = {
-    remote: values.remote === true,
-    ...(values.env ? { env: values.env } : {}),
-    ...(values["persist-to"] ? { persistTo: values["persist-to"] } : {}),
-    ...(values.config ? { config: values.config } : {}),
-  };
   const dir = await mkdtemp(path.join(tmpdir(), "gatepass-jwks-"));
   try {
     const file = path.join(dir, "record.json");
@@ -102,6 +111,33 @@ export async function run(args: string[]): Promise<number> {
   }
   process.stdout.write(`stored ${keys.length} key(s) for issuer ${issuer.name}: ${keys.map((k) => k.kid).join(", ")}\n`);
   return 0;
+}
+
+/**
+ * The Worker keeps a pushed record only if its issuer URL matches the live policy's, and drops the
+ * issuer's keys otherwise: a record built from a local policy that was edited but not pushed would
+ * revoke them everywhere. Undefined when the live policy agrees (or none is live yet: the first
+ * keys may be pushed before the first policy).
+ */
+async function liveIssuerMismatch(target: WranglerTarget, local: IssuerConfig): Promise<string | undefined> {
+  const text = await new PolicyStorage(target).readActive();
+  if (text === undefined) return undefined;
+  let live: IssuerConfig | undefined;
+  let version: string;
+  try {
+    const policy = await loadSnapshot(text);
+    version = policy.version;
+    live = policy.issuers.find((candidate) => candidate.name === local.name);
+  } catch (error) {
+    return `the live policy cannot be read (${(error as Error).message}); push the policies first.`;
+  }
+  const short = version.slice(0, 12);
+  if (!live) return `the live policy (${short}) has no issuer '${local.name}'; push the policies first (gatepass policies push).`;
+  if (live.keys.source !== "pushed") return `in the live policy (${short}) issuer '${local.name}' gets its keys by ${live.keys.source}; push the policies first.`;
+  if (live.url !== local.url) {
+    return `the live policy (${short}) has issuer '${local.name}' at ${live.url}, the local one at ${local.url}: the Worker would ignore these keys and drop the issuer's; push the policies first.`;
+  }
+  return undefined;
 }
 
 async function readKeyFile(file: string): Promise<string> {

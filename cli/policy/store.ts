@@ -70,6 +70,13 @@ export class PolicyStorage {
     );
   }
 
+  /** The snapshot text KV serves now, or undefined when no policy has been pushed. */
+  async readActive(): Promise<string | undefined> {
+    const out = (await wrangler(["kv", "key", "get", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--text", ...targetFlags(this.target)])).replace(/\n$/, "");
+    // wrangler answers a missing key on stdout with exit 0; a snapshot is a JSON object.
+    return out.startsWith("{") ? out : undefined;
+  }
+
   async activate(version: string): Promise<void> {
     await this.executeFile(activateSql(version));
   }

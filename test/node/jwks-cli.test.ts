@@ -3,7 +3,7 @@
 import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -135,5 +135,26 @@ describe("gatepass jwks push", () => {
     expect(unknown.stderr).toContain("no issuer 'nobody'");
     expect((await push("--issuer", "private-gitlab", "--file", file, "--url", serverUrl)).code).toBe(2);
     expect((await push("--file", file)).code).toBe(2);
+  });
+  it("refuses keys for an issuer whose URL differs from the live policy's (the Worker would drop its keys), and stores them once they agree", async () => {
+    const pushPolicies = (dirName: string) => gatepass("policies", "push", "--dir", dirName, "--local", "--persist-to", state, "--config", CONFIG, "--by", "test");
+    expect((await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state, "--config", CONFIG])).code).toBe(0);
+    expect((await pushPolicies(policies)).code).toBe(0);
+    const before = await storedText();
+    const edited = path.join(dir, "edited-policies");
+    await mkdir(edited, { recursive: true });
+    await writeFile(path.join(edited, "issuers.yaml"), (await readFile(path.join(policies, "issuers.yaml"), "utf8")).replace(`${PRIVATE_URL}/`, "http://127.0.0.1:8799/gitlab"));
+    const file = path.join(dir, "live-check.json");
+    await writeFile(file, JSON.stringify(jwksOf(key)));
+
+    const refused = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", file);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/the live policy \([0-9a-f]{12}\) has issuer 'private-gitlab' at http:\/\/127\.0\.0\.1:8788, the local one at http:\/\/127\.0\.0\.1:8799\/gitlab/);
+    expect(await storedText()).toBe(before);
+
+    expect((await pushPolicies(edited)).code).toBe(0);
+    const stored = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", file);
+    expect(stored.code).toBe(0);
+    expect(JSON.parse((await storedText())!)).toMatchObject({ issuer_url: "http://127.0.0.1:8799/gitlab" });
   });
 });
