@@ -34,16 +34,23 @@ export function targetFlags(target: WranglerTarget): string[] {
 }
 
 export function runWrangler(args: string[], options: { input?: string; cwd?: string } = {}): Promise<WranglerResult> {
+  return runNode([WRANGLER_BIN, ...args], options);
+}
+
+/** Runs `node ...args` the way wrangler is run (runWrangler), collecting its output as UTF-8 text. */
+export function runNode(args: string[], options: { input?: string; cwd?: string } = {}): Promise<WranglerResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRANGLER_BIN, ...args], {
+    const child = spawn(process.execPath, args, {
       cwd: options.cwd ?? process.cwd(),
       env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "true" },
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    // A streaming decoder: a multi-byte character split across two pipe chunks stays one character
+    // (decoding each chunk on its own would turn both halves into U+FFFD).
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
     child.stdin.end(options.input ?? "");

@@ -25,12 +25,28 @@ const targets: Target[] = [
   { ...base, name: "aws-deploy", type: "aws", role_arn: ROLE, region: "eu-west-1", audience: "sts.amazonaws.com" },
 ];
 
+// What is running, so that shutdown() can stop it from a signal handler or the watchdog too: process.exit
+// skips main's `finally`, and `wrangler dev` runs detached in its own process group (so does not get
+// the terminal's Ctrl-C), holding workerd, a state directory and a secrets file under the temp dir.
+let standins: Standins | undefined;
+let gatepassStarting: Promise<WranglerDev> | undefined;
+let stopped: Promise<void> | undefined;
+let shuttingDown = false;
+
+/** Stops the servers (once, however many callers), waiting for a `wrangler dev` still starting up. */
+function stopServers(): Promise<void> {
+  stopped ??= (async () => {
+    const gatepass = await gatepassStarting?.catch(() => undefined); // a failed start cleaned up itself
+    await Promise.allSettled([gatepass?.stop(), standins?.close()]);
+  })();
+  return stopped;
+}
+
 async function main(): Promise<void> {
-  let standins: Standins | undefined;
-  let gatepass: WranglerDev | undefined;
   try {
     step("Starting loopback stand-ins (STAND-IN — not real GitLab, Google or AWS)");
     standins = await startStandins([issuerHandler, upstreamsHandler]);
+    if (shuttingDown) return;
     const issuerUrl = `${standins.url}/issuer/gitlab-demo`;
     const up = `${standins.url}/up/demo`;
     const ciKey = await createTestKey("RS256");
@@ -51,7 +67,8 @@ async function main(): Promise<void> {
     step("Starting gatepass (wrangler dev, local KV/D1 in a temporary directory; policy snapshot seeded into KV)");
     const now = Math.floor(Date.now() / 1000);
     const secret = await generateSecret(["ES256", "RS256"], now - 600);
-    gatepass = await startWranglerDev({
+    if (shuttingDown) return;
+    gatepassStarting = startWranglerDev({
       vars: (url) => ({
         GATEPASS_ISSUER: url, GATEPASS_ENV: "development",
         ...upstreamUrlVars(up),
@@ -59,6 +76,8 @@ async function main(): Promise<void> {
       secrets: { GATEPASS_SIGNING_KEYS: serializeSecret(secret) },
       kv: [{ binding: "POLICIES", key: ACTIVE_SNAPSHOT_KEY, value: snapshot }],
     });
+    const gatepass = await gatepassStarting;
+    if (shuttingDown) return;
     note(`gatepass: ${gatepass.url}`);
     // The cloud stand-ins trust gatepass as an OIDC issuer and fetch its keys through its discovery.
     await control(`${up}/_control`, {
@@ -87,8 +106,7 @@ async function main(): Promise<void> {
 
     step("Demo complete: every response above came from real gatepass; GitLab, Google and AWS were STAND-INS.");
   } finally {
-    await gatepass?.stop();
-    await standins?.close();
+    await stopServers();
   }
 }
 
@@ -145,15 +163,36 @@ function note(text: string): void {
   console.log(`  ${text}`);
 }
 
-const watchdog = setTimeout(() => {
-  console.error("\n✖ demo: did not finish within 90 s");
-  process.exit(1);
-}, 90_000);
+/** Hard exit if stopping the servers hangs (wrangler-dev's stop() itself escalates to SIGKILL after 5 s). */
+const STOP_GRACE_MS = 10_000;
+
+/**
+ * Stops the servers, then exits. Later calls are ignored: one Ctrl-C under `npm run demo` can arrive
+ * twice (from the terminal and forwarded by npm through tsx), and the grace timer bounds the wait.
+ */
+function shutdown(code: number, message: string): void {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  console.error(`\n✖ demo: ${message}; stopping the servers…`);
+  setTimeout(() => {
+    console.error(`✖ demo: the servers did not stop within ${STOP_GRACE_MS / 1000} s; exiting anyway`);
+    process.exit(code);
+  }, STOP_GRACE_MS);
+  void stopServers().finally(() => process.exit(code));
+}
+
+const watchdog = setTimeout(() => shutdown(1, "did not finish within 90 s"), 90_000);
 watchdog.unref();
+process.on("SIGINT", () => shutdown(130, "interrupted (SIGINT)"));
+process.on("SIGTERM", () => shutdown(143, "terminated (SIGTERM)"));
 
 main().then(
-  () => process.exit(0),
+  () => {
+    if (!shuttingDown) process.exit(0);
+  },
   (err: unknown) => {
+    // During a shutdown, requests to the servers being stopped fail; shutdown() reports and exits.
+    if (shuttingDown) return;
     console.error(`\n✖ demo failed: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   },

@@ -2,15 +2,19 @@
 // Filters are validated by the same code as GET /v1/admin/audit; values are SQL-quoted, never spliced raw.
 
 import { parseArgs } from "node:util";
-import { auditQuerySql, parseAuditFilter } from "../../src/audit/query";
+import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/audit/query";
+import { MAX_AUDIT_QUERY_ROWS } from "../../src/limits";
 import { sqlString } from "../policy/store";
 import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
 
 export const usage = `  audit query [--project P] [--target T] [--decision allow|deny|error] [--since ISO] [--limit N]
               [--local|--remote] [--env NAME] [--persist-to DIR]     events, newest first, as JSON lines
-  audit tail  [same filters]                                          follow new events (Ctrl-C to stop)`;
+  audit tail  [same filters]                                          the newest events (--limit), then every
+                                                                      new one, oldest first (Ctrl-C to stop)`;
 
 const TAIL_INTERVAL_MS = 2_000;
+/** Rows per poll query; a full page is followed at once by the next (see auditPageAfterSql). */
+const TAIL_PAGE_ROWS = MAX_AUDIT_QUERY_ROWS;
 
 export async function run(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -34,12 +38,19 @@ export async function run(args: string[]): Promise<number> {
   for (const event of [...events].reverse()) printEvent(event);
   if (command === "query") return 0;
 
+  // Follow: every matching event after the newest one shown, in id order, however many arrived
+  // between two polls (a burst is read in pages until one comes back short).
   let lastId = events.reduce((max, e) => Math.max(max, e.id), 0);
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, TAIL_INTERVAL_MS));
-    const fresh = await select(target, auditQuerySql({ ...filter, limit: 500 }, lastId));
-    for (const event of [...fresh].reverse()) printEvent(event);
-    lastId = fresh.reduce((max, e) => Math.max(max, e.id), lastId);
+    for (;;) {
+      const page = await select(target, auditPageAfterSql(filter, lastId, TAIL_PAGE_ROWS));
+      for (const event of page) {
+        printEvent(event);
+        lastId = Math.max(lastId, event.id);
+      }
+      if (page.length < TAIL_PAGE_ROWS) break;
+    }
   }
 }
 

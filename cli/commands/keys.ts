@@ -1,20 +1,24 @@
 // `gatepass keys`: produce and rotate GATEPASS_SIGNING_KEYS (format: docs/issuer.md).
-// Cloudflare secrets are write-only, so rotation reads the current secret from the operator's copy
-// (a file or stdin), writes the rotated one where the operator keeps it, then sets it with wrangler.
+// Cloudflare secrets are write-only, so the operator keeps a copy (`generate --out FILE`); rotation
+// reads the current secret from that copy (a file or stdin), sets the rotated one with wrangler, and
+// only once wrangler succeeded replaces the copy — a failed upload leaves the operator's files alone.
 
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { chmod, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseSigningKeySecret, SIGNING_ALGS, type SigningAlg } from "../../src/mint/keys";
 import { generateSecret, rotateSecret, serializeSecret } from "../../src/mint/rotation";
 import { wrangler } from "../wrangler";
 
-export const usage = `  keys generate [--alg ES256[,RS256]] [--dev-vars FILE]
-                                    new signing key secret (current + next key per alg); printed, or written to FILE
+export const usage = `  keys generate [--alg ES256[,RS256]] [--out FILE [--force] | --dev-vars FILE]
+                                    new signing key secret (current + next key per alg); printed, or written
+                                    to FILE (mode 0600; an existing FILE only with --force) — keep it: rotation needs it
   keys rotate --local [--dev-vars FILE] [--force]
   keys rotate --remote [--env NAME] [--from FILE|-] [--out FILE] [--force]
                                     promote next → current, current → previous, add a new next;
-                                    --remote reads the current secret from FILE/stdin and sets it with wrangler`;
+                                    --remote reads the current secret from FILE/stdin, sets it with wrangler and
+                                    only then writes it to --out (or stdout); a failed upload changes no file`;
 
 const SECRET_NAME = "GATEPASS_SIGNING_KEYS";
 const DEFAULT_DEV_VARS = ".dev.vars";
@@ -28,11 +32,27 @@ export async function run(args: string[]): Promise<number> {
 }
 
 async function generate(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { alg: { type: "string", default: "ES256" }, "dev-vars": { type: "string" } } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      alg: { type: "string", default: "ES256" },
+      "dev-vars": { type: "string" },
+      out: { type: "string" },
+      force: { type: "boolean", default: false },
+    },
+  });
   const algs = values.alg!.split(",").map((a) => a.trim().toUpperCase());
   const unknown = algs.filter((a) => !(SIGNING_ALGS as readonly string[]).includes(a));
   if (unknown.length > 0 || algs.length === 0) {
     process.stderr.write(`gatepass keys: --alg takes ES256 and/or RS256 (got ${values.alg})\n`);
+    return 2;
+  }
+  if (values.out !== undefined && values["dev-vars"] !== undefined) {
+    process.stderr.write("gatepass keys generate: choose --out or --dev-vars, not both\n");
+    return 2;
+  }
+  if (values.out === "" || values.out === "-") {
+    process.stderr.write("gatepass keys generate: --out takes a file name (without --out the secret is printed)\n");
     return 2;
   }
   // ES256 is the default signer and is always present (the secret requires it).
@@ -41,8 +61,23 @@ async function generate(args: string[]): Promise<number> {
   if (values["dev-vars"]) {
     await writeDevVars(values["dev-vars"], text);
     process.stderr.write(`gatepass keys: wrote ${SECRET_NAME} (${describe(text)}) to ${values["dev-vars"]}\n`);
+  } else if (values.out !== undefined) {
+    const out = values.out;
+    try {
+      await writePrivateFile(out, `${text}\n`, { overwrite: values.force });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      process.stderr.write(`gatepass keys generate: ${out} already exists; it may hold a secret you still need. Choose another file, or add --force to replace it\n`);
+      return 1;
+    }
+    process.stderr.write(
+      `gatepass keys: wrote ${SECRET_NAME} (${describe(text)}) to ${out} (mode 0600).\n` +
+        `Keep ${out} in your secret store: Cloudflare secrets cannot be read back, and \`gatepass keys rotate --remote --from ${out}\` needs it.\n` +
+        `Set it: npx wrangler secret put ${SECRET_NAME} < ${out}\n`,
+    );
   } else {
     process.stdout.write(`${text}\n`);
+    process.stderr.write("gatepass keys: keep a copy of this secret (or use --out FILE): Cloudflare secrets cannot be read back, and rotation needs it\n");
   }
   return 0;
 }
@@ -77,17 +112,74 @@ async function rotate(args: string[]): Promise<number> {
     process.stderr.write(`gatepass keys: rotated ${SECRET_NAME} in ${values["dev-vars"]} (${describe(rotated)}); restart wrangler dev\n`);
     return 0;
   }
-  // Keep the operator's copy first: if wrangler fails, the new secret is not lost.
-  if (values.out) {
-    await writeFile(values.out, `${rotated}\n`, { mode: 0o600 });
-    await chmod(values.out, 0o600);
+  // The operator's copy must match what the Worker has. So --out (possibly the --from file) is replaced
+  // only after wrangler succeeded: were it written first, a failed upload would leave a rotated copy
+  // the Worker never got, and the next rotation would promote a key no relying party has seen and
+  // drop the live signer. The new copy is staged next to --out beforehand (a full disk or missing
+  // directory fails here, before the upload) and renamed into place afterwards (atomic).
+  const from = values.from === "-" ? "stdin" : values.from!;
+  const out = values.out;
+  const staged = out ? await stagePrivateFile(out, `${rotated}\n`) : undefined;
+  const flags = values.env ? ["--env", values.env] : [];
+  try {
+    await wrangler(["secret", "put", SECRET_NAME, ...flags], { input: rotated });
+  } catch (err) {
+    if (staged) await rm(staged, { force: true });
+    process.stderr.write(
+      `gatepass keys rotate: ${err instanceof Error ? err.message : String(err)}\n` +
+        `gatepass keys rotate: setting ${SECRET_NAME} failed, so the rotated secret was discarded and no file was changed` +
+        `${out ? ` (${out} is as it was)` : ""}: the secret from ${from} is still the one to keep. Fix the cause and run the same command again.\n`,
+    );
+    return 1;
+  }
+  if (out && staged) {
+    try {
+      await rename(staged, out);
+    } catch (err) {
+      process.stderr.write(
+        `gatepass keys rotate: ${SECRET_NAME} was set, but moving the rotated secret to ${out} failed ` +
+          `(${err instanceof Error ? err.message : String(err)}); it is in ${staged} — keep that file, it is the secret the Worker now has\n`,
+      );
+      return 1;
+    }
   } else {
     process.stdout.write(`${rotated}\n`);
   }
-  const flags = values.env ? ["--env", values.env] : [];
-  await wrangler(["secret", "put", SECRET_NAME, ...flags], { input: rotated });
-  process.stderr.write(`gatepass keys: rotated ${SECRET_NAME} (${describe(rotated)}) and set it with wrangler; keep the new secret for the next rotation\n`);
+  process.stderr.write(
+    `gatepass keys: rotated ${SECRET_NAME} (${describe(rotated)}) and set it with wrangler; ` +
+      `${out ? `${out} holds` : "stdout has"} the new secret — keep it for the next rotation\n`,
+  );
   return 0;
+}
+
+/**
+ * Writes a file only its owner can read. Without overwrite an existing file is refused (EEXIST),
+ * atomically; with it the file is replaced by a rename, so it never holds the secret with other modes.
+ */
+async function writePrivateFile(file: string, text: string, { overwrite }: { overwrite: boolean }): Promise<void> {
+  if (overwrite) await rename(await stagePrivateFile(file, text), file);
+  else await createPrivateFile(file, text);
+}
+
+/** A new mode-0600 file holding text, next to file (same filesystem, so it can be renamed onto it). */
+async function stagePrivateFile(file: string, text: string): Promise<string> {
+  const staged = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomUUID()}.tmp`);
+  await createPrivateFile(staged, text);
+  return staged;
+}
+
+/** Creates file (never an existing one) with mode 0600 and text; nothing is left behind on failure. */
+async function createPrivateFile(file: string, text: string): Promise<void> {
+  const handle = await open(file, "wx", 0o600);
+  try {
+    await handle.chmod(0o600); // the umask cannot widen 0600, but be explicit
+    await handle.writeFile(text);
+  } catch (err) {
+    await handle.close();
+    await rm(file, { force: true });
+    throw err;
+  }
+  await handle.close();
 }
 
 /** Kids and states, never key material. */

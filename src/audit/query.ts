@@ -1,4 +1,5 @@
-// Reading audit events back for operators: filtered, newest first, parameterised SQL only.
+// Reading audit events back for operators: filtered, parameterised SQL only; newest first, or (to
+// follow the log) page by page in id order.
 
 import type { Env } from "../config";
 import { GatepassError } from "../errors";
@@ -47,8 +48,23 @@ export function parseAuditFilter(query: Record<string, string | undefined>): Aud
   return filter;
 }
 
-/** The SELECT for a filter, with its parameters (shared by the admin endpoint and the CLI). */
-export function auditQuerySql(filter: AuditFilter, afterId?: number): { sql: string; params: (string | number)[] } {
+/** The newest events matching a filter, newest first (shared by the admin endpoint and `gatepass audit query`). */
+export function auditQuerySql(filter: AuditFilter): { sql: string; params: (string | number)[] } {
+  const { where, params } = auditWhere(filter);
+  return { sql: `SELECT * FROM audit_events${where} ORDER BY id DESC LIMIT ?`, params: [...params, filter.limit ?? 100] };
+}
+
+/**
+ * The next page of matching events after an id, oldest first (`gatepass audit tail`). Call again with
+ * the page's last id until a page is shorter than pageSize: every event is returned exactly once and in
+ * order, however many arrived since the previous call (a newest-first page would skip the oldest).
+ */
+export function auditPageAfterSql(filter: AuditFilter, afterId: number, pageSize: number): { sql: string; params: (string | number)[] } {
+  const { where, params } = auditWhere(filter, afterId);
+  return { sql: `SELECT * FROM audit_events${where} ORDER BY id ASC LIMIT ?`, params: [...params, pageSize] };
+}
+
+function auditWhere(filter: AuditFilter, afterId?: number): { where: string; params: (string | number)[] } {
   const where: string[] = [];
   const params: (string | number)[] = [];
   const add = (clause: string, ...values: (string | number)[]) => {
@@ -61,8 +77,7 @@ export function auditQuerySql(filter: AuditFilter, afterId?: number): { sql: str
   if (filter.decision) add("decision = ?", filter.decision);
   if (filter.since) add("ts >= ?", filter.since);
   if (afterId !== undefined) add("id > ?", afterId);
-  params.push(filter.limit ?? 100);
-  return { sql: `SELECT * FROM audit_events${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`, params };
+  return { where: where.length ? ` WHERE ${where.join(" AND ")}` : "", params };
 }
 
 export async function queryAuditEvents(env: Env, filter: AuditFilter): Promise<AuditEvent[]> {

@@ -1,11 +1,12 @@
-// `gatepass keys generate | rotate --local` as a user runs them.
+// `gatepass keys generate | rotate` as a user runs them.
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSigningKeySecret } from "../../src/mint/keys";
+import { generateSecret, serializeSecret } from "../../src/mint/rotation";
 
 const CLI = path.resolve("cli/gatepass.mjs");
 let dir: string;
@@ -18,8 +19,12 @@ afterAll(async () => {
 });
 
 async function gatepass(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return gatepassWithEnv(process.env, ...args);
+}
+
+async function gatepassWithEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: dir });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: dir, env });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -54,6 +59,52 @@ describe("gatepass keys", () => {
     expect(text).toMatch(/^GATEPASS_ADMIN_TOKEN=abc\n/);
     expect(secretIn(text).keys).toHaveLength(2);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it("generate --out writes the secret with mode 0600, says where without printing it, and never replaces a file without --force", async () => {
+    const file = path.join(dir, "secret.json");
+    const result = await gatepass("keys", "generate", "--out", file);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain(file);
+    expect(result.stderr).toMatch(/secret store/);
+    expect(result.stderr).not.toMatch(/"d"/);
+    const first = await readFile(file, "utf8");
+    expect(parseSigningKeySecret(first).keys.map((k) => `${k.alg}:${k.status}`)).toEqual(["ES256:current", "ES256:next"]);
+    expect(result.stderr).not.toContain(parseSigningKeySecret(first).keys[0]!.d as string);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+
+    const refused = await gatepass("keys", "generate", "--out", file);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("--force");
+    expect(await readFile(file, "utf8")).toBe(first);
+
+    // --force replaces it, and a file that was world-readable ends up private.
+    await chmod(file, 0o644);
+    expect((await gatepass("keys", "generate", "--out", file, "--force")).code).toBe(0);
+    const second = await readFile(file, "utf8");
+    expect(second).not.toBe(first);
+    expect(parseSigningKeySecret(second).keys).toHaveLength(2);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await readdir(dir)).filter((name) => name.includes(".tmp"))).toEqual([]);
+
+    expect((await gatepass("keys", "generate", "--out", file, "--dev-vars", path.join(dir, "x.vars"))).code).toBe(2);
+  });
+
+  it("rotate --remote changes no file when wrangler cannot set the secret", async () => {
+    const file = path.join(dir, "remote-secret.json");
+    const before = `${serializeSecret(await generateSecret(["ES256"], Math.floor(Date.now() / 1000) - 3600))}\n`;
+    await writeFile(file, before, { mode: 0o600 });
+    // No Cloudflare credentials (and a private HOME, so no wrangler login either): the upload fails.
+    const home = path.join(dir, "no-login-home");
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: home, CI: "true" };
+    for (const name of ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CLOUDFLARE_EMAIL", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
+    const result = await gatepassWithEnv(env, "keys", "rotate", "--remote", "--from", file, "--out", file);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/no file was changed/);
+    expect(result.stdout).toBe("");
+    expect(await readFile(file, "utf8")).toBe(before);
+    expect((await readdir(dir)).filter((name) => name.includes(".tmp"))).toEqual([]);
   });
 
   it("rotate --local refuses a next key relying parties may not know yet, and rotates with --force", async () => {

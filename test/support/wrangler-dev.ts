@@ -95,8 +95,9 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     stdio: ["ignore", options.quiet ? "ignore" : "pipe", "pipe"],
   });
   let output = "";
-  child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  // Decoded as streams, so a UTF-8 character split across chunks stays whole.
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => (output += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (output += d));
 
   const stop = async () => {
     await terminate(child);

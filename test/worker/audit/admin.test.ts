@@ -3,6 +3,7 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../../src/app";
 import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
+import { auditPageAfterSql } from "../../../src/audit/query";
 import { AuditWriter } from "../../../src/audit/writer";
 import { defaultDeps } from "../../../src/deps";
 import { normalizePolicy } from "../../../src/policy/schema";
@@ -85,5 +86,21 @@ describe("GET /v1/admin/audit", () => {
   it("honours since and limit", async () => {
     expect((await get("/v1/admin/audit?since=2999-01-01T00:00:00Z")).body.events).toEqual([]);
     expect((await get("/v1/admin/audit?limit=1")).body.events).toHaveLength(1);
+  });
+});
+
+describe("auditPageAfterSql (gatepass audit tail)", () => {
+  it("pages matching events after an id oldest first, while GET /v1/admin/audit stays newest first", async () => {
+    const page = async (afterId: number, size: number) => {
+      const { sql, params } = auditPageAfterSql({ decision: "deny" }, afterId, size);
+      return (await env.DB.prepare(sql).bind(...params).all<AuditEvent & { id: number }>()).results;
+    };
+    const first = await page(0, 1);
+    const second = await page(first[0]!.id, 1);
+    expect([...first, ...second].map((e) => e.project_path)).toEqual(["platform/infra", "other/app"]);
+    expect(await page(second[0]!.id, 1)).toEqual([]);
+    expect((await page(0, 500)).map((e) => e.id)).toEqual([first[0]!.id, second[0]!.id]);
+    const admin = await get("/v1/admin/audit?decision=deny");
+    expect(admin.body.events.map((e: AuditEvent) => e.project_path)).toEqual(["other/app", "platform/infra"]);
   });
 });
