@@ -1,8 +1,9 @@
 // The isolate's signing keys: the secret is parsed and imported once, then reused by every request.
-// In development without a secret, an ephemeral key set is generated once per isolate so that local
-// runs and tests need no manual step; in production a missing or invalid secret fails closed.
+// In a local run (development, issuer on loopback) without a secret, an ephemeral key set is generated
+// once per isolate so that local runs and tests need no manual step; anywhere else a missing or
+// invalid secret fails closed.
 
-import type { Config } from "../config";
+import { isLoopbackHost, type Config } from "../config";
 import type { Deps } from "../deps";
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
@@ -24,7 +25,9 @@ export class Signer {
 
   private async load(config: Config): Promise<KeyRing> {
     if (config.signingKeys === undefined) {
-      if (!config.development) throw new GatepassError("signing_unavailable");
+      // Only a local run (development, issuer on loopback): a deployed Worker left in development mode
+      // by mistake must not sign with keys that differ per isolate and vanish with it.
+      if (!config.development || !isLoopbackHost(new URL(config.issuerUrl).hostname)) throw new GatepassError("signing_unavailable");
       log("warn", "signing_keys_ephemeral", { reason: "GATEPASS_SIGNING_KEYS unset in development" });
       return KeyRing.import(await generateSecret(["ES256", "RS256"], nowSeconds(this.deps)));
     }

@@ -133,10 +133,15 @@ describe("Signer", () => {
     expect(await code(new Signer(deps()).keyRing(config))).toBe("signing_unavailable");
   });
 
-  it("generates ephemeral ES256 and RS256 keys in development without a secret", async () => {
-    const config = readConfig({ ...baseEnv, GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: undefined });
+  it("generates ephemeral ES256 and RS256 keys in a local run (development, issuer on loopback) without a secret", async () => {
+    const config = readConfig({ ...baseEnv, GATEPASS_ISSUER: "http://127.0.0.1:8787", GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: undefined });
     const ring = await new Signer(deps()).keyRing(config);
     expect(ring.algorithms()).toEqual(["ES256", "RS256"]);
+  });
+
+  it("fails closed without a secret when a deployed Worker was left in development mode (public issuer URL)", async () => {
+    const config = readConfig({ ...baseEnv, GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: undefined });
+    expect(await code(new Signer(deps()).keyRing(config))).toBe("signing_unavailable");
   });
 
   it("imports the secret once per isolate", async () => {
