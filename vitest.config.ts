@@ -29,6 +29,8 @@ export default defineConfig(async () => {
                   TEST_MIGRATIONS: migrations,
                   STANDIN_URL: inject("standinUrl"),
                   GATEPASS_ADMIN_TOKEN: "test-admin-token",
+                  // What `npm run dev` puts in .dev.vars: wrangler.toml's loopback issuer needs it.
+                  GATEPASS_ENV: "development",
                 },
               },
             })),

@@ -3,6 +3,7 @@
 export {};
 
 const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
+  bundle: () => import("./bundle"),
   verify: () => import("./verify"),
   policy: () => import("./policy"),
   exchange: () => import("./exchange"),

@@ -2,7 +2,7 @@
 // one error handler that turns every failure into a stable wire error.
 
 import { Hono } from "hono";
-import type { Env } from "./config";
+import { readConfig, type Env } from "./config";
 import { defaultDeps, type Deps } from "./deps";
 import { GatepassError, isGatepassError, toWireError } from "./errors";
 import type { AuditDraft } from "./audit/event";
@@ -31,6 +31,12 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
   const app = new Hono<AppEnv>();
 
   app.use("*", requestContext(services));
+  // Nothing is served on a bad configuration, /healthz included, so a deploy's first check shows it
+  // (config_invalid). Parsed once per isolate.
+  app.use("*", async (c, next) => {
+    readConfig(c.env);
+    await next();
+  });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.route("/", templateRoutes);
@@ -46,6 +52,7 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
     const error = toGatepassError(err);
     c.set("errorCode", error.code);
     if (error.code === "internal_error") log("error", "unhandled_error", { request_id: c.get("requestId"), error: err });
+    if (error.code === "config_invalid") log("error", "config_invalid", { request_id: c.get("requestId"), reason: error.cause instanceof Error ? error.cause.message : String(error.cause) });
     return errorResponse(c.get("requestId") ?? "", error);
   });
 

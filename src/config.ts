@@ -19,7 +19,7 @@ export interface Env {
   GATEPASS_SIGNING_KEYS?: string;
   /** Secret: bearer token for /v1/admin/*. Admin API is disabled when unset. */
   GATEPASS_ADMIN_TOKEN?: string;
-  /** "development" allows http:// issuer URLs on loopback; anything else is production. */
+  /** "development" (local runs only, never in wrangler.toml) allows http:// issuer URLs on loopback; anything else is production. */
   GATEPASS_ENV?: string;
   /** Upstream base URLs, overridable for tests and sovereign clouds. */
   GCP_STS_URL?: string;
@@ -69,8 +69,12 @@ function parseConfig(env: Env): Config {
   const development = env.GATEPASS_ENV === "development";
   const issuerUrl = (env.GATEPASS_ISSUER ?? "").replace(/\/+$/, "");
   if (!isAcceptableIssuerUrl(issuerUrl, development)) {
-    throw new GatepassError("internal_error", {
-      cause: new Error("GATEPASS_ISSUER must be an https URL (http only on loopback in development)"),
+    // Also what a deploy of the unedited wrangler.toml meets: it names the local URL and no GATEPASS_ENV.
+    throw new GatepassError("config_invalid", {
+      cause: new Error(
+        `GATEPASS_ISSUER is ${JSON.stringify(env.GATEPASS_ISSUER ?? "")}: set it to gatepass's public https:// URL ` +
+          "(http:// is accepted only on a loopback address with GATEPASS_ENV=development, as `npm run dev` sets it)",
+      ),
     });
   }
   const retention = Number.parseInt(env.AUDIT_RETENTION_DAYS ?? "", 10);

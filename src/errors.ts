@@ -73,6 +73,7 @@ export const ERROR_CODES = {
   rate_limited: { status: 429, error: "rate_limited", description: "Too many requests for this project; retry after the delay in Retry-After." },
   use_limit_exceeded: { status: 429, error: "rate_limited", description: "This job has used up its credentials for this target." },
   use_limit_unavailable: { status: 503, error: "temporarily_unavailable", description: "gatepass cannot check this target's per-job use limit right now; retry later." },
+  config_invalid: { status: 503, error: "server_error", description: "gatepass is not configured correctly and refuses to serve; its admin finds what to fix in the Worker log (event config_invalid)." },
   internal_error: { status: 500, error: "server_error", description: "gatepass failed unexpectedly; the request id identifies it in the logs." },
 } as const satisfies Record<string, CodeSpec>;
 

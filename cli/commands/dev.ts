@@ -1,6 +1,6 @@
 // `gatepass dev`: a working local gatepass in one command, on embedded defaults:
 //   local D1 (migrations applied) and KV under .wrangler/, the example policies pushed, a local signing
-//   key and admin token in .dev.vars, and a local stand-in "GitLab" issuer (`local-gitlab` in
+//   key, admin token and GATEPASS_ENV=development in .dev.vars, and a local stand-in "GitLab" issuer (`local-gitlab` in
 //   policies/issuers.yaml) whose keys are pushed, not fetched. Then `wrangler dev` on 127.0.0.1:8787.
 // `gatepass dev token [...]`: a GitLab-shaped CI token signed by that local issuer, for curl.
 
@@ -48,17 +48,19 @@ export async function prepareLocalState(): Promise<void> {
 
 async function ensureDevVars(): Promise<void> {
   const file = ".dev.vars";
-  const current = existsSync(file) ? await readFile(file, "utf8") : "";
-  if (!/^GATEPASS_SIGNING_KEYS=/m.test(current)) {
+  const read = async () => (existsSync(file) ? await readFile(file, "utf8") : "");
+  const has = async (name: string) => new RegExp(`^${name}=`, "m").test(await read());
+  const append = async (line: string) => writeFile(file, `${(await read()).replace(/\n?$/, "\n")}${line}\n`, { mode: 0o600 });
+  if (!(await has("GATEPASS_SIGNING_KEYS"))) {
     step("generating a local signing key into .dev.vars");
     await mustSucceed(["keys", "generate", "--dev-vars", file]);
   }
-  const withKeys = existsSync(file) ? await readFile(file, "utf8") : "";
-  if (!/^GATEPASS_ADMIN_TOKEN=/m.test(withKeys)) {
+  if (!(await has("GATEPASS_ADMIN_TOKEN"))) {
     step("generating a local admin token into .dev.vars");
-    const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
-    await writeFile(file, `${withKeys.replace(/\n?$/, "\n")}GATEPASS_ADMIN_TOKEN=${token}\n`);
+    await append(`GATEPASS_ADMIN_TOKEN=${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`);
   }
+  // Local runs only: wrangler.toml leaves it out, so a deployed Worker never runs in development mode.
+  if (!(await has("GATEPASS_ENV"))) await append("GATEPASS_ENV=development");
 }
 
 async function ensureIssuerKey(): Promise<{ keys: JWK[] }> {

@@ -1,0 +1,42 @@
+// A misconfigured gatepass serves nothing: every request, /healthz first (a deploy's first check),
+// answers 503 config_invalid, and the log says what to fix. wrangler.toml ships a loopback
+// GATEPASS_ISSUER that only local runs (GATEPASS_ENV=development) accept.
+import { describe, expect, it } from "vitest";
+import { bearer, createHarness } from "./exchange/app-harness";
+
+const logEvents = (logs: string) => logs.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>);
+
+describe("configuration", () => {
+  it("refuses an http:// GATEPASS_ISSUER outside development: 503 config_invalid on every route, the reason in the log", async () => {
+    const h = await createHarness();
+    await h.scenario();
+    const unedited = { GATEPASS_ENV: undefined, GATEPASS_ISSUER: "http://127.0.0.1:8787" };
+    h.takeLogs();
+    for (const [path, init] of [["/healthz", {}], ["/.well-known/openid-configuration", {}], ["/v1/credentials/oidc-any", { method: "POST", headers: bearer(await h.ciToken()) }]] as const) {
+      const res = await h.request(path, init, unedited);
+      expect(res.status, path).toBe(503);
+      expect(await res.json(), path).toMatchObject({ code: "config_invalid", error: "server_error" });
+    }
+    const refusals = logEvents(h.takeLogs()).filter((entry) => entry.event === "config_invalid");
+    expect(refusals).toHaveLength(3);
+    expect(refusals[0]).toMatchObject({ level: "error", reason: expect.stringContaining('GATEPASS_ISSUER is "http://127.0.0.1:8787": set it to gatepass\'s public https:// URL') });
+  });
+
+  it("in development, accepts http:// only on loopback", async () => {
+    const h = await createHarness();
+    expect((await h.request("/healthz", {}, { GATEPASS_ENV: "development", GATEPASS_ISSUER: "http://127.0.0.1:8787" })).status).toBe(200);
+    const offLoopback = await h.request("/healthz", {}, { GATEPASS_ENV: "development", GATEPASS_ISSUER: "http://gatepass.example.com" });
+    expect(offLoopback.status).toBe(503);
+    expect(await offLoopback.json()).toMatchObject({ code: "config_invalid" });
+  });
+
+  it("refuses an issuer URL with a query, fragment or credentials, and a missing one", async () => {
+    const h = await createHarness();
+    expect((await h.request("/healthz", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: "https://gatepass.example.com" })).status).toBe(200);
+    for (const url of ["https://gatepass.example.com/?x=1", "https://gatepass.example.com/#x", "https://user:pw@gatepass.example.com", "", undefined]) {
+      const res = await h.request("/healthz", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: url });
+      expect(res.status, String(url)).toBe(503);
+      expect(await res.json()).toMatchObject({ code: "config_invalid" });
+    }
+  });
+});
