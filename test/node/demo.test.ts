@@ -1,3 +1,4 @@
+// `npm run demo` run to its end (it checks every answer and exits non-zero on a surprise), and
 // `npm run demo` stopped half-way (Ctrl-C, or a SIGTERM from whatever runs it): `wrangler dev` runs in
 // its own process group, so the demo itself has to stop it, and workerd and its temporary files with it.
 // Each run gets a private TMPDIR, which every process it starts inherits: afterwards no process may
@@ -64,6 +65,23 @@ async function interruptDemo(stop: (demo: ChildProcess) => void): Promise<void> 
     await rm(scratch, { recursive: true, force: true });
   }
 }
+
+describe("npm run demo", () => {
+  it("walks through every step against the real gatepass and exits 0 (it exits non-zero on any unexpected answer)", async () => {
+    const demo = spawn("npm", ["run", "demo"], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    demo.stdout!.setEncoding("utf8").on("data", (d: string) => (output += d));
+    demo.stderr!.setEncoding("utf8").on("data", (d: string) => (output += d));
+    const code = await new Promise((resolve) => demo.once("exit", resolve));
+    expect(code, output).toBe(0);
+    const steps = [...output.matchAll(/^▶ (.*)$/gm)].map((m) => m[1]!);
+    expect(steps.filter((step) => step.includes("STAND-IN")).length).toBeGreaterThanOrEqual(4); // clearly labelled
+    for (const expected of ["POST /v1/credentials/gcp-deploy format=env", "POST /v1/credentials/aws-deploy format=credential_process", "from unprotected `feature/try-things` — refused", "Demo complete"]) {
+      expect(steps.some((step) => step.includes(expected)), expected).toBe(true);
+    }
+    expect(output).toMatch(/"code": ?"policy_denied"/);
+  }, 120_000);
+});
 
 describe.runIf(process.platform === "linux")("npm run demo, interrupted", () => {
   it("Ctrl-C (SIGINT to its process group) stops wrangler dev and workerd and removes their temporary files", async () => {
