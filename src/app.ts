@@ -2,7 +2,7 @@
 // one error handler that turns every failure into a stable wire error.
 
 import { Hono } from "hono";
-import { readConfig, type Env } from "./config";
+import { logConfigRefusal, readConfig, type Env } from "./config";
 import { defaultDeps, type Deps } from "./deps";
 import { GatepassError, isGatepassError, toWireError } from "./errors";
 import type { AuditDraft } from "./audit/event";
@@ -52,7 +52,7 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
     const error = toGatepassError(err);
     c.set("errorCode", error.code);
     if (error.code === "internal_error") log("error", "unhandled_error", { request_id: c.get("requestId"), error: err });
-    if (error.code === "config_invalid") log("error", "config_invalid", { request_id: c.get("requestId"), reason: error.cause instanceof Error ? error.cause.message : String(error.cause) });
+    if (error.code === "config_invalid") logConfigRefusal(error, { request_id: c.get("requestId") });
     return errorResponse(c.get("requestId") ?? "", error);
   });
 

@@ -2,6 +2,7 @@
 
 import { GatepassError } from "./errors";
 import { DEFAULT_AUDIT_RETENTION_DAYS } from "./limits";
+import { log } from "./log";
 
 export interface Env {
   /** Issuer key sets, one entry per configured issuer (see docs/storage.md). */
@@ -91,6 +92,11 @@ function parseConfig(env: Env): Config {
     },
     auditRetentionDays: Number.isFinite(retention) && retention > 0 ? retention : DEFAULT_AUDIT_RETENTION_DAYS,
   };
+}
+
+/** Logs why the configuration was refused: a config_invalid answer only tells the caller to look here. */
+export function logConfigRefusal(error: GatepassError, fields: Record<string, unknown> = {}): void {
+  log("error", "config_invalid", { ...fields, reason: error.cause instanceof Error ? error.cause.message : String(error.cause) });
 }
 
 /** https anywhere; http only for loopback hosts and only in development. */

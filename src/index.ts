@@ -3,7 +3,8 @@
 
 import { createApp } from "./app";
 import { pruneAuditEvents } from "./audit/writer";
-import { readConfig, type Env } from "./config";
+import { logConfigRefusal, readConfig, type Env } from "./config";
+import { isGatepassError } from "./errors";
 import { defaultDeps, nowSeconds } from "./deps";
 import { log } from "./log";
 import { pruneUseCounters } from "./policy/usage";
@@ -15,6 +16,13 @@ const app = createApp(defaultDeps, services);
 export default {
   fetch: app.fetch,
   async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
+    // A misconfigured gatepass does nothing, its cron included; the run fails with the reason logged.
+    try {
+      readConfig(env);
+    } catch (err) {
+      if (isGatepassError(err) && err.code === "config_invalid") logConfigRefusal(err);
+      throw err;
+    }
     // The two jobs are independent: one failing must not stop the other.
     const results = await Promise.allSettled([
       (async () => {

@@ -1,7 +1,10 @@
 // A misconfigured gatepass serves nothing: every request, /healthz first (a deploy's first check),
 // answers 503 config_invalid, and the log says what to fix. wrangler.toml ships a loopback
 // GATEPASS_ISSUER that only local runs (GATEPASS_ENV=development) accept.
-import { describe, expect, it } from "vitest";
+import { createExecutionContext, createScheduledController, env } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import type { Env } from "../../src/config";
+import worker from "../../src/index";
 import { bearer, createHarness } from "./exchange/app-harness";
 
 const logEvents = (logs: string) => logs.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -37,6 +40,20 @@ describe("configuration", () => {
       const res = await h.request("/healthz", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: url });
       expect(res.status, String(url)).toBe(503);
       expect(await res.json()).toMatchObject({ code: "config_invalid" });
+    }
+  });
+
+  it("runs no cron job either: the run fails with the reason logged, and no storage or issuer is touched", async () => {
+    const touched: string[] = [];
+    const untouchable = (name: string) => new Proxy({}, { get: (_target, member) => { touched.push(`${name}.${String(member)}`); throw new Error(`${name} touched`); } });
+    const misconfigured = { ...env, GATEPASS_ENV: undefined, JWKS: untouchable("JWKS"), POLICIES: untouchable("POLICIES"), DB: untouchable("DB") } as unknown as Env;
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      await expect(worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), misconfigured, createExecutionContext())).rejects.toMatchObject({ code: "config_invalid" });
+      expect(touched).toEqual([]);
+      expect(errors.mock.calls.map(([line]) => JSON.parse(String(line)))).toEqual([expect.objectContaining({ event: "config_invalid", reason: expect.stringContaining("GATEPASS_ISSUER") })]);
+    } finally {
+      errors.mockRestore();
     }
   });
 });
