@@ -29,7 +29,10 @@ export async function run(args: string[]): Promise<number> {
   await prepareLocalState();
   process.stderr.write(`\ngatepass: starting wrangler dev on http://127.0.0.1:${values.port}\n` +
     `  try:  curl -s -H "Authorization: Bearer $(npx gatepass dev token)" http://127.0.0.1:${values.port}/v1/whoami\n\n`);
-  return runCli(["wrangler", "dev", "--ip", "127.0.0.1", "--port", values.port!], { inherit: true });
+  // gatepass names itself by GATEPASS_ISSUER (discovery, minted iss, gcloud token_url), so on another
+  // port it must say so rather than keep wrangler.toml's 8787.
+  const url = `http://127.0.0.1:${values.port}`;
+  return runCli(["wrangler", "dev", "--ip", "127.0.0.1", "--port", values.port!, "--var", `GATEPASS_ISSUER:${url}`], { inherit: true });
 }
 
 /** Everything `npm run dev` needs, idempotent. Exported for the demo and end-to-end tests. */

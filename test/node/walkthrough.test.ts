@@ -84,6 +84,6 @@ describe("README: npm run dev and the local walkthrough", () => {
     const { explain } = JSON.parse(why!) as { explain: { target: string; allowed: boolean; rules: { failures: { claim: string }[] }[] } };
     expect(explain).toMatchObject({ target: "gcp-deployer", allowed: false });
     expect(explain.rules[0]!.failures.map((failure) => failure.claim)).toEqual(["ref", "ref_protected"]);
-    expect(JSON.parse(discovery!)).toMatchObject({ issuer: "http://127.0.0.1:8787", jwks_uri: "http://127.0.0.1:8787/.well-known/jwks.json" });
+    expect(JSON.parse(discovery!)).toMatchObject({ issuer: `http://127.0.0.1:${port}`, jwks_uri: `http://127.0.0.1:${port}/.well-known/jwks.json` });
   }, 60_000);
 });
