@@ -214,6 +214,8 @@ const issuerFields: Fields = {
 
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+/** Vault auth mount: path segments without dots, so no `.`/`..` segment can climb out of /v1/auth/. */
+export const VAULT_MOUNT_PATTERN = /^[\w-]+(\/[\w-]+)*$/;
 
 /** How a target type bounds the credential's lifetime with `max_lifetime`, or why it cannot. */
 interface LifetimeRule {
@@ -342,7 +344,7 @@ const targetSpec = tagged<Target>("type", {
   vault: {
     ...targetBase({ ...anyLifetime, doc: "Upper bound for the Vault token's lease: gatepass refuses a token whose lease exceeds it." }),
     address: { spec: str({ refine: fetchableUrl }), required: true, doc: "Vault address (origin, optionally with the path prefix of a reverse proxy), e.g. https://vault.example.com:8200." },
-    mount: { spec: str({ pattern: /^[\w.-]+(\/[\w.-]+)*$/, expected: "a mount path such as jwt or auth-ci/jwt" }), default: "jwt", doc: "JWT auth mount." },
+    mount: { spec: str({ pattern: VAULT_MOUNT_PATTERN, expected: "a mount path such as jwt or auth-ci/jwt" }), default: "jwt", doc: "JWT auth mount." },
     role: { spec: str({ pattern: /^[\w.@-]{1,128}$/, expected: "a Vault role name" }), required: true, doc: "Vault role to log in as." },
     audience: audience("aud of the minted token; must be in the role's bound_audiences."),
   },

@@ -3,6 +3,7 @@
 import { isAcceptableIssuerUrl } from "../config";
 import { GatepassError } from "../errors";
 import { log } from "../log";
+import { VAULT_MOUNT_PATTERN } from "../policy/schema";
 import type { VaultTarget } from "../types";
 import type { VaultCredential } from "./credential";
 import type { ProviderContext } from "./index";
@@ -11,7 +12,7 @@ import { callUpstream, malformed, parseJsonObject, safeCode } from "./upstream";
 export async function exchangeVault(target: VaultTarget, minted: string, ctx: ProviderContext): Promise<VaultCredential> {
   const address = target.address.replace(/\/+$/, "");
   // Same rule as issuer URLs: https, or http on loopback in development only.
-  if (!isAcceptableIssuerUrl(address, ctx.config.development) || !/^[\w-]+(\/[\w-]+)*$/.test(target.mount)) {
+  if (!isAcceptableIssuerUrl(address, ctx.config.development) || !VAULT_MOUNT_PATTERN.test(target.mount)) {
     throw new GatepassError("internal_error", { cause: new Error(`target ${target.name}: bad Vault address or mount`) });
   }
   const now = Math.floor(ctx.deps.now() / 1000);

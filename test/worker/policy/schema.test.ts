@@ -54,12 +54,20 @@ describe("strict parsing with file and line", () => {
     max_lifetime: 5m
   - name: kind
     type: ftp
+  - name: vault
+    type: vault
+    address: https://vault.example.com
+    mount: auth/../sys
+    role: ci
+    audience: vault
 `;
     expect(problemsOf({ targets, rules: "rules: []\n" })).toEqual([
       expect.stringMatching(/^targets\.yaml:2: 'Bad Name' is not a name of lower-case letters/),
       expect.stringMatching(/^targets\.yaml:7: 'projects\/x\/pools' is not projects\/NUMBER\/locations/),
       expect.stringMatching(/^targets\.yaml:11: must be between 900 and 43200/),
       expect.stringMatching(/^targets\.yaml:13: 'type' must be one of gcp, aws, azure, vault, oidc/),
+      // Dots are refused too (the provider builds /v1/auth/<mount>/login from it): `jwt.ci` as well as `..`.
+      expect.stringMatching(/^targets\.yaml:17: 'auth\/\.\.\/sys' is not a mount path such as jwt/),
     ]);
   });
 
