@@ -43,6 +43,7 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
   app.route("/", whoamiRoutes);
   app.route("/", adminRoutes);
   app.route("/", exchangeRoutes);
+  answerOtherMethods(app);
 
   app.notFound((c) => {
     c.set("errorCode", "not_found");
@@ -57,6 +58,28 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
   });
 
   return app;
+}
+
+/**
+ * A known path asked with a method it does not serve gets 405 method_not_allowed with `Allow`, not a
+ * 404 that would send the caller looking for a typo in the path. Registered after every route, so
+ * it only runs when no route answered.
+ */
+function answerOtherMethods(app: Hono<AppEnv>): void {
+  const methodsByPath = new Map<string, Set<string>>();
+  for (const { method, path } of app.routes) {
+    if (method === "ALL") continue; // middleware
+    const methods = methodsByPath.get(path) ?? new Set<string>();
+    methods.add(method);
+    if (method === "GET") methods.add("HEAD"); // Hono answers HEAD with the GET route
+    methodsByPath.set(path, methods);
+  }
+  for (const [path, methods] of methodsByPath) {
+    const allow = [...methods].join(", ");
+    app.all(path, () => {
+      throw new GatepassError("method_not_allowed", { headers: { Allow: allow } });
+    });
+  }
 }
 
 function toGatepassError(err: unknown): GatepassError {

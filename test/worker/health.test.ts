@@ -17,6 +17,22 @@ describe("GET /healthz", () => {
     expect(body.request_id).toBe(res.headers.get("X-Request-Id"));
   });
 
+  it("answers a known path asked with another method with method_not_allowed and Allow", async () => {
+    for (const [method, path, allow] of [
+      ["GET", "/v1/credentials/gcp-deployer", "POST"],
+      ["DELETE", "/v1/whoami", "GET, HEAD"],
+      ["POST", "/healthz", "GET, HEAD"],
+      ["PUT", "/v1/token", "POST"],
+    ] as const) {
+      const res = await SELF.fetch(`https://gatepass.test${path}`, { method });
+      expect(res.status, `${method} ${path}`).toBe(405);
+      expect(res.headers.get("Allow")).toBe(allow);
+      expect(((await res.json()) as Record<string, string>).code).toBe("method_not_allowed");
+    }
+    // HEAD is answered by the GET route, not refused.
+    expect((await SELF.fetch("https://gatepass.test/healthz", { method: "HEAD" })).status).toBe(200);
+  });
+
   it("reaches the loopback stand-ins and real D1", async () => {
     const res = await fetch(`${env.STANDIN_URL}/ping`);
     expect(await res.text()).toBe("pong");
