@@ -8,7 +8,7 @@ import { sqlString } from "../policy/store";
 import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
 
 export const usage = `  audit query [--project P] [--target T] [--decision allow|deny|error] [--since ISO] [--limit N]
-              [--local|--remote] [--env NAME] [--persist-to DIR]     events, newest first, as JSON lines
+              [--local|--remote] [--env NAME] [--persist-to DIR]     the newest events (--limit), oldest first, as JSON lines
   audit tail  [same filters]                                          the newest events (--limit), then every
                                                                       new one, oldest first (Ctrl-C to stop)`;
 

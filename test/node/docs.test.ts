@@ -1,5 +1,7 @@
-// The README's troubleshooting table documents every stable error code, and nothing that no longer exists.
-import { readFileSync } from "node:fs";
+// The README's troubleshooting table documents every stable error code, and nothing that no longer
+// exists; and every code is raised somewhere (a documented code nothing returns misleads the reader).
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../src/errors";
 
@@ -10,5 +12,15 @@ describe("README troubleshooting table", () => {
   it("lists every error code with its HTTP status", () => {
     const expected = Object.entries(ERROR_CODES).map(([code, spec]) => `${code} ${spec.status}`);
     expect([...documented].sort()).toEqual(expected.sort());
+  });
+
+  it("documents only codes that gatepass raises (src/ or cli/, beyond their definition)", () => {
+    const root = new URL("../..", import.meta.url).pathname;
+    const sources = ["src", "cli"]
+      .flatMap((dir) => readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" }).map((file) => path.join(dir, file)))
+      .filter((file) => file.endsWith(".ts") && file !== path.join("src", "errors.ts"))
+      .map((file) => readFileSync(path.join(root, file), "utf8"))
+      .join("\n");
+    expect(Object.keys(ERROR_CODES).filter((code) => !sources.includes(`"${code}"`))).toEqual([]);
   });
 });
