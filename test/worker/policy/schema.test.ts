@@ -66,7 +66,7 @@ describe("strict parsing with file and line", () => {
       expect.stringMatching(/^targets\.yaml:7: 'projects\/x\/pools' is not projects\/NUMBER\/locations/),
       expect.stringMatching(/^targets\.yaml:11: must be between 900 and 43200/),
       expect.stringMatching(/^targets\.yaml:13: 'type' must be one of gcp, aws, azure, vault, oidc/),
-      // Dots are refused too (the provider builds /v1/auth/<mount>/login from it): `jwt.ci` as well as `..`.
+      // The provider builds /v1/auth/<mount>/login from it: a `..` segment would climb out of /v1/auth/.
       expect.stringMatching(/^targets\.yaml:17: 'auth\/\.\.\/sys' is not a mount path such as jwt/),
     ]);
   });
