@@ -102,7 +102,13 @@ const ECDSA_HASH: Record<string, string> = { "P-256": "SHA-256", "P-384": "SHA-3
  * crit and friends): for tokens that carry what an attacker would put there.
  */
 export async function signRaw(privateKey: CryptoKey, header: Record<string, unknown>, payload: Record<string, unknown>): Promise<string> {
-  const unsigned = assembleToken(header, payload).slice(0, -1);
+  const encoder = new TextEncoder();
+  return signBytes(privateKey, encoder.encode(JSON.stringify(header)), encoder.encode(JSON.stringify(payload)));
+}
+
+/** Like signRaw, over header and payload bytes JSON.stringify cannot produce (invalid UTF-8, a 1e400 literal). */
+export async function signBytes(privateKey: CryptoKey, header: Uint8Array, payload: Uint8Array): Promise<string> {
+  const unsigned = `${base64url.encode(header)}.${base64url.encode(payload)}`;
   const params =
     privateKey.algorithm.name === "ECDSA"
       ? { name: "ECDSA", hash: ECDSA_HASH[(privateKey.algorithm as { namedCurve: string }).namedCurve]! }

@@ -5,7 +5,7 @@ import { base64url } from "jose";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CLOCK_SKEW_SECONDS, MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_KID_LENGTH, MAX_TOKEN_BYTES } from "../../../src/limits";
 import { setIssuerScenario } from "../../support/standins/issuer";
-import { assembleToken, createTestKey, gitlabClaims, jwksOf, signRaw, signToken, splitToken, withHash } from "../../support/tokens";
+import { assembleToken, createTestKey, gitlabClaims, jwksOf, signBytes, signRaw, signToken, splitToken, withHash } from "../../support/tokens";
 import { AUDIENCE, createHarness, expectCode, issuerConfig, standinIssuer, uniqueName, type Harness, type StandinIssuer } from "./harness";
 
 let h: Harness;
@@ -56,6 +56,15 @@ describe("2. algorithm confusion", () => {
     const both = { ...iss.config, algorithms: ["RS256", "ES256"] };
     const ec = await createTestKey("ES256", { kid: iss.key.kid });
     await expectCode(verify(await signToken(ec, claims()), [both]), "signature_invalid");
+  });
+
+  it("refuses an RS256 token naming an EC key published without alg (the key type decides)", async () => {
+    const ec = await createTestKey("ES256");
+    const { alg: _alg, ...withoutAlg } = ec.publicJwk;
+    const es = await standinIssuer(h, { key: ec, config: { algorithms: ["RS256", "ES256"] }, scenario: { jwks: { keys: [withoutAlg] } } });
+    expect(await verify(await es.token(), [es.config])).toMatchObject({ issuer: es.name });
+    const rsa = await createTestKey("RS256", { kid: ec.kid });
+    await expectCode(verify(await es.token({}, rsa), [es.config]), "signature_invalid");
   });
 });
 
@@ -159,6 +168,7 @@ describe("9. crit and other processing instructions", () => {
     ["b64", false],
     ["cty", "JWT"],
     ["zip", "DEF"],
+    ["enc", "A256GCM"],
   ])("refuses a %s header", async (member, value) => {
     const header = { alg: "RS256", typ: "JWT", kid: iss.key.kid, [member]: value };
     await expectCode(verify(await signRaw(iss.key.privateKey, header, claims())), "header_invalid");
@@ -217,6 +227,16 @@ describe("11. audience", () => {
     await expectCode(verify(await iss.token({ aud: undefined })), "audience_mismatch");
   });
 
+  it.each([
+    ["a longer host", `${AUDIENCE}.evil`],
+    ["a trailing slash", `${AUDIENCE}/`],
+    ["another case", AUDIENCE.toUpperCase()],
+    ["a strict prefix", AUDIENCE.slice(0, -1)],
+  ])("matches aud exactly: refuses %s, as a string or in an array", async (_label, aud) => {
+    await expectCode(verify(await iss.token({ aud })), "audience_mismatch");
+    await expectCode(verify(await iss.token({ aud: ["https://vault.example", aud] })), "audience_mismatch");
+  });
+
   it("refuses aud of the wrong type", async () => {
     await expectCode(verify(await iss.token({ aud: 42 })), "claims_invalid");
     await expectCode(verify(await iss.token({ aud: [AUDIENCE, 42] })), "claims_invalid");
@@ -256,6 +276,14 @@ describe("12. times", () => {
     await expectCode(verify(await iss.token({ iat: undefined })), "claims_invalid");
     await expectCode(verify(await iss.token({ exp: String(h.now() + 300) })), "claims_invalid");
     await expectCode(verify(await iss.token({ exp: h.now() - 10, iat: h.now() })), "claims_invalid");
+  });
+
+  it("refuses an exp that JSON.parse reads as Infinity (1e400)", async () => {
+    const payload = JSON.stringify(claims()).replace(/"exp":\d+/, '"exp":1e400');
+    expect(JSON.parse(payload).exp).toBe(Infinity);
+    const header = JSON.stringify({ alg: "RS256", typ: "JWT", kid: iss.key.kid });
+    const encode = (text: string) => new TextEncoder().encode(text);
+    await expectCode(verify(await signBytes(iss.key.privateKey, encode(header), encode(payload))), "claims_invalid");
   });
 });
 

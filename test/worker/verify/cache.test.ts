@@ -269,6 +269,18 @@ describe("fetch hygiene", () => {
     expect(h.counters.fetches.some((url) => url.includes("internal"))).toBe(false);
   });
 
+  it.each(["ftp://gitlab.example", "file://"])("refuses a discovery jwks_uri on %s without fetching its path from the issuer", async (base) => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    // The path does serve the keys on the issuer's origin, so only the scheme check can refuse it.
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(iss.key), discovery: { jwks_uri: `${base}/issuer/${iss.name}/oauth/discovery/keys` } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect(h.counters.fetches).toEqual([`${iss.config.url}/.well-known/openid-configuration`]);
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 0 });
+    const [status] = await h.verifier.keyStatus([iss.config], h.env);
+    expect(status!.last_error).toBe(`jwks_uri ${base}/issuer/${iss.name}/oauth/discovery/keys is not an http(s) URL`);
+  });
+
   it("follows a redirect on the same origin", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h, { scenario: { faults: { jwks: "redirect-same" } } });
