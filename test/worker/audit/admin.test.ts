@@ -48,6 +48,13 @@ describe("admin authentication", () => {
       expect(await get(path, { Authorization: "Bearer test-admin-toke" })).toMatchObject({ status: 401, body: { code: "admin_unauthorized" } });
     }
   });
+
+  it("refuses an Authorization header beyond 1024 characters, even around the right token", async () => {
+    expect((await get("/v1/admin/status", { Authorization: "Bearer \t test-admin-token" })).status).toBe(200);
+    // Padded inside: fetch strips trailing whitespace from header values.
+    const padded = `Bearer${" \t".repeat(550)}test-admin-token`;
+    expect(await get("/v1/admin/status", { Authorization: padded })).toMatchObject({ status: 401, body: { code: "admin_unauthorized" } });
+  });
 });
 
 describe("GET /v1/admin/status", () => {
@@ -72,9 +79,12 @@ describe("GET /v1/admin/audit", () => {
   });
 
   it("treats filter values as data, never as SQL", async () => {
-    const { status, body } = await get(`/v1/admin/audit?project=${encodeURIComponent("x' OR '1'='1")}`);
-    expect(status).toBe(200);
-    expect(body.events).toEqual([]);
+    expect((await get("/v1/admin/audit?target=reader")).body.events).toHaveLength(3);
+    for (const filter of ["project", "target"]) {
+      const { status, body } = await get(`/v1/admin/audit?${filter}=${encodeURIComponent("x' OR '1'='1")}`);
+      expect(status).toBe(200);
+      expect(body.events).toEqual([]);
+    }
   });
 
   it("refuses unknown or malformed filters with request_invalid", async () => {

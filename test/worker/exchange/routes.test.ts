@@ -52,6 +52,18 @@ describe("discovery", () => {
     expect(res.status).toBe(503);
     expect((await json(res)).code).toBe("signing_unavailable");
   });
+
+  it("logs why the signing key secret is invalid, but sends only the documented error fields", async () => {
+    const res = await h.request("/.well-known/jwks.json", {}, { GATEPASS_SIGNING_KEYS: '{"keys":[]}' });
+    expect(res.status).toBe(503);
+    const text = await res.text();
+    const body = JSON.parse(text) as Record<string, unknown>;
+    expect(body.code).toBe("signing_unavailable");
+    expect(Object.keys(body).sort()).toEqual(["code", "error", "error_description", "request_id"]);
+    // The error's internal cause (the parser's reason) stays in the log.
+    expect(text).not.toContain("no current ES256 key");
+    expect(h.takeLogs()).toContain("no current ES256 key");
+  });
 });
 
 describe("POST /v1/credentials/:target", () => {
@@ -171,6 +183,14 @@ describe("POST /v1/credentials/:target", () => {
     expect(await capturedRequests(h.ns)).toHaveLength(0);
   });
 
+  it("refuses a target name that no target can have before looking for a token, without echoing it", async () => {
+    const res = await post("/v1/credentials/%3Cx%3E", "", FORM);
+    expect(res.status).toBe(404);
+    const text = await res.text();
+    expect(JSON.parse(text).code).toBe("target_unknown");
+    expect(text).not.toContain("<x>");
+  });
+
   it("refuses a job the policy does not allow (policy_denied)", async () => {
     const other = await h.ciToken({ project_path: "platform/infra-evil" });
     const res = await post("/v1/credentials/gcp-deploy", "", bearer(other, FORM));
@@ -202,7 +222,12 @@ describe("POST /v1/credentials/:target", () => {
     const body = await json(res);
     expect(body).toMatchObject({ code: "upstream_denied", upstream_error: "invalid_target", upstream_status: 400 });
     expect(JSON.stringify(body)).not.toContain("The target service indicated");
-    expect(h.takeLogs()).toContain("The target service indicated");
+    const logs = h.takeLogs();
+    expect(logs).toContain("The target service indicated");
+    // The refused request carried the minted token: the log keeps the answer, never the request.
+    const minted = (await capturedRequests(h.ns))[0]!.body.subject_token as string;
+    expect(minted).toMatch(/^eyJ/);
+    for (const secret of [token, minted]) expect(logs).not.toContain(secret);
   });
 
   it("maps an upstream that keeps failing to upstream_unavailable after retries", async () => {
@@ -277,6 +302,13 @@ describe("POST /v1/token (RFC 8693)", () => {
     expect((await post(path, `${rest}&subject_token=${token}`, FORM)).status).toBe(200);
   });
 
+  it("refuses audience and resource naming different targets before anything is sent upstream", async () => {
+    const res = await post("/v1/token", `${grant}&subject_token=${token}&audience=gcp-deploy&resource=oidc-any`, FORM);
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ error: "invalid_request", code: "request_invalid" });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+  });
+
   it("refuses an aws target before anything is sent upstream", async () => {
     const res = await post("/v1/token", `${grant}&subject_token=${token}&audience=aws-deploy`, FORM);
     expect(await json(res)).toMatchObject({ code: "format_unsupported" });
@@ -304,6 +336,15 @@ describe("POST /v1/sts/token (Google STS-compatible)", () => {
     expect(body).toEqual({ access_token: expect.stringMatching(/^ya29\.sa-/), issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: expect.any(Number) });
     expect(Number.isInteger(body.expires_in)).toBe(true);
     expect(body.expires_in).toBeGreaterThan(0);
+  });
+
+  it("refuses a requested_token_type other than access_token before anything is sent upstream", async () => {
+    const body = new URLSearchParams(form(token));
+    body.set("requested_token_type", "urn:ietf:params:oauth:token-type:jwt");
+    const res = await post("/v1/sts/token", body.toString(), FORM);
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ error: "invalid_request", code: "request_invalid" });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
   });
 
   it("answers errors like Google STS", async () => {

@@ -33,10 +33,16 @@ const ok = { status: 200, body: '{"fine":true}' };
 describe("callUpstream", () => {
   it("retries 5xx and 429, then succeeds", async () => {
     const { ns, request } = await scenario([{ status: 503, body: "busy" }, { status: 429, body: ERROR_JSON("rate") }, ok]);
-    const timer = new UpstreamTimer();
-    expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer })).toBe('{"fine":true}');
+    expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() })).toBe('{"fine":true}');
     expect(await capturedRequests(ns)).toHaveLength(3);
-    expect(timer.ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it("adds the time spent waiting on the upstream to the exchange's timer", async () => {
+    const { request } = await scenario([{ delayMs: 60 }]);
+    const timer = new UpstreamTimer();
+    timer.ms = 1000; // an earlier call of the same exchange
+    await failure(callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer }));
+    expect(timer.ms).toBeGreaterThanOrEqual(1050);
   });
 
   it("gives up after the maximum attempts with upstream_unavailable and the upstream's own code", async () => {

@@ -33,4 +33,10 @@ describe("max_uses_per_job", () => {
     const identity = { issuer: "ci", claims: { job_id: "1" }, expiresAt: 1 } as unknown as VerifiedIdentity;
     await expect(countUse({ ...env, DB: brokenDb } as Env, identity, "oidc-any", 5)).rejects.toMatchObject({ code: "use_limit_unavailable" });
   });
+
+  // Only generic issuers' tokens can lack job_id: a limited target is refused, never left unlimited.
+  it("refuses a token without job_id with use_limit_exceeded", async () => {
+    const identity = { issuer: "ci", claims: { project_id: "42" }, expiresAt: 1 } as unknown as VerifiedIdentity;
+    await expect(countUse(env as Env, identity, "oidc-any", 5)).rejects.toMatchObject({ code: "use_limit_exceeded" });
+  });
 });
