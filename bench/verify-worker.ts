@@ -3,9 +3,13 @@
 //   GET /setup          make an RS256 key, push it for a private issuer, sign one GitLab-shaped token
 //   GET /verify?n=N     N warm Verifier.verify calls (memory-cached keys: no KV, no network)
 //   GET /webcrypto?n=N  N bare crypto.subtle.verify calls on the same token (the baseline)
+//   GET /sign?alg=A&n=N N signatures (ES256 or RS256) of that token's claims with gatepass's minting code
 import { SignJWT, exportJWK, generateKeyPair } from "jose";
 import type { Env } from "../src/config";
 import { defaultDeps } from "../src/deps";
+import { KeyRing, SIGNING_ALGS, type SigningAlg } from "../src/mint/keys";
+import { generateSecret } from "../src/mint/rotation";
+import { signJwt } from "../src/mint/token";
 import type { IssuerConfig } from "../src/types";
 import { validatePublicJwks } from "../src/verify/keyset";
 import { Verifier } from "../src/verify/verifier";
@@ -25,6 +29,7 @@ const ISSUER: IssuerConfig = {
 const verifier = new Verifier(defaultDeps);
 let token = "";
 let bare: { key: CryptoKey; data: Uint8Array; signature: Uint8Array } | undefined;
+let signing: { keys: KeyRing; claims: object } | undefined;
 
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
@@ -43,6 +48,11 @@ export default {
       for (let i = 0; i < n; i++) {
         if (!(await crypto.subtle.verify("RSASSA-PKCS1-v1_5", bare.key, bare.signature, bare.data))) throw new Error("bad signature");
       }
+      return new Response(String(n));
+    }
+    const alg = url.searchParams.get("alg") as SigningAlg;
+    if (url.pathname === "/sign" && signing && SIGNING_ALGS.includes(alg)) {
+      for (let i = 0; i < n; i++) await signJwt(signing.keys, alg, signing.claims);
       return new Response(String(n));
     }
     return new Response("not found", { status: 404 });
@@ -78,4 +88,5 @@ async function setup(env: Env): Promise<void> {
   const key = await crypto.subtle.importKey("jwk", jwk as JsonWebKey, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
   const sig = Uint8Array.from(atob(signature.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
   bare = { key, data: new TextEncoder().encode(`${header}.${payload}`), signature: sig };
+  signing = { keys: await KeyRing.import(await generateSecret(SIGNING_ALGS, now)), claims: JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/"))) };
 }
