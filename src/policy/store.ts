@@ -60,7 +60,12 @@ export class PolicyStore {
       this.lastError = "no active snapshot in KV";
       return;
     }
-    if (text === this.rawText) return;
+    if (text === this.rawText) {
+      // KV serves the snapshot already loaded: whatever failed before (a KV error, a refused push
+      // that was since replaced by this one) is over, and admin status must stop reporting it.
+      this.lastError = undefined;
+      return;
+    }
     try {
       this.policy = await loadSnapshot(text);
       this.rawText = text;

@@ -121,6 +121,33 @@ describe("PolicyStore", () => {
     expect(store.lastError).toMatch(/snapshot rejected/);
   });
 
+  it("clears lastError once KV serves the loaded snapshot again (KV recovered, bad push replaced)", async () => {
+    const { env: e, state } = instrumented();
+    const { store, waitUntil, settle, advance } = setup();
+    const { text } = await snapshotOf();
+    await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, text);
+    await store.current(e, waitUntil);
+    const recheck = async () => {
+      advance(POLICY_RECHECK_MS);
+      await store.current(e, waitUntil);
+      await settle();
+    };
+
+    state.failing = true;
+    await recheck();
+    expect(store.lastError).toMatch(/KV read failed/);
+    state.failing = false;
+    await recheck();
+    expect(store.lastError).toBeUndefined();
+
+    await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, "{corrupt");
+    await recheck();
+    expect(store.lastError).toMatch(/snapshot rejected/);
+    await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, text);
+    await recheck();
+    expect(store.lastError).toBeUndefined();
+  });
+
   it("drops its copy when the snapshot is deleted from KV (emergency stop)", async () => {
     const { env: e } = instrumented();
     const { store, waitUntil, settle, advance } = setup();
