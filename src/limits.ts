@@ -23,7 +23,7 @@ export const DEFAULT_MAX_TOKEN_AGE_SECONDS = 1 * HOUR;
 export const MAX_CONFIGURABLE_TOKEN_AGE_SECONDS = 1 * DAY;
 /** Claim values longer than this are refused: no GitLab claim comes near it, and it bounds matching cost. */
 export const MAX_CLAIM_VALUE_LENGTH = 1024;
-/** Array claims (groups_direct, user_identities) are capped so evaluation stays bounded. */
+/** Array claims (groups_direct, aud) are capped so evaluation stays bounded. */
 export const MAX_CLAIM_ARRAY_LENGTH = 200;
 /** Minimum RSA modulus size (RFC 8725 §3.5, NIST SP 800-131A). */
 export const MIN_RSA_BITS = 2048;

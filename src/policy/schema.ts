@@ -82,13 +82,17 @@ export interface NormalizeResult {
 export const GITLAB_CLAIMS: ReadonlySet<string> = new Set([
   "sub", "aud",
   "namespace_id", "namespace_path", "project_id", "project_path", "project_visibility",
-  "user_id", "user_login", "user_email", "user_access_level", "user_identities", "groups_direct",
+  "user_id", "user_login", "user_email", "user_access_level", "groups_direct",
   "pipeline_id", "pipeline_source", "job_id", "job_source",
   "ref", "ref_type", "ref_protected", "ref_path", "sha",
   "runner_id", "runner_environment", "ci_config_ref_uri", "ci_config_sha",
   "environment", "environment_protected", "deployment_tier", "environment_action",
   "job_project_id", "job_project_path", "job_namespace_id", "job_namespace_path",
 ]);
+
+/** Claims GitLab sends that verification leaves out (a list of objects: normalizeClaims keeps only
+ *  strings and lists of scalars), so a condition on them could never match. */
+const UNMATCHABLE_GITLAB_CLAIMS: ReadonlySet<string> = new Set(["user_identities"]);
 
 // ---- conditions -------------------------------------------------------------------------------
 
@@ -505,7 +509,9 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
       if (!refused.has(`issuers:${rule.issuer}`)) problems.push({ ...at(rule, "issuer"), message: `unknown issuer '${rule.issuer}'; configured issuers: ${[...issuers.keys()].join(", ") || "none"}` });
     } else if (issuer.kind === "gitlab") {
       for (const claim of Object.keys(rule.match)) {
-        if (!GITLAB_CLAIMS.has(claim)) {
+        if (UNMATCHABLE_GITLAB_CLAIMS.has(claim)) {
+          problems.push({ ...at(rule, "match", claim), atKey: true, message: `'${claim}' is a list of objects, which gatepass does not compare: a condition on it never matches` });
+        } else if (!GITLAB_CLAIMS.has(claim)) {
           problems.push({ ...at(rule, "match", claim), atKey: true, message: `'${claim}' is not a GitLab CI token claim (see docs/policies.md for the list)` });
         }
       }

@@ -38,6 +38,9 @@ describe("strict parsing with file and line", () => {
     expect(problemsOf({ issuers })).toEqual([expect.stringMatching(/^issuers\.yaml:9: issuer URL 'https:\/\/gitlab\.example\.com' is already used by issuer 'corp-gitlab'/)]);
     const rules = RULES_YAML.replace("ref_type: branch", "ref_typ: branch");
     expect(problemsOf({ rules })).toContainEqual(expect.stringMatching(/^rules\.yaml:6: 'ref_typ' is not a GitLab CI token claim/));
+    // GitLab sends user_identities, but as a list of objects, which verification drops.
+    const identities = RULES_YAML.replace("ref_type: branch", "user_identities: saml");
+    expect(problemsOf({ rules: identities })).toContainEqual(expect.stringMatching(/^rules\.yaml:6: 'user_identities' is a list of objects.*never matches/));
   });
 
   it("reports every bad value with its line and a sentence saying what to write", () => {
