@@ -25,21 +25,13 @@ export interface Authorized {
 
 /** Verifies the CI token (from `Authorization: Bearer` unless given) and applies policy to the target. */
 export async function authorize(c: Context<AppEnv>, targetName: string, token?: string): Promise<Authorized> {
+  // identifyCaller has already put the identity and policy version in the audit draft.
   const caller = await identifyCaller(c, token);
-  recordCaller(c, caller);
   await enforceRateLimit(c.env, caller.identity);
   return authorizeCaller(c, caller, targetName);
 }
 
-/** Records who is calling in the audit draft (also for requests that are refused later). */
-export function recordCaller(c: Context<AppEnv>, caller: Caller): void {
-  const draft = auditDraft(c);
-  draft.identity = caller.identity;
-  draft.policyVersion = caller.policy.version;
-}
-
 export function authorizeCaller(c: Context<AppEnv>, caller: Caller, targetName: string): Authorized {
-  recordCaller(c, caller);
   const draft = auditDraft(c);
   draft.target = targetName;
   const decision = evaluate(caller.policy, caller.identity, targetName);

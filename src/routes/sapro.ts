@@ -8,7 +8,7 @@ import type { AppEnv } from "../app";
 import { GatepassError } from "../errors";
 import { evaluate } from "../policy/evaluate";
 import type { GcpTarget } from "../types";
-import { authorizeCaller, issue, NO_STORE, recordCaller } from "./exchange-flow";
+import { authorizeCaller, issue, NO_STORE } from "./exchange-flow";
 import { identifyCaller } from "./identify";
 import { bearerToken } from "./bearer";
 import { invalid, readParams } from "./params";
@@ -28,7 +28,6 @@ saproRoutes.get("/access", async (c) => {
   const token = bearerToken(c.req.header("Gitlab-Token") ? `Bearer ${c.req.header("Gitlab-Token")}` : undefined);
 
   const caller = await identifyCaller(c, token);
-  recordCaller(c, caller);
   await enforceRateLimit(c.env, caller.identity);
   const candidates = [...caller.policy.targets.values()]
     .filter((t): t is GcpTarget => t.type === "gcp" && t.service_account?.toLowerCase() === sa)
