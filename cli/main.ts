@@ -26,6 +26,12 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`gatepass: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    // An unknown or malformed option (node:util parseArgs) is a usage error, whichever group let it through.
+    process.exit(isUsageError(err) ? 2 : 1);
   },
 );
+
+function isUsageError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
+}

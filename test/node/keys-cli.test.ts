@@ -128,4 +128,9 @@ describe("gatepass keys", () => {
     expect((await gatepass("keys", "rotate")).code).toBe(2);
     expect((await gatepass("keys", "rotate", "--local", "--remote")).code).toBe(2);
   });
+
+  it("exits 2 (usage) on an unknown option, like every command group", async () => {
+    expect((await gatepass("keys", "generate", "--bogus")).code).toBe(2);
+    expect((await gatepass("audit", "query", "--bogus")).code).toBe(2);
+  });
 });
