@@ -8,6 +8,7 @@ import { MAX_CLAIM_ARRAY_LENGTH, MAX_EXPLAINED_RULES } from "../limits";
 import type { ConditionFailure, Decision, Grant, NormalizedClaims, RuleExplanation, TargetExplanation, VerifiedIdentity } from "../types";
 import type { ClaimValue } from "./condition";
 import { INDEX_CLAIMS, indexKey, type CompiledPolicy, type CompiledRule } from "./compile";
+import { NAME as TARGET_NAME } from "./schema";
 
 /** Throws GatepassError("target_unknown") for a target that is not configured. Deny by default. */
 export function evaluate(policy: CompiledPolicy, identity: VerifiedIdentity, target: string): Decision {
@@ -75,8 +76,6 @@ export function denialError(identity: VerifiedIdentity, target: string): Gatepas
     details: { target },
   });
 }
-
-const TARGET_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 function requireTarget(policy: CompiledPolicy, target: string): void {
   if (policy.targets.has(target)) return;

@@ -162,7 +162,8 @@ const conditionMap: Spec<RuleSpec["match"]> = {
 
 // ---- issuers ----------------------------------------------------------------------------------
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** Issuer and target names; routes use it to refuse a target name no policy can contain before any work. */
+export const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const NAME_EXPECTED = "a name of lower-case letters, digits, '.', '_' and '-' (at most 63 characters)";
 const NO_SPACE = /^\S+$/;

@@ -7,11 +7,11 @@ import { readConfig } from "../config";
 import { GatepassError } from "../errors";
 import { DEFAULT_TOKEN_FILE, gcloudConfig } from "../format/gcloud";
 import { assertFormatFor, parseFormat, renderCredential } from "../format/index";
+import { NAME as TARGET_NAME } from "../policy/schema";
 import { authorize, issue, NO_STORE } from "./exchange-flow";
 import { parseLifetime, parsePrintable, parseScopes, readParams } from "./params";
 
 const PARAMS = ["lifetime", "scope", "audience", "format", "token_file"] as const;
-const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export const credentialsRoutes = new Hono<AppEnv>();
 
