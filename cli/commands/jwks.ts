@@ -14,7 +14,7 @@ import { formatFinding } from "../../src/policy/source";
 import type { IssuerConfig } from "../../src/types";
 import { jwksStorageKey, pushedKeySet } from "../../src/verify/jwks";
 import { validatePublicJwks } from "../../src/verify/keyset";
-import { readCapped } from "../../src/verify/fetch";
+import { readCapped } from "../../src/http/body";
 import { checkPolicyDir } from "../policy/files";
 import { PolicyStorage } from "../policy/store";
 import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";

@@ -1,5 +1,6 @@
 // Reads a body stream with a byte cap enforced while reading: Content-Length is not trusted, and a
-// body over the cap is cancelled rather than buffered.
+// body over the cap is cancelled rather than buffered. Shared by request parsing (routes), issuer
+// fetches (verify/fetch.ts), upstream answers (providers/upstream.ts) and the CLI.
 
 /** The body's bytes, or undefined when it is larger than `limit` (the stream is then cancelled). */
 export async function readBytesCapped(
@@ -36,4 +37,23 @@ export async function readBytesCapped(
     offset += chunk.byteLength;
   }
   return bytes;
+}
+
+/** Reads a body as UTF-8, refusing it as soon as it exceeds `maxBytes`. */
+export async function readCapped(message: Request | Response, maxBytes: number, signal?: AbortSignal): Promise<string> {
+  const declared = Number(message.headers.get("Content-Length") ?? "0");
+  if (declared > maxBytes) {
+    await message.body?.cancel();
+    throw new BodyTooLargeError(maxBytes);
+  }
+  const bytes = await readBytesCapped(message.body, maxBytes, signal);
+  if (!bytes) throw new BodyTooLargeError(maxBytes);
+  return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+}
+
+export class BodyTooLargeError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`body larger than ${maxBytes} bytes`);
+    this.name = "BodyTooLargeError";
+  }
 }

@@ -149,7 +149,7 @@ async function attemptOnce(request: UpstreamRequest, deps: Deps, timeoutMs: numb
       redirect: "manual",
       signal: controller.signal,
     });
-    const { text, truncated } = await readCapped(response, MAX_UPSTREAM_BODY_BYTES);
+    const { text, truncated } = await readUpstreamBody(response, MAX_UPSTREAM_BODY_BYTES);
     return { kind: "response", status: response.status, body: text, truncated };
   } catch (err) {
     if (timedOut) return { kind: "timeout" };
@@ -165,8 +165,12 @@ function isTransient(request: UpstreamRequest, status: number, body: string): bo
   return false;
 }
 
-/** Reads at most `limit` bytes, cancelling the stream beyond it (Content-Length is not trusted). */
-async function readCapped(response: Response, limit: number): Promise<{ text: string; truncated: boolean }> {
+/**
+ * Reads at most `limit` bytes, cancelling the stream beyond it (Content-Length is not trusted). Unlike
+ * http/body.ts's readCapped, an oversized answer is reported, not thrown, and bad UTF-8 is replaced:
+ * the body is only parsed for fields and logged.
+ */
+async function readUpstreamBody(response: Response, limit: number): Promise<{ text: string; truncated: boolean }> {
   const bytes = await readBytesCapped(response.body, limit);
   return bytes ? { text: new TextDecoder().decode(bytes), truncated: false } : { text: "", truncated: true };
 }

@@ -10,7 +10,7 @@ import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import { MAX_JWKS_BYTES, TIME } from "../limits";
-import { BodyTooLargeError, readCapped } from "../verify/fetch";
+import { BodyTooLargeError, readCapped } from "../http/body";
 import { validatePublicJwks } from "../verify/keyset";
 import { waitUntilOf } from "./identify";
 

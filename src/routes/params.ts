@@ -5,7 +5,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../app";
 import { GatepassError } from "../errors";
 import { MAX_REQUEST_BODY_BYTES } from "../limits";
-import { readBytesCapped } from "../http/body";
+import { BodyTooLargeError, readCapped } from "../http/body";
 
 export type Params = Record<string, string>;
 
@@ -57,16 +57,12 @@ async function bodyParams(c: Context<AppEnv>): Promise<Array<[string, string]>> 
 
 /** Reads the body, refusing more than MAX_REQUEST_BODY_BYTES whatever Content-Length claims. */
 async function readBodyCapped(request: Request): Promise<string> {
-  const declaredLength = request.headers.get("Content-Length");
   // The runtime enforces Content-Length framing, so a declared empty body needs no stream read (curl -X POST).
-  if (request.body === null || declaredLength === "0") return "";
-  if (Number(declaredLength ?? "0") > MAX_REQUEST_BODY_BYTES) throw new GatepassError("request_too_large");
-  const bytes = await readBytesCapped(request.body, MAX_REQUEST_BODY_BYTES);
-  if (!bytes) throw new GatepassError("request_too_large");
-  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+  if (request.body === null || request.headers.get("Content-Length") === "0") return "";
   try {
-    return decoder.decode(bytes);
-  } catch {
+    return await readCapped(request, MAX_REQUEST_BODY_BYTES);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw new GatepassError("request_too_large");
     throw invalid("The body is not valid UTF-8.");
   }
 }

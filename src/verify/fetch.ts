@@ -2,7 +2,7 @@
 // one origin, and a size cap enforced while reading (Content-Length is checked but not trusted).
 
 import type { Deps } from "../deps";
-import { readBytesCapped } from "../http/body";
+import { readCapped } from "../http/body";
 import { JWKS_MAX_REDIRECTS } from "../limits";
 import { isFetchableUrl } from "./issuer-url";
 
@@ -52,24 +52,5 @@ export async function fetchIssuerJson(deps: Deps, url: string, options: IssuerFe
     } catch {
       throw new Error(`${current} did not answer with JSON`);
     }
-  }
-}
-
-/** Reads a body as UTF-8, refusing it as soon as it exceeds `maxBytes`. */
-export async function readCapped(message: Request | Response, maxBytes: number, signal?: AbortSignal): Promise<string> {
-  const declared = Number(message.headers.get("Content-Length") ?? "0");
-  if (declared > maxBytes) {
-    await message.body?.cancel();
-    throw new BodyTooLargeError(maxBytes);
-  }
-  const bytes = await readBytesCapped(message.body, maxBytes, signal);
-  if (!bytes) throw new BodyTooLargeError(maxBytes);
-  return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
-}
-
-export class BodyTooLargeError extends Error {
-  constructor(readonly maxBytes: number) {
-    super(`body larger than ${maxBytes} bytes`);
-    this.name = "BodyTooLargeError";
   }
 }
