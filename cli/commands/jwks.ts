@@ -154,7 +154,8 @@ async function fetchKeys(url: string): Promise<string> {
     throw new Error(`--url must be an https URL (http only on loopback), got '${url}'.`);
   }
   // Redirects are not followed: one could move the fetch off https or to another host, and whatever
-  // it returned would become trusted keys (the Worker's own key fetches refuse them the same way).
+  // it returned would become trusted keys. (Stricter than the Worker's own key fetches, which follow
+  // up to JWKS_MAX_REDIRECTS redirects within the issuer's origin: see verify/fetch.ts.)
   const response = await fetch(url, { signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS), headers: { Accept: "application/json" }, redirect: "manual" }).catch((error: unknown) => {
     throw new Error(`fetching ${url} failed: ${(error as Error).message}.`);
   });

@@ -99,7 +99,7 @@ export async function callUpstream(request: UpstreamRequest, ctx: UpstreamContex
   }
 }
 
-/** Throws upstream_unavailable for a 2xx body gatepass cannot use. */
+/** The upstream_unavailable error (for the caller to throw) for a 2xx body gatepass cannot use; logs it. */
 export function malformed(service: string, what: string): GatepassError {
   log("error", "upstream_malformed", { service, what });
   return new GatepassError("upstream_unavailable", {
