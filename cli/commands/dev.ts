@@ -35,8 +35,8 @@ export async function run(args: string[]): Promise<number> {
   return runCli(["wrangler", "dev", "--ip", "127.0.0.1", "--port", values.port!, "--var", `GATEPASS_ISSUER:${url}`], { inherit: true });
 }
 
-/** Everything `npm run dev` needs, idempotent. Exported for the demo and end-to-end tests. */
-export async function prepareLocalState(): Promise<void> {
+/** Everything `npm run dev` needs, idempotent. */
+async function prepareLocalState(): Promise<void> {
   await mkdir(DEV_DIR, { recursive: true });
   await ensureDevVars();
   const jwks = await ensureIssuerKey();

@@ -77,7 +77,7 @@ export interface NormalizeResult {
   origins: Map<object, Origin>;
 }
 
-/** Claims GitLab puts in CI ID tokens (../shared/reference/gitlab-id-tokens.md). Rules for `kind: gitlab`
+/** Claims GitLab puts in CI ID tokens (https://docs.gitlab.com/ci/secrets/id_token_authentication/). Rules for `kind: gitlab`
  *  issuers may only name these, so a typo is an error instead of a rule that silently never matches. */
 export const GITLAB_CLAIMS: ReadonlySet<string> = new Set([
   "sub", "aud",

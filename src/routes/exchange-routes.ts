@@ -1,4 +1,5 @@
-// Everything issue 4 serves: gatepass's issuer documents and its credential endpoints.
+// gatepass as a token issuer: its OpenID Provider documents and every credential endpoint
+// (/v1/credentials, /v1/token, /v1/sts/token, the Sapro-compatible /access).
 
 import { Hono } from "hono";
 import type { AppEnv } from "../app";

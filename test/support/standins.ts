@@ -1,5 +1,5 @@
 // Loopback stand-ins for the outside world, one HTTP server for all of them, built from the
-// documented wire formats (../shared/reference/upstreams.md). Each part handles its own path prefix:
+// documented wire formats (see standins/upstreams.ts). Each part handles its own path prefix:
 //   /ping                 liveness
 //   /issuer/...           OIDC issuers (discovery + JWKS), see standins/issuer.ts
 //   /gcp/... /aws/... /azure/... /vault/...   cloud token services, see standins/upstreams.ts

@@ -1,5 +1,6 @@
 // GitLab-shaped CI ID tokens for tests: keys made in the test (WebCrypto via jose), the full claim
-// set from ../shared/reference/gitlab-id-tokens.md, and helpers to build forged/broken tokens.
+// set GitLab documents for id_tokens (https://docs.gitlab.com/ci/secrets/id_token_authentication/),
+// and helpers to build forged/broken tokens.
 // Works in workerd and in Node.
 import { base64url, calculateJwkThumbprint, CompactSign, exportJWK, generateKeyPair, type JWK } from "jose";
 

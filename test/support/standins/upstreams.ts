@@ -1,5 +1,5 @@
-// Loopback stand-ins for the clouds' token services, built from their documented wire formats
-// (../shared/reference/upstreams.md): Google STS + IAM Credentials, AWS STS (XML), Entra ID, Vault.
+// Loopback stand-ins for the clouds' token services, built from their public API documentation:
+// Google STS + IAM Credentials, AWS STS (XML), Entra ID, Vault.
 // Like the real clouds, each verifies the minted token's signature with gatepass's own keys —
 // fetched through gatepass's discovery, or uploaded like GCP's `jwksJson` — and its iss/aud/sub/times.
 //

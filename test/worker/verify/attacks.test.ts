@@ -1,5 +1,5 @@
-// Every attack in ../shared/reference/jwt-attacks.md that concerns verification, each asserting its
-// error code (policy-side items 16 and 17 belong to the policy tests).
+// The known JWT attacks that concern verification, each asserting its error code (the policy-side
+// ones, pattern-matching blow-up and rules without project scope, belong to the policy tests).
 import { env } from "cloudflare:test";
 import { base64url } from "jose";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
