@@ -11,4 +11,7 @@ export const defaultDeps: Deps = {
   now: () => Date.now(),
 };
 
+/** Keeps a request's isolate alive until the promise settles (ExecutionContext.waitUntil in a Worker). */
+export type WaitUntil = (promise: Promise<unknown>) => void;
+
 export const nowSeconds = (deps: Pick<Deps, "now">): number => Math.floor(deps.now() / 1000);

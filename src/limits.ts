@@ -1,5 +1,6 @@
 // Every size, time-to-live, skew and cooldown gatepass enforces, each with the reason for its value.
-// Other modules import from here; a number that appears in logic elsewhere is a bug.
+// Other modules import from here; a bound written into logic elsewhere is a bug. (The lengths inside
+// a field's format, such as a name or role pattern in policy/schema.ts, stay with that format.)
 
 const SECOND = 1;
 const MINUTE = 60 * SECOND;
@@ -13,6 +14,12 @@ export const MAX_TOKEN_BYTES = 16 * 1024;
 export const MAX_REQUEST_BODY_BYTES = 32 * 1024;
 /** A kid is an opaque lookup key; GitLab's are 43-char RFC 7638 thumbprints. */
 export const MAX_KID_LENGTH = 128;
+/** Credential parameters (scopes, audience, token_file, ...) are short by nature; longer ones are refused before use. */
+export const MAX_SCOPES = 20;
+export const MAX_SCOPE_LENGTH = 256;
+export const MAX_PARAM_VALUE_LENGTH = 512;
+/** Admin Authorization headers longer than this are refused before hashing. */
+export const MAX_ADMIN_HEADER_LENGTH = 1024;
 
 // ---- token verification --------------------------------------------------------------------
 /** Clock skew tolerated for exp/nbf/iat between issuer, gatepass and CI runner (RFC 8725 advice: small). */
@@ -75,6 +82,10 @@ export const MAX_TARGETS = 1_000;
 export const MAX_EXPLAINED_RULES = 20;
 /** Values in one any-of condition list: evaluation tries each, so the list is bounded. */
 export const MAX_CONDITION_ALTERNATIVES = 100;
+/** YAML aliases and `<<` merge keys let files share blocks; they can also multiply data (billion laughs), so they are capped. */
+export const MAX_YAML_ALIASES = 100;
+/** Google ID token audiences one gcp target may list (each one a relying party the target serves). */
+export const MAX_ID_TOKEN_AUDIENCES = 20;
 /** Default upper bound of a target's credential lifetime: one hour, the common cloud default. */
 export const TARGET_DEFAULT_MAX_LIFETIME_SECONDS = 1 * HOUR;
 /** A target's lifetime bound may not be shorter (credentials would expire before use) or longer (12 h is the longest any cloud grants). */
@@ -97,6 +108,8 @@ export const PREVIOUS_KEY_PUBLISH_SECONDS = MINTED_TOKEN_MAX_LIFETIME_SECONDS + 
 export const ISSUER_DOCUMENT_MAX_AGE_SECONDS = 5 * MINUTE;
 
 // ---- upstream exchanges ----------------------------------------------------------------------
+/** Credential lifetime when the caller does not ask: the clouds' own customary default. */
+export const DEFAULT_CREDENTIAL_LIFETIME_SECONDS = 1 * HOUR;
 /** One upstream attempt must answer within this. */
 export const UPSTREAM_TIMEOUT_MS = 5_000;
 /** Retries only for 429/5xx/network errors; total attempts including the first. */
@@ -135,6 +148,9 @@ export const AUDIT_LEADER_TERM_MS = 1_000;
 export const AUDIT_INSERT_TIMEOUT_MS = 10_000;
 /** The RATE_LIMITER binding's period (wrangler.toml `simple.period`): what Retry-After tells a throttled job. */
 export const RATE_LIMIT_PERIOD_SECONDS = 60;
+/** Audit queries: rows when no limit is asked, at most rows per answer, and the longest project or target filter. */
+export const DEFAULT_AUDIT_QUERY_ROWS = 100;
 export const MAX_AUDIT_QUERY_ROWS = 500;
+export const MAX_AUDIT_FILTER_LENGTH = 256;
 
 export const TIME = { SECOND, MINUTE, HOUR, DAY } as const;

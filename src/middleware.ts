@@ -4,8 +4,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./app";
 import { buildAuditEvent, type AuditDraft } from "./audit/event";
+import type { WaitUntil } from "./deps";
 import { log } from "./log";
-import { waitUntilOf } from "./routes/identify";
 import type { Services } from "./services";
 
 const AUDITED_PATH = /^\/(v1\/|access$)/;
@@ -45,4 +45,14 @@ export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
 /** The audit draft of this request, for routes to record what they learn (identity, target, rule...). */
 export function auditDraft(c: Context<AppEnv>): AuditDraft {
   return c.get("audit") ?? { route: "" };
+}
+
+/** ExecutionContext.waitUntil when running in a Worker; a detached promise otherwise (unit tests). */
+export function waitUntilOf(c: Context<AppEnv>): WaitUntil {
+  try {
+    const ctx = c.executionCtx;
+    return (promise) => ctx.waitUntil(promise);
+  } catch {
+    return (promise) => void promise.catch(() => {});
+  }
 }

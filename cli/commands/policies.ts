@@ -4,6 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { isPlainObject } from "../../src/encoding";
 import { MAX_HISTORY_SNAPSHOT_BYTES } from "../../src/limits";
 import { loadSnapshot, type CompiledPolicy } from "../../src/policy/compile";
 import { explainTarget, grantsFor } from "../../src/policy/evaluate";
@@ -259,8 +260,8 @@ async function explain(args: string[]): Promise<number> {
 
 function parseClaims(text: string): Record<string, unknown> {
   const value: unknown = JSON.parse(text);
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("the claims file must hold a JSON object");
-  return value as Record<string, unknown>;
+  if (!isPlainObject(value)) throw new Error("the claims file must hold a JSON object");
+  return value;
 }
 
 function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targets: readonly string[]): void {

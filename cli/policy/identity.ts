@@ -2,6 +2,7 @@
 // a token's payload, normalised by the Worker's own code (so a claim the Worker refuses is refused here
 // too). Nothing here verifies a signature: it answers "what would the policy decide for these claims".
 
+import { isPlainObject } from "../../src/encoding";
 import type { IssuerConfig, VerifiedIdentity } from "../../src/types";
 import { normalizeClaims } from "../../src/verify/claims";
 import { canonicalIssuerUrl } from "../../src/verify/issuer-url";
@@ -16,8 +17,8 @@ export function decodeTokenPayload(token: string): Record<string, unknown> {
   } catch {
     throw new Error("the token's payload is not base64url-encoded JSON");
   }
-  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) throw new Error("the token's payload is not a JSON object");
-  return payload as Record<string, unknown>;
+  if (!isPlainObject(payload)) throw new Error("the token's payload is not a JSON object");
+  return payload;
 }
 
 /** The issuer named, or the one whose URL or alias is the claims' `iss`, or the only one configured. */

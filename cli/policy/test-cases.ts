@@ -10,6 +10,7 @@
 //         aws-readonly: allow
 //         azure-deployer: deny
 
+import { isPlainObject } from "../../src/encoding";
 import { explainTarget, evaluate } from "../../src/policy/evaluate";
 import type { CompiledPolicy } from "../../src/policy/compile";
 import { parseYaml, type Finding, type SourceFile } from "../../src/policy/source";
@@ -35,8 +36,6 @@ export interface CaseResult {
 
 const CASE_KEYS = new Set(["name", "issuer", "claims", "token", "expect"]);
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
 /** Parses test files strictly; problems come back as findings with file and line. */
 export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPolicy): { cases: TestCase[]; findings: Finding[] } {
   const cases: TestCase[] = [];
@@ -48,7 +47,7 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
     const problem = (path: Path, message: string, atKey = false) =>
       findings.push({ file: file.name, ...parsed.locate(path, atKey), severity: "error", message });
     const doc = parsed.value;
-    if (!isObject(doc) || !Array.isArray(doc.cases) || Object.keys(doc).some((k) => k !== "cases")) {
+    if (!isPlainObject(doc) || !Array.isArray(doc.cases) || Object.keys(doc).some((k) => k !== "cases")) {
       problem([], "a policy test file is a mapping with one key, cases: a list of test cases");
       continue;
     }
@@ -56,7 +55,7 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
     doc.cases.forEach((raw, index) => {
       const at = (...rest: (string | number)[]): Path => ["cases", index, ...rest];
       const before = findings.length;
-      if (!isObject(raw)) return void problem(at(), "a test case is a mapping with name, claims (or token) and expect");
+      if (!isPlainObject(raw)) return void problem(at(), "a test case is a mapping with name, claims (or token) and expect");
       for (const key of Object.keys(raw)) if (!CASE_KEYS.has(key)) problem(at(key), `unknown key '${key}'; expected ${[...CASE_KEYS].join(", ")}`, true);
       const name = raw.name;
       if (typeof name !== "string" || name.length === 0) problem(at("name"), "every case needs a name");
@@ -67,7 +66,7 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
       let claims: Record<string, unknown> = {};
       if ((raw.claims === undefined) === (raw.token === undefined)) problem(at(), "give exactly one of claims or token");
       else if (raw.claims !== undefined) {
-        if (isObject(raw.claims)) claims = raw.claims;
+        if (isPlainObject(raw.claims)) claims = raw.claims;
         else problem(at("claims"), "claims is a mapping of claim names to values");
       } else {
         try {
@@ -79,13 +78,13 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
       }
 
       const expect = new Map<string, Expectation>();
-      if (!isObject(raw.expect) || Object.keys(raw.expect).length === 0) problem(at("expect"), "expect maps targets to allow, deny or { allow: RULE }");
+      if (!isPlainObject(raw.expect) || Object.keys(raw.expect).length === 0) problem(at("expect"), "expect maps targets to allow, deny or { allow: RULE }");
       else {
         for (const [target, value] of Object.entries(raw.expect)) {
           if (!policy.targets.has(target)) problem(at("expect", target), `unknown target '${target}'`, true);
           else if (value === "allow") expect.set(target, { allow: true });
           else if (value === "deny") expect.set(target, { allow: false });
-          else if (isObject(value) && Object.keys(value).length === 1 && typeof value.allow === "string") {
+          else if (isPlainObject(value) && Object.keys(value).length === 1 && typeof value.allow === "string") {
             if (!policy.snapshot.rules.some((r) => r.name === value.allow)) problem(at("expect", target, "allow"), `unknown rule '${value.allow}'`);
             else expect.set(target, { allow: true, rule: value.allow });
           } else problem(at("expect", target), "expected allow, deny or { allow: RULE }");

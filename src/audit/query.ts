@@ -3,7 +3,7 @@
 
 import type { Env } from "../config";
 import { GatepassError } from "../errors";
-import { MAX_AUDIT_QUERY_ROWS } from "../limits";
+import { DEFAULT_AUDIT_QUERY_ROWS, MAX_AUDIT_FILTER_LENGTH, MAX_AUDIT_QUERY_ROWS } from "../limits";
 import type { AuditEvent } from "./event";
 
 export interface AuditFilter {
@@ -27,7 +27,7 @@ export function parseAuditFilter(query: Record<string, string | undefined>): Aud
   for (const key of ["project", "target"] as const) {
     const value = query[key];
     if (value !== undefined) {
-      if (value.length === 0 || value.length > 256) throw invalid(`${key} must be 1 to 256 characters.`);
+      if (value.length === 0 || value.length > MAX_AUDIT_FILTER_LENGTH) throw invalid(`${key} must be 1 to ${MAX_AUDIT_FILTER_LENGTH} characters.`);
       filter[key] = value;
     }
   }
@@ -51,7 +51,7 @@ export function parseAuditFilter(query: Record<string, string | undefined>): Aud
 /** The newest events matching a filter, newest first (shared by the admin endpoint and `gatepass audit query`). */
 export function auditQuerySql(filter: AuditFilter): { sql: string; params: (string | number)[] } {
   const { where, params } = auditWhere(filter);
-  return { sql: `SELECT * FROM audit_events${where} ORDER BY id DESC LIMIT ?`, params: [...params, filter.limit ?? 100] };
+  return { sql: `SELECT * FROM audit_events${where} ORDER BY id DESC LIMIT ?`, params: [...params, filter.limit ?? DEFAULT_AUDIT_QUERY_ROWS] };
 }
 
 /**

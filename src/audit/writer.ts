@@ -9,7 +9,7 @@
 
 import type { Env } from "../config";
 import type { Deps } from "../deps";
-import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_BATCH_EVENTS } from "../limits";
+import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_BATCH_EVENTS, TIME } from "../limits";
 import { log } from "../log";
 import { AUDIT_COLUMNS, type AuditEvent } from "./event";
 
@@ -96,7 +96,7 @@ function withinTimeout<T>(insert: Promise<T>): Promise<T> {
 
 /** Deletes events older than the retention period; returns how many were removed. */
 export async function pruneAuditEvents(env: Env, retentionDays: number, nowMs: number): Promise<number> {
-  const cutoff = new Date(nowMs - retentionDays * 86_400_000).toISOString();
+  const cutoff = new Date(nowMs - retentionDays * TIME.DAY * 1000).toISOString();
   const result = await env.DB.prepare("DELETE FROM audit_events WHERE ts < ?").bind(cutoff).run();
   return result.meta.changes ?? 0;
 }

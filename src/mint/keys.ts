@@ -10,6 +10,7 @@
 //   signed lives), then withheld; never signs.
 // The secret is parsed and its keys imported once per isolate (Signer caches the KeyRing).
 
+import { isPlainObject } from "../encoding";
 import { GatepassError } from "../errors";
 import { MAX_KID_LENGTH, MIN_RSA_BITS, PREVIOUS_KEY_PUBLISH_SECONDS } from "../limits";
 
@@ -63,7 +64,7 @@ export function parseSigningKeySecret(text: string): SigningKeySecret {
   } catch {
     throw new Error("GATEPASS_SIGNING_KEYS is not JSON");
   }
-  if (!isObject(value) || !Array.isArray(value.keys) || Object.keys(value).length !== 1) {
+  if (!isPlainObject(value) || !Array.isArray(value.keys) || Object.keys(value).length !== 1) {
     throw new Error('GATEPASS_SIGNING_KEYS must be { "keys": [...] }');
   }
   const keys = value.keys.map((entry, index) => parseStoredKey(entry, index));
@@ -83,7 +84,7 @@ export function parseSigningKeySecret(text: string): SigningKeySecret {
 
 function parseStoredKey(entry: unknown, index: number): StoredKey {
   const where = `keys[${index}]`;
-  if (!isObject(entry)) throw new Error(`${where} is not an object`);
+  if (!isPlainObject(entry)) throw new Error(`${where} is not an object`);
   const { kid, alg, status, created_at, retired_at } = entry;
   if (typeof kid !== "string" || kid.length === 0 || kid.length > MAX_KID_LENGTH || !KID_PATTERN.test(kid)) {
     throw new Error(`${where}.kid must be 1-${MAX_KID_LENGTH} characters of [A-Za-z0-9._-]`);
@@ -177,10 +178,6 @@ export class KeyRing {
   describe(now: number): { kid: string; alg: SigningAlg; status: KeyStatus; published: boolean }[] {
     return this.stored.map((k) => ({ kid: k.kid, alg: k.alg, status: k.status, published: isPublished(k, now) }));
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function isUnixTime(value: unknown): value is number {

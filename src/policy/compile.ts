@@ -5,6 +5,7 @@
 // loadSnapshot is the Worker's gate for what it reads from KV: anything that is not a well-formed,
 // canonical snapshot whose content hash equals its version is refused (the store then fails closed).
 
+import { isPlainObject } from "../encoding";
 import { GatepassError } from "../errors";
 import { MAX_POLICY_SNAPSHOT_BYTES } from "../limits";
 import type { IssuerConfig, PolicySnapshot, RuleSpec, Target } from "../types";
@@ -38,8 +39,11 @@ export interface CompiledPolicy {
   readonly rulesByIssuer: ReadonlyMap<string, IssuerRules>;
 }
 
-/** Claims a rule can be indexed by, most selective first (ids cannot be renamed and reused). */
-export const INDEX_CLAIMS = ["project_id", "project_path", "namespace_id", "namespace_path"] as const;
+/**
+ * Claims that scope a rule to projects, most selective first (ids cannot be renamed and reused): lint
+ * requires every rule to name one, and evaluation indexes rules by their exact values.
+ */
+export const SCOPE_CLAIMS = ["project_id", "project_path", "namespace_id", "namespace_path"] as const;
 
 export const indexKey = (claim: string, value: string): string => `${claim}\u0000${value}`;
 
@@ -79,7 +83,7 @@ export function compilePolicy(snapshot: PolicySnapshot): CompiledPolicy {
 
 /** Index keys for a rule with a positive, wildcard-free condition on an index claim; undefined otherwise. */
 function exactScope(rule: CompiledRule): string[] | undefined {
-  for (const claim of INDEX_CLAIMS) {
+  for (const claim of SCOPE_CLAIMS) {
     const condition = rule.conditions.find((c) => c.claim === claim);
     if (condition && !condition.negated && condition.patterns.every((p) => p.exact)) {
       return [...new Set(condition.patterns.map((p) => indexKey(claim, p.source)))];
@@ -106,8 +110,8 @@ export async function loadSnapshot(text: string): Promise<CompiledPolicy> {
   } catch {
     throw invalid("it is not JSON");
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalid("it is not a JSON object");
-  const fields = raw as Record<string, unknown>;
+  if (!isPlainObject(raw)) throw invalid("it is not a JSON object");
+  const fields = raw;
   const keys = Object.keys(fields).sort();
   if (keys.join() !== SNAPSHOT_KEYS.join()) throw invalid(`its keys are ${keys.join(", ")}; expected ${SNAPSHOT_KEYS.join(", ")}`);
   if (fields.format !== SNAPSHOT_FORMAT) throw invalid(`format ${JSON.stringify(fields.format)} is not supported`);

@@ -7,8 +7,8 @@ import { GatepassError } from "../errors";
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_EXPLAINED_RULES } from "../limits";
 import type { ConditionFailure, Decision, Grant, NormalizedClaims, RuleExplanation, TargetExplanation, VerifiedIdentity } from "../types";
 import type { ClaimValue } from "./condition";
-import { INDEX_CLAIMS, indexKey, type CompiledPolicy, type CompiledRule } from "./compile";
-import { NAME as TARGET_NAME } from "./schema";
+import { SCOPE_CLAIMS, indexKey, type CompiledPolicy, type CompiledRule } from "./compile";
+import { NAME_PATTERN as TARGET_NAME } from "./schema";
 
 /** Throws GatepassError("target_unknown") for a target that is not configured. Deny by default. */
 export function evaluate(policy: CompiledPolicy, identity: VerifiedIdentity, target: string): Decision {
@@ -89,7 +89,7 @@ function requireTarget(policy: CompiledPolicy, target: string): void {
 function visitCandidates(policy: CompiledPolicy, identity: VerifiedIdentity, visit: (rule: CompiledRule) => void): void {
   const rules = policy.rulesByIssuer.get(identity.issuer);
   if (!rules) return;
-  for (const claim of INDEX_CLAIMS) {
+  for (const claim of SCOPE_CLAIMS) {
     const value = claimValue(identity.claims, claim);
     if (value === undefined) continue;
     for (const element of typeof value === "string" ? [value] : value) {

@@ -2,6 +2,7 @@
 // silenced by the rule itself (acknowledge: { broad | unprotected: true }), so a reviewer sees it.
 
 import type { RuleSpec, Target } from "../types";
+import { SCOPE_CLAIMS } from "./compile";
 import { compileCondition, conditionParts, type Condition } from "./condition";
 import type { Path, PolicyParts } from "./schema";
 
@@ -22,8 +23,6 @@ export interface LintFinding {
   message: string;
 }
 
-/** Claims that scope a rule to projects; ids first, since paths can be renamed and reused. */
-export const SCOPE_CLAIMS = ["project_id", "project_path", "namespace_id", "namespace_path"] as const;
 const ID_CLAIMS = new Set(["project_id", "namespace_id"]);
 
 /** Pipeline sources that run code proposed from outside the protected branches (merge requests, forks). */

@@ -7,6 +7,7 @@
 // Normalising a valid snapshot gives it back unchanged, which is how loadSnapshot checks it.
 
 import { isLoopbackHost } from "../config";
+import { isPlainObject } from "../encoding";
 import {
   AWS_MAX_DURATION_SECONDS,
   AWS_MIN_DURATION_SECONDS,
@@ -14,6 +15,7 @@ import {
   GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS,
   MAX_CONFIGURABLE_TOKEN_AGE_SECONDS,
   MAX_CONDITION_ALTERNATIVES,
+  MAX_ID_TOKEN_AUDIENCES,
   MAX_KID_LENGTH,
   MAX_ISSUERS,
   MAX_RULES,
@@ -35,7 +37,6 @@ import {
   fail,
   int,
   INVALID,
-  isPlainObject,
   list,
   object,
   oneOf,
@@ -163,14 +164,15 @@ const conditionMap: Spec<RuleSpec["match"]> = {
 // ---- issuers ----------------------------------------------------------------------------------
 
 /** Issuer and target names; routes use it to refuse a target name no policy can contain before any work. */
-export const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const NAME_EXPECTED = "a name of lower-case letters, digits, '.', '_' and '-' (at most 63 characters)";
 const NO_SPACE = /^\S+$/;
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
 
-/** https anywhere; http only on loopback (the local development issuer). */
-function fetchableUrl(raw: string): { problem: string } | { value: string } {
+/** https anywhere; http only on loopback (the local development issuer: the Worker refuses http
+ *  outside development mode, whatever the policy says). */
+function httpsOrLoopbackUrl(raw: string): { problem: string } | { value: string } {
   let url: URL;
   try {
     url = new URL(raw);
@@ -187,18 +189,18 @@ function fetchableUrl(raw: string): { problem: string } | { value: string } {
 function issuerUrl(raw: string): { problem: string } | { value: string } {
   const canonical = canonicalIssuerUrl(raw);
   if (!canonical) return { problem: `'${raw}' is not an issuer URL (http(s) in plain ASCII: no query, fragment, credentials, dot segments, %-escapes or backslashes)` };
-  const checked = fetchableUrl(canonical);
+  const checked = httpsOrLoopbackUrl(canonical);
   return "problem" in checked ? checked : { value: canonical };
 }
 
 const keySource = tagged<IssuerConfig["keys"]>("source", {
   discovery: {},
-  jwks_uri: { jwks_uri: { spec: str({ refine: fetchableUrl }), required: true, doc: "URL of the issuer's JWKS." } },
+  jwks_uri: { jwks_uri: { spec: str({ refine: httpsOrLoopbackUrl }), required: true, doc: "URL of the issuer's JWKS." } },
   pushed: {},
 });
 
 const issuerFields: Fields = {
-  name: { spec: str({ pattern: NAME, expected: NAME_EXPECTED }), required: true, doc: "Name used by rules, KV keys and audit." },
+  name: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), required: true, doc: "Name used by rules, KV keys and audit." },
   url: { spec: str({ refine: issuerUrl }), required: true, doc: "The issuer URL as in the token's iss (canonicalised)." },
   kind: { spec: oneOf(["gitlab", "generic"]), default: "gitlab", doc: "gitlab requires CI claims and known claim names in rules." },
   aliases: { spec: list(str({ refine: issuerUrl }), { unique: true }), default: [], doc: "Other spellings of iss accepted for this issuer." },
@@ -236,7 +238,7 @@ interface LifetimeRule {
 function targetBase(lifetime: LifetimeRule): Fields {
   const refuse = lifetime.refuse;
   return {
-    name: { spec: str({ pattern: NAME, expected: NAME_EXPECTED }), required: true, doc: "Name jobs ask for (/v1/credentials/NAME)." },
+    name: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), required: true, doc: "Name jobs ask for (/v1/credentials/NAME)." },
     description: { spec: str({ maxLength: 1024 }), doc: "Free text for humans." },
     privileged: { spec: bool(), default: false, doc: "Only protected refs outside merge-request pipelines may reach it (enforced by lint)." },
     subject: {
@@ -265,7 +267,6 @@ const anyLifetime = { min: TARGET_MIN_LIFETIME_SECONDS, max: TARGET_MAX_LIFETIME
 
 /** Google ID token audiences a gcp target may be asked for: exact strings, compared as written. */
 const ID_TOKEN_AUDIENCE = /^[^\s*]+$/;
-const MAX_ID_TOKEN_AUDIENCES = 20;
 
 const GCP_LIFETIME_WITHOUT_SERVICE_ACCOUNT =
   "max_lifetime is not enforced without service_account: Google STS decides the federated token's lifetime and gatepass cannot " +
@@ -348,7 +349,7 @@ const targetSpec = tagged<Target>("type", {
   },
   vault: {
     ...targetBase({ ...anyLifetime, doc: "Upper bound for the Vault token's lease: gatepass refuses a token whose lease exceeds it." }),
-    address: { spec: str({ refine: fetchableUrl }), required: true, doc: "Vault address (origin, optionally with the path prefix of a reverse proxy), e.g. https://vault.example.com:8200." },
+    address: { spec: str({ refine: httpsOrLoopbackUrl }), required: true, doc: "Vault address (origin, optionally with the path prefix of a reverse proxy), e.g. https://vault.example.com:8200." },
     mount: { spec: str({ pattern: VAULT_MOUNT_PATTERN, expected: "a mount path such as jwt or auth-ci/jwt" }), default: "jwt", doc: "JWT auth mount." },
     role: { spec: str({ pattern: /^[\w.@-]{1,128}$/, expected: "a Vault role name" }), required: true, doc: "Vault role to log in as." },
     audience: audience("aud of the minted token; must be in the role's bound_audiences."),
@@ -373,10 +374,10 @@ function jsonObjectText(text: string): { problem: string } | { value: string } {
 
 const ruleFields: Fields = {
   name: { spec: str({ pattern: RULE_NAME, expected: "a rule name of letters, digits, '.', '_' and '-'" }), required: true, doc: "Unique rule name (shown in grants and audit)." },
-  issuer: { spec: str({ pattern: NAME, expected: NAME_EXPECTED }), required: true, doc: "The issuer whose tokens this rule applies to." },
+  issuer: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), required: true, doc: "The issuer whose tokens this rule applies to." },
   description: { spec: str({ maxLength: 1024 }), doc: "Free text for humans." },
   match: { spec: conditionMap, required: true, doc: "Conditions on verified claims; all must hold." },
-  allow: { spec: list(str({ pattern: NAME, expected: NAME_EXPECTED }), { min: 1, unique: true }), required: true, doc: "Targets this rule grants." },
+  allow: { spec: list(str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), { min: 1, unique: true }), required: true, doc: "Targets this rule grants." },
   acknowledge: {
     spec: object({
       broad: { spec: bool(), doc: "The rule has no project or namespace scope on purpose." },

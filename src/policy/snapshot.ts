@@ -2,6 +2,7 @@
 // is the version. The same sources always give the same version; the push time and the source digest
 // are carried alongside but are not part of the hash, so re-pushing unchanged policy is a no-op.
 
+import { sha256Hex } from "../encoding";
 import type { PolicySnapshot } from "../types";
 import type { PolicyParts } from "./schema";
 
@@ -21,12 +22,6 @@ function sortKeys(value: unknown): unknown {
     if (inner !== undefined) out[key] = sortKeys(inner);
   }
   return out;
-}
-
-export async function sha256Hex(data: string | Uint8Array): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export type SnapshotBody = Pick<PolicySnapshot, "format" | "issuers" | "targets" | "rules">;

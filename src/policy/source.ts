@@ -2,6 +2,7 @@
 // (validate, test, push, explain); the Worker only ever sees compiled snapshots and never loads YAML.
 
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
+import { MAX_YAML_ALIASES } from "../limits";
 import { lintPolicy, type LintCode } from "./lint";
 import { normalizePolicy, type Path, type PolicyParts, type Problem } from "./schema";
 
@@ -27,9 +28,6 @@ export interface ParsedYaml {
   locate(path: Path, atKey?: boolean): { line: number; column: number };
 }
 
-/** Aliases and `<<` merge keys let files share blocks; they can also multiply data (billion laughs), so they are capped. */
-const MAX_ALIASES = 100;
-
 export function parseYaml(file: SourceFile): ParsedYaml {
   const lineCounter = new LineCounter();
   const doc = parseDocument(file.text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
@@ -49,7 +47,7 @@ export function parseYaml(file: SourceFile): ParsedYaml {
   let value: unknown;
   if (errors.length === 0) {
     try {
-      value = doc.toJS({ maxAliasCount: MAX_ALIASES });
+      value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
     } catch (err) {
       errors.push({ file: file.name, line: 1, column: 1, severity: "error", message: err instanceof Error ? err.message : String(err) });
     }

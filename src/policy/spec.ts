@@ -1,6 +1,8 @@
 // A small toolkit for describing plain-value shapes once and getting both a strict reader (with paths
 // for error messages, defaults, and a "source" vs "snapshot" mode) and a JSON Schema from it.
 
+import { isPlainObject } from "../encoding";
+
 export type Mode = "source" | "snapshot";
 export type Path = readonly (string | number)[];
 
@@ -39,10 +41,6 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
   return `${typeof value} ${JSON.stringify(value)}`;
-}
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 export interface StringOptions {

@@ -7,15 +7,13 @@
 // - snapshot deleted from KV → the isolate drops its copy too (deleting the key is an emergency stop).
 
 import type { Env } from "../config";
-import type { Deps } from "../deps";
+import type { Deps, WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
 import { POLICY_RECHECK_MS } from "../limits";
 import { loadSnapshot, type CompiledPolicy } from "./compile";
 
 /** KV key (in POLICIES) of the active snapshot; see docs/storage.md. */
 export const ACTIVE_SNAPSHOT_KEY = "active";
-
-type WaitUntil = (promise: Promise<unknown>) => void;
 
 export class PolicyStore {
   private policy: CompiledPolicy | undefined;

@@ -1,5 +1,6 @@
 // AWS: AssumeRoleWithWebIdentity with the minted token (unsigned Query API POST, XML answer).
 
+import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import type { AwsTarget, VerifiedIdentity } from "../types";
 import type { AwsCredential } from "./credential";
@@ -28,7 +29,7 @@ export async function exchangeAws(
   if (!/^[a-z0-9-]{1,32}$/.test(target.region)) {
     throw new GatepassError("internal_error", { cause: new Error(`target ${target.name}: bad region`) });
   }
-  const now = Math.floor(ctx.deps.now() / 1000);
+  const now = nowSeconds(ctx.deps);
   const xml = await callUpstream(
     {
       service: "aws-sts",

@@ -1,5 +1,6 @@
 // Azure: Entra ID client-credentials grant with the minted token as a federated client assertion.
 
+import { nowSeconds } from "../deps";
 import type { AzureTarget } from "../types";
 import type { AccessTokenCredential } from "./credential";
 import type { ProviderContext } from "./index";
@@ -16,7 +17,7 @@ const HINTS: Record<string, string> = {
 };
 
 export async function exchangeAzure(target: AzureTarget, minted: string, resolved: ResolvedExchange, ctx: ProviderContext): Promise<AccessTokenCredential> {
-  const now = Math.floor(ctx.deps.now() / 1000);
+  const now = nowSeconds(ctx.deps);
   const body = await callUpstream(
     {
       service: "azure-entra",

@@ -3,6 +3,7 @@
 // service account the federated token itself is the credential.
 
 import { decodeJwt } from "jose";
+import { nowSeconds } from "../deps";
 import type { GcpTarget } from "../types";
 import type { AccessTokenCredential, IdTokenCredential } from "./credential";
 import type { ProviderContext } from "./index";
@@ -30,7 +31,7 @@ export async function exchangeGcp(
   resolved: ResolvedExchange,
   ctx: ProviderContext,
 ): Promise<AccessTokenCredential | IdTokenCredential> {
-  const now = Math.floor(ctx.deps.now() / 1000);
+  const now = nowSeconds(ctx.deps);
   const sts = await stsExchange(target, minted, target.service_account ? [CLOUD_PLATFORM] : resolved.scopes, ctx);
   if (!target.service_account) {
     return { kind: "access_token", provider: "gcp", target: target.name, accessToken: sts.accessToken, scopes: resolved.scopes, expiresAt: now + sts.expiresIn };

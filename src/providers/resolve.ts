@@ -6,10 +6,10 @@ import { GatepassError } from "../errors";
 import {
   AWS_MAX_DURATION_SECONDS,
   AWS_MIN_DURATION_SECONDS,
+  DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
   GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS,
   MINTED_TOKEN_DEFAULT_LIFETIME_SECONDS,
   MINTED_TOKEN_MAX_LIFETIME_SECONDS,
-  TIME,
 } from "../limits";
 import type { AwsTarget, GcpTarget, Target } from "../types";
 import type { ExchangeRequest } from "./credential";
@@ -25,9 +25,6 @@ export interface ResolvedExchange {
   /** gcp: ID token audience. */
   audience?: string;
 }
-
-/** Credential lifetime when the caller does not ask: the clouds' own customary default. */
-const DEFAULT_CREDENTIAL_LIFETIME_SECONDS = 1 * TIME.HOUR;
 
 export function resolveExchange(target: Target, request: ExchangeRequest): ResolvedExchange {
   const exchangeMint = Math.min(MINTED_TOKEN_DEFAULT_LIFETIME_SECONDS, target.max_lifetime_seconds);

@@ -4,6 +4,7 @@
 // caller: callers get the upstream's own error code (details.upstream_error) and a hint.
 
 import type { Deps } from "../deps";
+import { isPlainObject } from "../encoding";
 import { GatepassError } from "../errors";
 import { MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_EXPIRY_SECONDS, UPSTREAM_BACKOFF_BASE_MS, UPSTREAM_MAX_ATTEMPTS, UPSTREAM_TIMEOUT_MS } from "../limits";
 import { log } from "../log";
@@ -190,7 +191,7 @@ function sleep(ms: number): Promise<void> {
 export function parseJsonObject(text: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return isPlainObject(value) ? value : undefined;
   } catch {
     return undefined;
   }

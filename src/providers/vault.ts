@@ -1,6 +1,7 @@
 // Vault: JWT auth login with the minted token → a client token and its lease.
 
 import { isAcceptableIssuerUrl } from "../config";
+import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import { log } from "../log";
 import { VAULT_MOUNT_PATTERN } from "../policy/schema";
@@ -15,7 +16,7 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
   if (!isAcceptableIssuerUrl(address, ctx.config.development) || !VAULT_MOUNT_PATTERN.test(target.mount)) {
     throw new GatepassError("internal_error", { cause: new Error(`target ${target.name}: bad Vault address or mount`) });
   }
-  const now = Math.floor(ctx.deps.now() / 1000);
+  const now = nowSeconds(ctx.deps);
   const body = await callUpstream(
     {
       service: "vault",

@@ -9,13 +9,10 @@ import { parseAuditFilter, queryAuditEvents, recentErrorCounts } from "../audit/
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
-import { MAX_JWKS_BYTES, TIME } from "../limits";
+import { MAX_ADMIN_HEADER_LENGTH, MAX_JWKS_BYTES, TIME } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/body";
 import { validatePublicJwks } from "../verify/keyset";
-import { waitUntilOf } from "./identify";
-
-/** Longer Authorization headers are refused before hashing. */
-const MAX_ADMIN_HEADER_LENGTH = 1024;
+import { waitUntilOf } from "../middleware";
 
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const expected = readConfig(c.env).adminToken;

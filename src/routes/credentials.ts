@@ -7,7 +7,7 @@ import { readConfig } from "../config";
 import { GatepassError } from "../errors";
 import { DEFAULT_TOKEN_FILE, gcloudConfig } from "../format/gcloud";
 import { assertFormatFor, parseFormat, renderCredential } from "../format/index";
-import { NAME as TARGET_NAME } from "../policy/schema";
+import { NAME_PATTERN as TARGET_NAME } from "../policy/schema";
 import { authorize, issue, NO_STORE } from "./exchange-flow";
 import { parseLifetime, parsePrintable, parseScopes, readParams } from "./params";
 
@@ -31,7 +31,9 @@ credentialsRoutes.post("/v1/credentials/:target", async (c) => {
   const authorized = await authorize(c, targetName);
   assertFormatFor(authorized.target.type, format);
 
-  if (format === "gcloud" && authorized.target.type === "gcp") {
+  if (format === "gcloud") {
+    // assertFormatFor admits gcloud for gcp targets only; this narrows the type and fails closed.
+    if (authorized.target.type !== "gcp") throw new GatepassError("format_unsupported");
     // The config only points Google's tools at gatepass: nothing is minted until they call the STS endpoint.
     if (request.lifetimeSeconds !== undefined || request.scopes !== undefined || request.audience !== undefined) {
       throw new GatepassError("request_invalid", { description: "format=gcloud takes no lifetime, scope or audience; Google's tools ask for those themselves." });
@@ -40,6 +42,6 @@ credentialsRoutes.post("/v1/credentials/:target", async (c) => {
     return c.json(config, 200, NO_STORE);
   }
   const issued = await issue(c, authorized, request);
-  const rendered = renderCredential(issued.credential, format === "gcloud" ? "json" : format, issued.now);
+  const rendered = renderCredential(issued.credential, format, issued.now);
   return c.body(rendered.body, 200, { ...NO_STORE, "Content-Type": rendered.contentType });
 });

@@ -3,9 +3,10 @@
 
 import type { Context } from "hono";
 import type { AppEnv } from "../app";
+import { sha256Hex } from "../encoding";
 import type { CompiledPolicy } from "../policy/compile";
-import { sha256Hex } from "../policy/snapshot";
 import type { VerifiedIdentity } from "../types";
+import { waitUntilOf } from "../middleware";
 import { bearerToken } from "./bearer";
 
 export interface Caller {
@@ -28,17 +29,5 @@ export async function identifyCaller(c: Context<AppEnv>, token = bearerToken(c.r
     // (or against the wrong audience) can be traced.
     if (draft) draft.tokenSha256 = await sha256Hex(token);
     throw err;
-  }
-}
-
-export type WaitUntil = (promise: Promise<unknown>) => void;
-
-/** ExecutionContext.waitUntil when running in a Worker; a detached promise otherwise (unit tests). */
-export function waitUntilOf(c: Context<AppEnv>): WaitUntil {
-  try {
-    const ctx = c.executionCtx;
-    return (promise) => ctx.waitUntil(promise);
-  } catch {
-    return (promise) => void promise.catch(() => {});
   }
 }

@@ -4,7 +4,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../app";
 import { GatepassError } from "../errors";
-import { MAX_REQUEST_BODY_BYTES } from "../limits";
+import { MAX_PARAM_VALUE_LENGTH, MAX_REQUEST_BODY_BYTES, MAX_SCOPE_LENGTH, MAX_SCOPES } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/body";
 
 export type Params = Record<string, string>;
@@ -63,14 +63,12 @@ async function readBodyCapped(request: Request): Promise<string> {
     return await readCapped(request, MAX_REQUEST_BODY_BYTES);
   } catch (err) {
     if (err instanceof BodyTooLargeError) throw new GatepassError("request_too_large");
-    throw invalid("The body is not valid UTF-8.");
+    throw invalid("The body could not be read as UTF-8 text.");
   }
 }
 
 // ---- value parsers --------------------------------------------------------------------------
 
-const MAX_SCOPES = 20;
-const MAX_VALUE_LENGTH = 512;
 
 /** `900`, `900s`, `15m`, `1h` → seconds. */
 export function parseLifetime(value: string | undefined): number | undefined {
@@ -84,7 +82,7 @@ export function parseLifetime(value: string | undefined): number | undefined {
 export function parseScopes(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const scopes = [...new Set(value.split(/[\s,]+/).filter((s) => s !== ""))];
-  if (scopes.length === 0 || scopes.length > MAX_SCOPES || scopes.some((s) => !/^[\x21-\x7e]{1,256}$/.test(s))) {
+  if (scopes.length === 0 || scopes.length > MAX_SCOPES || scopes.some((s) => !/^[\x21-\x7e]+$/.test(s) || s.length > MAX_SCOPE_LENGTH)) {
     throw invalid(`scope must list 1-${MAX_SCOPES} scopes separated by spaces or commas.`);
   }
   return scopes;
@@ -93,8 +91,8 @@ export function parseScopes(value: string | undefined): string[] | undefined {
 /** A free-form value that gatepass forwards or echoes (audience, file path): printable, bounded. */
 export function parsePrintable(name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  if (value.length === 0 || value.length > MAX_VALUE_LENGTH || !/^[\x20-\x7e]+$/.test(value)) {
-    throw invalid(`${name} must be 1-${MAX_VALUE_LENGTH} printable ASCII characters.`);
+  if (value.length === 0 || value.length > MAX_PARAM_VALUE_LENGTH || !/^[\x20-\x7e]+$/.test(value)) {
+    throw invalid(`${name} must be 1-${MAX_PARAM_VALUE_LENGTH} printable ASCII characters.`);
   }
   return value;
 }

@@ -1,10 +1,10 @@
 // Bounded HTTP for issuer documents: allowed schemes only, a timeout, redirects followed only within
 // one origin, and a size cap enforced while reading (Content-Length is checked but not trusted).
 
+import { isAcceptableIssuerUrl } from "../config";
 import type { Deps } from "../deps";
 import { readCapped } from "../http/body";
 import { JWKS_MAX_REDIRECTS } from "../limits";
-import { isFetchableUrl } from "./issuer-url";
 
 export interface FetchedJson {
   body: unknown;
@@ -25,7 +25,7 @@ export async function fetchIssuerJson(deps: Deps, url: string, options: IssuerFe
   const signal = AbortSignal.timeout(options.timeoutMs);
   let current = url;
   for (let hop = 0; ; hop++) {
-    if (!isFetchableUrl(current, options.development)) throw new Error(`refusing to fetch ${current}: not an https URL`);
+    if (!isAcceptableIssuerUrl(current, options.development)) throw new Error(`refusing to fetch ${current}: not an https URL`);
     if (new URL(current).origin !== options.origin) throw new Error(`refusing to fetch ${current}: not on ${options.origin}`);
     let response: Response;
     try {

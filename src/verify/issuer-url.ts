@@ -1,8 +1,6 @@
 // One canonical spelling for issuer URLs, used for both configured issuers and a token's `iss`, so
 // that quirks (no scheme, trailing slash, host case, default port) compare equal.
 
-import { isAcceptableIssuerUrl } from "../config";
-
 /** Printable ASCII without `%` or a backslash: the URL parser would decode, fold or convert anything else. */
 const PLAIN_URL_TEXT = /^[\x21-\x24\x26-\x5b\x5d-\x7e]+$/;
 const DOT_SEGMENT = /\/\.{1,2}(\/|$)/;
@@ -32,9 +30,4 @@ export function canonicalIssuerUrl(raw: string): string | undefined {
   // URL already lower-cases the host and drops default ports.
   const path = url.pathname.replace(/\/+$/, "");
   return `${url.protocol}//${url.host}${path}`;
-}
-
-/** Whether gatepass may fetch from this issuer-derived URL (https, or http on loopback in development). */
-export function isFetchableUrl(raw: string, development: boolean): boolean {
-  return isAcceptableIssuerUrl(raw, development);
 }

@@ -10,7 +10,7 @@
 // KV layout: docs/storage.md.
 
 import type { Env } from "../config";
-import { nowSeconds, type Deps } from "../deps";
+import { nowSeconds, type Deps, type WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
 import {
   JWKS_DEFAULT_FRESH_SECONDS,
@@ -29,7 +29,7 @@ import { log } from "../log";
 import type { IssuerConfig, KeySource } from "../types";
 import { importJWK } from "jose";
 import { keyFitsAlgorithm } from "./algorithms";
-import { isPlainObject } from "./encoding";
+import { isPlainObject } from "../encoding";
 import { fetchIssuerJson } from "./fetch";
 import { usablePublicKeys, type PublicJwk } from "./keyset";
 
@@ -57,8 +57,6 @@ export interface IssuerKeyStatus {
   kids: string[];
   last_error: string | null;
 }
-
-type Defer = (promise: Promise<unknown>) => void;
 
 export const jwksStorageKey = (issuerName: string): string => `issuer:${issuerName}`;
 
@@ -203,7 +201,7 @@ export class KeyCache {
   }
 
   /** The verification key for (issuer, kid, alg), through the layers; throws key_unknown / jwks_unavailable. */
-  async key(issuer: IssuerConfig, kid: string, alg: string, env: Env, defer: Defer): Promise<CryptoKey> {
+  async key(issuer: IssuerConfig, kid: string, alg: string, env: Env, defer: WaitUntil): Promise<CryptoKey> {
     const state = this.stateFor(issuer);
     const now = nowSeconds(this.deps);
     const cold = !state.usable(now);
@@ -312,14 +310,14 @@ export class KeyCache {
   }
 
   /** Single-flight reload per issuer. */
-  private load(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: Defer, wantedKid?: string): Promise<void> {
+  private load(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: WaitUntil, wantedKid?: string): Promise<void> {
     state.loading ??= this.reload(state, issuer, env, defer, wantedKid).finally(() => {
       state.loading = undefined;
     });
     return state.loading;
   }
 
-  private async reload(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: Defer, wantedKid?: string): Promise<void> {
+  private async reload(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: WaitUntil, wantedKid?: string): Promise<void> {
     const now = nowSeconds(this.deps);
     const { set: stored, read } = await this.readStored(env, issuer, state);
     if (stored && supersedes(stored, state.set)) state.adopt(stored);
@@ -349,7 +347,7 @@ export class KeyCache {
   }
 
   /** Network layer: fetch, adopt, persist. Throws after recording the failure. */
-  private async fetchInto(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: Defer): Promise<void> {
+  private async fetchInto(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: WaitUntil): Promise<void> {
     let set: StoredKeySet;
     try {
       set = await this.fetchKeySet(issuer, env);

@@ -5,7 +5,7 @@ import { GatepassError } from "../errors";
 import { CLOCK_SKEW_SECONDS, MAX_CACHED_HEADERS, MAX_KID_LENGTH, MAX_TOKEN_BYTES } from "../limits";
 import type { IssuerConfig } from "../types";
 import { isSupportedAlgorithm } from "./algorithms";
-import { decodeBase64url, decodeBase64urlJson, isPlainObject } from "./encoding";
+import { decodeBase64url, decodeBase64urlJson, isPlainObject } from "../encoding";
 import { isBareHostIssuer } from "./issuers";
 
 export interface TokenHeader {

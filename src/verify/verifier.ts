@@ -2,13 +2,13 @@
 // unknown issuer is refused before any key lookup, so attacker input never drives a network request.
 
 import { isAcceptableIssuerUrl, type Env } from "../config";
-import { nowSeconds, type Deps } from "../deps";
+import { nowSeconds, type Deps, type WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
 import { JWKS_FETCH_TIMEOUT_MS } from "../limits";
 import type { IssuerConfig, VerifiedIdentity } from "../types";
 import { checkCiClaims, normalizeClaims } from "./claims";
 import { verifyParams } from "./algorithms";
-import { hex } from "./encoding";
+import { hex } from "../encoding";
 import { findIssuer } from "./issuers";
 import { KeyCache, type IssuerKeyStatus, type StoredKeySet } from "./jwks";
 import type { PublicJwk } from "./keyset";
@@ -36,7 +36,7 @@ export class Verifier {
     token: string,
     issuers: readonly IssuerConfig[],
     env: Env,
-    waitUntil: (promise: Promise<unknown>) => void,
+    waitUntil: WaitUntil,
   ): Promise<VerifiedIdentity> {
     const { header, payload, signature, signingInputLength } = parseToken(token);
     const issuer = findIssuer(payload.iss, issuers);

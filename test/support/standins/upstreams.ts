@@ -227,7 +227,7 @@ async function azure(ns: Namespace, captured: CapturedRequest, res: ServerRespon
   const b = captured.body;
   const tenant = decodeURIComponent(captured.path.split("/")[1]!);
   const error = (code: number, error: string, aadsts: number, text: string) =>
-    send(res, 400, JSON.stringify({ error, error_description: `AADSTS${aadsts}: ${text}`, error_codes: [aadsts], timestamp: new Date().toISOString() }));
+    send(res, code, JSON.stringify({ error, error_description: `AADSTS${aadsts}: ${text}`, error_codes: [aadsts], timestamp: new Date().toISOString() }));
   if (b.grant_type !== "client_credentials" || b.client_assertion_type !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
     return error(400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.");
   }

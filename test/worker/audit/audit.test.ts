@@ -6,7 +6,7 @@ import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
 import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
 import worker from "../../../src/index";
-import { sha256Hex } from "../../../src/policy/snapshot";
+import { sha256Hex } from "../../../src/encoding";
 import { bearer, createHarness as createAppHarness } from "../exchange/app-harness";
 import { auditEventsFor } from "./events";
 

@@ -3,7 +3,7 @@
 import { SELF } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bearer, createHarness, FORM, type Harness } from "./app-harness";
-import { sha256Hex } from "../../../src/policy/snapshot";
+import { sha256Hex } from "../../../src/encoding";
 import { auditEventsFor } from "../audit/events";
 import { capturedRequests, ISSUER, SA } from "./fixtures";
 
@@ -218,6 +218,12 @@ describe("POST /v1/credentials/:target", () => {
     const res = await post("/v1/credentials/gcp-deploy", `scope=${"a".repeat(40_000)}`);
     expect(res.status).toBe(413);
     expect((await json(res)).code).toBe("request_too_large");
+  });
+
+  it("refuses a body that is not UTF-8 (request_invalid), never decoding it loosely", async () => {
+    const res = await h.request("/v1/credentials/gcp-deploy", { method: "POST", headers: bearer(token, FORM), body: new Uint8Array([0x73, 0x63, 0x6f, 0x70, 0x65, 0x3d, 0xff]) });
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ code: "request_invalid", error_description: "The body could not be read as UTF-8 text." });
   });
 
   it("maps an upstream refusal to upstream_denied with the cloud's code and no raw body", async () => {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { GatepassError } from "../../../src/errors";
 import { callUpstream, UpstreamTimer, type UpstreamRequest } from "../../../src/providers/upstream";
 import { capturedRequests, deps, failure, FAST_RETRY, newNamespace, setScenario, upstreamBase } from "./fixtures";
 import type { Fault } from "../../support/standins/upstreams";

@@ -3,7 +3,8 @@ import { isGatepassError } from "../../../src/errors";
 import { MAX_POLICY_SNAPSHOT_BYTES } from "../../../src/limits";
 import { loadSnapshot } from "../../../src/policy/compile";
 import { evaluate } from "../../../src/policy/evaluate";
-import { buildSnapshot, canonicalJson, sha256Hex, snapshotBody, snapshotVersion, sourceDigest } from "../../../src/policy/snapshot";
+import { sha256Hex } from "../../../src/encoding";
+import { buildSnapshot, canonicalJson, snapshotBody, snapshotVersion, sourceDigest } from "../../../src/policy/snapshot";
 import { checkPolicySources } from "../../../src/policy/source";
 import { identity, ISSUERS_YAML, RULES_YAML, snapshotOf, sources, TARGETS_YAML } from "./fixtures";
 

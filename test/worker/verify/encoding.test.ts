@@ -3,7 +3,7 @@
 // Likewise the decoded bytes must be valid UTF-8: a lenient decoder maps different bytes to U+FFFD.
 import { Buffer } from "node:buffer";
 import { describe, expect, it } from "vitest";
-import { decodeBase64url } from "../../../src/verify/encoding";
+import { decodeBase64url } from "../../../src/encoding";
 import { gitlabClaims, signBytes } from "../../support/tokens";
 import { AUDIENCE, createHarness, expectCode, standinIssuer } from "./harness";
 

@@ -1,4 +1,5 @@
-// Strict encodings shared by token parsing and key validation.
+// Strict encodings and value checks shared across gatepass: token parsing, key validation, policy
+// files, and the SHA-256 digests that stand in for tokens and snapshots.
 
 import { Buffer } from "node:buffer";
 
@@ -39,6 +40,11 @@ export function decodeBase64urlJson(text: string): unknown {
 
 export function hex(bytes: ArrayBuffer): string {
   return Buffer.from(bytes).toString("hex");
+}
+
+/** Lower-case hex SHA-256 of a string's UTF-8 or of bytes. */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  return hex(await crypto.subtle.digest("SHA-256", typeof data === "string" ? new TextEncoder().encode(data) : data));
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
