@@ -9,6 +9,7 @@ import { defaultDeps } from "../../../src/deps";
 import { normalizePolicy } from "../../../src/policy/schema";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+import { MAX_AUDIT_FILTER_LENGTH } from "../../../src/limits";
 
 const ADMIN = { Authorization: "Bearer test-admin-token" };
 const app = createApp(defaultDeps);
@@ -88,7 +89,8 @@ describe("GET /v1/admin/audit", () => {
   });
 
   it("refuses unknown or malformed filters with request_invalid", async () => {
-    for (const query of ["?user=root", "?decision=maybe", "?since=yesterday", "?limit=0", "?limit=100000"]) {
+    const tooLong = "p".repeat(MAX_AUDIT_FILTER_LENGTH + 1);
+    for (const query of ["?user=root", "?decision=maybe", "?since=yesterday", "?limit=0", "?limit=100000", "?project=", `?target=${tooLong}`]) {
       expect(await get(`/v1/admin/audit${query}`)).toMatchObject({ status: 400, body: { code: "request_invalid" } });
     }
   });

@@ -59,6 +59,28 @@ describe("signing key secret", () => {
     expect(() => parseSigningKeySecret(withKeys([{ ...current, crv: "P-384" }]))).toThrow(/P-256/);
   });
 
+  it("refuses an RS256 key set without a current RS256 key", async () => {
+    const es = await generateStoredKey("ES256", "current", NOW);
+    const rsNext = await generateStoredKey("RS256", "next", NOW);
+    expect(() => parseSigningKeySecret(withKeys([es, rsNext]))).toThrow(/RS256 keys but no current RS256 key/);
+  });
+
+  it("refuses keys with a malformed member, naming the member", async () => {
+    const es = await generateStoredKey("ES256", "current", NOW);
+    const rs = await generateStoredKey("RS256", "current", NOW);
+    const cases: [unknown, RegExp][] = [
+      [null, /keys\[1\] is not an object/],
+      [{ ...es, kid: "es-next", status: "pending" }, /status must be current, next or previous/],
+      [{ ...es, kid: "es-next", status: "next", created_at: "2026-01-01" }, /created_at must be an integer/],
+      [{ ...es, kid: "es-next", status: "next", y: undefined }, /\.y missing/],
+      [{ ...rs, kty: "EC" }, /RS256 needs kty RSA/],
+      [{ ...rs, e: "" }, /n and e required/],
+    ];
+    for (const [entry, message] of cases) {
+      expect(() => parseSigningKeySecret(withKeys([es, entry]))).toThrow(message);
+    }
+  });
+
   it("refuses RSA keys below 2048 bits", async () => {
     const pair = (await crypto.subtle.generateKey(
       { name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },

@@ -85,6 +85,14 @@ describe("loadSnapshot", () => {
     expect(await refusal(await rehash((s) => (s.created_at = "yesterday")))).toMatch(/created_at/);
   });
 
+  it("refuses a version or source digest that is not a SHA-256 hex digest", async () => {
+    const { text, snapshot } = await snapshotOf();
+    // Upper case hashes to nothing loadSnapshot would compute, but the format check names the problem first.
+    expect(await refusal(text.replace(snapshot.version, snapshot.version.toUpperCase()))).toMatch(/version is not a SHA-256 hex digest/);
+    expect(await refusal(text.replace(snapshot.source_digest, "not-a-digest"))).toMatch(/source_digest is not a SHA-256 hex digest/);
+    expect(await refusal(text.replace(`"source_digest":"${snapshot.source_digest}"`, '"source_digest":7'))).toMatch(/source_digest is not/);
+  });
+
   it("refuses invalid content even when it hashes correctly", async () => {
     expect(await refusal(await rehash((s) => ((s.rules as { allow: string[] }[])[0]!.allow = ["ghost"])))).toMatch(/rules\[0\]\.allow\[0\]: unknown target 'ghost'/);
     expect(await refusal(await rehash((s) => ((s.rules as { match: unknown }[])[0]!.match = { project_path: "a**" })))).toMatch(/whole path segment/);
