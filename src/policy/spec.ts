@@ -37,6 +37,7 @@ export function fail(ctx: Ctx, path: Path, message: string, atKey = false): type
 }
 
 export function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";

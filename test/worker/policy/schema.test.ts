@@ -180,6 +180,11 @@ describe("defaults and canonical forms", () => {
     expect(problemsOf({ rules: rules.replace("42", "4.2") })).toEqual([expect.stringMatching(/expected a string \(claims are compared as strings\)/)]);
   });
 
+  it("requires match to be a mapping of claim: condition", () => {
+    const rules = "rules:\n  - name: r\n    issuer: corp-gitlab\n    match: main\n    allow: [reader]\n";
+    expect(problemsOf({ rules })).toEqual([expect.stringMatching(/^rules\.yaml:4: expected a mapping of claim: condition, got string "main"/)]);
+  });
+
   it("requires session policies to be JSON objects", () => {
     const targets = TARGETS_YAML.replace("role/reader\n", "role/reader\n    session_policy: '{\"Version\": \"2012-10-17\"'\n");
     expect(problemsOf({ targets })).toEqual([expect.stringMatching(/session_policy must be the text of a JSON object/)]);
