@@ -112,6 +112,18 @@ describe("gcp", () => {
     },
   );
 
+  it.each([
+    ["generateAccessToken without accessToken", {}, JSON.stringify({ expireTime: new Date(Date.now() + 3_600_000).toISOString() }), "no accessToken/expireTime"],
+    ["generateAccessToken without expireTime", {}, '{"accessToken":"ya29.sa-x"}', "no accessToken/expireTime"],
+    ["generateIdToken without token", { audience: "https://run.example.app" }, '{"token":""}', "no token"],
+  ])("maps a %s to upstream_unavailable", async (_name, request, body, what) => {
+    const target = gcpTarget({ id_token_audiences: ["https://run.example.app"] });
+    const err = await failure(run(newNamespace(), target, request, { ...gcpScenario, faults: { "gcp-iam": [{ status: 200, body }] } }));
+    expect(err.code).toBe("upstream_unavailable");
+    expect(err.details.upstream_error).toBe("malformed_response");
+    expect(err.description).toContain(`(${what})`);
+  });
+
   it("accepts an STS expires_in at the bound", async () => {
     const body = `{"access_token":"ya29.x","token_type":"Bearer","expires_in":${MAX_UPSTREAM_EXPIRY_SECONDS}}`;
     const { credential } = await run(newNamespace(), gcpTarget({ service_account: undefined }), {}, { ...gcpScenario, faults: { "gcp-sts": [{ status: 200, body }] } });
@@ -175,18 +187,20 @@ describe("aws", () => {
   });
 
   it("maps a 2xx without complete Credentials to upstream_unavailable", async () => {
+    // Every other field is valid (an Expiration within the bound), so only the missing one is wrong.
     const credentials = {
       AccessKeyId: "ASIAEXAMPLE",
       SecretAccessKey: "secret",
       SessionToken: "session",
-      Expiration: "2030-01-01T00:00:00Z",
+      Expiration: new Date(Date.now() + 3_600_000).toISOString(),
     };
-    for (const missing of ["SecretAccessKey", "SessionToken", "Expiration"]) {
+    for (const missing of Object.keys(credentials)) {
       const fields = Object.entries(credentials).filter(([name]) => name !== missing).map(([name, value]) => `<${name}>${value}</${name}>`).join("");
       const body = `<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>${fields}</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>`;
       const err = await failure(run(newNamespace(), awsTarget(), {}, { aws: roles, faults: { "aws-sts": [{ status: 200, body, contentType: "text/xml" }] } }));
       expect(err.code).toBe("upstream_unavailable");
       expect(err.details.upstream_error).toBe("malformed_response");
+      expect(err.description).toContain("(no Credentials)");
     }
   });
 
@@ -270,6 +284,15 @@ describe("azure", () => {
     },
   );
 
+  it.each([['{"token_type":"Bearer","expires_in":3599}'], ['{"token_type":"Bearer","access_token":"","expires_in":3599}'], ['{"token_type":"Bearer","access_token":"eyJ0eXAi.azure-x"}']])(
+    "maps a 2xx of %s to upstream_unavailable",
+    async (body) => {
+      const err = await failure(run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 200, body }] } }));
+      expect(err.code).toBe("upstream_unavailable");
+      expect(err.description).toContain("(no access_token/expires_in)");
+    },
+  );
+
   it("reads an expires_in sent as a string of digits", async () => {
     const body = '{"token_type":"Bearer","expires_in":"3599","access_token":"eyJ0eXAi.azure-x"}';
     const { credential } = await run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 200, body }] } });
@@ -304,6 +327,16 @@ describe("vault", () => {
     expect(err.code).toBe("upstream_denied");
     expect(err.details.upstream_error).toBe("role nope could not be found");
   });
+
+  it.each([['{"auth":null}'], ['{"auth":{"lease_duration":900}}'], ['{"auth":{"client_token":"hvs.x","lease_duration":"900"}}']])(
+    "maps a 2xx of %s to upstream_unavailable",
+    async (body) => {
+      const ns = newNamespace();
+      const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } }, faults: { vault: [{ status: 200, body }] } }));
+      expect(err.code).toBe("upstream_unavailable");
+      expect(err.description).toContain("(no auth.client_token/lease_duration)");
+    },
+  );
 
   it("refuses a token without TTL", async () => {
     const ns = newNamespace();
