@@ -253,6 +253,9 @@ describe("aws XML reader", () => {
     // there breaks the test pool's connection (invalid UTF-8 in a WebSocket frame).
     expect(xmlText(xml, ["R", "Result", "Credentials", "AccessKeyId"]) === undefined).toBe(true);
   });
+  it("refuses an element name that is not a plain name (it goes into a regular expression)", () => {
+    expect(() => xmlText(doc, ["R", "Result|Credentials"])).toThrow(/bad element name/);
+  });
 });
 
 describe("azure", () => {
