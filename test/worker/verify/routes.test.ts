@@ -4,7 +4,8 @@ import { createExecutionContext, createScheduledController, env, SELF, waitOnExe
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../../src/app";
 import type { Env } from "../../../src/config";
-import { MAX_JWKS_BYTES } from "../../../src/limits";
+import { MAX_JWKS_BYTES, MAX_TOKEN_BYTES } from "../../../src/limits";
+import { bearerToken } from "../../../src/routes/bearer";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import { normalizePolicy } from "../../../src/policy/schema";
@@ -42,7 +43,11 @@ const tokenFor = (name: string, key: TestKey, overrides: Record<string, unknown>
   signToken(key, { ...gitlabClaims({ issuer: standinIssuerUrl(env.STANDIN_URL, name), audience: AUDIENCE }), ...overrides });
 const whoami = (token?: string) => SELF.fetch(`${BASE}/v1/whoami`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
 const pushJwks = (name: string, body: unknown, headers: Record<string, string> = ADMIN) =>
-  SELF.fetch(`${BASE}/v1/admin/issuers/${name}/jwks`, { method: "PUT", headers: { "Content-Type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  SELF.fetch(`${BASE}/v1/admin/issuers/${name}/jwks`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
+  });
 const json = async (res: Response) => (await res.json()) as Record<string, unknown>;
 
 describe("GET /v1/whoami", () => {
@@ -69,8 +74,26 @@ describe("GET /v1/whoami", () => {
 
   it("refuses a missing token and an unknown issuer", async () => {
     expect(await json(await whoami())).toMatchObject({ code: "token_missing" });
+    const basic = await SELF.fetch(`${BASE}/v1/whoami`, { headers: { Authorization: "Basic dXNlcjpwYXNz" } });
+    expect({ status: basic.status, body: await json(basic) }).toMatchObject({ status: 401, body: { code: "token_missing" } });
     const stranger = await createTestKey();
     expect(await json(await whoami(await signToken(stranger, gitlabClaims({ issuer: "https://gitlab.evil.example", audience: AUDIENCE }))))).toMatchObject({ code: "issuer_unknown" });
+  });
+});
+
+describe("bearerToken", () => {
+  it("takes the token from the Bearer scheme, any case, surrounded by blanks", () => {
+    expect(bearerToken("bearer \tabc.def.ghi ")).toBe("abc.def.ghi");
+  });
+
+  it.each([
+    ["a header too long to hold a token", `Bearer ${"a".repeat(MAX_TOKEN_BYTES + 64)}`, "token_too_large"],
+    ["a token over the cap in a header under it", `Bearer ${"a".repeat(MAX_TOKEN_BYTES + 1)}`, "token_too_large"],
+    ["another scheme", "Basic dXNlcjpwYXNz", "token_missing"],
+    ["two tokens", "Bearer a b", "token_missing"],
+    ["an empty header", "", "token_missing"],
+  ])("refuses %s", (_name, header, code) => {
+    expect(() => bearerToken(header)).toThrow(expect.objectContaining({ code }));
   });
 });
 
@@ -111,10 +134,19 @@ describe("PUT /v1/admin/issuers/:name/jwks", () => {
     const privateJwk = await crypto.subtle.exportKey("jwk", pushedKey.privateKey);
     const other = await createTestKey();
     const { kid: _kid, ...noKid } = other.publicJwk;
-    for (const body of [{ keys: [{ ...privateJwk, kid: "leaked" }] }, { keys: [noKid] }, { keys: [] }, "not json"]) {
+    const notUtf8 = new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]);
+    for (const [body, problem] of [
+      [{ keys: [{ ...privateJwk, kid: "leaked" }] }, /private/],
+      [{ keys: [noKid] }, /kid/],
+      [{ keys: [] }, /no keys|at least one/],
+      ["not json", /^The request body is not JSON\.$/],
+      [notUtf8, /^The request body is not UTF-8 text\.$/],
+    ] as const) {
       const res = await pushJwks(pushedName, body);
       expect(res.status).toBe(400);
-      expect(await json(res)).toMatchObject({ code: "jwks_invalid" });
+      const answer = await json(res);
+      expect(answer).toMatchObject({ code: "jwks_invalid" });
+      expect(answer.error_description).toMatch(problem);
     }
     expect(await env.JWKS.get(jwksStorageKey(pushedName))).toBe(before);
     expect((await whoami(await tokenFor(pushedName, pushedKey))).status).toBe(200);
