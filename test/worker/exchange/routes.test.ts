@@ -226,6 +226,18 @@ describe("POST /v1/credentials/:target", () => {
     expect(await json(res)).toMatchObject({ code: "request_invalid", error_description: "The body could not be read as UTF-8 text." });
   });
 
+  it.each([
+    ["does not parse", '{"lifetime":', "The JSON body does not parse."],
+    ["is null", "null", "The JSON body must be an object."],
+    ["is a list", '["lifetime"]', "The JSON body must be an object."],
+    ["is a string", '"lifetime=600"', "The JSON body must be an object."],
+    ["has a nested value", '{"lifetime":{"seconds":600}}', 'Parameter "lifetime" must be a string or a number.'],
+  ])("refuses a JSON body that %s (request_invalid)", async (_name, body, description) => {
+    const res = await post("/v1/credentials/gcp-deploy", body, bearer(token, { "Content-Type": "application/json" }));
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ code: "request_invalid", error_description: description });
+  });
+
   it("maps an upstream refusal to upstream_denied with the cloud's code and no raw body", async () => {
     await h.scenario({ gcp: { provider: "projects/1/locations/global/workloadIdentityPools/x/providers/y" } });
     const res = await post("/v1/credentials/gcp-deploy", "");
