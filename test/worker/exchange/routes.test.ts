@@ -173,6 +173,8 @@ describe("POST /v1/credentials/:target", () => {
     ["a repeated parameter", "/v1/credentials/aws-deploy", "lifetime=900&lifetime=901", 400, "request_invalid"],
     ["a malformed lifetime", "/v1/credentials/aws-deploy", "lifetime=-5", 400, "request_invalid"],
     ["token_file without gcloud", "/v1/credentials/aws-deploy", "token_file=x", 400, "request_invalid"],
+    ["an empty scope list", "/v1/credentials/gcp-deploy", "scope=,", 400, "request_invalid"],
+    ["an audience with a control character", "/v1/credentials/gcp-deploy", "audience=https://run.example.app%0A", 400, "request_invalid"],
     ["gcloud with a lifetime", "/v1/credentials/gcp-deploy", "format=gcloud&lifetime=900", 400, "request_invalid"],
     ["an unknown target", "/v1/credentials/nope", "", 404, "target_unknown"],
   ])("refuses %s before any upstream call", async (_name, path, body, status, code) => {
@@ -224,6 +226,12 @@ describe("POST /v1/credentials/:target", () => {
     const res = await h.request("/v1/credentials/gcp-deploy", { method: "POST", headers: bearer(token, FORM), body: new Uint8Array([0x73, 0x63, 0x6f, 0x70, 0x65, 0x3d, 0xff]) });
     expect(res.status).toBe(400);
     expect(await json(res)).toMatchObject({ code: "request_invalid", error_description: "The body could not be read as UTF-8 text." });
+  });
+
+  it("refuses a body in another media type (request_invalid)", async () => {
+    const res = await post("/v1/credentials/gcp-deploy", "lifetime=600", bearer(token, { "Content-Type": "text/plain" }));
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ code: "request_invalid", error_description: "Send parameters as application/x-www-form-urlencoded or application/json." });
   });
 
   it.each([
