@@ -386,6 +386,15 @@ describe("POST /v1/sts/token (Google STS-compatible)", () => {
     const notGcp = await json(await post("/v1/sts/token", form(token, "azure-deploy"), FORM));
     expect(notGcp).toMatchObject({ error: "invalid_request", code: "format_unsupported" });
   });
+
+  it("refuses a request without audience, which names the target", async () => {
+    const body = new URLSearchParams(form(token));
+    body.delete("audience");
+    const res = await post("/v1/sts/token", body.toString(), FORM);
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ error: "invalid_request", code: "request_invalid", error_description: expect.stringMatching(/^audience must name the gatepass target/) });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+  });
 });
 
 describe("GET /access (Sapro compatibility)", () => {
@@ -407,6 +416,18 @@ describe("GET /access (Sapro compatibility)", () => {
     expect((await json(long)).code).toBe("invalid_scope");
     const missing = await h.request(`/access?sa=${SA}`);
     expect((await json(missing)).code).toBe("token_missing");
+  });
+
+  it.each([
+    ["scopes with a control character", `scopes=${encodeURIComponent("cloud-platform\u0001")}`, "scopes must be a comma-separated list of scopes."],
+    ["an empty scope", "scopes=cloud-platform,", "scopes must be a comma-separated list of scopes."],
+    ["a lifetime in hours", "lifetime=1h", "lifetime is a number of minutes."],
+    ["a lifetime of zero", "lifetime=0", "lifetime is a number of minutes."],
+  ])("refuses %s (request_invalid) before anything is sent upstream", async (_name, query, description) => {
+    const res = await h.request(`/access?sa=${SA}&${query}`, { headers: { "Gitlab-Token": token } });
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ code: "request_invalid", error_description: description });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
   });
 
   it("refuses an sa that is not a service account email, before echoing it", async () => {
