@@ -12,6 +12,7 @@ import type { StandinHandler } from "../standins";
 export type IssuerFault =
   | "fail" // HTTP 500
   | "hang" // never answers (until the server closes)
+  | "stall-body" // 200 and the start of a body, then nothing more
   | "oversize" // 200 with a body over every cap, Content-Length declared
   | "oversize-chunked" // same, streamed without Content-Length
   | "redirect-same" // 302 to /moved/keys on the same origin
@@ -91,6 +92,10 @@ function misbehave(req: IncomingMessage, res: ServerResponse, fault: IssuerFault
       return true;
     case "hang":
       res.on("close", () => undefined);
+      return true;
+    case "stall-body":
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.write('{"keys":[');
       return true;
     case "oversize": {
       const filler = `{"keys":[],"pad":"${"x".repeat(200 * 1024)}"}`;

@@ -1,7 +1,8 @@
 // The request parameter parsers: what a CI author may write, and the sentence for what they may not.
 import { describe, expect, it } from "vitest";
-import { MAX_PARAM_VALUE_LENGTH, MAX_SCOPE_LENGTH, MAX_SCOPES } from "../../../src/limits";
+import { MAX_PARAM_VALUE_LENGTH, MAX_SCOPE_LENGTH, MAX_SCOPES, MAX_TOKEN_BYTES } from "../../../src/limits";
 import { parseLifetime, parsePrintable, parseScopes } from "../../../src/routes/params";
+import { subjectToken, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token";
 
 const refusal = (parse: () => unknown) => {
   try {
@@ -53,5 +54,23 @@ describe("parsePrintable", () => {
   it("passes printable ASCII, spaces included, up to the cap", () => {
     expect(parsePrintable("token_file", "a b")).toBe("a b");
     expect(parsePrintable("audience", "a".repeat(MAX_PARAM_VALUE_LENGTH))).toHaveLength(MAX_PARAM_VALUE_LENGTH);
+  });
+});
+
+describe("subjectToken", () => {
+  const exchange = { grant_type: TOKEN_EXCHANGE_GRANT, subject_token_type: TOKEN_TYPE.jwt };
+
+  it("returns the subject token of a token-exchange grant", () => {
+    expect(subjectToken({ ...exchange, subject_token: "a.b.c" })).toBe("a.b.c");
+    expect(subjectToken({ ...exchange, subject_token: "a.b.c", subject_token_type: TOKEN_TYPE.idToken })).toBe("a.b.c");
+  });
+
+  it.each([
+    ["another grant", { ...exchange, grant_type: "client_credentials", subject_token: "a.b.c" }, "grant_type_unsupported"],
+    ["no subject token", { ...exchange }, "request_invalid"],
+    ["a subject token over the cap, before anything parses it", { ...exchange, subject_token: "a".repeat(MAX_TOKEN_BYTES + 1) }, "token_too_large"],
+    ["an access token as subject", { ...exchange, subject_token: "a.b.c", subject_token_type: TOKEN_TYPE.accessToken }, "request_invalid"],
+  ])("refuses %s", (_name, params, code) => {
+    expect(refusal(() => subjectToken(params))).toMatchObject({ code });
   });
 });

@@ -314,12 +314,17 @@ describe("fetch hygiene", () => {
     await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
   });
 
-  it("gives up on an issuer that does not answer within the timeout", async () => {
+  it.each([
+    ["does not answer", "hang", /^fetching \S+ failed: no answer within 300 ms$/],
+    ["starts an answer and never finishes it", "stall-body", /^reading \S+ failed: no answer within 300 ms$/],
+  ] as const)("gives up on an issuer that %s within the timeout", async (_name, fault, reason) => {
     const h = createHarness({ fetchTimeoutMs: 300 });
-    const iss = await standinIssuer(h, { scenario: { faults: { jwks: "hang" } } });
+    const iss = await standinIssuer(h, { scenario: { faults: { jwks: fault } } });
     const started = Date.now();
     await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
     expect(Date.now() - started).toBeLessThan(2_000);
+    const [status] = await h.verifier.keyStatus([iss.config], h.env);
+    expect(status!.last_error).toMatch(reason);
   });
 
   it("refuses http:// issuers outside development before any key lookup, pushed keys included", async () => {
