@@ -13,6 +13,7 @@ export type IssuerFault =
   | "fail" // HTTP 500
   | "hang" // never answers (until the server closes)
   | "stall-body" // 200 and the start of a body, then nothing more
+  | "not-json" // 200 with an HTML page (a login page in front of the issuer)
   | "oversize" // 200 with a body over every cap, Content-Length declared
   | "oversize-chunked" // same, streamed without Content-Length
   | "redirect-same" // 302 to /moved/keys on the same origin
@@ -92,6 +93,9 @@ function misbehave(req: IncomingMessage, res: ServerResponse, fault: IssuerFault
       return true;
     case "hang":
       res.on("close", () => undefined);
+      return true;
+    case "not-json":
+      res.writeHead(200, { "Content-Type": "text/html" }).end("<html><body>Sign in</body></html>");
       return true;
     case "stall-body":
       res.writeHead(200, { "Content-Type": "application/json" });

@@ -317,7 +317,8 @@ describe("fetch hygiene", () => {
   it.each([
     ["does not answer", "hang", /^fetching \S+ failed: no answer within 300 ms$/],
     ["starts an answer and never finishes it", "stall-body", /^reading \S+ failed: no answer within 300 ms$/],
-  ] as const)("gives up on an issuer that %s within the timeout", async (_name, fault, reason) => {
+    ["answers with a page that is not JSON", "not-json", /^\S+ did not answer with JSON$/],
+  ] as const)("gives up, within the timeout, on an issuer that %s", async (_name, fault, reason) => {
     const h = createHarness({ fetchTimeoutMs: 300 });
     const iss = await standinIssuer(h, { scenario: { faults: { jwks: fault } } });
     const started = Date.now();
