@@ -281,6 +281,16 @@ describe("fetch hygiene", () => {
     expect(status!.last_error).toBe(`jwks_uri ${base}/issuer/${iss.name}/oauth/discovery/keys is not an http(s) URL`);
   });
 
+  it.each([[null], [42]])("refuses a discovery document whose jwks_uri is %j", async (jwksUri) => {
+    const h = createHarness();
+    const iss = await standinIssuer(h);
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(iss.key), discovery: { jwks_uri: jwksUri } });
+    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+    expect(h.counters.fetches).toEqual([`${iss.config.url}/.well-known/openid-configuration`]);
+    const [status] = await h.verifier.keyStatus([iss.config], h.env);
+    expect(status!.last_error).toBe("the discovery document has no jwks_uri");
+  });
+
   it("follows a redirect on the same origin", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h, { scenario: { faults: { jwks: "redirect-same" } } });
