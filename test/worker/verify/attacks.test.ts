@@ -28,6 +28,10 @@ describe("1. alg none", () => {
     await expectCode(verify(assembleToken({ alg, typ: "JWT", kid: iss.key.kid }, claims(), "")), "token_malformed");
     await expectCode(verify(assembleToken({ alg, typ: "JWT", kid: iss.key.kid }, claims(), "AAAA")), "algorithm_not_allowed");
   });
+
+  it.each([["no alg", {}], ["an empty alg", { alg: "" }], ["a non-string alg", { alg: ["RS256"] }]])("refuses a header with %s as malformed", async (_name, alg) => {
+    await expectCode(verify(assembleToken({ typ: "JWT", kid: iss.key.kid, ...alg }, claims(), "AAAA")), "token_malformed");
+  });
 });
 
 describe("2. algorithm confusion", () => {

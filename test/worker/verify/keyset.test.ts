@@ -71,7 +71,8 @@ describe("validatePublicJwks", () => {
     const key = await createTestKey();
     expect(refusal({ keys: [{ ...key.publicJwk, use: "enc" }] })).toContain('use "enc"');
     expect(refusal({ keys: [{ ...key.publicJwk, key_ops: ["encrypt"] }] })).toContain("key_ops");
-    expect(refusal({ keys: [{ ...key.publicJwk, alg: "HS256" }] })).toContain('alg "HS256"');
+    expect(refusal({ keys: [{ ...key.publicJwk, alg: "HS256" }] })).toContain('alg "HS256"; only asymmetric signature algorithms are accepted');
+    expect(refusal({ keys: [{ ...key.publicJwk, alg: 256 }] })).toContain("only asymmetric signature algorithms are accepted");
     expect(refusal({ keys: [{ ...key.publicJwk, alg: "ES256" }] })).toContain("does not fit");
   });
 
