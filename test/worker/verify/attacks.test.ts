@@ -231,6 +231,13 @@ describe("11. audience", () => {
     await expectCode(verify(await iss.token({ aud: undefined })), "audience_mismatch");
   });
 
+  it.each([[[AUDIENCE, 5]], [[AUDIENCE, { aud: AUDIENCE }]], [5], [{ aud: AUDIENCE }]])("refuses aud %j, which is not a string or a list of strings", async (aud) => {
+    await expect(verify(await iss.token({ aud }))).rejects.toMatchObject({
+      code: "claims_invalid",
+      description: "The token's aud must be a string or an array of strings.",
+    });
+  });
+
   it.each([
     ["a longer host", `${AUDIENCE}.evil`],
     ["a trailing slash", `${AUDIENCE}/`],
