@@ -40,6 +40,7 @@ describe("verified identity", () => {
 
   it("drops null claims (GitLab sends user_email: null) instead of matching on 'null'", () => {
     expect(normalizeClaims({ user_email: null, sub: "x" })).toEqual({ sub: "x" });
+    expect(normalizeClaims({ groups_direct: null, environment: null, sub: "x" })).toEqual({ sub: "x" });
   });
 
   it("keeps a __proto__ claim as a plain key", () => {
