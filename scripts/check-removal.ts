@@ -1,4 +1,4 @@
-// `npm run check-removal [-- src/verify ...]`: proves that every check in src/ has a test that fails
+// `npm run check-removal [-- [--list] src/verify ...]`: proves that every check in src/ has a test that fails
 // when the check is removed. Each mutant disables one check — a `throw` becomes `void` (the error is
 // built and dropped), a policy-validation guard `if (cond) return fail(...)` becomes `if (false)` —
 // then the worker tests run against it. A mutant that no test notices is a check without a test.
@@ -89,7 +89,9 @@ function testsPass(paths: string[]): boolean {
   return run.status === 0;
 }
 
-function main(prefixes: string[]): number {
+function main(args: string[]): number {
+  const listOnly = args.includes("--list");
+  const prefixes = args.filter((arg) => arg !== "--list");
   if (execFileSync("git", ["status", "--porcelain", "src"], { encoding: "utf8" }).trim() !== "") {
     console.error("src/ has uncommitted changes; commit or stash them first (this script edits src/ and restores it).");
     return 2;
@@ -101,6 +103,10 @@ function main(prefixes: string[]): number {
   const all = files.flatMap((file) => mutantsOf(file, readFileSync(file, "utf8")));
   const mutants = all.filter((mutant) => !isEquivalent(mutant));
   console.log(`${all.length} checks in ${files.length} files; ${all.length - mutants.length} known to be unreachable or redundant are skipped.`);
+  if (listOnly) {
+    for (const mutant of mutants) console.log(`${mutant.file}:${mutant.line}: ${mutant.mutated.trim()}`);
+    return 0;
+  }
 
   let restore: (() => void) | undefined;
   process.on("SIGINT", () => {
