@@ -43,6 +43,12 @@ describe("verified identity", () => {
     expect(normalizeClaims({ groups_direct: null, environment: null, sub: "x" })).toEqual({ sub: "x" });
   });
 
+  it("keeps unknown claims that are scalars or lists of scalars, as strings, and leaves out the rest", () => {
+    expect(normalizeClaims({ sub: "x", tier: 2, tags: ["a", 1, true], mixed: ["a", { b: 1 }], nested: { a: 1 } })).toEqual({
+      sub: "x", tier: "2", tags: ["a", "1", "true"],
+    });
+  });
+
   it("keeps a __proto__ claim as a plain key", () => {
     const claims = normalizeClaims(JSON.parse('{"__proto__": "evil", "sub": "x"}') as Record<string, unknown>);
     expect(Object.getPrototypeOf(claims)).toBe(Object.prototype);
