@@ -125,6 +125,7 @@ describe("freshness", () => {
     ["max-age=5", JWKS_MIN_FRESH_SECONDS],
     ["no-store", JWKS_MIN_FRESH_SECONDS],
     [null, JWKS_DEFAULT_FRESH_SECONDS],
+    ["private", JWKS_DEFAULT_FRESH_SECONDS],
   ])("honours Cache-Control %s within bounds (fresh for %i s)", async (cacheControl, seconds) => {
     const h = createHarness();
     const iss = await standinIssuer(h, { scenario: { cacheControl } });

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { IssuerConfig } from "../../../src/types";
 import { normalizeClaims } from "../../../src/verify/claims";
+import { canonicalIssuerUrl } from "../../../src/verify/issuer-url";
 import { findIssuer } from "../../../src/verify/issuers";
 import { gitlabClaims, legacyClaims, signToken } from "../../support/tokens";
 import { AUDIENCE, createHarness, expectCode, standinIssuer } from "./harness";
@@ -178,6 +179,13 @@ describe("issuer URL quirks (configured issuers only)", () => {
   ])("does not stretch to %s", async (_label, iss) => {
     await expectCode(Promise.resolve().then(() => findIssuer(iss, all)), "issuer_unknown");
   });
+
+  it.each(["ftp://gitlab.example.com", "file://gitlab.example.com", "ws://gitlab.example.com", "javascript://gitlab.example.com"])(
+    "has no canonical spelling for %s (http(s) only)",
+    (raw) => {
+      expect(canonicalIssuerUrl(raw)).toBeUndefined();
+    },
+  );
 
   it("accepts configured aliases", () => {
     const aliased = issuer("https://gitlab.example.com", ["https://gitlab-old.example.com"]);
