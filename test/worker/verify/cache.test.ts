@@ -13,7 +13,7 @@ import {
   JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
   PUSHED_JWKS_RECHECK_SECONDS,
 } from "../../../src/limits";
-import { jwksStorageKey, pushedKeySet, type StoredKeySet } from "../../../src/verify/jwks";
+import { jwksStorageKey, parseStoredKeySet, pushedKeySet, type StoredKeySet } from "../../../src/verify/jwks";
 import type { PublicJwk } from "../../../src/verify/keyset";
 import { Verifier } from "../../../src/verify/verifier";
 import { issuerStats, setIssuerScenario } from "../../support/standins/issuer";
@@ -115,6 +115,41 @@ describe("layers", () => {
     await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(pushedKeySet(iss.config.url, [stranger.publicJwk as PublicJwk], h.now())));
     await expectCode(verifyWith(h, await iss.token({}, stranger), [iss.config]), "key_unknown");
     expect(h.counters.fetches).toHaveLength(2);
+  });
+});
+
+describe("stored records (parseStoredKeySet)", () => {
+  const discovery = issuerConfig("stored-disc");
+  const direct = issuerConfig("stored-uri", { keys: { source: "jwks_uri", jwks_uri: "https://keys.example.com/jwks" } });
+  const recordFor = async (issuer: typeof discovery, overrides: Record<string, unknown> = {}) => {
+    const key = await createTestKey();
+    return {
+      issuer_url: issuer.url, source: issuer.keys.source, keys: [key.publicJwk], fetched_at: 1_800_000_000, fresh_until: 1_800_000_600,
+      ...(issuer.keys.source === "jwks_uri" ? { jwks_uri: issuer.keys.jwks_uri } : {}),
+      ...overrides,
+    };
+  };
+
+  it("reads back what was stored, with the last refresh error", async () => {
+    const record = await recordFor(direct, { last_error: "HTTP 500", last_error_at: 1_800_000_300 });
+    expect(parseStoredKeySet(JSON.stringify(record), direct)).toEqual({ ...record, keys: [expect.objectContaining({ kid: record.keys[0]!.kid })] });
+    const plain = await recordFor(discovery);
+    const read = parseStoredKeySet(JSON.stringify(plain), discovery)!;
+    expect(read).not.toHaveProperty("jwks_uri");
+    expect(read).not.toHaveProperty("last_error");
+  });
+
+  it.each([
+    ["no fetched_at", { fetched_at: undefined }],
+    ["a fresh_until that is not a number", { fresh_until: "soon" }],
+    ["no keys", { keys: [] }],
+    ["keys that are not a list", { keys: "none" }],
+  ])("ignores a record with %s", async (_name, overrides) => {
+    expect(parseStoredKeySet(JSON.stringify(await recordFor(discovery, overrides)), discovery)).toBeUndefined();
+  });
+
+  it("ignores text that is not a record", () => {
+    for (const text of [null, "", "not json", "[]", "null"]) expect(parseStoredKeySet(text, discovery)).toBeUndefined();
   });
 });
 
