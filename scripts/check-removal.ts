@@ -1,7 +1,8 @@
-// `npm run check-removal [-- [--list] src/verify ...]`: proves that every check in src/ has a test that fails
-// when the check is removed. Each mutant disables one check — a `throw` becomes `void` (the error is
-// built and dropped), a policy-validation guard `if (cond) return fail(...)` becomes `if (false)` —
-// then the worker tests run against it. A mutant that no test notices is a check without a test.
+// `npm run check-removal [-- [--list] src/verify ...]`: proves that every check in src/ has a test
+// that fails when the check is removed. Each mutant disables one check — a `throw` becomes `void` (the
+// error is built and dropped), a policy-validation guard `if (cond) return fail(...)` becomes
+// `if (false)` — then the worker tests run against it. A mutant no test notices is a check without a
+// test. `--list` prints the mutants (and the skipped ones, with why) without running anything.
 // About 20 s per mutant (the tests nearest the file first, the whole worker project only if they
 // pass); the whole of src/ takes a little over an hour. Not part of `npm test`.
 //
@@ -19,7 +20,7 @@ interface Mutant {
   mutated: string;
 }
 
-/** Mutants no test can kill, because the code cannot be reached or a later check gives the same answer. */
+/** Mutants no test can kill: checks that cannot be reached, kept to narrow a type or fail closed. */
 const EQUIVALENT: { file: string; contains: string; why: string }[] = [
   { file: "src/routes/credentials.ts", contains: 'type !== "gcp") throw new GatepassError("format_unsupported")', why: "assertFormatFor admits gcloud for gcp only; narrows the type" },
   { file: "src/routes/exchange-flow.ts", contains: "if (!target) throw denialError", why: "evaluate() refuses unknown targets first; narrows the type" },
@@ -42,7 +43,7 @@ const NEAREST_TESTS: Record<string, string[]> = {
 };
 
 const RETHROW = /\bthrow [A-Za-z_$][\w$]*;/;
-const FAIL_GUARD = /^(\s*)if \((.*)\) (return fail\(|fail\()/;
+const FAIL_GUARD = /^\s*if \((.*)\) (?:return )?fail\(/;
 
 function mutantsOf(file: string, text: string): Mutant[] {
   const mutants: Mutant[] = [];
@@ -56,15 +57,15 @@ function mutantsOf(file: string, text: string): Mutant[] {
       return;
     }
     const guard = FAIL_GUARD.exec(original);
-    if (guard && balanced(guard[2]!)) {
-      mutants.push({ file, line, original, mutated: original.replace(`if (${guard[2]})`, "if (false)") });
+    if (guard && balanced(guard[1]!)) {
+      mutants.push({ file, line, original, mutated: original.replace(`if (${guard[1]})`, "if (false)") });
     }
   });
   return mutants;
 }
 
-function isEquivalent(mutant: Mutant): boolean {
-  return EQUIVALENT.some((e) => e.file === mutant.file && mutant.original.includes(e.contains));
+function whyEquivalent(mutant: Mutant): string | undefined {
+  return EQUIVALENT.find((e) => e.file === mutant.file && mutant.original.includes(e.contains))?.why;
 }
 
 /** Whether a condition captured up to the last `) fail(` is one parenthesised expression. */
@@ -101,18 +102,23 @@ function main(args: string[]): number {
     .filter((file) => prefixes.length === 0 || prefixes.some((prefix) => file.startsWith(prefix)))
     .sort();
   const all = files.flatMap((file) => mutantsOf(file, readFileSync(file, "utf8")));
-  const mutants = all.filter((mutant) => !isEquivalent(mutant));
-  console.log(`${all.length} checks in ${files.length} files; ${all.length - mutants.length} known to be unreachable or redundant are skipped.`);
+  const mutants = all.filter((mutant) => whyEquivalent(mutant) === undefined);
+  console.log(`${all.length} checks in ${files.length} files; ${all.length - mutants.length} known to be unreachable are skipped.`);
   if (listOnly) {
-    for (const mutant of mutants) console.log(`${mutant.file}:${mutant.line}: ${mutant.mutated.trim()}`);
+    for (const mutant of all) {
+      const why = whyEquivalent(mutant);
+      console.log(`${mutant.file}:${mutant.line}: ${why === undefined ? mutant.mutated.trim() : `skipped: ${why}`}`);
+    }
     return 0;
   }
 
   let restore: (() => void) | undefined;
-  process.on("SIGINT", () => {
-    restore?.();
-    process.exit(130);
-  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      restore?.();
+      process.exit(130);
+    });
+  }
   const survivors: Mutant[] = [];
   for (const [index, mutant] of mutants.entries()) {
     const text = readFileSync(mutant.file, "utf8");
