@@ -559,6 +559,20 @@ describe("cron refresh and status", () => {
     expect(await storedRecord(iss.name)).toEqual(newer);
   });
 
+  it("adopts a fresher set another isolate stored instead of fetching again", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { cacheControl: "max-age=600" } });
+    await h.verifier.refresh([iss.config], h.env);
+    h.advance(600);
+    // Another isolate (or the cron elsewhere) refreshed the set meanwhile.
+    const fresher: StoredKeySet = { ...(await storedRecord(iss.name)), fetched_at: h.now(), fresh_until: h.now() + JWKS_REFRESH_AHEAD_SECONDS + 600 };
+    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(fresher));
+    await h.verifier.refresh([iss.config], h.env);
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+    const [status] = await h.verifier.keyStatus([iss.config], h.env);
+    expect(status).toMatchObject({ fetched_at: fresher.fetched_at, fresh_until: fresher.fresh_until });
+  });
+
   it("skips pushed issuers and reports them", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h, { config: { keys: { source: "pushed" } } });
