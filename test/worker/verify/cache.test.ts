@@ -573,6 +573,19 @@ describe("cron refresh and status", () => {
     expect(status).toMatchObject({ fetched_at: fresher.fetched_at, fresh_until: fresher.fresh_until });
   });
 
+  it("keeps its newer set when KV holds an older one (a slow isolate's late write)", async () => {
+    const h = createHarness();
+    const iss = await standinIssuer(h, { scenario: { cacheControl: "max-age=3600" } });
+    await h.verifier.refresh([iss.config], h.env);
+    const older = await storedRecord(iss.name);
+    h.advance(3600);
+    await h.verifier.refresh([iss.config], h.env);
+    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(older));
+    // Adopting the older set would make this refresh fetch again: it is stale.
+    await h.verifier.refresh([iss.config], h.env);
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 2, jwks: 2 });
+  });
+
   it("skips pushed issuers and reports them", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h, { config: { keys: { source: "pushed" } } });
