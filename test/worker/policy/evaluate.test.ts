@@ -82,6 +82,8 @@ describe("evaluate", () => {
     expect(member(["apps/contractors"])).toBe(false);
     // Another group does not outweigh the excluded one.
     expect(member(["apps/web-devs", "apps/contractors"])).toBe(false);
+    // An oversized element could hide the excluded group: the claim satisfies nothing (fail closed).
+    expect(member(["apps/web-devs", "x".repeat(MAX_CLAIM_VALUE_LENGTH + 1)])).toBe(false);
   });
 
   it("does not read inherited properties as claims", async () => {
