@@ -446,7 +446,7 @@ describe("audit of credential requests", () => {
     const event = (await auditEventsFor(res.headers.get("X-Request-Id")!))[0];
     expect(event).toMatchObject({
       route: "POST /v1/credentials/:target", token_sha256: await sha256Hex(token), project_path: "platform/infra",
-      target: "aws-deploy", rule: "infra-main", decision: "allow", status: 200,
+      target: "aws-deploy", rule: "infra-main", decision: "allow", status: 200, policy_version: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(event!.upstream_ms).toEqual(expect.any(Number));
   });
