@@ -11,8 +11,9 @@ import { parseSigningKeySecret, SIGNING_ALGS, type SigningAlg } from "../../src/
 import { generateSecret, rotateSecret, serializeSecret } from "../../src/mint/rotation";
 import { wrangler } from "../wrangler";
 
-export const usage = `  keys generate [--alg ES256[,RS256]] [--out FILE [--force] | --dev-vars FILE]
-                                    new signing key secret (current + next key per alg); printed, or written
+export const usage = `  keys generate [--alg ES256,RS256 | --alg ES256] [--out FILE [--force] | --dev-vars FILE]
+                                    new signing key secret (current + next key per alg, both algs by default:
+                                    azure targets need RS256); printed, or written
                                     to FILE (mode 0600; an existing FILE only with --force) — keep it: rotation needs it
   keys rotate --local [--dev-vars FILE] [--force]
   keys rotate --remote [--env NAME] [--from FILE|-] [--out FILE] [--force]
@@ -35,7 +36,9 @@ async function generate(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      alg: { type: "string", default: "ES256" },
+      // RS256 too by default: Entra ID accepts only RSA-signed assertions, and a secret without an
+      // RS256 key would leave every azure target answering signing_unavailable.
+      alg: { type: "string", default: "ES256,RS256" },
       "dev-vars": { type: "string" },
       out: { type: "string" },
       force: { type: "boolean", default: false },

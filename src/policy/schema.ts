@@ -235,7 +235,16 @@ interface LifetimeRule {
   refuseSchema?: JsonSchema;
 }
 
-function targetBase(lifetime: LifetimeRule): Fields {
+/** The algorithms a target may be signed with; `why` explains a narrower list to the policy author. */
+interface SigningRule {
+  algs: readonly ("ES256" | "RS256")[];
+  default: "ES256" | "RS256";
+  why?: string;
+}
+
+const ANY_SIGNING_ALG: SigningRule = { algs: ["ES256", "RS256"], default: "ES256" };
+
+function targetBase(lifetime: LifetimeRule, signing: SigningRule = ANY_SIGNING_ALG): Fields {
   const refuse = lifetime.refuse;
   return {
     name: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), required: true, doc: "Name jobs ask for (/v1/credentials/NAME)." },
@@ -245,7 +254,11 @@ function targetBase(lifetime: LifetimeRule): Fields {
       spec: str({ pattern: /^[\x21-\x7e]+$/, expected: "printable ASCII without spaces", maxLength: MAX_SUBJECT_BYTES }),
       doc: "sub of the minted token; default target:NAME. Unique across targets (cloud roles trust a target by its sub).",
     },
-    signing_alg: { spec: oneOf(["ES256", "RS256"]), default: "ES256", doc: "Algorithm of the minted token." },
+    signing_alg: {
+      spec: oneOf(signing.algs, signing.why),
+      default: signing.default,
+      doc: signing.why ? `Algorithm of the minted token: ${signing.algs.join(" or ")} only (${signing.why}).` : "Algorithm of the minted token.",
+    },
     max_lifetime: {
       spec: duration(lifetime.min, lifetime.max),
       stored: "max_lifetime_seconds",
@@ -274,6 +287,8 @@ const GCP_LIFETIME_WITHOUT_SERVICE_ACCOUNT =
 const AZURE_LIFETIME =
   "max_lifetime cannot be enforced for azure targets: Entra ID decides the access token's lifetime (60-90 minutes by default) and " +
   "gatepass cannot shorten it. Remove max_lifetime; to change the lifetime, assign an Entra ID token lifetime policy";
+// Entra ID refuses an ES256 client assertion (AADSTS5002738), so an azure target defaults to RS256.
+const AZURE_RSA_ONLY = "Entra ID accepts only RSA-signed client assertions";
 const ID_TOKENS_WITHOUT_SERVICE_ACCOUNT =
   "Google ID tokens are issued for a service account: add service_account, or remove id_token_audiences";
 
@@ -328,12 +343,15 @@ const targetSpec = tagged<Target>("type", {
     audience: audience("aud of the minted token.", "sts.amazonaws.com"),
   },
   azure: {
-    ...targetBase({
-      ...anyLifetime,
-      doc: "Not allowed: Entra ID decides the access token's lifetime (an Entra token lifetime policy changes it).",
-      refuse: () => AZURE_LIFETIME,
-      refuseSchema: { not: { required: ["max_lifetime"] } },
-    }),
+    ...targetBase(
+      {
+        ...anyLifetime,
+        doc: "Not allowed: Entra ID decides the access token's lifetime (an Entra token lifetime policy changes it).",
+        refuse: () => AZURE_LIFETIME,
+        refuseSchema: { not: { required: ["max_lifetime"] } },
+      },
+      { algs: ["RS256"], default: "RS256", why: AZURE_RSA_ONLY },
+    ),
     tenant_id: {
       spec: str({ refine: (s) => (GUID.test(s) || DNS_NAME.test(s) ? { value: s } : { problem: `'${s}' is not a tenant id (GUID) or tenant domain` }) }),
       required: true,

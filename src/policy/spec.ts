@@ -78,11 +78,12 @@ export function str(options: StringOptions = {}): Spec<string> {
   };
 }
 
-export function oneOf<T extends string>(values: readonly T[]): Spec<T> {
+/** `why`, when given, is appended to the refusal: the reason the list is this short. */
+export function oneOf<T extends string>(values: readonly T[], why?: string): Spec<T> {
   return {
     read(value, ctx, path) {
       if (typeof value === "string" && (values as readonly string[]).includes(value)) return value as T;
-      return fail(ctx, path, `expected one of ${values.join(", ")}, got ${describe(value)}`);
+      return fail(ctx, path, `expected ${values.length === 1 ? values[0] : `one of ${values.join(", ")}`}, got ${describe(value)}${why ? `: ${why}` : ""}`);
     },
     schema: () => ({ enum: [...values] }),
   };

@@ -233,6 +233,9 @@ async function azure(ns: Namespace, captured: CapturedRequest, res: ServerRespon
   }
   const app = ns.scenario.azure?.apps[String(b.client_id)];
   if (!app || app.tenant !== tenant) return error(400, "unauthorized_client", 700016, "Application was not found in the directory.");
+  // Entra ID verifies only RSA signatures on federated assertions.
+  const alg = headerAlg(String(b.client_assertion ?? ""));
+  if (!/^(RS|PS)(256|384|512)$/.test(alg)) return error(400, "invalid_client", 5002738, `Invalid JWT token. '${alg}' is not a supported signature algorithm.`);
   const checked = await verifyMinted(ns, captured, String(b.client_assertion ?? ""), [app.aud ?? "api://AzureADTokenExchange"]);
   if (typeof checked === "string") return error(400, "invalid_client", 700212, "No matching federated identity record found for presented assertion audience.");
   if (checked.sub !== app.sub) return error(400, "invalid_client", 700213, "No matching federated identity record found for presented assertion subject.");
@@ -295,6 +298,16 @@ async function verifyMinted(ns: Namespace, captured: CapturedRequest, token: str
   if (!audiences.includes(String(claims.aud))) return `audience ${String(claims.aud)} not allowed`;
   captured.claims = claims;
   return claims;
+}
+
+/** The `alg` a JWT's header names, or "" when it has none readable. */
+function headerAlg(token: string): string {
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString("utf8"));
+    return typeof header === "object" && header !== null && typeof (header as { alg?: unknown }).alg === "string" ? (header as { alg: string }).alg : "";
+  } catch {
+    return "";
+  }
 }
 
 async function discoveredKeys(issuer: string, kid: string): Promise<JsonWebKey[]> {

@@ -60,7 +60,7 @@ export function awsTarget(overrides: Partial<AwsTarget> = {}): AwsTarget {
 
 export function azureTarget(overrides: Partial<AzureTarget> = {}): AzureTarget {
   return {
-    ...base, name: "azure-deploy", type: "azure", tenant_id: "00000000-0000-0000-0000-00000000000a", client_id: "11111111-2222-3333-4444-555555555555",
+    ...base, signing_alg: "RS256", name: "azure-deploy", type: "azure", tenant_id: "00000000-0000-0000-0000-00000000000a", client_id: "11111111-2222-3333-4444-555555555555",
     scope: "https://management.azure.com/.default", audience: "api://AzureADTokenExchange", ...overrides,
   };
 }

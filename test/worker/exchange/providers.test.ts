@@ -268,6 +268,8 @@ describe("azure", () => {
     const [request] = await capturedRequests(ns);
     expect(request!.body).toMatchObject({ grant_type: "client_credentials", client_id: "11111111-2222-3333-4444-555555555555", scope: "https://management.azure.com/.default", client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" });
     expect(request!.claims).toMatchObject({ aud: "api://AzureADTokenExchange", sub: "target:azure-deploy" });
+    // Entra ID verifies RSA signatures only (its stand-in refuses anything else, as Entra does).
+    expect(request!.header).toMatchObject({ alg: "RS256" });
   });
 
   it("reports Entra's AADSTS code when no federated credential matches", async () => {

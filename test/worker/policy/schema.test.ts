@@ -174,6 +174,19 @@ describe("defaults and canonical forms", () => {
     expect(targets.find((t) => t.name === "reader")).toMatchObject({ region: "us-east-1", audience: "sts.amazonaws.com", privileged: false });
   });
 
+  it("signs azure targets with RS256 only: Entra ID refuses an ES256 assertion", () => {
+    const azure = (extra = "") =>
+      `${TARGETS_YAML}  - name: azure-deployer\n    type: azure\n    tenant_id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n    client_id: 0b2a7a33-5a5d-4a2a-9d3e-1f2c3b4a5d6e\n${extra}`;
+    const alg = (targets: string) => checkedPolicyOf({ targets }).targets.find((t) => t.name === "azure-deployer")!.signing_alg;
+    expect(alg(azure())).toBe("RS256");
+    expect(alg(azure("    signing_alg: RS256\n"))).toBe("RS256");
+    expect(problemsOf({ targets: azure("    signing_alg: ES256\n") })).toEqual([
+      expect.stringMatching(/^targets\.yaml:\d+: expected RS256, got string "ES256": Entra ID accepts only RSA-signed client assertions$/),
+    ]);
+    // Other clouds verify ES256, gatepass's cheaper default.
+    expect(checkedPolicyOf().targets.find((t) => t.name === "reader")!.signing_alg).toBe("ES256");
+  });
+
   it("turns unquoted true and whole numbers in conditions into the strings claims carry", () => {
     const rules = "rules:\n  - name: r\n    issuer: corp-gitlab\n    match: { project_id: 42, ref_protected: true, ref_type: [branch], ref: main }\n    allow: [reader]\n";
     expect(checkedPolicyOf({ rules }).rules[0]!.match).toEqual({ project_id: "42", ref_protected: "true", ref_type: ["branch"], ref: "main" });

@@ -43,6 +43,7 @@ describe("oneOf and bool", () => {
   it("pass only the listed values", () => {
     expect(read(oneOf(["a", "b"]), "b").out).toBe("b");
     expect(refusal(oneOf(["a", "b"]), "c")).toEqual(['at: expected one of a, b, got string "c"']);
+    expect(refusal(oneOf(["a"], "only a works here"), "c")).toEqual(['at: expected a, got string "c": only a works here']);
     expect(read(bool(), false).out).toBe(false);
     expect(refusal(bool(), "true")).toEqual(['at: expected true or false, got string "true"']);
   });
