@@ -69,7 +69,6 @@ async function readBodyCapped(request: Request): Promise<string> {
 
 // ---- value parsers --------------------------------------------------------------------------
 
-
 /** `900`, `900s`, `15m`, `1h` → seconds. */
 export function parseLifetime(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;

@@ -54,6 +54,11 @@ describe("rate limits", () => {
     expect(await res.json()).toMatchObject({ code: "rate_limited" });
   });
 
+  it("applies no limit when the Worker has no RATE_LIMITER binding (removed from wrangler.toml)", async () => {
+    const identity = { issuer: "ci", claims: { project_id: "42" } } as unknown as VerifiedIdentity;
+    await expect(enforceRateLimit({ ...env, RATE_LIMITER: undefined }, identity)).resolves.toBeUndefined();
+  });
+
   it("uses the real Workers rate limiting binding from wrangler.toml", async () => {
     expect(env.RATE_LIMITER).toBeDefined();
     const identity = { issuer: "ci", claims: { project_id: crypto.randomUUID() } } as unknown as VerifiedIdentity;

@@ -85,10 +85,12 @@ describe("POST /v1/credentials/:target", () => {
   it("accepts JSON bodies and query parameters alike", async () => {
     const viaJson = await post("/v1/credentials/gcp-deploy", JSON.stringify({ lifetime: 600 }), bearer(token, { "Content-Type": "application/json" }));
     expect(viaJson.status).toBe(200);
+    const viaJsonString = await post("/v1/credentials/gcp-deploy", JSON.stringify({ lifetime: "10m" }), bearer(token, { "Content-Type": "application/json" }));
+    expect(viaJsonString.status).toBe(200);
     const viaQuery = await post("/v1/credentials/gcp-deploy?lifetime=600", undefined, bearer(token));
     expect(viaQuery.status).toBe(200);
     const lifetimes = (await capturedRequests(h.ns)).filter((r) => r.service === "gcp-iam").map((r) => r.body.lifetime);
-    expect(lifetimes).toEqual(["600s", "600s"]);
+    expect(lifetimes).toEqual(["600s", "600s", "600s"]);
   });
 
   it("aws: env, dotenv and credential_process", async () => {

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { callUpstream, UpstreamTimer, type UpstreamRequest } from "../../../src/providers/upstream";
+import { describe, expect, it, vi } from "vitest";
+import { callUpstream, safeCode, UpstreamTimer, type UpstreamRequest } from "../../../src/providers/upstream";
 import { capturedRequests, deps, failure, FAST_RETRY, newNamespace, setScenario, upstreamBase } from "./fixtures";
 import type { Fault } from "../../support/standins/upstreams";
 
@@ -68,6 +68,23 @@ describe("callUpstream", () => {
     expect(await capturedRequests(ns)).toHaveLength(2);
   });
 
+  it("logs each retry with what went wrong: the status of an answer, the reason of a network error", async () => {
+    const { request } = await scenario([{ status: 503, body: "busy" }, { drop: true }, ok]);
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
+    try {
+      await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() });
+      const retries = warnings.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((l) => l.event === "upstream_retry");
+      expect(retries).toEqual([
+        expect.objectContaining({ service: "test-upstream", attempt: 1, status: 503 }),
+        expect.objectContaining({ service: "test-upstream", attempt: 2, reason: expect.any(String) }),
+      ]);
+      expect(retries[0]).not.toHaveProperty("reason");
+      expect(retries[1]).not.toHaveProperty("status");
+    } finally {
+      warnings.mockRestore();
+    }
+  });
+
   it("retries network errors (connection dropped)", async () => {
     const { ns, request } = await scenario([{ drop: true }, ok]);
     expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() })).toContain("fine");
@@ -110,5 +127,14 @@ describe("callUpstream", () => {
     expect(err.code).toBe("upstream_denied");
     expect(err.details.upstream_status).toBe(307);
     expect(await capturedRequests(ns)).toHaveLength(1);
+  });
+});
+
+describe("safeCode", () => {
+  it("echoes a printable upstream code, and the fallback for anything that is not a non-empty string", () => {
+    expect(safeCode("invalid_grant", "unknown_error")).toBe("invalid_grant");
+    expect(safeCode('bad"<code>\u0007\\', "unknown_error")).toBe("badcode");
+    expect(safeCode("x".repeat(300), "unknown_error")).toHaveLength(200);
+    for (const value of [5, null, undefined, { code: "x" }, ["invalid_grant"], "", " \u0001 "]) expect(safeCode(value, "unknown_error")).toBe("unknown_error");
   });
 });

@@ -1,7 +1,7 @@
 // The capped body reader: whole bodies, the cap enforced while reading, and a timeout that cuts a
 // body off mid-stream is a failure, never a shorter body.
 import { describe, expect, it } from "vitest";
-import { readBytesCapped } from "../../../src/http/body";
+import { BodyTooLargeError, readBytesCapped, readCapped } from "../../../src/http/body";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -31,5 +31,29 @@ describe("readBytesCapped", () => {
     const reading = readBytesCapped(streamOf(['{"keys":[{"kid":"a"}'], false), 100, controller.signal);
     setTimeout(() => controller.abort(), 20);
     await expect(reading).rejects.toThrow("aborted");
+  });
+});
+
+describe("readCapped", () => {
+  it("refuses a declared Content-Length over the cap without reading a byte, and cancels the body", async () => {
+    let pulls = 0;
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulls++;
+        controller.enqueue(encoder.encode("x"));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+    const message = { headers: new Headers({ "Content-Length": "101" }), body } as unknown as Request;
+    await expect(readCapped(message, 100)).rejects.toBeInstanceOf(BodyTooLargeError);
+    expect({ pulls, cancelled }).toEqual({ pulls: 0, cancelled: true });
+  });
+
+  it("still counts the bytes of a body that declares less than it sends", async () => {
+    const message = { headers: new Headers({ "Content-Length": "3" }), body: streamOf(["12345", "6"], true) } as unknown as Request;
+    await expect(readCapped(message, 5)).rejects.toBeInstanceOf(BodyTooLargeError);
   });
 });
