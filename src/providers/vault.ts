@@ -30,7 +30,11 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
         const errors = parseJsonObject(text)?.errors;
         return safeCode(Array.isArray(errors) ? errors[0] : undefined, `http_${status}`);
       },
-      hint: () => `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its subject) and that mount ${target.mount} trusts GATEPASS_ISSUER.`,
+      hint: (code) =>
+        // Vault verifies only RS256 tokens unless the mount's jwt_supported_algs says otherwise.
+        code.includes("unexpected algorithm")
+          ? `add ${target.signing_alg} to jwt_supported_algs on auth/${target.mount}/config (Vault accepts only RS256 when it is unset).`
+          : `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its subject) and that mount ${target.mount} trusts GATEPASS_ISSUER.`,
     },
     ctx,
   );

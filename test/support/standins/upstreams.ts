@@ -38,7 +38,8 @@ export interface Scenario {
   /** hostileSecret: the secret key carries XML-escaped `&<'"` (proves entity decoding and shell quoting). */
   aws?: { roles: Record<string, { sub: string; aud: string; maxSessionDuration?: number }>; hostileSecret?: boolean };
   azure?: { apps: Record<string, { tenant: string; sub: string; aud?: string }> };
-  vault?: { roles: Record<string, { mount: string; boundAudiences: string[]; boundSubject: string; ttl: number; policies: string[] }> };
+  /** jwtSupportedAlgs: the mount's `jwt_supported_algs`; Vault accepts only RS256 when it is unset. */
+  vault?: { jwtSupportedAlgs?: string[]; roles: Record<string, { mount: string; boundAudiences: string[]; boundSubject: string; ttl: number; policies: string[] }> };
   faults?: Partial<Record<UpstreamService, Fault[]>>;
   /** Public keys of a CI issuer served at `/up/<ns>/ci` (discovery + JWKS), for tests that sign CI tokens. */
   ciJwks?: { keys: JsonWebKey[] };
@@ -250,6 +251,9 @@ async function vault(ns: Namespace, captured: CapturedRequest, res: ServerRespon
   const error = (status: number, message: string) => send(res, status, JSON.stringify({ errors: [message] }));
   const role = ns.scenario.vault?.roles[String(captured.body.role)];
   if (!role || role.mount !== mount) return error(400, `role "${String(captured.body.role)}" could not be found`);
+  if (!(ns.scenario.vault?.jwtSupportedAlgs ?? ["RS256"]).includes(headerAlg(String(captured.body.jwt ?? "")))) {
+    return error(400, "error validating token: invalid algorithm (alg) header parameter: token signed with unexpected algorithm");
+  }
   const checked = await verifyMinted(ns, captured, String(captured.body.jwt ?? ""), role.boundAudiences);
   if (typeof checked === "string") return error(400, `error validating token: ${checked}`);
   if (checked.sub !== role.boundSubject) return error(400, "sub claim does not match bound subject");

@@ -10,7 +10,7 @@ import type { Deps } from "../../../src/deps";
 import type { IssuerConfig, RuleSpec, Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
 import {
-  awsTarget, azureTarget, CI_CLAIMS, deps, gcpTarget, ISSUER, oidcTarget, setScenario, testSecret, upstreamBase, upstreamVars, vaultTarget, WIP, SA,
+  awsTarget, azureTarget, CI_CLAIMS, deps, gcpTarget, ISSUER, oidcTarget, setScenario, testSecret, upstreamBase, upstreamVars, VAULT_ALGS, vaultTarget, WIP, SA,
 } from "./fixtures";
 import { buildTestSnapshot } from "./policy-snapshot";
 
@@ -104,7 +104,7 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
         gcp: { provider: WIP, serviceAccounts: { [SA]: ["target:gcp-deploy"] } },
         aws: { roles: { "arn:aws:iam::111122223333:role/deploy": { sub: "target:aws-deploy", aud: "sts.amazonaws.com", maxSessionDuration: 7200 } } },
         azure: { apps: { "11111111-2222-3333-4444-555555555555": { tenant: "00000000-0000-0000-0000-00000000000a", sub: "target:azure-deploy" } } },
-        vault: { roles: { ci: { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 900, policies: ["deploy"] } } },
+        vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 900, policies: ["deploy"] } } },
         ...scenario,
       });
     },

@@ -65,6 +65,9 @@ export function azureTarget(overrides: Partial<AzureTarget> = {}): AzureTarget {
   };
 }
 
+/** The Vault mount's jwt_supported_algs as the README configures it (Vault's own default is RS256 only). */
+export const VAULT_ALGS = ["ES256", "RS256"];
+
 export function vaultTarget(ns: string, overrides: Partial<VaultTarget> = {}): VaultTarget {
   return { ...base, name: "vault-ci", type: "vault", address: `${upstreamBase(ns)}/vault`, mount: "gatepass", role: "ci", audience: "vault", ...overrides };
 }

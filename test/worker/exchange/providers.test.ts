@@ -11,7 +11,7 @@ import type { Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
 import {
   awsTarget, azureTarget, capturedRequests, configFor, deps, failure, FAST_RETRY, gcpTarget, identity, ISSUER, newNamespace,
-  oidcTarget, publishedJwks, SA, setScenario, testKeyRing, vaultTarget, WIP,
+  oidcTarget, publishedJwks, SA, setScenario, testKeyRing, VAULT_ALGS, vaultTarget, WIP,
 } from "./fixtures";
 import type { ExchangeRequest } from "../../../src/providers/credential";
 
@@ -318,7 +318,7 @@ describe("vault", () => {
 
   it("logs in with the minted token and returns the client token and lease", async () => {
     const ns = newNamespace();
-    const { credential } = await run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } } });
+    const { credential } = await run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } });
     expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900, renewable: true, policies: ["default", "deploy"] });
     expect(credential.expiresAt).toBeGreaterThanOrEqual(now() + 890);
     const [request] = await capturedRequests(ns);
@@ -326,18 +326,30 @@ describe("vault", () => {
     expect(request!.body.role).toBe("ci");
   });
 
+  it("tells the admin to set jwt_supported_algs when the mount keeps Vault's RS256-only default", async () => {
+    const ns = newNamespace();
+    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } } }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toMatch(/unexpected algorithm/);
+    expect(err.description).toContain("add ES256 to jwt_supported_algs on auth/gatepass/config");
+    // An RS256 target passes the same mount.
+    const { credential } = await run(ns, vaultTarget(ns, { signing_alg: "RS256" }), {}, { vault: { roles: { ci: role } } });
+    expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900 });
+  });
+
   it("reports Vault's error message as the upstream error", async () => {
     const ns = newNamespace();
-    const err = await failure(run(ns, vaultTarget(ns, { role: "nope" }), {}, { vault: { roles: { ci: role } } }));
+    const err = await failure(run(ns, vaultTarget(ns, { role: "nope" }), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } }));
     expect(err.code).toBe("upstream_denied");
     expect(err.details.upstream_error).toBe("role nope could not be found");
+    expect(err.description).toContain("check the Vault role nope (bound_audiences");
   });
 
   it.each([['{"auth":null}'], ['{"auth":{"lease_duration":900}}'], ['{"auth":{"client_token":"hvs.x","lease_duration":"900"}}']])(
     "maps a 2xx of %s to upstream_unavailable",
     async (body) => {
       const ns = newNamespace();
-      const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } }, faults: { vault: [{ status: 200, body }] } }));
+      const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } }, faults: { vault: [{ status: 200, body }] } }));
       expect(err.code).toBe("upstream_unavailable");
       expect(err.description).toContain("(no auth.client_token/lease_duration)");
     },
@@ -345,7 +357,7 @@ describe("vault", () => {
 
   it("refuses a token without TTL", async () => {
     const ns = newNamespace();
-    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: { ...role, ttl: 0 } } } }));
+    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: { ...role, ttl: 0 } } } }));
     expect(err.code).toBe("upstream_denied");
     expect(err.details.upstream_error).toBe("no_ttl");
   });
@@ -359,7 +371,7 @@ describe("vault", () => {
     console.warn = (...args: unknown[]) => void logged.push(args.map(String).join(" "));
     let err: GatepassError;
     try {
-      err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: { ...role, ttl } } } }));
+      err = await failure(run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: { ...role, ttl } } } }));
     } finally {
       console.warn = original;
     }
@@ -374,14 +386,14 @@ describe("vault", () => {
 
   it("accepts a lease of exactly the target's max_lifetime", async () => {
     const ns = newNamespace();
-    const { credential } = await run(ns, vaultTarget(ns, { max_lifetime_seconds: 900 }), {}, { vault: { roles: { ci: role } } });
+    const { credential } = await run(ns, vaultTarget(ns, { max_lifetime_seconds: 900 }), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } });
     expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900 });
   });
 
   it.each([["1e300"], ["900.5"], ["-900"], ['"900"']])("refuses a lease_duration of %s as malformed", async (lease) => {
     const ns = newNamespace();
     const body = `{"auth":{"client_token":"hvs.x","accessor":"a","policies":["default"],"lease_duration":${lease},"renewable":true}}`;
-    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } }, faults: { vault: [{ status: 200, body }] } }));
+    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } }, faults: { vault: [{ status: 200, body }] } }));
     expect(err.code).toBe("upstream_unavailable");
     expect(err.details.upstream_error).toBe("malformed_response");
   });

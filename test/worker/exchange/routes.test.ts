@@ -5,7 +5,7 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bearer, createHarness, FORM, type Harness } from "./app-harness";
 import { sha256Hex } from "../../../src/encoding";
 import { auditEventsFor } from "../audit/events";
-import { capturedRequests, ISSUER, SA } from "./fixtures";
+import { capturedRequests, ISSUER, SA, VAULT_ALGS } from "./fixtures";
 
 let h: Harness;
 let token: string;
@@ -128,7 +128,7 @@ describe("POST /v1/credentials/:target", () => {
   });
 
   it("vault: a lease beyond the target's max_lifetime (Vault's 768 h default) is refused, the token never returned", async () => {
-    await h.scenario({ vault: { roles: { ci: { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 768 * 3600, policies: ["deploy"] } } } });
+    await h.scenario({ vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 768 * 3600, policies: ["deploy"] } } } });
     const res = await post("/v1/credentials/vault-ci", "format=env");
     expect(res.status).toBe(502);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
