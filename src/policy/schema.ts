@@ -26,6 +26,7 @@ import {
   TARGET_MAX_LIFETIME_SECONDS,
   TARGET_MIN_LIFETIME_SECONDS,
 } from "../limits";
+import type { SigningAlg } from "../mint/keys";
 import { subjectFor } from "../mint/token";
 import type { IssuerConfig, RuleSpec, Target } from "../types";
 import { canonicalIssuerUrl } from "../verify/issuer-url";
@@ -237,8 +238,8 @@ interface LifetimeRule {
 
 /** The algorithms a target may be signed with; `why` explains a narrower list to the policy author. */
 interface SigningRule {
-  algs: readonly ("ES256" | "RS256")[];
-  default: "ES256" | "RS256";
+  algs: readonly SigningAlg[];
+  default: SigningAlg;
   why?: string;
 }
 
