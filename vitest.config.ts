@@ -31,6 +31,9 @@ export default defineConfig(async () => {
                   GATEPASS_ADMIN_TOKEN: "test-admin-token",
                   // What `npm run dev` puts in .dev.vars: wrangler.toml's loopback issuer needs it.
                   GATEPASS_ENV: "development",
+                  // Not the developer's .dev.vars secret: tests see the same keys on every machine (empty
+                  // selects a local run's ephemeral ES256 + RS256 set).
+                  GATEPASS_SIGNING_KEYS: "",
                 },
               },
             })),

@@ -10,6 +10,7 @@ import { normalizePolicy } from "../../../src/policy/schema";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
 import { MAX_AUDIT_FILTER_LENGTH } from "../../../src/limits";
+import { generateSecret, serializeSecret } from "../../../src/mint/rotation";
 
 const ADMIN = { Authorization: "Bearer test-admin-token" };
 const app = createApp(defaultDeps);
@@ -23,7 +24,10 @@ let version: string;
 beforeAll(async () => {
   const source = {
     issuers: [{ name: "corp-gitlab", url: "https://gitlab.example.com", audiences: ["https://gatepass.test"], keys: { source: "pushed" } }],
-    targets: [{ name: "reader", type: "oidc", audience: "read.example" }],
+    targets: [
+      { name: "reader", type: "oidc", audience: "read.example" },
+      { name: "reader-rsa", type: "oidc", audience: "rsa-only.example", signing_alg: "RS256" },
+    ],
     rules: [{ name: "infra", issuer: "corp-gitlab", match: { project_path: "platform/infra" }, allow: ["reader"] }],
   };
   const { policy, problems } = normalizePolicy([{ name: "policy.yaml", value: source }], "source");
@@ -66,8 +70,17 @@ describe("GET /v1/admin/status", () => {
     expect(body.issuers).toEqual([expect.objectContaining({ name: "corp-gitlab", source: "pushed" })]);
     // Development mode without a secret: ephemeral keys, one ES256 key signing.
     expect(body.signing_keys.keys).toEqual(expect.arrayContaining([expect.objectContaining({ alg: "ES256", status: "current" })]));
+    expect(body.signing_keys.targets_without_key).toEqual([]);
     expect(body.errors_last_hour).toMatchObject({ policy_denied: 2 });
     expect(body.audit).toEqual({ write_failures_this_isolate: 0, last_failure: null });
+  });
+
+  it("names the targets whose signing algorithm has no current key (they would answer signing_unavailable)", async () => {
+    const esOnly = serializeSecret(await generateSecret(["ES256"], Math.floor(Date.now() / 1000)));
+    const res = await createApp(defaultDeps).request("https://gatepass.test/v1/admin/status", { headers: ADMIN }, { ...env, GATEPASS_SIGNING_KEYS: esOnly });
+    const body = (await res.json()) as Record<string, any>;
+    expect(body.signing_keys.keys.map((k: { alg: string }) => k.alg)).toEqual(["ES256", "ES256"]);
+    expect(body.signing_keys.targets_without_key).toEqual(["reader-rsa"]);
   });
 });
 
