@@ -1,7 +1,12 @@
 // POST /v1/sts/token — speaks Google's STS protocol so that a Google external_account config
-// (`format=gcloud`) can name gatepass as its token_url: gcloud, Terraform and Google's client
-// libraries then send the CI token here and refresh on their own. Form (or JSON) in, snake_case
+// (`format=gcloud`) can name gatepass as its token_url: Terraform and Google's client libraries
+// then send the CI token here and refresh on their own. Form (or JSON) in, snake_case
 // JSON out with an integer expires_in > 0; the target is named by `audience`.
+//
+// Unlike gatepass's own endpoints, the requested scopes are narrowed to those the target allows:
+// these clients ask for fixed sets nobody can configure (Terraform adds userinfo.email), and granting
+// fewer scopes than asked is what an OAuth server may do (RFC 6749 §3.3). A request none of whose
+// scopes the target allows is still refused.
 
 import { Hono } from "hono";
 import type { AppEnv } from "../app";
@@ -28,7 +33,7 @@ stsRoutes.post(STS_PATH, async (c) => {
     if (authorized.target.type !== "gcp") {
       throw new GatepassError("format_unsupported", { description: "The STS endpoint serves gcp targets only." });
     }
-    const issued = await issue(c, authorized, { scopes: parseScopes(params.scope) });
+    const issued = await issue(c, authorized, { scopes: allowedOf(parseScopes(params.scope), authorized.target.scopes) });
     if (issued.credential.kind !== "access_token") throw new GatepassError("internal_error");
     return c.json(
       {
@@ -44,3 +49,9 @@ stsRoutes.post(STS_PATH, async (c) => {
     return oauthErrorResponse(c, err, "google-sts");
   }
 });
+
+/** The requested scopes the target allows; all of them when none is allowed, so that the refusal names them. */
+function allowedOf(requested: string[] | undefined, allowed: readonly string[]): string[] | undefined {
+  const granted = requested?.filter((scope) => allowed.includes(scope));
+  return granted?.length ? granted : requested;
+}

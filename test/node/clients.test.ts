@@ -159,6 +159,17 @@ describe("google-auth-library with format=gcloud", () => {
     expect(sts.claims).toMatchObject({ iss: gatepass.url, sub: "target:gcp-deploy" });
     expect(requests.filter((r) => r.service === "gcp-iam").at(-1)!.path).toContain(`${encodeURIComponent(SA)}:generateAccessToken`);
   });
+
+  it("works with the scopes Terraform asks for, granting the ones the target allows", async () => {
+    const tokenFile = path.join(dir, "ci-token-terraform");
+    await writeFile(tokenFile, ciToken);
+    const config = await (await credentials("gcp-deploy", { format: "gcloud", token_file: tokenFile })).json();
+    const client = ExternalAccountClient.fromJSON(config as Parameters<typeof ExternalAccountClient.fromJSON>[0])!;
+    client.scopes = ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"];
+    expect((await client.getAccessToken()).token).toMatch(/^ya29\.sa-/);
+    const iam = (await captured()).filter((r) => r.service === "gcp-iam").at(-1)!;
+    expect(iam.body.scope).toEqual(["https://www.googleapis.com/auth/cloud-platform"]);
+  });
 });
 
 describe("AWS SDK credential_process", () => {

@@ -371,6 +371,30 @@ describe("POST /v1/sts/token (Google STS-compatible)", () => {
     expect(body.expires_in).toBeGreaterThan(0);
   });
 
+  it.each([
+    ["Terraform's", ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"]],
+    ["gcloud's", ["openid", "https://www.googleapis.com/auth/userinfo.email", "https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/appengine.admin", "https://www.googleapis.com/auth/sqlservice.login", "https://www.googleapis.com/auth/compute"]],
+  ])("grants from %s fixed scope set only the scopes the target allows", async (_client, scopes) => {
+    const body = new URLSearchParams(form(token));
+    body.set("scope", scopes.join(" "));
+    // gcloud also authenticates as its own OAuth client; that says nothing about the job, and is ignored.
+    const res = await post("/v1/sts/token", body.toString(), { ...FORM, Authorization: `Basic ${btoa("32555940559.apps.googleusercontent.com:secret")}` });
+    expect(res.status).toBe(200);
+    const iam = (await capturedRequests(h.ns)).find((r) => r.service === "gcp-iam")!;
+    expect(iam.body.scope).toEqual(["https://www.googleapis.com/auth/cloud-platform"]);
+  });
+
+  it("still refuses a request none of whose scopes the target allows, naming them", async () => {
+    const body = new URLSearchParams(form(token));
+    body.set("scope", "openid https://www.googleapis.com/auth/userinfo.email");
+    const res = await post("/v1/sts/token", body.toString(), FORM);
+    expect(await json(res)).toMatchObject({
+      error: "invalid_scope", code: "invalid_scope",
+      error_description: "target gcp-deploy does not allow the scope(s) openid https://www.googleapis.com/auth/userinfo.email.",
+    });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+  });
+
   it("refuses a requested_token_type other than access_token before anything is sent upstream", async () => {
     const body = new URLSearchParams(form(token));
     body.set("requested_token_type", "urn:ietf:params:oauth:token-type:jwt");
