@@ -25,7 +25,7 @@ export interface Env {
   /** Upstream base URLs, overridable for tests and sovereign clouds. */
   GCP_STS_URL?: string;
   GCP_IAM_CREDENTIALS_URL?: string;
-  /** May contain `{region}`. */
+  /** May contain `{region}` and `{dns_suffix}` (amazonaws.com, or amazonaws.com.cn in China's regions). */
   AWS_STS_URL?: string;
   /** May contain `{tenant}`. */
   AZURE_TOKEN_URL?: string;
@@ -50,7 +50,7 @@ export interface Config {
 const DEFAULT_UPSTREAMS = {
   gcpSts: "https://sts.googleapis.com/v1/token",
   gcpIamCredentials: "https://iamcredentials.googleapis.com/v1",
-  awsSts: "https://sts.{region}.amazonaws.com/",
+  awsSts: "https://sts.{region}.{dns_suffix}/",
   azureToken: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
 };
 

@@ -33,7 +33,7 @@ export async function exchangeAws(
   const xml = await callUpstream(
     {
       service: "aws-sts",
-      url: ctx.config.upstreams.awsSts.replace("{region}", target.region),
+      url: stsUrl(ctx.config.upstreams.awsSts, target.region),
       method: "POST",
       headers: { "Content-Type": "application/x-www-form-urlencoded; charset=utf-8", Accept: "application/xml" },
       body: formBody({
@@ -69,6 +69,11 @@ export async function exchangeAws(
  * `gitlab-<job_id>` (CloudTrail shows which job used the role), sanitised to AWS's
  * `[\w+=,.@-]{2,64}`; tokens without a job id use a prefix of the token hash, which audit also holds.
  */
+/** The regional STS endpoint: China's regions live under amazonaws.com.cn, every other under amazonaws.com. */
+export function stsUrl(template: string, region: string): string {
+  return template.replace("{region}", region).replace("{dns_suffix}", region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com");
+}
+
 export function sessionName(identity: VerifiedIdentity): string {
   const jobId = identity.claims.job_id;
   const raw = typeof jobId === "string" && jobId !== "" ? `gitlab-${jobId}` : `gatepass-${identity.tokenSha256.slice(0, 16)}`;

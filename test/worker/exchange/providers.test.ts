@@ -1,8 +1,10 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { readConfig, type Env } from "../../../src/config";
 import { GatepassError } from "../../../src/errors";
 import { MAX_UPSTREAM_EXPIRY_SECONDS } from "../../../src/limits";
 import { mintToken } from "../../../src/mint/token";
-import { sessionName } from "../../../src/providers/aws";
+import { sessionName, stsUrl } from "../../../src/providers/aws";
 import { exchange } from "../../../src/providers/index";
 import { resolveExchange } from "../../../src/providers/resolve";
 import { xmlText } from "../../../src/providers/xml";
@@ -223,6 +225,13 @@ describe("aws", () => {
     const err = await failure(run(newNamespace(), awsTarget({ region: "x.evil/" }), {}, { aws: roles }, { fetch: recording }));
     expect(err.code).toBe("internal_error");
     expect(sent).toEqual([]);
+  });
+
+  it("calls the regional STS endpoint: under amazonaws.com, or amazonaws.com.cn in China's regions", () => {
+    const template = readConfig({ ...env, AWS_STS_URL: undefined } as Env).upstreams.awsSts;
+    expect(stsUrl(template, "eu-west-1")).toBe("https://sts.eu-west-1.amazonaws.com/");
+    expect(stsUrl(template, "us-gov-west-1")).toBe("https://sts.us-gov-west-1.amazonaws.com/");
+    expect(stsUrl(template, "cn-north-1")).toBe("https://sts.cn-north-1.amazonaws.com.cn/");
   });
 
   it("sanitises the session name to AWS's alphabet and length", () => {
