@@ -104,6 +104,8 @@ export interface VaultTarget extends TargetBase {
   address: string;
   mount: string;
   role: string;
+  /** Vault Enterprise / HCP namespace of the mount (sent as X-Vault-Namespace); none: the root namespace. */
+  namespace?: string;
   /** Minted token aud; must be in the Vault role's bound_audiences. */
   audience: string;
 }

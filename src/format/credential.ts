@@ -42,6 +42,7 @@ export function credentialJson(credential: Credential, now: number): Record<stri
     case "vault":
       return {
         ...common, client_token: credential.clientToken, vault_addr: credential.address,
+        ...(credential.namespace ? { vault_namespace: credential.namespace } : {}),
         lease_duration: credential.leaseDurationSeconds, renewable: credential.renewable, policies: credential.policies,
       };
   }
@@ -64,7 +65,11 @@ export function credentialEnv(credential: Credential): EnvEntries {
         ["AWS_CREDENTIAL_EXPIRATION", rfc3339(credential.expiresAt)],
       ];
     case "vault":
-      return [["VAULT_TOKEN", credential.clientToken], ["VAULT_ADDR", credential.address]];
+      return [
+        ["VAULT_TOKEN", credential.clientToken],
+        ["VAULT_ADDR", credential.address],
+        ...(credential.namespace ? [["VAULT_NAMESPACE", credential.namespace] as const] : []),
+      ];
   }
 }
 

@@ -224,6 +224,8 @@ const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 /** Vault auth mount: path segments without dots, so no `.`/`..` segment can climb out of /v1/auth/. */
 export const VAULT_MOUNT_PATTERN = /^[\w-]+(\/[\w-]+)*$/;
+/** Vault namespace path: it goes into a header, so printable segments only, no empty or dot segments. */
+export const VAULT_NAMESPACE_PATTERN = /^[\w-]{1,64}(\/[\w-]{1,64}){0,15}$/;
 
 /** How a target type bounds the credential's lifetime with `max_lifetime`, or why it cannot. */
 interface LifetimeRule {
@@ -371,6 +373,10 @@ const targetSpec = tagged<Target>("type", {
     address: { spec: str({ refine: httpsOrLoopbackUrl }), required: true, doc: "Vault address (origin, optionally with the path prefix of a reverse proxy), e.g. https://vault.example.com:8200." },
     mount: { spec: str({ pattern: VAULT_MOUNT_PATTERN, expected: "a mount path such as jwt or auth-ci/jwt" }), default: "jwt", doc: "JWT auth mount." },
     role: { spec: str({ pattern: /^[\w.@-]{1,128}$/, expected: "a Vault role name" }), required: true, doc: "Vault role to log in as." },
+    namespace: {
+      spec: str({ pattern: VAULT_NAMESPACE_PATTERN, expected: "a Vault namespace path such as admin or admin/team-a" }),
+      doc: "Vault Enterprise / HCP Vault namespace of the mount (HCP: admin); sent as X-Vault-Namespace and exported as VAULT_NAMESPACE.",
+    },
     audience: audience("aud of the minted token; must be in the role's bound_audiences."),
   },
   oidc: {

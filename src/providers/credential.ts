@@ -39,6 +39,8 @@ export interface VaultCredential extends CredentialBase {
   kind: "vault";
   clientToken: string;
   address: string;
+  /** The namespace the token belongs to; Vault's CLI and API need it on every later request. */
+  namespace?: string;
   leaseDurationSeconds: number;
   renewable: boolean;
   policies: string[];

@@ -4,7 +4,7 @@ import { isAcceptableIssuerUrl } from "../config";
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import { log } from "../log";
-import { VAULT_MOUNT_PATTERN } from "../policy/schema";
+import { VAULT_MOUNT_PATTERN, VAULT_NAMESPACE_PATTERN } from "../policy/schema";
 import type { VaultTarget } from "../types";
 import type { VaultCredential } from "./credential";
 import type { ProviderContext } from "./index";
@@ -13,8 +13,12 @@ import { callUpstream, malformed, parseJsonObject, safeCode } from "./upstream";
 export async function exchangeVault(target: VaultTarget, minted: string, ctx: ProviderContext): Promise<VaultCredential> {
   const address = target.address.replace(/\/+$/, "");
   // Same rule as issuer URLs: https, or http on loopback in development only.
-  if (!isAcceptableIssuerUrl(address, ctx.config.development) || !VAULT_MOUNT_PATTERN.test(target.mount)) {
-    throw new GatepassError("internal_error", { cause: new Error(`target ${target.name}: bad Vault address or mount`) });
+  if (
+    !isAcceptableIssuerUrl(address, ctx.config.development) ||
+    !VAULT_MOUNT_PATTERN.test(target.mount) ||
+    (target.namespace !== undefined && !VAULT_NAMESPACE_PATTERN.test(target.namespace))
+  ) {
+    throw new GatepassError("internal_error", { cause: new Error(`target ${target.name}: bad Vault address, mount or namespace`) });
   }
   const now = nowSeconds(ctx.deps);
   const body = await callUpstream(
@@ -22,7 +26,11 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
       service: "vault",
       url: `${address}/v1/auth/${target.mount}/login`,
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        ...(target.namespace ? { "X-Vault-Namespace": target.namespace } : {}),
+      },
       body: JSON.stringify({ role: target.role, jwt: minted }),
       // Vault has no error codes, only messages (e.g. `role "x" could not be found`); they name
       // configuration, never secrets, and are what an admin needs.
@@ -34,7 +42,8 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
         // Vault verifies only RS256 tokens unless the mount's jwt_supported_algs says otherwise.
         code.includes("unexpected algorithm")
           ? `add ${target.signing_alg} to jwt_supported_algs on auth/${target.mount}/config (Vault accepts only RS256 when it is unset).`
-          : `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its subject) and that mount ${target.mount} trusts GATEPASS_ISSUER.`,
+          : `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its subject), that mount ${target.mount} ` +
+            `trusts GATEPASS_ISSUER, and the target's namespace (${target.namespace ?? "none: the root namespace"}).`,
     },
     ctx,
   );
@@ -67,6 +76,7 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
   const policies = Array.isArray(auth.policies) ? auth.policies.filter((p): p is string => typeof p === "string") : [];
   return {
     kind: "vault", provider: "vault", target: target.name, clientToken: auth.client_token, address,
+    ...(target.namespace ? { namespace: target.namespace } : {}),
     leaseDurationSeconds: lease, renewable: auth.renewable === true, policies, expiresAt: now + lease,
   };
 }

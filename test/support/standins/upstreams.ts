@@ -39,7 +39,8 @@ export interface Scenario {
   aws?: { roles: Record<string, { sub: string; aud: string; maxSessionDuration?: number }>; hostileSecret?: boolean };
   azure?: { apps: Record<string, { tenant: string; sub: string; aud?: string }> };
   /** jwtSupportedAlgs: the mount's `jwt_supported_algs`; Vault accepts only RS256 when it is unset. */
-  vault?: { jwtSupportedAlgs?: string[]; roles: Record<string, { mount: string; boundAudiences: string[]; boundSubject: string; ttl: number; policies: string[] }> };
+  /** A role's namespace (Vault Enterprise / HCP) must arrive as X-Vault-Namespace; none: the root namespace. */
+  vault?: { jwtSupportedAlgs?: string[]; roles: Record<string, { mount: string; namespace?: string; boundAudiences: string[]; boundSubject: string; ttl: number; policies: string[] }> };
   faults?: Partial<Record<UpstreamService, Fault[]>>;
   /** Public keys of a CI issuer served at `/up/<ns>/ci` (discovery + JWKS), for tests that sign CI tokens. */
   ciJwks?: { keys: JsonWebKey[] };
@@ -128,6 +129,8 @@ async function gcpSts(ns: Namespace, captured: CapturedRequest, res: ServerRespo
   const error = (status: number, code: string, description: string) => send(res, status, JSON.stringify({ error: code, error_description: description }));
   if (b.grant_type !== "urn:ietf:params:oauth:grant-type:token-exchange") return error(400, "unsupported_grant_type", "bad grant_type");
   if (b.requested_token_type !== "urn:ietf:params:oauth:token-type:access_token") return error(400, "invalid_request", "bad requested_token_type");
+  // Google: scope is "required when exchanging an external credential".
+  if (typeof b.scope !== "string" || b.scope.trim() === "") return error(400, "invalid_request", "scope is required");
   if (typeof b.subject_token !== "string" || !String(b.subject_token_type).startsWith("urn:ietf:params:oauth:token-type:")) {
     return error(400, "invalid_request", "subject_token required");
   }
@@ -250,6 +253,8 @@ async function vault(ns: Namespace, captured: CapturedRequest, res: ServerRespon
   const mount = /^vault\/v1\/auth\/(.+)\/login$/.exec(captured.path)![1]!;
   const error = (status: number, message: string) => send(res, status, JSON.stringify({ errors: [message] }));
   const role = ns.scenario.vault?.roles[String(captured.body.role)];
+  // The mount lives in its namespace: asked for elsewhere, Vault finds no such path.
+  if (role && captured.headers["x-vault-namespace"] !== role.namespace) return error(403, "permission denied");
   if (!role || role.mount !== mount) return error(400, `role "${String(captured.body.role)}" could not be found`);
   if (!(ns.scenario.vault?.jwtSupportedAlgs ?? ["RS256"]).includes(headerAlg(String(captured.body.jwt ?? "")))) {
     return error(400, "error validating token: invalid algorithm (alg) header parameter: token signed with unexpected algorithm");
@@ -339,7 +344,7 @@ function parseBody(req: IncomingMessage, body: string): Record<string, unknown> 
 
 function pickHeaders(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of ["authorization", "content-type", "accept", "user-agent"]) {
+  for (const name of ["authorization", "content-type", "accept", "user-agent", "x-vault-namespace"]) {
     const value = req.headers[name];
     if (typeof value === "string") out[name] = value;
   }

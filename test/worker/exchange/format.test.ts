@@ -33,6 +33,9 @@ describe("env and dotenv", () => {
       "export AWS_ACCESS_KEY_ID='ASIAEXAMPLE'\nexport AWS_SECRET_ACCESS_KEY='s3cr/t+key='\nexport AWS_SESSION_TOKEN='FwoG+/='\nexport AWS_CREDENTIAL_EXPIRATION='2027-01-15T09:00:00Z'\n",
     );
     expect(renderCredential(vault, "dotenv", NOW).body).toBe("VAULT_TOKEN=hvs.x\nVAULT_ADDR=https://vault.example.com\n");
+    expect(renderCredential({ ...vault, namespace: "admin" }, "dotenv", NOW).body).toBe("VAULT_TOKEN=hvs.x\nVAULT_ADDR=https://vault.example.com\nVAULT_NAMESPACE=admin\n");
+    expect(JSON.parse(renderCredential({ ...vault, namespace: "admin" }, "json", NOW).body)).toMatchObject({ vault_addr: "https://vault.example.com", vault_namespace: "admin" });
+    expect(JSON.parse(renderCredential(vault, "json", NOW).body)).not.toHaveProperty("vault_namespace");
   });
 
   // The CI job's own ID token lives in GATEPASS_ID_TOKEN (templates/gitlab-ci.yml); an issued ID token

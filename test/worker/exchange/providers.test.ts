@@ -346,6 +346,26 @@ describe("vault", () => {
     expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900 });
   });
 
+  it("logs in within the target's namespace (Vault Enterprise, HCP Vault) and hands the namespace on", async () => {
+    const ns = newNamespace();
+    const scoped = { ...role, namespace: "admin/team-a" };
+    const { credential } = await run(ns, vaultTarget(ns, { namespace: "admin/team-a" }), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: scoped } } });
+    expect(credential).toMatchObject({ kind: "vault", namespace: "admin/team-a" });
+    expect((await capturedRequests(ns))[0]!.headers["x-vault-namespace"]).toBe("admin/team-a");
+    // Without the namespace, Vault looks for the mount in the root namespace and refuses.
+    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: scoped } } }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe("permission denied");
+    expect(err.description).toContain("the target's namespace (none: the root namespace)");
+  });
+
+  it("refuses a target whose namespace could not be a header value, before any request", async () => {
+    const ns = newNamespace();
+    const err = await failure(run(ns, vaultTarget(ns, { namespace: "admin\r\nX-Injected: 1" }), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } }));
+    expect(err.code).toBe("internal_error");
+    expect(await capturedRequests(ns)).toEqual([]);
+  });
+
   it("reports Vault's error message as the upstream error", async () => {
     const ns = newNamespace();
     const err = await failure(run(ns, vaultTarget(ns, { role: "nope" }), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } }));

@@ -187,6 +187,15 @@ describe("defaults and canonical forms", () => {
     expect(checkedPolicyOf().targets.find((t) => t.name === "reader")!.signing_alg).toBe("ES256");
   });
 
+  it("takes a Vault namespace path, and refuses one that is not a plain path", () => {
+    const vault = (namespace: string) =>
+      `${TARGETS_YAML}  - name: vault-ci\n    type: vault\n    address: https://vault.example.com\n    role: ci\n    audience: vault\n    namespace: "${namespace}"\n`;
+    expect(checkedPolicyOf({ targets: vault("admin/team-a") }).targets.find((t) => t.name === "vault-ci")).toMatchObject({ namespace: "admin/team-a" });
+    for (const bad of ["admin/", "/admin", "admin//a", "admin/../root", "a b", "admin\\r\\nX: 1"]) {
+      expect(problemsOf({ targets: vault(bad) })).toEqual([expect.stringMatching(/^targets\.yaml:\d+: .* is not a Vault namespace path such as admin or admin\/team-a$/)]);
+    }
+  });
+
   it("turns unquoted true and whole numbers in conditions into the strings claims carry", () => {
     const rules = "rules:\n  - name: r\n    issuer: corp-gitlab\n    match: { project_id: 42, ref_protected: true, ref_type: [branch], ref: main }\n    allow: [reader]\n";
     expect(checkedPolicyOf({ rules }).rules[0]!.match).toEqual({ project_id: "42", ref_protected: "true", ref_type: ["branch"], ref: "main" });

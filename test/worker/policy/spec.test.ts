@@ -39,6 +39,12 @@ describe("str", () => {
   });
 });
 
+describe("refusal messages", () => {
+  it("escape the control characters of the values they quote", () => {
+    expect(refusal(str({ pattern: /^a$/, expected: "a" }), "a\u001b[31m\r\nX")).toEqual(["at: 'a\\u001b[31m\\u000d\\u000aX' is not a"]);
+  });
+});
+
 describe("oneOf and bool", () => {
   it("pass only the listed values", () => {
     expect(read(oneOf(["a", "b"]), "b").out).toBe("b");
