@@ -65,15 +65,15 @@ export async function exchangeAws(
   };
 }
 
-/**
- * `gitlab-<job_id>` (CloudTrail shows which job used the role), sanitised to AWS's
- * `[\w+=,.@-]{2,64}`; tokens without a job id use a prefix of the token hash, which audit also holds.
- */
 /** The regional STS endpoint: China's regions live under amazonaws.com.cn, every other under amazonaws.com. */
 export function stsUrl(template: string, region: string): string {
   return template.replace("{region}", region).replace("{dns_suffix}", region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com");
 }
 
+/**
+ * `gitlab-<job_id>` (CloudTrail shows which job used the role), sanitised to AWS's
+ * `[\w+=,.@-]{2,64}`; tokens without a job id use a prefix of the token hash, which audit also holds.
+ */
 export function sessionName(identity: VerifiedIdentity): string {
   const jobId = identity.claims.job_id;
   const raw = typeof jobId === "string" && jobId !== "" ? `gitlab-${jobId}` : `gatepass-${identity.tokenSha256.slice(0, 16)}`;

@@ -62,7 +62,7 @@ adminRoutes.get("/v1/admin/status", async (c) => {
       (ring) => ({
         keys: ring.describe(nowSeconds(deps)),
         // A target whose algorithm has no current key answers signing_unavailable: say so before a job finds out.
-        targets_without_key: policy ? [...policy.targets.values()].filter((t) => !ring.algorithms().includes(t.signing_alg)).map((t) => t.name) : [],
+        targets_without_key: [...(policy?.targets.values() ?? [])].filter((t) => !ring.algorithms().includes(t.signing_alg)).map((t) => t.name),
       }),
       (err: unknown) => ({ error: err instanceof GatepassError ? err.code : "internal_error" }),
     ),
