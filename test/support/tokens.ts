@@ -84,7 +84,8 @@ export function gitlabClaims(options: ClaimOptions): Record<string, unknown> {
 export function legacyClaims(options: Omit<ClaimOptions, "audience">): Record<string, unknown> {
   const claims = gitlabClaims(options);
   delete claims.aud;
-  claims.iss = new URL(options.issuer).host;
+  // GitLab's Settings.gitlab.host: the host name alone, without port or relative URL root.
+  claims.iss = new URL(options.issuer).hostname;
   claims.sub = `job_${String(claims.job_id)}`;
   return claims;
 }

@@ -83,9 +83,10 @@ describe("verified identity", () => {
 describe("legacy CI_JOB_JWT", () => {
   async function legacyIssuer(accept: boolean) {
     const h = createHarness();
-    // The bare host maps to https://<host>, which this (http, path-installed) stand-in needs as an alias.
+    // The bare host name maps to https://<host>, which this stand-in (http, another port, under a
+    // path) needs as an alias, like a real install on another port or under a path.
     const probe = await standinIssuer(h);
-    const bareHost = new URL(probe.config.url).host;
+    const bareHost = new URL(probe.config.url).hostname;
     const config: IssuerConfig = { ...probe.config, aliases: [`https://${bareHost}`], accept_legacy_ci_job_jwt: accept };
     const token = (overrides: Record<string, unknown> = {}) =>
       signToken(probe.key, { ...legacyClaims({ issuer: probe.config.url, now: h.now() }), ...overrides });
