@@ -135,6 +135,8 @@ export interface RuleSpec {
     broad?: boolean;
     /** The rule lets privileged targets be used from unprotected refs or merge-request pipelines. */
     unprotected?: boolean;
+    /** The rule lets privileged targets be used from child pipelines (on protected refs). */
+    child_pipelines?: boolean;
   };
   /** Optional: at most this many credentials per job and target. */
   max_uses_per_job?: number;

@@ -11,6 +11,7 @@ export type LintCode =
   | "ref-without-ref-type"
   | "privileged-unprotected-ref"
   | "privileged-merge-requests"
+  | "privileged-child-pipelines"
   | "privileged-legacy-tokens"
   | "unneeded-acknowledgement";
 
@@ -27,6 +28,12 @@ const ID_CLAIMS = new Set(["project_id", "namespace_id"]);
 
 /** Pipeline sources that run code proposed from outside the protected branches (merge requests, forks). */
 export const UNTRUSTED_PIPELINE_SOURCES = ["merge_request_event", "external_pull_request_event"] as const;
+
+/** The source of every child pipeline, a merge-request pipeline's children (running its code) included. */
+const CHILD_PIPELINE_SOURCE = "parent_pipeline";
+
+/** What the lint suggests for pipeline_source: the sources a deploy runs from, rather than a list of exclusions. */
+const DEPLOY_SOURCES_EXAMPLE = "pipeline_source: [push, web, schedule]";
 
 export function lintPolicy(policy: PolicyParts): LintFinding[] {
   const privileged = new Set(policy.targets.filter((t: Target) => t.privileged).map((t) => t.name));
@@ -97,15 +104,31 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
           "privileged-merge-requests",
           ["match"],
           `privileged target(s) ${names} must not be reachable from merge-request pipelines (which can run a fork's code): ` +
-            `add pipeline_source: { not: [${UNTRUSTED_PIPELINE_SOURCES.join(", ")}] } or list the allowed sources, ` +
+            `list the sources you deploy from (e.g. ${DEPLOY_SOURCES_EXAMPLE}), ` +
             "or set acknowledge: { unprotected: true } if that is intended",
         );
+      }
+      const childPipelines = sourceOk && source.matches(CHILD_PIPELINE_SOURCE);
+      if (childPipelines && !ack.child_pipelines) {
+        add(
+          "privileged-child-pipelines",
+          ["match", "pipeline_source"],
+          `privileged target(s) ${names} can be reached from child pipelines (pipeline_source ${CHILD_PIPELINE_SOURCE}), and the child ` +
+            `pipelines of a merge-request pipeline run its code with that source too, so only ref_protected guards them: list the ` +
+            `sources you deploy from (e.g. ${DEPLOY_SOURCES_EXAMPLE}), or set acknowledge: { child_pipelines: true } if child pipelines ` +
+            "on protected refs need these targets",
+          "warning",
+        );
+      } else if (!childPipelines && ack.child_pipelines) {
+        add("unneeded-acknowledgement", ["acknowledge", "child_pipelines"], "acknowledge.child_pipelines is not needed: the rule excludes child pipelines", "warning");
       }
     } else if (refOk && sourceOk) {
       add("unneeded-acknowledgement", ["acknowledge", "unprotected"], "acknowledge.unprotected is not needed: the rule already requires protected refs outside merge requests", "warning");
     }
-  } else if (ack.unprotected) {
-    add("unneeded-acknowledgement", ["acknowledge", "unprotected"], "acknowledge.unprotected is not needed: the rule allows no privileged target", "warning");
+  } else {
+    for (const key of ["unprotected", "child_pipelines"] as const) {
+      if (ack[key]) add("unneeded-acknowledgement", ["acknowledge", key], `acknowledge.${key} is not needed: the rule allows no privileged target`, "warning");
+    }
   }
   return findings;
 }

@@ -407,6 +407,7 @@ const ruleFields: Fields = {
     spec: object({
       broad: { spec: bool(), doc: "The rule has no project or namespace scope on purpose." },
       unprotected: { spec: bool(), doc: "The rule lets privileged targets be used from unprotected refs or merge-request pipelines." },
+      child_pipelines: { spec: bool(), doc: "The rule lets privileged targets be used from child pipelines (on protected refs)." },
     }),
     doc: "Explicit acknowledgements that silence lint refusals.",
   },

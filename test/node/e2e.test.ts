@@ -63,7 +63,7 @@ beforeAll(async () => {
     "rules:",
     "  - name: infra-main",
     "    issuer: ci",
-    '    match: { project_path: platform/infra, ref_type: branch, ref: main, ref_protected: "true", pipeline_source: { not: [merge_request_event, external_pull_request_event] } }',
+    '    match: { project_path: platform/infra, ref_type: branch, ref: main, ref_protected: "true", pipeline_source: [push, web, schedule] }',
     "    allow: [aws-deploy, oidc-rp]",
     "    max_uses_per_job: 1",
     "",

@@ -85,7 +85,7 @@ describe("policies validate", () => {
   it("refuses lint errors with their code", async () => {
     const dir = await policyCopy("lint");
     const rules = await readFile(path.join(dir, "rules.yaml"), "utf8");
-    await writeFile(path.join(dir, "rules.yaml"), rules.replace('      ref_protected: "true"\n      pipeline_source: { not: [merge_request_event, external_pull_request_event] }\n    allow: [gcp-deployer', "    allow: [gcp-deployer"));
+    await writeFile(path.join(dir, "rules.yaml"), rules.replace('      ref_protected: "true"\n      pipeline_source: [push, web, schedule]\n    allow: [gcp-deployer', "    allow: [gcp-deployer"));
     const result = await gatepass("validate", "--dir", dir);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/rules\.yaml:\d+:\d+: error: privileged target\(s\) gcp-deployer must only be reachable from protected refs.*\[privileged-unprotected-ref\]/);

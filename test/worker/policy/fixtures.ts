@@ -35,7 +35,7 @@ export const RULES_YAML = `rules:
       ref_type: branch
       ref: main
       ref_protected: "true"
-      pipeline_source: { not: [merge_request_event, external_pull_request_event] }
+      pipeline_source: [push, web, schedule]
     allow: [deployer, reader]
   - name: platform-reads
     issuer: corp-gitlab

@@ -11,7 +11,7 @@ function lint(rule: string): string[] {
 const SAFE = `ref_type: branch
 ref: main
 ref_protected: "true"
-pipeline_source: { not: [merge_request_event, external_pull_request_event] }`;
+pipeline_source: [push, web, schedule]`;
 
 const rule = (match: string, allow = "[deployer]", extra = "") => `match:\n${match.replace(/^/gm, "  ")}\nallow: ${allow}${extra ? `\n${extra}` : ""}`;
 
@@ -62,6 +62,23 @@ describe("lint", () => {
     expect(lint(rule(`${base}\npipeline_source: { not: merge_request_event }`))).toEqual(["5: error privileged-merge-requests"]);
     expect(lint(rule(`${base}\npipeline_source: "*"`))).toEqual(["5: error privileged-merge-requests"]);
     expect(lint(rule(`${base}\npipeline_source: [push, merge_request_event]`))).toEqual(["5: error privileged-merge-requests"]);
+  });
+
+  it("warns when privileged targets can be reached from child pipelines, which merge-request pipelines start too", () => {
+    const base = `project_path: a/b\nref_type: branch\nref: main\nref_protected: "true"`;
+    for (const source of ["{ not: [merge_request_event, external_pull_request_event] }", "[push, parent_pipeline]"]) {
+      const findings = lint(rule(`${base}\npipeline_source: ${source}`));
+      expect(findings.filter((f) => !f.endsWith("privileged-merge-requests")), source).toEqual(["9: warning privileged-child-pipelines"]);
+    }
+    // A warning: the policy still loads.
+    const rules = `rules:\n  - name: r\n    issuer: corp-gitlab\n${rule(`${base}\npipeline_source: [push, parent_pipeline]`).replace(/^/gm, "    ")}\n`;
+    expect(checkPolicySources(sources({ rules })).policy).toBeDefined();
+    expect(lint(rule(`${base}\npipeline_source: [push, parent_pipeline]`, "[deployer]", "acknowledge: { child_pipelines: true }"))).toEqual([]);
+  });
+
+  it("warns when acknowledge.child_pipelines silences nothing", () => {
+    expect(lint(rule(`project_path: a/b\n${SAFE}`, "[deployer]", "acknowledge: { child_pipelines: true }"))).toEqual(["11: warning unneeded-acknowledgement"]);
+    expect(lint(rule("project_path: a/b", "[reader]", "acknowledge: { child_pipelines: true }"))).toEqual(["7: warning unneeded-acknowledgement"]);
   });
 
   it("lets acknowledge.unprotected silence both privileged refusals, and warns when it is not needed", () => {
