@@ -89,8 +89,6 @@ export interface AwsTarget extends TargetBase {
 
 export interface AzureTarget extends TargetBase {
   type: "azure";
-  /** Entra ID accepts only RSA-signed client assertions. */
-  signing_alg: "RS256";
   tenant_id: string;
   client_id: string;
   /** e.g. "https://management.azure.com/.default" */

@@ -1,5 +1,6 @@
 // Refusals for rules that parse but are unsafe or broader than they look. Each refusal can only be
-// silenced by the rule itself (acknowledge: { broad | unprotected: true }), so a reviewer sees it.
+// silenced by the rule itself (acknowledge: { broad | unprotected | child_pipelines: true }), so a
+// reviewer sees it.
 
 import type { RuleSpec, Target } from "../types";
 import { SCOPE_CLAIMS } from "./compile";
@@ -108,22 +109,26 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
             "or set acknowledge: { unprotected: true } if that is intended",
         );
       }
-      const childPipelines = sourceOk && source.matches(CHILD_PIPELINE_SOURCE);
-      if (childPipelines && !ack.child_pipelines) {
-        add(
-          "privileged-child-pipelines",
-          ["match", "pipeline_source"],
-          `privileged target(s) ${names} can be reached from child pipelines (pipeline_source ${CHILD_PIPELINE_SOURCE}), and the child ` +
-            `pipelines of a merge-request pipeline run its code with that source too, so only ref_protected guards them: list the ` +
-            `sources you deploy from (e.g. ${DEPLOY_SOURCES_EXAMPLE}), or set acknowledge: { child_pipelines: true } if child pipelines ` +
-            "on protected refs need these targets",
-          "warning",
-        );
-      } else if (!childPipelines && ack.child_pipelines) {
-        add("unneeded-acknowledgement", ["acknowledge", "child_pipelines"], "acknowledge.child_pipelines is not needed: the rule excludes child pipelines", "warning");
-      }
     } else if (refOk && sourceOk) {
       add("unneeded-acknowledgement", ["acknowledge", "unprotected"], "acknowledge.unprotected is not needed: the rule already requires protected refs outside merge requests", "warning");
+    }
+    // Only acknowledge.child_pipelines silences this warning (acknowledge.unprotected is for the errors).
+    const childPipelines = sourceOk && source.matches(CHILD_PIPELINE_SOURCE);
+    if (childPipelines && !ack.child_pipelines) {
+      add(
+        "privileged-child-pipelines",
+        ["match", "pipeline_source"],
+        `privileged target(s) ${names} can be reached from child pipelines (pipeline_source ${CHILD_PIPELINE_SOURCE}), and the child ` +
+          `pipelines of a merge-request pipeline run its code with that source too, so only ref_protected guards them: list the ` +
+          `sources you deploy from (e.g. ${DEPLOY_SOURCES_EXAMPLE}), or set acknowledge: { child_pipelines: true } if child pipelines ` +
+          "on protected refs need these targets",
+        "warning",
+      );
+    } else if (!childPipelines && ack.child_pipelines) {
+      const why = sourceOk
+        ? "the rule's pipeline_source excludes child pipelines"
+        : "its pipeline_source admits merge-request pipelines, which privileged-merge-requests is about";
+      add("unneeded-acknowledgement", ["acknowledge", "child_pipelines"], `acknowledge.child_pipelines is not needed: ${why}`, "warning");
     }
   } else {
     for (const key of ["unprotected", "child_pipelines"] as const) {

@@ -247,6 +247,16 @@ interface SigningRule {
 
 const ANY_SIGNING_ALG: SigningRule = { algs: ["ES256", "RS256"], default: "ES256" };
 
+/**
+ * A narrower rule binds policy files only: snapshots already pushed (in KV, or in D1 history for a
+ * rollback) keep loading with any algorithm, since refusing one would take every target down.
+ */
+function signingAlgSpec(signing: SigningRule): Spec<SigningAlg> {
+  const strict = oneOf(signing.algs, signing.why);
+  const any = oneOf(ANY_SIGNING_ALG.algs);
+  return { read: (value, ctx, path) => (ctx.mode === "source" ? strict : any).read(value, ctx, path), schema: strict.schema };
+}
+
 function targetBase(lifetime: LifetimeRule, signing: SigningRule = ANY_SIGNING_ALG): Fields {
   const refuse = lifetime.refuse;
   return {
@@ -258,7 +268,7 @@ function targetBase(lifetime: LifetimeRule, signing: SigningRule = ANY_SIGNING_A
       doc: "sub of the minted token; default target:NAME. Unique across targets (cloud roles trust a target by its sub).",
     },
     signing_alg: {
-      spec: oneOf(signing.algs, signing.why),
+      spec: signingAlgSpec(signing),
       default: signing.default,
       doc: signing.why ? `Algorithm of the minted token: ${signing.algs.join(" or ")} only (${signing.why}).` : "Algorithm of the minted token.",
     },
@@ -290,7 +300,7 @@ const GCP_LIFETIME_WITHOUT_SERVICE_ACCOUNT =
 const AZURE_LIFETIME =
   "max_lifetime cannot be enforced for azure targets: Entra ID decides the access token's lifetime (60-90 minutes by default) and " +
   "gatepass cannot shorten it. Remove max_lifetime; to change the lifetime, assign an Entra ID token lifetime policy";
-// Entra ID refuses an ES256 client assertion (AADSTS5002738), so an azure target defaults to RS256.
+// Entra ID refuses an ES256 client assertion (AADSTS5002738), so an azure target is signed RS256.
 const AZURE_RSA_ONLY = "Entra ID accepts only RSA-signed client assertions";
 const ID_TOKENS_WITHOUT_SERVICE_ACCOUNT =
   "Google ID tokens are issued for a service account: add service_account, or remove id_token_audiences";

@@ -5,6 +5,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, typ
 import { MAX_YAML_ALIASES } from "../limits";
 import { lintPolicy, type LintCode } from "./lint";
 import { normalizePolicy, type Path, type PolicyParts, type Problem } from "./schema";
+import { escapeControl } from "./spec";
 
 export interface SourceFile {
   name: string;
@@ -140,6 +141,7 @@ function sortFindings(findings: Finding[]): Finding[] {
   return findings.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
 }
 
+/** One line per finding, whatever the file name or the YAML parser's message quotes. */
 export function formatFinding(f: Finding): string {
-  return `${f.file}:${f.line}:${f.column}: ${f.severity}: ${f.message}${f.code ? ` [${f.code}]` : ""}`;
+  return escapeControl(`${f.file}:${f.line}:${f.column}: ${f.severity}: ${f.message}${f.code ? ` [${f.code}]` : ""}`);
 }

@@ -32,11 +32,16 @@ export interface Spec<T> {
 }
 
 export function fail(ctx: Ctx, path: Path, message: string, atKey = false): typeof INVALID {
-  // Messages quote what the policy wrote: a control character in it (a line break, a terminal
-  // escape from a hostile merge request) reaches the CI log escaped, never as itself.
-  const printable = message.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  ctx.problems.push({ document: ctx.document, path, message: printable, ...(atKey ? { atKey } : {}) });
+  ctx.problems.push({ document: ctx.document, path, message: escapeControl(message), ...(atKey ? { atKey } : {}) });
   return INVALID;
+}
+
+/**
+ * Messages quote what a policy wrote: a control character in it (a line break, a terminal escape
+ * from a hostile merge request) must reach a log or terminal escaped, never as itself.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 export function describe(value: unknown): string {

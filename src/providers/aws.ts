@@ -65,7 +65,10 @@ export async function exchangeAws(
   };
 }
 
-/** The regional STS endpoint: China's regions live under amazonaws.com.cn, every other under amazonaws.com. */
+/**
+ * The regional STS endpoint: China's regions live under amazonaws.com.cn, the commercial and GovCloud
+ * ones under amazonaws.com (the isolated ISO partitions are not supported).
+ */
 export function stsUrl(template: string, region: string): string {
   return template.replace("{region}", region).replace("{dns_suffix}", region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com");
 }

@@ -13,6 +13,8 @@ const HINTS: Record<string, string> = {
   AADSTS700212: "the federated credential's audience does not match the target's audience (normally api://AzureADTokenExchange).",
   AADSTS700016: "the application (client_id) was not found in the tenant.",
   AADSTS90002: "the tenant was not found; check tenant_id.",
+  // Only a snapshot pushed before azure targets were always signed RS256 can still sign ES256.
+  AADSTS5002738: "Entra ID accepts only RS256 assertions: push the policies again with the current gatepass CLI, which signs azure targets RS256.",
   invalid_scope: "the scope is not valid for this resource; it must be <resource>/.default.",
 };
 

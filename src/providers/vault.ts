@@ -39,9 +39,9 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
         return safeCode(Array.isArray(errors) ? errors[0] : undefined, `http_${status}`);
       },
       hint: (code) =>
-        // Vault verifies only RS256 tokens unless the mount's jwt_supported_algs says otherwise.
+        // The mount's jwt_supported_algs (when set) lists the algorithms Vault verifies.
         code.includes("unexpected algorithm")
-          ? `add ${target.signing_alg} to jwt_supported_algs on auth/${target.mount}/config (Vault accepts only RS256 when it is unset).`
+          ? `the mount's jwt_supported_algs does not include ${target.signing_alg}: add it on auth/${target.mount}/config.`
           : `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its subject), that mount ${target.mount} ` +
             `trusts GATEPASS_ISSUER, and the target's namespace (${target.namespace ?? "none: the root namespace"}).`,
     },

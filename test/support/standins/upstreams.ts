@@ -38,7 +38,7 @@ export interface Scenario {
   /** hostileSecret: the secret key carries XML-escaped `&<'"` (proves entity decoding and shell quoting). */
   aws?: { roles: Record<string, { sub: string; aud: string; maxSessionDuration?: number }>; hostileSecret?: boolean };
   azure?: { apps: Record<string, { tenant: string; sub: string; aud?: string }> };
-  /** jwtSupportedAlgs: the mount's `jwt_supported_algs`; Vault accepts only RS256 when it is unset. */
+  /** jwtSupportedAlgs: the mount's `jwt_supported_algs`; unset, Vault's JWT login accepts every algorithm it knows. */
   /** A role's namespace (Vault Enterprise / HCP) must arrive as X-Vault-Namespace; none: the root namespace. */
   vault?: { jwtSupportedAlgs?: string[]; roles: Record<string, { mount: string; namespace?: string; boundAudiences: string[]; boundSubject: string; ttl: number; policies: string[] }> };
   faults?: Partial<Record<UpstreamService, Fault[]>>;
@@ -256,7 +256,8 @@ async function vault(ns: Namespace, captured: CapturedRequest, res: ServerRespon
   // The mount lives in its namespace: asked for elsewhere, Vault finds no such path.
   if (role && captured.headers["x-vault-namespace"] !== role.namespace) return error(403, "permission denied");
   if (!role || role.mount !== mount) return error(400, `role "${String(captured.body.role)}" could not be found`);
-  if (!(ns.scenario.vault?.jwtSupportedAlgs ?? ["RS256"]).includes(headerAlg(String(captured.body.jwt ?? "")))) {
+  const algs = ns.scenario.vault?.jwtSupportedAlgs;
+  if (algs && !algs.includes(headerAlg(String(captured.body.jwt ?? "")))) {
     return error(400, "error validating token: invalid algorithm (alg) header parameter: token signed with unexpected algorithm");
   }
   const checked = await verifyMinted(ns, captured, String(captured.body.jwt ?? ""), role.boundAudiences);

@@ -65,7 +65,7 @@ export function azureTarget(overrides: Partial<AzureTarget> = {}): AzureTarget {
   };
 }
 
-/** The Vault mount's jwt_supported_algs as the README configures it (Vault's own default is RS256 only). */
+/** The Vault mount's jwt_supported_algs as the README configures it. */
 export const VAULT_ALGS = ["ES256", "RS256"];
 
 export function vaultTarget(ns: string, overrides: Partial<VaultTarget> = {}): VaultTarget {

@@ -281,6 +281,13 @@ describe("azure", () => {
     expect(request!.header).toMatchObject({ alg: "RS256" });
   });
 
+  it("tells the admin to push again when a snapshot from before the RS256 rule still signs ES256", async () => {
+    const err = await failure(run(newNamespace(), { ...azureTarget(), signing_alg: "ES256" }, {}, { azure: apps }));
+    expect(err.code).toBe("upstream_denied");
+    expect(err.details.upstream_error).toBe("AADSTS5002738");
+    expect(err.description).toContain("push the policies again with the current gatepass CLI");
+  });
+
   it("reports Entra's AADSTS code when no federated credential matches", async () => {
     const err = await failure(run(newNamespace(), azureTarget(), {}, { azure: { apps: { "11111111-2222-3333-4444-555555555555": { tenant: "00000000-0000-0000-0000-00000000000a", sub: "target:x" } } } }));
     expect(err.code).toBe("upstream_denied");
@@ -335,15 +342,16 @@ describe("vault", () => {
     expect(request!.body.role).toBe("ci");
   });
 
-  it("tells the admin to set jwt_supported_algs when the mount keeps Vault's RS256-only default", async () => {
+  it("tells the admin when the mount's jwt_supported_algs leaves out the target's algorithm", async () => {
     const ns = newNamespace();
-    const err = await failure(run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } } }));
+    const rsaOnly = { vault: { jwtSupportedAlgs: ["RS256"], roles: { ci: role } } };
+    const err = await failure(run(ns, vaultTarget(ns), {}, rsaOnly));
     expect(err.code).toBe("upstream_denied");
     expect(err.details.upstream_error).toMatch(/unexpected algorithm/);
-    expect(err.description).toContain("add ES256 to jwt_supported_algs on auth/gatepass/config");
-    // An RS256 target passes the same mount.
-    const { credential } = await run(ns, vaultTarget(ns, { signing_alg: "RS256" }), {}, { vault: { roles: { ci: role } } });
-    expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900 });
+    expect(err.description).toContain("the mount's jwt_supported_algs does not include ES256: add it on auth/gatepass/config.");
+    // An RS256 target passes the same mount, and without jwt_supported_algs Vault takes either.
+    expect((await run(ns, vaultTarget(ns, { signing_alg: "RS256" }), {}, rsaOnly)).credential).toMatchObject({ kind: "vault" });
+    expect((await run(ns, vaultTarget(ns), {}, { vault: { roles: { ci: role } } })).credential).toMatchObject({ kind: "vault" });
   });
 
   it("logs in within the target's namespace (Vault Enterprise, HCP Vault) and hands the namespace on", async () => {

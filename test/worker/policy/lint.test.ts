@@ -67,18 +67,24 @@ describe("lint", () => {
   it("warns when privileged targets can be reached from child pipelines, which merge-request pipelines start too", () => {
     const base = `project_path: a/b\nref_type: branch\nref: main\nref_protected: "true"`;
     for (const source of ["{ not: [merge_request_event, external_pull_request_event] }", "[push, parent_pipeline]"]) {
-      const findings = lint(rule(`${base}\npipeline_source: ${source}`));
-      expect(findings.filter((f) => !f.endsWith("privileged-merge-requests")), source).toEqual(["9: warning privileged-child-pipelines"]);
+      expect(lint(rule(`${base}\npipeline_source: ${source}`)), source).toEqual(["9: warning privileged-child-pipelines"]);
     }
     // A warning: the policy still loads.
     const rules = `rules:\n  - name: r\n    issuer: corp-gitlab\n${rule(`${base}\npipeline_source: [push, parent_pipeline]`).replace(/^/gm, "    ")}\n`;
     expect(checkPolicySources(sources({ rules })).policy).toBeDefined();
     expect(lint(rule(`${base}\npipeline_source: [push, parent_pipeline]`, "[deployer]", "acknowledge: { child_pipelines: true }"))).toEqual([]);
+    // acknowledge.unprotected is for the errors: it does not silence this warning.
+    expect(lint(rule(`project_path: a/b\npipeline_source: [push, parent_pipeline]`, "[deployer]", "acknowledge: { unprotected: true }"))).toEqual(["6: warning privileged-child-pipelines"]);
   });
 
-  it("warns when acknowledge.child_pipelines silences nothing", () => {
-    expect(lint(rule(`project_path: a/b\n${SAFE}`, "[deployer]", "acknowledge: { child_pipelines: true }"))).toEqual(["11: warning unneeded-acknowledgement"]);
-    expect(lint(rule("project_path: a/b", "[reader]", "acknowledge: { child_pipelines: true }"))).toEqual(["7: warning unneeded-acknowledgement"]);
+  it("warns when acknowledge.child_pipelines silences nothing, saying why", () => {
+    const messages = (match: string, allow: string, ack: string) =>
+      checkPolicySources(sources({ rules: `rules:\n  - name: r\n    issuer: corp-gitlab\n${rule(match, allow, ack).replace(/^/gm, "    ")}\n` }))
+        .findings.filter((f) => f.code === "unneeded-acknowledgement").map((f) => f.message);
+    const base = `project_path: a/b\nref_type: branch\nref: main\nref_protected: "true"`;
+    expect(messages(`project_path: a/b\n${SAFE}`, "[deployer]", "acknowledge: { child_pipelines: true }")).toEqual([expect.stringMatching(/pipeline_source excludes child pipelines$/)]);
+    expect(messages("project_path: a/b", "[reader]", "acknowledge: { child_pipelines: true }")).toEqual([expect.stringMatching(/allows no privileged target$/)]);
+    expect(messages(base, "[deployer]", "acknowledge: { child_pipelines: true }")).toEqual([expect.stringMatching(/admits merge-request pipelines/)]);
   });
 
   it("lets acknowledge.unprotected silence both privileged refusals, and warns when it is not needed", () => {

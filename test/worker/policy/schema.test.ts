@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_CONDITION_ALTERNATIVES, MAX_RULES } from "../../../src/limits";
 import { normalizePolicy } from "../../../src/policy/schema";
-import { checkPolicySources } from "../../../src/policy/source";
+import { checkPolicySources, formatFinding } from "../../../src/policy/source";
 import { checkedPolicyOf, ISSUERS_YAML, problemsOf, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
 
 describe("strict parsing with file and line", () => {
@@ -91,6 +91,16 @@ describe("strict parsing with file and line", () => {
       expect.stringMatching(/^rules\.yaml:7: a condition mapping must be exactly \{ not: value-or-list \}/),
       expect.stringMatching(/^rules\.yaml:8: a condition mapping must be exactly/),
     ]);
+  });
+
+  it("prints every finding on one line, escaping what the YAML parser quotes from the file", () => {
+    const { findings } = checkPolicySources(sources({ rules: "%FOO\u001b[2J\nrules: []\n" }));
+    expect(findings.length).toBeGreaterThan(0);
+    for (const line of findings.map(formatFinding)) {
+      expect(line).not.toMatch(/[\u0000-\u001f]/);
+      expect(line).toMatch(/^rules\.yaml:\d+:\d+: error: /);
+    }
+    expect(findings.map(formatFinding).join("\n")).toContain("\\u001b[2J");
   });
 
   it("reports YAML syntax errors and non-mapping files with their line", () => {

@@ -101,6 +101,18 @@ describe("loadSnapshot", () => {
     expect(await refusal(await rehash((s) => ((s.rules as { match: unknown }[])[0]!.match = { project_path: "a/b", ref_protected: true })))).toMatch(/expected a string/);
   });
 
+  it("keeps loading a snapshot pushed before azure targets were RS256 only (policy files may no longer say ES256)", async () => {
+    const azure = { name: "azure-old", type: "azure", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600,
+      tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47", client_id: "0b2a7a33-5a5d-4a2a-9d3e-1f2c3b4a5d6e",
+      scope: "https://management.azure.com/.default", audience: "api://AzureADTokenExchange" };
+    const text = await rehash((s) => {
+      const targets = s.targets as { name: string }[];
+      targets.push(azure);
+      targets.sort((a, b) => (a.name < b.name ? -1 : 1));
+    });
+    expect((await loadSnapshot(text)).targets.get("azure-old")).toMatchObject({ signing_alg: "ES256" });
+  });
+
   it("refuses a snapshot that is not in canonical form (defaults missing, unsorted, non-canonical URLs)", async () => {
     expect(await refusal(await rehash((s) => delete (s.issuers as { algorithms?: unknown }[])[0]!.algorithms))).toMatch(/not in canonical form/);
     expect(await refusal(await rehash((s) => (s.targets as unknown[]).reverse()))).toMatch(/not in canonical form/);
