@@ -24,6 +24,15 @@ export interface WranglerResult {
 const require = createRequire(import.meta.url);
 const WRANGLER_BIN = path.join(path.dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
 
+/**
+ * The environment wrangler runs in: no usage metrics, and no fetch of Cloudflare's sample
+ * `request.cf` object on a local start (gatepass never reads `request.cf`; offline, the fetch only
+ * prints a stack trace).
+ */
+export function wranglerEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", ...extra };
+}
+
 /** Flags that select where a KV/D1 command acts. */
 export function targetFlags(target: WranglerTarget): string[] {
   const flags = [target.remote ? "--remote" : "--local"];
@@ -42,7 +51,7 @@ export function runNode(args: string[], options: { input?: string; cwd?: string 
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       cwd: options.cwd ?? process.cwd(),
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "true" },
+      env: wranglerEnv({ CI: process.env.CI ?? "true" }),
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";

@@ -78,6 +78,15 @@ function parseConfig(env: Env): Config {
       ),
     });
   }
+  if (new URL(issuerUrl).pathname !== "/") {
+    // Relying parties fetch <issuer>/.well-known/openid-configuration, and gatepass serves it at its root.
+    throw new GatepassError("config_invalid", {
+      cause: new Error(
+        `GATEPASS_ISSUER is ${JSON.stringify(env.GATEPASS_ISSUER)}: give gatepass's origin without a path (e.g. https://gatepass.example.com); ` +
+          "clouds read its discovery document at <issuer>/.well-known/openid-configuration, which gatepass serves at the root of its own hostname",
+      ),
+    });
+  }
   const retention = Number.parseInt(env.AUDIT_RETENTION_DAYS ?? "", 10);
   return {
     issuerUrl,

@@ -10,7 +10,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { SignJWT, exportJWK, generateKeyPair, importJWK, calculateJwkThumbprint, type JWK } from "jose";
-import { wrangler } from "../wrangler";
+import { wrangler, wranglerEnv } from "../wrangler";
 
 export const usage = `  dev [--port 8787]                 run gatepass locally on embedded defaults (local KV/D1, example policies)
   dev token [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]
@@ -143,7 +143,7 @@ function runCli(args: string[], options: { inherit: boolean }): Promise<number> 
       ? [path.resolve("node_modules/wrangler/bin/wrangler.js"), args.slice(1)]
       : [path.resolve("cli/gatepass.mjs"), args];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [command, ...argv], { stdio: options.inherit ? "inherit" : ["ignore", "inherit", "inherit"] });
+    const child = spawn(process.execPath, [command, ...argv], { env: wranglerEnv(), stdio: options.inherit ? "inherit" : ["ignore", "inherit", "inherit"] });
     child.on("error", reject);
     child.on("exit", (code) => resolve(code ?? 1));
   });

@@ -78,7 +78,9 @@ describe("README: npm run dev and the local walkthrough", () => {
     expect([token, branch]).toEqual(["", ""]); // the two token assignments print nothing
     expect(JSON.parse(whoami!)).toMatchObject({ issuer: "local-gitlab", claims: { project_path: "platform/infra", ref: "main", ref_protected: "true" } });
     expect(issued).toMatch(/^export GATEPASS_ISSUED_ID_TOKEN='[\w-]+\.[\w-]+\.[\w-]+'$/);
-    const refusal = JSON.parse(denied!) as Record<string, string>;
+    const [deniedBody, deniedStatus] = denied!.split("\n");
+    expect(deniedStatus).toBe("HTTP 403");
+    const refusal = JSON.parse(deniedBody!) as Record<string, string>;
     expect(refusal).toMatchObject({ code: "policy_denied" });
     expect(refusal.error_description).toMatch(/^No policy rule lets project 'platform\/infra' \(ref 'feature', /);
     const { explain } = JSON.parse(why!) as { explain: { target: string; allowed: boolean; rules: { failures: { claim: string }[] }[] } };

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { wrangler } from "../../cli/wrangler";
+import { wrangler, wranglerEnv } from "../../cli/wrangler";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER_BIN = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -91,7 +91,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     detached: true, // its own process group, so stop() also ends workerd
     // wrangler appends every line it prints to a debug log; keep it in the scratch directory (removed
     // on stop) rather than let test and benchmark runs pile up gigabytes in ~/.config/.wrangler/logs.
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", WRANGLER_LOG_PATH: path.join(scratch, "wrangler-logs") },
+    env: wranglerEnv({ CI: "true", NO_COLOR: "1", WRANGLER_LOG_PATH: path.join(scratch, "wrangler-logs") }),
     stdio: ["ignore", options.quiet ? "ignore" : "pipe", "pipe"],
   });
   let output = "";

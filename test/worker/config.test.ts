@@ -43,6 +43,20 @@ describe("configuration", () => {
     }
   });
 
+  it("refuses an issuer URL with a path: relying parties would look for discovery where gatepass does not serve it", async () => {
+    const h = await createHarness();
+    await h.scenario();
+    h.takeLogs();
+    for (const url of ["https://example.com/gatepass", "https://example.com/gatepass/"]) {
+      const res = await h.request("/.well-known/openid-configuration", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: url });
+      expect(res.status, url).toBe(503);
+      expect(await res.json(), url).toMatchObject({ code: "config_invalid" });
+    }
+    const [refusal] = logEvents(h.takeLogs()).filter((entry) => entry.event === "config_invalid");
+    expect(refusal).toMatchObject({ reason: expect.stringContaining("give gatepass's origin without a path") });
+    expect((await h.request("/healthz", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: "https://gatepass.example.com/" })).status).toBe(200);
+  });
+
   it("runs no cron job either: the run fails with the reason logged, and no storage or issuer is touched", async () => {
     const touched: string[] = [];
     const untouchable = (name: string) => new Proxy({}, { get: (_target, member) => { touched.push(`${name}.${String(member)}`); throw new Error(`${name} touched`); } });
