@@ -1,5 +1,6 @@
 // gatepass CLI. Each command group lives in cli/commands/<group>.ts and exports `run(args)`.
 // Output for humans on stdout, errors on stderr, exit code 0 on success, 1 on refusal, 2 on usage.
+import { isUsageError } from "./usage";
 
 type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
 
@@ -19,19 +20,19 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`usage: gatepass <command> ...\n\n${lines.join("\n")}\n`);
     return group === "help" || group === "--help" ? 0 : 2;
   }
-  return (await load()).run(rest);
+  const command = await load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(`usage:\n${command.usage}\n`);
+    return 0;
+  }
+  return command.run(rest);
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`gatepass: ${err instanceof Error ? err.message : String(err)}\n`);
-    // An unknown or malformed option (node:util parseArgs) is a usage error, whichever group let it through.
+    // A usage error (an unknown option, say) exits 2, whichever group let it through.
     process.exit(isUsageError(err) ? 2 : 1);
   },
 );
-
-function isUsageError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
-}

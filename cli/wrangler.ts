@@ -3,6 +3,7 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { UsageError } from "./usage";
 
 export interface WranglerTarget {
   /** true: Cloudflare account; false: local state under .wrangler/ (or persistTo). */
@@ -31,6 +32,27 @@ const WRANGLER_BIN = path.join(path.dirname(require.resolve("wrangler/package.js
  */
 export function wranglerEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", ...extra };
+}
+
+/** The options of every command that reads or writes gatepass's storage (for node:util parseArgs). */
+export const STORAGE_OPTIONS = {
+  local: { type: "boolean" },
+  remote: { type: "boolean" },
+  env: { type: "string" },
+  "persist-to": { type: "string" },
+  config: { type: "string" },
+} as const;
+
+/** Where a storage command acts, from its STORAGE_OPTIONS values; a contradiction is a usage error. */
+export function storageTarget(values: { local?: boolean; remote?: boolean; env?: string; "persist-to"?: string; config?: string }): WranglerTarget {
+  if (values.local && values.remote) throw new UsageError("choose one of --local and --remote");
+  if (values.remote && values["persist-to"]) throw new UsageError("--persist-to only applies to --local");
+  return {
+    remote: values.remote === true,
+    ...(values.env ? { env: values.env } : {}),
+    ...(values["persist-to"] ? { persistTo: values["persist-to"] } : {}),
+    ...(values.config ? { config: values.config } : {}),
+  };
 }
 
 /** Flags that select where a KV/D1 command acts. */

@@ -5,10 +5,11 @@ import { parseArgs } from "node:util";
 import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/audit/query";
 import { MAX_AUDIT_QUERY_ROWS } from "../../src/limits";
 import { sqlString } from "../policy/store";
-import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
 
 export const usage = `  audit query [--project P] [--target T] [--decision allow|deny|error] [--since ISO] [--limit N]
-              [--local|--remote] [--env NAME] [--persist-to DIR]     the newest events (--limit), oldest first, as JSON lines
+              [--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]
+                                                                      the newest events (--limit), oldest first, as JSON lines
   audit tail  [same filters]                                          the newest events (--limit), then every
                                                                       new one, oldest first (Ctrl-C to stop)`;
 
@@ -27,12 +28,12 @@ export async function run(args: string[]): Promise<number> {
     options: {
       project: { type: "string" }, target: { type: "string" }, decision: { type: "string" },
       since: { type: "string" }, limit: { type: "string" },
-      local: { type: "boolean" }, remote: { type: "boolean" }, env: { type: "string" }, "persist-to": { type: "string" },
+      ...STORAGE_OPTIONS,
     },
   });
-  const { local: _local, remote, env, "persist-to": persistTo, ...filters } = values;
+  const { local, remote, env, "persist-to": persistTo, config, ...filters } = values;
+  const target = storageTarget({ local, remote, env, "persist-to": persistTo, config });
   const filter = parseAuditFilter(filters);
-  const target: WranglerTarget = { remote: remote === true, env, persistTo };
 
   const events = await select(target, auditQuerySql(filter));
   for (const event of [...events].reverse()) printEvent(event);

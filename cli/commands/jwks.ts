@@ -17,7 +17,7 @@ import { validatePublicJwks } from "../../src/verify/keyset";
 import { readCapped } from "../../src/http/body";
 import { checkPolicyDir } from "../policy/files";
 import { PolicyStorage } from "../policy/store";
-import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
 
 export const usage = `  jwks push --issuer NAME (--file jwks.json | --url URL) [--local|--remote] [--env NAME] [--persist-to DIR] [--dir DIR]
                                       store a private issuer's public keys (validated like the admin endpoint)`;
@@ -39,21 +39,18 @@ export async function run(args: string[]): Promise<number> {
         file: { type: "string" },
         url: { type: "string" },
         dir: { type: "string", default: "policies" },
-        local: { type: "boolean" },
-        remote: { type: "boolean" },
-        env: { type: "string" },
-        "persist-to": { type: "string" },
-        config: { type: "string" },
+        ...STORAGE_OPTIONS,
       },
     }));
   } catch (error) {
     err(`gatepass jwks: ${(error as Error).message}\nusage:\n${usage}`);
     return 2;
   }
-  if (!values.issuer || Boolean(values.file) === Boolean(values.url) || (values.local && values.remote) || (values.remote && values["persist-to"])) {
-    err(`gatepass jwks: give --issuer, exactly one of --file and --url, at most one of --local and --remote (--persist-to only with --local)\nusage:\n${usage}`);
+  if (!values.issuer || Boolean(values.file) === Boolean(values.url)) {
+    err(`gatepass jwks: give --issuer and exactly one of --file and --url\nusage:\n${usage}`);
     return 2;
   }
+  const target = storageTarget(values);
 
   // The issuer must be configured, with pushed keys: its URL goes into the stored record.
   const checked = await checkPolicyDir(values.dir!);
@@ -72,12 +69,6 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
 
-  const target: WranglerTarget = {
-    remote: values.remote === true,
-    ...(values.env ? { env: values.env } : {}),
-    ...(values["persist-to"] ? { persistTo: values["persist-to"] } : {}),
-    ...(values.config ? { config: values.config } : {}),
-  };
   const mismatch = await liveIssuerMismatch(target, issuer);
   if (mismatch) {
     err(`gatepass jwks: ${mismatch} Nothing was stored.`);

@@ -1,6 +1,6 @@
 // `gatepass keys`: produce and rotate GATEPASS_SIGNING_KEYS (format: docs/issuer.md).
 // Cloudflare secrets are write-only, so the operator keeps a copy (`generate --out FILE`); rotation
-// reads the current secret from that copy (a file or stdin), sets the rotated one with wrangler, and
+// reads the current secret from that copy (a file or stdin), sets the new one with wrangler, and
 // only once wrangler succeeded replaces the copy — a failed upload leaves the operator's files alone.
 
 import { chmod, open, readFile, rename, rm, writeFile } from "node:fs/promises";
@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseSigningKeySecret, SIGNING_ALGS, type SigningAlg } from "../../src/mint/keys";
-import { generateSecret, rotateSecret, serializeSecret } from "../../src/mint/rotation";
+import { addAlgorithms, generateSecret, rotateSecret, serializeSecret } from "../../src/mint/rotation";
 import { wrangler } from "../wrangler";
 
 export const usage = `  keys generate [--alg ES256,RS256 | --alg ES256] [--out FILE [--force] | --dev-vars FILE]
@@ -19,7 +19,10 @@ export const usage = `  keys generate [--alg ES256,RS256 | --alg ES256] [--out F
   keys rotate --remote [--env NAME] [--from FILE|-] [--out FILE] [--force]
                                     promote next → current, current → previous, add a new next;
                                     --remote reads the current secret from FILE/stdin, sets it with wrangler and
-                                    only then writes it to --out (or stdout); a failed upload changes no file`;
+                                    only then writes it to --out (or stdout); a failed upload changes no file
+  keys add --alg RS256 (--local [--dev-vars FILE] | --remote [--env NAME] [--from FILE|-] [--out FILE])
+                                    add current + next keys for an algorithm the secret lacks, keeping its keys;
+                                    sets and writes the secret as rotate does`;
 
 const SECRET_NAME = "GATEPASS_SIGNING_KEYS";
 const DEFAULT_DEV_VARS = ".dev.vars";
@@ -27,7 +30,8 @@ const DEFAULT_DEV_VARS = ".dev.vars";
 export async function run(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   if (command === "generate") return generate(rest);
-  if (command === "rotate") return rotate(rest);
+  if (command === "rotate") return changeSecret("rotate", rest);
+  if (command === "add") return changeSecret("add", rest);
   process.stderr.write(`usage:\n${usage}\n`);
   return 2;
 }
@@ -44,12 +48,8 @@ async function generate(args: string[]): Promise<number> {
       force: { type: "boolean", default: false },
     },
   });
-  const algs = values.alg!.split(",").map((a) => a.trim().toUpperCase());
-  const unknown = algs.filter((a) => !(SIGNING_ALGS as readonly string[]).includes(a));
-  if (unknown.length > 0 || algs.length === 0) {
-    process.stderr.write(`gatepass keys: --alg takes ES256 and/or RS256 (got ${values.alg})\n`);
-    return 2;
-  }
+  const algs = parseAlgs(values.alg!);
+  if (!algs) return 2;
   if (values.out !== undefined && values["dev-vars"] !== undefined) {
     process.stderr.write("gatepass keys generate: choose --out or --dev-vars, not both\n");
     return 2;
@@ -59,7 +59,7 @@ async function generate(args: string[]): Promise<number> {
     return 2;
   }
   // ES256 is the default signer and is always present (the secret requires it).
-  const secret = await generateSecret([...new Set<SigningAlg>(["ES256", ...(algs as SigningAlg[])])], nowSeconds());
+  const secret = await generateSecret([...new Set<SigningAlg>(["ES256", ...algs])], nowSeconds());
   const text = serializeSecret(secret);
   if (values["dev-vars"]) {
     await writeDevVars(values["dev-vars"], text);
@@ -85,7 +85,21 @@ async function generate(args: string[]): Promise<number> {
   return 0;
 }
 
-async function rotate(args: string[]): Promise<number> {
+/** --alg: ES256 and/or RS256, comma-separated; undefined (after saying why) otherwise. */
+function parseAlgs(value: string): SigningAlg[] | undefined {
+  const algs = value.split(",").map((a) => a.trim().toUpperCase());
+  if (algs.length === 0 || algs.some((a) => !(SIGNING_ALGS as readonly string[]).includes(a))) {
+    process.stderr.write(`gatepass keys: --alg takes ES256 and/or RS256 (got ${value})\n`);
+    return undefined;
+  }
+  return algs as SigningAlg[];
+}
+
+/**
+ * `keys rotate` and `keys add`: read the live secret (.dev.vars, or the operator's copy for
+ * --remote), change it, and store it where it came from.
+ */
+async function changeSecret(command: "rotate" | "add", args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -95,42 +109,55 @@ async function rotate(args: string[]): Promise<number> {
       "dev-vars": { type: "string", default: DEFAULT_DEV_VARS },
       from: { type: "string", default: "-" },
       out: { type: "string" },
-      force: { type: "boolean", default: false },
+      force: { type: "boolean", default: false }, // rotate only
+      alg: { type: "string" }, // add only
     },
   });
   if (values.local === values.remote) {
-    process.stderr.write("gatepass keys rotate: choose --local or --remote\n");
+    process.stderr.write(`gatepass keys ${command}: choose --local or --remote\n`);
     return 2;
   }
+  const misuse =
+    command === "rotate"
+      ? values.alg !== undefined && "rotation covers every algorithm the secret has (--alg belongs to `keys add`)"
+      : (values.force && "--force belongs to `keys rotate`") || (values.alg === undefined && "name the algorithm to add, e.g. --alg RS256");
+  if (misuse) {
+    process.stderr.write(`gatepass keys ${command}: ${misuse}\n`);
+    return 2;
+  }
+  const algs = values.alg === undefined ? undefined : parseAlgs(values.alg);
+  if (command === "add" && !algs) return 2;
   const current = values.local ? await readDevVarsSecret(values["dev-vars"]!) : await readSource(values.from!);
-  let rotated: string;
+  const done = command === "rotate" ? "rotated" : "added keys to";
+  let changed: string;
   try {
-    rotated = serializeSecret(await rotateSecret(parseSigningKeySecret(current), nowSeconds(), { force: values.force }));
+    const [secret, now] = [parseSigningKeySecret(current), nowSeconds()];
+    changed = serializeSecret(algs ? await addAlgorithms(secret, algs, now) : await rotateSecret(secret, now, { force: values.force }));
   } catch (err) {
-    process.stderr.write(`gatepass keys rotate: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`gatepass keys ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
   if (values.local) {
-    await writeDevVars(values["dev-vars"]!, rotated);
-    process.stderr.write(`gatepass keys: rotated ${SECRET_NAME} in ${values["dev-vars"]} (${describe(rotated)}); restart wrangler dev\n`);
+    await writeDevVars(values["dev-vars"]!, changed);
+    process.stderr.write(`gatepass keys: ${done} ${SECRET_NAME} in ${values["dev-vars"]} (${describe(changed)}); restart wrangler dev\n`);
     return 0;
   }
   // The operator's copy must match what the Worker has. So --out (possibly the --from file) is replaced
-  // only after wrangler succeeded: were it written first, a failed upload would leave a rotated copy
+  // only after wrangler succeeded: were it written first, a failed upload would leave a changed copy
   // the Worker never got, and the next rotation would promote a key no relying party has seen and
   // drop the live signer. The new copy is staged next to --out beforehand (a full disk or missing
   // directory fails here, before the upload) and renamed into place afterwards (atomic).
   const from = values.from === "-" ? "stdin" : values.from!;
   const out = values.out;
-  const staged = out ? await stagePrivateFile(out, `${rotated}\n`) : undefined;
+  const staged = out ? await stagePrivateFile(out, `${changed}\n`) : undefined;
   const flags = values.env ? ["--env", values.env] : [];
   try {
-    await wrangler(["secret", "put", SECRET_NAME, ...flags], { input: rotated });
+    await wrangler(["secret", "put", SECRET_NAME, ...flags], { input: changed });
   } catch (err) {
     if (staged) await rm(staged, { force: true });
     process.stderr.write(
-      `gatepass keys rotate: ${err instanceof Error ? err.message : String(err)}\n` +
-        `gatepass keys rotate: setting ${SECRET_NAME} failed, so the rotated secret was discarded and no file was changed` +
+      `gatepass keys ${command}: ${err instanceof Error ? err.message : String(err)}\n` +
+        `gatepass keys ${command}: setting ${SECRET_NAME} failed, so the new secret was discarded and no file was changed` +
         `${out ? ` (${out} is as it was)` : ""}: the secret from ${from} is still the one to keep. Fix the cause and run the same command again.\n`,
     );
     return 1;
@@ -140,16 +167,16 @@ async function rotate(args: string[]): Promise<number> {
       await rename(staged, out);
     } catch (err) {
       process.stderr.write(
-        `gatepass keys rotate: ${SECRET_NAME} was set, but moving the rotated secret to ${out} failed ` +
+        `gatepass keys ${command}: ${SECRET_NAME} was set, but moving the new secret to ${out} failed ` +
           `(${err instanceof Error ? err.message : String(err)}); it is in ${staged} — keep that file, it is the secret the Worker now has\n`,
       );
       return 1;
     }
   } else {
-    process.stdout.write(`${rotated}\n`);
+    process.stdout.write(`${changed}\n`);
   }
   process.stderr.write(
-    `gatepass keys: rotated ${SECRET_NAME} (${describe(rotated)}) and set it with wrangler; ` +
+    `gatepass keys: ${done} ${SECRET_NAME} (${describe(changed)}) and set it with wrangler; ` +
       `${out ? `${out} holds` : "stdout has"} the new secret — keep it for the next rotation\n`,
   );
   return 0;

@@ -17,14 +17,17 @@ import { checkPolicyDir, type Checked } from "../policy/files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
 import { PolicyStorage } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
-import type { WranglerTarget } from "../wrangler";
+import { isUsageError, UsageError } from "../usage";
+import { STORAGE_OPTIONS, storageTarget } from "../wrangler";
 
 export const usage = `  policies validate [--dir DIR]       check policy files (strict parsing + lint), with file:line
   policies test [--dir DIR]           run the policy tests (*.test.yaml)
   policies push [--local|--remote] [--env NAME] [--persist-to DIR] [--by WHO] [--dir DIR]
                                       validate, test, and make the policies active (KV) with history (D1)
-  policies history [--local|--remote] [--env NAME] [--persist-to DIR]
+  policies history [--local|--remote] [--env NAME] [--persist-to DIR] [--limit N]
+                                      the newest pushed versions (--limit, default 50, at most 1000)
   policies rollback VERSION [--local|--remote] [--env NAME] [--persist-to DIR]
+                                      (push, history and rollback also take --config FILE: another wrangler config)
   policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T] [--dir DIR]
   policies schema                     print the JSON Schema of policy files`;
 
@@ -32,13 +35,6 @@ const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
 
 const COMMON = { dir: { type: "string", default: "policies" } } as const;
-const STORAGE = {
-  local: { type: "boolean" },
-  remote: { type: "boolean" },
-  env: { type: "string" },
-  "persist-to": { type: "string" },
-  config: { type: "string" },
-} as const;
 
 export async function run(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -65,7 +61,7 @@ export async function run(args: string[]): Promise<number> {
         return 2;
     }
   } catch (e) {
-    if ((e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (isUsageError(e)) {
       err(`gatepass policies: ${(e as Error).message}\nusage:\n${usage}`);
       return 2;
     }
@@ -126,17 +122,6 @@ async function test(args: string[]): Promise<number> {
   return (await runTests(result, false)) ? 0 : 1;
 }
 
-function storageTarget(values: { local?: boolean; remote?: boolean; env?: string; "persist-to"?: string; config?: string }): WranglerTarget {
-  if (values.local && values.remote) throw new Error("choose one of --local and --remote");
-  if (values.remote && values["persist-to"]) throw new Error("--persist-to only applies to --local");
-  return {
-    remote: values.remote === true,
-    ...(values.env ? { env: values.env } : {}),
-    ...(values["persist-to"] ? { persistTo: values["persist-to"] } : {}),
-    ...(values.config ? { config: values.config } : {}),
-  };
-}
-
 function whoAmI(): string {
   try {
     const email = execFileSync("git", ["config", "user.email"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
@@ -148,7 +133,7 @@ function whoAmI(): string {
 }
 
 async function push(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE, by: { type: "string" } } });
+  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE_OPTIONS, by: { type: "string" } } });
   const target = storageTarget(values);
   const result = await checked(values.dir);
   if (!result.ok) {
@@ -182,9 +167,9 @@ async function push(args: string[]): Promise<number> {
 }
 
 async function history(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...STORAGE, limit: { type: "string", default: "50" } } });
+  const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" } } });
   const limit = Number.parseInt(values.limit, 10);
-  if (!(limit > 0 && limit <= 1000)) throw new Error("--limit is a number from 1 to 1000");
+  if (!(limit > 0 && limit <= 1000)) throw new UsageError("--limit is a number from 1 to 1000");
   const rows = await new PolicyStorage(storageTarget(values)).history(limit);
   if (rows.length === 0) {
     out("no policy versions have been pushed");
@@ -195,7 +180,7 @@ async function history(args: string[]): Promise<number> {
 }
 
 async function rollback(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: STORAGE, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args, options: STORAGE_OPTIONS, allowPositionals: true });
   const [wanted, ...extra] = positionals;
   if (!wanted || extra.length > 0 || !/^[0-9a-f]{8,64}$/.test(wanted)) {
     err("usage: policies rollback VERSION   (the version or at least its first 8 hex digits, see `policies history`)");

@@ -45,7 +45,9 @@ export async function rotateSecret(secret: SigningKeySecret, now: number, option
     if (ofAlg.length === 0) continue;
     const current = ofAlg.find((k) => k.status === "current")!;
     const next = ofAlg.find((k) => k.status === "next");
-    if (!next) throw new Error(`no next ${alg} key to promote; add one with \`gatepass keys generate\` and deploy it first`);
+    if (!next) {
+      throw new Error(`the secret has no next ${alg} key to promote (every secret \`gatepass keys\` writes has one): start from your complete copy of the live secret`);
+    }
     if (!options.force && now - next.created_at < ISSUER_DOCUMENT_MAX_AGE_SECONDS) {
       throw new Error(
         `the next ${alg} key was created less than ${ISSUER_DOCUMENT_MAX_AGE_SECONDS} s ago; relying parties may not know it yet (use --force to rotate anyway)`,
@@ -58,6 +60,19 @@ export async function rotateSecret(secret: SigningKeySecret, now: number, option
       if (other !== current && other !== next && other.status === "previous" && isPublished(other, now)) keys.push(other);
     }
   }
+  return parseSigningKeySecret(JSON.stringify({ keys }));
+}
+
+/**
+ * Adds a current and a next key for each algorithm the secret lacks, keeping every key it has: the
+ * way to let a live secret sign another algorithm without replacing its signers. Throws for an
+ * algorithm it already has (changing those keys is rotation's job).
+ */
+export async function addAlgorithms(secret: SigningKeySecret, algs: readonly SigningAlg[], now: number): Promise<SigningKeySecret> {
+  const present = algs.filter((alg) => secret.keys.some((k) => k.alg === alg));
+  if (present.length > 0) throw new Error(`the secret already has ${present.join(" and ")} keys; \`gatepass keys rotate\` replaces them`);
+  const keys = [...secret.keys];
+  for (const alg of algs) keys.push(await generateStoredKey(alg, "current", now), await generateStoredKey(alg, "next", now));
   return parseSigningKeySecret(JSON.stringify({ keys }));
 }
 

@@ -127,13 +127,60 @@ describe("gatepass keys", () => {
     expect([kid("current"), kid("previous")]).not.toContain(kid("next"));
   });
 
+  it("add --local gives a secret an algorithm it lacks, keeps its keys, and refuses one it has", async () => {
+    const file = path.join(dir, "add.vars");
+    await gatepass("keys", "generate", "--alg", "ES256", "--dev-vars", file);
+    const before = secretIn(await readFile(file, "utf8"));
+    const added = await gatepass("keys", "add", "--alg", "RS256", "--local", "--dev-vars", file);
+    expect(added.code, added.stderr).toBe(0);
+    const after = secretIn(await readFile(file, "utf8"));
+    expect(after.keys.filter((k) => k.alg === "ES256")).toEqual(before.keys);
+    expect(after.keys.filter((k) => k.alg === "RS256").map((k) => k.status).sort()).toEqual(["current", "next"]);
+
+    const again = await gatepass("keys", "add", "--alg", "RS256", "--local", "--dev-vars", file);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("already has RS256 keys");
+    expect(secretIn(await readFile(file, "utf8"))).toEqual(after);
+  });
+
+  it("add needs --alg and takes no --force; rotate takes no --alg (usage, exit 2)", async () => {
+    const file = path.join(dir, "misuse.vars");
+    await gatepass("keys", "generate", "--alg", "ES256", "--dev-vars", file);
+    const before = await readFile(file, "utf8");
+    for (const args of [["add", "--local"], ["add", "--local", "--alg", "RS256", "--force"], ["add", "--local", "--alg", "RS512"], ["rotate", "--local", "--alg", "RS256"]]) {
+      const result = await gatepass("keys", ...args, "--dev-vars", file);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stderr, args.join(" ")).toMatch(/--alg|--force/);
+    }
+    expect(await readFile(file, "utf8")).toBe(before);
+  });
+
   it("rotate needs exactly one of --local and --remote", async () => {
     expect((await gatepass("keys", "rotate")).code).toBe(2);
     expect((await gatepass("keys", "rotate", "--local", "--remote")).code).toBe(2);
   });
 
-  it("exits 2 (usage) on an unknown option, like every command group", async () => {
+  it("exits 2 (usage) on an unknown option or contradictory storage flags, like every command group", async () => {
     expect((await gatepass("keys", "generate", "--bogus")).code).toBe(2);
     expect((await gatepass("audit", "query", "--bogus")).code).toBe(2);
+    // Refused before wrangler runs: nothing here could reach local state or an account.
+    for (const args of [
+      ["audit", "query", "--local", "--remote"],
+      ["audit", "tail", "--remote", "--persist-to", dir],
+      ["policies", "history", "--remote", "--persist-to", dir],
+      ["jwks", "push", "--issuer", "corp-gitlab", "--file", "jwks.json", "--local", "--remote"],
+    ]) {
+      const result = await gatepass(...args);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stderr, args.join(" ")).toMatch(/choose one of --local and --remote|--persist-to only applies to --local/);
+    }
+  });
+
+  it("prints a command group's usage on --help, wherever it stands (exit 0)", async () => {
+    for (const args of [["keys", "--help"], ["keys", "generate", "--help"], ["audit", "query", "-h"], ["dev", "token", "--help"]]) {
+      const result = await gatepass(...args);
+      expect(result.code, args.join(" ")).toBe(0);
+      expect(result.stdout, args.join(" ")).toMatch(new RegExp(`^usage:\\n  ${args[0]} `));
+    }
   });
 });

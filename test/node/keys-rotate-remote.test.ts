@@ -76,6 +76,18 @@ describe("keys rotate --remote", () => {
     expect(await leftovers()).toEqual([]);
   });
 
+  it("keys add sets the secret with the new algorithm's keys, the live ones unchanged, then writes --out", async () => {
+    let uploaded: string | undefined;
+    upload.mockImplementation(async (_args, options) => ((uploaded = options?.input), ""));
+    expect(await run(["add", "--alg", "RS256", "--remote", "--from", file, "--out", file])).toBe(0);
+    expect(upload).toHaveBeenCalledWith(["secret", "put", "GATEPASS_SIGNING_KEYS"], expect.anything());
+    expect(await readFile(file, "utf8")).toBe(`${uploaded}\n`);
+    const after = parseSigningKeySecret(uploaded!).keys;
+    expect(after.filter((k) => k.alg === "ES256")).toEqual(parseSigningKeySecret(original).keys);
+    expect(after.filter((k) => k.alg === "RS256")).toHaveLength(2);
+    expect(stderr).toMatch(/added keys to GATEPASS_SIGNING_KEYS/);
+  });
+
   it("without --out, prints the rotated secret only after the upload succeeded", async () => {
     let printedBeforeUpload: string | undefined;
     upload.mockImplementation(async () => ((printedBeforeUpload = stdout), ""));

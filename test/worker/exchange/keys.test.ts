@@ -3,7 +3,7 @@ import { readConfig } from "../../../src/config";
 import { GatepassError } from "../../../src/errors";
 import { PREVIOUS_KEY_PUBLISH_SECONDS } from "../../../src/limits";
 import { KeyRing, parseSigningKeySecret, publicJwkOf, type StoredKey } from "../../../src/mint/keys";
-import { generateSecret, generateStoredKey, rotateSecret } from "../../../src/mint/rotation";
+import { addAlgorithms, generateSecret, generateStoredKey, rotateSecret } from "../../../src/mint/rotation";
 import { Signer } from "../../../src/mint/signer";
 import { deps, testSecret } from "./fixtures";
 import { env } from "cloudflare:test";
@@ -103,7 +103,9 @@ describe("signing key secret", () => {
 
   it("has no RS256 signing key unless the secret holds one", async () => {
     const ring = await KeyRing.import(await generateSecret(["ES256"], NOW));
-    expect(() => ring.signingKey("RS256")).toThrow(expect.objectContaining({ code: "signing_unavailable" }));
+    expect(() => ring.signingKey("RS256")).toThrow(
+      expect.objectContaining({ code: "signing_unavailable", description: expect.stringContaining("(gatepass keys add --alg RS256)") }),
+    );
   });
 
   it("publicJwkOf drops private members even if the key carried extra ones", async () => {
@@ -133,6 +135,21 @@ describe("rotation", () => {
     const secret = await generateSecret(["ES256"], NOW);
     await expect(rotateSecret(secret, NOW + 10)).rejects.toThrow(/--force/);
     await expect(rotateSecret(secret, NOW + 10, { force: true })).resolves.toBeDefined();
+  });
+
+  it("adds a current and a next key for a missing algorithm and keeps every key the secret had", async () => {
+    const secret = await generateSecret(["ES256"], NOW);
+    const added = await addAlgorithms(secret, ["RS256"], NOW + 60);
+    expect(added.keys.filter((k) => k.alg === "ES256")).toEqual(secret.keys);
+    expect(added.keys.filter((k) => k.alg === "RS256").map((k) => k.status).sort()).toEqual(["current", "next"]);
+    const ring = await KeyRing.import(added);
+    expect(ring.signingKey("ES256").kid).toBe(secret.keys.find((k) => k.status === "current")!.kid);
+    expect(ring.signingKey("RS256").alg).toBe("RS256");
+  });
+
+  it("adds no key for an algorithm the secret already has", async () => {
+    const secret = await generateSecret(["ES256", "RS256"], NOW);
+    await expect(addAlgorithms(secret, ["RS256"], NOW + 60)).rejects.toThrow(/already has RS256 keys; `gatepass keys rotate` replaces them/);
   });
 
   it("refuses a secret without a next key", async () => {
