@@ -17,8 +17,9 @@ async function main(argv: string[]): Promise<number> {
   const load = group ? groups[group] : undefined;
   if (!load) {
     const lines = await Promise.all(Object.values(groups).map(async (l) => (await l()).usage));
-    process.stderr.write(`usage: gatepass <command> ...\n\n${lines.join("\n")}\n`);
-    return group === "help" || group === "--help" ? 0 : 2;
+    const asked = group === "help" || group === "--help" || group === "-h";
+    (asked ? process.stdout : process.stderr).write(`usage: gatepass <command> ...\n\n${lines.join("\n")}\n`);
+    return asked ? 0 : 2;
   }
   const command = await load();
   if (rest.includes("--help") || rest.includes("-h")) {

@@ -19,7 +19,7 @@ import { checkPolicyDir } from "../policy/files";
 import { PolicyStorage } from "../policy/store";
 import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
 
-export const usage = `  jwks push --issuer NAME (--file jwks.json | --url URL) [--local|--remote] [--env NAME] [--persist-to DIR] [--dir DIR]
+export const usage = `  jwks push --issuer NAME (--file jwks.json | --url URL) [--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE] [--dir DIR]
                                       store a private issuer's public keys (validated like the admin endpoint)`;
 
 const err = (text: string) => process.stderr.write(`${text}\n`);

@@ -132,7 +132,7 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
   let changed: string;
   try {
     const [secret, now] = [parseSigningKeySecret(current), nowSeconds()];
-    changed = serializeSecret(algs ? await addAlgorithms(secret, algs, now) : await rotateSecret(secret, now, { force: values.force }));
+    changed = serializeSecret(command === "add" ? await addAlgorithms(secret, algs!, now) : await rotateSecret(secret, now, { force: values.force }));
   } catch (err) {
     process.stderr.write(`gatepass keys ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;

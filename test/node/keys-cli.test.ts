@@ -182,5 +182,11 @@ describe("gatepass keys", () => {
       expect(result.code, args.join(" ")).toBe(0);
       expect(result.stdout, args.join(" ")).toMatch(new RegExp(`^usage:\\n  ${args[0]} `));
     }
+    const everything = await gatepass("--help");
+    expect(everything.code).toBe(0);
+    expect(everything.stdout).toMatch(/^usage: gatepass <command> ...\n\n  audit query /);
+    const unknown = await gatepass("bogus");
+    expect([unknown.code, unknown.stdout]).toEqual([2, ""]);
+    expect(unknown.stderr).toMatch(/^usage: gatepass <command>/);
   });
 });
