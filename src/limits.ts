@@ -137,8 +137,12 @@ export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
 export const MAX_AUDIT_BATCH_EVENTS = 200;
 /** JSON length (UTF-16 units) of one statement's events: even all non-ASCII, at most 1.5 MB of UTF-8, under D1's 2 MB value cap. */
 export const MAX_AUDIT_BATCH_LENGTH = 512 * 1024;
-/** A leader waits this long before each insert so concurrent events join the batch (audit lags by as much). */
-export const AUDIT_BATCH_LINGER_MS = 50;
+/**
+ * A leader waits this long before each insert so concurrent events join the batch (audit lags by as
+ * much). Each insert has a fixed cost besides its rows; at 250 ms rather than 50 an exchange under load
+ * took about 3.6% less machine CPU (`npm run bench -- cpu`, docs/benchmarks.md).
+ */
+export const AUDIT_BATCH_LINGER_MS = 250;
 /** How long one request leads the audit queue; then the next request takes over, so no waitUntil runs long and a stuck insert holds nothing back. */
 export const AUDIT_LEADER_TERM_MS = 1_000;
 /**
