@@ -64,7 +64,8 @@ export class AuditWriter {
   private readonly junk = new EventQueue();
   private readonly folder = new RefusalFolder();
   private readonly inserts = new Set<Insert>();
-  private lingering = false;
+  /** Until then a request is lingering for the partial batch (see linger()). */
+  private lingerUntilMs = 0;
 
   /** sleep: the linger's timer (tests pass their own). */
   constructor(private readonly deps: Pick<Deps, "now">, private readonly sleep: Sleep = timerSleep) {}
@@ -80,7 +81,7 @@ export class AuditWriter {
     this.reclaimStuckInserts();
     // A full batch: this request inserts it if a slot is free (drain checks). A partial one: this
     // request lingers for it, unless another already does.
-    const takeOn = this.fullBatchWaiting() || (this.hasWork() && !this.lingering);
+    const takeOn = this.fullBatchWaiting() || (this.hasWork() && !this.someoneLingers());
     return takeOn ? this.drain(env) : Promise.resolve();
   }
 
@@ -153,13 +154,8 @@ export class AuditWriter {
     while (this.hasWork() && this.deps.now() - started < AUDIT_DRAIN_TERM_MS) {
       if (!lingered && !this.fullBatchWaiting()) {
         // A partial batch: give concurrent events time to join it, unless another request already does.
-        if (this.lingering) return;
-        this.lingering = true;
-        try {
-          await this.sleep(AUDIT_BATCH_LINGER_MS);
-        } finally {
-          this.lingering = false;
-        }
+        if (this.someoneLingers()) return;
+        await this.linger();
         lingered = true;
         continue;
       }
@@ -169,6 +165,25 @@ export class AuditWriter {
       lingered = false;
       await this.insert(env, this.takeBatch());
     }
+  }
+
+  /**
+   * One request at a time lingers. One not back after twice the linger is presumed gone: workerd drops
+   * the timers of a request context it cancels (as when a client disconnects), and a lingerer that
+   * never wakes must not stop every later request from lingering, and so partial batches from leaving.
+   */
+  private async linger(): Promise<void> {
+    const until = this.deps.now() + 2 * AUDIT_BATCH_LINGER_MS;
+    this.lingerUntilMs = until;
+    try {
+      await this.sleep(AUDIT_BATCH_LINGER_MS);
+    } finally {
+      if (this.lingerUntilMs === until) this.lingerUntilMs = 0;
+    }
+  }
+
+  private someoneLingers(): boolean {
+    return this.deps.now() < this.lingerUntilMs;
   }
 
   private takeBatch(): Insert {

@@ -113,6 +113,19 @@ describe("audit group commit", () => {
     expect(await storedEvents([first.request_id, second.request_id])).toEqual([first, second]);
   });
 
+  it("lets the next request linger when the lingering one has not come back within twice the linger (its context gone)", async () => {
+    let nowMs = Date.parse("2026-11-24T10:00:00Z");
+    const linger = manualLinger(); // never ended, as when workerd dropped the lingering request's timer
+    const writer = new AuditWriter({ now: () => nowMs }, linger.sleep);
+    void writer.write(env, sampleEvent());
+    nowMs += 2 * AUDIT_BATCH_LINGER_MS - 1;
+    void writer.write(env, sampleEvent());
+    expect(linger.waiting).toBe(1);
+    nowMs += 1;
+    void writer.write(env, sampleEvent());
+    expect(linger.waiting).toBe(2);
+  });
+
   it(`caps a statement at ${MAX_AUDIT_BATCH_EVENTS} events`, async () => {
     const { env: countedEnv, statements } = countingDb();
     const writer = new AuditWriter(defaultDeps, briefLinger);
