@@ -139,8 +139,9 @@ export const MAX_AUDIT_BATCH_EVENTS = 200;
 export const MAX_AUDIT_BATCH_LENGTH = 512 * 1024;
 /**
  * Before inserting a partial batch, a request waits this long so concurrent events join it (audit lags
- * by as much); a full batch is inserted at once. Each insert has a fixed cost besides its rows; at 250 ms rather than 50 an exchange under load
- * took about 3.6% less machine CPU (`npm run bench -- cpu`, docs/benchmarks.md).
+ * by as much); a full batch is inserted at once. Each insert has a fixed cost besides its rows; at
+ * 250 ms rather than 50 an exchange under load took about 3.6% less machine CPU (`npm run bench -- cpu`,
+ * docs/benchmarks.md).
  */
 export const AUDIT_BATCH_LINGER_MS = 250;
 /**
@@ -157,11 +158,13 @@ export const AUDIT_DRAIN_TERM_MS = 5_000;
 export const AUDIT_MAX_INSERTS_IN_FLIGHT = 3;
 /**
  * Audit events an isolate holds (queued, or in a batch being inserted), and their size in memory
- * (a queued event is one JSON string: one byte a character, two if any is beyond Latin-1). A flood
- * of junk tokens queued 189 600 events (~340 MB) in 22 s without a cap; a Worker isolate has 128 MB.
- * 10 000 events is ten seconds of credential issuance at 1 000/s, the most an isolate serves, so a
- * D1 stall up to the insert timeout is absorbed; 8 MiB keeps the queue a small part of the isolate.
- * Events over the cap go to the Worker log in full (audit_queue_full), never silently dropped.
+ * (a queued event is one JSON string: one byte a character, two if any is beyond Latin-1). Without a
+ * cap a junk-token flood queued 189 600 events in 22 s (issue 22); a Worker isolate has 128 MB.
+ * 10 000 events is ten seconds of issuances at 1 000 a second (more than one isolate served in
+ * `npm run bench -- throughput`), so a D1 stall up to the insert timeout is absorbed; 8 MiB (with the
+ * batches in flight, under 10 MiB) keeps the queue a small part of the isolate.
+ * A verified caller's event over the cap, once no junk is left to fold, goes to the Worker log in full
+ * (audit_queue_full): never silently dropped.
  */
 export const MAX_AUDIT_QUEUE_EVENTS = 10_000;
 export const MAX_AUDIT_QUEUE_BYTES = 8 * 1024 * 1024;
