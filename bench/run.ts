@@ -9,6 +9,7 @@ const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   exchange: () => import("./exchange"),
   throughput: () => import("./throughput"),
   cpu: () => import("./cpu"),
+  "audit-flood": () => import("./audit-flood"),
 };
 
 const wanted = process.argv.slice(2);

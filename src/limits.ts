@@ -138,13 +138,50 @@ export const MAX_AUDIT_BATCH_EVENTS = 200;
 /** JSON length (UTF-16 units) of one statement's events: even all non-ASCII, at most 1.5 MB of UTF-8, under D1's 2 MB value cap. */
 export const MAX_AUDIT_BATCH_LENGTH = 512 * 1024;
 /**
- * A leader waits this long before each insert so concurrent events join the batch (audit lags by as
- * much). Each insert has a fixed cost besides its rows; at 250 ms rather than 50 an exchange under load
- * took about 3.6% less machine CPU (`npm run bench -- cpu`, docs/benchmarks.md).
+ * Before inserting a partial batch, a request waits this long so concurrent events join it (audit lags
+ * by as much); a full batch is inserted at once. Each insert has a fixed cost besides its rows; at
+ * 250 ms rather than 50 an exchange under load took about 3.6% less machine CPU (`npm run bench -- cpu`,
+ * docs/benchmarks.md).
  */
 export const AUDIT_BATCH_LINGER_MS = 250;
-/** How long one request leads the audit queue; then the next request takes over, so no waitUntil runs long and a stuck insert holds nothing back. */
-export const AUDIT_LEADER_TERM_MS = 1_000;
+/**
+ * A request that drains the audit queue starts no insert after this long, so its waitUntil ends within
+ * this + the linger + one insert timeout (about 15 s), well inside the 30 s Workers grants a waitUntil
+ * after the response; the next request's write starts a new drain. At local D1 speed (tens of ms per
+ * insert, AUDIT_MAX_INSERTS_IN_FLIGHT at once) 5 s empties a full queue several times over.
+ */
+export const AUDIT_DRAIN_TERM_MS = 5_000;
+/**
+ * Audit inserts under way at once per isolate. One at a time capped draining at one batch per insert
+ * round trip; a few overlapping keep up with a flood without letting a slow D1 pile up statements.
+ */
+export const AUDIT_MAX_INSERTS_IN_FLIGHT = 3;
+/**
+ * Audit events an isolate holds (queued, or in a batch being inserted), and their size in memory
+ * (a queued event is one JSON string: one byte a character, two if any is beyond Latin-1). Without a
+ * cap a junk-token flood queued 189 600 events in 22 s (issue 22); a Worker isolate has 128 MB.
+ * 10 000 events is ten seconds of issuances at 1 000 a second (more than one isolate served in
+ * `npm run bench -- throughput`), so a D1 stall up to the insert timeout is absorbed; 8 MiB (with the
+ * batches in flight, under 10 MiB) keeps the queue a small part of the isolate.
+ * A verified caller's event over the cap, once no junk is left to fold, goes to the Worker log in full
+ * (audit_queue_full): never silently dropped.
+ */
+export const MAX_AUDIT_QUEUE_EVENTS = 10_000;
+export const MAX_AUDIT_QUEUE_BYTES = 8 * 1024 * 1024;
+/**
+ * The share of that queue open to junk: events of requests with no verified identity (refused tokens,
+ * unknown paths, failed admin authentication), which anyone can send at line rate. Beyond it they are
+ * folded into counted summary rows (src/audit/fold.ts) and queued junk gives way to verified callers'
+ * events, so a flood never crowds out an issuance. 1 000 keeps every refusal of an ordinary burst
+ * (a misconfigured pipeline retrying) as its own row.
+ */
+export const MAX_AUDIT_QUEUED_JUNK_EVENTS = 1_000;
+export const MAX_AUDIT_QUEUED_JUNK_BYTES = 1024 * 1024;
+/**
+ * Folded refusals are written as one summary row per (status, code) at least this often while a flood
+ * lasts (and at once when the queue empties): an evicted isolate loses at most this window's counts.
+ */
+export const AUDIT_FOLD_WINDOW_MS = 1_000;
 /**
  * An insert D1 has not answered within this is logged as failed (its events go to the Worker log in
  * full): the request's waitUntil may be cut off any moment after 30 s, and then they would be lost unseen.

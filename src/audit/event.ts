@@ -1,5 +1,6 @@
 // The audit event: one per request to an identity, credential or admin endpoint. It carries the token's
-// SHA-256, never the token, and nothing the caller could use as a credential.
+// SHA-256, never the token, and nothing the caller could use as a credential. Under a flood, refusals
+// of unverified callers may instead be counted in a summary row (folded_count, see fold.ts).
 
 import type { VerifiedIdentity } from "../types";
 
@@ -28,6 +29,9 @@ export interface AuditEvent {
   status: number;
   upstream_ms: number | null;
   policy_version: string | null;
+  /** null for a request's own row; on a summary row, how many refusals it counts (from folded_from to ts). */
+  folded_count: number | null;
+  folded_from: string | null;
 }
 
 /** What a route learns while handling a request; the audit middleware completes it from the response. */
@@ -45,7 +49,7 @@ export interface AuditDraft {
 export const AUDIT_COLUMNS = [
   "ts", "request_id", "route", "issuer", "token_sha256", "jti", "project_id", "project_path",
   "namespace_id", "namespace_path", "ref", "ref_type", "pipeline_id", "job_id", "user_login",
-  "target", "rule", "decision", "error_code", "status", "upstream_ms", "policy_version",
+  "target", "rule", "decision", "error_code", "status", "upstream_ms", "policy_version", "folded_count", "folded_from",
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export function buildAuditEvent(
@@ -80,7 +84,28 @@ export function buildAuditEvent(
     status: outcome.status,
     upstream_ms: draft.upstreamMs ?? null,
     policy_version: draft.policyVersion ?? null,
+    folded_count: null,
+    folded_from: null,
   };
+}
+
+/**
+ * How the audit queue treats an event when it is full (src/audit/writer.ts). `priority`: a verified
+ * caller's request (its token's signature and claims checked, so `issuer` is set), whether allowed,
+ * denied or failed, and every request that passed the admin token check. `junk`: everything anyone
+ * can send without a credential (refused tokens, no token, unknown paths, failed admin
+ * authentication). Decided by who the caller proved to be, never by which refusal code it got.
+ */
+export type AuditClass = "priority" | "junk";
+
+const ADMIN_ROUTE = /^\S+ \/v1\/admin\//;
+/** The admin gate's own refusals (src/routes/admin.ts requireAdmin): the caller is not an operator. */
+const ADMIN_GATE_CODES = new Set(["admin_unauthorized", "admin_disabled"]);
+
+export function auditClassOf(event: AuditEvent): AuditClass {
+  if (event.issuer !== null) return "priority";
+  if (ADMIN_ROUTE.test(event.route) && !ADMIN_GATE_CODES.has(event.error_code ?? "")) return "priority";
+  return "junk";
 }
 
 /** Refusals of the caller (4xx) are denials; gatepass or upstream failures (5xx) are errors. */

@@ -1,17 +1,38 @@
-// Writes audit events to D1 off the critical path, by group commit: one request at a time leads,
-// inserting queued events batch by batch (in its waitUntil) until the queue is empty; requests that
-// arrive meanwhile only queue their event and are done. Under load D1 sees one statement per batch
-// instead of one per request, and no request waits on another's promise (which workerd makes costly).
-// A leader's term is short, so no single waitUntil runs long and a stuck insert cannot hold the
-// queue. If D1 fails or does not answer within AUDIT_INSERT_TIMEOUT_MS, the batch goes to the Worker
-// log in full and the failure is counted: an event is never silently dropped (a late insert may still
-// land, so such an event can appear in both).
+// Writes audit events to D1 off the critical path, in batches, holding a bounded amount of memory
+// however fast requests come (docs/storage.md, "D1 audit_events").
+//
+// Queue. Each event waits as one JSON row in its class (auditClassOf): priority (verified callers,
+// operators) or junk (whatever anyone can send without a credential). What the isolate holds, waiting
+// or being inserted, is capped (MAX_AUDIT_QUEUE_EVENTS and _BYTES), and junk only gets a share of it
+// (MAX_AUDIT_QUEUED_JUNK_*). Junk beyond its share is folded into counted summary rows (fold.ts). A
+// priority event that finds the queue full makes waiting junk give way (folded, newest first); only
+// when no junk is left to fold does it go to the Worker log in full instead (audit_queue_full, counted).
+// So nothing is dropped silently, and a flood of junk never costs a verified caller's row.
+//
+// Inserts. A batch takes due summaries, then priority rows, then junk, up to MAX_AUDIT_BATCH_EVENTS
+// rows and MAX_AUDIT_BATCH_LENGTH characters: one statement. The request whose event completes a full
+// batch inserts it at once, in its own waitUntil, if one of AUDIT_MAX_INSERTS_IN_FLIGHT slots is free;
+// a partial batch first waits AUDIT_BATCH_LINGER_MS (one request lingers at a time) so that concurrent
+// events join it. A request that inserted goes on with the next batch while there is one and its term
+// (AUDIT_DRAIN_TERM_MS) lasts; the others only queue their event and are done. No request waits on
+// another request's promise (which workerd makes costly).
+//
+// Failures. If D1 fails or does not answer within AUDIT_INSERT_TIMEOUT_MS, the batch goes to the
+// Worker log in full and the failure is counted (a late insert may still land, so such an event can
+// appear in both). An insert still unsettled past that timeout (its request context gone, so its timer
+// never fires) is given up on likewise by the next write, so it cannot keep a slot.
 
 import type { Env } from "../config";
 import type { Deps } from "../deps";
-import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_BATCH_EVENTS, TIME } from "../limits";
+import {
+  AUDIT_BATCH_LINGER_MS, AUDIT_DRAIN_TERM_MS, AUDIT_FOLD_WINDOW_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_MAX_INSERTS_IN_FLIGHT,
+  MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_QUEUE_BYTES, MAX_AUDIT_QUEUE_EVENTS, MAX_AUDIT_QUEUED_JUNK_BYTES,
+  MAX_AUDIT_QUEUED_JUNK_EVENTS, TIME,
+} from "../limits";
 import { log } from "../log";
-import { AUDIT_COLUMNS, type AuditEvent } from "./event";
+import { AUDIT_COLUMNS, auditClassOf, type AuditEvent } from "./event";
+import { RefusalFolder } from "./fold";
+import { BatchBuilder, EventQueue, memoryBytes, type Held } from "./queue";
 
 // One statement and one bound parameter for any number of rows (D1 caps bound parameters at 100,
 // and a batch of prepared statements would count one query per row).
@@ -19,68 +40,193 @@ const INSERT_SQL =
   `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) ` +
   `SELECT ${AUDIT_COLUMNS.map((column) => `json_extract(value, '$.${column}')`).join(", ")} FROM json_each(?) ORDER BY key`;
 
-interface Batch {
-  events: AuditEvent[];
-  /** The events as JSON, serialised once when queued. */
-  rows: string[];
-  /** Length of the batch's JSON array so far, in UTF-16 code units. */
-  length: number;
+interface Insert {
+  /** The batch as one JSON array: the bound parameter, and what is logged if the insert fails. */
+  json: string;
+  rows: number;
+  /** What the batch's rows hold of each class, released when the insert settles. */
+  priority: Held;
+  junk: Held;
+  startedMs: number;
 }
+
+export type Sleep = (ms: number) => Promise<void>;
+
+const timerSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class AuditWriter {
   /** Events that could not be written to D1 since the isolate started (logged instead). */
   failures = 0;
   lastFailure: string | undefined;
-  /** Batches of events not yet taken by a leader, oldest first; only the last one grows. */
-  private readonly queue: Batch[] = [];
-  private leader: { sinceMs: number } | undefined;
+  /** Priority events that found the queue full with no junk left to fold (logged instead). */
+  overflows = 0;
+  private readonly priority = new EventQueue();
+  private readonly junk = new EventQueue();
+  private readonly folder = new RefusalFolder();
+  private readonly inserts = new Set<Insert>();
+  /** Until then a request is lingering for the partial batch (see linger()). */
+  private lingerUntilMs = 0;
 
-  constructor(private readonly deps: Pick<Deps, "now">) {}
+  /** sleep: the linger's timer (tests pass their own). */
+  constructor(private readonly deps: Pick<Deps, "now">, private readonly sleep: Sleep = timerSleep) {}
 
   /**
-   * Queues the event. The returned promise (for waitUntil) settles once this request's leadership,
-   * if it took it, has written the queue to D1 or the log; for other requests it settles at once.
+   * Queues the event (or folds or logs it, when the queue is full). The returned promise (for
+   * waitUntil) settles once the inserts this request took on have settled; for most requests at once.
    * Never rejects.
    */
   write(env: Env, event: AuditEvent): Promise<void> {
+    if (auditClassOf(event) === "priority") this.queuePriority(event);
+    else this.queueJunk(event);
+    this.reclaimStuckInserts();
+    // A full batch: this request inserts it if a slot is free (drain checks). A partial one: this
+    // request lingers for it, unless another already does.
+    const takeOn = this.fullBatchWaiting() || (this.hasWork() && !this.someoneLingers());
+    return takeOn ? this.drain(env) : Promise.resolve();
+  }
+
+  /** This isolate's audit queue, for GET /v1/admin/status. */
+  status() {
+    const held = this.held();
+    return {
+      write_failures_this_isolate: this.failures,
+      last_failure: this.lastFailure ?? null,
+      queued_events: held.events,
+      queued_bytes: held.bytes,
+      queued_junk_events: this.junk.held.events,
+      inserts_in_flight: this.inserts.size,
+      queue_limit: { events: MAX_AUDIT_QUEUE_EVENTS, bytes: MAX_AUDIT_QUEUE_BYTES },
+      folded_refusals_this_isolate: this.folder.total,
+      folded_refusals_unwritten: this.folder.pending,
+      logged_over_cap_this_isolate: this.overflows,
+    };
+  }
+
+  private queueJunk(event: AuditEvent): void {
+    // Under a flood the share is full: fold without serialising the event at all.
+    if (!this.junkHasRoom(0)) return this.folder.fold(event, this.deps.now());
     const row = JSON.stringify(event);
-    let tail = this.queue.at(-1);
-    if (!tail || tail.events.length >= MAX_AUDIT_BATCH_EVENTS || tail.length + row.length > MAX_AUDIT_BATCH_LENGTH) {
-      tail = { events: [], rows: [], length: 0 };
-      this.queue.push(tail);
-    }
-    tail.events.push(event);
-    tail.rows.push(row);
-    tail.length += row.length + 1;
-
-    const now = this.deps.now();
-    if (this.leader && now - this.leader.sinceMs < AUDIT_LEADER_TERM_MS) return Promise.resolve();
-    // No leader, or its term is over (it stops after the insert in flight): this request leads.
-    const term = { sinceMs: now };
-    this.leader = term;
-    return this.drain(env, term);
+    const bytes = memoryBytes(row);
+    if (this.junkHasRoom(bytes)) this.junk.push(row, bytes);
+    else this.folder.fold(event, this.deps.now());
   }
 
-  private async drain(env: Env, term: { sinceMs: number }): Promise<void> {
-    try {
-      while (this.leader === term && this.queue.length > 0) {
-        // Linger so that concurrent requests' events join the batch: fewer, larger inserts.
-        await new Promise((resolve) => setTimeout(resolve, AUDIT_BATCH_LINGER_MS));
-        await this.insert(env, this.queue.shift()!);
+  private queuePriority(event: AuditEvent): void {
+    const row = JSON.stringify(event);
+    const bytes = memoryBytes(row);
+    while (!this.hasRoom(bytes)) {
+      const junk = this.junk.popNewest();
+      if (junk === undefined) {
+        this.overflows++;
+        log("error", "audit_queue_full", { overflows: this.overflows, audit: event });
+        return;
       }
-    } finally {
-      if (this.leader === term) this.leader = undefined;
+      this.folder.fold(JSON.parse(junk) as AuditEvent, this.deps.now());
+    }
+    this.priority.push(row, bytes);
+  }
+
+  private held(): Held {
+    return { events: this.priority.held.events + this.junk.held.events, bytes: this.priority.held.bytes + this.junk.held.bytes };
+  }
+
+  private hasRoom(bytes: number): boolean {
+    const held = this.held();
+    return held.events < MAX_AUDIT_QUEUE_EVENTS && held.bytes + bytes <= MAX_AUDIT_QUEUE_BYTES;
+  }
+
+  private junkHasRoom(bytes: number): boolean {
+    return this.junk.hasRoom(bytes, MAX_AUDIT_QUEUED_JUNK_EVENTS, MAX_AUDIT_QUEUED_JUNK_BYTES) && this.hasRoom(bytes);
+  }
+
+  private hasWork(): boolean {
+    return this.priority.waiting + this.junk.waiting > 0 || this.folder.pending > 0;
+  }
+
+  private fullBatchWaiting(): boolean {
+    return this.priority.waiting + this.junk.waiting >= MAX_AUDIT_BATCH_EVENTS ||
+      this.priority.waitingLength + this.junk.waitingLength >= MAX_AUDIT_BATCH_LENGTH;
+  }
+
+  private async drain(env: Env): Promise<void> {
+    const started = this.deps.now();
+    let lingered = false;
+    while (this.hasWork() && this.deps.now() - started < AUDIT_DRAIN_TERM_MS) {
+      if (!lingered && !this.fullBatchWaiting()) {
+        // A partial batch: give concurrent events time to join it, unless another request already does.
+        if (this.someoneLingers()) return;
+        await this.linger();
+        lingered = true;
+        continue;
+      }
+      this.reclaimStuckInserts();
+      // Every slot busy: the requests holding them go on with this batch when their insert is done.
+      if (this.inserts.size >= AUDIT_MAX_INSERTS_IN_FLIGHT) return;
+      lingered = false;
+      await this.insert(env, this.takeBatch());
     }
   }
 
-  private async insert(env: Env, { events, rows }: Batch): Promise<void> {
+  /**
+   * One request at a time lingers. One not back after twice the linger is presumed gone: workerd drops
+   * the timers of a request context it cancels (as when a client disconnects), and a lingerer that
+   * never wakes must not stop every later request from lingering, and so partial batches from leaving.
+   */
+  private async linger(): Promise<void> {
+    const until = this.deps.now() + 2 * AUDIT_BATCH_LINGER_MS;
+    this.lingerUntilMs = until;
     try {
-      await withinTimeout(env.DB.prepare(INSERT_SQL).bind(`[${rows.join(",")}]`).run());
+      await this.sleep(AUDIT_BATCH_LINGER_MS);
+    } finally {
+      if (this.lingerUntilMs === until) this.lingerUntilMs = 0;
+    }
+  }
+
+  private someoneLingers(): boolean {
+    return this.deps.now() < this.lingerUntilMs;
+  }
+
+  private takeBatch(): Insert {
+    const now = this.deps.now();
+    const batch = new BatchBuilder(MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH);
+    // Summaries go first: once a window while a flood lasts, or with the batch that empties the queue.
+    // They are one row per (status, code), a few hundred characters each, so they always fit.
+    if (this.folder.pending > 0 && (!this.fullBatchWaiting() || this.folder.windowElapsed(now, AUDIT_FOLD_WINDOW_MS))) {
+      for (const summary of this.folder.take()) batch.add(JSON.stringify(summary));
+    }
+    const priority = this.priority.takeInto(batch);
+    const junk = this.junk.takeInto(batch);
+    return { json: `[${batch.rows.join(",")}]`, rows: batch.rows.length, priority, junk, startedMs: now };
+  }
+
+  private async insert(env: Env, insert: Insert): Promise<void> {
+    this.inserts.add(insert);
+    try {
+      await withinTimeout(env.DB.prepare(INSERT_SQL).bind(insert.json).run());
+      this.settle(insert);
     } catch (err) {
-      this.failures += events.length;
-      this.lastFailure = err instanceof Error ? err.message : String(err);
-      for (const event of events) {
-        log("error", "audit_write_failed", { reason: this.lastFailure, failures: this.failures, audit: event });
+      this.settle(insert, err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  /** Releases what the batch held; a failed batch goes to the log, each event in full. Once per batch. */
+  private settle(insert: Insert, failure?: string): void {
+    if (!this.inserts.delete(insert)) return; // given up on already
+    this.priority.release(insert.priority);
+    this.junk.release(insert.junk);
+    if (failure === undefined) return;
+    this.failures += insert.rows;
+    this.lastFailure = failure;
+    for (const event of JSON.parse(insert.json) as AuditEvent[]) {
+      log("error", "audit_write_failed", { reason: failure, failures: this.failures, audit: event });
+    }
+  }
+
+  private reclaimStuckInserts(): void {
+    const now = this.deps.now();
+    for (const insert of this.inserts) {
+      if (now - insert.startedMs >= AUDIT_INSERT_TIMEOUT_MS) {
+        this.settle(insert, `D1 did not answer the insert within ${AUDIT_INSERT_TIMEOUT_MS} ms`);
       }
     }
   }

@@ -75,7 +75,7 @@ adminRoutes.get("/v1/admin/status", async (c) => {
         : { version: null, last_error: policies.lastError ?? "no snapshot loaded" },
       issuers,
       signing_keys: signingKeys,
-      audit: { write_failures_this_isolate: audit.failures, last_failure: audit.lastFailure ?? null },
+      audit: audit.status(),
       errors_last_hour: errors,
     },
     200,

@@ -9,7 +9,9 @@ import { defaultDeps } from "../../../src/deps";
 import { normalizePolicy } from "../../../src/policy/schema";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
-import { MAX_AUDIT_FILTER_LENGTH } from "../../../src/limits";
+import { MAX_AUDIT_FILTER_LENGTH, MAX_AUDIT_QUEUED_JUNK_EVENTS } from "../../../src/limits";
+import { createServices } from "../../../src/services";
+import { briefLinger, countingDb, refusal } from "./writer-support";
 import { generateSecret, serializeSecret } from "../../../src/mint/rotation";
 
 const ADMIN = { Authorization: "Bearer test-admin-token" };
@@ -36,7 +38,7 @@ beforeAll(async () => {
   version = built.snapshot.version;
   await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, built.text);
 
-  const writer = new AuditWriter(defaultDeps);
+  const writer = new AuditWriter(defaultDeps, briefLinger);
   const event = (overrides: Partial<AuditEvent>): AuditEvent => ({
     ...buildAuditEvent({ route: "POST /v1/credentials/:target" }, { requestId: crypto.randomUUID(), status: 200, now: Date.now() }),
     ...overrides,
@@ -72,7 +74,32 @@ describe("GET /v1/admin/status", () => {
     expect(body.signing_keys.keys).toEqual(expect.arrayContaining([expect.objectContaining({ alg: "ES256", status: "current" })]));
     expect(body.signing_keys.targets_without_key).toEqual([]);
     expect(body.errors_last_hour).toMatchObject({ policy_denied: 2 });
-    expect(body.audit).toEqual({ write_failures_this_isolate: 0, last_failure: null });
+    expect(body.audit).toMatchObject({ write_failures_this_isolate: 0, last_failure: null, logged_over_cap_this_isolate: 0 });
+  });
+
+  it("reports this isolate's audit queue, so an operator sees a flood: depth, bytes, folded refusals", async () => {
+    const services = createServices(defaultDeps);
+    const held = countingDb("until-released");
+    for (let i = 0; i < MAX_AUDIT_QUEUED_JUNK_EVENTS + 40; i++) void services.audit.write(held.env, refusal());
+    const res = await createApp(defaultDeps, services).request("https://gatepass.test/v1/admin/status", { headers: ADMIN }, env);
+    const body = (await res.json()) as Record<string, any>;
+    expect(body.audit).toMatchObject({
+      queued_events: MAX_AUDIT_QUEUED_JUNK_EVENTS, queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS, inserts_in_flight: 3,
+      folded_refusals_this_isolate: 40, folded_refusals_unwritten: 40, logged_over_cap_this_isolate: 0,
+      queue_limit: { events: expect.any(Number), bytes: expect.any(Number) },
+    });
+    expect(body.audit.queued_bytes).toBeGreaterThan(0);
+  });
+
+  it("counts each refusal a summary row folded in errors_last_hour", async () => {
+    const count = async () => ((await get("/v1/admin/status")).body.errors_last_hour.token_malformed as number | undefined) ?? 0;
+    const before = await count();
+    const db = countingDb("until-released");
+    const writer = new AuditWriter(defaultDeps, briefLinger);
+    const writes = Array.from({ length: MAX_AUDIT_QUEUED_JUNK_EVENTS + 25 }, () => writer.write(db.env, refusal({ ts: new Date().toISOString() })));
+    db.release();
+    await Promise.all(writes);
+    expect(await count()).toBe(before + MAX_AUDIT_QUEUED_JUNK_EVENTS + 25);
   });
 
   it("names the targets whose signing algorithm has no current key (they would answer signing_unavailable)", async () => {
@@ -108,6 +135,20 @@ describe("GET /v1/admin/audit", () => {
     }
   });
 
+  it("lists summary rows of folded refusals among the events, with their count and window", async () => {
+    const route = `POST /v1/flood/${crypto.randomUUID()}`;
+    const db = countingDb("until-released");
+    const writer = new AuditWriter(defaultDeps, briefLinger);
+    const events = Array.from({ length: MAX_AUDIT_QUEUED_JUNK_EVENTS + 3 }, (_, i) => refusal({ route, ts: new Date(Date.parse("2026-11-24T12:00:00Z") + i).toISOString() }));
+    const writes = events.map((event) => writer.write(db.env, event));
+    db.release();
+    await Promise.all(writes);
+    const { body } = await get("/v1/admin/audit?decision=deny&limit=500");
+    expect(body.events.filter((e: AuditEvent) => e.route === route && e.folded_count !== null)).toEqual([
+      expect.objectContaining({ error_code: "token_malformed", status: 401, folded_count: 3, folded_from: events.at(-3)!.ts, ts: events.at(-1)!.ts }),
+    ]);
+  });
+
   it("honours since and limit", async () => {
     expect((await get("/v1/admin/audit?since=2999-01-01T00:00:00Z")).body.events).toEqual([]);
     expect((await get("/v1/admin/audit?limit=1")).body.events).toHaveLength(1);
@@ -117,7 +158,8 @@ describe("GET /v1/admin/audit", () => {
 describe("auditPageAfterSql (gatepass audit tail)", () => {
   it("pages matching events after an id oldest first, while GET /v1/admin/audit stays newest first", async () => {
     const page = async (afterId: number, size: number) => {
-      const { sql, params } = auditPageAfterSql({ decision: "deny" }, afterId, size);
+      // target: this file's other tests add denials of unverified tokens, which name no target.
+      const { sql, params } = auditPageAfterSql({ decision: "deny", target: "reader" }, afterId, size);
       return (await env.DB.prepare(sql).bind(...params).all<AuditEvent & { id: number }>()).results;
     };
     const first = await page(0, 1);
@@ -125,7 +167,7 @@ describe("auditPageAfterSql (gatepass audit tail)", () => {
     expect([...first, ...second].map((e) => e.project_path)).toEqual(["platform/infra", "other/app"]);
     expect(await page(second[0]!.id, 1)).toEqual([]);
     expect((await page(0, 500)).map((e) => e.id)).toEqual([first[0]!.id, second[0]!.id]);
-    const admin = await get("/v1/admin/audit?decision=deny");
+    const admin = await get("/v1/admin/audit?decision=deny&target=reader");
     expect(admin.body.events.map((e: AuditEvent) => e.project_path)).toEqual(["other/app", "platform/infra"]);
   });
 });

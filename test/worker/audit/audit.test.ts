@@ -4,16 +4,12 @@ import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
 import { AuditWriter, pruneAuditEvents } from "../../../src/audit/writer";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
-import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_LEADER_TERM_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
+import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
 import worker from "../../../src/index";
 import { sha256Hex } from "../../../src/encoding";
 import { bearer, createHarness as createAppHarness } from "../exchange/app-harness";
 import { auditEventsFor } from "./events";
-
-const sampleEvent = (overrides: Partial<AuditEvent> = {}): AuditEvent => ({
-  ...buildAuditEvent({ route: "POST /v1/credentials/:target", target: "aws-readonly" }, { requestId: crypto.randomUUID(), status: 200, now: Date.now() }),
-  ...overrides,
-});
+import { briefLinger, countingDb, issuance as sampleEvent, manualLinger, settlesWithin, storedEvents, waitFor } from "./writer-support";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -53,7 +49,7 @@ describe("audit events", () => {
     const errors: string[] = [];
     vi.spyOn(console, "error").mockImplementation((line: string) => void errors.push(line));
     const brokenDb = { prepare: () => { throw new Error("D1 is down"); } } as unknown as D1Database;
-    const writer = new AuditWriter(defaultDeps);
+    const writer = new AuditWriter(defaultDeps, briefLinger);
     const events = [sampleEvent(), sampleEvent(), sampleEvent()];
     await Promise.all(events.map((event) => writer.write({ ...env, DB: brokenDb } as Env, event)));
     expect(writer.failures).toBe(3);
@@ -64,7 +60,7 @@ describe("audit events", () => {
   });
 
   it("prunes events older than the retention period", async () => {
-    const writer = new AuditWriter(defaultDeps);
+    const writer = new AuditWriter(defaultDeps, briefLinger);
     const now = Date.parse("2026-06-01T00:00:00Z");
     const old = sampleEvent({ ts: "2026-01-01T00:00:00.000Z", request_id: "old-event" });
     const recent = sampleEvent({ ts: "2026-05-30T00:00:00.000Z", request_id: "recent-event" });
@@ -77,7 +73,7 @@ describe("audit events", () => {
   });
 
   it("is pruned by the cron, even when no policy is loaded", async () => {
-    await new AuditWriter(defaultDeps).write(env, sampleEvent({ ts: "2000-01-01T00:00:00.000Z", request_id: "ancient-event" }));
+    await new AuditWriter(defaultDeps, briefLinger).write(env, sampleEvent({ ts: "2000-01-01T00:00:00.000Z", request_id: "ancient-event" }));
     const ctx = createExecutionContext();
     await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env as unknown as Env, ctx);
     await waitOnExecutionContext(ctx);
@@ -86,114 +82,93 @@ describe("audit events", () => {
   });
 });
 
-/** A D1 binding that counts statements and rows per statement, and can hold a statement back. */
-function countingDb(options: { hold?: Promise<void> } = {}) {
-  const statements: number[] = [];
-  const db = {
-    prepare: (sql: string) => {
-      const statement = env.DB.prepare(sql);
-      return {
-        bind: (...values: unknown[]) => {
-          const bound = statement.bind(...values);
-          return {
-            run: async () => {
-              statements.push((JSON.parse(values[0] as string) as unknown[]).length);
-              if (options.hold && statements.length === 1) await options.hold;
-              return bound.run();
-            },
-          };
-        },
-      };
-    },
-  } as unknown as D1Database;
-  return { env: { ...env, DB: db } as Env, statements };
-}
-
-async function waitFor(condition: () => boolean): Promise<void> {
-  for (let attempt = 0; attempt < 100 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 5));
-  expect(condition()).toBe(true);
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
-}
-
-async function storedEvents(requestIds: string[]): Promise<AuditEvent[]> {
-  const { results } = await env.DB.prepare(
-    `SELECT * FROM audit_events WHERE request_id IN (SELECT value FROM json_each(?)) ORDER BY id`,
-  ).bind(JSON.stringify(requestIds)).all<AuditEvent & { id: number }>();
-  return results.map(({ id: _id, ...event }) => event);
-}
-
 describe("audit group commit", () => {
   it("stores every field of an event as it was built: strings, integers and nulls", async () => {
     const event = sampleEvent({ issuer: "corp-gitlab", token_sha256: "ab".repeat(32), project_id: "42", status: 201, upstream_ms: 37, rule: null });
-    await new AuditWriter(defaultDeps).write(env, event);
+    await new AuditWriter(defaultDeps, briefLinger).write(env, event);
     expect(await storedEvents([event.request_id])).toEqual([event]);
   });
 
   it("inserts the events of concurrent requests together, in order", async () => {
     const { env: countedEnv, statements } = countingDb();
-    const writer = new AuditWriter(defaultDeps);
+    const writer = new AuditWriter(defaultDeps, briefLinger);
     const events = Array.from({ length: 50 }, () => sampleEvent());
     await Promise.all(events.map((event) => writer.write(countedEnv, event)));
-    expect(statements).toEqual([50]);
+    expect(statements.map((rows) => rows.length)).toEqual([50]);
     expect(await storedEvents(events.map((e) => e.request_id))).toEqual(events);
   });
 
-  it("lets a request that only queues its event finish at once; the leading request writes it", async () => {
-    let release!: () => void;
-    const { env: countedEnv, statements } = countingDb({ hold: new Promise<void>((resolve) => (release = resolve)) });
-    const writer = new AuditWriter(defaultDeps);
+  it("lets a request that arrives while another lingers only queue its event; the lingering request writes it", async () => {
+    const { env: countedEnv, statements } = countingDb();
+    const linger = manualLinger();
+    const writer = new AuditWriter(defaultDeps, linger.sleep);
     const first = sampleEvent();
-    const leading = writer.write(countedEnv, first);
-    await waitFor(() => statements.length === 1); // the leader's insert is in flight, and held
+    const lingering = writer.write(countedEnv, first);
     const second = sampleEvent();
     expect(await settlesWithin(writer.write(countedEnv, second), 50)).toBe(true);
-    expect(await settlesWithin(leading, 50)).toBe(false);
-    release();
-    await leading;
-    expect(statements).toEqual([1, 1]);
+    expect(await settlesWithin(lingering, 50)).toBe(false);
+    linger.end();
+    await lingering;
+    expect(statements.map((rows) => rows.length)).toEqual([2]);
     expect(await storedEvents([first.request_id, second.request_id])).toEqual([first, second]);
+  });
+
+  it("lets the next request linger when the lingering one has not come back within twice the linger (its context gone)", async () => {
+    let nowMs = Date.parse("2026-11-24T10:00:00Z");
+    const linger = manualLinger(); // never ended, as when workerd dropped the lingering request's timer
+    const writer = new AuditWriter({ now: () => nowMs }, linger.sleep);
+    void writer.write(env, sampleEvent());
+    nowMs += 2 * AUDIT_BATCH_LINGER_MS - 1;
+    void writer.write(env, sampleEvent());
+    expect(linger.waiting).toBe(1);
+    nowMs += 1;
+    void writer.write(env, sampleEvent());
+    expect(linger.waiting).toBe(2);
   });
 
   it(`caps a statement at ${MAX_AUDIT_BATCH_EVENTS} events`, async () => {
     const { env: countedEnv, statements } = countingDb();
-    const writer = new AuditWriter(defaultDeps);
+    const writer = new AuditWriter(defaultDeps, briefLinger);
     const events = Array.from({ length: 2 * MAX_AUDIT_BATCH_EVENTS + 1 }, () => sampleEvent());
     await Promise.all(events.map((event) => writer.write(countedEnv, event)));
-    expect(statements).toEqual([MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_EVENTS, 1]);
+    expect(statements.map((rows) => rows.length)).toEqual([MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_EVENTS, 1]);
     expect(await storedEvents(events.map((e) => e.request_id))).toHaveLength(events.length);
   });
 
   it("caps a statement's JSON length, so events with long claims never exceed D1's value size", async () => {
     const { env: countedEnv, statements } = countingDb();
-    const writer = new AuditWriter(defaultDeps);
+    const writer = new AuditWriter(defaultDeps, briefLinger);
     const long = "é".repeat(1024); // the longest claim value gatepass accepts; 3 bytes of UTF-8 per character
     const events = Array.from({ length: 100 }, () => sampleEvent({ project_path: long, namespace_path: long, ref: long, user_login: long, jti: long }));
     await Promise.all(events.map((event) => writer.write(countedEnv, event)));
     const perEvent = JSON.stringify(events[0]).length + 1;
     expect(statements.length).toBeGreaterThan(1);
-    for (const count of statements) expect(count * perEvent).toBeLessThanOrEqual(MAX_AUDIT_BATCH_LENGTH);
-    expect(statements.reduce((a, b) => a + b, 0)).toBe(events.length);
+    for (const rows of statements) expect(rows.length * perEvent).toBeLessThanOrEqual(MAX_AUDIT_BATCH_LENGTH);
+    expect(statements.reduce((sum, rows) => sum + rows.length, 0)).toBe(events.length);
     expect(await storedEvents(events.map((e) => e.request_id))).toEqual(events);
   });
 
-  it("hands the queue to the next request when a leader's term is over, so a stuck insert holds nothing back", async () => {
+  it(`gives back the slot of an insert still unsettled after ${AUDIT_INSERT_TIMEOUT_MS} ms, logging its batch, even if its timer never fires`, async () => {
     let nowMs = Date.parse("2026-11-24T10:00:00Z");
-    const { env: countedEnv, statements } = countingDb({ hold: new Promise<void>(() => {}) });
-    const writer = new AuditWriter({ now: () => nowMs });
-    void writer.write(countedEnv, sampleEvent()); // its insert never settles, as if its request were gone
-    await waitFor(() => statements.length === 1);
-    const queued = sampleEvent();
-    await writer.write(countedEnv, queued); // within the term: only queued
-    expect(statements).toEqual([1]);
+    const errors: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((line: string) => void errors.push(line));
+    const db = countingDb(3); // the first three inserts never settle, as if their requests were gone
+    const writer = new AuditWriter({ now: () => nowMs }, manualLinger().sleep);
+    const stuck = Array.from({ length: 3 * MAX_AUDIT_BATCH_EVENTS }, () => sampleEvent());
+    for (const event of stuck) void writer.write(db.env, event);
+    expect(db.statements).toHaveLength(3);
+    const next = Array.from({ length: MAX_AUDIT_BATCH_EVENTS }, () => sampleEvent());
+    for (const event of next) void writer.write(db.env, event);
+    expect(db.statements).toHaveLength(3); // every slot taken
 
-    nowMs += AUDIT_LEADER_TERM_MS;
-    const later = sampleEvent();
-    await writer.write(countedEnv, later);
-    expect(statements).toEqual([1, 2]);
-    expect(await storedEvents([queued.request_id, later.request_id])).toEqual([queued, later]);
+    nowMs += AUDIT_INSERT_TIMEOUT_MS;
+    void writer.write(db.env, sampleEvent());
+    await waitFor(() => db.statements.length === 4 && db.inFlight === 3);
+    expect(writer.failures).toBe(stuck.length);
+    expect(errors.map((line) => JSON.parse(line).audit)).toEqual(stuck);
+    expect(db.statements.slice(3).map((rows) => rows.length)).toEqual([MAX_AUDIT_BATCH_EVENTS]);
+    expect(await storedEvents(next.map((e) => e.request_id))).toEqual(next);
+    expect(writer.status()).toMatchObject({ queued_events: 1, inserts_in_flight: 0 });
   });
 
   it(`logs the batch of an insert D1 has not answered within ${AUDIT_INSERT_TIMEOUT_MS} ms, before the request's waitUntil can be cut off`, async () => {
@@ -201,7 +176,7 @@ describe("audit group commit", () => {
     try {
       const errors: string[] = [];
       vi.spyOn(console, "error").mockImplementation((line: string) => void errors.push(line));
-      const { env: stuckEnv } = countingDb({ hold: new Promise<void>(() => {}) });
+      const { env: stuckEnv } = countingDb(1);
       const writer = new AuditWriter(defaultDeps);
       const event = sampleEvent();
       let settled = false;
