@@ -1,10 +1,10 @@
 // The HTTP surface: routes wired to the flow (parse → verify → decide → mint → provider → format),
 // one error handler that turns every failure into a stable wire error.
 
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { logConfigRefusal, readConfig, type Env } from "./config";
 import { defaultDeps, type Deps } from "./deps";
-import { GatepassError, isGatepassError, toWireError } from "./errors";
+import { GatepassError, isGatepassError, recordedError, toWireError } from "./errors";
 import type { AuditDraft } from "./audit/event";
 import { log } from "./log";
 import { requestContext } from "./middleware";
@@ -51,7 +51,7 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
   });
   app.onError((err, c) => {
     const error = toGatepassError(err);
-    c.set("errorCode", error.code);
+    recordError(c, error);
     if (error.code === "internal_error") log("error", "unhandled_error", { request_id: c.get("requestId"), error: err });
     if (error.code === "config_invalid") logConfigRefusal(error, { request_id: c.get("requestId") });
     return errorResponse(c.get("requestId") ?? "", error);
@@ -80,6 +80,16 @@ function answerOtherMethods(app: Hono<AppEnv>): void {
       throw new GatepassError("method_not_allowed", { headers: { Allow: allow } });
     });
   }
+}
+
+/**
+ * The stable code for the request's log line and audit row. A refusal concealed on the wire (a token
+ * whose signature did not verify) is recorded by its own code, and its sentence goes to the log line.
+ */
+export function recordError(c: Context<AppEnv>, error: GatepassError): void {
+  const recorded = recordedError(error);
+  c.set("errorCode", recorded.code);
+  if (recorded !== error) c.set("logFields", { ...c.get("logFields"), reason: recorded.description });
 }
 
 function toGatepassError(err: unknown): GatepassError {
