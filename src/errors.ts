@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   key_unknown: { status: 401, error: "invalid_token", description: "The token was signed with a key its issuer does not publish (or that is not allowed); the issuer's keys may have rotated." },
   signature_invalid: { status: 401, error: "invalid_token", description: "The token's signature does not verify." },
   audience_mismatch: { status: 401, error: "invalid_token", description: "The token's aud is not accepted for its issuer; set the aud of the id_tokens entry to the audience gatepass expects." },
+  audience_multiple: { status: 401, error: "invalid_token", description: "The token's aud lists more than one audience, and its issuer accepts tokens meant for gatepass alone; give gatepass its own id_tokens entry with a single aud." },
   token_expired: { status: 401, error: "invalid_token", description: "The token has expired; request a fresh one in the job." },
   token_not_yet_valid: { status: 401, error: "invalid_token", description: "The token is not valid yet (nbf or iat lies in the future); check the issuer's clock." },
   token_too_old: { status: 401, error: "invalid_token", description: "The token was issued longer ago than gatepass accepts; use the token early in the job." },

@@ -27,6 +27,12 @@ export interface IssuerConfig {
   max_token_age_seconds: number;
   /** Accept legacy CI_JOB_JWT (v1) tokens: bare-host iss, no aud. Off by default. */
   accept_legacy_ci_job_jwt: boolean;
+  /**
+   * Refuse tokens whose aud lists more than one audience (any other service named could replay them).
+   * Policy files default to true; absent only in snapshots pushed before the option existed, which keep
+   * accepting such tokens until pushed again.
+   */
+  single_audience?: boolean;
 }
 
 // ---- verified identity ---------------------------------------------------------------------

@@ -216,6 +216,14 @@ const issuerFields: Fields = {
     doc: "Refuse tokens issued longer ago than this.",
   },
   accept_legacy_ci_job_jwt: { spec: bool(), default: false, doc: "Accept legacy CI_JOB_JWT tokens (bare-host iss, no aud)." },
+  single_audience: {
+    spec: bool(),
+    // Written into every snapshot pushed from now on. A snapshot pushed before the option existed has no
+    // key, and loads unchanged (its version hash still describes it): it keeps accepting several
+    // audiences until pushed again.
+    default: (_out: unknown, mode: Mode) => (mode === "source" ? true : undefined),
+    doc: "Refuse tokens whose aud lists more than one audience: any other service the token names could replay it to gatepass. Default true; set false only for jobs that must send one token to several services.",
+  },
 };
 
 // ---- targets ----------------------------------------------------------------------------------

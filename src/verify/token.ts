@@ -140,6 +140,12 @@ function checkAudience(aud: unknown, issuer: IssuerConfig): void {
       description: `The token's aud is not accepted for issuer ${issuer.name}; set the aud of the id_tokens entry to one of: ${issuer.audiences.join(", ")}.`,
     });
   }
+  // Every other audience named is a service that holds the token and could replay it here.
+  if (issuer.single_audience === true && audiences.length > 1) {
+    throw new GatepassError("audience_multiple", {
+      description: `The token's aud lists ${audiences.length} audiences; issuer ${issuer.name} accepts a token meant for gatepass alone. Give gatepass its own id_tokens entry whose aud is just ${issuer.audiences[0]}.`,
+    });
+  }
 }
 
 function numericDate(payload: Record<string, unknown>, claim: string, required: boolean): number | undefined {

@@ -15,7 +15,7 @@ import { runs } from "./fuzz";
 
 /** What verify may refuse with when its issuers' stand-in is up: the token-verification codes. */
 const VERIFY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  "token_malformed", "token_too_large", "header_invalid", "token_unverified", "audience_mismatch",
+  "token_malformed", "token_too_large", "header_invalid", "token_unverified", "audience_mismatch", "audience_multiple",
   "token_expired", "token_not_yet_valid", "token_too_old", "claims_invalid", "not_a_ci_token", "legacy_token_refused",
 ]);
 /** One verify must settle within this (warm path: well under a millisecond; a cold fetch: a few ms). */

@@ -120,7 +120,6 @@ export async function standinIssuer(h: Harness, options: { prefix?: string; conf
   };
 }
 
-/** Asserts the promise rejects with a GatepassError of this code. */
 /**
  * A token whose signature did not verify is refused as token_unverified on the wire, whatever the
  * reason; the reason (`recorded`) is what the log line and audit row carry.
@@ -131,6 +130,7 @@ export async function expectUnverified(promise: Promise<unknown>, recorded: stri
   if (concealed !== recorded) throw new Error(`expected token_unverified standing for ${recorded}, got it standing for ${concealed}`);
 }
 
+/** Asserts the promise rejects with a GatepassError of this code. */
 export async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
   let error: unknown;
   try {
