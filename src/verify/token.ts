@@ -125,7 +125,8 @@ export function checkRegisteredClaims(payload: Record<string, unknown>, issuer: 
     });
   }
   if (exp < iat) throw claimInvalid("exp", "The token expires before it was issued.");
-  return { issuedAt: iat, expiresAt: exp, legacy };
+  // Whole seconds from here on (NumericDate may be fractional); flooring exp only shortens the token's life.
+  return { issuedAt: Math.floor(iat), expiresAt: Math.floor(exp), legacy };
 }
 
 function checkAudience(aud: unknown, issuer: IssuerConfig): void {

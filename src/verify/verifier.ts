@@ -73,7 +73,7 @@ export class Verifier {
     }
 
     const times = checkRegisteredClaims(payload, issuer, nowSeconds(this.deps));
-    const claims = normalizeClaims(payload);
+    const claims = normalizeClaims(payload, issuer.kind);
     checkCiClaims(claims, issuer);
     return {
       issuer: issuer.name,
