@@ -1,5 +1,6 @@
 // The credential endpoints end to end in workerd: real KV policy, real token verification against
 // a loopback CI issuer, real upstream stand-ins that verify gatepass's signature via its JWKS.
+import { Buffer } from "node:buffer";
 import { SELF } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateKeyPair, SignJWT } from "jose";
@@ -298,6 +299,16 @@ describe("POST /v1/token (RFC 8693)", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
     expect(await json(res)).toMatchObject({ issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: expect.any(Number) });
+  });
+
+  it("answers whole seconds when the CI token's exp is fractional (expires_in and the minted exp)", async () => {
+    const fractional = await h.ciToken({}, { ttl: 100.5 });
+    const res = await post("/v1/token", `${grant}&subject_token=${fractional}&resource=oidc-any`, FORM);
+    const body = await json(res);
+    expect(Number.isInteger(body.expires_in)).toBe(true);
+    const minted = JSON.parse(Buffer.from(String(body.access_token).split(".")[1]!, "base64url").toString()) as { iat: number; nbf: number; exp: number };
+    expect([minted.iat, minted.nbf, minted.exp].every(Number.isInteger)).toBe(true);
+    expect(minted.exp - minted.iat).toBe(body.expires_in);
   });
 
   it("exchanges for gatepass's own JWT (oidc target, via resource)", async () => {
