@@ -1,7 +1,7 @@
 // The HTTP surface: routes wired to the flow (parse → verify → decide → mint → provider → format),
 // one error handler that turns every failure into a stable wire error.
 
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { logConfigRefusal, readConfig, type Env } from "./config";
 import { defaultDeps, type Deps } from "./deps";
 import { GatepassError, isGatepassError, recordedError, toWireError } from "./errors";
@@ -38,6 +38,8 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
     await next();
   });
 
+  for (const path of CREDENTIAL_GET_PATHS) app.use(path, refuseHead);
+
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.route("/", templateRoutes);
   app.route("/", whoamiRoutes);
@@ -61,6 +63,18 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
 }
 
 /**
+ * GET routes that mint or exchange a credential. Hono answers HEAD with the GET handler and drops the
+ * body, so a HEAD there would run the whole exchange (and count a max_uses_per_job use) only to throw
+ * the credential away: HEAD is refused there (405, Allow: GET). Every other GET route only reads.
+ */
+export const CREDENTIAL_GET_PATHS: ReadonlySet<string> = new Set(["/access"]);
+
+const refuseHead: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.req.method === "HEAD") throw new GatepassError("method_not_allowed", { headers: { Allow: "GET" } });
+  await next();
+};
+
+/**
  * A known path asked with a method it does not serve gets 405 method_not_allowed with `Allow`, not a
  * 404 that would send the caller looking for a typo in the path. Registered after every route, so
  * it only runs when no route answered.
@@ -71,7 +85,7 @@ function answerOtherMethods(app: Hono<AppEnv>): void {
     if (method === "ALL") continue; // middleware
     const methods = methodsByPath.get(path) ?? new Set<string>();
     methods.add(method);
-    if (method === "GET") methods.add("HEAD"); // Hono answers HEAD with the GET route
+    if (method === "GET" && !CREDENTIAL_GET_PATHS.has(path)) methods.add("HEAD"); // Hono answers HEAD with the GET route
     methodsByPath.set(path, methods);
   }
   for (const [path, methods] of methodsByPath) {

@@ -9,6 +9,7 @@ import { auditEventsFor } from "../audit/events";
 import { capturedRequests, CI_CLAIMS, ISSUER, SA, VAULT_ALGS } from "./fixtures";
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token";
 import { tokenDigest } from "../../../src/verify/verifier";
+import { createApp, CREDENTIAL_GET_PATHS } from "../../../src/app";
 
 let h: Harness;
 let token: string;
@@ -532,6 +533,29 @@ describe("refusals before the signature verifies", () => {
   it("keeps its own code once the signature verified (here: an expired token)", async () => {
     const res = await post("/v1/credentials/aws-deploy", "", bearer(await h.ciToken({}, { ttl: -120 })));
     expect(await json(res)).toMatchObject({ code: "token_expired" });
+  });
+});
+
+describe("HEAD on routes that mint or exchange", () => {
+  it.each([
+    ["GET /access", `/access?sa=${SA}`, { "Gitlab-Token": "TOKEN" }, "GET"],
+    ["POST /v1/credentials/:target", "/v1/credentials/gcp-deploy", { Authorization: "Bearer TOKEN" }, "POST"],
+    ["POST /v1/token", "/v1/token", {}, "POST"],
+    ["POST /v1/sts/token", "/v1/sts/token", {}, "POST"],
+  ])("%s: HEAD is refused (405 method_not_allowed, Allow) before any exchange", async (_route, path, headers, allow) => {
+    const withToken = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, value.replace("TOKEN", token)]));
+    const res = await h.request(path, { method: "HEAD", headers: withToken });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("Allow")).toBe(allow);
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+    expect(await auditEventsFor(res.headers.get("X-Request-Id")!)).toMatchObject([{ error_code: "method_not_allowed", status: 405, target: null }]);
+  });
+
+  it("every GET route either only reads, or refuses HEAD", async () => {
+    const readOnly = ["/healthz", "/templates/gitlab-ci.yml", "/v1/whoami", "/v1/admin/status", "/v1/admin/audit", "/.well-known/openid-configuration", "/.well-known/jwks.json"];
+    const getPaths = createApp().routes.filter((r) => r.method === "GET").map((r) => r.path);
+    expect(getPaths.filter((path) => !readOnly.includes(path)).sort()).toEqual([...CREDENTIAL_GET_PATHS].sort());
+    expect((await h.request("/healthz", { method: "HEAD" })).status).toBe(200);
   });
 });
 
