@@ -245,7 +245,7 @@ describe("POST /v1/credentials/:target", () => {
     ["is null", "null", "The JSON body must be an object."],
     ["is a list", '["lifetime"]', "The JSON body must be an object."],
     ["is a string", '"lifetime=600"', "The JSON body must be an object."],
-    ["has a nested value", '{"lifetime":{"seconds":600}}', 'Parameter "lifetime" must be a string or a number.'],
+    ["has a nested value", '{"lifetime":{"seconds":600}}', "The JSON body must be one object whose values are strings or numbers; nothing nested."],
   ])("refuses a JSON body that %s (request_invalid)", async (_name, body, description) => {
     const res = await post("/v1/credentials/gcp-deploy", body, bearer(token, { "Content-Type": "application/json" }));
     expect(res.status).toBe(400);
