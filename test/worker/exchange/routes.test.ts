@@ -559,6 +559,28 @@ describe("HEAD on routes that mint or exchange", () => {
   });
 });
 
+describe("over-long headers (up to the 128 KiB Cloudflare lets through to the Worker)", () => {
+  const huge = "a".repeat(100 * 1024);
+
+  it.each([
+    ["POST /v1/credentials/:target", "/v1/credentials/gcp-deploy", "POST", { Authorization: `Bearer ${huge}` }, 401, "token_too_large"],
+    ["GET /v1/whoami", "/v1/whoami", "GET", { Authorization: `Bearer ${huge}` }, 401, "token_too_large"],
+    ["GET /access (Gitlab-Token)", `/access?sa=${SA}`, "GET", { "Gitlab-Token": huge }, 401, "token_too_large"],
+    ["an admin route", "/v1/admin/status", "GET", { Authorization: `Bearer ${huge}` }, 401, "admin_unauthorized"],
+  ])("%s answers gatepass's JSON refusal for a 100 KiB credential header", async (_route, path, method, headers, status, code) => {
+    const res = await h.request(path, { method, headers }, { GATEPASS_ADMIN_TOKEN: "test-admin-token" });
+    expect(res.status).toBe(status);
+    expect(res.headers.get("Content-Type")).toBe("application/json");
+    expect(await json(res)).toMatchObject({ code, request_id: res.headers.get("X-Request-Id") });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+  });
+
+  it("ignores a 100 KiB header it does not read", async () => {
+    const res = await post("/v1/credentials/oidc-any", "", bearer(token, { ...FORM, Cookie: `c=${huge}`, "X-Padding": huge }));
+    expect(res.status).toBe(200);
+  });
+});
+
 describe("audit of credential requests", () => {
   it("records the token's hash, the target, the rule and the upstream time of an exchange", async () => {
     const res = await post("/v1/credentials/aws-deploy", "");
