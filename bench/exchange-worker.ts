@@ -6,6 +6,8 @@
 //   GET  /gatepass?n=N&log=off     the same with console.log discarded for the loop
 //   GET  /bare?n=N                 N exchanges through bench/bare-worker.ts
 //   GET  /bare?n=N&log=on          the same, the bare Worker logging one line per exchange
+//   GET  /hostile?kind=K&n=N       N refused requests through gatepass, each with a hostile body of
+//                                  parameters (K = form: 3 000 form fields; json: 32 KiB of nested JSON)
 import type { Env } from "../src/config";
 import gatepass from "../src/index";
 import bare from "./bare-worker";
@@ -13,6 +15,12 @@ import bare from "./bare-worker";
 type BenchEnv = Env & { CI_ISSUER: string; CI_PUBLIC_JWK: string; SIGNING_JWK: string };
 
 let tokens: string[] = [];
+
+/** Request bodies that cost parsing work before gatepass can refuse them (each under the 32 KiB cap). */
+const HOSTILE_BODIES: Record<string, { type: string; text: string }> = {
+  form: { type: "application/x-www-form-urlencoded", text: Array.from({ length: 3_000 }, (_, i) => `p${i}=1`).join("&") },
+  json: { type: "application/json", text: `{"a":${"[".repeat(16_000)}${"]".repeat(16_000)}}` },
+};
 let next = 0;
 
 export default {
@@ -37,6 +45,21 @@ export default {
     if (url.pathname === "/bare") {
       const bareEnv = { ...env, LOG_EACH_REQUEST: url.searchParams.get("log") === "on" ? "1" : "0" };
       return run(() => bare.fetch(exchange("/exchange"), bareEnv));
+    }
+    if (url.pathname === "/hostile") {
+      const body = HOSTILE_BODIES[url.searchParams.get("kind") ?? ""];
+      if (!body) return new Response("unknown kind", { status: 404 });
+      for (let i = 0; i < n; i++) {
+        const req = new Request(`${env.GATEPASS_ISSUER}/v1/credentials/oidc-rp`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${tokens[next++ % tokens.length]}`, "Content-Type": body.type },
+          body: body.text,
+        });
+        const res = await gatepass.fetch(req, env, ctx);
+        await res.text();
+        if (res.status !== 400) return new Response(`expected 400, got ${res.status}`, { status: 500 });
+      }
+      return new Response(String(n));
     }
     if (url.pathname === "/gatepass") {
       const consoleLog = console.log;

@@ -43,6 +43,9 @@ export async function run(): Promise<void> {
       "bare+log": `/bare?n=${ITERATIONS}&log=on`,
       gatepass: `/gatepass?n=${ITERATIONS}`,
       "gp-no-log": `/gatepass?n=${ITERATIONS}&log=off`,
+      // Refusals of hostile parameter bodies (3 000 form fields; 32 KiB of nested JSON), against an exchange.
+      "form-3000": `/hostile?kind=form&n=${ITERATIONS}`,
+      "json-32k": `/hostile?kind=json&n=${ITERATIONS}`,
     };
     // Warm-up: keys fetched and imported, policy loaded, JIT.
     for (let i = 0; i < 3; i++) for (const path of Object.values(contenders)) await call(path).then(settle);
@@ -59,8 +62,11 @@ export async function run(): Promise<void> {
     const perExchange = new Map([...samples].map(([name, values]) => [name, median(values.map((v) => (v - median(empty)) / ITERATIONS))]));
     const bare = perExchange.get("bare")!;
     console.log(`exchange cost in workerd (oidc target, ${ROUNDS} rounds × ${ITERATIONS} exchanges, medians, µs per exchange)`);
+    const exchange = perExchange.get("gatepass")!;
     for (const [name, us] of perExchange) {
-      console.log(`  ${name.padEnd(10)} ${us.toFixed(1).padStart(6)} µs${name === "bare" ? "" : `   bare / ${name} = ${((bare / us) * 100).toFixed(0)}%`}`);
+      const hostile = name === "form-3000" || name === "json-32k";
+      const versus = name === "bare" ? "" : hostile ? `   ${(us / exchange).toFixed(2)}× a gatepass exchange` : `   bare / ${name} = ${((bare / us) * 100).toFixed(0)}%`;
+      console.log(`  ${name.padEnd(10)} ${us.toFixed(1).padStart(6)} µs${versus}`);
     }
   } finally {
     await worker.stop();

@@ -5,6 +5,7 @@ export {};
 const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   bundle: () => import("./bundle"),
   verify: () => import("./verify"),
+  refusals: () => import("./refusals"),
   policy: () => import("./policy"),
   exchange: () => import("./exchange"),
   throughput: () => import("./throughput"),

@@ -1,10 +1,10 @@
 // The HTTP surface: routes wired to the flow (parse → verify → decide → mint → provider → format),
 // one error handler that turns every failure into a stable wire error.
 
-import { Hono } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { logConfigRefusal, readConfig, type Env } from "./config";
 import { defaultDeps, type Deps } from "./deps";
-import { GatepassError, isGatepassError, toWireError } from "./errors";
+import { GatepassError, isGatepassError, recordedError, toWireError } from "./errors";
 import type { AuditDraft } from "./audit/event";
 import { log } from "./log";
 import { requestContext } from "./middleware";
@@ -38,6 +38,8 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
     await next();
   });
 
+  for (const path of CREDENTIAL_GET_PATHS) app.use(path, refuseHead);
+
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.route("/", templateRoutes);
   app.route("/", whoamiRoutes);
@@ -51,7 +53,7 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
   });
   app.onError((err, c) => {
     const error = toGatepassError(err);
-    c.set("errorCode", error.code);
+    recordError(c, error);
     if (error.code === "internal_error") log("error", "unhandled_error", { request_id: c.get("requestId"), error: err });
     if (error.code === "config_invalid") logConfigRefusal(error, { request_id: c.get("requestId") });
     return errorResponse(c.get("requestId") ?? "", error);
@@ -59,6 +61,18 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
 
   return app;
 }
+
+/**
+ * GET routes that mint or exchange a credential. Hono answers HEAD with the GET handler and drops the
+ * body, so a HEAD there would run the whole exchange (and count a max_uses_per_job use) only to throw
+ * the credential away: HEAD is refused there (405, Allow: GET). Every other GET route only reads.
+ */
+export const CREDENTIAL_GET_PATHS: ReadonlySet<string> = new Set(["/access"]);
+
+const refuseHead: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.req.method === "HEAD") throw new GatepassError("method_not_allowed", { headers: { Allow: "GET" } });
+  await next();
+};
 
 /**
  * A known path asked with a method it does not serve gets 405 method_not_allowed with `Allow`, not a
@@ -71,7 +85,7 @@ function answerOtherMethods(app: Hono<AppEnv>): void {
     if (method === "ALL") continue; // middleware
     const methods = methodsByPath.get(path) ?? new Set<string>();
     methods.add(method);
-    if (method === "GET") methods.add("HEAD"); // Hono answers HEAD with the GET route
+    if (method === "GET" && !CREDENTIAL_GET_PATHS.has(path)) methods.add("HEAD"); // Hono answers HEAD with the GET route
     methodsByPath.set(path, methods);
   }
   for (const [path, methods] of methodsByPath) {
@@ -80,6 +94,16 @@ function answerOtherMethods(app: Hono<AppEnv>): void {
       throw new GatepassError("method_not_allowed", { headers: { Allow: allow } });
     });
   }
+}
+
+/**
+ * The stable code for the request's log line and audit row. A refusal concealed on the wire (a token
+ * whose signature did not verify) is recorded by its own code, and its sentence goes to the log line.
+ */
+export function recordError(c: Context<AppEnv>, error: GatepassError): void {
+  const recorded = recordedError(error);
+  c.set("errorCode", recorded.code);
+  if (recorded !== error) c.set("logFields", { ...c.get("logFields"), reason: recorded.description });
 }
 
 function toGatepassError(err: unknown): GatepassError {

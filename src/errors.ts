@@ -31,6 +31,10 @@ export const ERROR_CODES = {
   method_not_allowed: { status: 405, error: "invalid_request", description: "This endpoint does not accept that HTTP method." },
 
   // --- token verification ---
+  // Until a signature verifies, every refusal answers token_unverified: whether the token's issuer is
+  // configured, and how, must not show. The refusal it stands in for (issuer_unknown, algorithm_not_allowed,
+  // key_unknown, signature_invalid) goes to the request's log line and audit row only.
+  token_unverified: { status: 401, error: "invalid_token", description: "gatepass could not verify the token's signature: send the CI job's own ID token (id_tokens: in .gitlab-ci.yml), unchanged, from a GitLab instance gatepass trusts. An admin finds the exact reason under this request_id in gatepass's log and audit." },
   token_malformed: { status: 401, error: "invalid_token", description: "The token is not a well-formed JWT (three base64url segments with a JSON header and payload)." },
   token_too_large: { status: 401, error: "invalid_token", description: "The token is larger than gatepass accepts." },
   algorithm_not_allowed: { status: 401, error: "invalid_token", description: "The token's signing algorithm is not allowed for its issuer." },
@@ -39,6 +43,7 @@ export const ERROR_CODES = {
   key_unknown: { status: 401, error: "invalid_token", description: "The token was signed with a key its issuer does not publish (or that is not allowed); the issuer's keys may have rotated." },
   signature_invalid: { status: 401, error: "invalid_token", description: "The token's signature does not verify." },
   audience_mismatch: { status: 401, error: "invalid_token", description: "The token's aud is not accepted for its issuer; set the aud of the id_tokens entry to the audience gatepass expects." },
+  audience_multiple: { status: 401, error: "invalid_token", description: "The token's aud lists more than one audience, and its issuer accepts tokens meant for gatepass alone; give gatepass its own id_tokens entry with a single aud." },
   token_expired: { status: 401, error: "invalid_token", description: "The token has expired; request a fresh one in the job." },
   token_not_yet_valid: { status: 401, error: "invalid_token", description: "The token is not valid yet (nbf or iat lies in the future); check the issuer's clock." },
   token_too_old: { status: 401, error: "invalid_token", description: "The token was issued longer ago than gatepass accepts; use the token early in the job." },
@@ -88,6 +93,8 @@ export interface GatepassErrorOptions {
   cause?: unknown;
   /** HTTP headers to add (e.g. Retry-After). */
   headers?: Record<string, string>;
+  /** The refusal this one stands in for on the wire (see token_unverified): logged and audited, never sent. */
+  conceals?: GatepassError;
 }
 
 export class GatepassError extends Error {
@@ -97,6 +104,7 @@ export class GatepassError extends Error {
   readonly description: string;
   readonly details: Record<string, string | number>;
   readonly headers: Record<string, string>;
+  readonly conceals: GatepassError | undefined;
 
   constructor(code: ErrorCode, options: GatepassErrorOptions = {}) {
     const spec: CodeSpec = ERROR_CODES[code];
@@ -108,7 +116,13 @@ export class GatepassError extends Error {
     this.description = options.description ?? spec.description;
     this.details = options.details ?? {};
     this.headers = options.headers ?? {};
+    this.conceals = options.conceals;
   }
+}
+
+/** What the request's log line and audit row record: the concealed refusal when there is one, so the operator sees the exact reason. */
+export function recordedError(err: GatepassError): GatepassError {
+  return err.conceals ?? err;
 }
 
 export function isGatepassError(value: unknown): value is GatepassError {

@@ -18,6 +18,12 @@ export const MAX_KID_LENGTH = 128;
 export const MAX_SCOPES = 20;
 export const MAX_SCOPE_LENGTH = 256;
 export const MAX_PARAM_VALUE_LENGTH = 512;
+/**
+ * Parameters in one request (query string and body together): no endpoint takes more than 7. Counted
+ * before they are parsed, so 3 000 form fields or 32 KiB of nested JSON are refused before they cost
+ * several exchanges' worth of parsing.
+ */
+export const MAX_REQUEST_PARAMETERS = 16;
 /** Admin Authorization headers longer than this are refused before hashing. */
 export const MAX_ADMIN_HEADER_LENGTH = 1024;
 

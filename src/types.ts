@@ -27,6 +27,12 @@ export interface IssuerConfig {
   max_token_age_seconds: number;
   /** Accept legacy CI_JOB_JWT (v1) tokens: bare-host iss, no aud. Off by default. */
   accept_legacy_ci_job_jwt: boolean;
+  /**
+   * Refuse tokens whose aud lists more than one audience (any other service named could replay them).
+   * Policy files default to true; absent only in snapshots pushed before the option existed, which keep
+   * accepting such tokens until pushed again.
+   */
+  single_audience?: boolean;
 }
 
 // ---- verified identity ---------------------------------------------------------------------
@@ -40,7 +46,7 @@ export interface VerifiedIdentity {
   /** Canonical URL of that issuer. */
   issuerUrl: string;
   claims: NormalizedClaims;
-  /** SHA-256 (hex) of the raw token: what audit and logs carry instead of the token. */
+  /** SHA-256 (hex) of the token's signing input (header.payload; see tokenDigest): what audit and logs carry instead of the token. */
   tokenSha256: string;
   /** Seconds since epoch. */
   issuedAt: number;

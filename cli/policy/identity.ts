@@ -39,7 +39,7 @@ export function resolveIssuer(issuers: readonly IssuerConfig[], name: string | u
 }
 
 export function offlineIdentity(issuer: IssuerConfig, raw: Record<string, unknown>): VerifiedIdentity {
-  const claims = normalizeClaims(raw);
+  const claims = normalizeClaims(raw, issuer.kind);
   const seconds = (name: string) => (typeof raw[name] === "number" ? (raw[name] as number) : 0);
   return {
     issuer: issuer.name,

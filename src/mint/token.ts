@@ -9,9 +9,9 @@ import type { KeyRing, SigningAlg } from "./keys";
 
 /**
  * CI claims copied into the minted token (for attribute mapping and cloud-side conditions).
- * Strings only. Left out: user_email (personal data no cloud condition needs), array claims
- * (groups_direct, user_identities: unbounded and unusable in most cloud mappings), aud/iat/exp
- * (the CI token's own, meaningless for ours).
+ * Strings only; job_config's url and sha as job_config_url and job_config_sha. Left out: user_email
+ * (personal data no cloud condition needs), array claims (groups_direct, user_identities: unbounded and
+ * unusable in most cloud mappings), aud/iat/exp and target_audience (the CI token's own, meaningless for ours).
  */
 export const COPIED_CI_CLAIMS = [
   "namespace_id", "namespace_path", "project_id", "project_path", "user_id", "user_login",
@@ -19,6 +19,7 @@ export const COPIED_CI_CLAIMS = [
   "ref_protected", "sha", "runner_id", "runner_environment", "project_visibility", "ci_config_ref_uri",
   "ci_config_sha", "environment", "environment_protected", "deployment_tier", "environment_action",
   "job_project_id", "job_project_path", "job_namespace_id", "job_namespace_path", "job_source",
+  "job_config_url", "job_config_sha",
 ] as const;
 
 export interface MintedClaims {
@@ -65,13 +66,18 @@ export function subjectFor(target: Target): string {
   return subject;
 }
 
-/** exp = min(CI token exp, now + target max, now + gatepass max, now + requested). */
+/**
+ * exp = min(CI token exp, now + target max, now + gatepass max, now + requested), in whole seconds:
+ * a CI token may carry a fractional exp (NumericDate allows it), but relying parties and
+ * docs/issuer.md expect integers, and expires_in is derived from it.
+ */
 export function mintedExpiry(now: number, ciExpiresAt: number, targetMaxSeconds: number, lifetimeSeconds: number): number {
-  return Math.min(ciExpiresAt, now + targetMaxSeconds, now + MINTED_TOKEN_MAX_LIFETIME_SECONDS, now + lifetimeSeconds);
+  return Math.floor(Math.min(ciExpiresAt, now + targetMaxSeconds, now + MINTED_TOKEN_MAX_LIFETIME_SECONDS, now + lifetimeSeconds));
 }
 
 export function buildClaims(input: MintInput): MintedClaims {
-  const { identity, target, now } = input;
+  const { identity, target } = input;
+  const now = Math.floor(input.now);
   const exp = mintedExpiry(now, identity.expiresAt, target.max_lifetime_seconds, input.lifetimeSeconds);
   if (exp <= now) throw new GatepassError("token_expired");
   const claims: MintedClaims = {

@@ -29,6 +29,7 @@ import {
 import type { SigningAlg } from "../mint/keys";
 import { subjectFor } from "../mint/token";
 import type { IssuerConfig, RuleSpec, Target } from "../types";
+import { GITLAB_TOKEN_CLAIMS } from "../verify/claims";
 import { canonicalIssuerUrl } from "../verify/issuer-url";
 import { patternProblem } from "./glob";
 import {
@@ -79,22 +80,20 @@ export interface NormalizeResult {
   origins: Map<object, Origin>;
 }
 
-/** Claims GitLab puts in CI ID tokens (https://docs.gitlab.com/ci/secrets/id_token_authentication/). Rules for `kind: gitlab`
- *  issuers may only name these, so a typo is an error instead of a rule that silently never matches. */
-export const GITLAB_CLAIMS: ReadonlySet<string> = new Set([
-  "sub", "aud",
-  "namespace_id", "namespace_path", "project_id", "project_path", "project_visibility",
-  "user_id", "user_login", "user_email", "user_access_level", "groups_direct",
-  "pipeline_id", "pipeline_source", "job_id", "job_source",
-  "ref", "ref_type", "ref_protected", "ref_path", "sha",
-  "runner_id", "runner_environment", "ci_config_ref_uri", "ci_config_sha",
-  "environment", "environment_protected", "deployment_tier", "environment_action",
-  "job_project_id", "job_project_path", "job_namespace_id", "job_namespace_path",
-]);
+/** Claims GitLab puts in CI ID tokens (the list and its sources: GITLAB_TOKEN_CLAIMS). Rules for `kind: gitlab`
+ *  issuers may only name these, so a typo is an error instead of a rule that silently never matches.
+ *  Left out: iss (the rule's issuer decides it), the token's times, and the claims below. */
+export const GITLAB_CLAIMS: ReadonlySet<string> = new Set(
+  Object.entries(GITLAB_TOKEN_CLAIMS)
+    .filter(([name, type]) => type !== "ignored" && type !== "job_config" && !["iss", "iat", "nbf", "exp"].includes(name))
+    .map(([name]) => name),
+);
 
-/** Claims GitLab sends that verification leaves out (a list of objects: normalizeClaims keeps only
- *  strings and lists of scalars), so a condition on them could never match. */
-const UNMATCHABLE_GITLAB_CLAIMS: ReadonlySet<string> = new Set(["user_identities"]);
+/** Claims GitLab sends that a condition cannot compare as they are, and why. */
+const UNMATCHABLE_GITLAB_CLAIMS: ReadonlyMap<string, string> = new Map([
+  ["user_identities", "'user_identities' is a list of objects, which gatepass does not compare: a condition on it never matches"],
+  ["job_config", "'job_config' is an object: name its members job_config_url and job_config_sha instead"],
+]);
 
 // ---- conditions -------------------------------------------------------------------------------
 
@@ -216,6 +215,14 @@ const issuerFields: Fields = {
     doc: "Refuse tokens issued longer ago than this.",
   },
   accept_legacy_ci_job_jwt: { spec: bool(), default: false, doc: "Accept legacy CI_JOB_JWT tokens (bare-host iss, no aud)." },
+  single_audience: {
+    spec: bool(),
+    // Written into every snapshot pushed from now on. A snapshot pushed before the option existed has no
+    // key, and loads unchanged (its version hash still describes it): it keeps accepting several
+    // audiences until pushed again.
+    default: (_out: unknown, mode: Mode) => (mode === "source" ? true : undefined),
+    doc: "Refuse tokens whose aud lists more than one audience: any other service the token names could replay it to gatepass. Default true; set false only for jobs that must send one token to several services.",
+  },
 };
 
 // ---- targets ----------------------------------------------------------------------------------
@@ -547,8 +554,9 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
       if (!refused.has(`issuers:${rule.issuer}`)) problems.push({ ...at(rule, "issuer"), message: `unknown issuer '${rule.issuer}'; configured issuers: ${[...issuers.keys()].join(", ") || "none"}` });
     } else if (issuer.kind === "gitlab") {
       for (const claim of Object.keys(rule.match)) {
-        if (UNMATCHABLE_GITLAB_CLAIMS.has(claim)) {
-          problems.push({ ...at(rule, "match", claim), atKey: true, message: `'${claim}' is a list of objects, which gatepass does not compare: a condition on it never matches` });
+        const unmatchable = UNMATCHABLE_GITLAB_CLAIMS.get(claim);
+        if (unmatchable !== undefined) {
+          problems.push({ ...at(rule, "match", claim), atKey: true, message: unmatchable });
         } else if (!GITLAB_CLAIMS.has(claim)) {
           problems.push({ ...at(rule, "match", claim), atKey: true, message: `'${claim}' is not a GitLab CI token claim (see docs/policies.md for the list)` });
         }

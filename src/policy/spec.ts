@@ -164,7 +164,7 @@ export function list<T>(item: Spec<T>, options: { min?: number; max?: number; un
 export interface Field {
   spec: Spec<unknown>;
   required?: boolean;
-  /** Filled in when the key is absent; a function sees the fields read so far. */
+  /** Filled in when the key is absent; a function sees the fields read so far and the mode. */
   default?: unknown;
   /** Key in the stored form when it differs (durations: `max_lifetime` → `max_lifetime_seconds`). */
   stored?: string;
@@ -206,7 +206,7 @@ export function object<T>(fields: Fields, doc?: string): Spec<T> {
             fail(ctx, path, `missing required key '${key}'`);
             ok = false;
           } else if (typeof field.default === "function") {
-            const computed: unknown = field.default(out);
+            const computed: unknown = field.default(out, ctx.mode);
             if (computed !== undefined) out[target] = computed;
           } else if (field.default !== undefined) out[target] = structuredClone(field.default);
           continue;

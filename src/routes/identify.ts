@@ -3,10 +3,10 @@
 
 import type { Context } from "hono";
 import type { AppEnv } from "../app";
-import { sha256Hex } from "../encoding";
 import type { CompiledPolicy } from "../policy/compile";
 import type { VerifiedIdentity } from "../types";
 import { waitUntilOf } from "../middleware";
+import { tokenDigest } from "../verify/verifier";
 import { bearerToken } from "./bearer";
 
 export interface Caller {
@@ -25,9 +25,9 @@ export async function identifyCaller(c: Context<AppEnv>, token = bearerToken(c.r
     if (draft) draft.identity = identity;
     return { policy, identity };
   } catch (err) {
-    // A refused token is audited by its hash as well, so a leaked token replayed after it expired
-    // (or against the wrong audience) can be traced.
-    if (draft) draft.tokenSha256 = await sha256Hex(token);
+    // A refused token is audited by its hash as well (the same digest a verified one gets), so a leaked
+    // token replayed after it expired (or against the wrong audience) can be traced.
+    if (draft) draft.tokenSha256 = await tokenDigest(token);
     throw err;
   }
 }

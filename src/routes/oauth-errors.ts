@@ -3,7 +3,7 @@
 // status. gatepass's stable `code` and the request id still travel in the body.
 
 import type { Context } from "hono";
-import { errorResponse, type AppEnv } from "../app";
+import { errorResponse, recordError, type AppEnv } from "../app";
 import { log } from "../log";
 import { GatepassError, isGatepassError, toWireError, type ErrorCode, type OAuthError } from "../errors";
 
@@ -15,7 +15,7 @@ const TARGET_REFUSALS: readonly ErrorCode[] = ["policy_denied", "target_unknown"
 export function oauthErrorResponse(c: Context<AppEnv>, err: unknown, flavor: OAuthFlavor): Response {
   const requestId = c.get("requestId");
   const error = isGatepassError(err) ? err : new GatepassError("internal_error", { cause: err });
-  c.set("errorCode", error.code);
+  recordError(c, error);
   if (error.code === "internal_error") log("error", "unhandled_error", { request_id: requestId, error: err });
   if (error.status >= 500 || error.status === 429) return errorResponse(requestId, error);
   const body = { ...toWireError(error, requestId), error: tokenEndpointError(error, flavor) };

@@ -4,7 +4,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../app";
 import { GatepassError } from "../errors";
-import { MAX_PARAM_VALUE_LENGTH, MAX_REQUEST_BODY_BYTES, MAX_SCOPE_LENGTH, MAX_SCOPES } from "../limits";
+import { MAX_PARAM_VALUE_LENGTH, MAX_REQUEST_BODY_BYTES, MAX_REQUEST_PARAMETERS, MAX_SCOPE_LENGTH, MAX_SCOPES } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/body";
 
 export type Params = Record<string, string>;
@@ -22,22 +22,28 @@ export async function readParams(c: Context<AppEnv>, allowed: readonly string[],
     params[name] = value;
   };
   const url = new URL(c.req.url);
+  const inQuery = fieldCount(url.search.slice(1), MAX_REQUEST_PARAMETERS);
+  if (inQuery > MAX_REQUEST_PARAMETERS) throw tooMany(allowed);
   for (const name of url.searchParams.keys()) {
     if (bodyOnly.includes(name)) {
       throw invalid(`${name} carries a token: send it in the request body (application/x-www-form-urlencoded), never in the URL, which proxies and logs record.`);
     }
   }
+  // Both counted before either is taken apart.
+  const fromBody = await bodyParams(c, allowed, MAX_REQUEST_PARAMETERS - inQuery);
   for (const [name, value] of url.searchParams) add(name, value);
-  for (const [name, value] of await bodyParams(c)) add(name, value);
+  for (const [name, value] of fromBody) add(name, value);
   return params;
 }
 
-async function bodyParams(c: Context<AppEnv>): Promise<Array<[string, string]>> {
+/** Reads the body's parameters; more than `room` of them are refused before they are parsed. */
+async function bodyParams(c: Context<AppEnv>, allowed: readonly string[], room: number): Promise<Array<[string, string]>> {
   if (c.req.method === "GET" || c.req.method === "HEAD") return [];
   const text = await readBodyCapped(c.req.raw);
   if (text.trim() === "") return [];
   const type = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type === "application/json") {
+    checkFlatJson(text, room, allowed);
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -51,8 +57,46 @@ async function bodyParams(c: Context<AppEnv>): Promise<Array<[string, string]>> 
       throw invalid(`Parameter ${printable(name)} must be a string or a number.`);
     });
   }
-  if (type === "application/x-www-form-urlencoded" || type === "") return [...new URLSearchParams(text)];
+  if (type === "application/x-www-form-urlencoded" || type === "") {
+    if (fieldCount(text, room) > room) throw tooMany(allowed);
+    return [...new URLSearchParams(text)];
+  }
   throw invalid("Send parameters as application/x-www-form-urlencoded or application/json.");
+}
+
+/** `&`-separated fields in a query string or form body (empty ones too), counted no further than `limit + 1`. */
+function fieldCount(text: string, limit: number): number {
+  if (text === "") return 0;
+  let count = 1;
+  for (let at = text.indexOf("&"); at !== -1 && count <= limit; at = text.indexOf("&", at + 1)) count++;
+  return count;
+}
+
+/**
+ * A JSON body of parameters is one flat object of at most `limit` members. One pass over the text
+ * checks that before JSON.parse builds anything: nesting is refused at its first bracket, and
+ * counting stops at the member past the limit.
+ */
+function checkFlatJson(text: string, limit: number, allowed: readonly string[]): void {
+  let depth = 0;
+  let members = 1;
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (char === 0x22 /* " */) {
+      // Skip the string, escapes included (JSON.parse judges whether it is well formed).
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c /* \ */) i++;
+    } else if (char === 0x7b /* { */ || char === 0x5b /* [ */) {
+      if (++depth > 1) throw invalid("The JSON body must be one object whose values are strings or numbers; nothing nested.");
+    } else if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
+      depth--;
+    } else if (char === 0x2c /* , */ && depth === 1 && ++members > limit) {
+      throw tooMany(allowed);
+    }
+  }
+}
+
+function tooMany(allowed: readonly string[]): GatepassError {
+  return invalid(`The request has more than ${MAX_REQUEST_PARAMETERS} parameters; this endpoint takes at most: ${allowed.join(", ")}.`);
 }
 
 /** Reads the body, refusing more than MAX_REQUEST_BODY_BYTES whatever Content-Length claims. */

@@ -125,7 +125,8 @@ export function checkRegisteredClaims(payload: Record<string, unknown>, issuer: 
     });
   }
   if (exp < iat) throw claimInvalid("exp", "The token expires before it was issued.");
-  return { issuedAt: iat, expiresAt: exp, legacy };
+  // Whole seconds from here on (NumericDate may be fractional); flooring exp only shortens the token's life.
+  return { issuedAt: Math.floor(iat), expiresAt: Math.floor(exp), legacy };
 }
 
 function checkAudience(aud: unknown, issuer: IssuerConfig): void {
@@ -138,6 +139,12 @@ function checkAudience(aud: unknown, issuer: IssuerConfig): void {
   if (!audiences.some((a) => issuer.audiences.includes(a as string))) {
     throw new GatepassError("audience_mismatch", {
       description: `The token's aud is not accepted for issuer ${issuer.name}; set the aud of the id_tokens entry to one of: ${issuer.audiences.join(", ")}.`,
+    });
+  }
+  // Every other audience named is a service that holds the token and could replay it here.
+  if (issuer.single_audience === true && audiences.length > 1) {
+    throw new GatepassError("audience_multiple", {
+      description: `The token's aud lists ${audiences.length} audiences; issuer ${issuer.name} accepts a token meant for gatepass alone. Give gatepass its own id_tokens entry whose aud is just ${issuer.audiences[0]}.`,
     });
   }
 }

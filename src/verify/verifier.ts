@@ -3,11 +3,12 @@
 
 import { isAcceptableIssuerUrl, type Env } from "../config";
 import { nowSeconds, type Deps, type WaitUntil } from "../deps";
-import { GatepassError } from "../errors";
+import { GatepassError, isGatepassError } from "../errors";
 import { JWKS_FETCH_TIMEOUT_MS } from "../limits";
 import type { IssuerConfig, VerifiedIdentity } from "../types";
 import { checkCiClaims, normalizeClaims } from "./claims";
 import { verifyParams } from "./algorithms";
+import { decoyKey } from "./decoy";
 import { hex } from "../encoding";
 import { findIssuer } from "./issuers";
 import { KeyCache, type IssuerKeyStatus, type StoredKeySet } from "./jwks";
@@ -31,30 +32,48 @@ export class Verifier {
     this.keys = new KeyCache(deps, options.fetchTimeoutMs ?? JWKS_FETCH_TIMEOUT_MS);
   }
 
-  /** Throws GatepassError with a stable code. No network for unknown issuers. Warm path: zero KV reads, zero fetches. */
+  /**
+   * Throws GatepassError with a stable code. No network for unknown issuers. Warm path: zero KV reads, zero fetches.
+   * A token whose signature did not verify is refused as token_unverified, whatever the reason, after
+   * the same work (see refuseUnverified); only then do claims decide, with their own codes.
+   */
   async verify(
     token: string,
     issuers: readonly IssuerConfig[],
     env: Env,
     waitUntil: WaitUntil,
   ): Promise<VerifiedIdentity> {
+    // Refusals here (token_too_large, token_malformed, header_invalid) come from the token's bytes
+    // alone, before its issuer is looked up: they tell nothing about configuration.
     const { header, payload, signature, signingInputLength } = parseToken(token);
-    const issuer = findIssuer(payload.iss, issuers);
-    checkIssuerScheme(issuer, env);
-    checkAlgorithm(header.alg, issuer);
-    checkPinnedKid(header.kid, issuer);
-    const key = this.keys.warmKey(issuer, header.kid, header.alg) ?? (await this.keys.key(issuer, header.kid, header.alg, env, waitUntil));
+    const signingInput = encoder.encode(token).subarray(0, signingInputLength);
+    // The audit digest is computed alongside the signature check.
+    const digest = crypto.subtle.digest("SHA-256", signingInput);
 
-    // One encoding serves both the signature check and the audit digest (started alongside).
-    const bytes = encoder.encode(token);
-    const digest = crypto.subtle.digest("SHA-256", bytes);
-    if (!(await verifySignature(bytes.subarray(0, signingInputLength), signature, key, header.alg))) {
+    let issuer: IssuerConfig;
+    let key: CryptoKey;
+    try {
+      issuer = findIssuer(payload.iss, issuers);
+      checkIssuerScheme(issuer, env);
+      checkAlgorithm(header.alg, issuer);
+      checkPinnedKid(header.kid, issuer);
+      key = this.keys.warmKey(issuer, header.kid, header.alg) ?? (await this.keys.key(issuer, header.kid, header.alg, env, waitUntil));
+    } catch (err) {
       digest.catch(() => {});
-      throw new GatepassError("signature_invalid");
+      // jwks_unavailable stays itself: a retryable 503 that the CI template waits out (docs/errors.md).
+      if (!isGatepassError(err) || err.code === "jwks_unavailable") throw err;
+      // No key to check against: check against a decoy, so this costs what a configured issuer's forged token costs.
+      const decoy = decoyKey(header.alg);
+      await verifySignature(signingInput, signature, await decoy.key, decoy.alg);
+      throw unverified(err);
+    }
+    if (!(await verifySignature(signingInput, signature, key, header.alg))) {
+      digest.catch(() => {});
+      throw unverified(new GatepassError("signature_invalid"));
     }
 
     const times = checkRegisteredClaims(payload, issuer, nowSeconds(this.deps));
-    const claims = normalizeClaims(payload);
+    const claims = normalizeClaims(payload, issuer.kind);
     checkCiClaims(claims, issuer);
     return {
       issuer: issuer.name,
@@ -84,6 +103,22 @@ export class Verifier {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * The SHA-256 (hex) that stands in for a token in audit and logs: of its signing input (header.payload),
+ * not of the whole text. An ECDSA signature has a twin (s and n - s) that verifies as well, so hashing
+ * the signature would give one token two hashes; the signing input is what the issuer signed, once.
+ * For text that is not a JWT, the hash of everything before its last ".".
+ */
+export async function tokenDigest(token: string): Promise<string> {
+  const end = token.lastIndexOf(".");
+  return hex(await crypto.subtle.digest("SHA-256", encoder.encode(end < 0 ? token : token.slice(0, end))));
+}
+
+/** The wire answer for a token whose signature did not verify; the reason is logged and audited (GatepassError.conceals). */
+function unverified(reason: GatepassError): GatepassError {
+  return new GatepassError("token_unverified", { conceals: reason });
+}
 
 /**
  * An http:// issuer (the local stand-in in the example policies) is refused outside development even

@@ -1,19 +1,26 @@
-// The README's troubleshooting table documents every stable error code, and nothing that no longer
-// exists; and every code is raised somewhere (a documented code nothing returns misleads the reader).
-// docs/policies.md lists exactly the claim names a GitLab issuer's rules may use.
+// docs/errors.md documents every stable error code with its status, and nothing that no longer
+// exists; codes concealed on the wire say so; and every code is raised somewhere (a documented code
+// nothing returns misleads the reader). docs/policies.md lists exactly the claim names a GitLab
+// issuer's rules may use.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../src/errors";
 import { GITLAB_CLAIMS } from "../../src/policy/schema";
 
-const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-const documented = new Set([...readme.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map((m) => `${m[1]} ${m[2]}`));
+const reference = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
+const rows = [...reference.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|\s*(`[a-z_]+`)?\s*\|/gm)];
+const documented = new Set(rows.map((m) => `${m[1]} ${m[2]}`));
 
-describe("README troubleshooting table", () => {
+describe("docs/errors.md", () => {
   it("lists every error code with its HTTP status", () => {
     const expected = Object.entries(ERROR_CODES).map(([code, spec]) => `${code} ${spec.status}`);
     expect([...documented].sort()).toEqual(expected.sort());
+  });
+
+  it("marks exactly the codes the Verifier conceals behind token_unverified (test/worker/exchange/routes.test.ts checks the wire)", () => {
+    const concealed = rows.filter((m) => m[3] !== undefined).map((m) => `${m[1]} as ${m[3]}`);
+    expect(concealed.sort()).toEqual(["algorithm_not_allowed", "issuer_unknown", "key_unknown", "signature_invalid"].map((c) => `${c} as \`token_unverified\``));
   });
 
   it("documents only codes that gatepass raises (src/ or cli/, beyond their definition)", () => {

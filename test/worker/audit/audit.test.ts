@@ -6,7 +6,7 @@ import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
 import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
 import worker from "../../../src/index";
-import { sha256Hex } from "../../../src/encoding";
+import { tokenDigest } from "../../../src/verify/verifier";
 import { bearer, createHarness as createAppHarness } from "../exchange/app-harness";
 import { auditEventsFor } from "./events";
 import { briefLinger, countingDb, issuance as sampleEvent, manualLinger, settlesWithin, storedEvents, waitFor } from "./writer-support";
@@ -30,7 +30,7 @@ describe("audit events", () => {
     const res = await app.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer(expired) });
     expect(res.status).toBe(401);
     const [event] = await auditEventsFor(res.headers.get("X-Request-Id")!);
-    expect(event).toMatchObject({ error_code: "token_expired", token_sha256: await sha256Hex(expired), decision: "deny" });
+    expect(event).toMatchObject({ error_code: "token_expired", token_sha256: await tokenDigest(expired), decision: "deny" });
   });
 
   it("does not audit health checks", async () => {

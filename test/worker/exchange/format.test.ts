@@ -39,7 +39,7 @@ describe("env and dotenv", () => {
   });
 
   // The CI job's own ID token lives in GATEPASS_ID_TOKEN (templates/gitlab-ci.yml); an issued ID token
-  // exported there would make every later gatepass call in the job send it (issuer_unknown).
+  // exported there would make every later gatepass call in the job send it (token_unverified: not its issuer).
   it("exports an issued ID token as GATEPASS_ISSUED_ID_TOKEN, never over the job's GATEPASS_ID_TOKEN", () => {
     for (const provider of ["oidc", "gcp"] as const) {
       const id: Credential = { kind: "id_token", provider, target: "t", idToken: "eyJ.a.b", audience: "https://rp.example.com", expiresAt: NOW + 300 };

@@ -1,8 +1,10 @@
-// The request parameter parsers: what a CI author may write, and the sentence for what they may not.
-import { describe, expect, it } from "vitest";
-import { MAX_PARAM_VALUE_LENGTH, MAX_SCOPE_LENGTH, MAX_SCOPES, MAX_TOKEN_BYTES } from "../../../src/limits";
+// The request parameter parsers: what a CI author may write, and the sentence for what they may not;
+// and how many parameters a request may carry, counted before they are parsed.
+import { beforeAll, describe, expect, it } from "vitest";
+import { MAX_PARAM_VALUE_LENGTH, MAX_REQUEST_PARAMETERS, MAX_SCOPE_LENGTH, MAX_SCOPES, MAX_TOKEN_BYTES } from "../../../src/limits";
 import { parseLifetime, parsePrintable, parseScopes } from "../../../src/routes/params";
 import { subjectToken, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token";
+import { bearer, createHarness, FORM, type Harness } from "./app-harness";
 
 const refusal = (parse: () => unknown) => {
   try {
@@ -72,5 +74,59 @@ describe("subjectToken", () => {
     ["an access token as subject", { ...exchange, subject_token: "a.b.c", subject_token_type: TOKEN_TYPE.accessToken }, "request_invalid"],
   ])("refuses %s", (_name, params, code) => {
     expect(refusal(() => subjectToken(params))).toMatchObject({ code });
+  });
+});
+
+describe("parameter counts, before parsing (readParams through the app)", () => {
+  let h: Harness;
+  let token: string;
+  beforeAll(async () => {
+    h = await createHarness();
+    await h.scenario();
+    token = await h.ciToken();
+  });
+
+  const tooMany = `The request has more than ${MAX_REQUEST_PARAMETERS} parameters; this endpoint takes at most: lifetime, scope, audience, format, token_file.`;
+  const send = (body: string, type = FORM["Content-Type"], query = "") =>
+    h.request(`/v1/credentials/oidc-any${query}`, { method: "POST", headers: bearer(token, { "Content-Type": type }), body });
+  const refusalOf = async (res: Response) => ({ status: res.status, ...((await res.json()) as { code: string; error_description: string }) });
+
+  it.each([
+    ["17 form fields", Array.from({ length: MAX_REQUEST_PARAMETERS + 1 }, (_, i) => `p${i}=1`).join("&")],
+    ["3 000 form fields", Array.from({ length: 3_000 }, (_, i) => `p${i}=1`).join("&")],
+    ["17 empty form fields", "&".repeat(MAX_REQUEST_PARAMETERS)],
+  ])("refuses %s by their count (request_invalid)", async (_name, body) => {
+    expect(await refusalOf(await send(body))).toMatchObject({ status: 400, code: "request_invalid", error_description: tooMany });
+  });
+
+  it("counts the query string and the body together", async () => {
+    const query = `?${Array.from({ length: 10 }, (_, i) => `q${i}=1`).join("&")}`;
+    const body = Array.from({ length: 7 }, (_, i) => `b${i}=1`).join("&");
+    expect(await refusalOf(await send(body, FORM["Content-Type"], query))).toMatchObject({ code: "request_invalid", error_description: tooMany });
+    const longQuery = `?${Array.from({ length: 3_000 }, (_, i) => `q${i}=1`).join("&")}`;
+    expect(await refusalOf(await send("", FORM["Content-Type"], longQuery))).toMatchObject({ code: "request_invalid", error_description: tooMany });
+  });
+
+  it("refuses a JSON object of more members than that, before JSON.parse", async () => {
+    const members = Array.from({ length: MAX_REQUEST_PARAMETERS + 1 }, (_, i) => `"p${i}":"1"`).join(",");
+    expect(await refusalOf(await send(`{${members}}`, "application/json"))).toMatchObject({ code: "request_invalid", error_description: tooMany });
+  });
+
+  it.each([
+    ["a nested array", '{"scope":["a","b"]}'],
+    ["a nested object", '{"format":{"json":1}}'],
+    ["32 KiB of nesting", `{"a":${"[".repeat(16_000)}${"]".repeat(16_000)}}`],
+  ])("refuses %s in a JSON body at its first bracket", async (_name, body) => {
+    expect(await refusalOf(await send(body, "application/json"))).toMatchObject({
+      code: "request_invalid",
+      error_description: "The JSON body must be one object whose values are strings or numbers; nothing nested.",
+    });
+  });
+
+  it("reads brackets, commas, quotes and escapes inside JSON strings as text", async () => {
+    const body = JSON.stringify({ format: "json", lifetime: "120", token_file: 'a,{b}[c]"d\\' });
+    // Past the count and nesting checks, the route's own check answers.
+    expect(await refusalOf(await send(body, "application/json"))).toMatchObject({ code: "request_invalid", error_description: "token_file is only used with format=gcloud." });
+    expect((await send(JSON.stringify({ format: "json", lifetime: "120" }), "application/json")).status).toBe(200);
   });
 });

@@ -1,11 +1,15 @@
 // The credential endpoints end to end in workerd: real KV policy, real token verification against
 // a loopback CI issuer, real upstream stand-ins that verify gatepass's signature via its JWKS.
+import { Buffer } from "node:buffer";
 import { SELF } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { bearer, createHarness, FORM, type Harness } from "./app-harness";
-import { sha256Hex } from "../../../src/encoding";
+import { generateKeyPair, SignJWT } from "jose";
+import { bearer, CI_AUDIENCE, createHarness, FORM, type Harness } from "./app-harness";
 import { auditEventsFor } from "../audit/events";
-import { capturedRequests, ISSUER, SA, VAULT_ALGS } from "./fixtures";
+import { capturedRequests, CI_CLAIMS, ISSUER, SA, VAULT_ALGS } from "./fixtures";
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token";
+import { tokenDigest } from "../../../src/verify/verifier";
+import { createApp, CREDENTIAL_GET_PATHS } from "../../../src/app";
 
 let h: Harness;
 let token: string;
@@ -208,14 +212,14 @@ describe("POST /v1/credentials/:target", () => {
     expect(await capturedRequests(h.ns)).toHaveLength(0);
   });
 
-  it("refuses a request without a token (token_missing) or with a forged one", async () => {
+  it("refuses a request without a token (token_missing) or with a forged one (token_unverified)", async () => {
     const missing = await post("/v1/credentials/gcp-deploy", "", FORM);
     expect(missing.status).toBe(401);
     expect((await json(missing)).code).toBe("token_missing");
     const forged = `${token.split(".").slice(0, 2).join(".")}.${"A".repeat(342)}`;
     const res = await post("/v1/credentials/gcp-deploy", "", bearer(forged, FORM));
     expect(res.status).toBe(401);
-    expect((await json(res)).code).toBe("signature_invalid");
+    expect((await json(res)).code).toBe("token_unverified");
   });
 
   it("refuses an oversized body", async () => {
@@ -241,7 +245,7 @@ describe("POST /v1/credentials/:target", () => {
     ["is null", "null", "The JSON body must be an object."],
     ["is a list", '["lifetime"]', "The JSON body must be an object."],
     ["is a string", '"lifetime=600"', "The JSON body must be an object."],
-    ["has a nested value", '{"lifetime":{"seconds":600}}', 'Parameter "lifetime" must be a string or a number.'],
+    ["has a nested value", '{"lifetime":{"seconds":600}}', "The JSON body must be one object whose values are strings or numbers; nothing nested."],
   ])("refuses a JSON body that %s (request_invalid)", async (_name, body, description) => {
     const res = await post("/v1/credentials/gcp-deploy", body, bearer(token, { "Content-Type": "application/json" }));
     expect(res.status).toBe(400);
@@ -296,6 +300,16 @@ describe("POST /v1/token (RFC 8693)", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
     expect(await json(res)).toMatchObject({ issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: expect.any(Number) });
+  });
+
+  it("answers whole seconds when the CI token's exp is fractional (expires_in and the minted exp)", async () => {
+    const fractional = await h.ciToken({}, { ttl: 100.5 });
+    const res = await post("/v1/token", `${grant}&subject_token=${fractional}&resource=oidc-any`, FORM);
+    const body = await json(res);
+    expect(Number.isInteger(body.expires_in)).toBe(true);
+    const minted = JSON.parse(Buffer.from(String(body.access_token).split(".")[1]!, "base64url").toString()) as { iat: number; nbf: number; exp: number };
+    expect([minted.iat, minted.nbf, minted.exp].every(Number.isInteger)).toBe(true);
+    expect(minted.exp - minted.iat).toBe(body.expires_in);
   });
 
   it("exchanges for gatepass's own JWT (oidc target, via resource)", async () => {
@@ -465,13 +479,115 @@ describe("GET /access (Sapro compatibility)", () => {
   });
 });
 
+describe("refusals before the signature verifies", () => {
+  /** Tokens refused before their signature verified, each for another reason; `recorded` is that reason. */
+  async function forgeries(): Promise<{ label: string; token: string; recorded: string }[]> {
+    const rsa = await generateKeyPair("RS256");
+    const ec = await generateKeyPair("ES256");
+    const now = Math.floor(Date.now() / 1000);
+    const forge = (key: CryptoKey, claims: Record<string, unknown>, header: { alg: string; kid: string }, iss: string | null = h.ciIssuerUrl) => {
+      const jwt = new SignJWT({ ...CI_CLAIMS, ...claims }).setProtectedHeader({ ...header, typ: "JWT" }).setAudience(CI_AUDIENCE).setIssuedAt(now).setExpirationTime(now + 600);
+      return (iss === null ? jwt : jwt.setIssuer(iss)).sign(key);
+    };
+    return [
+      { label: "an unknown issuer", token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }, "https://gitlab.private.example"), recorded: "issuer_unknown" },
+      { label: "no iss", token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }, null), recorded: "issuer_unknown" },
+      { label: "a configured issuer, another key's signature", token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }), recorded: "signature_invalid" },
+      { label: "a configured issuer, an algorithm it does not allow", token: await forge(ec.privateKey, {}, { alg: "ES256", kid: "ci-key-1" }), recorded: "algorithm_not_allowed" },
+      { label: "a configured issuer, a kid it does not publish", token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-9" }), recorded: "key_unknown" },
+    ];
+  }
+
+  it("answers one code, sentence, status and headers whether or not the issuer is configured; logs and audits the reason", async () => {
+    const answers = new Set<string>();
+    for (const { label, token: forged, recorded } of await forgeries()) {
+      const res = await post("/v1/credentials/aws-deploy", "", bearer(forged, FORM));
+      const requestId = res.headers.get("X-Request-Id")!;
+      const body = await json(res);
+      expect({ label, status: res.status, code: body.code }).toEqual({ label, status: 401, code: "token_unverified" });
+      const headers = [...res.headers].filter(([name]) => name !== "x-request-id");
+      answers.add(JSON.stringify({ status: res.status, headers, body: { ...body, request_id: undefined } }));
+      // Nothing in the answer names the issuer, its URL or its algorithms.
+      expect(JSON.stringify(body)).not.toMatch(/ci-key|RS256|gitlab\.private|"ci"|\/ci\b/);
+      // The operator sees the reason: the audit row's error_code and the request's log line.
+      expect(await auditEventsFor(requestId)).toMatchObject([{ error_code: recorded, status: 401, decision: "deny", token_sha256: await tokenDigest(forged) }]);
+      const line = h.takeLogs().split("\n").find((l) => l.includes(requestId));
+      expect(line, label).toContain(`"code":"${recorded}"`);
+      expect(line, label).toContain('"reason":');
+    }
+    expect(answers.size).toBe(1);
+  });
+
+  it("answers the token endpoints alike: one body for every refusal before the signature verifies", async () => {
+    const answers = new Set<string>();
+    for (const { token: forged } of await forgeries()) {
+      const body = new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: forged, subject_token_type: TOKEN_TYPE.jwt, audience: "oidc-any" }).toString();
+      const res = await h.request("/v1/token", { method: "POST", headers: FORM, body });
+      const answer = await json(res);
+      expect(answer).toMatchObject({ code: "token_unverified", error: "invalid_request" });
+      answers.add(JSON.stringify({ status: res.status, body: { ...answer, request_id: undefined } }));
+    }
+    expect(answers.size).toBe(1);
+  });
+
+  it("keeps its own code once the signature verified (here: an expired token)", async () => {
+    const res = await post("/v1/credentials/aws-deploy", "", bearer(await h.ciToken({}, { ttl: -120 })));
+    expect(await json(res)).toMatchObject({ code: "token_expired" });
+  });
+});
+
+describe("HEAD on routes that mint or exchange", () => {
+  it.each([
+    ["GET /access", `/access?sa=${SA}`, { "Gitlab-Token": "TOKEN" }, "GET"],
+    ["POST /v1/credentials/:target", "/v1/credentials/gcp-deploy", { Authorization: "Bearer TOKEN" }, "POST"],
+    ["POST /v1/token", "/v1/token", {}, "POST"],
+    ["POST /v1/sts/token", "/v1/sts/token", {}, "POST"],
+  ])("%s: HEAD is refused (405 method_not_allowed, Allow) before any exchange", async (_route, path, headers, allow) => {
+    const withToken = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, value.replace("TOKEN", token)]));
+    const res = await h.request(path, { method: "HEAD", headers: withToken });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("Allow")).toBe(allow);
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+    expect(await auditEventsFor(res.headers.get("X-Request-Id")!)).toMatchObject([{ error_code: "method_not_allowed", status: 405, target: null }]);
+  });
+
+  it("every GET route either only reads, or refuses HEAD", async () => {
+    const readOnly = ["/healthz", "/templates/gitlab-ci.yml", "/v1/whoami", "/v1/admin/status", "/v1/admin/audit", "/.well-known/openid-configuration", "/.well-known/jwks.json"];
+    const getPaths = createApp().routes.filter((r) => r.method === "GET").map((r) => r.path);
+    expect(getPaths.filter((path) => !readOnly.includes(path)).sort()).toEqual([...CREDENTIAL_GET_PATHS].sort());
+    expect((await h.request("/healthz", { method: "HEAD" })).status).toBe(200);
+  });
+});
+
+describe("over-long headers (up to the 128 KiB Cloudflare lets through to the Worker)", () => {
+  const huge = "a".repeat(100 * 1024);
+
+  it.each([
+    ["POST /v1/credentials/:target", "/v1/credentials/gcp-deploy", "POST", { Authorization: `Bearer ${huge}` }, 401, "token_too_large"],
+    ["GET /v1/whoami", "/v1/whoami", "GET", { Authorization: `Bearer ${huge}` }, 401, "token_too_large"],
+    ["GET /access (Gitlab-Token)", `/access?sa=${SA}`, "GET", { "Gitlab-Token": huge }, 401, "token_too_large"],
+    ["an admin route", "/v1/admin/status", "GET", { Authorization: `Bearer ${huge}` }, 401, "admin_unauthorized"],
+  ])("%s answers gatepass's JSON refusal for a 100 KiB credential header", async (_route, path, method, headers, status, code) => {
+    const res = await h.request(path, { method, headers }, { GATEPASS_ADMIN_TOKEN: "test-admin-token" });
+    expect(res.status).toBe(status);
+    expect(res.headers.get("Content-Type")).toBe("application/json");
+    expect(await json(res)).toMatchObject({ code, request_id: res.headers.get("X-Request-Id") });
+    expect(await capturedRequests(h.ns)).toHaveLength(0);
+  });
+
+  it("ignores a 100 KiB header it does not read", async () => {
+    const res = await post("/v1/credentials/oidc-any", "", bearer(token, { ...FORM, Cookie: `c=${huge}`, "X-Padding": huge }));
+    expect(res.status).toBe(200);
+  });
+});
+
 describe("audit of credential requests", () => {
   it("records the token's hash, the target, the rule and the upstream time of an exchange", async () => {
     const res = await post("/v1/credentials/aws-deploy", "");
     expect(res.status).toBe(200);
     const event = (await auditEventsFor(res.headers.get("X-Request-Id")!))[0];
     expect(event).toMatchObject({
-      route: "POST /v1/credentials/:target", token_sha256: await sha256Hex(token), project_path: "platform/infra",
+      route: "POST /v1/credentials/:target", token_sha256: await tokenDigest(token), project_path: "platform/infra",
       target: "aws-deploy", rule: "infra-main", decision: "allow", status: 200, policy_version: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(event!.upstream_ms).toEqual(expect.any(Number));
@@ -480,6 +596,6 @@ describe("audit of credential requests", () => {
   it("records Sapro-compatible GET /access requests too", async () => {
     const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": token } });
     expect(res.status).toBe(200);
-    expect((await auditEventsFor(res.headers.get("X-Request-Id")!))[0]).toMatchObject({ route: "GET /access", token_sha256: await sha256Hex(token), target: "gcp-deploy", decision: "allow" });
+    expect((await auditEventsFor(res.headers.get("X-Request-Id")!))[0]).toMatchObject({ route: "GET /access", token_sha256: await tokenDigest(token), target: "gcp-deploy", decision: "allow" });
   });
 });

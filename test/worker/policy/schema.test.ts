@@ -145,6 +145,7 @@ describe("defaults and canonical forms", () => {
       keys: { source: "discovery" },
       max_token_age_seconds: 3600,
       accept_legacy_ci_job_jwt: false,
+      single_audience: true,
     });
     expect(policy.issuers[1]).toMatchObject({ keys: { source: "jwks_uri", jwks_uri: "https://keys.other.example/jwks.json" }, max_token_age_seconds: 900 });
   });

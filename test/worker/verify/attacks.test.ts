@@ -1,12 +1,14 @@
 // The known JWT attacks that concern verification, each asserting its error code (the policy-side
 // ones, pattern-matching blow-up and rules without project scope, belong to the policy tests).
+import { Buffer } from "node:buffer";
 import { env } from "cloudflare:test";
 import { base64url } from "jose";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CLOCK_SKEW_SECONDS, MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_KID_LENGTH, MAX_TOKEN_BYTES } from "../../../src/limits";
 import { setIssuerScenario } from "../../support/standins/issuer";
 import { assembleToken, createTestKey, gitlabClaims, jwksOf, signBytes, signRaw, signToken, splitToken, withHash } from "../../support/tokens";
-import { AUDIENCE, createHarness, expectCode, issuerConfig, standinIssuer, uniqueName, type Harness, type StandinIssuer } from "./harness";
+import { tokenDigest } from "../../../src/verify/verifier";
+import { AUDIENCE, createHarness, expectCode, expectUnverified, issuerConfig, standinIssuer, uniqueName, type Harness, type StandinIssuer } from "./harness";
 
 let h: Harness;
 let iss: StandinIssuer;
@@ -26,7 +28,7 @@ const claims = (overrides: Record<string, unknown> = {}) => ({ ...gitlabClaims({
 describe("1. alg none", () => {
   it.each(["none", "None", "NONE", "nOnE"])("refuses alg %s", async (alg) => {
     await expectCode(verify(assembleToken({ alg, typ: "JWT", kid: iss.key.kid }, claims(), "")), "token_malformed");
-    await expectCode(verify(assembleToken({ alg, typ: "JWT", kid: iss.key.kid }, claims(), "AAAA")), "algorithm_not_allowed");
+    await expectUnverified(verify(assembleToken({ alg, typ: "JWT", kid: iss.key.kid }, claims(), "AAAA")), "algorithm_not_allowed");
   });
 
   it.each([["no alg", {}], ["an empty alg", { alg: "" }], ["a non-string alg", { alg: ["RS256"] }]])("refuses a header with %s as malformed", async (_name, alg) => {
@@ -41,25 +43,25 @@ describe("2. algorithm confusion", () => {
     const header = { alg: "HS256", typ: "JWT", kid: iss.key.kid };
     const unsigned = assembleToken(header, claims()).slice(0, -1);
     const mac = new Uint8Array(await crypto.subtle.sign("HMAC", hmacKey, new TextEncoder().encode(unsigned)));
-    await expectCode(verify(`${unsigned}.${base64url.encode(mac)}`), "algorithm_not_allowed");
+    await expectUnverified(verify(`${unsigned}.${base64url.encode(mac)}`), "algorithm_not_allowed");
   });
 
   it("refuses a symmetric alg even when an issuer is misconfigured to list it", async () => {
     const misconfigured = { ...iss.config, algorithms: ["RS256", "HS256"] };
-    await expectCode(verify(assembleToken({ alg: "HS256", kid: iss.key.kid }, claims(), "AAAA"), [misconfigured]), "algorithm_not_allowed");
+    await expectUnverified(verify(assembleToken({ alg: "HS256", kid: iss.key.kid }, claims(), "AAAA"), [misconfigured]), "algorithm_not_allowed");
   });
 
   it("takes the allowed algorithms from the issuer, not the header (RS512 with the right key is refused)", async () => {
     const rs512 = await signRaw(await withHash(iss.key, "SHA-512"), { alg: "RS512", typ: "JWT", kid: iss.key.kid }, claims());
-    await expectCode(verify(rs512), "algorithm_not_allowed");
+    await expectUnverified(verify(rs512), "algorithm_not_allowed");
     // Allowed by the issuer, it is still refused: the published key says alg RS256.
-    await expectCode(verify(rs512, [{ ...iss.config, algorithms: ["RS256", "RS512"] }]), "signature_invalid");
+    await expectUnverified(verify(rs512, [{ ...iss.config, algorithms: ["RS256", "RS512"] }]), "signature_invalid");
   });
 
   it("refuses a token whose alg does not fit the key its kid names", async () => {
     const both = { ...iss.config, algorithms: ["RS256", "ES256"] };
     const ec = await createTestKey("ES256", { kid: iss.key.kid });
-    await expectCode(verify(await signToken(ec, claims()), [both]), "signature_invalid");
+    await expectUnverified(verify(await signToken(ec, claims()), [both]), "signature_invalid");
   });
 
   it("refuses an RS256 token naming an EC key published without alg (the key type decides)", async () => {
@@ -68,7 +70,7 @@ describe("2. algorithm confusion", () => {
     const es = await standinIssuer(h, { key: ec, config: { algorithms: ["RS256", "ES256"] }, scenario: { jwks: { keys: [withoutAlg] } } });
     expect(await verify(await es.token(), [es.config])).toMatchObject({ issuer: es.name });
     const rsa = await createTestKey("RS256", { kid: ec.kid });
-    await expectCode(verify(await es.token({}, rsa), [es.config]), "signature_invalid");
+    await expectUnverified(verify(await es.token({}, rsa), [es.config]), "signature_invalid");
   });
 });
 
@@ -87,16 +89,16 @@ describe("3. signature shape", () => {
 
   it("refuses a truncated, extended or altered signature", async () => {
     const [header, payload, signature] = splitToken(await iss.token());
-    await expectCode(verify(`${header}.${payload}.${signature.slice(0, -2)}`), "signature_invalid");
-    await expectCode(verify(`${header}.${payload}.${signature}AAAA`), "signature_invalid");
+    await expectUnverified(verify(`${header}.${payload}.${signature.slice(0, -2)}`), "signature_invalid");
+    await expectUnverified(verify(`${header}.${payload}.${signature}AAAA`), "signature_invalid");
     const flipped = (signature[10] === "A" ? "B" : "A") as string;
-    await expectCode(verify(`${header}.${payload}.${signature.slice(0, 10)}${flipped}${signature.slice(11)}`), "signature_invalid");
+    await expectUnverified(verify(`${header}.${payload}.${signature.slice(0, 10)}${flipped}${signature.slice(11)}`), "signature_invalid");
   });
 
   it("refuses a payload changed after signing", async () => {
     const [header, , signature] = splitToken(await iss.token());
     const forged = assembleToken({}, claims({ project_path: "platform/other" })).split(".")[1];
-    await expectCode(verify(`${header}.${forged}.${signature}`), "signature_invalid");
+    await expectUnverified(verify(`${header}.${forged}.${signature}`), "signature_invalid");
   });
 
   it("refuses non-base64url segments", async () => {
@@ -115,7 +117,38 @@ describe("4. ECDSA zero signature (CVE-2022-21449)", () => {
     const payload = { ...gitlabClaims({ issuer: config.url, audience: AUDIENCE, now: h.now() }) };
     expect(await h.verifier.verify(await signToken(ec, payload), [config], h.env, h.waitUntil)).toMatchObject({ issuer: name });
     const zero = assembleToken({ alg: "ES256", typ: "JWT", kid: ec.kid }, payload, new Uint8Array(64));
-    await expectCode(h.verifier.verify(zero, [config], h.env, h.waitUntil), "signature_invalid");
+    await expectUnverified(h.verifier.verify(zero, [config], h.env, h.waitUntil), "signature_invalid");
+  });
+});
+
+describe("4b. ECDSA signature malleability", () => {
+  // (r, s) and (r, n - s) are both valid ECDSA signatures of the same input. Issuers do not normalise s
+  // (WebCrypto, OpenSSL and Go sign high-S half of the time), so refusing high-S would refuse valid
+  // tokens; instead a token is identified by its signing input, which both spellings share.
+  const ORDERS = {
+    ES256: { crv: "P-256", n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n, bytes: 32 },
+    ES384: { crv: "P-384", n: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n, bytes: 48 },
+  } as const;
+
+  it.each(Object.keys(ORDERS) as (keyof typeof ORDERS)[])("a token and its %s high-S twin get one token_sha256", async (alg) => {
+    const { n, bytes } = ORDERS[alg];
+    const key = await createTestKey(alg);
+    const name = uniqueName("ecmal");
+    await setIssuerScenario(env.STANDIN_URL, name, { jwks: jwksOf(key) });
+    const config = issuerConfig(name, { algorithms: [alg] });
+    const token = await signToken(key, gitlabClaims({ issuer: config.url, audience: AUDIENCE, now: h.now() }));
+    const [header, payload, signature] = splitToken(token);
+    const raw = base64url.decode(signature);
+    const toInt = (part: Uint8Array) => BigInt(`0x${[...part].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
+    const twinS = n - toInt(raw.subarray(bytes));
+    const twin = `${header}.${payload}.${base64url.encode(Uint8Array.from([...raw.subarray(0, bytes), ...Buffer.from(twinS.toString(16).padStart(bytes * 2, "0"), "hex")]))}`;
+    expect(twin).not.toBe(token);
+
+    const original = await h.verifier.verify(token, [config], h.env, h.waitUntil);
+    const variant = await h.verifier.verify(twin, [config], h.env, h.waitUntil);
+    expect(variant.claims.jti).toBe(original.claims.jti); // the twin verifies: it is the same token
+    expect(variant.tokenSha256).toBe(original.tokenSha256);
+    expect(await tokenDigest(twin)).toBe(original.tokenSha256); // a refused spelling is audited under the same hash
   });
 });
 
@@ -137,7 +170,7 @@ describe("5–6. keys named by the token itself", () => {
 
   it("a token signed by another key with the issuer's kid does not verify", async () => {
     const attacker = await createTestKey("RS256", { kid: iss.key.kid });
-    await expectCode(verify(await signToken(attacker, claims())), "signature_invalid");
+    await expectUnverified(verify(await signToken(attacker, claims())), "signature_invalid");
   });
 });
 
@@ -147,7 +180,7 @@ describe("7. kid tricks", () => {
     ["SQL", "' OR '1'='1' --"],
     ["KV key of another issuer", `issuer:${"other"}`],
   ])("treats a %s kid as an opaque unknown key", async (_label, kid) => {
-    await expectCode(verify(await iss.token({}, iss.key, { kid })), "key_unknown");
+    await expectUnverified(verify(await iss.token({}, iss.key, { kid })), "key_unknown");
   });
 
   it("refuses an empty, missing, non-string or oversized kid", async () => {
@@ -159,8 +192,8 @@ describe("7. kid tricks", () => {
 
   it("a pinned issuer refuses other kids before any key lookup", async () => {
     const pinned = { ...iss.config, allowed_kids: ["the-ci-key"] };
-    await expectCode(verify(await iss.token(), [pinned]), "key_unknown");
-    await expectCode(verify(await iss.token({}, iss.key, { kid: "unknown" }), [pinned]), "key_unknown");
+    await expectUnverified(verify(await iss.token(), [pinned]), "key_unknown");
+    await expectUnverified(verify(await iss.token({}, iss.key, { kid: "unknown" }), [pinned]), "key_unknown");
     expect(h.counters).toEqual({ fetches: [], kvGets: 0, kvPuts: 0 });
     expect(await verify(await iss.token(), [{ ...iss.config, allowed_kids: [iss.key.kid] }])).toMatchObject({ issuer: iss.name });
   });
@@ -206,15 +239,15 @@ describe("10. unknown or look-alike issuers", () => {
     };
     const issValue = fixed ?? candidates[label]!;
     // Signed correctly with the real key, so only the issuer check can refuse it.
-    await expectCode(verify(await signToken(iss.key, claims({ iss: issValue }))), "issuer_unknown");
+    await expectUnverified(verify(await signToken(iss.key, claims({ iss: issValue }))), "issuer_unknown");
     expect(h.counters).toEqual({ fetches: [], kvGets: 0, kvPuts: 0 });
   });
 
   it("refuses a token without iss, or with a non-string iss", async () => {
     const noIss = claims();
     delete noIss.iss;
-    await expectCode(verify(await signToken(iss.key, noIss)), "claims_invalid");
-    await expectCode(verify(await signToken(iss.key, claims({ iss: [iss.config.url] }))), "claims_invalid");
+    await expectUnverified(verify(await signToken(iss.key, noIss)), "issuer_unknown");
+    await expectUnverified(verify(await signToken(iss.key, claims({ iss: [iss.config.url] }))), "issuer_unknown");
   });
 });
 
@@ -326,12 +359,14 @@ describe("14. size caps", () => {
     await expectCode(verify(huge), "token_too_large");
   });
 
-  it("refuses claim values and claim lists over their caps", async () => {
+  it("refuses values and lists over their caps in claims gatepass reads; leaves out other claims over them", async () => {
     const tooMany = Array.from({ length: MAX_CLAIM_ARRAY_LENGTH + 1 }, (_, i) => `g${i}`);
     await expectCode(verify(await iss.token({ ref: "r".repeat(MAX_CLAIM_VALUE_LENGTH + 1) })), "claims_invalid");
     await expectCode(verify(await iss.token({ groups_direct: tooMany })), "claims_invalid");
-    // A claim gatepass does not know is kept when it is a list of scalars, so it is capped too.
-    await expectCode(verify(await iss.token({ custom_list: tooMany })), "claims_invalid");
+    // A claim gatepass does not read never refuses the token; over the caps it is left out, so no rule matches on it.
+    const identity = await verify(await iss.token({ custom_list: tooMany, custom_text: "x".repeat(MAX_CLAIM_VALUE_LENGTH + 1) }));
+    expect(identity.claims).not.toHaveProperty("custom_list");
+    expect(identity.claims).not.toHaveProperty("custom_text");
   });
 });
 
@@ -371,11 +406,13 @@ describe("18. no token in errors or logs", () => {
     expect(lines.join("\n")).not.toContain(splitToken(token)[1]);
   });
 
-  it("reports the SHA-256 of the token, not the token", async () => {
+  it("reports the SHA-256 of the token's signing input (header.payload), not the token", async () => {
     const token = await iss.token();
     const identity = await verify(token);
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
+    const [header, payload, signature] = splitToken(token);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${header}.${payload}`)));
     expect(identity.tokenSha256).toBe([...digest].map((b) => b.toString(16).padStart(2, "0")).join(""));
-    expect(JSON.stringify(identity)).not.toContain(splitToken(token)[2]);
+    expect(await tokenDigest(token)).toBe(identity.tokenSha256);
+    expect(JSON.stringify(identity)).not.toContain(signature);
   });
 });

@@ -18,7 +18,7 @@ import type { PublicJwk } from "../../../src/verify/keyset";
 import { Verifier } from "../../../src/verify/verifier";
 import { issuerStats, setIssuerScenario } from "../../support/standins/issuer";
 import { createTestKey, jwksOf } from "../../support/tokens";
-import { createHarness, expectCode, issuerConfig, standinIssuer, uniqueName, type Harness } from "./harness";
+import { createHarness, expectCode, expectUnverified, issuerConfig, standinIssuer, uniqueName, type Harness } from "./harness";
 
 const storedRecord = async (name: string) => JSON.parse((await env.JWKS.get(jwksStorageKey(name)))!) as StoredKeySet;
 const verifyWith = (h: Harness, token: string, issuers: Parameters<Harness["verifier"]["verify"]>[1]) => h.verifier.verify(token, issuers, h.env, h.waitUntil);
@@ -97,7 +97,7 @@ describe("layers", () => {
     const stranger = await createTestKey();
     const fromOldUrl: StoredKeySet = { issuer_url: config.url, source: "jwks_uri", jwks_uri: "https://old-keys.example/jwks", keys: [stranger.publicJwk as PublicJwk], fetched_at: h.now(), fresh_until: h.now() + 600 };
     await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(fromOldUrl));
-    await expectCode(verifyWith(h, await iss.token({}, stranger), [config]), "key_unknown");
+    await expectUnverified(verifyWith(h, await iss.token({}, stranger), [config]), "key_unknown");
     expect(h.counters.fetches).toEqual([config.keys.jwks_uri]);
     await h.settle();
     expect(await storedRecord(iss.name)).toMatchObject({ jwks_uri: config.keys.jwks_uri, keys: [expect.objectContaining({ kid: iss.key.kid })] });
@@ -113,7 +113,7 @@ describe("layers", () => {
     const iss = await standinIssuer(h);
     const stranger = await createTestKey();
     await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(pushedKeySet(iss.config.url, [stranger.publicJwk as PublicJwk], h.now())));
-    await expectCode(verifyWith(h, await iss.token({}, stranger), [iss.config]), "key_unknown");
+    await expectUnverified(verifyWith(h, await iss.token({}, stranger), [iss.config]), "key_unknown");
     expect(h.counters.fetches).toHaveLength(2);
   });
 });
@@ -253,7 +253,7 @@ describe("unknown kid", () => {
     const flood = async () => {
       const tokens = await Promise.all(Array.from({ length: 50 }, () => iss.token({}, iss.key, { kid: crypto.randomUUID() })));
       const results = await Promise.allSettled(tokens.map((token) => verifyWith(h, token, [iss.config])));
-      expect(results.every((r) => r.status === "rejected" && (r.reason as { code: string }).code === "key_unknown")).toBe(true);
+      expect(results.every((r) => r.status === "rejected" && (r.reason as { conceals?: { code: string } }).conceals?.code === "key_unknown")).toBe(true);
     };
     await flood();
     await h.settle();
@@ -272,7 +272,7 @@ describe("unknown kid", () => {
   it("a cold request with an unknown kid fetches once, not twice", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
-    await expectCode(verifyWith(h, await iss.token({}, iss.key, { kid: "not-published" }), [iss.config]), "key_unknown");
+    await expectUnverified(verifyWith(h, await iss.token({}, iss.key, { kid: "not-published" }), [iss.config]), "key_unknown");
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
   });
 
@@ -284,7 +284,7 @@ describe("unknown kid", () => {
     await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(next) });
     expect(await verifyWith(h, await iss.token({}, next), [iss.config])).toMatchObject({ issuer: iss.name });
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
-    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
+    await expectUnverified(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
   });
 });
 
@@ -378,10 +378,10 @@ describe("fetch hygiene", () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
     const production = { ...h.env, GATEPASS_ENV: "production" };
-    await expectCode(h.verifier.verify(await iss.token(), [iss.config], production, h.waitUntil), "issuer_unknown");
+    await expectUnverified(h.verifier.verify(await iss.token(), [iss.config], production, h.waitUntil), "issuer_unknown");
     const pushed = { ...iss.config, keys: { source: "pushed" as const } };
     await h.verifier.storePushedKeys(pushed, [iss.key.publicJwk as PublicJwk], h.env);
-    await expectCode(h.verifier.verify(await iss.token(), [pushed], production, h.waitUntil), "issuer_unknown");
+    await expectUnverified(h.verifier.verify(await iss.token(), [pushed], production, h.waitUntil), "issuer_unknown");
     expect(h.counters).toMatchObject({ fetches: [], kvGets: 0 });
     expect(await h.verifier.verify(await iss.token(), [pushed], h.env, h.waitUntil)).toMatchObject({ issuer: iss.name }); // development
   });
@@ -391,7 +391,7 @@ describe("fetch hygiene", () => {
     const iss = await standinIssuer(h);
     const offLoopback = { ...iss.config, url: "http://gitlab.internal.example" };
     const development = { ...h.env, GATEPASS_ENV: "development" };
-    await expectCode(h.verifier.verify(await iss.token({ iss: offLoopback.url }), [offLoopback], development, h.waitUntil), "issuer_unknown");
+    await expectUnverified(h.verifier.verify(await iss.token({ iss: offLoopback.url }), [offLoopback], development, h.waitUntil), "issuer_unknown");
     const keysOffLoopback = { ...iss.config, keys: { source: "jwks_uri" as const, jwks_uri: "http://gitlab.internal.example/oauth/discovery/keys" } };
     await expectCode(h.verifier.verify(await iss.token(), [keysOffLoopback], development, h.waitUntil), "jwks_unavailable");
     expect(h.counters.fetches).toEqual([]);
@@ -412,8 +412,8 @@ describe("fetch hygiene", () => {
     const iss = await standinIssuer(h, { config: { algorithms: ["ES256"] }, key: ec });
     const offCurve = { ...ec.publicJwk, y: ec.publicJwk.x };
     await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: { keys: [offCurve] } });
-    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
-    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
+    await expectUnverified(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
+    await expectUnverified(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
   });
 
   it("drops unusable keys from a fetched set and keeps the rest", async () => {
@@ -422,7 +422,7 @@ describe("fetch hygiene", () => {
     const iss = await standinIssuer(h, { key: good });
     await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: { keys: [{ kty: "oct", kid: "hmac", k: "c2VjcmV0" }, good.publicJwk] } });
     expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
-    await expectCode(verifyWith(h, await iss.token({}, good, { kid: "hmac" }), [iss.config]), "key_unknown");
+    await expectUnverified(verifyWith(h, await iss.token({}, good, { kid: "hmac" }), [iss.config]), "key_unknown");
   });
 });
 
@@ -479,7 +479,7 @@ describe("pushed keys", () => {
     warm.advance(PUSHED_JWKS_RECHECK_SECONDS);
     await verifyWith(warm, await iss.token({}, old), [iss.config]); // served from memory; the re-check runs in the background
     await warm.settle();
-    await expectCode(verifyWith(warm, await iss.token({}, old), [iss.config]), "key_unknown");
+    await expectUnverified(verifyWith(warm, await iss.token({}, old), [iss.config]), "key_unknown");
     expect(await verifyWith(warm, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
   });
 

@@ -120,6 +120,16 @@ export async function standinIssuer(h: Harness, options: { prefix?: string; conf
   };
 }
 
+/**
+ * A token whose signature did not verify is refused as token_unverified on the wire, whatever the
+ * reason; the reason (`recorded`) is what the log line and audit row carry.
+ */
+export async function expectUnverified(promise: Promise<unknown>, recorded: string): Promise<void> {
+  await expectCode(promise, "token_unverified");
+  const concealed = await promise.then(() => undefined, (err: unknown) => (err as { conceals?: { code?: string } }).conceals?.code);
+  if (concealed !== recorded) throw new Error(`expected token_unverified standing for ${recorded}, got it standing for ${concealed}`);
+}
+
 /** Asserts the promise rejects with a GatepassError of this code. */
 export async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
   let error: unknown;

@@ -69,7 +69,8 @@ describe("verified identity", () => {
     for (const missing of ["project_id", "pipeline_id", "job_id"]) {
       await expectCode(h.verifier.verify(await iss.token({ [missing]: undefined }), [iss.config], h.env, h.waitUntil), "not_a_ci_token");
     }
-    await expectCode(h.verifier.verify(await iss.token({ job_id: "" }), [iss.config], h.env, h.waitUntil), "not_a_ci_token");
+    // An empty job_id is not a GitLab id at all (user_id alone may be "").
+    await expectCode(h.verifier.verify(await iss.token({ job_id: "" }), [iss.config], h.env, h.waitUntil), "claims_invalid");
   });
 
   it("does not require CI claims from a generic issuer", async () => {
