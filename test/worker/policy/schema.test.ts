@@ -5,8 +5,10 @@ import { checkPolicySources, formatFinding } from "../../../src/policy/source";
 import { checkedPolicyOf, ISSUERS_YAML, problemsOf, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
 
 describe("strict parsing with file and line", () => {
-  it("accepts the fixture policy without findings", () => {
-    expect(checkPolicySources(sources()).findings).toEqual([]);
+  it("accepts the fixture policy, whose only finding is the warning on its path-scoped deploy rule", () => {
+    const checked = checkPolicySources(sources());
+    expect(checked.policy).toBeDefined();
+    expect(checked.findings.map((f) => `${f.file}:${f.line}: ${f.severity} ${f.code}`)).toEqual(["rules.yaml:5: warning privileged-path-scope"]);
   });
 
   it("refuses unknown keys, pointing at the key", () => {
