@@ -17,19 +17,23 @@ import { checkPolicyDir, type Checked } from "../policy/files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
 import { PolicyStorage } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
-import { isUsageError, UsageError } from "../usage";
+import { formatUsage, isUsageError, UsageError } from "../usage";
 import { STORAGE_OPTIONS, storageTarget } from "../wrangler";
 
-export const usage = `  policies validate [--dir DIR]       check policy files (strict parsing + lint), with file:line
-  policies test [--dir DIR]           run the policy tests (*.test.yaml)
-  policies push [--local|--remote] [--env NAME] [--persist-to DIR] [--by WHO] [--dir DIR]
-                                      validate, test, and make the policies active (KV) with history (D1)
-  policies history [--local|--remote] [--env NAME] [--persist-to DIR] [--limit N]
-                                      the newest pushed versions (--limit, default 50, at most 1000)
-  policies rollback VERSION [--local|--remote] [--env NAME] [--persist-to DIR]
-                                      (push, history and rollback also take --config FILE: another wrangler config)
-  policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T] [--dir DIR]
-  policies schema                     print the JSON Schema of policy files`;
+const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
+
+export const usage = formatUsage([
+  { synopsis: ["policies validate [--dir DIR]"], help: ["check policy files (strict parsing + lint), with file:line:column"] },
+  { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
+  { synopsis: ["policies push [--dir DIR] [--by WHO]", STORAGE_SYNOPSIS], help: ["validate, test, and make the policies active (KV) with history (D1)"] },
+  { synopsis: ["policies history [--limit N]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000)"] },
+  { synopsis: ["policies rollback VERSION", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
+  {
+    synopsis: ["policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T]... [--dir DIR]"],
+    help: ["why a job gets or is denied each target, with the job's and the rules' ids;", "exit 0 when every target shown is allowed, 1 when one is denied"],
+  },
+  { synopsis: ["policies schema"], help: ["print the JSON Schema of policy files"] },
+]);
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
