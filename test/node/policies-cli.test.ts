@@ -104,7 +104,7 @@ describe("policies test", () => {
     const dir = await policyCopy("failing-test");
     await writeFile(
       path.join(dir, "extra.test.yaml"),
-      `cases:\n  - name: wrong expectation\n    issuer: corp-gitlab\n    claims: { project_path: platform/infra, namespace_path: platform, ref: dev, ref_type: branch, ref_protected: "true", pipeline_source: push }\n    expect:\n      gcp-deployer: allow\n      aws-readonly: deny\n`,
+      `cases:\n  - name: wrong expectation\n    issuer: corp-gitlab\n    claims: { project_id: "101", project_path: platform/infra, namespace_path: platform, ref: dev, ref_type: branch, ref_protected: "true", pipeline_source: push }\n    expect:\n      gcp-deployer: allow\n      aws-readonly: deny\n`,
     );
     const result = await gatepass("test", "--dir", dir);
     expect(result.code).toBe(1);
