@@ -141,6 +141,8 @@ export interface RuleSpec {
     unprotected?: boolean;
     /** The rule lets privileged targets be used from child pipelines (on protected refs). */
     child_pipelines?: boolean;
+    /** The rule lets privileged targets be reached by project or namespace path alone (no id). */
+    path_scope?: boolean;
   };
   /** Optional: at most this many credentials per job and target. */
   max_uses_per_job?: number;

@@ -5,13 +5,19 @@ import { parseArgs } from "node:util";
 import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/audit/query";
 import { MAX_AUDIT_QUERY_ROWS } from "../../src/limits";
 import { sqlString } from "../policy/store";
+import { formatUsage } from "../usage";
 import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
 
-export const usage = `  audit query [--project P] [--target T] [--decision allow|deny|error] [--since ISO] [--limit N]
-              [--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]
-                                                                      the newest events (--limit), oldest first, as JSON lines
-  audit tail  [same filters]                                          the newest events (--limit), then every
-                                                                      new one, oldest first (Ctrl-C to stop)`;
+export const usage = formatUsage([
+  {
+    synopsis: [
+      "audit query [--project P] [--target T] [--decision allow|deny|error] [--since ISO] [--limit N]",
+      "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]",
+    ],
+    help: ["the newest events (--limit), oldest first, as JSON lines"],
+  },
+  { synopsis: ["audit tail [same filters]"], help: ["the newest events (--limit), then every new one,", "oldest first (Ctrl-C to stop)"] },
+]);
 
 const TAIL_INTERVAL_MS = 2_000;
 /** Rows per poll query; a full page is followed at once by the next (see auditPageAfterSql). */

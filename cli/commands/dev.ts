@@ -10,12 +10,16 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { SignJWT, exportJWK, generateKeyPair, importJWK, calculateJwkThumbprint, type JWK } from "jose";
+import { formatUsage, UsageError } from "../usage";
 import { wrangler, wranglerEnv } from "../wrangler";
 
-export const usage = `  dev [--port 8787]                 run gatepass locally on embedded defaults (local KV/D1, example policies)
-  dev token [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]
-            [--pipeline-source S] [--aud A] [--ttl SECONDS]
-                                    print a CI token from the local stand-in issuer`;
+export const usage = formatUsage([
+  { synopsis: ["dev [--port 8787]"], help: ["run gatepass locally on embedded defaults (local KV/D1, example policies)"] },
+  {
+    synopsis: ["dev token [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]", "[--pipeline-source S] [--aud A] [--ttl SECONDS]"],
+    help: ["print a CI token from the local stand-in issuer"],
+  },
+]);
 
 const DEV_DIR = ".wrangler/gatepass-dev";
 const ISSUER_KEY_FILE = path.join(DEV_DIR, "local-gitlab.private.jwk.json");
@@ -95,6 +99,13 @@ async function printToken(args: string[]): Promise<number> {
       ttl: { type: "string", default: "3600" },
     },
   });
+  // GitLab sends exactly these spellings, and rules compare them as strings: `--protected no` would
+  // mint a token no rule written for GitLab's "false" matches, which tests nothing.
+  for (const [option, allowed] of [["protected", ["true", "false"]], ["ref-type", ["branch", "tag"]]] as const) {
+    const value = values[option]!;
+    if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${option} takes ${allowed.join(" or ")}, not '${value}'`);
+  }
+  if (!/^[1-9]\d{0,6}$/.test(values.ttl!)) throw new UsageError(`--ttl takes a number of seconds (1 to 9999999), not '${values.ttl}'`);
   if (!existsSync(ISSUER_KEY_FILE)) {
     process.stderr.write("gatepass: no local issuer key yet; run `npm run dev` first\n");
     return 1;

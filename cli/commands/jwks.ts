@@ -17,10 +17,15 @@ import { validatePublicJwks } from "../../src/verify/keyset";
 import { readCapped } from "../../src/http/body";
 import { checkPolicyDir } from "../policy/files";
 import { PolicyStorage } from "../policy/store";
+import { formatUsage } from "../usage";
 import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
 
-export const usage = `  jwks push --issuer NAME (--file jwks.json | --url URL) [--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE] [--dir DIR]
-                                      store a private issuer's public keys (validated like the admin endpoint)`;
+export const usage = formatUsage([
+  {
+    synopsis: ["jwks push --issuer NAME (--file jwks.json | --url URL) [--dir DIR]", "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]"],
+    help: ["store a private issuer's public keys (validated like the admin endpoint)"],
+  },
+]);
 
 const err = (text: string) => process.stderr.write(`${text}\n`);
 

@@ -6,8 +6,8 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isPlainObject } from "../../src/encoding";
 import { MAX_HISTORY_SNAPSHOT_BYTES } from "../../src/limits";
-import { loadSnapshot, type CompiledPolicy } from "../../src/policy/compile";
-import { explainTarget, grantsFor } from "../../src/policy/evaluate";
+import { loadSnapshot, SCOPE_CLAIMS, type CompiledPolicy } from "../../src/policy/compile";
+import { claimValue, explainTarget, grantsFor } from "../../src/policy/evaluate";
 import { policyJsonSchema } from "../../src/policy/json-schema";
 import { lintPolicy } from "../../src/policy/lint";
 import { normalizePolicy } from "../../src/policy/schema";
@@ -17,19 +17,23 @@ import { checkPolicyDir, type Checked } from "../policy/files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
 import { PolicyStorage } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
-import { isUsageError, UsageError } from "../usage";
+import { formatUsage, isUsageError, UsageError } from "../usage";
 import { STORAGE_OPTIONS, storageTarget } from "../wrangler";
 
-export const usage = `  policies validate [--dir DIR]       check policy files (strict parsing + lint), with file:line
-  policies test [--dir DIR]           run the policy tests (*.test.yaml)
-  policies push [--local|--remote] [--env NAME] [--persist-to DIR] [--by WHO] [--dir DIR]
-                                      validate, test, and make the policies active (KV) with history (D1)
-  policies history [--local|--remote] [--env NAME] [--persist-to DIR] [--limit N]
-                                      the newest pushed versions (--limit, default 50, at most 1000)
-  policies rollback VERSION [--local|--remote] [--env NAME] [--persist-to DIR]
-                                      (push, history and rollback also take --config FILE: another wrangler config)
-  policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T] [--dir DIR]
-  policies schema                     print the JSON Schema of policy files`;
+const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
+
+export const usage = formatUsage([
+  { synopsis: ["policies validate [--dir DIR]"], help: ["check policy files (strict parsing + lint), with file:line:column"] },
+  { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
+  { synopsis: ["policies push [--dir DIR] [--by WHO]", STORAGE_SYNOPSIS], help: ["validate, test, and make the policies active (KV) with history (D1)"] },
+  { synopsis: ["policies history [--limit N]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000)"] },
+  { synopsis: ["policies rollback VERSION", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
+  {
+    synopsis: ["policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T]... [--dir DIR]"],
+    help: ["why a job gets or is denied each target, with the job's and the rules' ids;", "exit 0 when every target shown is allowed, 1 when one is denied"],
+  },
+  { synopsis: ["policies schema"], help: ["print the JSON Schema of policy files"] },
+]);
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
@@ -224,47 +228,78 @@ function snapshotLintErrors(text: string): string[] {
     .map((finding) => `rule '${finding.rule.name}': ${finding.code}: ${finding.message}`);
 }
 
+/** Exit 0 when every target explained is allowed, 1 when one is denied (or the policies are invalid), 2 on usage. */
 async function explain(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { ...COMMON, claims: { type: "string" }, token: { type: "string" }, issuer: { type: "string" }, target: { type: "string" } },
+    options: { ...COMMON, claims: { type: "string" }, token: { type: "string" }, issuer: { type: "string" }, target: { type: "string", multiple: true } },
   });
   if ((values.claims === undefined) === (values.token === undefined)) {
-    err("give exactly one of --claims FILE (JSON claims) or --token FILE (a JWT; its signature is not checked)");
-    return 2;
+    throw new UsageError("give exactly one of --claims FILE (JSON claims) or --token FILE (a JWT; its signature is not checked)");
   }
   const result = await checked(values.dir);
   if (!result.ok) return 1;
-  const text = await readFile((values.claims ?? values.token)!, "utf8");
-  const raw = values.claims !== undefined ? parseClaims(text) : decodeTokenPayload(text);
-  const identity = offlineIdentity(resolveIssuer(result.policy.issuers, values.issuer, raw.iss), raw);
-  const targets = values.target !== undefined ? [values.target] : [...result.policy.targets.keys()].sort();
-  explainTargets(result.policy, identity, targets);
-  return 0;
+  const identity = await readIdentity(result.policy, values);
+  const targets = values.target ?? [...result.policy.targets.keys()].sort();
+  const unknown = targets.filter((target) => !result.policy.targets.has(target));
+  if (unknown.length > 0) throw new UsageError(`unknown target ${unknown.map((t) => `'${t}'`).join(", ")}; configured: ${[...result.policy.targets.keys()].join(", ")}`);
+  return explainTargets(result.policy, identity, targets) ? 0 : 1;
+}
+
+/** The identity of --claims or --token: a file that cannot be read as one is a usage error (exit 2), not a denial. */
+async function readIdentity(policy: CompiledPolicy, values: { claims?: string; token?: string; issuer?: string }): Promise<VerifiedIdentity> {
+  try {
+    const text = await readFile((values.claims ?? values.token)!, "utf8");
+    const raw = values.claims !== undefined ? parseClaims(text) : decodeTokenPayload(text);
+    return offlineIdentity(resolveIssuer(policy.issuers, values.issuer, raw.iss), raw);
+  } catch (e) {
+    throw new UsageError(`${values.claims !== undefined ? "--claims" : "--token"}: ${(e as Error).message}`);
+  }
 }
 
 function parseClaims(text: string): Record<string, unknown> {
-  const value: unknown = JSON.parse(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error("the claims file is not JSON");
+  }
   if (!isPlainObject(value)) throw new Error("the claims file must hold a JSON object");
   return value;
 }
 
-function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targets: readonly string[]): void {
-  const show = (value: unknown) => (value === null ? "(missing)" : JSON.stringify(value));
+const ID_SCOPES = [["project_id", "project_path"], ["namespace_id", "namespace_path"]] as const;
+
+/** Prints the grants and, per target, the rules that allow it with their scope and failed conditions. Returns whether every target is allowed. */
+function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targets: readonly string[]): boolean {
+  const show = (value: unknown) => (value === null || value === undefined ? "(missing)" : JSON.stringify(value));
   const rules = new Map(policy.snapshot.rules.map((r) => [r.name, r]));
   out(`issuer ${identity.issuer}; grants: ${grantsFor(policy, identity).map((g) => `${g.target} (rule ${g.rule})`).join(", ") || "none"}`);
+  // Ids next to paths: a rule should name the id (paths are reused after a rename; lint privileged-path-scope).
+  out(`job: ${ID_SCOPES.map(([id, path]) => `${id} ${show(claimValue(identity.claims, id))} (${path} ${show(claimValue(identity.claims, path))})`).join(", ")}`);
+  let allAllowed = true;
   for (const target of targets) {
     const explanation = explainTarget(policy, identity, target);
+    allAllowed &&= explanation.allowed;
     out(`\n${target}: ${explanation.allowed ? `ALLOW by rule ${explanation.rule}` : "DENY"}`);
     if (explanation.rules.length === 0) out(`  no rule of issuer ${identity.issuer} allows ${target}`);
     for (const rule of explanation.rules) {
-      out(`  rule ${rule.rule}: ${rule.matched ? "matches" : "does not match"}`);
+      const match = rules.get(rule.rule)?.match ?? {};
+      out(`  rule ${rule.rule} (${ruleScope(match)}): ${rule.matched ? "matches" : "does not match"}`);
       for (const failure of rule.failures) {
         // Admins have the sources anyway, so the CLI shows what the rule wants next to what the token has.
-        const wanted = rules.get(rule.rule)?.match[failure.claim];
-        out(`    ${failure.claim}: token has ${show(failure.actual)}, rule wants ${JSON.stringify(wanted)}`);
+        out(`    ${failure.claim}: token has ${show(failure.actual)}, rule wants ${JSON.stringify(match[failure.claim])}`);
       }
     }
     if (explanation.omitted) out(`  (${explanation.omitted} more rules allow ${target})`);
   }
+  return allAllowed;
+}
+
+/** A rule's project and namespace conditions as written, saying when no id is among them. */
+function ruleScope(match: Record<string, unknown>): string {
+  const scope = SCOPE_CLAIMS.filter((claim) => Object.hasOwn(match, claim)).map((claim) => `${claim} ${JSON.stringify(match[claim])}`);
+  if (scope.length === 0) return "no project or namespace scope";
+  const byId = ID_SCOPES.some(([id]) => Object.hasOwn(match, id));
+  return `scope ${scope.join(", ")}${byId ? "" : ", by path only"}`;
 }

@@ -1,6 +1,6 @@
 // Refusals for rules that parse but are unsafe or broader than they look. Each refusal can only be
-// silenced by the rule itself (acknowledge: { broad | unprotected | child_pipelines: true }), so a
-// reviewer sees it.
+// silenced by the rule itself (acknowledge: { broad | unprotected | child_pipelines | path_scope: true }),
+// so a reviewer sees it.
 
 import type { RuleSpec, Target } from "../types";
 import { SCOPE_CLAIMS } from "./compile";
@@ -14,6 +14,7 @@ export type LintCode =
   | "privileged-merge-requests"
   | "privileged-child-pipelines"
   | "privileged-legacy-tokens"
+  | "privileged-path-scope"
   | "unneeded-acknowledgement";
 
 export interface LintFinding {
@@ -50,7 +51,10 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
     Object.hasOwn(rule.match, claim) ? compileCondition(claim, rule.match[claim]!) : undefined;
   const ack = rule.acknowledge ?? {};
 
-  const scoped = SCOPE_CLAIMS.some((claim) => Object.hasOwn(rule.match, claim) && isScoping(claim, rule.match[claim]!));
+  const scopedBy = SCOPE_CLAIMS.filter((claim) => Object.hasOwn(rule.match, claim) && isScoping(claim, rule.match[claim]!));
+  const scoped = scopedBy.length > 0;
+  // GitLab hands a path to whoever takes it after a rename, transfer or deletion; an id is never reused.
+  const byPathOnly = scoped && !scopedBy.some((claim) => ID_CLAIMS.has(claim));
   if (!scoped && !ack.broad) {
     add(
       "no-scope",
@@ -130,8 +134,23 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
         : "its pipeline_source admits merge-request pipelines, which privileged-merge-requests is about";
       add("unneeded-acknowledgement", ["acknowledge", "child_pipelines"], `acknowledge.child_pipelines is not needed: ${why}`, "warning");
     }
+    if (byPathOnly && !ack.path_scope) {
+      const paths = scopedBy.map((claim) => `${claim} ${JSON.stringify(rule.match[claim])}`).join(", ");
+      add(
+        "privileged-path-scope",
+        ["match", scopedBy[0]!],
+        `privileged target(s) ${names} are reached by path alone (${paths}), and GitLab gives a path to another project after a ` +
+          "rename, transfer or deletion: match project_id (or namespace_id, the id of the project's own group, not its subgroups'), " +
+          "keeping the path next to it if you like (`gatepass policies explain` shows a job's ids), " +
+          "or set acknowledge: { path_scope: true } if the path is meant",
+        "warning",
+      );
+    } else if (!byPathOnly && ack.path_scope) {
+      const why = scoped ? "the rule is scoped by project_id or namespace_id" : "the rule has no path scope";
+      add("unneeded-acknowledgement", ["acknowledge", "path_scope"], `acknowledge.path_scope is not needed: ${why}`, "warning");
+    }
   } else {
-    for (const key of ["unprotected", "child_pipelines"] as const) {
+    for (const key of ["unprotected", "child_pipelines", "path_scope"] as const) {
       if (ack[key]) add("unneeded-acknowledgement", ["acknowledge", key], `acknowledge.${key} is not needed: the rule allows no privileged target`, "warning");
     }
   }

@@ -425,6 +425,7 @@ const ruleFields: Fields = {
       broad: { spec: bool(), doc: "The rule has no project or namespace scope on purpose." },
       unprotected: { spec: bool(), doc: "The rule lets privileged targets be used from unprotected refs or merge-request pipelines." },
       child_pipelines: { spec: bool(), doc: "The rule lets privileged targets be used from child pipelines (on protected refs)." },
+      path_scope: { spec: bool(), doc: "The rule lets privileged targets be reached by project or namespace path alone: a path can be reused after a rename, transfer or deletion, an id cannot." },
     }),
     doc: "Explicit acknowledgements that silence lint refusals.",
   },

@@ -1,7 +1,7 @@
 // Policy source files (YAML) → a checked policy, with file and line for every problem. Used by the CLI
 // (validate, test, push, explain); the Worker only ever sees compiled snapshots and never loads YAML.
 
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type CST, type Document, type Node, type YAMLError } from "yaml";
 import { MAX_YAML_ALIASES } from "../limits";
 import { lintPolicy, type LintCode } from "./lint";
 import { normalizePolicy, type Path, type PolicyParts, type Problem } from "./schema";
@@ -36,12 +36,8 @@ export function parseYaml(file: SourceFile): ParsedYaml {
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
   };
-  const errors: Finding[] = [...doc.errors, ...doc.warnings].map((e) => ({
-    file: file.name,
-    ...position(e.pos[0]),
-    severity: "error",
-    message: e.message.split("\n")[0]!,
-  }));
+  const syntax = syntaxProblem(file.text, [...doc.errors, ...doc.warnings]);
+  const errors: Finding[] = syntax ? [{ file: file.name, ...position(syntax.offset), severity: "error", message: syntax.message }] : [];
   if (errors.length === 0) {
     for (const { offset, message } of respelledScalars(doc)) errors.push({ file: file.name, ...position(offset), severity: "error", message });
   }
@@ -76,6 +72,105 @@ export function parseYaml(file: SourceFile): ParsedYaml {
       return position(found?.range?.[0] ?? 0);
     },
   };
+}
+
+/**
+ * The first YAML syntax problem of a file, where an author fixes it, then in the parser's words. One
+ * only: after the first, the parser's errors are mostly echoes of it. The parser reports an unclosed
+ * `[`, `{` or quote where it gives up, often lines later, so that is reported at the opening instead.
+ */
+function syntaxProblem(text: string, problems: readonly YAMLError[]): { offset: number; message: string } | undefined {
+  const first = [...problems].sort((a, b) => a.pos[0] - b.pos[0])[0];
+  if (!first) return undefined;
+  const detail = `(YAML: ${first.message.split("\n")[0]})`;
+  const opener = unclosedOpener(text, first.pos[0]);
+  if (opener) return { offset: opener.offset, message: `${opener.message} ${detail}` };
+  const at = first.pos[0];
+  // A complaint about the blanks that start a line is about indentation: point at the line's content.
+  const content = firstNonBlank(text, at);
+  const inIndentation = /^[ \t]*$/.test(text.slice(text.lastIndexOf("\n", at - 1) + 1, at)) && /[^\r\n]/.test(text[content] ?? "\n");
+  switch (first.code) {
+    case "DUPLICATE_KEY":
+      return { offset: at, message: `this key is already in the same mapping: keys must be unique ${detail}` };
+    case "MULTIPLE_DOCS":
+      return { offset: at, message: `a policy file holds one YAML document: remove this '---' or split the file ${detail}` };
+    case "TAB_AS_INDENT":
+      return { offset: at, message: `indent with spaces, not tabs ${detail}` };
+    case "MULTILINE_IMPLICIT_KEY":
+      return { offset: at, message: `a key must fit on one line: is the ':' after it missing? ${detail}` };
+    case "BLOCK_AS_IMPLICIT_KEY": {
+      // `key: value` followed by a line indented deeper: the parser points at the value, which it then
+      // reads as a key spanning lines; the line to fix is the deeper one.
+      const wrapped = problems.find((p) => p.code === "MULTILINE_IMPLICIT_KEY" && p.pos[0] === at);
+      const newline = wrapped ? text.slice(at, wrapped.pos[1]).indexOf("\n") : -1;
+      if (newline >= 0) return { offset: firstNonBlank(text, at + newline + 1), message: `this line is indented deeper than the key above it ${detail}` };
+      break;
+    }
+  }
+  if (inIndentation && (first.code === "BAD_INDENT" || first.code === "MISSING_CHAR")) return { offset: content, message: `this line is not indented like the lines it belongs with ${detail}` };
+  return { offset: at, message: `YAML syntax error ${detail}` };
+}
+
+/** Offset of the first character that is not a space or tab from `offset` on. */
+function firstNonBlank(text: string, offset: number): number {
+  let at = offset;
+  while (text[at] === " " || text[at] === "\t") at++;
+  return at;
+}
+
+/**
+ * The last `[`, `{`, `"` or `'` up to `limit` (the parser's first error, which an unclosed one causes)
+ * that its own closing character does not end, from the parser's concrete syntax tree: where a missing
+ * bracket or quote belongs.
+ */
+function unclosedOpener(text: string, limit: number): { offset: number; message: string } | undefined {
+  let found: { offset: number; message: string } | undefined;
+  const note = (offset: number, message: string) => {
+    if (offset <= limit && (!found || offset > found.offset)) found = { offset, message };
+  };
+  // An explicit stack: a deeply nested file must not overflow the call stack.
+  const pending: (CST.Token | null | undefined)[] = [...new Parser().parse(text)];
+  while (pending.length > 0) {
+    const token = pending.pop();
+    if (!token) continue;
+    switch (token.type) {
+      case "document":
+        pending.push(token.value);
+        break;
+      case "block-map":
+      case "block-seq":
+        for (const item of token.items) pending.push(item.key, item.value);
+        break;
+      case "flow-collection": {
+        for (const item of token.items) pending.push(item.key, item.value);
+        const open = token.start.source;
+        const close = open === "[" ? "]" : "}";
+        const end = token.end.find((t) => t.type === "flow-seq-end" || t.type === "flow-map-end");
+        if (end?.source !== close) note(token.offset, end ? `this '${open}' is closed with '${end.source}', not '${close}'` : `this '${open}' is never closed with '${close}'`);
+        break;
+      }
+      case "single-quoted-scalar":
+      case "double-quoted-scalar": {
+        const quote = token.source[0]!;
+        if (!isClosedQuote(token.source)) note(token.offset, `this ${quote} quote is never closed`);
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/** Whether a quoted scalar's source ends with its closing quote (`''` inside single quotes and `\"` inside double quotes are escapes). */
+function isClosedQuote(source: string): boolean {
+  const quote = source[0];
+  for (let i = 1; i < source.length; i++) {
+    if (quote === '"' && source[i] === "\\") i++;
+    else if (source[i] === quote) {
+      if (quote === "'" && source[i + 1] === "'") i++;
+      else return i === source.length - 1;
+    }
+  }
+  return false;
 }
 
 /**

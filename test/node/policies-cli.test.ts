@@ -104,7 +104,7 @@ describe("policies test", () => {
     const dir = await policyCopy("failing-test");
     await writeFile(
       path.join(dir, "extra.test.yaml"),
-      `cases:\n  - name: wrong expectation\n    issuer: corp-gitlab\n    claims: { project_path: platform/infra, namespace_path: platform, ref: dev, ref_type: branch, ref_protected: "true", pipeline_source: push }\n    expect:\n      gcp-deployer: allow\n      aws-readonly: deny\n`,
+      `cases:\n  - name: wrong expectation\n    issuer: corp-gitlab\n    claims: { project_id: "101", project_path: platform/infra, namespace_path: platform, ref: dev, ref_type: branch, ref_protected: "true", pipeline_source: push }\n    expect:\n      gcp-deployer: allow\n      aws-readonly: deny\n`,
     );
     const result = await gatepass("test", "--dir", dir);
     expect(result.code).toBe(1);
@@ -239,7 +239,7 @@ describe("policies rollback to a version today's checks refuse", () => {
 describe("policies push of a large policy", () => {
   it("stores a snapshot larger than one D1 statement in chunks, and the stored text rolls back intact", async () => {
     const dir = await policyCopy("large");
-    const rules = Array.from({ length: 1500 }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: main }, allow: [registry-push] }`);
+    const rules = Array.from({ length: 1500 }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: main }, allow: [aws-readonly] }`);
     await writeFile(path.join(dir, "zz-bulk.yaml"), `rules:\n${rules.join("\n")}\n`);
     const pushed = await gatepass("push", "--dir", dir, ...storage(), "--by", "bulk");
     expect(pushed.code).toBe(0);
@@ -258,7 +258,7 @@ describe("policies explain and schema", () => {
     const claims = path.join(work, "claims.json");
     await writeFile(claims, JSON.stringify({ iss: "https://gitlab.example.com", project_path: "platform/infra", namespace_path: "platform", ref: "feature/x", ref_type: "branch", ref_protected: false, pipeline_source: "push" }));
     const result = await gatepass("explain", "--claims", claims, "--target", "gcp-deployer");
-    expect(result.code).toBe(0);
+    expect(result.code).toBe(1); // DENY
     expect(result.stdout).toContain("issuer corp-gitlab; grants: aws-readonly (rule platform-reads)");
     expect(result.stdout).toContain("gcp-deployer: DENY");
     expect(result.stdout).toContain(`ref: token has "feature/x", rule wants "main"`);

@@ -5,8 +5,10 @@ import { checkPolicySources, formatFinding } from "../../../src/policy/source";
 import { checkedPolicyOf, ISSUERS_YAML, problemsOf, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
 
 describe("strict parsing with file and line", () => {
-  it("accepts the fixture policy without findings", () => {
-    expect(checkPolicySources(sources()).findings).toEqual([]);
+  it("accepts the fixture policy, whose only finding is the warning on its path-scoped deploy rule", () => {
+    const checked = checkPolicySources(sources());
+    expect(checked.policy).toBeDefined();
+    expect(checked.findings.map((f) => `${f.file}:${f.line}: ${f.severity} ${f.code}`)).toEqual(["rules.yaml:5: warning privileged-path-scope"]);
   });
 
   it("refuses unknown keys, pointing at the key", () => {
@@ -103,10 +105,10 @@ describe("strict parsing with file and line", () => {
     expect(findings.map(formatFinding).join("\n")).toContain("\\u001b[2J");
   });
 
-  it("reports YAML syntax errors and non-mapping files with their line", () => {
-    expect(problemsOf({ rules: "rules:\n  - name: [unclosed\n" })[0]).toMatch(/^rules\.yaml:\d+: /);
+  it("reports a non-mapping file with its line", () => {
     expect(problemsOf({ rules: "- just a list\n" })).toEqual([expect.stringMatching(/^rules\.yaml:1: a policy file is a mapping/)]);
   });
+
 
   it("caps alias expansion (billion laughs)", () => {
     const bomb = `a: &a [x, x, x, x, x, x, x, x, x, x]
@@ -116,6 +118,61 @@ d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
 e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
 `;
     expect(problemsOf({ rules: bomb })[0]).toMatch(/^rules\.yaml:1: .*[Aa]lias/);
+  });
+});
+
+describe("YAML syntax errors: one file:line:column finding per file, where the fix goes, then the parser's words", () => {
+  /** The findings of a rules.yaml text, as printed. */
+  const syntax = (rules: string) => checkPolicySources(sources({ rules })).findings.map(formatFinding);
+  const RULE = "rules:\n  - name: r\n    issuer: corp-gitlab\n";
+
+  it("reports an unclosed [ or { at the bracket, not where the parser gives up lines later", () => {
+    expect(syntax(`${RULE}    allow: [reader\n    match: { project_id: "1" }\n    description: x\n`)).toEqual([
+      "rules.yaml:4:12: error: this '[' is never closed with ']' (YAML: Flow sequence in block collection must be sufficiently indented and end with a ])",
+    ]);
+    expect(syntax(`${RULE}    match: { project_id: "1"\n    allow: [reader]\n`)).toEqual([
+      expect.stringMatching(/^rules\.yaml:4:12: error: this '\{' is never closed with '\}' \(YAML: /),
+    ]);
+    expect(syntax(`${RULE}    match: { ref: [main, dev } }\n`)).toEqual([expect.stringMatching(/^rules\.yaml:4:19: error: this '\[' is closed with '\}', not '\]' \(YAML: /)]);
+  });
+
+  it("reports an unclosed quote at the quote", () => {
+    expect(syntax(`${RULE}    description: "the main branch\n    allow: [reader]\n`)).toEqual([
+      expect.stringMatching(/^rules\.yaml:4:18: error: this " quote is never closed \(YAML: Missing closing "quote\)$/),
+    ]);
+    // Escaped quotes inside are not the end; a closed string is no error.
+    expect(syntax(`${RULE}    description: 'it''s\n    allow: [reader]\n`)).toEqual([expect.stringMatching(/^rules\.yaml:4:18: error: this ' quote is never closed/)]);
+    expect(syntax(`${RULE}    description: 'it''s'\n    match: { project_path: a/b }\n    allow: [reader]\n`)).toEqual([]);
+  });
+
+  it("reports a bad indent at the line's first character", () => {
+    // Less indented than its siblings.
+    expect(syntax(`${RULE}    match:\n      ref_type: branch\n     ref: main\n    allow: [reader]\n`)).toEqual([
+      "rules.yaml:6:6: error: this line is not indented like the lines it belongs with (YAML: All mapping items must start at the same column)",
+    ]);
+    expect(syntax(`${RULE}   allow: [reader]\n`)).toEqual([expect.stringMatching(/^rules\.yaml:4:4: error: this line is not indented like the lines it belongs with \(YAML: /)]);
+    expect(syntax(`${RULE}    match: { project_path: a/b }\n      allow: [reader]\n`)).toEqual([
+      "rules.yaml:5:7: error: this line is not indented like the lines it belongs with (YAML: All mapping items must start at the same column)",
+    ]);
+    // More indented than the key above: the parser points at the value above it.
+    expect(syntax(`${RULE}    allow: [reader]\n    description: x\n      match: { project_path: a/b }\n`)).toEqual([
+      "rules.yaml:6:7: error: this line is indented deeper than the key above it (YAML: Nested mappings are not allowed in compact mappings)",
+    ]);
+    expect(syntax("rules:\n\t- name: r\n")).toEqual([expect.stringMatching(/^rules\.yaml:2:1: error: indent with spaces, not tabs \(YAML: /)]);
+  });
+
+  it("reports a duplicate key at the second one", () => {
+    expect(syntax(`${RULE}    match: { project_path: a/b }\n    allow: [reader]\n    name: s\n`)).toEqual([
+      "rules.yaml:6:5: error: this key is already in the same mapping: keys must be unique (YAML: Map keys must be unique)",
+    ]);
+  });
+
+  it("reports one finding per file, the first problem in it", () => {
+    const findings = checkPolicySources([
+      { name: "a.yaml", text: "rules:\n  - name: [x\n    issuer: y\n  - name: \"z\n" },
+      { name: "b.yaml", text: "rules:\n  - name: a\n    name: b\n    name: c\n" },
+    ]).findings.map(formatFinding);
+    expect(findings).toEqual([expect.stringMatching(/^a\.yaml:2:11: error: this '\[' is never closed/), expect.stringMatching(/^b\.yaml:3:5: error: this key is already/)]);
   });
 });
 

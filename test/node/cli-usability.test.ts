@@ -1,0 +1,124 @@
+// What a newcomer meets at the command line: help whose columns line up, option values refused when
+// they are not what GitLab sends, and a YAML typo reported once, where it is.
+import { execFile } from "node:child_process";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { decodeJwt, exportJWK, generateKeyPair } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatUsage, HELP_COLUMN } from "../../cli/usage";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const exec = promisify(execFile);
+
+async function gatepass(args: string[], cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), ...args], { cwd });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/**
+ * Lines of a usage text that break its columns. Each line is a command (`  group ...`, with its
+ * description after a gap of two or more spaces, at HELP_COLUMN), a continuation of the options above
+ * (indented less than HELP_COLUMN, no description), or a description line (at HELP_COLUMN exactly).
+ */
+function misaligned(text: string): string[] {
+  return text.split("\n").filter((line) => {
+    const indent = /^ */.exec(line)![0].length;
+    if (indent === HELP_COLUMN) return false;
+    if (indent === 2) {
+      const gap = /\S( {2,})\S/.exec(line);
+      return gap !== null && gap.index + 1 + gap[1]!.length !== HELP_COLUMN;
+    }
+    return indent > HELP_COLUMN || !/^[[(|-]/.test(line.trimStart()) || /\S {2,}\S/.test(line);
+  });
+}
+
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "gatepass-cli-"));
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("help", () => {
+  it("lays out descriptions at one column: on a short one-line command, else below; option lines under the first option", () => {
+    const text = formatUsage([
+      { synopsis: ["tool run [--fast]"], help: ["runs it", "quickly"] },
+      { synopsis: ["tool configure --name N [--a very long option list that does not fit]", "[--more options]"], help: ["configures it"] },
+    ]);
+    const pad = " ".repeat(HELP_COLUMN);
+    expect(text.split("\n")).toEqual([
+      `  tool run [--fast]`.padEnd(HELP_COLUMN) + "runs it",
+      `${pad}quickly`,
+      "  tool configure --name N [--a very long option list that does not fit]",
+      "                 [--more options]",
+      `${pad}configures it`,
+    ]);
+    expect(misaligned(text)).toEqual([]);
+    // The checker catches a hand-padded description one column off.
+    expect(misaligned(`  tool run [--fast]${" ".repeat(HELP_COLUMN - 18)}runs it`)).toHaveLength(1);
+    expect(misaligned(`  tool run [--fast]\n${" ".repeat(HELP_COLUMN + 1)}runs it`)).toHaveLength(1);
+  });
+
+  it("gatepass --help and every group's --help are aligned", async () => {
+    const all = await gatepass(["--help"]);
+    expect(all.code).toBe(0);
+    const body = all.stdout.replace(/^usage: gatepass <command> \.\.\.\n\n/, "");
+    expect(body).not.toBe(all.stdout);
+    expect(misaligned(body.trimEnd())).toEqual([]);
+    for (const group of ["audit", "dev", "jwks", "keys", "policies"]) {
+      const help = await gatepass([group, "--help"]);
+      expect(help.code, group).toBe(0);
+      expect(misaligned(help.stdout.replace(/^usage:\n/, "").trimEnd()), group).toEqual([]);
+      // The top-level help holds each group's text unchanged.
+      expect(body, group).toContain(help.stdout.replace(/^usage:\n/, ""));
+    }
+  });
+});
+
+describe("dev token options", () => {
+  it("takes only true or false for --protected (and branch or tag for --ref-type): exit 2, nothing printed", async () => {
+    for (const args of [["--protected", "no"], ["--protected", "TRUE"], ["--protected", ""], ["--ref-type", "Branch"], ["--ttl", "1h"]]) {
+      const result = await gatepass(["dev", "token", ...args], work);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stdout, args.join(" ")).toBe("");
+      expect(result.stderr, args.join(" ")).toMatch(new RegExp(`^gatepass: ${args[0]} takes `));
+    }
+  });
+
+  it("mints the value given: --protected false becomes ref_protected \"false\"", async () => {
+    // A stand-in issuer key where `gatepass dev` keeps it, in a scratch working directory.
+    const { privateKey } = await generateKeyPair("RS256", { extractable: true });
+    const dir = path.join(work, ".wrangler/gatepass-dev");
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, "local-gitlab.private.jwk.json"), JSON.stringify({ ...(await exportJWK(privateKey)), kid: "k1", alg: "RS256" }));
+    const result = await gatepass(["dev", "token", "--protected", "false"], work);
+    expect(result.code).toBe(0);
+    expect(decodeJwt(result.stdout.trim())).toMatchObject({ ref_protected: "false", ref_type: "branch" });
+  });
+});
+
+describe("YAML syntax errors at the command line", () => {
+  it("policies validate prints one file:line:col line at an unclosed [, then the parser's detail", async () => {
+    const dir = path.join(work, "policies");
+    await cp(path.join(ROOT, "policies"), dir, { recursive: true });
+    const rules = await readFile(path.join(dir, "rules.yaml"), "utf8");
+    await writeFile(path.join(dir, "rules.yaml"), rules.replace("allow: [gcp-deployer, aws-readonly]", "allow: [gcp-deployer, aws-readonly"));
+    const line = rules.slice(0, rules.indexOf("allow: [gcp-deployer, aws-readonly]")).split("\n").length;
+    const result = await gatepass(["policies", "validate", "--dir", dir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trimEnd().split("\n")).toEqual([
+      `rules.yaml:${line}:12: error: this '[' is never closed with ']' (YAML: Flow sequence in block collection must be sufficiently indented and end with a ])`,
+      "policies are invalid: 1 error(s)",
+    ]);
+  });
+});

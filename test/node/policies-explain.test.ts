@@ -1,0 +1,120 @@
+// `gatepass policies explain` for scripts and for admins moving rules from paths to ids: exit 0 when
+// every target shown is allowed, 1 when one is denied, 2 on usage; the job's ids and each rule's scope
+// are printed. Runs against the example policies; no storage is involved.
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const exec = promisify(execFile);
+
+async function explain(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), "policies", "explain", ...args], { cwd: ROOT });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Protected main of platform/infra, as GitLab sends it. */
+const INFRA_MAIN = {
+  iss: "https://gitlab.example.com",
+  project_id: "101",
+  project_path: "platform/infra",
+  namespace_id: "10",
+  namespace_path: "platform",
+  ref: "main",
+  ref_type: "branch",
+  ref_protected: "true",
+  pipeline_source: "push",
+};
+
+let work: string;
+const file = async (name: string, content: string) => {
+  const at = path.join(work, name);
+  await writeFile(at, content);
+  return at;
+};
+const claimsFile = (name: string, claims: Record<string, unknown>) => file(name, JSON.stringify(claims));
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "gatepass-explain-"));
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("policies explain: exit codes", () => {
+  it("exits 0 when every target asked for is allowed, and 1 when one of them is denied", async () => {
+    const claims = await claimsFile("main.json", INFRA_MAIN);
+    const allowed = await explain("--claims", claims, "--target", "gcp-deployer", "--target", "vault-ci");
+    expect([allowed.code, allowed.stderr]).toEqual([0, ""]);
+    expect(allowed.stdout).toContain("gcp-deployer: ALLOW by rule infra-main-deploys");
+    expect(allowed.stdout).toContain("vault-ci: ALLOW by rule ci-secrets");
+
+    const oneDenied = await explain("--claims", claims, "--target", "gcp-deployer", "--target", "registry-push");
+    expect(oneDenied.code).toBe(1);
+    expect(oneDenied.stdout).toContain("registry-push: DENY");
+    // Without --target every target is shown, and this job is not allowed all of them.
+    expect((await explain("--claims", claims)).code).toBe(1);
+  });
+
+  it("exits 1 on DENY for a token file too", async () => {
+    const payload = Buffer.from(JSON.stringify({ ...INFRA_MAIN, ref_protected: "false" })).toString("base64url");
+    const token = await file("job.jwt", `eyJhbGciOiJSUzI1NiJ9.${payload}.c2ln\n`);
+    const result = await explain("--token", token, "--target", "gcp-deployer");
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(`ref_protected: token has "false", rule wants "true"`);
+  });
+
+  it("exits 2 on usage: no or both inputs, an unreadable claims file, an unknown target", async () => {
+    const claims = await claimsFile("usage.json", INFRA_MAIN);
+    const notJson = await file("not.json", "{ project_id: 1");
+    for (const [args, message] of [
+      [[], /give exactly one of --claims FILE .* or --token FILE/],
+      [["--claims", claims, "--token", claims], /give exactly one of --claims FILE/],
+      [["--claims", notJson], /--claims: the claims file is not JSON/],
+      [["--claims", path.join(work, "absent.json")], /--claims: ENOENT/],
+      [["--token", notJson], /--token: the token is not a compact JWT/],
+      [["--claims", claims, "--target", "gcp-deployer", "--target", "nope"], /unknown target 'nope'; configured: /],
+      [["--claims", claims, "--issuer", "nobody"], /--claims: unknown issuer 'nobody'/],
+    ] as const) {
+      const result = await explain(...args);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stderr, args.join(" ")).toMatch(message);
+      expect(result.stdout, args.join(" ")).toBe("");
+    }
+  });
+
+  it("exits 1 when the policies are invalid, with their findings", async () => {
+    const claims = await claimsFile("invalid.json", INFRA_MAIN);
+    const dir = path.join(work, "policies");
+    await mkdir(dir);
+    await writeFile(path.join(dir, "rules.yaml"), "rules: [\n");
+    const result = await explain("--claims", claims, "--dir", dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^rules\.yaml:1:8: error: this '\[' is never closed with '\]'/);
+  });
+});
+
+describe("policies explain: ids", () => {
+  it("shows the job's project and namespace ids next to their paths", async () => {
+    const result = await explain("--claims", await claimsFile("ids.json", INFRA_MAIN), "--target", "aws-readonly");
+    expect(result.stdout).toContain(`job: project_id "101" (project_path "platform/infra"), namespace_id "10" (namespace_path "platform")`);
+    const missing = await explain("--claims", await claimsFile("no-ids.json", { ...INFRA_MAIN, project_id: undefined, namespace_id: undefined }), "--target", "aws-readonly");
+    expect(missing.stdout).toContain(`job: project_id (missing) (project_path "platform/infra"), namespace_id (missing) (namespace_path "platform")`);
+  });
+
+  it("shows each rule's project and namespace scope, saying which scope by path only", async () => {
+    const result = await explain("--claims", await claimsFile("scopes.json", INFRA_MAIN), "--target", "aws-readonly", "--target", "vault-ci");
+    expect(result.stdout).toContain(`  rule infra-main-deploys (scope project_id "101"): matches`);
+    expect(result.stdout).toContain(`  rule platform-reads (scope namespace_path "platform/**", by path only): matches`);
+    expect(result.stdout).toContain(`  rule ci-secrets (scope namespace_id ["10","20"]): matches`);
+  });
+});
