@@ -186,6 +186,16 @@ describe("a push credential does nothing else", () => {
     expect(await lastUsed(alpha.id)).toBeNull();
   });
 
+  it("without GATEPASS_ADMIN_TOKEN, the other admin routes are off (admin_disabled), for a credential too", async () => {
+    const noAdmin = { ...(env as unknown as Env), GATEPASS_ADMIN_TOKEN: undefined };
+    const alpha = await credential("alpha");
+    for (const path of ["/v1/admin/status", "/v1/admin/audit"]) {
+      for (const bearer of [alpha.credential, "test-admin-token"]) {
+        expect(await send(path, { headers: { Authorization: `Bearer ${bearer}` } }, noAdmin), path).toMatchObject({ status: 403, body: { code: "admin_disabled" } });
+      }
+    }
+  });
+
   it("reads of status and audit with the admin token are audited as admin", async () => {
     const answer = await send("/v1/admin/status", { headers: ADMIN });
     expect(answer.status).toBe(200);
