@@ -10,6 +10,7 @@ const groups: Record<string, () => Promise<CommandGroup>> = {
   jwks: () => import("./commands/jwks"),
   keys: () => import("./commands/keys"),
   policies: () => import("./commands/policies"),
+  status: () => import("./commands/status"),
 };
 
 async function main(argv: string[]): Promise<number> {

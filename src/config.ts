@@ -1,7 +1,7 @@
 // Environment bindings and vars, validated once per isolate. Secrets are read here and nowhere else.
 
 import { GatepassError } from "./errors";
-import { DEFAULT_AUDIT_RETENTION_DAYS } from "./limits";
+import { DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS, MAX_PUSHED_KEYS_WARN_AFTER_HOURS, TIME } from "./limits";
 import { log } from "./log";
 
 export interface Env {
@@ -31,6 +31,8 @@ export interface Env {
   AZURE_TOKEN_URL?: string;
   /** Days to keep audit events. */
   AUDIT_RETENTION_DAYS?: string;
+  /** Hours after a pushed issuer's last push when the cron logs pushed_keys_stale (whole hours, 1 to 720; default 2). */
+  PUSHED_KEYS_WARN_AFTER_HOURS?: string;
 }
 
 export interface Config {
@@ -45,6 +47,8 @@ export interface Config {
     azureToken: string;
   };
   auditRetentionDays: number;
+  /** Seconds after a push when the cron warns that a pushed issuer's keys are stale. */
+  pushedKeysWarnAfterSeconds: number;
 }
 
 const DEFAULT_UPSTREAMS = {
@@ -88,6 +92,7 @@ function parseConfig(env: Env): Config {
     });
   }
   const retention = Number.parseInt(env.AUDIT_RETENTION_DAYS ?? "", 10);
+  const warnAfterHours = parseWarnAfterHours(env.PUSHED_KEYS_WARN_AFTER_HOURS);
   return {
     issuerUrl,
     development,
@@ -100,7 +105,18 @@ function parseConfig(env: Env): Config {
       azureToken: env.AZURE_TOKEN_URL || DEFAULT_UPSTREAMS.azureToken,
     },
     auditRetentionDays: Number.isFinite(retention) && retention > 0 ? retention : DEFAULT_AUDIT_RETENTION_DAYS,
+    pushedKeysWarnAfterSeconds: warnAfterHours * TIME.HOUR,
   };
+}
+
+/** Unset: the default. Anything but a whole number of hours in range is refused, not guessed at: a typo must not silence the warning. */
+function parseWarnAfterHours(value: string | undefined): number {
+  if (value === undefined || value === "") return DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS;
+  const hours = /^[0-9]{1,4}$/.test(value) ? Number(value) : Number.NaN;
+  if (hours >= 1 && hours <= MAX_PUSHED_KEYS_WARN_AFTER_HOURS) return hours;
+  throw new GatepassError("config_invalid", {
+    cause: new Error(`PUSHED_KEYS_WARN_AFTER_HOURS is ${JSON.stringify(value)}: give a whole number of hours from 1 to ${MAX_PUSHED_KEYS_WARN_AFTER_HOURS} (or leave it unset for ${DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS})`),
+  });
 }
 
 /** Logs why the configuration was refused: a config_invalid answer only tells the caller to look here. */

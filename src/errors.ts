@@ -55,6 +55,10 @@ export const ERROR_CODES = {
   // --- keys pushed for private issuers ---
   jwks_invalid: { status: 400, error: "invalid_request", description: "The key set is not a valid public JWKS (every key needs a kid, no private members, RSA of 2048 bits or more)." },
   issuer_not_pushable: { status: 409, error: "invalid_request", description: "Keys can only be pushed for an issuer configured in policies/ with keys: { source: pushed }." },
+  push_credential_invalid: { status: 401, error: "invalid_token", description: "The push credential is not valid; send the whole gpk_… value that gatepass jwks credential create printed, as 'Authorization: Bearer gpk_…'." },
+  push_credential_expired: { status: 401, error: "invalid_token", description: "This push credential has expired; create a new one (gatepass jwks credential create) and put it in the CI variable that holds the old one." },
+  push_credential_revoked: { status: 401, error: "invalid_token", description: "This push credential was revoked; create a new one (gatepass jwks credential create) and put it in the CI variable that holds the old one." },
+  push_credential_wrong_issuer: { status: 403, error: "access_denied", description: "This push credential pushes keys for another issuer only; use the credential created with --issuer for this one." },
 
   // --- policy ---
   policy_denied: { status: 403, error: "access_denied", description: "No policy rule lets this job use that target." },

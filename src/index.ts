@@ -1,5 +1,6 @@
-// Worker entry: HTTP via the Hono app, and the cron that refreshes issuer keys ahead of expiry and
-// prunes audit events past their retention and use counters of expired jobs.
+// Worker entry: HTTP via the Hono app, and the cron that refreshes issuer keys ahead of expiry,
+// warns when a pushed issuer's keys were not pushed for too long, and prunes audit events past their
+// retention and use counters of expired jobs.
 
 import { createApp } from "./app";
 import { pruneAuditEvents } from "./audit/writer";
@@ -9,6 +10,7 @@ import { defaultDeps, nowSeconds } from "./deps";
 import { log } from "./log";
 import { pruneUseCounters } from "./policy/usage";
 import { createServices } from "./services";
+import { stalePushedIssuers } from "./verify/jwks";
 
 const services = createServices(defaultDeps);
 const app = createApp(defaultDeps, services);
@@ -23,12 +25,22 @@ export default {
       if (isGatepassError(err) && err.code === "config_invalid") logConfigRefusal(err);
       throw err;
     }
-    // The two jobs are independent: one failing must not stop the other.
+    // The jobs are independent: one failing must not stop another.
     const results = await Promise.allSettled([
       (async () => {
         // Issuers come from the active policy; the HTTP path shares this isolate's key cache.
         const policy = await services.policies.current(env, (promise) => ctx.waitUntil(promise));
         await services.verifier.refresh(policy.issuers, env);
+      })(),
+      (async () => {
+        // A push job that stopped (expired credential, broken runner) shows here before a rotation
+        // makes every job fail with key_unknown.
+        const policy = await services.policies.current(env, (promise) => ctx.waitUntil(promise));
+        const pushed = policy.issuers.filter((issuer) => issuer.keys.source === "pushed");
+        const warnAfter = readConfig(env).pushedKeysWarnAfterSeconds;
+        for (const stale of stalePushedIssuers(await services.verifier.keyStatus(pushed, env), warnAfter)) {
+          log("warn", "pushed_keys_stale", { ...stale, warn_after_seconds: warnAfter });
+        }
       })(),
       (async () => {
         const removed = await pruneAuditEvents(env, readConfig(env).auditRetentionDays, defaultDeps.now());

@@ -200,4 +200,20 @@ export const DEFAULT_AUDIT_QUERY_ROWS = 100;
 export const MAX_AUDIT_QUERY_ROWS = 500;
 export const MAX_AUDIT_FILTER_LENGTH = 256;
 
+// ---- pushed keys and push credentials ----------------------------------------------------------
+/**
+ * Issuer-scoped push credentials expire: 90 days unless asked otherwise (a leaked CI variable stops
+ * working within a quarter, and a quarterly renewal is a routine an admin keeps), at most a year (no
+ * standing credential; GitLab caps its own access tokens at a year too), at least an hour.
+ */
+export const PUSH_CREDENTIAL_DEFAULT_LIFETIME_SECONDS = 90 * DAY;
+export const PUSH_CREDENTIAL_MAX_LIFETIME_SECONDS = 365 * DAY;
+export const PUSH_CREDENTIAL_MIN_LIFETIME_SECONDS = 1 * HOUR;
+/** Credentials listed by `gatepass jwks credential list`: more than this is not a hand-kept set. */
+export const MAX_LISTED_PUSH_CREDENTIALS = 1_000;
+/** The cron warns when a pushed issuer's last push is older than this: twice the template's hourly schedule. */
+export const DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS = 2;
+/** PUSHED_KEYS_WARN_AFTER_HOURS may be 1 h to 30 days; beyond that the warning comes too late to act on. */
+export const MAX_PUSHED_KEYS_WARN_AFTER_HOURS = 30 * 24;
+
 export const TIME = { SECOND, MINUTE, HOUR, DAY } as const;

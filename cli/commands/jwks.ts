@@ -1,6 +1,8 @@
 // `gatepass jwks push`: store the public keys of a private issuer (keys: { source: pushed }) in KV
 // `JWKS` through wrangler. The key set gets exactly the validation of the admin endpoint
-// (PUT /v1/admin/issuers/:name/jwks); an invalid set is refused and the stored one stays.
+// (PUT /v1/admin/issuers/:name/jwks), and keys it removes retire as they do there; an invalid set is
+// refused and the stored one stays.
+// `gatepass jwks credential ...`: issuer-scoped push credentials (cli/jwks/credentials.ts).
 
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,25 +14,35 @@ import { JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES } from "../../src/limits";
 import { loadSnapshot } from "../../src/policy/compile";
 import { formatFinding } from "../../src/policy/source";
 import type { IssuerConfig } from "../../src/types";
-import { jwksStorageKey, pushedKeySet } from "../../src/verify/jwks";
+import { jwksStorageKey, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys } from "../../src/verify/jwks";
 import { validatePublicJwks } from "../../src/verify/keyset";
 import { readCapped } from "../../src/http/body";
+import * as credentials from "../jwks/credentials";
 import { checkPolicyDir } from "../policy/files";
 import { PolicyStorage } from "../policy/store";
 import { formatUsage } from "../usage";
 import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+import { whoAmI } from "./policies";
 
-export const usage = formatUsage([
+export const usage = `${formatUsage([
   {
-    synopsis: ["jwks push --issuer NAME (--file jwks.json | --url URL) [--dir DIR]", "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]"],
-    help: ["store a private issuer's public keys (validated like the admin endpoint)"],
+    synopsis: [
+      "jwks push --issuer NAME (--file jwks.json | --url URL) [--drop-previous] [--by WHO]",
+      "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE] [--dir DIR]",
+    ],
+    help: [
+      "store a private issuer's public keys (validated like the admin endpoint); keys it removes",
+      "verify for the issuer's max token age, or stop at once with --drop-previous",
+    ],
   },
-]);
+])}
+${credentials.usage}`;
 
 const err = (text: string) => process.stderr.write(`${text}\n`);
 
 export async function run(args: string[]): Promise<number> {
   const [command, ...rest] = args;
+  if (command === "credential") return credentials.run(rest);
   if (command !== "push") {
     err(`usage:\n${usage}`);
     return 2;
@@ -43,6 +55,8 @@ export async function run(args: string[]): Promise<number> {
         issuer: { type: "string" },
         file: { type: "string" },
         url: { type: "string" },
+        "drop-previous": { type: "boolean" },
+        by: { type: "string" },
         dir: { type: "string", default: "policies" },
         ...STORAGE_OPTIONS,
       },
@@ -95,7 +109,11 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
 
-  const record = pushedKeySet(issuer.url, keys, Math.floor(Date.now() / 1000));
+  const now = Math.floor(Date.now() / 1000);
+  // Keys the stored set has and this one lacks keep verifying a while, as after the admin endpoint's push.
+  const previous = values["drop-previous"] ? undefined : await storedKeySet(target, issuer);
+  const retired = retireKeys(previous, keys, now, values["drop-previous"] ? 0 : pushGraceSeconds(issuer));
+  const record = pushedKeySet(issuer.url, keys, now, { pushedBy: `wrangler:${(values.by ?? whoAmI()).slice(0, 200)}`, retired });
   const dir = await mkdtemp(path.join(tmpdir(), "gatepass-jwks-"));
   try {
     const file = path.join(dir, "record.json");
@@ -106,7 +124,14 @@ export async function run(args: string[]): Promise<number> {
     await rm(dir, { recursive: true, force: true });
   }
   process.stdout.write(`stored ${keys.length} key(s) for issuer ${issuer.name}: ${keys.map((k) => k.kid).join(", ")}\n`);
+  for (const { key, until } of retired) process.stdout.write(`retired ${key.kid}: verifies until ${new Date(until * 1000).toISOString()}\n`);
   return 0;
+}
+
+/** The issuer's stored record, if any (wrangler answers a missing key with text that is not JSON). */
+async function storedKeySet(target: WranglerTarget, issuer: IssuerConfig) {
+  const text = await wrangler(["kv", "key", "get", jwksStorageKey(issuer.name), "--binding", "JWKS", "--text", ...targetFlags(target)]);
+  return parseStoredKeySet(text.replace(/\n$/, ""), issuer);
 }
 
 /**

@@ -126,7 +126,7 @@ async function test(args: string[]): Promise<number> {
   return (await runTests(result, false)) ? 0 : 1;
 }
 
-function whoAmI(): string {
+export function whoAmI(): string {
   try {
     const email = execFileSync("git", ["config", "user.email"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
     if (email) return email;

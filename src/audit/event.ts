@@ -32,6 +32,8 @@ export interface AuditEvent {
   /** null for a request's own row; on a summary row, how many refusals it counts (from folded_from to ts). */
   folded_count: number | null;
   folded_from: string | null;
+  /** Who made an admin request: "admin" (the admin token) or a push credential's id (gpk_…). */
+  actor: string | null;
 }
 
 /** What a route learns while handling a request; the audit middleware completes it from the response. */
@@ -44,12 +46,17 @@ export interface AuditDraft {
   rule?: string;
   upstreamMs?: number;
   policyVersion?: string;
+  /** Admin requests: "admin" or the push credential's id, never the credential itself. */
+  actor?: string;
+  /** The issuer a request acts on when no token names one (an admin key push). */
+  issuer?: string;
 }
 
 export const AUDIT_COLUMNS = [
   "ts", "request_id", "route", "issuer", "token_sha256", "jti", "project_id", "project_path",
   "namespace_id", "namespace_path", "ref", "ref_type", "pipeline_id", "job_id", "user_login",
   "target", "rule", "decision", "error_code", "status", "upstream_ms", "policy_version", "folded_count", "folded_from",
+  "actor",
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export function buildAuditEvent(
@@ -65,7 +72,7 @@ export function buildAuditEvent(
     ts: new Date(outcome.now).toISOString(),
     request_id: outcome.requestId,
     route: draft.route,
-    issuer: draft.identity?.issuer ?? null,
+    issuer: draft.identity?.issuer ?? draft.issuer ?? null,
     token_sha256: draft.identity?.tokenSha256 ?? draft.tokenSha256 ?? null,
     jti: claim("jti"),
     project_id: claim("project_id"),
@@ -86,6 +93,7 @@ export function buildAuditEvent(
     policy_version: draft.policyVersion ?? null,
     folded_count: null,
     folded_from: null,
+    actor: draft.actor ?? null,
   };
 }
 

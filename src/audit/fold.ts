@@ -73,5 +73,6 @@ function summaryRow(summary: Summary): AuditEvent {
     policy_version: null,
     folded_count: summary.count,
     folded_from: summary.first,
+    actor: null,
   };
 }

@@ -1,27 +1,67 @@
 // /v1/admin/*: operator endpoints behind the GATEPASS_ADMIN_TOKEN bearer secret (disabled when unset).
-//   PUT /v1/admin/issuers/:name/jwks   replace the pushed key set of a private issuer
+//   PUT /v1/admin/issuers/:name/jwks   replace the pushed key set of a private issuer; also takes a
+//                                      push credential for that issuer (src/admin/credentials.ts)
 //   GET /v1/admin/status               issuers and key freshness, policy version, signing keys, errors
 //   GET /v1/admin/audit                audit events (filters: project, target, decision, since, limit)
+// A push credential does nothing else: every other route wants the admin token.
 
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
+import { authenticatePushCredential, looksLikePushCredential, pushCredentialId, recordPushCredentialUse } from "../admin/credentials";
 import { parseAuditFilter, queryAuditEvents, recentErrorCounts } from "../audit/query";
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import { MAX_ADMIN_HEADER_LENGTH, MAX_JWKS_BYTES, TIME } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/body";
+import { NAME_PATTERN } from "../policy/schema";
+import { stalePushedIssuers, type IssuerKeyStatus } from "../verify/jwks";
 import { validatePublicJwks } from "../verify/keyset";
-import { waitUntilOf } from "../middleware";
+import { auditDraft, waitUntilOf } from "../middleware";
+
+const ONLY_PUSHES = "A push credential (gpk_…) only pushes keys for its issuer (PUT /v1/admin/issuers/<issuer>/jwks); this endpoint needs the admin token.";
 
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const expected = readConfig(c.env).adminToken;
   if (!expected) throw new GatepassError("admin_disabled");
-  const header = c.req.header("Authorization") ?? "";
-  const presented = header.length <= MAX_ADMIN_HEADER_LENGTH ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1] : undefined;
-  if (presented === undefined || !(await sameSecret(presented, expected))) throw new GatepassError("admin_unauthorized");
+  const presented = presentedBearer(c);
+  if (presented === undefined || !(await sameSecret(presented, expected))) {
+    // Said from the shape alone: no lookup, so nothing about the credential is revealed.
+    throw new GatepassError("admin_unauthorized", presented !== undefined && looksLikePushCredential(presented) ? { description: ONLY_PUSHES } : {});
+  }
+  auditDraft(c).actor = "admin";
   await next();
 };
+
+/** The key push: the admin token, or a push credential for the issuer in the path (even with no admin token set). */
+const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const name = c.req.param("name") ?? "";
+  const draft = auditDraft(c);
+  if (NAME_PATTERN.test(name)) draft.issuer = name;
+  const expected = readConfig(c.env).adminToken;
+  const presented = presentedBearer(c);
+  if (presented !== undefined && expected && (await sameSecret(presented, expected))) {
+    draft.actor = "admin";
+  } else if (presented !== undefined && looksLikePushCredential(presented)) {
+    // Audited under the id it names (well-formed ids only), whether or not it turns out valid.
+    draft.actor = pushCredentialId(presented);
+    const { deps } = c.get("services");
+    const now = nowSeconds(deps);
+    const id = await authenticatePushCredential(c.env, presented, name, now);
+    waitUntilOf(c)(recordPushCredentialUse(c.env, id, now));
+  } else if (!expected) {
+    throw new GatepassError("admin_disabled", { description: "GATEPASS_ADMIN_TOKEN is not set, so this endpoint takes only a push credential (gpk_…) for the issuer." });
+  } else {
+    throw new GatepassError("admin_unauthorized");
+  }
+  await next();
+};
+
+/** The bearer value of the Authorization header, if it has the shape of one (headers over the cap are not read). */
+function presentedBearer(c: Context<AppEnv>): string | undefined {
+  const header = c.req.header("Authorization") ?? "";
+  return header.length <= MAX_ADMIN_HEADER_LENGTH ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1] : undefined;
+}
 
 /** Constant-time comparison: both sides are hashed first, so neither length nor content leaks through timing. */
 async function sameSecret(presented: string, expected: string): Promise<boolean> {
@@ -32,10 +72,14 @@ async function sameSecret(presented: string, expected: string): Promise<boolean>
 
 export const adminRoutes = new Hono<AppEnv>();
 
-adminRoutes.use("/v1/admin/*", requireAdmin);
+const PUSH_PATH = /^\/v1\/admin\/issuers\/[^/]+\/jwks$/;
 
-adminRoutes.put("/v1/admin/issuers/:name/jwks", async (c) => {
+// Every admin route wants the admin token, except the key push, which checks its own caller.
+adminRoutes.use("/v1/admin/*", (c, next) => (c.req.method === "PUT" && PUSH_PATH.test(c.req.path) ? next() : requireAdmin(c, next)));
+
+adminRoutes.put("/v1/admin/issuers/:name/jwks", requirePusher, async (c) => {
   const name = c.req.param("name");
+  const dropPrevious = parsePreviousParam(c.req.queries());
   const { policies, verifier } = c.get("services");
   const policy = await policies.current(c.env, waitUntilOf(c));
   const issuer = policy.issuers.find((candidate) => candidate.name === name);
@@ -47,9 +91,37 @@ adminRoutes.put("/v1/admin/issuers/:name/jwks", async (c) => {
     });
   }
   const { keys } = validatePublicJwks(await readJsonBody(c.req.raw));
-  const stored = await verifier.storePushedKeys(issuer, keys, c.env);
-  return c.json({ issuer: name, kids: keys.map((key) => key.kid), fetched_at: stored.fetched_at }, 200, { "Cache-Control": "no-store" });
+  const stored = await verifier.storePushedKeys(issuer, keys, c.env, { pushedBy: auditDraft(c).actor ?? "admin", dropPrevious });
+  return c.json(
+    {
+      issuer: name,
+      kids: keys.map((key) => key.kid),
+      fetched_at: stored.fetched_at,
+      pushed_by: stored.pushed_by,
+      retired: (stored.retired ?? []).map((r) => ({ kid: r.key.kid, until: r.until })),
+    },
+    200,
+    { "Cache-Control": "no-store" },
+  );
 });
+
+/** Pushed issuers get `stale`: true when the cron warns about them (pushed_keys_stale). */
+function markStalePushes(issuers: IssuerKeyStatus[], warnAfterSeconds: number): (IssuerKeyStatus & { stale?: boolean })[] {
+  const stale = new Set(stalePushedIssuers(issuers, warnAfterSeconds).map((s) => s.issuer));
+  return issuers.map((issuer) => (issuer.source === "pushed" ? { ...issuer, stale: stale.has(issuer.name) } : issuer));
+}
+
+/** `?previous=drop` ends the keys this push removes at once (a compromised key); `keep` (default) retires them. */
+function parsePreviousParam(queries: Record<string, string[]>): boolean {
+  const { previous, ...others } = queries;
+  const unknown = Object.keys(others);
+  if (unknown.length > 0) throw new GatepassError("request_invalid", { description: `Unknown parameter ${unknown.join(", ")}; the key push takes only previous=keep|drop.` });
+  if (previous === undefined) return false;
+  if (previous.length !== 1 || (previous[0] !== "keep" && previous[0] !== "drop")) {
+    throw new GatepassError("request_invalid", { description: "previous must be keep (removed keys verify for the issuer's max token age) or drop (they stop at once)." });
+  }
+  return previous[0] === "drop";
+}
 
 adminRoutes.get("/v1/admin/status", async (c) => {
   const { policies, verifier, signer, audit, deps } = c.get("services");
@@ -73,7 +145,7 @@ adminRoutes.get("/v1/admin/status", async (c) => {
       policy: policy
         ? { version: policy.version, created_at: policy.snapshot.created_at, last_error: policies.lastError ?? null }
         : { version: null, last_error: policies.lastError ?? "no snapshot loaded" },
-      issuers,
+      issuers: markStalePushes(issuers, config.pushedKeysWarnAfterSeconds),
       signing_keys: signingKeys,
       audit: audit.status(),
       errors_last_hour: errors,

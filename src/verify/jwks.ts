@@ -6,13 +6,16 @@
 // - Unknown kid: at most one reload per issuer per cooldown, single-flight; others get key_unknown.
 // - Network failures back off; cached keys keep serving until JWKS_MAX_STALE_SECONDS after they were
 //   fetched, then verification fails closed with jwks_unavailable.
-// - Pushed keys (private issuers) are never fetched: memory → KV only.
+// - Pushed keys (private issuers) are never fetched: memory → KV only. Keys a push removes keep
+//   verifying for the issuer's max token age (`retired`), so jobs that started before a rotation
+//   finish; a push may drop them at once instead.
 // KV layout: docs/storage.md.
 
 import type { Env } from "../config";
 import { nowSeconds, type Deps, type WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
 import {
+  CLOCK_SKEW_SECONDS,
   JWKS_DEFAULT_FRESH_SECONDS,
   JWKS_FAILURE_BACKOFF_SECONDS,
   JWKS_MAX_FRESH_SECONDS,
@@ -22,6 +25,7 @@ import {
   JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
   MAX_DISCOVERY_BYTES,
   MAX_JWKS_BYTES,
+  MAX_JWKS_KEYS,
   PUSHED_JWKS_MAX_AGE_SECONDS,
   PUSHED_JWKS_RECHECK_SECONDS,
 } from "../limits";
@@ -47,6 +51,16 @@ export interface StoredKeySet {
   /** Why the last refresh failed (the keys above are still the last good ones). */
   last_error?: string;
   last_error_at?: number;
+  /** Pushed sets: who pushed them ("admin", a push credential's id, or "wrangler:<who>" for the CLI). */
+  pushed_by?: string;
+  /** Pushed sets: keys an earlier push had and a later one removed, each verifying until `until`. */
+  retired?: RetiredKey[];
+}
+
+export interface RetiredKey {
+  key: PublicJwk;
+  /** Seconds since the epoch; from then on the key verifies nothing. */
+  until: number;
 }
 
 export interface IssuerKeyStatus {
@@ -56,6 +70,11 @@ export interface IssuerKeyStatus {
   fresh_until: number | null;
   kids: string[];
   last_error: string | null;
+  /** Seconds since the keys were fetched or pushed (by the Worker's clock; a push stamped ahead shows 0). */
+  age_seconds: number | null;
+  /** Pushed issuers: who pushed the keys, and the removed keys that still verify. */
+  pushed_by?: string | null;
+  retired?: { kid: string; until: number }[];
 }
 
 export const jwksStorageKey = (issuerName: string): string => `issuer:${issuerName}`;
@@ -66,8 +85,56 @@ function maxAgeOf(source: KeySourceName): number {
 }
 
 /** The record written for pushed keys, by the admin endpoint and by `gatepass jwks push`. */
-export function pushedKeySet(issuerUrl: string, keys: PublicJwk[], now: number): StoredKeySet {
-  return { issuer_url: issuerUrl, source: "pushed", keys, fetched_at: now, fresh_until: now + PUSHED_JWKS_MAX_AGE_SECONDS };
+export function pushedKeySet(issuerUrl: string, keys: PublicJwk[], now: number, push: { pushedBy?: string; retired?: RetiredKey[] } = {}): StoredKeySet {
+  const set: StoredKeySet = { issuer_url: issuerUrl, source: "pushed", keys, fetched_at: now, fresh_until: now + PUSHED_JWKS_MAX_AGE_SECONDS };
+  if (push.pushedBy !== undefined) set.pushed_by = push.pushedBy;
+  if (push.retired && push.retired.length > 0) set.retired = push.retired;
+  return set;
+}
+
+/**
+ * How long keys removed by a push keep verifying. GitLab's rotation removes the old key at once, but
+ * jobs that started before it carry tokens signed with that key; gatepass accepts a token for at most
+ * the issuer's max token age (+ skew) after its iat, so no token issued before the push needs the old
+ * key any longer than this.
+ */
+export function pushGraceSeconds(issuer: IssuerConfig): number {
+  return issuer.max_token_age_seconds + CLOCK_SKEW_SECONDS;
+}
+
+/**
+ * The retired keys after pushing `keys` over `previous`: its keys the push leaves out, until now +
+ * grace, and its retired keys still verifying, until their own time (a later push never extends
+ * one). A key pushed again is current, not retired. Grace 0 drops them all.
+ */
+export function retireKeys(previous: StoredKeySet | undefined, keys: readonly PublicJwk[], now: number, graceSeconds: number): RetiredKey[] {
+  if (!previous || previous.source !== "pushed" || graceSeconds <= 0) return [];
+  const current = new Set(keys.map((key) => key.kid));
+  const retired = new Map<string, RetiredKey>();
+  for (const old of previous.retired ?? []) {
+    if (old.until > now && !current.has(old.key.kid)) retired.set(old.key.kid, old);
+  }
+  for (const key of previous.keys) {
+    if (!current.has(key.kid)) retired.set(key.kid, { key, until: now + graceSeconds });
+  }
+  // Bounded like a key set: the latest to expire are kept.
+  return [...retired.values()].sort((a, b) => b.until - a.until).slice(0, MAX_JWKS_KEYS);
+}
+
+/**
+ * Pushed issuers whose last push is older than `warnAfterSeconds`, or that have no keys at all
+ * (every token of theirs fails), with what an operator needs to act on it.
+ */
+export function stalePushedIssuers(statuses: readonly IssuerKeyStatus[], warnAfterSeconds: number) {
+  return statuses
+    .filter((status) => status.source === "pushed" && (status.age_seconds === null || status.age_seconds > warnAfterSeconds))
+    .map((status) => ({
+      issuer: status.name,
+      age_seconds: status.age_seconds,
+      last_push: status.fetched_at === null ? null : new Date(status.fetched_at * 1000).toISOString(),
+      pushed_by: status.pushed_by ?? null,
+      kids: status.kids,
+    }));
 }
 
 /** Cache-Control max-age, honoured within [JWKS_MIN_FRESH_SECONDS, JWKS_MAX_FRESH_SECONDS]. */
@@ -111,13 +178,43 @@ export function parseStoredKeySet(text: string | null, issuer: IssuerConfig): St
   if (jwksUri !== undefined) set.jwks_uri = jwksUri;
   if (typeof value.last_error === "string") set.last_error = value.last_error;
   if (typeof value.last_error_at === "number") set.last_error_at = value.last_error_at;
+  if (set.source === "pushed") {
+    if (typeof value.pushed_by === "string" && value.pushed_by.length <= MAX_PUSHED_BY_LENGTH) set.pushed_by = value.pushed_by;
+    const retired = parseRetired(value.retired, keys);
+    if (retired.length > 0) set.retired = retired;
+  }
   return set;
+}
+
+/** Longest `pushed_by` kept from a record ("wrangler:" and an e-mail address fit). */
+const MAX_PUSHED_BY_LENGTH = 256;
+
+/** Retired keys of a stored record; an entry that is not a valid key with a time is dropped (fewer keys, never more). */
+function parseRetired(value: unknown, current: readonly PublicJwk[]): RetiredKey[] {
+  if (!Array.isArray(value)) return [];
+  const kids = new Set(current.map((key) => key.kid));
+  const retired: RetiredKey[] = [];
+  for (const entry of value.slice(0, MAX_JWKS_KEYS)) {
+    if (!isPlainObject(entry) || typeof entry.until !== "number") continue;
+    let key: PublicJwk | undefined;
+    try {
+      key = usablePublicKeys({ keys: [entry.key] }).keys[0];
+    } catch {
+      continue;
+    }
+    if (!key || kids.has(key.kid)) continue;
+    kids.add(key.kid);
+    retired.push({ key, until: entry.until });
+  }
+  return retired;
 }
 
 /** One issuer's keys in this isolate. */
 class IssuerKeys {
   set: StoredKeySet | undefined;
   private byKid = new Map<string, PublicJwk>();
+  /** Retired keys (in byKid too): until when each verifies. */
+  private retiredUntil = new Map<string, number>();
   private imported = new Map<string, Promise<CryptoKey>>();
   /** Imports that finished, for the synchronous warm path. */
   private ready = new Map<string, CryptoKey>();
@@ -134,7 +231,9 @@ class IssuerKeys {
 
   adopt(set: StoredKeySet): void {
     this.set = set;
-    this.byKid = new Map(set.keys.map((key) => [key.kid, key]));
+    const retired = set.retired ?? [];
+    this.byKid = new Map([...retired.map(({ key }) => [key.kid, key] as const), ...set.keys.map((key) => [key.kid, key] as const)]);
+    this.retiredUntil = new Map(retired.map(({ key, until }) => [key.kid, until]));
     // New maps, not cleared ones: an import still running for the old set must not land in the new.
     this.imported = new Map();
     this.ready = new Map();
@@ -143,6 +242,7 @@ class IssuerKeys {
   drop(): void {
     this.set = undefined;
     this.byKid = new Map();
+    this.retiredUntil = new Map();
     this.imported = new Map();
     this.ready = new Map();
   }
@@ -151,8 +251,19 @@ class IssuerKeys {
     return this.ready.get(`${kid}\n${alg}`);
   }
 
-  find(kid: string): PublicJwk | undefined {
-    return this.byKid.get(kid);
+  find(kid: string, now: number): PublicJwk | undefined {
+    const until = this.retiredUntil.get(kid);
+    return until === undefined || now < until ? this.byKid.get(kid) : undefined;
+  }
+
+  /**
+   * When the next re-check is due: at `due`, or earlier when a retired key stops verifying before
+   * then, so the warm path (which checks no times) never serves it past its end.
+   */
+  recheckBy(due: number, now: number): number {
+    let at = due;
+    for (const until of this.retiredUntil.values()) if (until > now && until < at) at = until;
+    return at;
   }
 
   usable(now: number): boolean {
@@ -216,7 +327,7 @@ export class KeyCache {
       defer(this.load(state, issuer, env, defer));
     }
 
-    let jwk = state.find(kid);
+    let jwk = state.find(kid, now);
     if (!jwk) {
       // A cold load just read the current set: reloading at once for this kid would learn nothing.
       if (state.loading) {
@@ -225,7 +336,7 @@ export class KeyCache {
         state.kidReloadAllowedAt = now + JWKS_UNKNOWN_KID_COOLDOWN_SECONDS;
         await this.load(state, issuer, env, defer, kid);
       }
-      jwk = state.find(kid);
+      jwk = state.find(kid, nowSeconds(this.deps));
       if (!jwk) throw new GatepassError("key_unknown");
     }
     if ((jwk.alg !== undefined && jwk.alg !== alg) || !keyFitsAlgorithm(alg, jwk)) {
@@ -259,32 +370,45 @@ export class KeyCache {
   }
 
   async status(issuers: readonly IssuerConfig[], env: Env): Promise<IssuerKeyStatus[]> {
+    const now = nowSeconds(this.deps);
     return Promise.all(
       issuers.map(async (issuer) => {
         const state = this.stateFor(issuer);
         const { set: stored } = await this.readStored(env, issuer, state);
         const set = stored ?? state.set;
-        return {
+        const status: IssuerKeyStatus = {
           name: issuer.name,
           source: issuer.keys.source,
           fetched_at: set?.fetched_at ?? null,
           fresh_until: set?.fresh_until ?? null,
           kids: set?.keys.map((key) => key.kid) ?? [],
           last_error: state.lastError ?? set?.last_error ?? null,
+          age_seconds: set ? Math.max(0, now - set.fetched_at) : null,
         };
+        if (issuer.keys.source === "pushed") {
+          status.pushed_by = set?.pushed_by ?? null;
+          status.retired = (set?.retired ?? []).filter((r) => r.until > now).map((r) => ({ kid: r.key.kid, until: r.until }));
+        }
+        return status;
       }),
     );
   }
 
-  /** Stores a validated pushed key set (KV first, then this isolate's memory). */
-  async storePushed(issuer: IssuerConfig, keys: PublicJwk[], env: Env): Promise<StoredKeySet> {
-    const now = nowSeconds(this.deps);
-    const set = pushedKeySet(issuer.url, keys, now);
-    await this.writeStored(env, issuer.name, set);
+  /**
+   * Stores a validated pushed key set (KV first, then this isolate's memory). Keys the stored set
+   * had and this one lacks are retired for the issuer's grace time, unless `dropPrevious`.
+   */
+  async storePushed(issuer: IssuerConfig, keys: PublicJwk[], env: Env, push: { pushedBy: string; dropPrevious?: boolean }): Promise<StoredKeySet> {
     const state = this.stateFor(issuer);
+    // A KV read that fails retires nothing it cannot see: fewer keys verify, never more.
+    const { set: previous } = push.dropPrevious ? { set: undefined } : await this.readStored(env, issuer, state);
+    const now = nowSeconds(this.deps);
+    const retired = retireKeys(previous, keys, now, push.dropPrevious ? 0 : pushGraceSeconds(issuer));
+    const set = pushedKeySet(issuer.url, keys, now, { pushedBy: push.pushedBy, retired });
+    await this.writeStored(env, issuer.name, set);
     state.adopt(set);
     state.lastError = undefined;
-    state.recheckAt = now + PUSHED_JWKS_RECHECK_SECONDS;
+    state.recheckAt = state.recheckBy(now + PUSHED_JWKS_RECHECK_SECONDS, now);
     return set;
   }
 
@@ -325,11 +449,11 @@ export class KeyCache {
     if (issuer.keys.source === "pushed") {
       // Deleting the KV record revokes pushed keys everywhere.
       if (read && !stored) state.drop();
-      state.recheckAt = now + (read ? PUSHED_JWKS_RECHECK_SECONDS : JWKS_FAILURE_BACKOFF_SECONDS);
+      state.recheckAt = state.recheckBy(now + (read ? PUSHED_JWKS_RECHECK_SECONDS : JWKS_FAILURE_BACKOFF_SECONDS), now);
       return;
     }
     const set = state.set;
-    const needNetwork = !set || now >= set.fresh_until || (wantedKid !== undefined && !state.find(wantedKid));
+    const needNetwork = !set || now >= set.fresh_until || (wantedKid !== undefined && !state.find(wantedKid, now));
     if (!needNetwork) {
       state.recheckAt = set.fresh_until;
       return;
@@ -437,7 +561,7 @@ function supersedes(stored: StoredKeySet, current: StoredKeySet | undefined): bo
 }
 
 function sameKeySet(a: StoredKeySet, b: StoredKeySet): boolean {
-  return a.fetched_at === b.fetched_at && JSON.stringify(a.keys) === JSON.stringify(b.keys);
+  return a.fetched_at === b.fetched_at && JSON.stringify([a.keys, a.retired ?? []]) === JSON.stringify([b.keys, b.retired ?? []]);
 }
 
 function reason(err: unknown): string {

@@ -96,9 +96,9 @@ export class Verifier {
     return this.keys.status(issuers, env);
   }
 
-  /** Admin push: stores an already validated key set for an issuer whose keys are pushed. */
-  storePushedKeys(issuer: IssuerConfig, keys: PublicJwk[], env: Env): Promise<StoredKeySet> {
-    return this.keys.storePushed(issuer, keys, env);
+  /** Admin push: stores an already validated key set for an issuer whose keys are pushed (who pushed it, and whether removed keys retire or go at once). */
+  storePushedKeys(issuer: IssuerConfig, keys: PublicJwk[], env: Env, push: { pushedBy: string; dropPrevious?: boolean } = { pushedBy: "admin" }): Promise<StoredKeySet> {
+    return this.keys.storePushed(issuer, keys, env, push);
   }
 }
 

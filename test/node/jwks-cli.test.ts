@@ -9,7 +9,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IssuerConfig } from "../../src/types";
-import { jwksStorageKey, parseStoredKeySet } from "../../src/verify/jwks";
+import { jwksStorageKey, parseStoredKeySet, type StoredKeySet } from "../../src/verify/jwks";
 import { runWrangler } from "../../cli/wrangler";
 import { createTestKey, jwksOf, type TestKey } from "../support/tokens";
 
@@ -156,5 +156,97 @@ describe("gatepass jwks push", () => {
     const stored = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", file);
     expect(stored.code).toBe(0);
     expect(JSON.parse((await storedText())!)).toMatchObject({ issuer_url: "http://127.0.0.1:8799/gitlab" });
+  });
+});
+
+// Runs after the tests above, which leave a live policy with issuers private-gitlab (pushed) and
+// public-gitlab (discovery) in the local state.
+describe("gatepass jwks credential", () => {
+  const credential = (...args: string[]) => gatepass("jwks", "credential", ...args, "--local", "--persist-to", state, "--config", CONFIG);
+  const rows = async () =>
+    (JSON.parse((await runWrangler(["d1", "execute", "DB", "--json", "--command", "SELECT * FROM push_credentials ORDER BY created_at, id", "--local", "--persist-to", state, "--config", CONFIG])).stdout) as [{ results: Record<string, unknown>[] }])[0].results;
+  let id: string;
+
+  it("create prints the credential alone on stdout and stores only its hash, who made it and an expiry (90 days by default)", async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const made = await credential("create", "--issuer", "private-gitlab", "--by", "alice@example.com");
+    expect(made.code).toBe(0);
+    expect(made.stdout).toMatch(/^gpk_[0-9a-f]{16}_[0-9a-f]{64}\n$/);
+    const value = made.stdout.trim();
+    id = value.slice(0, 20);
+    expect(made.stderr).toContain(`created push credential ${id} for issuer private-gitlab (local), expires `);
+    expect(made.stderr).not.toContain(value.slice(21));
+    const hash = Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value))).toString("hex");
+    const [row] = await rows();
+    expect(row).toEqual({
+      id, issuer: "private-gitlab", secret_sha256: hash, created_by: "alice@example.com", created_at: expect.any(Number), expires_at: expect.any(Number),
+      revoked_at: null, revoked_by: null, last_used_at: null,
+    });
+    expect(row!.created_at).toBeGreaterThanOrEqual(before);
+    expect(row!.expires_at).toBe((row!.created_at as number) + 90 * 86400);
+    expect(JSON.stringify(await rows())).not.toContain(value.slice(21));
+  });
+
+  it("create refuses an issuer the live policy lacks or does not push keys for, and expiries outside 1h to 365d", async () => {
+    const unknown = await credential("create", "--issuer", "nobody");
+    expect(unknown).toMatchObject({ code: 1, stdout: "" });
+    expect(unknown.stderr).toContain("the live policy has no issuer 'nobody' (it has: private-gitlab, public-gitlab). No credential was created.");
+    const fetched = await credential("create", "--issuer", "public-gitlab");
+    expect(fetched).toMatchObject({ code: 1, stdout: "" });
+    expect(fetched.stderr).toContain("issuer 'public-gitlab' gets its keys by discovery");
+    for (const expires of ["366d", "59m", "forever", "0d"]) {
+      const refused = await gatepass("jwks", "credential", "create", "--issuer", "private-gitlab", "--expires", expires);
+      expect(refused.code, expires).toBe(2);
+      expect(refused.stderr).toContain("--expires takes a duration from 1h to 365d");
+    }
+    expect(await rows()).toHaveLength(1);
+  });
+
+  it("list shows each credential's state; revoke refuses it from now on and keeps the first revocation", async () => {
+    const short = await credential("create", "--issuer", "private-gitlab", "--expires", "2h", "--by", "bob");
+    expect(short.code).toBe(0);
+    const revoked = await credential("revoke", id, "--by", "carol");
+    expect(revoked).toMatchObject({ code: 0, stdout: `revoked ${id} (issuer private-gitlab): refused from now on\n` });
+    const again = await credential("revoke", id, "--by", "dave");
+    expect(again.stdout).toMatch(new RegExp(`^${id} \\(issuer private-gitlab\\) was already revoked at \\S+Z\\n$`));
+    const [first, second] = await rows();
+    expect(first).toMatchObject({ revoked_by: "carol", revoked_at: expect.any(Number) });
+    expect(second).toMatchObject({ created_by: "bob", expires_at: (second!.created_at as number) + 7200 });
+
+    const listed = await credential("list", "--json");
+    expect(listed.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({ id, state: "revoked", revoked_by: "carol", created_by: "alice@example.com" }),
+      expect.objectContaining({ id: short.stdout.slice(0, 20), state: "active", last_used_at: null }),
+    ]);
+    const table = await credential("list", "--issuer", "private-gitlab");
+    expect(table.stdout.split("\n")[0]).toMatch(/^ID +ISSUER +STATE +CREATED +BY +EXPIRES +LAST USED$/);
+    expect(table.stdout).toMatch(new RegExp(`\\n${id}  private-gitlab  revoked  \\S+Z  alice@example.com  \\S+Z  never\\n`));
+
+    const unknown = await credential("revoke", "gpk_0000000000000000");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("no push credential gpk_0000000000000000 (local)");
+    // A whole credential given by mistake is refused without being echoed.
+    const whole = await gatepass("jwks", "credential", "revoke", short.stdout.trim());
+    expect(whole.code).toBe(2);
+    expect(whole.stderr).not.toContain(short.stdout.trim().slice(21));
+  });
+});
+
+describe("gatepass jwks push over an earlier push", () => {
+  it("retires the keys it removes for the issuer's max token age, records who pushed, and --drop-previous drops them", async () => {
+    const edited = path.join(dir, "edited-policies");
+    const file = (name: string, ...keys: TestKey[]) => writeFile(path.join(dir, name), JSON.stringify(jwksOf(...keys))).then(() => path.join(dir, name));
+    const next = await createTestKey();
+    const rotated = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", await file("next.json", next), "--by", "erin");
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toMatch(new RegExp(`\\nretired ${key.kid}: verifies until \\S+Z\\n$`));
+    const record = JSON.parse((await storedText())!) as StoredKeySet;
+    expect(record).toMatchObject({ pushed_by: "wrangler:erin", keys: [{ kid: next.kid }], retired: [{ key: { kid: key.kid } }] });
+    expect(record.retired![0]!.until).toBe(record.fetched_at + 3600 + 60);
+
+    const dropped = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", await file("next.json", next), "--drop-previous");
+    expect(dropped.code).toBe(0);
+    expect(dropped.stdout).not.toContain("retired");
+    expect(JSON.parse((await storedText())!)).not.toHaveProperty("retired");
   });
 });

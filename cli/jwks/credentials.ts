@@ -1,0 +1,173 @@
+// `gatepass jwks credential create|list|revoke`: issuer-scoped push credentials in D1
+// `push_credentials`, through `wrangler d1 execute` (local or remote), like every storage command.
+// The credential is printed once on stdout (nothing else goes there) and only its SHA-256 is stored.
+
+import { parseArgs } from "node:util";
+import { newPushCredential, PUSH_CREDENTIAL_ID } from "../../src/admin/credentials";
+import { MAX_LISTED_PUSH_CREDENTIALS, PUSH_CREDENTIAL_DEFAULT_LIFETIME_SECONDS, PUSH_CREDENTIAL_MAX_LIFETIME_SECONDS, PUSH_CREDENTIAL_MIN_LIFETIME_SECONDS } from "../../src/limits";
+import { loadSnapshot } from "../../src/policy/compile";
+import { DURATION } from "../../src/policy/spec";
+import { whoAmI } from "../commands/policies";
+import { PolicyStorage, sqlString } from "../policy/store";
+import { formatUsage, UsageError } from "../usage";
+import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+
+export const usage = formatUsage([
+  {
+    synopsis: [
+      "jwks credential create --issuer NAME [--expires 90d] [--by WHO]",
+      "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]",
+    ],
+    help: [
+      "a new push credential for one issuer, printed once on stdout (only its hash is stored);",
+      "it expires (default 90d, at most 365d)",
+    ],
+  },
+  {
+    synopsis: ["jwks credential list [--issuer NAME] [--json] [storage flags as above]"],
+    help: ["every push credential: id, issuer, state, creation, expiry, last use"],
+  },
+  {
+    synopsis: ["jwks credential revoke ID [--by WHO] [storage flags as above]"],
+    help: ["refuse it from now on (gatepass reads D1 on every push: no delay)"],
+  },
+]);
+
+const err = (text: string) => process.stderr.write(`${text}\n`);
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+export async function run(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === "create") return create(rest);
+  if (command === "list") return list(rest);
+  if (command === "revoke") return revoke(rest);
+  err(`usage:\n${usage}`);
+  return 2;
+}
+
+/** `--expires`: a duration (90d, 12h, ...) between the minimum and maximum lifetime. */
+export function parseExpires(value: string): number {
+  const match = DURATION.exec(value);
+  const seconds = match ? Number(match[1]) * UNITS[match[2]!]! : Number.NaN;
+  if (!(seconds >= PUSH_CREDENTIAL_MIN_LIFETIME_SECONDS && seconds <= PUSH_CREDENTIAL_MAX_LIFETIME_SECONDS)) {
+    throw new UsageError(`--expires takes a duration from 1h to 365d (e.g. 90d or 12h), got '${value}'`);
+  }
+  return seconds;
+}
+
+async function create(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { issuer: { type: "string" }, expires: { type: "string" }, by: { type: "string" }, ...STORAGE_OPTIONS } });
+  if (!values.issuer) throw new UsageError("give --issuer NAME: the issuer this credential may push keys for");
+  const lifetime = values.expires === undefined ? PUSH_CREDENTIAL_DEFAULT_LIFETIME_SECONDS : parseExpires(values.expires);
+  const target = storageTarget(values);
+
+  // Named after an issuer the live policy has with pushed keys: a typo would only surface at the first push.
+  const problem = await liveIssuerProblem(target, values.issuer);
+  if (problem) {
+    err(`gatepass jwks credential: ${problem} No credential was created.`);
+    return 1;
+  }
+
+  const now = Math.floor(Date.now() / 1000);
+  const by = (values.by ?? whoAmI()).slice(0, 200);
+  const created = await newPushCredential();
+  await query(
+    target,
+    "INSERT INTO push_credentials (id, issuer, secret_sha256, created_by, created_at, expires_at) " +
+      `VALUES (${sqlString(created.id)}, ${sqlString(values.issuer)}, ${sqlString(created.secretSha256)}, ${sqlString(by)}, ${now}, ${now + lifetime})`,
+  );
+  out(created.credential);
+  err(
+    `created push credential ${created.id} for issuer ${values.issuer} (${target.remote ? "remote" : "local"}), expires ${iso(now + lifetime)}.\n` +
+      "It is shown this once: store it as a masked CI/CD variable (GATEPASS_PUSH_CREDENTIAL in templates/jwks-push.gitlab-ci.yml).",
+  );
+  return 0;
+}
+
+interface CredentialRow {
+  id: string;
+  issuer: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  revoked_by: string | null;
+  last_used_at: number | null;
+}
+
+async function list(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { issuer: { type: "string" }, json: { type: "boolean" }, ...STORAGE_OPTIONS } });
+  const target = storageTarget(values);
+  const where = values.issuer === undefined ? "" : ` WHERE issuer = ${sqlString(values.issuer)}`;
+  const rows = await query<CredentialRow>(
+    target,
+    `SELECT id, issuer, created_by, created_at, expires_at, revoked_at, revoked_by, last_used_at FROM push_credentials${where} ORDER BY issuer, created_at, id LIMIT ${MAX_LISTED_PUSH_CREDENTIALS}`,
+  );
+  const now = Math.floor(Date.now() / 1000);
+  const state = (row: CredentialRow) => (row.revoked_at !== null ? "revoked" : now >= row.expires_at ? "expired" : "active");
+  if (values.json) {
+    for (const row of rows) out(JSON.stringify({ ...row, state: state(row) }));
+    return 0;
+  }
+  if (rows.length === 0) {
+    err("no push credentials");
+    return 0;
+  }
+  const table = [
+    ["ID", "ISSUER", "STATE", "CREATED", "BY", "EXPIRES", "LAST USED"],
+    ...rows.map((row) => [row.id, row.issuer, state(row), iso(row.created_at), row.created_by, iso(row.expires_at), row.last_used_at === null ? "never" : iso(row.last_used_at)]),
+  ];
+  const widths = table[0]!.map((_, column) => Math.max(...table.map((line) => line[column]!.length)));
+  for (const line of table) out(line.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd());
+  return 0;
+}
+
+async function revoke(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { by: { type: "string" }, ...STORAGE_OPTIONS } });
+  const [id, ...extra] = positionals;
+  if (id === undefined || extra.length > 0) throw new UsageError("give exactly one credential id (gpk_ and 16 hex digits, as `credential list` shows it)");
+  if (!PUSH_CREDENTIAL_ID.test(id)) {
+    // Not echoed: it may be a whole credential pasted by mistake.
+    throw new UsageError("that is not a credential id: give gpk_ and 16 hex digits, as `credential list` shows it (never the whole credential)");
+  }
+  const target = storageTarget(values);
+  const now = Math.floor(Date.now() / 1000);
+  const by = (values.by ?? whoAmI()).slice(0, 200);
+  // One statement: an earlier revocation keeps its time and author.
+  const [row] = await query<{ issuer: string; revoked_at: number }>(
+    target,
+    `UPDATE push_credentials SET revoked_at = COALESCE(revoked_at, ${now}), revoked_by = COALESCE(revoked_by, ${sqlString(by)}) WHERE id = ${sqlString(id)} RETURNING issuer, revoked_at`,
+  );
+  if (!row) {
+    err(`gatepass jwks credential: no push credential ${id} (${target.remote ? "remote" : "local"}); see gatepass jwks credential list`);
+    return 1;
+  }
+  out(row.revoked_at === now ? `revoked ${id} (issuer ${row.issuer}): refused from now on` : `${id} (issuer ${row.issuer}) was already revoked at ${iso(row.revoked_at)}`);
+  return 0;
+}
+
+/** Why no credential should be made for this issuer, from the live policy; undefined when it has pushed keys there. */
+async function liveIssuerProblem(target: WranglerTarget, name: string): Promise<string | undefined> {
+  const text = await new PolicyStorage(target).readActive();
+  if (text === undefined) return "no policy is live yet: push the policies first (gatepass policies push).";
+  let issuers;
+  try {
+    issuers = (await loadSnapshot(text)).issuers;
+  } catch (error) {
+    return `the live policy cannot be read (${(error as Error).message}); push the policies first.`;
+  }
+  const issuer = issuers.find((candidate) => candidate.name === name);
+  if (!issuer) return `the live policy has no issuer '${name}' (it has: ${issuers.map((i) => i.name).join(", ") || "none"}).`;
+  if (issuer.keys.source !== "pushed") return `issuer '${name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } take pushed keys.`;
+  return undefined;
+}
+
+async function query<T>(target: WranglerTarget, sql: string): Promise<T[]> {
+  const stdout = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...targetFlags(target)]);
+  return (JSON.parse(stdout) as { results?: T[] }[]).flatMap((result) => result.results ?? []);
+}
+
+function iso(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(/\.000Z$/, "Z");
+}
