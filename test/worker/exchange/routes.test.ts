@@ -6,6 +6,10 @@ import { bearer, createHarness, FORM, type Harness } from "./app-harness";
 import { sha256Hex } from "../../../src/encoding";
 import { auditEventsFor } from "../audit/events";
 import { capturedRequests, ISSUER, SA, VAULT_ALGS } from "./fixtures";
+import { UPSTREAM_VARS } from "../../../src/config";
+
+/** Production mode refuses the harness's loopback upstream stand-ins (test/worker/upstreams.test.ts). */
+const NO_UPSTREAM_OVERRIDES = Object.fromEntries(UPSTREAM_VARS.map((name) => [name, undefined]));
 
 let h: Harness;
 let token: string;
@@ -48,7 +52,7 @@ describe("discovery", () => {
   });
 
   it("fails closed without a signing key in production", async () => {
-    const res = await h.request("/.well-known/jwks.json", {}, { GATEPASS_ENV: "production", GATEPASS_ISSUER: "https://gatepass.example.com", GATEPASS_SIGNING_KEYS: undefined });
+    const res = await h.request("/.well-known/jwks.json", {}, { GATEPASS_ENV: "production", ...NO_UPSTREAM_OVERRIDES, GATEPASS_ISSUER: "https://gatepass.example.com", GATEPASS_SIGNING_KEYS: undefined });
     expect(res.status).toBe(503);
     expect((await json(res)).code).toBe("signing_unavailable");
   });
