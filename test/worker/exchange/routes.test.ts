@@ -156,6 +156,12 @@ describe("POST /v1/credentials/:target", () => {
     }
   });
 
+  it("format=gcloud accepts a Windows runner's absolute token_file too", async () => {
+    const res = await post("/v1/credentials/gcp-deploy", `format=gcloud&token_file=${encodeURIComponent("C:\\GitLab-Runner\\builds\\ci-token")}`);
+    expect(res.status).toBe(200);
+    expect((await json(res)).credential_source).toEqual({ file: "C:\\GitLab-Runner\\builds\\ci-token", format: { type: "text" } });
+  });
+
   it("format=gcloud: an external_account config pointing at gatepass, without any upstream call", async () => {
     const res = await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=/builds/ci-token");
     expect(res.headers.get("Cache-Control")).toBe("no-store");
@@ -181,7 +187,9 @@ describe("POST /v1/credentials/:target", () => {
     ["token_file without gcloud", "/v1/credentials/aws-deploy", "token_file=x", 400, "request_invalid"],
     ["an empty scope list", "/v1/credentials/gcp-deploy", "scope=,", 400, "request_invalid"],
     ["an audience with a control character", "/v1/credentials/gcp-deploy", "audience=https://run.example.app%0A", 400, "request_invalid"],
-    ["gcloud with a lifetime", "/v1/credentials/gcp-deploy", "format=gcloud&lifetime=900", 400, "request_invalid"],
+    ["gcloud with a lifetime", "/v1/credentials/gcp-deploy", "format=gcloud&lifetime=900&token_file=/builds/t", 400, "request_invalid"],
+    ["gcloud without token_file (no default could be absolute)", "/v1/credentials/gcp-deploy", "format=gcloud", 400, "request_invalid"],
+    ["a relative token_file (Google's tools would resolve it elsewhere)", "/v1/credentials/gcp-deploy", "format=gcloud&token_file=.gatepass/ci-token", 400, "request_invalid"],
     ["an unknown target", "/v1/credentials/nope", "", 404, "target_unknown"],
   ])("refuses %s before any upstream call", async (_name, path, body, status, code) => {
     const res = await post(path, body);
