@@ -239,9 +239,10 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
       title: "policies push",
       async run() {
         // policies push validates and tests again, and writes D1 history before KV (cli/policy/store.ts).
-        const code = await policies(["push", "--remote", "--dir", options.dir, ...(options.by ? ["--by", options.by] : []), ...remoteConfig]);
-        if (code !== 0) throw new StepFailure(`gatepass policies push exited ${code} (its reason is printed above)`);
-        return `pushed ${options.dir}/`;
+        const { code, output } = await withStdout(() => policies(["push", "--remote", "--dir", options.dir, ...(options.by ? ["--by", options.by] : []), ...remoteConfig]));
+        if (code !== 0) throw new StepFailure(`gatepass policies push exited ${code} (its reason is printed above)${output ? `:\n${output.trimEnd()}` : ""}`);
+        const version = /pushed policy version ([0-9a-f]{12})/.exec(output)?.[1];
+        return `pushed ${options.dir}${version ? ` as version ${version}` : ""}`;
       },
       byHand: () => `npx gatepass policies push --remote --dir ${shellWord(options.dir)}${envText}`,
     },
@@ -512,6 +513,18 @@ async function dryRunBundle(flags: string[]): Promise<string> {
     return `${size ? `${size[1]} (gzip ${size[2]})` : "bundled"}; bindings ${bindings.join(", ") || "none"}`;
   } finally {
     await rm(outdir, { recursive: true, force: true });
+  }
+}
+
+/** Runs another command of this CLI in process, keeping what it prints on stdout for the step's line. */
+async function withStdout(command: () => Promise<number>): Promise<{ code: number; output: string }> {
+  const write = process.stdout.write;
+  let output = "";
+  process.stdout.write = ((chunk: string | Uint8Array) => ((output += String(chunk)), true)) as typeof process.stdout.write;
+  try {
+    return { code: await command(), output };
+  } finally {
+    process.stdout.write = write;
   }
 }
 

@@ -211,6 +211,8 @@ describe("gatepass deploy, first run on a new account", () => {
     expect(stdout).toContain(`GATEPASS_SIGNING_KEYS generated into ${signingFile} (mode 0600)`);
     expect(stdout).toContain(`created D1 database gatepass (${DB_UUID}); applied 0001_init.sql`);
     expect(stdout).toContain("version 0f1e2d3c-0000-4000-8000-000000000001");
+    expect(stdout).toMatch(new RegExp(`\\n {2}✓ 7/8 policies push: pushed ${POLICIES} as version [0-9a-f]{12}\\n`));
+    expect(stdout.split("\n").filter(Boolean).filter((line) => !line.startsWith("  ✓ "))).toEqual(["gatepass deploy: done."]); // one line per step
     expect(stderr).toBe("");
   });
 
