@@ -156,6 +156,13 @@ describe("POST /v1/credentials/:target", () => {
     }
   });
 
+  it("format=gcloud says what token_file needs: given, and absolute", async () => {
+    const missing = await json(await post("/v1/credentials/gcp-deploy", "format=gcloud"));
+    expect(missing).toMatchObject({ code: "request_invalid", error_description: expect.stringContaining("format=gcloud needs token_file: the absolute path") });
+    const relative = await json(await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=.gatepass/ci-token"));
+    expect(relative).toMatchObject({ code: "request_invalid", error_description: expect.stringContaining("token_file must be an absolute path") });
+  });
+
   it("format=gcloud accepts a Windows runner's absolute token_file too", async () => {
     const res = await post("/v1/credentials/gcp-deploy", `format=gcloud&token_file=${encodeURIComponent("C:\\GitLab-Runner\\builds\\ci-token")}`);
     expect(res.status).toBe(200);
