@@ -6,6 +6,7 @@ type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
 
 const groups: Record<string, () => Promise<CommandGroup>> = {
   audit: () => import("./commands/audit"),
+  deploy: () => import("./commands/deploy"),
   dev: () => import("./commands/dev"),
   jwks: () => import("./commands/jwks"),
   keys: () => import("./commands/keys"),

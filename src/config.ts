@@ -93,16 +93,17 @@ function parseConfig(env: Env): Config {
   }
   const retention = Number.parseInt(env.AUDIT_RETENTION_DAYS ?? "", 10);
   const warnAfterHours = parseWarnAfterHours(env.PUSHED_KEYS_WARN_AFTER_HOURS);
+  const upstream = (name: UpstreamVar, fallback: string) => checkedUpstream(name, env[name], development) ?? fallback;
   return {
     issuerUrl,
     development,
     adminToken: env.GATEPASS_ADMIN_TOKEN || undefined,
     signingKeys: env.GATEPASS_SIGNING_KEYS || undefined,
     upstreams: {
-      gcpSts: env.GCP_STS_URL || DEFAULT_UPSTREAMS.gcpSts,
-      gcpIamCredentials: (env.GCP_IAM_CREDENTIALS_URL || DEFAULT_UPSTREAMS.gcpIamCredentials).replace(/\/+$/, ""),
-      awsSts: env.AWS_STS_URL || DEFAULT_UPSTREAMS.awsSts,
-      azureToken: env.AZURE_TOKEN_URL || DEFAULT_UPSTREAMS.azureToken,
+      gcpSts: upstream("GCP_STS_URL", DEFAULT_UPSTREAMS.gcpSts),
+      gcpIamCredentials: upstream("GCP_IAM_CREDENTIALS_URL", DEFAULT_UPSTREAMS.gcpIamCredentials).replace(/\/+$/, ""),
+      awsSts: upstream("AWS_STS_URL", DEFAULT_UPSTREAMS.awsSts),
+      azureToken: upstream("AZURE_TOKEN_URL", DEFAULT_UPSTREAMS.azureToken),
     },
     auditRetentionDays: Number.isFinite(retention) && retention > 0 ? retention : DEFAULT_AUDIT_RETENTION_DAYS,
     pushedKeysWarnAfterSeconds: warnAfterHours * TIME.HOUR,
@@ -117,6 +118,32 @@ function parseWarnAfterHours(value: string | undefined): number {
   throw new GatepassError("config_invalid", {
     cause: new Error(`PUSHED_KEYS_WARN_AFTER_HOURS is ${JSON.stringify(value)}: give a whole number of hours from 1 to ${MAX_PUSHED_KEYS_WARN_AFTER_HOURS} (or leave it unset for ${DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS})`),
   });
+}
+
+/** The upstream overrides (docs/upstreams.md). */
+export const UPSTREAM_VARS = ["GCP_STS_URL", "GCP_IAM_CREDENTIALS_URL", "AWS_STS_URL", "AZURE_TOKEN_URL"] as const;
+type UpstreamVar = (typeof UPSTREAM_VARS)[number];
+
+/** What the URL templates' placeholders stand for when an override is checked (real values are filled in per request). */
+const PLACEHOLDER_SAMPLES: Record<string, string> = { "{region}": "us-east-1", "{dns_suffix}": "amazonaws.com", "{tenant}": "tenant" };
+
+/**
+ * An override, or undefined when unset. Upstreams receive gatepass's minted tokens and answer with
+ * cloud credentials, so they follow the issuer's rule: https, or http on loopback in development only
+ * (a stand-in or moto on this machine). Anything else refuses the whole configuration.
+ */
+function checkedUpstream(name: UpstreamVar, value: string | undefined, development: boolean): string | undefined {
+  if (!value) return undefined;
+  const sample = value.replace(/\{region\}|\{dns_suffix\}|\{tenant\}/g, (placeholder) => PLACEHOLDER_SAMPLES[placeholder]!);
+  if (!isAcceptableIssuerUrl(sample, development)) {
+    throw new GatepassError("config_invalid", {
+      cause: new Error(
+        `${name} is ${JSON.stringify(value)}: give an https:// URL without query, fragment or credentials ` +
+          "(http:// is accepted only on a loopback address with GATEPASS_ENV=development); see docs/upstreams.md",
+      ),
+    });
+  }
+  return value;
 }
 
 /** Logs why the configuration was refused: a config_invalid answer only tells the caller to look here. */

@@ -199,6 +199,14 @@ export const RATE_LIMIT_PERIOD_SECONDS = 60;
 export const DEFAULT_AUDIT_QUERY_ROWS = 100;
 export const MAX_AUDIT_QUERY_ROWS = 500;
 export const MAX_AUDIT_FILTER_LENGTH = 256;
+/**
+ * `gatepass deploy` checks GATEPASS_ISSUER for this long after `wrangler deploy`: a route or custom
+ * domain added with the first deploy can take a minute or two (DNS, certificate) before it answers.
+ */
+export const DEPLOY_CHECK_TIMEOUT_MS = 180_000;
+export const DEPLOY_CHECK_INTERVAL_MS = 5_000;
+/** One check request: the deployed Worker answers /healthz and discovery without any upstream call. */
+export const DEPLOY_CHECK_REQUEST_TIMEOUT_MS = 10_000;
 
 // ---- pushed keys and push credentials ----------------------------------------------------------
 /**

@@ -3,18 +3,28 @@
 //   key, admin token and GATEPASS_ENV=development in .dev.vars, and a local stand-in "GitLab" issuer (`local-gitlab` in
 //   policies/issuers.yaml) whose keys are pushed, not fetched. Then `wrangler dev` on 127.0.0.1:8787.
 // `gatepass dev token [...]`: a GitLab-shaped CI token signed by that local issuer, for curl.
+// The upstream overrides (docs/upstreams.md) pass from the environment to the Worker:
+//   AWS_STS_URL='http://127.0.0.1:5000/' npm run dev
 
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { constants } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { SignJWT, exportJWK, generateKeyPair, importJWK, calculateJwkThumbprint, type JWK } from "jose";
+import { readConfig, UPSTREAM_VARS, type Env } from "../../src/config";
 import { formatUsage, UsageError } from "../usage";
 import { wrangler, wranglerEnv } from "../wrangler";
 
 export const usage = formatUsage([
-  { synopsis: ["dev [--port 8787]"], help: ["run gatepass locally on embedded defaults (local KV/D1, example policies)"] },
+  {
+    synopsis: ["dev [--port 8787]"],
+    help: [
+      "run gatepass locally on embedded defaults (local KV/D1, example policies);",
+      "upstream overrides (GCP_STS_URL, AWS_STS_URL, ...) pass from the environment",
+    ],
+  },
   {
     synopsis: ["dev token [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]", "[--pipeline-source S] [--aud A] [--ttl SECONDS]"],
     help: ["print a CI token from the local stand-in issuer"],
@@ -30,13 +40,41 @@ const LOCAL_ISSUER = { name: "local-gitlab", url: "http://127.0.0.1:8788", audie
 export async function run(args: string[]): Promise<number> {
   if (args[0] === "token") return printToken(args.slice(1));
   const { values } = parseArgs({ args, options: { port: { type: "string", default: "8787" } } });
-  await prepareLocalState();
-  process.stderr.write(`\ngatepass: starting wrangler dev on http://127.0.0.1:${values.port}\n` +
-    `  try:  curl -s -H "Authorization: Bearer $(npx gatepass dev token)" http://127.0.0.1:${values.port}/v1/whoami\n\n`);
   // gatepass names itself by GATEPASS_ISSUER (discovery, minted iss, gcloud token_url), so on another
   // port it must say so rather than keep wrangler.toml's 8787.
   const url = `http://127.0.0.1:${values.port}`;
-  return runCli(["wrangler", "dev", "--ip", "127.0.0.1", "--port", values.port!, "--var", `GATEPASS_ISSUER:${url}`], { inherit: true });
+  const upstreams = upstreamOverrides(url);
+  if (typeof upstreams === "string") {
+    process.stderr.write(`gatepass dev: ${upstreams}\n`);
+    return 1;
+  }
+  forwardStopSignals();
+  try {
+    await prepareLocalState();
+  } catch (err) {
+    if (stopping) return signalExitCode(stopping);
+    throw err;
+  }
+  for (const [name, value] of upstreams) step(`${name}=${value} (from the environment)`);
+  process.stderr.write(`\ngatepass: starting wrangler dev on ${url}\n` +
+    `  try:  curl -s -H "Authorization: Bearer $(npx gatepass dev token)" ${url}/v1/whoami\n\n`);
+  const vars = [["GATEPASS_ISSUER", url], ...upstreams].flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+  return runCli(["wrangler", "dev", "--ip", "127.0.0.1", "--port", values.port!, ...vars], { inherit: true });
+}
+
+/**
+ * The upstream overrides set in this process's environment, checked by the Worker's own rule (https,
+ * or http on loopback: a local run is in development mode); a string says why one is refused.
+ */
+function upstreamOverrides(issuer: string): Array<[string, string]> | string {
+  const overrides = UPSTREAM_VARS.flatMap((name) => (process.env[name] ? [[name, process.env[name]] as [string, string]] : []));
+  try {
+    readConfig({ GATEPASS_ISSUER: issuer, GATEPASS_ENV: "development", ...Object.fromEntries(overrides) } as unknown as Env);
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause;
+    return cause instanceof Error ? cause.message : String(err);
+  }
+  return overrides;
 }
 
 /** Everything `npm run dev` needs, idempotent. */
@@ -147,15 +185,41 @@ async function mustSucceed(args: string[]): Promise<void> {
   if (code !== 0) throw new Error(`gatepass ${args.join(" ")} failed (exit ${code})`);
 }
 
+// A SIGINT or SIGTERM sent to `gatepass dev` alone (a process manager, an IDE's stop button, `kill`)
+// would end it and orphan wrangler, whose workerd keeps the port. So the signal goes on to the
+// running child, and gatepass exits with the child's status once the child is gone.
+const children = new Set<ChildProcess>();
+let stopping: NodeJS.Signals | undefined;
+
+function forwardStopSignals(): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      stopping ??= signal;
+      for (const child of children) child.kill(signal);
+      if (children.size === 0) process.exit(signalExitCode(signal));
+    });
+  }
+}
+
+/** The shell's convention for a process ended by a signal. */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + constants.signals[signal];
+}
+
 /** Runs another gatepass command (or wrangler, when args[0] is "wrangler") as a child process. */
 function runCli(args: string[], options: { inherit: boolean }): Promise<number> {
+  if (stopping) return Promise.resolve(signalExitCode(stopping)); // asked to stop: start nothing more
   const [command, argv] =
     args[0] === "wrangler"
       ? [path.resolve("node_modules/wrangler/bin/wrangler.js"), args.slice(1)]
       : [path.resolve("cli/gatepass.mjs"), args];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [command, ...argv], { env: wranglerEnv(), stdio: options.inherit ? "inherit" : ["ignore", "inherit", "inherit"] });
-    child.on("error", reject);
-    child.on("exit", (code) => resolve(code ?? 1));
+    children.add(child);
+    child.on("error", (err) => (children.delete(child), reject(err)));
+    child.on("exit", (code, signal) => {
+      children.delete(child);
+      resolve(code ?? (signal ? signalExitCode(signal) : 1));
+    });
   });
 }

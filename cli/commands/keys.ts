@@ -210,7 +210,7 @@ async function stagePrivateFile(file: string, text: string): Promise<string> {
 }
 
 /** Creates file (never an existing one) with mode 0600 and text; nothing is left behind on failure. */
-async function createPrivateFile(file: string, text: string): Promise<void> {
+export async function createPrivateFile(file: string, text: string): Promise<void> {
   const handle = await open(file, "wx", 0o600);
   try {
     await handle.chmod(0o600); // the umask cannot widen 0600, but be explicit

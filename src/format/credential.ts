@@ -6,7 +6,7 @@ import type { EnvEntries } from "./shell";
 
 /**
  * Where `env`/`dotenv` put an issued ID token (oidc targets, GCP `audience=`). Never
- * GATEPASS_ID_TOKEN: that is the CI job's own token (templates/gitlab-ci.yml declares it under
+ * GATEPASS_ID_TOKEN: that is the CI job's own token (templates/gatepass.yml declares it under
  * id_tokens:), and overwriting it would make every later gatepass call in the job send the issued
  * token instead (issuer_unknown). shell.ts refuses to export over the job's variables at all.
  */

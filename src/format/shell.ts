@@ -9,11 +9,11 @@ export type EnvEntries = ReadonlyArray<readonly [name: string, value: string]>;
 const NAME = /^[A-Z_][A-Z0-9_]*$/;
 
 /**
- * The CI job's own variables (templates/gitlab-ci.yml): GATEPASS_ID_TOKEN is the job's ID token that
+ * The CI job's own variables (templates/gatepass.yml): GATEPASS_ID_TOKEN is the job's ID token that
  * every gatepass call sends, the others configure the template. Output is evaluated in the job's
  * shell, so exporting over any of them would break later calls; it is a bug, refused outright.
  */
-export const JOB_VARIABLES: ReadonlySet<string> = new Set(["GATEPASS_ID_TOKEN", "GATEPASS_URL", "GATEPASS_TARGET", "GATEPASS_LIFETIME", "GATEPASS_SCOPE"]);
+export const JOB_VARIABLES: ReadonlySet<string> = new Set(["GATEPASS_ID_TOKEN", "GATEPASS_URL", "GATEPASS_TARGET", "GATEPASS_FORMAT", "GATEPASS_LIFETIME", "GATEPASS_SCOPE"]);
 
 export function shellQuote(value: string): string {
   // NUL cannot be represented in a shell word at all; refuse rather than truncate.

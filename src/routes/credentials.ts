@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../app";
 import { readConfig } from "../config";
 import { GatepassError } from "../errors";
-import { DEFAULT_TOKEN_FILE, gcloudConfig } from "../format/gcloud";
+import { checkTokenFile, gcloudConfig } from "../format/gcloud";
 import { assertFormatFor, parseFormat, renderCredential } from "../format/index";
 import { NAME_PATTERN as TARGET_NAME } from "../policy/schema";
 import { authorize, issue, NO_STORE } from "./exchange-flow";
@@ -27,6 +27,7 @@ credentialsRoutes.post("/v1/credentials/:target", async (c) => {
   };
   const tokenFile = parsePrintable("token_file", params.token_file);
   if (tokenFile !== undefined && format !== "gcloud") throw new GatepassError("request_invalid", { description: "token_file is only used with format=gcloud." });
+  if (tokenFile !== undefined) checkTokenFile(tokenFile); // a relative path is refused before the token is looked at
 
   const authorized = await authorize(c, targetName);
   assertFormatFor(authorized.target.type, format);
@@ -38,7 +39,7 @@ credentialsRoutes.post("/v1/credentials/:target", async (c) => {
     if (request.lifetimeSeconds !== undefined || request.scopes !== undefined || request.audience !== undefined) {
       throw new GatepassError("request_invalid", { description: "format=gcloud takes no lifetime, scope or audience; Google's tools ask for those themselves." });
     }
-    const config = gcloudConfig(readConfig(c.env).issuerUrl, authorized.target, tokenFile ?? DEFAULT_TOKEN_FILE);
+    const config = gcloudConfig(readConfig(c.env).issuerUrl, authorized.target, checkTokenFile(tokenFile));
     return c.json(config, 200, NO_STORE);
   }
   const issued = await issue(c, authorized, request);

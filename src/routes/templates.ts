@@ -1,6 +1,7 @@
-// Serves the GitLab CI template at a stable URL for `include: remote:`.
+// Serves the GitLab CI/CD component (templates/gatepass.yml) at a stable URL for `include: remote:`
+// with `inputs:`; /templates/gitlab-ci.yml is the URL pipelines have included since before it took inputs.
 import { Hono } from "hono";
-import template from "../../templates/gitlab-ci.yml";
+import template from "../../templates/gatepass.yml";
 import type { AppEnv } from "../app";
 
 export const templateRoutes = new Hono<AppEnv>().get("/templates/gitlab-ci.yml", (c) =>

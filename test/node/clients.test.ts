@@ -5,7 +5,8 @@
 // The cloud stand-ins fetch gatepass's discovery and JWKS over HTTP, as the real clouds do.
 import { fromProcess } from "@aws-sdk/credential-provider-process";
 import { createPublicKey, generateKeyPairSync, sign, verify, type JsonWebKey } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { ExternalAccountClient } from "google-auth-library";
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSecret, serializeSecret } from "../../src/mint/rotation";
 import { ACTIVE_SNAPSHOT_KEY } from "../../src/policy/store";
 import type { IssuerConfig, Target } from "../../src/types";
+import { includeComponent } from "../support/component";
 import { startStandins, type Standins } from "../support/standins";
 import { upstreamsHandler, type CapturedRequest } from "../support/standins/upstreams";
 import { startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
@@ -158,6 +160,27 @@ describe("google-auth-library with format=gcloud", () => {
     const sts = requests.filter((r) => r.service === "gcp-sts").at(-1)!;
     expect(sts.claims).toMatchObject({ iss: gatepass.url, sub: "target:gcp-deploy" });
     expect(requests.filter((r) => r.service === "gcp-iam").at(-1)!.path).toContain(`${encodeURIComponent(SA)}:generateAccessToken`);
+  });
+
+  it("takes the config the GitLab component's gcloud format installs, run by dash from another directory", async () => {
+    const project = await mkdtemp(path.join(dir, "project-"));
+    const job = includeComponent({ url: gatepass.url, target: "gcp-deploy", format: "gcloud" })[".gatepass"]!;
+    const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve) => {
+      const child = spawn("dash", ["-e", "-c", [...job.before_script!, 'printf "%s" "$GOOGLE_APPLICATION_CREDENTIALS"'].join("\n")], {
+        cwd: tmpdir(), env: { PATH: process.env.PATH, ...job.variables, CI_PROJECT_DIR: project, GATEPASS_ID_TOKEN: ciToken },
+      });
+      let out = "";
+      let err = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+      child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+      child.on("close", (exit) => resolve({ stdout: out, stderr: err, code: exit }));
+    });
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout).toBe(path.join(project, ".gatepass/gcp-deploy.json"));
+    const config = JSON.parse(await readFile(stdout, "utf8")) as { credential_source: { file: string } };
+    expect(config.credential_source.file).toBe(path.join(project, ".gatepass/ci-token"));
+    const client = ExternalAccountClient.fromJSON(config as Parameters<typeof ExternalAccountClient.fromJSON>[0])!;
+    expect((await client.getAccessToken()).token).toMatch(/^ya29\.sa-/);
   });
 
   it("works with the scopes Terraform asks for, granting the ones the target allows", async () => {

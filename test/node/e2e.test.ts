@@ -4,16 +4,16 @@
 // format-shell.test.ts).
 import { execFile, spawn } from "node:child_process";
 import { generateKeyPairSync, sign, type JsonWebKey } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { wrangler } from "../../cli/wrangler";
 import { generateSecret, serializeSecret } from "../../src/mint/rotation";
 import { startStandins, type Standins } from "../support/standins";
 import { upstreamsHandler } from "../support/standins/upstreams";
+import { includeComponent } from "../support/component";
 import { startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
 
 const ROLE = "arn:aws:iam::111122223333:role/deploy";
@@ -96,7 +96,7 @@ afterAll(async () => {
  * than one target it runs once per target in the same shell, as a job calling gatepass again would.
  */
 async function runTemplate(token: string, ...targets: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const template = parse(await readFile(path.resolve("templates/gitlab-ci.yml"), "utf8")) as Record<string, { before_script?: string[] }>;
+  const template = includeComponent({ url: gatepass.url });
   const script = [...targets.flatMap((target) => [`GATEPASS_TARGET='${target}'`, ...template[".gatepass"]!.before_script!]), "env"].join("\n");
   return new Promise((resolve) => {
     const child = spawn("sh", ["-e", "-c", script], {

@@ -2,14 +2,14 @@
 // come out byte for byte and never execute, and that the GitLab template's snippet around that curl
 // retries, evaluates and prints only what it should.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { formatEnv } from "../../src/format/shell";
+import { includeComponent } from "../support/component";
 
 const dir = mkdtempSync(path.join(tmpdir(), "gatepass-shell-"));
 const canary = path.join(dir, "pwned");
@@ -70,8 +70,8 @@ async function fakeGatepass(answers: Answer[]): Promise<{ url: string; requests:
   };
 }
 
-const template = parse(readFileSync(path.resolve("templates/gitlab-ci.yml"), "utf8")) as Record<string, { before_script?: string[] }>;
-const beforeScript = template[".gatepass"]!.before_script!.join("\n");
+// The component included with its defaults (format env); the job's variables come from the environment below.
+const beforeScript = includeComponent({ url: "https://gatepass.example.com" })[".gatepass"]!.before_script!.join("\n");
 
 function runSnippet(url: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -3,9 +3,12 @@
 // GATEPASS_ISSUER that only local runs (GATEPASS_ENV=development) accept.
 import { createExecutionContext, createScheduledController, env } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import type { Env } from "../../src/config";
+import { UPSTREAM_VARS, type Env } from "../../src/config";
 import worker from "../../src/index";
 import { bearer, createHarness } from "./exchange/app-harness";
+
+// Production mode: no GATEPASS_ENV, and the harness's loopback upstream stand-ins unset (they are development-only).
+const PRODUCTION = { GATEPASS_ENV: undefined, ...Object.fromEntries(UPSTREAM_VARS.map((name) => [name, undefined])) };
 
 const logEvents = (logs: string) => logs.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>);
 
@@ -35,9 +38,9 @@ describe("configuration", () => {
 
   it("refuses an issuer URL with a query, fragment or credentials, and a missing one", async () => {
     const h = await createHarness();
-    expect((await h.request("/healthz", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: "https://gatepass.example.com" })).status).toBe(200);
+    expect((await h.request("/healthz", {}, { ...PRODUCTION, GATEPASS_ISSUER: "https://gatepass.example.com" })).status).toBe(200);
     for (const url of ["https://gatepass.example.com/?x=1", "https://gatepass.example.com/#x", "https://user:pw@gatepass.example.com", "", undefined]) {
-      const res = await h.request("/healthz", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: url });
+      const res = await h.request("/healthz", {}, { ...PRODUCTION, GATEPASS_ISSUER: url });
       expect(res.status, String(url)).toBe(503);
       expect(await res.json()).toMatchObject({ code: "config_invalid" });
     }
@@ -48,13 +51,13 @@ describe("configuration", () => {
     await h.scenario();
     h.takeLogs();
     for (const url of ["https://example.com/gatepass", "https://example.com/gatepass/"]) {
-      const res = await h.request("/.well-known/openid-configuration", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: url });
+      const res = await h.request("/.well-known/openid-configuration", {}, { ...PRODUCTION, GATEPASS_ISSUER: url });
       expect(res.status, url).toBe(503);
       expect(await res.json(), url).toMatchObject({ code: "config_invalid" });
     }
     const [refusal] = logEvents(h.takeLogs()).filter((entry) => entry.event === "config_invalid");
     expect(refusal).toMatchObject({ reason: expect.stringContaining("give gatepass's origin without a path") });
-    expect((await h.request("/healthz", {}, { GATEPASS_ENV: undefined, GATEPASS_ISSUER: "https://gatepass.example.com/" })).status).toBe(200);
+    expect((await h.request("/healthz", {}, { ...PRODUCTION, GATEPASS_ISSUER: "https://gatepass.example.com/" })).status).toBe(200);
   });
 
   it("runs no cron job either: the run fails with the reason logged, and no storage or issuer is touched", async () => {

@@ -1,5 +1,6 @@
 import { SELF, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import component from "../../templates/gatepass.yml";
 
 describe("GET /healthz", () => {
   it("answers ok with a request id", async () => {
@@ -42,12 +43,14 @@ describe("GET /healthz", () => {
 });
 
 describe("GET /templates/gitlab-ci.yml", () => {
-  it("serves the GitLab CI template for include: remote:", async () => {
+  it("serves the GitLab CI/CD component for include: remote: with inputs:", async () => {
     const res = await SELF.fetch("https://gatepass.test/templates/gitlab-ci.yml");
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toContain("text/yaml");
     const text = await res.text();
-    expect(text).toContain(".gatepass-aws:");
-    expect(text).toContain("id_tokens:");
+    // The CI/CD component itself (templates/gatepass.yml): `include: remote:` takes its inputs.
+    expect(text).toBe(component);
+    expect(text).toMatch(/^spec:\n {2}inputs:\n {4}url:\n/m);
+    expect(text).toContain(".$[[ inputs.name ]]-aws:");
   });
 });

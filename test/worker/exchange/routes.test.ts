@@ -10,6 +10,10 @@ import { capturedRequests, CI_CLAIMS, ISSUER, SA, VAULT_ALGS } from "./fixtures"
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token";
 import { tokenDigest } from "../../../src/verify/verifier";
 import { createApp, CREDENTIAL_GET_PATHS } from "../../../src/app";
+import { UPSTREAM_VARS } from "../../../src/config";
+
+/** Production mode refuses the harness's loopback upstream stand-ins (test/worker/upstreams.test.ts). */
+const NO_UPSTREAM_OVERRIDES = Object.fromEntries(UPSTREAM_VARS.map((name) => [name, undefined]));
 
 let h: Harness;
 let token: string;
@@ -52,7 +56,7 @@ describe("discovery", () => {
   });
 
   it("fails closed without a signing key in production", async () => {
-    const res = await h.request("/.well-known/jwks.json", {}, { GATEPASS_ENV: "production", GATEPASS_ISSUER: "https://gatepass.example.com", GATEPASS_SIGNING_KEYS: undefined });
+    const res = await h.request("/.well-known/jwks.json", {}, { GATEPASS_ENV: "production", ...NO_UPSTREAM_OVERRIDES, GATEPASS_ISSUER: "https://gatepass.example.com", GATEPASS_SIGNING_KEYS: undefined });
     expect(res.status).toBe(503);
     expect((await json(res)).code).toBe("signing_unavailable");
   });
@@ -156,6 +160,19 @@ describe("POST /v1/credentials/:target", () => {
     }
   });
 
+  it("format=gcloud says what token_file needs: given, and absolute", async () => {
+    const missing = await json(await post("/v1/credentials/gcp-deploy", "format=gcloud"));
+    expect(missing).toMatchObject({ code: "request_invalid", error_description: expect.stringContaining("format=gcloud needs token_file: the absolute path") });
+    const relative = await json(await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=.gatepass/ci-token"));
+    expect(relative).toMatchObject({ code: "request_invalid", error_description: expect.stringContaining("token_file must be an absolute path") });
+  });
+
+  it("format=gcloud accepts a Windows runner's absolute token_file too", async () => {
+    const res = await post("/v1/credentials/gcp-deploy", `format=gcloud&token_file=${encodeURIComponent("C:\\GitLab-Runner\\builds\\ci-token")}`);
+    expect(res.status).toBe(200);
+    expect((await json(res)).credential_source).toEqual({ file: "C:\\GitLab-Runner\\builds\\ci-token", format: { type: "text" } });
+  });
+
   it("format=gcloud: an external_account config pointing at gatepass, without any upstream call", async () => {
     const res = await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=/builds/ci-token");
     expect(res.headers.get("Cache-Control")).toBe("no-store");
@@ -181,7 +198,9 @@ describe("POST /v1/credentials/:target", () => {
     ["token_file without gcloud", "/v1/credentials/aws-deploy", "token_file=x", 400, "request_invalid"],
     ["an empty scope list", "/v1/credentials/gcp-deploy", "scope=,", 400, "request_invalid"],
     ["an audience with a control character", "/v1/credentials/gcp-deploy", "audience=https://run.example.app%0A", 400, "request_invalid"],
-    ["gcloud with a lifetime", "/v1/credentials/gcp-deploy", "format=gcloud&lifetime=900", 400, "request_invalid"],
+    ["gcloud with a lifetime", "/v1/credentials/gcp-deploy", "format=gcloud&lifetime=900&token_file=/builds/t", 400, "request_invalid"],
+    ["gcloud without token_file (no default could be absolute)", "/v1/credentials/gcp-deploy", "format=gcloud", 400, "request_invalid"],
+    ["a relative token_file (Google's tools would resolve it elsewhere)", "/v1/credentials/gcp-deploy", "format=gcloud&token_file=.gatepass/ci-token", 400, "request_invalid"],
     ["an unknown target", "/v1/credentials/nope", "", 404, "target_unknown"],
   ])("refuses %s before any upstream call", async (_name, path, body, status, code) => {
     const res = await post(path, body);

@@ -1,0 +1,196 @@
+// templates/gatepass.yml as a GitLab CI/CD component: its spec header defines every input it uses and
+// uses every input it defines, the inputs reach the job only as variables, and its before_script, run by
+// dash against a scripted stand-in for gatepass, asks for and installs both formats (env, gcloud).
+// (format-shell.test.ts: retries and error printing; e2e.test.ts and clients.test.ts: a real gatepass.)
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { COMPONENT_FILE, includeComponent, INTERPOLATION, readComponent } from "../support/component";
+
+const URL_INPUT = "https://gatepass.example.com";
+const PROVIDERS = ["gcp", "aws", "azure", "vault", "oidc"];
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), "gatepass-component-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("the component's spec", () => {
+  it("defines every input it uses and uses every input it defines", async () => {
+    const { inputs, body } = readComponent();
+    const used = new Set([...body.matchAll(INTERPOLATION)].map((match) => match[1]));
+    expect([...used].sort()).toEqual(Object.keys(inputs).sort());
+    // Nothing outside the header refers to inputs in another spelling GitLab would leave as text.
+    expect(body.replace(INTERPOLATION, "")).not.toContain("$[[");
+    const text = await readFile(COMPONENT_FILE, "utf8");
+    expect(text.slice(0, text.indexOf("\n---\n"))).not.toMatch(INTERPOLATION);
+  });
+
+  it("describes every input; only url is required, and each default passes its own options and regex", () => {
+    const { inputs } = readComponent();
+    expect(Object.keys(inputs)).toEqual(["url", "target", "format", "lifetime", "scope", "name"]);
+    for (const [name, spec] of Object.entries(inputs)) {
+      expect(spec.description, name).toMatch(/\w/);
+      if (spec.default === undefined) continue;
+      if (spec.options) expect(spec.options, name).toContain(spec.default);
+      if (spec.regex) expect(new RegExp(spec.regex).test(spec.default), name).toBe(true);
+    }
+    expect(Object.entries(inputs).filter(([, spec]) => spec.default === undefined).map(([name]) => name)).toEqual(["url"]);
+    expect(inputs.format!.options).toEqual(["env", "gcloud"]);
+  });
+
+  it("hands the inputs to the job as variables only: the script itself is the same for every include", () => {
+    const jobs = includeComponent({ url: URL_INPUT, target: "aws-readonly", format: "gcloud", lifetime: "15m", scope: "a b", name: "gp-prod" });
+    expect(Object.keys(jobs)).toEqual([".gp-prod", ...PROVIDERS.map((p) => `.gp-prod-${p}`)]);
+    for (const provider of PROVIDERS) expect(jobs[`.gp-prod-${provider}`]!.extends).toBe(".gp-prod");
+    const job = jobs[".gp-prod"]!;
+    expect(job.id_tokens).toEqual({ GATEPASS_ID_TOKEN: { aud: URL_INPUT } });
+    expect(job.variables).toEqual({ GATEPASS_URL: URL_INPUT, GATEPASS_TARGET: "aws-readonly", GATEPASS_FORMAT: "gcloud", GATEPASS_LIFETIME: "15m", GATEPASS_SCOPE: "a b" });
+    expect(job.before_script).toEqual(includeComponent({ url: "http://127.0.0.1:8787" })[".gatepass"]!.before_script);
+  });
+
+  it.each([
+    ["url", "https://gatepass.example.com/", "a trailing slash (the audience must match exactly)"],
+    ["url", "https://gatepass.example.com/path", "a path"],
+    ["url", 'https://x"; touch /tmp/p; "', "shell or YAML syntax"],
+    ["target", "AWS", "a name no target can have"],
+    ["format", "json", "a format the template cannot install"],
+    ["lifetime", "2d", "a lifetime gatepass would refuse"],
+    ["scope", "$(id)", "shell syntax"],
+    ["name", ".gatepass", "a name that would not make a hidden job"],
+  ])("refuses %s %j: %s", (input, value) => {
+    expect(() => includeComponent({ url: URL_INPUT, [input]: value })).toThrow(new RegExp(`input ${input}`));
+  });
+
+  it("needs url", () => {
+    expect(() => includeComponent({})).toThrow("input url is required");
+  });
+});
+
+// ---- the before_script under dash ----------------------------------------------------------------
+
+interface Stand {
+  url: string;
+  bodies: URLSearchParams[];
+  close(): Promise<void>;
+}
+
+/** A stand-in gatepass answering each request with `answer(body)`. */
+async function standIn(answer: (body: URLSearchParams) => { status: number; body: string }): Promise<Stand> {
+  const bodies: URLSearchParams[] = [];
+  const server = createServer((req, res) => {
+    let text = "";
+    req.setEncoding("utf8").on("data", (d: string) => (text += d));
+    req.on("end", () => {
+      const body = new URLSearchParams(text);
+      bodies.push(body);
+      const { status, body: out } = answer(body);
+      res.writeHead(status, { "Content-Type": out.startsWith("{") ? "application/json" : "text/plain" }).end(out);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bodies,
+    close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
+  };
+}
+
+/** The included job's before_script, then `after`, under dash with the job's variables (and overrides) as GitLab sets them. */
+function runJob(inputs: Record<string, string>, env: Record<string, string>, after: string, cwd = dir): Promise<{ code: number; stdout: string; stderr: string }> {
+  const job = includeComponent(inputs)[`.${inputs.name ?? "gatepass"}`]!;
+  return new Promise((resolve) => {
+    const child = spawn("dash", ["-e", "-c", [...job.before_script!, after].join("\n")], {
+      cwd,
+      env: { PATH: process.env.PATH, ...job.variables, GATEPASS_ID_TOKEN: "job.id.token", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+const GCLOUD_CONFIG = (tokenFile: string) => JSON.stringify({ type: "external_account", audience: "gcp-deployer", credential_source: { file: tokenFile, format: { type: "text" } } });
+
+describe("the component's before_script under dash", () => {
+  it("format env: asks with the inputs' defaults and evaluates the answer", async () => {
+    const stand = await standIn(() => ({ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\n" }));
+    try {
+      const inputs = { url: stand.url, target: "aws-readonly", lifetime: "15m", scope: "s1 s2" };
+      const { code, stdout, stderr } = await runJob(inputs, {}, `printf '%s' "$AWS_ACCESS_KEY_ID"`);
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
+      expect(stdout).toBe("ASIAX");
+      expect(Object.fromEntries(stand.bodies[0]!)).toEqual({ format: "env", lifetime: "15m", scope: "s1 s2" });
+    } finally {
+      await stand.close();
+    }
+  });
+
+  it("format gcloud: writes the job's token and gatepass's config under $CI_PROJECT_DIR/.gatepass (0600) and points Google's tools at it by absolute path", async () => {
+    const project = await mkdtemp(path.join(dir, "project-"));
+    const stand = await standIn((body) => ({ status: 200, body: GCLOUD_CONFIG(body.get("token_file")!) }));
+    try {
+      // The job runs from another directory (as a tool that changes directory would): the paths still hold.
+      const { code, stdout, stderr } = await runJob(
+        { url: stand.url, format: "gcloud" },
+        { CI_PROJECT_DIR: project, GATEPASS_TARGET: "gcp-deployer" },
+        `printf '%s\\n%s\\n' "$GOOGLE_APPLICATION_CREDENTIALS" "$CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE"`,
+        tmpdir(),
+      );
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
+      const tokenFile = path.join(project, ".gatepass/ci-token");
+      const configFile = path.join(project, ".gatepass/gcp-deployer.json");
+      expect(Object.fromEntries(stand.bodies[0]!)).toEqual({ format: "gcloud", token_file: tokenFile });
+      expect(stdout).toBe(`${configFile}\n${configFile}\n`);
+      expect(await readFile(tokenFile, "utf8")).toBe("job.id.token");
+      expect(JSON.parse(await readFile(configFile, "utf8"))).toMatchObject({ type: "external_account", credential_source: { file: tokenFile } });
+      expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+      expect((await stat(configFile)).mode & 0o777).toBe(0o600);
+    } finally {
+      await stand.close();
+    }
+  });
+
+  it("format gcloud refuses a CI_PROJECT_DIR that is not absolute, before asking gatepass", async () => {
+    const stand = await standIn(() => ({ status: 500, body: "{}" }));
+    try {
+      const { code, stderr } = await runJob({ url: stand.url, format: "gcloud" }, { CI_PROJECT_DIR: "builds/p", GATEPASS_TARGET: "gcp-deployer" }, "true");
+      expect(code).not.toBe(0);
+      expect(stderr).toBe('gatepass: format gcloud needs CI_PROJECT_DIR to be an absolute path (it is "builds/p")\n');
+      expect(stand.bodies).toEqual([]);
+    } finally {
+      await stand.close();
+    }
+  });
+
+  it("format gcloud installs nothing from an answer that is not a config, and does not print it", async () => {
+    const project = await mkdtemp(path.join(dir, "project-"));
+    const stand = await standIn(() => ({ status: 200, body: "export GOOGLE_OAUTH_ACCESS_TOKEN='ya29.secret'\n" }));
+    try {
+      const { code, stdout, stderr } = await runJob({ url: stand.url, format: "gcloud" }, { CI_PROJECT_DIR: project, GATEPASS_TARGET: "gcp-deployer" }, `printf '%s' "\${GOOGLE_APPLICATION_CREDENTIALS:-}"`);
+      expect(code).not.toBe(0);
+      expect(stdout).toBe("");
+      expect(stderr).toMatch(/^gatepass: no usable answer \(curl exit 0, HTTP 200\)/);
+      expect(stderr).not.toContain("ya29");
+    } finally {
+      await stand.close();
+    }
+  });
+
+  it("a job's own GATEPASS_FORMAT must be env or gcloud", async () => {
+    const { code, stderr } = await runJob({ url: URL_INPUT }, { GATEPASS_FORMAT: "json", GATEPASS_TARGET: "t" }, "true");
+    expect(code).not.toBe(0);
+    expect(stderr).toBe('gatepass: GATEPASS_FORMAT is "json"; use env or gcloud\n');
+  });
+});
