@@ -35,7 +35,8 @@ export class AuditWriter {
   private readonly queue: Batch[] = [];
   private leader: { sinceMs: number } | undefined;
 
-  constructor(private readonly deps: Pick<Deps, "now">) {}
+  /** `lingerMs`: tests that drive the whole app pass 0 (each request would otherwise wait for its own batch). */
+  constructor(private readonly deps: Pick<Deps, "now">, private readonly lingerMs = AUDIT_BATCH_LINGER_MS) {}
 
   /**
    * Queues the event. The returned promise (for waitUntil) settles once this request's leadership,
@@ -65,7 +66,7 @@ export class AuditWriter {
     try {
       while (this.leader === term && this.queue.length > 0) {
         // Linger so that concurrent requests' events join the batch: fewer, larger inserts.
-        await new Promise((resolve) => setTimeout(resolve, AUDIT_BATCH_LINGER_MS));
+        await new Promise((resolve) => setTimeout(resolve, this.lingerMs));
         await this.insert(env, this.queue.shift()!);
       }
     } finally {
