@@ -1,5 +1,7 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig, type Plugin } from "vitest/config";
+import { QuickThenSlowestSequencer } from "./test/support/sequencer";
+import { wranglerConfigForTests } from "./test/support/wrangler-config";
 
 /** Mirrors wrangler.toml's `[[rules]] type = "Text"` for .yml imports, so tests bundle like wrangler. */
 const ymlAsText: Plugin = {
@@ -11,19 +13,29 @@ const ymlAsText: Plugin = {
 
 // Two projects: "worker" runs inside workerd with real KV/D1 bindings (Cloudflare's Vitest
 // integration); "node" runs the CLI and end-to-end tests that drive wrangler from Node.
+// docs/testing.md: the tiers, how to run parts, timings.
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("migrations");
+  const wranglerConfig = wranglerConfigForTests(import.meta.dirname);
   return {
     test: {
       // Request logs are noise when a test passes; keep them for failing tests.
       silent: "passed-only" as const,
+      // Both projects share these workers (Vitest's default on two cores is one: every file in turn).
+      // Two keep both cores busy: most of the time goes to the wrangler and workerd processes the
+      // Node files start, and a worker file runs alongside them.
+      maxWorkers: 2,
+      sequence: { sequencer: QuickThenSlowestSequencer },
       projects: [
         {
           plugins: [
             ymlAsText,
             cloudflareTest(({ inject }) => ({
               main: "./src/index.ts",
-              wrangler: { configPath: "./wrangler.toml" },
+              // wrangler.toml's settings without the .dev.vars beside it (see wrangler-config.ts).
+              wrangler: { configPath: wranglerConfig },
+              // Tests never reach a Cloudflare account.
+              remoteBindings: false,
               miniflare: {
                 bindings: {
                   TEST_MIGRATIONS: migrations,
