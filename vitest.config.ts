@@ -1,7 +1,8 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig, type Plugin } from "vitest/config";
-import { QuickThenSlowestSequencer } from "./test/support/sequencer";
-import { wranglerConfigForTests } from "./test/support/wrangler-config";
+// With an extension (.js resolves to the .ts file): Vite warns on every run about an extensionless import in a config.
+import { QuickThenSlowestSequencer } from "./test/support/sequencer.js";
+import { wranglerConfigForTests } from "./test/support/wrangler-config.js";
 
 /** Mirrors wrangler.toml's `[[rules]] type = "Text"` for .yml imports, so tests bundle like wrangler. */
 const ymlAsText: Plugin = {
