@@ -1,6 +1,7 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig, type Plugin } from "vitest/config";
 // With an extension (.js resolves to the .ts file): Vite warns on every run about an extensionless import in a config.
+import ProgressReporter from "./test/support/progress-reporter.js";
 import { QuickThenSlowestSequencer } from "./test/support/sequencer.js";
 import { wranglerConfigForTests } from "./test/support/wrangler-config.js";
 
@@ -27,6 +28,8 @@ export default defineConfig(async () => {
       // Node files start, and a worker file runs alongside them.
       maxWorkers: 2,
       sequence: { sequencer: QuickThenSlowestSequencer },
+      // Outside a terminal, a line naming the files under way after 15 s without output.
+      reporters: ["default", new ProgressReporter()],
       projects: [
         {
           plugins: [
@@ -64,7 +67,8 @@ export default defineConfig(async () => {
             include: ["test/node/**/*.test.ts"],
             environment: "node",
             globalSetup: ["test/support/node-global-setup.ts"],
-            testTimeout: 60_000,
+            // Hang guards, not speed checks: on a loaded two-core machine a 16 s CLI test has taken over 60 s.
+            testTimeout: 120_000,
             hookTimeout: 120_000,
           },
         },
