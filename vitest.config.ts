@@ -1,5 +1,10 @@
+import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig, type Plugin } from "vitest/config";
+// With an extension (.js resolves to the .ts file): Vite warns on every run about an extensionless import in a config.
+import ProgressReporter from "./test/support/progress-reporter.js";
+import { QuickThenSlowestSequencer } from "./test/support/sequencer.js";
+import { wranglerConfigForTests } from "./test/support/wrangler-config.js";
 
 /** Mirrors wrangler.toml's `[[rules]] type = "Text"` for .yml imports, so tests bundle like wrangler. */
 const ymlAsText: Plugin = {
@@ -11,19 +16,31 @@ const ymlAsText: Plugin = {
 
 // Two projects: "worker" runs inside workerd with real KV/D1 bindings (Cloudflare's Vitest
 // integration); "node" runs the CLI and end-to-end tests that drive wrangler from Node.
+// docs/testing.md: the tiers, how to run parts, timings.
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("migrations");
+  const wranglerConfig = wranglerConfigForTests(import.meta.dirname);
   return {
     test: {
       // Request logs are noise when a test passes; keep them for failing tests.
       silent: "passed-only" as const,
+      // Both projects share these workers (Vitest's default on two cores is one: every file in turn).
+      // Two keep both cores busy: most of the time goes to the wrangler and workerd processes the
+      // Node files start, and a worker file runs alongside them.
+      maxWorkers: 2,
+      sequence: { sequencer: QuickThenSlowestSequencer },
+      // Outside a terminal, a line naming the files under way after 15 s without output.
+      reporters: ["default", new ProgressReporter()],
       projects: [
         {
           plugins: [
             ymlAsText,
             cloudflareTest(({ inject }) => ({
               main: "./src/index.ts",
-              wrangler: { configPath: "./wrangler.toml" },
+              // wrangler.toml's settings without the .dev.vars beside it (see wrangler-config.ts).
+              wrangler: { configPath: wranglerConfig },
+              // Tests never reach a Cloudflare account.
+              remoteBindings: false,
               miniflare: {
                 bindings: {
                   TEST_MIGRATIONS: migrations,
@@ -51,7 +68,10 @@ export default defineConfig(async () => {
             include: ["test/node/**/*.test.ts"],
             environment: "node",
             globalSetup: ["test/support/node-global-setup.ts"],
-            testTimeout: 60_000,
+            // Every process these tests start (wrangler above all) reuses V8's compiled code: see v8-code-cache.cjs.
+            env: { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require ${JSON.stringify(path.join(import.meta.dirname, "test/support/v8-code-cache.cjs"))}`].filter(Boolean).join(" ") },
+            // Hang guards, not speed checks: on a loaded two-core machine a 16 s CLI test has taken over 60 s.
+            testTimeout: 120_000,
             hookTimeout: 120_000,
           },
         },

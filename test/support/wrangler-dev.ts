@@ -5,7 +5,8 @@
 //   const gp = await startWranglerDev({ vars: (url) => ({ GATEPASS_ISSUER: url }), secrets: {...}, kv: [...] });
 //   await fetch(`${gp.url}/healthz`); ...; await gp.stop();
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,6 +14,7 @@ import { wrangler, wranglerEnv } from "../../cli/wrangler";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER_BIN = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+const STATE_TEMPLATES = path.join(ROOT, "node_modules/.cache/gatepass-migrated-state");
 
 export interface KvSeed {
   binding: "JWKS" | "POLICIES";
@@ -71,7 +73,10 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     await rm(file);
   };
 
-  if (!options.config) await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], { cwd: ROOT });
+  if (!options.config) {
+    if (ownsState) await cp(await migratedStateTemplate(), persistTo, { recursive: true });
+    else await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], { cwd: ROOT });
+  }
   for (const seed of options.kv ?? []) await putKv(seed);
 
   const envFile = path.join(scratch, "secrets.env");
@@ -111,6 +116,31 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     throw err;
   }
   return { url, port, pid: child.pid!, persistTo, output: () => output, putKv, stop };
+}
+
+/**
+ * A local state directory with the D1 migrations applied, made once per set of migrations and
+ * wrangler version and copied into each fresh instance: `wrangler d1 migrations apply` costs a second
+ * or two of CPU per start, and the demo and the end-to-end tests start gatepass five times a run.
+ */
+async function migratedStateTemplate(): Promise<string> {
+  const hash = createHash("sha256");
+  hash.update(JSON.parse(await readFile(path.join(ROOT, "node_modules/wrangler/package.json"), "utf8")).version);
+  const migrations = path.join(ROOT, "migrations");
+  for (const name of (await readdir(migrations)).sort()) hash.update(`\0${name}\0`).update(await readFile(path.join(migrations, name)));
+  const template = path.join(STATE_TEMPLATES, hash.digest("hex").slice(0, 16));
+  if (await stat(template).catch(() => undefined)) return template;
+  await mkdir(STATE_TEMPLATES, { recursive: true });
+  const partial = await mkdtemp(path.join(STATE_TEMPLATES, "partial-"));
+  try {
+    await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", partial], { cwd: ROOT });
+    // Renamed whole: a concurrent start either finds no template or a complete one.
+    await rename(partial, template);
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true });
+    if (!(await stat(template).catch(() => undefined))) throw err; // another start made it first otherwise
+  }
+  return template;
 }
 
 /** dotenv: a single-quoted value is literal; refuse what cannot be expressed that way. */

@@ -5,6 +5,8 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
 import { createApp } from "../../../src/app";
+import { AuditWriter } from "../../../src/audit/writer";
+import { createServices } from "../../../src/services";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
 import type { Deps } from "../../../src/deps";
 import type { IssuerConfig, RuleSpec, Target } from "../../../src/types";
@@ -63,7 +65,10 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
   });
   await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, snapshot);
 
-  const app = createApp(deps(options.deps));
+  // No audit linger: each request's waitOnExecutionContext would otherwise wait 250 ms for a batch
+  // that never grows here (the writer's batching has its own tests in audit/audit.test.ts).
+  const appDeps = deps(options.deps);
+  const app = createApp(appDeps, { ...createServices(appDeps), audit: new AuditWriter(appDeps, async () => {}) });
   const baseVars = { GATEPASS_ISSUER: ISSUER, GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: secret, ...upstreamVars(ns) };
 
   let logs = "";
