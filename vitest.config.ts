@@ -1,4 +1,3 @@
-import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig, type Plugin } from "vitest/config";
 // With an extension (.js resolves to the .ts file): Vite warns on every run about an extensionless import in a config.
@@ -68,8 +67,6 @@ export default defineConfig(async () => {
             include: ["test/node/**/*.test.ts"],
             environment: "node",
             globalSetup: ["test/support/node-global-setup.ts"],
-            // Every process these tests start (wrangler above all) reuses V8's compiled code: see v8-code-cache.cjs.
-            env: { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require ${JSON.stringify(path.join(import.meta.dirname, "test/support/v8-code-cache.cjs"))}`].filter(Boolean).join(" ") },
             // Hang guards, not speed checks: on a loaded two-core machine a 16 s CLI test has taken over 60 s.
             testTimeout: 120_000,
             hookTimeout: 120_000,
