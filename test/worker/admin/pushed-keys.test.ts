@@ -55,11 +55,19 @@ function isolate(start: number) {
     },
     push: (issuer: string, keys: TestKey[], query = "") =>
       request(`/v1/admin/issuers/${issuer}/jwks${query}`, { method: "PUT", headers: { Authorization: "Bearer test-admin-token" }, body: JSON.stringify(jwksOf(...keys)) }),
-    /** whoami with a token of `issuer` signed by `key`, issued now. */
+    /**
+     * whoami with a token of `issuer` signed by `key`, issued now: "verified", or the refusal's code as
+     * logged (the wire says token_unverified for every unverified token; the log line keeps the reason).
+     */
     async verify(issuer: string, key: TestKey) {
       const token = await signToken(key, gitlabClaims({ issuer: url(issuer), audience: AUDIENCE, now: clock }));
+      const logged = vi.spyOn(console, "log").mockImplementation(() => {});
       const { status, body } = await request("/v1/whoami", { headers: { Authorization: `Bearer ${token}` } });
-      return status === 200 ? "verified" : String(body.code);
+      const line = logged.mock.calls.map(([text]) => JSON.parse(String(text))).find((entry) => entry.event === "request");
+      logged.mockRestore();
+      if (status === 200) return "verified";
+      expect(body.code).toBe("token_unverified");
+      return String(line?.code);
     },
     status: () => request("/v1/admin/status", { headers: { Authorization: "Bearer test-admin-token" } }),
   };
