@@ -6,6 +6,7 @@ import { cp, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { walkthroughCommands } from "../support/readme";
 import { freePort } from "../support/wrangler-dev";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -13,13 +14,6 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const COPIED = ["cli", "migrations", "policies", "src", "templates", "package.json", "tsconfig.json", "wrangler.toml"];
 const STEP = "--- walkthrough step ---";
 
-/** The README's walkthrough: its commands, continuation lines joined. */
-async function walkthroughCommands(): Promise<string[]> {
-  const readme = await readFile(path.join(ROOT, "README.md"), "utf8");
-  const block = /### A local walkthrough[^\n]*\n+```sh\n([\s\S]*?)```/.exec(readme)?.[1];
-  if (!block) throw new Error("README has no local walkthrough block");
-  return block.replace(/\\\n\s*/g, "").split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
-}
 
 describe("README: npm run dev and the local walkthrough", () => {
   let sandbox: string;
@@ -63,8 +57,11 @@ describe("README: npm run dev and the local walkthrough", () => {
   });
 
   it("every walkthrough command gives what the README says", async () => {
-    const commands = (await walkthroughCommands()).map((command) => command.replaceAll("127.0.0.1:8787", `127.0.0.1:${port}`));
-    expect(commands).toHaveLength(7);
+    const commands = await walkthroughCommands();
+    expect(commands[0]).toBe("GP=http://127.0.0.1:8787"); // written once: the only line that names the port
+    expect(commands.slice(1).join("\n")).not.toContain("8787");
+    commands[0] = `GP=http://127.0.0.1:${port}`;
+    expect(commands).toHaveLength(8);
     const script = ["set -eu", ...commands.flatMap((command) => [command, `printf '\\n%s\\n' '${STEP}'`])].join("\n");
     const shell = spawn("sh", ["-c", script], { cwd: sandbox, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -74,8 +71,8 @@ describe("README: npm run dev and the local walkthrough", () => {
     const code = await new Promise((resolve) => shell.once("exit", resolve));
     expect(code, stderr).toBe(0);
 
-    const [token, whoami, issued, branch, denied, why, discovery] = stdout.split(`\n${STEP}\n`).map((part) => part.trim());
-    expect([token, branch]).toEqual(["", ""]); // the two token assignments print nothing
+    const [gp, token, whoami, issued, branch, denied, why, discovery] = stdout.split(`\n${STEP}\n`).map((part) => part.trim());
+    expect([gp, token, branch]).toEqual(["", "", ""]); // the three assignments print nothing
     expect(JSON.parse(whoami!)).toMatchObject({ issuer: "local-gitlab", claims: { project_path: "platform/infra", ref: "main", ref_protected: "true" } });
     expect(issued).toMatch(/^export GATEPASS_ISSUED_ID_TOKEN='[\w-]+\.[\w-]+\.[\w-]+'$/);
     const [deniedBody, deniedStatus] = denied!.split("\n");
