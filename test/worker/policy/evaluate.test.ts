@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { isGatepassError } from "../../../src/errors";
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_EXPLAINED_RULES } from "../../../src/limits";
 import { compilePolicy } from "../../../src/policy/compile";
+import { chooseFilings } from "../../../src/policy/index";
 import { denialError, evaluate, explainTarget, grantsFor } from "../../../src/policy/evaluate";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import type { PolicyParts } from "../../../src/policy/schema";
@@ -182,11 +183,23 @@ describe("denialError", () => {
 });
 
 describe("the index", () => {
-  it("puts exact project/namespace rules in buckets and everything else in the scanned list", async () => {
-    const policy = await policyOf();
-    const rules = policy.rulesByIssuer.get("corp-gitlab")!;
-    expect([...rules.exact.keys()]).toEqual(["project_path\u0000platform/infra"]);
-    expect(rules.scanned.map((r) => r.name)).toEqual(["platform-reads", "groups"]);
+  it("files each rule under its most selective literal condition, and looks only at the rules a token can match", async () => {
+    const { snapshot } = await snapshotOf();
+    expect(chooseFilings(snapshot.rules)).toEqual([
+      { claim: "project_path", keys: ["=platform/infra"] },
+      { claim: "namespace_path", keys: ["^platform"] },
+      // groups_direct "apps/registry-*" has the same key; scope claims win ties.
+      { claim: "namespace_path", keys: ["^apps"] },
+    ]);
+    const policy = compilePolicy(snapshot);
+    const visited = (claims: Record<string, string>) => {
+      const orders: number[] = [];
+      policy.index.candidates("corp-gitlab", claims, (order) => orders.push(order));
+      return orders.sort();
+    };
+    expect(visited(INFRA_MAIN)).toEqual([0, 1]);
+    expect(visited({ project_path: "apps/web", namespace_path: "apps" })).toEqual([2]);
+    expect(visited({ namespace_path: "elsewhere" })).toEqual([]);
   });
 
   it("decides exactly like a scan over every rule (randomised policies)", async () => {
