@@ -78,10 +78,10 @@ export const POLICY_RECHECK_MS = 5_000;
 export const MAX_POLICY_SNAPSHOT_BYTES = 24 * 1024 * 1024;
 /**
  * KV holds a stored snapshot in values of at most this many bytes (KV allows 25 MiB per value): a cold
- * isolate reads them in parallel, and a snapshot of a few thousand rules already spans several, so the
- * chunked path is the one every large push takes.
+ * isolate reads them in parallel (a 50 000-rule snapshot is about 30), and a snapshot of a few
+ * thousand rules already spans two, so the chunked path is the one every large push takes.
  */
-export const POLICY_KV_CHUNK_BYTES = 1024 * 1024;
+export const POLICY_KV_CHUNK_BYTES = 512 * 1024;
 /** The most chunks a stored snapshot can have; a pointer naming more is refused before any read. */
 export const MAX_POLICY_KV_CHUNKS = Math.ceil(MAX_POLICY_SNAPSHOT_BYTES / POLICY_KV_CHUNK_BYTES);
 /**
