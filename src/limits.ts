@@ -112,9 +112,7 @@ export const TARGET_DEFAULT_MAX_LIFETIME_SECONDS = 1 * HOUR;
 /** A target's lifetime bound may not be shorter (credentials would expire before use) or longer (12 h is the longest any cloud grants). */
 export const TARGET_MIN_LIFETIME_SECONDS = 1 * MINUTE;
 export const TARGET_MAX_LIFETIME_SECONDS = 12 * HOUR;
-/** D1 rows and strings are capped at 1 MB, so a policy_versions row (which keeps the whole snapshot for rollback) must stay below. */
-export const MAX_HISTORY_SNAPSHOT_BYTES = 1_000_000 - 16 * 1024;
-/** D1 refuses SQL statements over 100 KB: the snapshot text is written in chunks below this. */
+/** D1 refuses SQL statements over 100 KB (and rows over 1 MB): policy history is written in chunk rows of at most this. */
 export const D1_SQL_CHUNK_BYTES = 90 * 1024;
 
 // ---- minted tokens ---------------------------------------------------------------------------
