@@ -3,22 +3,24 @@
 //
 // loadSnapshot is the Worker's gate for what it reads from KV, in either stored form:
 // - format 2 (what push writes, snapshot.ts): the index and the body must hash to the header's
-//   `index_sha256` and `version`, and the index must tile the body exactly; the issuers and targets
-//   are validated at once; each rule is parsed, validated, checked to be canonical and to be filed
-//   under one of its own conditions when a token first needs it. A cold isolate so never parses the
-//   whole policy: it hashes it and reads the index.
+//   `index_sha256` and `version`; the index is parsed and checked in shape, the issuers and targets
+//   are validated at once; each rule is cut from the body, parsed, validated and checked to be
+//   canonical when a token first needs it. A cold isolate so does no work per rule: it hashes the
+//   snapshot and parses its index.
 // - format 1 (a whole snapshot as JSON, what push wrote before): parsed and validated at once.
 // Anything corrupt is refused (the store then keeps its last good snapshot, or fails closed). A rule
-// refused later, when first needed, fails every request that needs it with policy_unavailable; push
-// and rollback run verifySnapshot, which decodes every rule and rebuilds the index, so only a snapshot
-// written to KV by other means can get there.
+// refused later, when first needed, fails every request that needs it with policy_unavailable, and
+// so does an index entry that names no rule of the token's issuer. Every rule the index finds is
+// evaluated in full, so an index can only cost lookups or miss a rule, never allow what the rules do
+// not. Push and rollback run verifySnapshot, which decodes every rule and rebuilds the index, so only
+// a snapshot written to KV by other means can get there.
 
 import { isPlainObject, sha256Hex } from "../encoding";
 import { GatepassError } from "../errors";
 import { MAX_POLICY_KV_CHUNKS, MAX_POLICY_SNAPSHOT_BYTES, MAX_RULES } from "../limits";
-import type { IssuerConfig, PolicySnapshot, RuleSpec, Target } from "../types";
+import type { IssuerConfig, NormalizedClaims, PolicySnapshot, RuleSpec, Target } from "../types";
 import { compileCondition, type Condition } from "./condition";
-import { chooseFilings, EXACT, isFilingOf, PREFIX, RuleIndex, SCOPE_CLAIMS, type Filing } from "./index";
+import { chooseFilings, MalformedIndexError, RuleIndex, SCOPE_CLAIMS } from "./index";
 import { normalizePolicy, type Path, type Problem } from "./schema";
 import {
   BODY_PARTS,
@@ -89,10 +91,38 @@ export class CompiledPolicy {
     return this.source.count;
   }
 
+  /**
+   * Calls `visit` with every rule of the token's issuer that the index finds for its claims (some more
+   * than once). Throws policy_unavailable when the index names a rule that is not one of the issuer's.
+   */
+  candidates(issuer: string, claims: NormalizedClaims, visit: (order: number) => void): void {
+    try {
+      this.index.candidates(issuer, claims, visit);
+    } catch (err) {
+      if (!(err instanceof MalformedIndexError)) throw err;
+      this.refusal ??= `snapshot ${this.version.slice(0, 12)}: ${err.message}`;
+      throw unavailable(this.refusal);
+    }
+  }
+
+  /** Rule `order` of `issuer` (as the index found it), compiled on first use; policy_unavailable when refused. */
+  ruleOf(issuer: string, order: number): CompiledRule {
+    const rule = this.rule(order);
+    if (rule.spec.issuer === issuer) return rule;
+    const reason = `snapshot ${this.version.slice(0, 12)}: the index files rule ${order} under issuer '${issuer}', not its own`;
+    this.refusal ??= reason;
+    throw unavailable(reason);
+  }
+
   /** Rule `order`, compiled on first use. Throws policy_unavailable when the stored rule is refused. */
   rule(order: number): CompiledRule {
     const known = this.compiled[order];
     if (known) return known;
+    if (!(Number.isSafeInteger(order) && order >= 0 && order < this.source.count)) {
+      const reason = `snapshot ${this.version.slice(0, 12)}: the index names rule ${String(order).slice(0, 20)}, which it does not have`;
+      this.refusal ??= reason;
+      throw unavailable(reason);
+    }
     const refused = this.refused.get(order);
     if (refused === undefined) {
       try {
@@ -103,10 +133,7 @@ export class CompiledPolicy {
         this.refusal ??= reason;
       }
     }
-    throw new GatepassError("policy_unavailable", {
-      description: "The active policy has a rule gatepass refused to load; an admin must push the policies again.",
-      cause: this.refused.get(order),
-    });
+    throw unavailable(this.refused.get(order)!);
   }
 
   /** Every rule, compiled (offline views only: the CLI's explain and tests). */
@@ -158,10 +185,16 @@ export class CompiledPolicy {
   }
 }
 
+function unavailable(cause: string): GatepassError {
+  return new GatepassError("policy_unavailable", {
+    description: "The active policy has a rule gatepass refused to load; an admin must push the policies again.",
+    cause,
+  });
+}
+
 /** Compiles a checked snapshot (the CLI's, tests'): filings chosen here, rules compiled when first used. */
 export function compilePolicy(snapshot: PolicySnapshot): CompiledPolicy {
-  const index = new RuleIndex();
-  chooseFilings(snapshot.rules).forEach((filing, order) => index.add(order, snapshot.rules[order]!.issuer, filing));
+  const index = RuleIndex.build(snapshot.rules, chooseFilings(snapshot.rules));
   return new CompiledPolicy(snapshot, snapshot.issuers, snapshot.targets, index, {
     count: snapshot.rules.length,
     spec: (order) => snapshot.rules[order]!,
@@ -175,7 +208,7 @@ export async function loadSnapshot(text: string): Promise<CompiledPolicy> {
   if (!text.startsWith(STORED_HEADER_START)) return loadWholeSnapshot(text);
   const newline = text.indexOf("\n");
   if (newline < 0) throw invalid("it has no payload after its header");
-  return loadStoredSnapshot(readStoredHeader(text.slice(0, newline)), text.slice(newline + 1));
+  return loadStoredSnapshot(readStoredHeader(text.slice(0, newline)), new TextEncoder().encode(text.slice(newline + 1)));
 }
 
 /**
@@ -227,7 +260,6 @@ async function loadWholeSnapshot(text: string): Promise<CompiledPolicy> {
 // ---- format 2: header, index, body --------------------------------------------------------------
 
 const HEADER_KEYS = ["body_length", "chunks", "created_at", "format", "index_length", "index_sha256", "source_digest", "version"];
-const INDEX_KEYS = ["claims", "issuers_length", "rules", "targets_length"];
 
 /** Checks a stored header (the value of KV `active`, or a stored text's first line). Throws policy_invalid. */
 export function readStoredHeader(text: string): StoredHeader {
@@ -255,99 +287,85 @@ export function readStoredHeader(text: string): StoredHeader {
   return header;
 }
 
-/** Loads a stored snapshot from its header and payload (index then body). Throws policy_invalid. */
-export async function loadStoredSnapshot(header: StoredHeader, payload: string): Promise<CompiledPolicy> {
+/**
+ * Loads a stored snapshot from its header and payload (index then body, as bytes: the Worker reads KV
+ * values as bytes, hashes them as they are and decodes only what it parses). Throws policy_invalid.
+ */
+export async function loadStoredSnapshot(header: StoredHeader, payload: Uint8Array): Promise<CompiledPolicy> {
   if (payload.length !== header.index_length + header.body_length) throw invalid(`its payload is ${payload.length} bytes; the header says ${header.index_length + header.body_length}`);
-  const indexText = payload.slice(0, header.index_length);
-  const body = payload.slice(header.index_length);
-  const [indexHash, bodyHash] = await Promise.all([sha256Hex(indexText), sha256Hex(body)]);
+  const indexBytes = payload.subarray(0, header.index_length);
+  const body = payload.subarray(header.index_length);
+  const [indexHash, bodyHash] = await Promise.all([sha256Hex(indexBytes), sha256Hex(body)]);
   if (indexHash !== header.index_sha256) throw invalid("its index does not hash to index_sha256");
   if (bodyHash !== header.version) throw invalid("its content hash does not match its version");
+  const text = (from: number, to: number) => ascii.decode(body.subarray(from, to));
 
-  const index = readIndex(indexText);
-  // The body's fixed layout: head, issuers, rules (tiled by the index's lengths), targets, tail.
+  const stored = readIndex(ascii.decode(indexBytes));
+  // The body's fixed layout: head, issuers, rules (each starting where the index says), targets, tail.
   const issuersAt = BODY_PARTS.head.length;
-  const rulesAt = issuersAt + index.issuers_length + BODY_PARTS.rules.length;
-  const targetsAt = body.length - BODY_PARTS.tail.length - index.targets_length;
+  const rulesAt = issuersAt + stored.issuers_length + BODY_PARTS.rules.length;
+  const targetsAt = body.length - BODY_PARTS.tail.length - stored.targets_length;
   const rulesEnd = targetsAt - BODY_PARTS.targets.length;
-  const fixed = (at: number, part: string) => at >= 0 && body.startsWith(part, at);
+  const fixed = (at: number, part: string) => at >= 0 && text(at, at + part.length) === part;
   if (!fixed(0, BODY_PARTS.head) || !fixed(rulesAt - BODY_PARTS.rules.length, BODY_PARTS.rules) || rulesEnd < rulesAt ||
-      !fixed(rulesEnd, BODY_PARTS.targets) || !fixed(body.length - BODY_PARTS.tail.length, BODY_PARTS.tail)) {
+      !fixed(rulesEnd, BODY_PARTS.targets) || !fixed(body.length - BODY_PARTS.tail.length, BODY_PARTS.tail) ||
+      (stored.starts.length === 0) !== (rulesEnd === rulesAt) || (stored.starts.length > 0 && stored.starts[0] !== rulesAt)) {
     throw invalid("its body does not have the stored layout");
   }
-  const rawIssuers = parseJson(body.slice(issuersAt, issuersAt + index.issuers_length), "its issuers");
-  const rawTargets = parseJson(body.slice(targetsAt, targetsAt + index.targets_length), "its targets");
+  const issuersText = text(issuersAt, issuersAt + stored.issuers_length);
+  const targetsText = text(targetsAt, targetsAt + stored.targets_length);
+  const rawIssuers = parseJson(issuersText, "its issuers");
+  const rawTargets = parseJson(targetsText, "its targets");
   const { policy, problems } = normalizePolicy([{ name: "snapshot", value: { issuers: rawIssuers, targets: rawTargets } }], "snapshot");
   if (problems.length > 0) throw invalid(describeProblems(problems));
   const checked = snapshotBody({ ...policy, rules: [] });
-  if (canonicalJson(checked.issuers) !== body.slice(issuersAt, issuersAt + index.issuers_length) ||
-      canonicalJson(checked.targets) !== body.slice(targetsAt, targetsAt + index.targets_length)) {
+  if (canonicalJson(checked.issuers) !== issuersText || canonicalJson(checked.targets) !== targetsText) {
     throw invalid("its issuers or targets are not in canonical form");
   }
+  const index = RuleIndex.read(stored.by_issuer, new Set(checked.issuers.map((issuer) => issuer.name)));
+  if (!index) throw invalid("its index is malformed");
 
-  // Each rule's text: its length from the index, separated by commas, filling the rules exactly.
-  const starts = new Array<number>(index.rules.length);
-  const filings: (Filing | undefined)[] = [];
-  const issuerOf: number[] = [];
-  const ruleIndex = new RuleIndex();
-  let at = rulesAt;
-  index.rules.forEach((entry, order) => {
-    const [length, issuer, claim, ...keys] = entry as [number, number, number | undefined, ...string[]];
-    if (order > 0) {
-      if (body[at] !== ",") throw invalid("its index does not tile the rules");
-      at++;
-    }
-    starts[order] = at;
-    at += length;
-    if (at > rulesEnd) throw invalid("its index does not tile the rules");
-    const issuerConfig = checked.issuers[issuer];
-    if (!issuerConfig) throw invalid(`its index names issuer number ${issuer}`);
-    const filing = claim === undefined ? undefined : { claim: index.claims[claim]!, keys };
-    if (claim !== undefined && index.claims[claim] === undefined) throw invalid(`its index names claim number ${claim}`);
-    filings.push(filing);
-    issuerOf.push(issuer);
-    ruleIndex.add(order, issuerConfig.name, filing);
-  });
-  if (at !== rulesEnd) throw invalid("its index does not tile the rules");
-  starts.push(rulesEnd + 1); // one past the last rule's text, as if a comma followed
-
-  const rawIssuerList = rawIssuers as unknown[];
-  const rawTargetByName = new Map((rawTargets as Record<string, unknown>[]).map((target) => [target.name as string, target]));
+  const rawIssuerByName = new Map((rawIssuers as Record<string, unknown>[]).map((issuer) => [issuer.name, issuer]));
+  const rawTargetByName = new Map((rawTargets as Record<string, unknown>[]).map((target) => [target.name, target]));
+  const { starts } = stored;
+  const comma = ",".charCodeAt(0);
   const spec = (order: number): RuleSpec => {
-    const text = body.slice(starts[order], starts[order + 1]! - 1);
-    const raw = parseJson(text, "it");
+    // Rule `order` runs from its start to the comma before the next one (or to the end of the rules).
+    const start = starts[order];
+    const end = order + 1 < starts.length ? (starts[order + 1] as number) - 1 : rulesEnd;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || (start as number) < rulesAt || end <= (start as number) || end > rulesEnd ||
+        (order > 0 && body[(start as number) - 1] !== comma) || (order + 1 < starts.length && body[end] !== comma)) {
+      throw new Error("the index does not place it in the body");
+    }
+    const ruleText = text(start as number, end);
+    const raw = parseJson(ruleText, "it");
     // Validated with its own issuer and the targets it names, so the same checks as a whole policy apply.
-    const allow = isPlainObject(raw) && Array.isArray(raw.allow) ? raw.allow : [];
-    const targets = [...new Set(allow)].flatMap((name) => (typeof name === "string" && rawTargetByName.has(name) ? [rawTargetByName.get(name)] : []));
-    const { policy: one, problems: ruleProblems } = normalizePolicy(
-      [{ name: "snapshot", value: { issuers: [rawIssuerList[issuerOf[order]!]], targets, rules: [raw] } }],
-      "snapshot",
-    );
+    const fields = isPlainObject(raw) ? raw : {};
+    const allow = Array.isArray(fields.allow) ? fields.allow : [];
+    const targets = [...new Set(allow)].flatMap((name) => (rawTargetByName.has(name) ? [rawTargetByName.get(name)] : []));
+    const issuers = rawIssuerByName.has(fields.issuer) ? [rawIssuerByName.get(fields.issuer)] : [];
+    const { policy: one, problems: ruleProblems } = normalizePolicy([{ name: "snapshot", value: { issuers, targets, rules: [raw] } }], "snapshot");
     if (ruleProblems.length > 0) throw new Error(describeProblems(ruleProblems));
     const rule = one.rules[0]!;
-    if (canonicalJson(rule) !== text) throw new Error("it is not in canonical form");
-    if (!isFilingOf(rule, filings[order])) throw new Error("the index files it under a condition it does not have");
+    if (canonicalJson(rule) !== ruleText) throw new Error("it is not in canonical form");
     return rule;
   };
-  return new CompiledPolicy(header, checked.issuers, checked.targets, ruleIndex, { count: index.rules.length, spec });
+  return new CompiledPolicy(header, checked.issuers, checked.targets, index, { count: starts.length, spec });
 }
 
-function readIndex(text: string): { claims: string[]; rules: unknown[][]; issuers_length: number; targets_length: number } {
+/** Stored snapshots are ASCII (canonical JSON escapes the rest); anything else fails the checks after decoding. */
+const ascii = new TextDecoder();
+
+const INDEX_KEYS = ["by_issuer", "issuers_length", "starts", "targets_length"];
+
+function readIndex(text: string): { by_issuer: unknown; starts: unknown[]; issuers_length: number; targets_length: number } {
   const fields = parseObject(text, "its index");
   if (Object.keys(fields).sort().join() !== INDEX_KEYS.join()) throw invalid("its index has the wrong keys");
-  const { claims, rules, issuers_length, targets_length } = fields;
-  if (!Array.isArray(claims) || !claims.every((claim) => typeof claim === "string")) throw invalid("its index's claims are not names");
-  if (!Array.isArray(rules) || rules.length > MAX_RULES) throw invalid(`its index does not list at most ${MAX_RULES} rules`);
+  const { by_issuer, starts, issuers_length, targets_length } = fields;
+  if (!Array.isArray(starts) || starts.length > MAX_RULES) throw invalid(`its index does not place at most ${MAX_RULES} rules`);
   const natural = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
   if (!natural(issuers_length) || !natural(targets_length)) throw invalid("its index's lengths are not byte counts");
-  for (const entry of rules) {
-    const ok =
-      Array.isArray(entry) && (entry.length === 2 || entry.length >= 4) &&
-      Number.isSafeInteger(entry[0]) && entry[0] >= 2 && natural(entry[1]) &&
-      (entry.length === 2 || (natural(entry[2]) && entry.slice(3).every((key) => typeof key === "string" && (key[0] === EXACT || key[0] === PREFIX))));
-    if (!ok) throw invalid("its index has a malformed rule entry");
-  }
-  return { claims: claims as string[], rules: rules as unknown[][], issuers_length: issuers_length as number, targets_length: targets_length as number };
+  return { by_issuer, starts, issuers_length: issuers_length as number, targets_length: targets_length as number };
 }
 
 // ---- shared ------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ export { claimValue };
 export function evaluate(policy: CompiledPolicy, identity: VerifiedIdentity, target: string): Decision {
   requireTarget(policy, target);
   let best: CompiledRule | undefined;
-  policy.index.candidates(identity.issuer, identity.claims, (order) => {
+  policy.candidates(identity.issuer, identity.claims, (order) => {
     if (best && order >= best.order) return;
-    const rule = policy.rule(order);
+    const rule = policy.ruleOf(identity.issuer, order);
     if (rule.allows.has(target) && ruleMatches(rule, identity.claims)) best = rule;
   });
   return best ? { allowed: true, target, rule: best.name } : { allowed: false, target };
@@ -102,10 +102,10 @@ function requireTarget(policy: CompiledPolicy, target: string): void {
 function candidateRules(policy: CompiledPolicy, identity: VerifiedIdentity): CompiledRule[] {
   const seen = new Set<number>();
   const rules: CompiledRule[] = [];
-  policy.index.candidates(identity.issuer, identity.claims, (order) => {
+  policy.candidates(identity.issuer, identity.claims, (order) => {
     if (seen.has(order)) return;
     seen.add(order);
-    rules.push(policy.rule(order));
+    rules.push(policy.ruleOf(identity.issuer, order));
   });
   return rules;
 }

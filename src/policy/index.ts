@@ -53,13 +53,6 @@ export function filingOptions(rule: RuleSpec): Filing[] {
   return options;
 }
 
-/** Whether `filing` is one of the rule's own options (a stored index is checked against each rule it decodes). */
-export function isFilingOf(rule: RuleSpec, filing: Filing | undefined): boolean {
-  if (filing === undefined) return true; // looked at for every token: always correct
-  const option = filingOptions(rule).find((o) => o.claim === filing.claim);
-  return option !== undefined && option.keys.length === filing.keys.length && option.keys.every((key, i) => key === filing.keys[i]);
-}
-
 /** Claim order for ties: scope claims first (the filing lint asks for), then by name. */
 function claimRank(claim: string): number {
   const scope = (SCOPE_CLAIMS as readonly string[]).indexOf(claim);
@@ -96,39 +89,86 @@ export function chooseFilings(rules: readonly RuleSpec[]): (Filing | undefined)[
   });
 }
 
-interface ClaimIndex {
-  readonly exact: Map<string, number[]>;
-  readonly prefix: Map<string, number[]>;
-  /** The most segments any prefix key has: longer values are looked up by their first segments only. */
-  depth: number;
+/** Rule numbers by key: JSON-shaped, so a stored index is usable as JSON.parse returns it. */
+type Buckets = Record<string, number[]>;
+
+/** One issuer's rules, in the shape the stored snapshot keeps: lists of rule numbers (in policy order). */
+export interface IssuerIndexData {
+  /** claim → exact value → rules. */
+  exact: Record<string, Buckets>;
+  /** claim → literal leading segments → rules. */
+  prefix: Record<string, Buckets>;
+  /** claim → the most segments of its prefix keys (longer values are looked up by their first segments). */
+  depth: Record<string, number>;
+  /** Rules filed under no claim: looked at for every token of the issuer. */
+  scanned: number[];
 }
 
-interface IssuerIndex {
-  readonly claims: Map<string, ClaimIndex>;
-  readonly scanned: number[];
+export type IndexData = Record<string, IssuerIndexData>;
+
+interface ClaimLookup {
+  readonly claim: string;
+  readonly exact: Buckets | undefined;
+  readonly prefix: Buckets | undefined;
+  readonly depth: number;
 }
 
-/** Rule numbers (policy order) by issuer and filing; rules are added in order, so every list is sorted. */
+const own = (buckets: Buckets | undefined, key: string): number[] | undefined => (buckets && Object.hasOwn(buckets, key) ? buckets[key] : undefined);
+
+/**
+ * Finds the rules a token can match. Built from filings (compilePolicy, the stored form's writer) or
+ * taken as stored (read: checked in shape only; a rule number is checked when it is used, and a list
+ * that is not one fails the request closed), so a cold isolate does no work per rule.
+ */
 export class RuleIndex {
-  private readonly issuers = new Map<string, IssuerIndex>();
+  private readonly lookups = new Map<string, { claims: ClaimLookup[]; scanned: number[] }>();
 
-  add(order: number, issuer: string, filing: Filing | undefined): void {
-    let index = this.issuers.get(issuer);
-    if (!index) this.issuers.set(issuer, (index = { claims: new Map(), scanned: [] }));
-    if (!filing) {
-      index.scanned.push(order);
-      return;
+  private constructor(readonly data: IndexData) {
+    for (const [issuer, index] of Object.entries(data)) {
+      const claims = [...new Set([...Object.keys(index.exact), ...Object.keys(index.prefix)])].sort();
+      this.lookups.set(issuer, {
+        claims: claims.map((claim) => ({
+          claim,
+          exact: Object.hasOwn(index.exact, claim) ? index.exact[claim] : undefined,
+          prefix: Object.hasOwn(index.prefix, claim) ? index.prefix[claim] : undefined,
+          depth: Object.hasOwn(index.depth, claim) ? index.depth[claim]! : 0,
+        })),
+        scanned: index.scanned,
+      });
     }
-    let claim = index.claims.get(filing.claim);
-    if (!claim) index.claims.set(filing.claim, (claim = { exact: new Map(), prefix: new Map(), depth: 0 }));
-    for (const key of filing.keys) {
-      const value = key.slice(1);
-      if (key[0] === EXACT) push(claim.exact, value, order);
-      else {
-        push(claim.prefix, value, order);
-        claim.depth = Math.max(claim.depth, value.split("/").length);
+  }
+
+  /** The index of `rules` filed as `filings` say. */
+  static build(rules: readonly RuleSpec[], filings: readonly (Filing | undefined)[]): RuleIndex {
+    const data: IndexData = {};
+    rules.forEach((rule, order) => {
+      const index = (data[rule.issuer] ??= { exact: {}, prefix: {}, depth: {}, scanned: [] });
+      const filing = filings[order];
+      if (!filing) {
+        index.scanned.push(order);
+        return;
       }
+      for (const key of filing.keys) {
+        const value = key.slice(1);
+        const buckets = key[0] === EXACT ? (index.exact[filing.claim] ??= {}) : (index.prefix[filing.claim] ??= {});
+        (Object.hasOwn(buckets, value) ? buckets[value]! : (buckets[value] = [])).push(order);
+        if (key[0] === PREFIX) index.depth[filing.claim] = Math.max(index.depth[filing.claim] ?? 0, value.split("/").length);
+      }
+    });
+    return new RuleIndex(data);
+  }
+
+  /** A stored index, checked in shape; undefined when it is not one. */
+  static read(value: unknown, issuers: ReadonlySet<string>): RuleIndex | undefined {
+    if (!isRecord(value)) return undefined;
+    for (const [issuer, index] of Object.entries(value)) {
+      if (!issuers.has(issuer) || !isRecord(index) || Object.keys(index).sort().join() !== "depth,exact,prefix,scanned") return undefined;
+      const { exact, prefix, depth, scanned } = index;
+      if (!isRecord(exact) || !isRecord(prefix) || !isRecord(depth) || !Array.isArray(scanned)) return undefined;
+      if (![...Object.values(exact), ...Object.values(prefix)].every(isRecord)) return undefined;
+      if (!Object.values(depth).every((d) => Number.isSafeInteger(d) && (d as number) >= 0 && (d as number) <= MAX_INDEX_PREFIX_SEGMENTS)) return undefined;
     }
+    return new RuleIndex(value as IndexData);
   }
 
   /**
@@ -136,35 +176,43 @@ export class RuleIndex {
    * array claim or an any-of list hits several keys), and with the rules filed under no claim.
    */
   candidates(issuer: string, claims: NormalizedClaims, visit: (order: number) => void): void {
-    const index = this.issuers.get(issuer);
+    const index = this.lookups.get(issuer);
     if (!index) return;
-    for (const [name, claim] of index.claims) {
-      const value = claimValue(claims, name);
+    for (const lookup of index.claims) {
+      const value = claimValue(claims, lookup.claim);
       if (value === undefined) continue;
-      if (typeof value === "string") lookUp(claim, value, visit);
-      else for (const element of value) lookUp(claim, element, visit);
+      if (typeof value === "string") lookUp(lookup, value, visit);
+      else for (const element of value) lookUp(lookup, element, visit);
     }
-    for (const order of index.scanned) visit(order);
+    visitAll(index.scanned, visit);
   }
 }
 
-function lookUp(claim: ClaimIndex, value: string, visit: (order: number) => void): void {
+function lookUp(lookup: ClaimLookup, value: string, visit: (order: number) => void): void {
   // Oversized values match no condition (condition.ts): there is nothing to find.
   if (value.length > MAX_CLAIM_VALUE_LENGTH) return;
-  const exact = claim.exact.get(value);
-  if (exact) for (const order of exact) visit(order);
+  visitAll(own(lookup.exact, value), visit);
   // The value's first 1..depth segments (the whole value when it has no more).
   let end = -1;
-  for (let depth = 1; depth <= claim.depth; depth++) {
+  for (let depth = 1; depth <= lookup.depth; depth++) {
     end = value.indexOf("/", end + 1);
-    const prefix = claim.prefix.get(end < 0 ? value : value.slice(0, end));
-    if (prefix) for (const order of prefix) visit(order);
+    visitAll(own(lookup.prefix, end < 0 ? value : value.slice(0, end)), visit);
     if (end < 0) break;
   }
 }
 
-function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
+function visitAll(orders: number[] | undefined, visit: (order: number) => void): void {
+  if (orders === undefined) return;
+  // A stored list that is not one: the policy cannot be evaluated (the caller fails closed).
+  if (!Array.isArray(orders)) throw new MalformedIndexError();
+  for (const order of orders) visit(order);
 }
+
+/** A stored index entry that is not a list of rule numbers. */
+export class MalformedIndexError extends Error {
+  constructor() {
+    super("the index holds a bucket that is not a list of rule numbers");
+  }
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);

@@ -5,7 +5,7 @@
 import { sha256Hex } from "../encoding";
 import { POLICY_KV_CHUNK_BYTES } from "../limits";
 import type { PolicySnapshot } from "../types";
-import { chooseFilings } from "./index";
+import { chooseFilings, RuleIndex, type IndexData } from "./index";
 import type { PolicyParts } from "./schema";
 
 export const SNAPSHOT_FORMAT = 1;
@@ -58,9 +58,10 @@ export async function sourceDigest(files: readonly { name: string; bytes: Uint8A
 // ---- the stored form (format 2) ---------------------------------------------------------------
 // What push writes and the Worker reads: a header line, then the payload: the index, then the body.
 // The body is the canonical body above, byte for byte, so its hash is still the version; the index
-// (src/policy/index.ts) says where each rule's text lies in the body and under which claim values it
-// is filed. A cold isolate hashes both and parses only the index, the issuers and the targets; each
-// rule is parsed and checked when a token first needs it (compile.ts).
+// (src/policy/index.ts) says where each rule's text starts in the body and which rules are filed under
+// which claim values, in the shape lookups use (JSON.parse builds its tables). A cold isolate hashes
+// both and parses only the index, the issuers and the targets; each rule is parsed and checked when a
+// token first needs it (compile.ts).
 
 export const STORED_FORMAT = 2;
 
@@ -78,10 +79,10 @@ export interface StoredHeader {
   chunks: number;
 }
 
-/** The index: claim names, then per rule [text length, issuer number, claim number, ...keys] or [text length, issuer number]. */
+/** The index: where each rule's text starts in the body, and the rule numbers by issuer and filing (index.ts). */
 export interface StoredIndex {
-  claims: string[];
-  rules: (string | number)[][];
+  by_issuer: IndexData;
+  starts: number[];
   issuers_length: number;
   targets_length: number;
 }
@@ -115,16 +116,15 @@ export async function storedSnapshot(snapshot: PolicySnapshot): Promise<StoredSn
   if (bodyText !== `${BODY_PARTS.head}${issuersText}${BODY_PARTS.rules}${ruleTexts.join(",")}${BODY_PARTS.targets}${targetsText}${BODY_PARTS.tail}`) {
     throw new Error("the canonical body does not have the stored layout");
   }
-  const filings = chooseFilings(body.rules);
-  const claims = [...new Set(filings.flatMap((filing) => (filing ? [filing.claim] : [])))].sort();
-  const issuerNumber = new Map(body.issuers.map((issuer, i) => [issuer.name, i]));
+  const starts: number[] = [];
+  let at = BODY_PARTS.head.length + issuersText.length + BODY_PARTS.rules.length;
+  for (const rule of ruleTexts) {
+    starts.push(at);
+    at += rule.length + 1;
+  }
   const index: StoredIndex = {
-    claims,
-    rules: body.rules.map((rule, i) => {
-      const filing = filings[i];
-      const head = [ruleTexts[i]!.length, issuerNumber.get(rule.issuer)!];
-      return filing ? [...head, claims.indexOf(filing.claim), ...filing.keys] : head;
-    }),
+    by_issuer: RuleIndex.build(body.rules, chooseFilings(body.rules)).data,
+    starts,
     issuers_length: issuersText.length,
     targets_length: targetsText.length,
   };

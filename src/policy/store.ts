@@ -97,9 +97,10 @@ export class PolicyStore {
 /** Reads the chunks `active` points at (all at once) and loads them. */
 async function loadPointed(env: Env, headerText: string): Promise<CompiledPolicy> {
   const header = readStoredHeader(headerText);
+  // As bytes: they are hashed as they are, and only what is parsed gets decoded.
   const chunks = await Promise.all(
     Array.from({ length: header.chunks }, (_, i) =>
-      env.POLICIES.get(payloadChunkKey(header, i)).catch((err: unknown) => {
+      env.POLICIES.get(payloadChunkKey(header, i), "arrayBuffer").catch((err: unknown) => {
         throw new KvReadError(String(err));
       }),
     ),
@@ -108,5 +109,11 @@ async function loadPointed(env: Env, headerText: string): Promise<CompiledPolicy
   if (missing >= 0) {
     throw new GatepassError("policy_invalid", { description: `The policy snapshot was refused: its chunk ${missing} of ${header.chunks} is missing.` });
   }
-  return loadStoredSnapshot(header, chunks.join(""));
+  const payload = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk!.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    payload.set(new Uint8Array(chunk!), at);
+    at += chunk!.byteLength;
+  }
+  return loadStoredSnapshot(header, payload);
 }

@@ -226,8 +226,7 @@ describe("the index", () => {
       { claim: "namespace_path", keys: ["^team-3", "^team-4"] },
       undefined,
     ]);
-    const index = new RuleIndex();
-    chooseFilings(rules).forEach((filing, order) => index.add(order, "corp-gitlab", filing));
+    const index = RuleIndex.build(rules, chooseFilings(rules));
     const visited = (claims: Record<string, string | string[]>) => {
       const orders: number[] = [];
       index.candidates("corp-gitlab", claims, (order) => orders.push(order));

@@ -164,28 +164,28 @@ async function reseal({ index, body, meta }: Parts): Promise<string> {
 
 /** The rule texts of a stored body, in order. */
 function ruleTexts({ index, body }: Parts): string[] {
-  let at = BODY_PARTS.head.length + index.issuers_length + BODY_PARTS.rules.length;
-  return index.rules.map((entry) => {
-    const text = body.slice(at, at + (entry[0] as number));
-    at += (entry[0] as number) + 1;
-    return text;
-  });
+  const rulesEnd = body.length - BODY_PARTS.tail.length - index.targets_length - BODY_PARTS.targets.length;
+  return index.starts.map((start, i) => body.slice(start, i + 1 < index.starts.length ? index.starts[i + 1]! - 1 : rulesEnd));
 }
 
-/** Replaces rule `i`'s text and its length in the index. */
+/** Replaces rule `i`'s text, moving the later rules' starts. */
 function withRule(parts: Parts, i: number, text: string): Parts {
-  const texts = ruleTexts(parts);
-  const old = texts[i]!;
-  const at = parts.body.indexOf(old);
+  const old = ruleTexts(parts)[i]!;
+  const at = parts.index.starts[i]!;
   const index = structuredClone(parts.index);
-  index.rules[i]![0] = text.length;
+  index.starts = index.starts.map((start, j) => (j > i ? start + text.length - old.length : start));
   return { ...parts, index, body: parts.body.slice(0, at) + text + parts.body.slice(at + old.length) };
 }
 
-async function lazyRefusal(text: string, claims: Record<string, string> = INFRA_MAIN): Promise<string> {
+/** The fixture's index, to edit: corp-gitlab's rules 0 (exact project), 1 and 2 (namespace prefixes). */
+function corp(index: StoredIndex) {
+  return index.by_issuer["corp-gitlab"]!;
+}
+
+async function lazyRefusal(text: string, claims: Record<string, string> = INFRA_MAIN, target = "reader"): Promise<string> {
   const policy = await loadSnapshot(text);
   try {
-    evaluate(policy, identity(claims), "reader");
+    evaluate(policy, identity(claims), target);
   } catch (err) {
     if (isGatepassError(err)) return `${err.code}: ${policy.refusal}`;
     throw err;
@@ -241,26 +241,21 @@ describe("the stored form", () => {
     expect(await refusal(text.replace('"namespace_path"', '"namespace_patX"'))).toMatch(/index does not hash to index_sha256/);
   });
 
-  it("refuses an index that does not tile the body, or names issuers or claims it does not have", async () => {
+  it("refuses an index of the wrong shape, or one that does not place the rules in the body", async () => {
     const parts = await storedParts();
-    const shifted = structuredClone(parts.index);
-    shifted.rules[0]![0] = (shifted.rules[0]![0] as number) + 1;
-    expect(await refusal(await reseal({ ...parts, index: shifted }))).toMatch(/index does not tile the rules/);
-    const fewer = structuredClone(parts.index);
-    fewer.rules.pop();
-    expect(await refusal(await reseal({ ...parts, index: fewer }))).toMatch(/index does not tile the rules/);
-    const issuer = structuredClone(parts.index);
-    issuer.rules[0]![1] = 9;
-    expect(await refusal(await reseal({ ...parts, index: issuer }))).toMatch(/names issuer number 9/);
-    const claim = structuredClone(parts.index);
-    claim.rules[0]![2] = 9;
-    expect(await refusal(await reseal({ ...parts, index: claim }))).toMatch(/names claim number 9/);
-    const key = structuredClone(parts.index);
-    key.rules[0]![3] = "platform/infra";
-    expect(await refusal(await reseal({ ...parts, index: key }))).toMatch(/malformed rule entry/);
-    const layout = structuredClone(parts.index);
-    layout.targets_length += 1;
-    expect(await refusal(await reseal({ ...parts, index: layout }))).toMatch(/does not have the stored layout|not JSON/);
+    const edit = async (change: (index: StoredIndex) => void) => {
+      const index = structuredClone(parts.index);
+      change(index);
+      return refusal(await reseal({ ...parts, index }));
+    };
+    expect(corp(parts.index)).toEqual({ exact: { project_path: { "platform/infra": [0] } }, prefix: { namespace_path: { apps: [2], platform: [1] } }, depth: { namespace_path: 1 }, scanned: [] });
+    expect(await edit((index) => (index.starts[0]! += 1))).toMatch(/body does not have the stored layout/);
+    expect(await edit((index) => (index.starts = [])).catch(String)).toMatch(/body does not have the stored layout/);
+    expect(await edit((index) => (index.targets_length += 1))).toMatch(/does not have the stored layout|not JSON/);
+    expect(await edit((index) => ((index as unknown as Record<string, unknown>).extra = 1))).toMatch(/index has the wrong keys/);
+    expect(await edit((index) => (index.by_issuer.unknown = corp(index)))).toMatch(/index is malformed/);
+    expect(await edit((index) => (corp(index).depth.namespace_path = 99))).toMatch(/index is malformed/);
+    expect(await edit((index) => ((corp(index) as unknown as Record<string, unknown>).scanned = {}))).toMatch(/index is malformed/);
   });
 
   it("refuses issuers or targets that are invalid or not canonical, at load", async () => {
@@ -273,25 +268,43 @@ describe("the stored form", () => {
     expect(await refusal(await reseal({ ...parts, body: reversed }))).toMatch(/issuers or targets are not in canonical form/);
   });
 
-  it("refuses a rule when a token first needs it: invalid, not canonical, filed under a condition it lacks, or of another issuer", async () => {
+  it("refuses a rule when a token first needs it: invalid, not canonical, or not where the index places it", async () => {
     const parts = await storedParts();
     const infra = ruleTexts(parts)[0]!;
     const ghost = infra.replace('"allow":["deployer","reader"]', '"allow":["ghost","reader"]');
     expect(await lazyRefusal(await reseal(withRule(parts, 0, ghost)))).toMatch(/^policy_unavailable: rule 0 .*unknown target 'ghost'/);
     expect(await lazyRefusal(await reseal(withRule(parts, 0, infra.replace('{"allow"', '{ "allow"'))))).toMatch(/rule 0 .*not in canonical form/);
-    const misfiled = structuredClone(parts.index);
-    misfiled.rules[0]![3] = "=platform/other";
-    // Filed under a key no token of platform/infra hits: found by platform/other, whose rule it is not.
-    expect(await lazyRefusal(await reseal({ ...parts, index: misfiled }), { ...INFRA_MAIN, project_path: "platform/other" })).toMatch(/files it under a condition it does not have/);
-    const otherIssuer = structuredClone(parts.index);
-    otherIssuer.rules[0]![1] = 1; // other-gitlab
-    const text = await reseal({ ...parts, index: otherIssuer });
+    const shifted = structuredClone(parts.index);
+    shifted.starts[1]! += 1;
+    expect(await lazyRefusal(await reseal({ ...parts, index: shifted }), { namespace_path: "platform", pipeline_source: "push" })).toMatch(/rule 1 .*does not place it in the body/);
+  });
+
+  it("fails closed when the index names a rule it does not have, a rule of another issuer, or holds a bucket that is not a list", async () => {
+    const parts = await storedParts();
+    const edited = async (change: (index: StoredIndex) => void) => {
+      const index = structuredClone(parts.index);
+      change(index);
+      return reseal({ ...parts, index });
+    };
+    expect(await lazyRefusal(await edited((index) => (corp(index).exact.project_path!["platform/infra"] = [99])), INFRA_MAIN, "deployer")).toMatch(/index names rule 99, which it does not have/);
+    expect(await lazyRefusal(await edited((index) => (corp(index).exact.project_path!["platform/infra"] = 0 as unknown as number[])), INFRA_MAIN, "deployer")).toMatch(/bucket that is not a list/);
+    const text = await edited((index) => (index.by_issuer["other-gitlab"] = corp(index)));
     const policy = await loadSnapshot(text);
     expect(() => evaluate(policy, identity(INFRA_MAIN, "other-gitlab"), "reader")).toThrow(/policy_unavailable/);
-    expect(policy.refusal).toMatch(/unknown issuer 'corp-gitlab'/);
+    expect(policy.refusal).toMatch(/files rule \d under issuer 'other-gitlab', not its own/);
     // The rest of the policy keeps working, and push's check refuses the whole snapshot.
     expect(evaluate(policy, identity({ namespace_path: "platform", pipeline_source: "push" }), "reader")).toMatchObject({ allowed: true, rule: "platform-reads" });
-    expect(await refusal(text, verifySnapshot)).toMatch(/unknown issuer 'corp-gitlab'/);
+    expect(await refusal(text, verifySnapshot)).toMatch(/its index is not the one its rules give/);
+  });
+
+  it("evaluates every rule the index finds in full, so a rule filed under another project's key allows nothing there", async () => {
+    const parts = await storedParts();
+    const index = structuredClone(parts.index);
+    corp(index).exact.project_path = { "platform/other": [0] };
+    const text = await reseal({ ...parts, index });
+    const policy = await loadSnapshot(text);
+    expect(evaluate(policy, identity({ ...INFRA_MAIN, project_path: "platform/other" }), "deployer")).toEqual({ allowed: false, target: "deployer" });
+    expect(await refusal(text, verifySnapshot)).toMatch(/its index is not the one its rules give/);
   });
 
   it("verifySnapshot also refuses what only a whole-policy check finds: duplicate names, an index not built from the rules", async () => {
@@ -302,7 +315,8 @@ describe("the stored form", () => {
     await loadSnapshot(text); // a cold isolate does not read every rule
     expect(await refusal(text, verifySnapshot)).toMatch(/duplicate rule name 'infra-main'/);
     const scanned = structuredClone(parts.index);
-    scanned.rules[0] = scanned.rules[0]!.slice(0, 2); // looked at for every token: correct, but not what push builds
+    corp(scanned).exact = {};
+    corp(scanned).scanned = [0]; // looked at for every token: correct, but not what push builds
     const unbuilt = await reseal({ ...parts, index: scanned });
     expect(evaluate(await loadSnapshot(unbuilt), identity(), "deployer")).toMatchObject({ allowed: true });
     expect(await refusal(unbuilt, verifySnapshot)).toMatch(/its index is not the one its rules give/);
