@@ -60,9 +60,11 @@ async function getJson<T>(worker: Unstable_DevWorker, pathAndQuery: string, init
 async function warmInWorkerd(): Promise<void> {
   console.log(`workerd, warm: µs per call, a per-job mean over ${JOBS} jobs (each repeated ~${BATCH_MS} ms between I/O, lowest of 3 batches); p99 and max over jobs`);
   console.log("mix        rules   evaluate p50  p99     max     p99 vs 10 rules | whoami p50  p99     max     p99 vs 10 rules");
-  const worker = await startBench();
-  try {
-    for (const mix of MIXES) {
+  for (const mix of MIXES) {
+    // A workerd per mix: one holding every mix's policies at once stopped answering mid-run (twice,
+    // at the first request of a new mix), and the mixes share nothing.
+    const worker = await startBench();
+    try {
       const base: Record<string, number> = {};
       for (const count of WARM_SIZES) {
         const cells: string[] = [];
@@ -74,15 +76,15 @@ async function warmInWorkerd(): Promise<void> {
         }
         console.log(`${mix.padEnd(9)}  ${String(count).padStart(6)}  ${cells[0]}          | ${cells[1]}`);
       }
+    } finally {
+      await worker.stop();
     }
-  } finally {
-    await worker.stop();
   }
 }
 
 async function coldInWorkerd(): Promise<void> {
   console.log(`\nworkerd, cold: the first request's policy work in a fresh workerd (load the snapshot from KV, decide one job), ms; ${COLD_ROUNDS} fresh starts each`);
-  console.log("snapshot                    stored   CPU (KV values in memory)   with local KV reads");
+  console.log("snapshot                     stored   CPU (KV values in memory)   with local KV reads");
   const cases: { label: string; count: number; format?: 1 }[] = [
     ...COLD_SIZES.map((count) => ({ label: `mixed, ${count} rules`, count })),
     { label: "mixed, 10000, format 1", count: 10_000, format: 1 },
@@ -107,7 +109,7 @@ async function coldInWorkerd(): Promise<void> {
         }
       }
       const show = (values: number[]) => `${values.map((v) => String(v).padStart(4)).join(" ")} (median ${median(values)})`;
-      console.log(`${label.padEnd(26)}  ${`${(bytes / 1024 / 1024).toFixed(2)} MB`.padStart(8)}   ${show(samples.memory).padEnd(26)}  ${show(samples.kv)}`);
+      console.log(`${label.padEnd(26)}  ${`${(bytes / 1024 / 1024).toFixed(2)} MiB`.padStart(9)}   ${show(samples.memory).padEnd(26)}  ${show(samples.kv)}`);
     } finally {
       await rm(state, { recursive: true, force: true });
     }

@@ -73,12 +73,12 @@ export const POLICY_RECHECK_MS = 5_000;
 /**
  * A stored policy snapshot (index and rules) larger than this is refused. A cold isolate holds it as one
  * string (ASCII: a byte per character) next to the bytes it hashes, in 128 MB of isolate memory; 50 000
- * typical rules take about 14 MiB.
+ * typical rules take about 12 MiB (`npm run bench -- policy`).
  */
 export const MAX_POLICY_SNAPSHOT_BYTES = 24 * 1024 * 1024;
 /**
  * KV holds a stored snapshot in values of at most this many bytes (KV allows 25 MiB per value): a cold
- * isolate reads them in parallel (a 50 000-rule snapshot is about 30), and a snapshot of a few
+ * isolate reads them in parallel (a 50 000-rule snapshot is about 25), and a snapshot of a few
  * thousand rules already spans two, so the chunked path is the one every large push takes.
  */
 export const POLICY_KV_CHUNK_BYTES = 512 * 1024;
