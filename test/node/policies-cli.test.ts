@@ -189,6 +189,26 @@ describe("policies push, history, rollback", () => {
     expect(await versions()).toHaveLength(1);
   });
 
+  it("a push D1 refuses writes nothing to KV: history first, so KV never names a version D1 does not know", async () => {
+    const before = await activeSnapshot();
+    const keysBefore = await chunkKeys();
+    const dir = await policyCopy("push-d1-refuses");
+    const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
+    await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", "refused by D1"));
+    await d1("CREATE TRIGGER refuse_versions BEFORE INSERT ON policy_versions BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
+    let result: Result;
+    try {
+      result = await gatepass("push", "--dir", dir, ...storage(), "--by", "mallory");
+    } finally {
+      await d1("DROP TRIGGER refuse_versions;");
+    }
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("refused by the test");
+    expect(await activeSnapshot()).toBe(before);
+    expect(await chunkKeys()).toEqual(keysBefore);
+    expect(await versions()).toEqual([{ version: first, pushed_by: "alice@example.com", active: 1 }]);
+  });
+
   it("pushes a second version with quotes and semicolons in its text (escaped SQL), moving the active flag", async () => {
     const dir = await policyCopy("second");
     const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
@@ -283,12 +303,14 @@ describe("policies history written before migration 0002", () => {
 });
 
 describe("policies push of a large policy", () => {
+  const BULK_RULES = 8000;
   let large: string;
 
   it("stores a snapshot across several KV values and D1 rows", async () => {
     const dir = await policyCopy("large");
-    // About 0.9 MB stored: more than one KV chunk (POLICY_KV_CHUNK_BYTES) and many D1 rows.
-    const rules = Array.from({ length: 4500 }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: main }, allow: [registry-push] }`);
+    // A 1.2 MB body: more than one D1 row holds (1 MB; pushes stopped at about 5 000 rules when history
+    // was one row per version), more than one KV chunk (POLICY_KV_CHUNK_BYTES) and many D1 chunk rows.
+    const rules = Array.from({ length: BULK_RULES }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: main }, allow: [registry-push] }`);
     await writeFile(path.join(dir, "zz-bulk.yaml"), `rules:\n${rules.join("\n")}\n`);
     const pushed = await gatepass("push", "--dir", dir, ...storage(), "--by", "bulk");
     expect(pushed.stderr).toBe("");
@@ -299,10 +321,11 @@ describe("policies push of a large policy", () => {
     expect(header.chunks).toBeGreaterThan(1);
     const policy = await loadSnapshot(text);
     expect(policy.version).toBe(large);
-    expect(policy.ruleCount).toBe(4500 + 6);
+    expect(policy.ruleCount).toBe(BULK_RULES + 6);
     const stored = await wrangler(["d1", "execute", "DB", "--json", "--command", `SELECT count(*) AS n, sum(length(data)) AS bytes FROM policy_history_chunks WHERE version = '${large}'`, ...storage()], { cwd: ROOT });
     const row = (JSON.parse(stored) as { results: { n: number; bytes: number }[] }[])[0]!.results[0]!;
     expect(row.bytes).toBe(header.body_length);
+    expect(row.bytes).toBeGreaterThan(1_000_000);
     expect(row.n).toBe(Math.ceil(header.body_length / D1_SQL_CHUNK_BYTES));
     // KV keeps the chunks of the new snapshot and of the one it replaced, and no others.
     expect(new Set((await chunkKeys()).map((key) => key.split(":")[1]))).toEqual(new Set([large, legacyVersion]));
@@ -320,7 +343,7 @@ describe("policies push of a large policy", () => {
     expect(rolled.code).toBe(0);
     const served = await loadSnapshot((await activeSnapshot())!);
     expect(served.version).toBe(large);
-    expect(served.ruleCount).toBe(4500 + 6);
+    expect(served.ruleCount).toBe(BULK_RULES + 6);
     expect((await versions()).find((r) => r.active === 1)?.version).toBe(large);
     expect(new Set((await chunkKeys()).map((key) => key.split(":")[1]))).toEqual(new Set([large, small]));
   });
