@@ -76,11 +76,32 @@ export const JWKS_MAX_REDIRECTS = 3;
 // ---- policy ----------------------------------------------------------------------------------
 /** A warm isolate re-reads the active snapshot from KV at most this often. */
 export const POLICY_RECHECK_MS = 5_000;
-/** A policy snapshot larger than this is refused (KV values may be 25 MiB; this keeps isolate load fast). */
-export const MAX_POLICY_SNAPSHOT_BYTES = 5 * 1024 * 1024;
+/**
+ * A stored policy snapshot (index and rules) larger than this is refused. A cold isolate holds it as one
+ * string (ASCII: a byte per character) next to the bytes it hashes, in 128 MB of isolate memory; 50 000
+ * typical rules take about 12 MiB (`npm run bench -- policy`).
+ */
+export const MAX_POLICY_SNAPSHOT_BYTES = 24 * 1024 * 1024;
+/**
+ * KV holds a stored snapshot in values of at most this many bytes (KV allows 25 MiB per value): a cold
+ * isolate reads them in parallel (a 50 000-rule snapshot is about 25), and a snapshot of a few
+ * thousand rules already spans two, so the chunked path is the one every large push takes.
+ */
+export const POLICY_KV_CHUNK_BYTES = 512 * 1024;
+/** The most chunks a stored snapshot can have; a pointer naming more is refused before any read. */
+export const MAX_POLICY_KV_CHUNKS = Math.ceil(MAX_POLICY_SNAPSHOT_BYTES / POLICY_KV_CHUNK_BYTES);
+/**
+ * Path patterns are indexed by at most this many literal leading segments (`a/b/c/d` of `a/b/c/d/e/*`):
+ * looking up a token's value costs a map lookup per segment, and rules seldom share more than the first few.
+ */
+export const MAX_INDEX_PREFIX_SEGMENTS = 4;
 /** Glob patterns and matched values are capped so matching cost is bounded (matching is linear in both). */
 export const MAX_PATTERN_LENGTH = 256;
-export const MAX_RULES = 20_000;
+/**
+ * Evaluation looks only at the rules a token can match (src/policy/index.ts), so this bounds the push,
+ * the stored size and a cold isolate's load (measured in docs/benchmarks.md), not per-request cost.
+ */
+export const MAX_RULES = 50_000;
 /** Issuers and targets are configured by hand; more than this is a generated file gone wrong. */
 export const MAX_ISSUERS = 100;
 export const MAX_TARGETS = 1_000;
@@ -97,9 +118,7 @@ export const TARGET_DEFAULT_MAX_LIFETIME_SECONDS = 1 * HOUR;
 /** A target's lifetime bound may not be shorter (credentials would expire before use) or longer (12 h is the longest any cloud grants). */
 export const TARGET_MIN_LIFETIME_SECONDS = 1 * MINUTE;
 export const TARGET_MAX_LIFETIME_SECONDS = 12 * HOUR;
-/** D1 rows and strings are capped at 1 MB, so a policy_versions row (which keeps the whole snapshot for rollback) must stay below. */
-export const MAX_HISTORY_SNAPSHOT_BYTES = 1_000_000 - 16 * 1024;
-/** D1 refuses SQL statements over 100 KB: the snapshot text is written in chunks below this. */
+/** D1 refuses SQL statements over 100 KB (and rows over 1 MB): policy history is written in chunk rows of at most this. */
 export const D1_SQL_CHUNK_BYTES = 90 * 1024;
 
 // ---- minted tokens ---------------------------------------------------------------------------

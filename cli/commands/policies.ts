@@ -5,12 +5,13 @@ import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isPlainObject } from "../../src/encoding";
-import { MAX_HISTORY_SNAPSHOT_BYTES } from "../../src/limits";
-import { loadSnapshot, SCOPE_CLAIMS, type CompiledPolicy } from "../../src/policy/compile";
+import { MAX_POLICY_SNAPSHOT_BYTES } from "../../src/limits";
+import { SCOPE_CLAIMS, verifySnapshot, type CompiledPolicy } from "../../src/policy/compile";
 import { claimValue, explainTarget, grantsFor } from "../../src/policy/evaluate";
 import { policyJsonSchema } from "../../src/policy/json-schema";
 import { lintPolicy } from "../../src/policy/lint";
 import { normalizePolicy } from "../../src/policy/schema";
+import { storedSnapshot } from "../../src/policy/snapshot";
 import { formatFinding, type Finding } from "../../src/policy/source";
 import type { VerifiedIdentity } from "../../src/types";
 import { checkPolicyDir, type Checked } from "../policy/files";
@@ -148,26 +149,42 @@ async function push(args: string[]): Promise<number> {
     err("push refused: policy tests fail; nothing was changed");
     return 1;
   }
-  if (result.text.length > MAX_HISTORY_SNAPSHOT_BYTES) {
-    err(`push refused: the snapshot is ${result.text.length} bytes; history rows hold at most ${MAX_HISTORY_SNAPSHOT_BYTES}`);
+  const by = (values.by ?? whoAmI()).slice(0, 200);
+  const pushedAt = new Date().toISOString();
+  // created_at is the push time: D1 keeps the push time, and a rollback restores the snapshot with it.
+  const snapshot = { ...result.snapshot, created_at: pushedAt };
+  const stored = await storedSnapshot(snapshot);
+  if (stored.payload.length > MAX_POLICY_SNAPSHOT_BYTES) {
+    err(`push refused: the stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ${MAX_POLICY_SNAPSHOT_BYTES}; nothing was changed`);
     return 1;
   }
-  // The Worker's own gate: never write what it would refuse.
-  await loadSnapshot(result.text);
+  // The Worker's own gate, for every rule: never write what it would refuse.
+  await verifySnapshot(stored.text);
 
-  const by = (values.by ?? whoAmI()).slice(0, 200);
   const storage = new PolicyStorage(target);
-  const { version } = result.snapshot;
-  await storage.recordVersion(result.snapshot, result.text, by, new Date().toISOString());
-  await storage.putActive(result.text);
-  try {
-    await storage.activate(version);
-  } catch (e) {
-    err(`warning: KV now serves ${version}, but marking it active in D1 failed; run push again. (${(e as Error).message})`);
+  const { version } = snapshot;
+  const replaced = await storage.recordVersion(snapshot, by, pushedAt);
+  await storage.putActive(stored);
+  const [activated] = await Promise.allSettled([storage.activate(version), deleteUnusedChunks(storage, [version, replaced])]);
+  if (activated.status === "rejected") {
+    err(`warning: KV now serves ${version}, but marking it active in D1 failed; run push again. (${(activated.reason as Error).message})`);
     return 1;
   }
   out(`pushed policy version ${version} (${target.remote ? "remote" : "local"}) by ${by}`);
   return 0;
+}
+
+/**
+ * Deletes KV chunks of versions other than the one now active and the one it replaced (an isolate
+ * elsewhere may still read those, from an `active` value KV has not yet propagated). A failure only
+ * leaves unused chunks behind, which the next push deletes.
+ */
+async function deleteUnusedChunks(storage: PolicyStorage, keep: (string | undefined)[]): Promise<void> {
+  try {
+    await storage.deleteUnusedChunks(keep.filter((version): version is string => version !== undefined));
+  } catch (e) {
+    err(`warning: deleting unused snapshot chunks from KV failed; the next push deletes them. (${(e as Error).message})`);
+  }
 }
 
 async function history(args: string[]): Promise<number> {
@@ -191,27 +208,31 @@ async function rollback(args: string[]): Promise<number> {
     return 2;
   }
   const storage = new PolicyStorage(storageTarget(values));
-  const rows = await storage.findVersion(wanted);
-  if (rows.length !== 1) {
-    err(rows.length === 0 ? `no pushed policy version starts with ${wanted}` : `${wanted} is ambiguous; give more digits`);
+  const { matches, active } = await storage.findVersions(wanted);
+  if (matches.length !== 1) {
+    err(matches.length === 0 ? `no pushed policy version starts with ${wanted}` : `${wanted} is ambiguous; give more digits`);
     return 1;
   }
-  const row = rows[0]!;
+  const version = matches[0]!;
+  let text: string;
+  let policy: CompiledPolicy;
   try {
-    await loadSnapshot(row.snapshot);
+    text = await storage.readVersion(version);
+    policy = await verifySnapshot(text);
   } catch (e) {
-    err(`rollback refused: the stored snapshot of ${row.version} is not valid (${(e as Error).message}); nothing was changed`);
+    err(`rollback refused: the stored snapshot of ${version} is not valid (${(e as Error).message}); nothing was changed`);
     return 1;
   }
-  const lintErrors = snapshotLintErrors(row.snapshot);
+  const lintErrors = snapshotLintErrors(text);
   if (lintErrors.length > 0) {
-    err(`rollback refused: ${row.version} fails checks that push runs today; nothing was changed. Fix the policies and push instead:`);
+    err(`rollback refused: ${version} fails checks that push runs today; nothing was changed. Fix the policies and push instead:`);
     for (const line of lintErrors) err(`  ${line}`);
     return 1;
   }
-  await storage.putActive(row.snapshot);
-  await storage.activate(row.version);
-  out(`rolled back to policy version ${row.version}`);
+  await storage.putActive(await storedSnapshot(policy.snapshot));
+  const [activated] = await Promise.allSettled([storage.activate(version), deleteUnusedChunks(storage, [version, active])]);
+  if (activated.status === "rejected") throw activated.reason;
+  out(`rolled back to policy version ${version}`);
   return 0;
 }
 

@@ -1,20 +1,33 @@
-// Writing and reading policy snapshots through wrangler: KV POLICIES key `active` (what the Worker
-// serves) and D1 policy_versions (history, who/when, the snapshot text for rollback).
+// Writing and reading policy snapshots through wrangler: KV POLICIES (what the Worker serves) and D1
+// policy_versions + policy_history_chunks (history, who/when, the snapshot for rollback).
+//
+// KV: the stored snapshot's payload goes to content-addressed chunk keys first, then its header to
+// `active` (one small put), so a reader sees the old snapshot or the new one, never half of one.
+// D1: the canonical body (which the version is the hash of) in chunk rows, then the version's row.
 //
 // Write order keeps KV from ever pointing at a version D1 does not know:
-//   1. D1: upsert the version's row, not active (checked by reading its length back);
-//   2. KV: put the snapshot under `active`;
-//   3. D1: flag that row as the active one.
+//   1. D1: the body's chunks, then the version's row, not active (checked by reading them back);
+//   2. KV: the payload chunks, then `active`;
+//   3. D1: flag that row as the active one;
+//   4. KV: delete the chunks of versions other than the new one and the one it replaced (with 3).
 // A failure in 1 or 2 leaves the serving snapshot untouched; a failure in 3 leaves KV serving a
-// version whose row exists, with stale active flags that the next push or rollback repairs.
+// version whose row exists, with stale active flags that the next push or rollback repairs; a failure
+// in 4 leaves unused chunks that the next push deletes.
 
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
-import { ACTIVE_SNAPSHOT_KEY } from "../../src/policy/store";
+import { readStoredHeader } from "../../src/policy/compile";
+import { canonicalJson, payloadChunks, snapshotBody, STORED_HEADER_START, type StoredSnapshot } from "../../src/policy/snapshot";
+import { ACTIVE_SNAPSHOT_KEY, payloadChunkKey } from "../../src/policy/store";
 import type { PolicySnapshot } from "../../src/types";
 import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+
+/** Every payload chunk key starts so (payloadChunkKey). */
+const CHUNK_KEY_PREFIX = "snapshot:";
+/** wrangler processes reading chunks at once. */
+const READ_CONCURRENCY = 4;
 
 /** A SQL string literal. Refuses NUL (which SQLite would truncate at); quotes are doubled. */
 export function sqlString(value: string): string {
@@ -22,29 +35,62 @@ export function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
-/** Splits ASCII text into pieces of at most `size` characters (the snapshot text is ASCII by construction). */
+/** Splits ASCII text into pieces of at most `size` characters (snapshot texts are ASCII by construction). */
 export function chunks(text: string, size: number): string[] {
   const out: string[] = [];
   for (let at = 0; at < text.length; at += size) out.push(text.slice(at, at + size));
   return out.length > 0 ? out : [""];
 }
 
-/** SQL that stores a snapshot row (inactive), in statements each below D1's statement size limit. */
-export function recordVersionSql(snapshot: PolicySnapshot, text: string, pushedBy: string, pushedAt: string): string {
-  if (!/^[\x20-\x7e]*$/.test(text)) throw new Error("snapshot text must be printable ASCII");
-  const [first, ...rest] = chunks(text, D1_SQL_CHUNK_BYTES);
+/** The text D1 keeps for a version: its canonical body (the version is its hash). */
+export function historyBody(snapshot: PolicySnapshot): string {
+  return canonicalJson(snapshotBody(snapshot));
+}
+
+/**
+ * SQL that stores a version (inactive): the body in chunk rows (each statement below D1's statement
+ * size limit), then the row. A re-push of a known version rewrites both (same body; newer push).
+ */
+export function recordVersionSql(snapshot: PolicySnapshot, pushedBy: string, pushedAt: string): string {
+  const body = historyBody(snapshot);
+  if (!/^[\x20-\x7e]*$/.test(body)) throw new Error("snapshot text must be printable ASCII");
+  const parts = chunks(body, D1_SQL_CHUNK_BYTES);
   const version = sqlString(snapshot.version);
-  // Re-pushing a known version rewrites its row (same content; newer push time and text).
   const statements = [
-    `INSERT INTO policy_versions (version, source_digest, snapshot, pushed_by, pushed_at, active) VALUES (${version}, ${sqlString(snapshot.source_digest)}, ${sqlString(first!)}, ${sqlString(pushedBy)}, ${sqlString(pushedAt)}, 0) ` +
-      `ON CONFLICT (version) DO UPDATE SET source_digest = excluded.source_digest, snapshot = excluded.snapshot, pushed_by = excluded.pushed_by, pushed_at = excluded.pushed_at;`,
-    ...rest.map((chunk) => `UPDATE policy_versions SET snapshot = snapshot || ${sqlString(chunk)} WHERE version = ${version};`),
+    ...parts.map(
+      (data, seq) =>
+        `INSERT INTO policy_history_chunks (version, seq, data) VALUES (${version}, ${seq}, ${sqlString(data)}) ON CONFLICT (version, seq) DO UPDATE SET data = excluded.data;`,
+    ),
+    `DELETE FROM policy_history_chunks WHERE version = ${version} AND seq >= ${parts.length};`,
+    `INSERT INTO policy_versions (version, source_digest, snapshot, pushed_by, pushed_at, active, snapshot_chunks) VALUES (${version}, ${sqlString(snapshot.source_digest)}, '', ${sqlString(pushedBy)}, ${sqlString(pushedAt)}, 0, ${parts.length}) ` +
+      `ON CONFLICT (version) DO UPDATE SET source_digest = excluded.source_digest, snapshot = '', snapshot_chunks = excluded.snapshot_chunks, pushed_by = excluded.pushed_by, pushed_at = excluded.pushed_at;`,
   ];
   return `${statements.join("\n")}\n`;
 }
 
 export function activateSql(version: string): string {
   return `UPDATE policy_versions SET active = CASE WHEN version = ${sqlString(version)} THEN 1 ELSE 0 END;\n`;
+}
+
+/**
+ * The format 1 snapshot a history row stands for: rows written before migration 0002 hold it whole in
+ * `snapshot`; later rows hold the body in chunks, and the push time is the snapshot's created_at.
+ */
+export function historySnapshotText(row: { version: string; source_digest: string; pushed_at: string; snapshot: string }, body: string | undefined): string {
+  if (body === undefined) return row.snapshot;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new Error(`the stored body of ${row.version} is not JSON`);
+  }
+  return canonicalJson({ ...(parsed as object), version: row.version, source_digest: row.source_digest, created_at: row.pushed_at });
+}
+
+/** The chunk keys KV holds for versions other than `keep` (what a push deletes after switching `active`). */
+export function unusedChunkKeys(listed: readonly string[], keep: readonly string[]): string[] {
+  const kept = new Set(keep);
+  return listed.filter((key) => key.startsWith(CHUNK_KEY_PREFIX) && !kept.has(key.slice(CHUNK_KEY_PREFIX.length).split(":")[0]!));
 }
 
 export interface HistoryRow {
@@ -58,23 +104,57 @@ export interface HistoryRow {
 export class PolicyStorage {
   constructor(private readonly target: WranglerTarget) {}
 
-  async recordVersion(snapshot: PolicySnapshot, text: string, pushedBy: string, pushedAt: string): Promise<void> {
-    await this.executeFile(recordVersionSql(snapshot, text, pushedBy, pushedAt));
-    const rows = await this.query<{ n: number }>(`SELECT length(snapshot) AS n FROM policy_versions WHERE version = ${sqlString(snapshot.version)}`);
-    if (rows[0]?.n !== text.length) throw new Error("D1 did not store the whole snapshot; nothing was activated");
+  /** Stores the version (inactive) and checks it is whole; returns the version active until now, if any. */
+  async recordVersion(snapshot: PolicySnapshot, pushedBy: string, pushedAt: string): Promise<string | undefined> {
+    await this.executeFile(recordVersionSql(snapshot, pushedBy, pushedAt));
+    const version = sqlString(snapshot.version);
+    const [stored] = await this.query<{ n: number; bytes: number; chunks: number; active: string | null }>(
+      `SELECT count(c.seq) AS n, coalesce(sum(length(c.data)), 0) AS bytes, v.snapshot_chunks AS chunks, ` +
+        `(SELECT version FROM policy_versions WHERE active = 1 LIMIT 1) AS active FROM policy_versions v ` +
+        `LEFT JOIN policy_history_chunks c ON c.version = v.version WHERE v.version = ${version} GROUP BY v.version`,
+    );
+    const body = historyBody(snapshot);
+    if (!stored || stored.n !== stored.chunks || stored.bytes !== body.length) throw new Error("D1 did not store the whole snapshot; nothing was activated");
+    return stored.active ?? undefined;
   }
 
-  async putActive(text: string): Promise<void> {
-    await this.withTempFile(text, (file) =>
+  /** Writes the payload chunks, then points `active` at them. */
+  async putActive(stored: StoredSnapshot): Promise<void> {
+    const pairs = payloadChunks(stored.payload).map((value, i) => ({ key: payloadChunkKey(stored.header, i), value }));
+    await this.withTempFile(JSON.stringify(pairs), (file) => wrangler(["kv", "bulk", "put", file, "--binding", "POLICIES", ...targetFlags(this.target)]));
+    await this.withTempFile(stored.headerText, (file) =>
       wrangler(["kv", "key", "put", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--path", file, ...targetFlags(this.target)]),
     );
   }
 
-  /** The snapshot text KV serves now, or undefined when no policy has been pushed. */
+  /** The snapshot KV serves now as loadSnapshot reads it (header, newline, payload), or undefined. */
   async readActive(): Promise<string | undefined> {
-    const out = (await wrangler(["kv", "key", "get", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--text", ...targetFlags(this.target)])).replace(/\n$/, "");
-    // wrangler answers a missing key on stdout with exit 0; a snapshot is a JSON object.
-    return out.startsWith("{") ? out : undefined;
+    const value = (await wrangler(["kv", "key", "get", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--text", ...targetFlags(this.target)])).replace(/\n$/, "");
+    // wrangler answers a missing key on stdout with exit 0; a snapshot or header is a JSON object.
+    if (!value.startsWith("{")) return undefined;
+    if (!value.startsWith(STORED_HEADER_START)) return value;
+    const header = readStoredHeader(value);
+    const keys = Array.from({ length: header.chunks }, (_, i) => payloadChunkKey(header, i));
+    const parts: string[] = new Array(keys.length);
+    for (let at = 0; at < keys.length; at += READ_CONCURRENCY) {
+      await Promise.all(
+        keys.slice(at, at + READ_CONCURRENCY).map(async (key, j) => {
+          // A payload holds no newline (canonical JSON): one at the end is wrangler's.
+          parts[at + j] = (await wrangler(["kv", "key", "get", key, "--binding", "POLICIES", "--text", ...targetFlags(this.target)])).replace(/\n$/, "");
+        }),
+      );
+    }
+    return `${value}\n${parts.join("")}`;
+  }
+
+  /** Deletes the payload chunks of versions other than `keep`; returns how many. */
+  async deleteUnusedChunks(keep: readonly string[]): Promise<number> {
+    const listed = JSON.parse(await wrangler(["kv", "key", "list", "--binding", "POLICIES", "--prefix", CHUNK_KEY_PREFIX, ...targetFlags(this.target)])) as { name: string }[];
+    const unused = unusedChunkKeys(listed.map((entry) => entry.name), keep);
+    if (unused.length > 0) {
+      await this.withTempFile(JSON.stringify(unused), (file) => wrangler(["kv", "bulk", "delete", file, "--force", "--binding", "POLICIES", ...targetFlags(this.target)]));
+    }
+    return unused.length;
   }
 
   async activate(version: string): Promise<void> {
@@ -87,10 +167,36 @@ export class PolicyStorage {
     );
   }
 
-  /** Rows whose version starts with `prefix` (substr, not LIKE: D1 caps LIKE patterns at 50 bytes). */
-  async findVersion(prefix: string): Promise<{ version: string; snapshot: string }[]> {
+  /** Versions that start with `prefix` (at most 2; substr, not LIKE: D1 caps LIKE patterns at 50 bytes), and the active one. */
+  async findVersions(prefix: string): Promise<{ matches: string[]; active: string | undefined }> {
     if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw new Error("a version is hexadecimal");
-    return this.query(`SELECT version, snapshot FROM policy_versions WHERE substr(version, 1, ${prefix.length}) = ${sqlString(prefix)} LIMIT 2`);
+    const rows = await this.query<{ version: string; active: number; hit: number }>(
+      `SELECT version, active, substr(version, 1, ${prefix.length}) = ${sqlString(prefix)} AS hit FROM policy_versions WHERE hit OR active = 1 ORDER BY hit DESC LIMIT 3`,
+    );
+    return { matches: rows.filter((row) => row.hit).slice(0, 2).map((row) => row.version), active: rows.find((row) => row.active === 1)?.version };
+  }
+
+  /** The format 1 snapshot text of a stored version (for rollback). */
+  async readVersion(version: string): Promise<string> {
+    const [row] = await this.query<{ version: string; source_digest: string; pushed_at: string; snapshot: string; snapshot_chunks: number }>(
+      `SELECT version, source_digest, pushed_at, snapshot, snapshot_chunks FROM policy_versions WHERE version = ${sqlString(version)}`,
+    );
+    if (!row) throw new Error(`no pushed policy version ${version}`);
+    if (row.snapshot_chunks === 0) return historySnapshotText(row, undefined);
+    // A page of chunk rows per query keeps each answer a few MB.
+    const parts: string[] = [];
+    const page = 32;
+    for (let seq = 0; seq < row.snapshot_chunks; seq += page) {
+      const rows = await this.query<{ seq: number; data: string }>(
+        `SELECT seq, data FROM policy_history_chunks WHERE version = ${sqlString(version)} AND seq >= ${seq} AND seq < ${seq + page} ORDER BY seq`,
+      );
+      rows.forEach((chunk, i) => {
+        if (chunk.seq !== seq + i) throw new Error(`the stored snapshot of ${version} is missing chunk ${seq + i}`);
+        parts.push(chunk.data);
+      });
+    }
+    if (parts.length !== row.snapshot_chunks) throw new Error(`the stored snapshot of ${version} has ${parts.length} of ${row.snapshot_chunks} chunks`);
+    return historySnapshotText(row, parts.join(""));
   }
 
   private async query<T>(sql: string): Promise<T[]> {

@@ -3,7 +3,7 @@
 // no element does), so absent data can only ever deny.
 
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH } from "../limits";
-import type { ConditionSpec } from "../types";
+import type { ConditionSpec, NormalizedClaims } from "../types";
 import { compileGlob, type Matcher } from "./glob";
 
 export type ClaimValue = string | readonly string[] | undefined;
@@ -43,4 +43,13 @@ export function compileCondition(claim: string, spec: ConditionSpec): Condition 
       return value.some(anyPattern) !== negated;
     },
   };
+}
+
+/** A claim as a string or string array; anything else (or an inherited property) counts as missing. */
+export function claimValue(claims: NormalizedClaims, claim: string): ClaimValue {
+  if (!Object.hasOwn(claims, claim)) return undefined;
+  const value: unknown = claims[claim];
+  if (typeof value === "string") return value;
+  if (Array.isArray(value) && value.length <= MAX_CLAIM_ARRAY_LENGTH && value.every((e) => typeof e === "string")) return value as string[];
+  return undefined;
 }

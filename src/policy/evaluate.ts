@@ -1,21 +1,24 @@
 // Decisions from a compiled policy. Deny by default: a target is allowed only when some rule of the
 // token's own issuer allows it and every one of that rule's conditions holds for the token's claims.
-// Only the index buckets for the token's project/namespace values and the issuer's scanned rules are
-// looked at, so the cost follows the number of rules that can concern this token, not the policy size.
+// Only the rules the index (index.ts) finds for the token's claim values are looked at, so the cost
+// follows the number of rules that can concern this token, not the policy size.
 
 import { GatepassError } from "../errors";
-import { MAX_CLAIM_ARRAY_LENGTH, MAX_EXPLAINED_RULES } from "../limits";
+import { MAX_EXPLAINED_RULES } from "../limits";
 import type { ConditionFailure, Decision, Grant, NormalizedClaims, RuleExplanation, TargetExplanation, VerifiedIdentity } from "../types";
-import type { ClaimValue } from "./condition";
-import { SCOPE_CLAIMS, indexKey, type CompiledPolicy, type CompiledRule } from "./compile";
+import type { CompiledPolicy, CompiledRule } from "./compile";
+import { claimValue } from "./condition";
 import { NAME_PATTERN as TARGET_NAME } from "./schema";
+
+export { claimValue };
 
 /** Throws GatepassError("target_unknown") for a target that is not configured. Deny by default. */
 export function evaluate(policy: CompiledPolicy, identity: VerifiedIdentity, target: string): Decision {
   requireTarget(policy, target);
   let best: CompiledRule | undefined;
-  visitCandidates(policy, identity, (rule) => {
-    if (best && rule.order >= best.order) return;
+  policy.candidates(identity.issuer, identity.claims, (order) => {
+    if (best && order >= best.order) return;
+    const rule = policy.ruleOf(identity.issuer, order);
     if (rule.allows.has(target) && ruleMatches(rule, identity.claims)) best = rule;
   });
   return best ? { allowed: true, target, rule: best.name } : { allowed: false, target };
@@ -24,24 +27,34 @@ export function evaluate(policy: CompiledPolicy, identity: VerifiedIdentity, tar
 /** Every target this token may use, each with the first rule (in policy order) that grants it; sorted by target. */
 export function grantsFor(policy: CompiledPolicy, identity: VerifiedIdentity): Grant[] {
   const granted = new Map<string, CompiledRule>();
-  visitCandidates(policy, identity, (rule) => {
-    if (!ruleMatches(rule, identity.claims)) return;
+  for (const rule of candidateRules(policy, identity)) {
+    if (!ruleMatches(rule, identity.claims)) continue;
     for (const target of rule.allows) {
       const current = granted.get(target);
       if (!current || rule.order < current.order) granted.set(target, rule);
     }
-  });
+  }
   return [...granted]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([target, rule]) => ({ target, rule: rule.name }));
 }
 
+/**
+ * Which rules an explanation looks at: `candidates`, the rules the index finds for this token (those
+ * whose filed condition, normally the project or namespace scope, its values meet: what the Worker's
+ * whoami shows, at the cost of an evaluation); `all`, every rule of the issuer that allows the target
+ * (the CLI, offline).
+ */
+export type ExplainScope = "candidates" | "all";
+
 /** For one target: the rules (of the token's issuer) that allow it, and for each the conditions that
  *  failed in terms of the token's own claims only (never the rule's patterns). The closest rules come
  *  first and at most MAX_EXPLAINED_RULES are listed. */
-export function explainTarget(policy: CompiledPolicy, identity: VerifiedIdentity, target: string): TargetExplanation {
+export function explainTarget(policy: CompiledPolicy, identity: VerifiedIdentity, target: string, scope: ExplainScope = "all"): TargetExplanation {
   requireTarget(policy, target);
-  const rules = policy.rulesByIssuer.get(identity.issuer)?.byTarget.get(target) ?? [];
+  const rules = scope === "all"
+    ? policy.rulesAllowing(identity.issuer, target)
+    : candidateRules(policy, identity).filter((rule) => rule.allows.has(target));
   const explained = rules.map((rule): RuleExplanation & { order: number } => {
     const failures: ConditionFailure[] = [];
     for (const condition of rule.conditions) {
@@ -50,7 +63,7 @@ export function explainTarget(policy: CompiledPolicy, identity: VerifiedIdentity
     }
     return { rule: rule.name, matched: failures.length === 0, failures, order: rule.order };
   });
-  const granting = explained.find((r) => r.matched);
+  const granting = explained.reduce<(typeof explained)[number] | undefined>((first, r) => (r.matched && (!first || r.order < first.order) ? r : first), undefined);
   explained.sort((a, b) => a.failures.length - b.failures.length || a.order - b.order);
   const shown = explained.slice(0, MAX_EXPLAINED_RULES).map(({ order: _order, ...rest }) => rest);
   return {
@@ -85,31 +98,19 @@ function requireTarget(policy: CompiledPolicy, target: string): void {
   });
 }
 
-/** Calls `visit` with every rule that can concern this token: its index buckets, then the scanned rules. */
-function visitCandidates(policy: CompiledPolicy, identity: VerifiedIdentity, visit: (rule: CompiledRule) => void): void {
-  const rules = policy.rulesByIssuer.get(identity.issuer);
-  if (!rules) return;
-  for (const claim of SCOPE_CLAIMS) {
-    const value = claimValue(identity.claims, claim);
-    if (value === undefined) continue;
-    for (const element of typeof value === "string" ? [value] : value) {
-      const bucket = rules.exact.get(indexKey(claim, element));
-      if (bucket) for (const rule of bucket) visit(rule);
-    }
-  }
-  for (const rule of rules.scanned) visit(rule);
+/** The rules the index finds for this token, each once. */
+function candidateRules(policy: CompiledPolicy, identity: VerifiedIdentity): CompiledRule[] {
+  const seen = new Set<number>();
+  const rules: CompiledRule[] = [];
+  policy.candidates(identity.issuer, identity.claims, (order) => {
+    if (seen.has(order)) return;
+    seen.add(order);
+    rules.push(policy.ruleOf(identity.issuer, order));
+  });
+  return rules;
 }
 
 function ruleMatches(rule: CompiledRule, claims: NormalizedClaims): boolean {
   for (const condition of rule.conditions) if (!condition.matches(claimValue(claims, condition.claim))) return false;
   return true;
-}
-
-/** A claim as a string or string array; anything else (or an inherited property) counts as missing. */
-export function claimValue(claims: NormalizedClaims, claim: string): ClaimValue {
-  if (!Object.hasOwn(claims, claim)) return undefined;
-  const value: unknown = claims[claim];
-  if (typeof value === "string") return value;
-  if (Array.isArray(value) && value.length <= MAX_CLAIM_ARRAY_LENGTH && value.every((e) => typeof e === "string")) return value as string[];
-  return undefined;
 }

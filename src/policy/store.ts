@@ -1,29 +1,48 @@
 // The active policy snapshot, held in isolate memory. A warm isolate never waits on KV: once a snapshot
 // is loaded, re-checks (at most every POLICY_RECHECK_MS) run in the background via waitUntil.
 //
+// KV `active` holds either a stored snapshot's header (a pointer: the payload lies in content-addressed
+// chunk keys, written before the pointer, so a reader never sees a half-written snapshot) or, as push
+// wrote before the stored form existed, a whole format 1 snapshot. A re-check reads only `active` and
+// reads the chunks only when it changed.
+//
 // Failure semantics (fail closed):
 // - no snapshot in KV, or a corrupt one, and nothing good in memory → policy_unavailable (503);
-// - KV unreachable or returning a corrupt snapshot → the last good in-memory snapshot keeps serving;
+// - KV unreachable or returning a corrupt snapshot (or a missing chunk) → the last good in-memory
+//   snapshot keeps serving;
 // - snapshot deleted from KV → the isolate drops its copy too (deleting the key is an emergency stop).
 
 import type { Env } from "../config";
 import type { Deps, WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
 import { POLICY_RECHECK_MS } from "../limits";
-import { loadSnapshot, type CompiledPolicy } from "./compile";
+import { loadSnapshot, loadStoredSnapshot, readStoredHeader, type CompiledPolicy } from "./compile";
+import { STORED_HEADER_START, type StoredHeader } from "./snapshot";
 
-/** KV key (in POLICIES) of the active snapshot; see docs/storage.md. */
+/** KV key (in POLICIES) of the active snapshot or its header; see docs/storage.md. */
 export const ACTIVE_SNAPSHOT_KEY = "active";
+
+/** KV key of chunk `i` of a stored snapshot's payload. Addressed by content: a key never changes value. */
+export function payloadChunkKey(header: Pick<StoredHeader, "version" | "index_sha256">, i: number): string {
+  return `snapshot:${header.version}:${header.index_sha256}:${i}`;
+}
+
+/** A KV read that failed (as opposed to a value that was refused): the last good snapshot keeps serving. */
+class KvReadError extends Error {}
 
 export class PolicyStore {
   private policy: CompiledPolicy | undefined;
   private rawText: string | undefined;
   private checkedAt = Number.NEGATIVE_INFINITY;
   private reloading: Promise<void> | undefined;
-  /** Last reason a reload did not produce a usable snapshot (for admin status). */
-  lastError: string | undefined;
+  private reloadError: string | undefined;
 
   constructor(private readonly deps: Deps) {}
+
+  /** Last reason a reload did not produce a usable snapshot, or a rule of the loaded one was refused (for admin status). */
+  get lastError(): string | undefined {
+    return this.reloadError ?? this.policy?.refusal;
+  }
 
   async current(env: Env, waitUntil: WaitUntil): Promise<CompiledPolicy> {
     if (this.policy) {
@@ -31,7 +50,7 @@ export class PolicyStore {
       return this.policy;
     }
     await this.reload(env);
-    if (!this.policy) throw new GatepassError("policy_unavailable", { cause: this.lastError });
+    if (!this.policy) throw new GatepassError("policy_unavailable", { cause: this.reloadError });
     return this.policy;
   }
 
@@ -49,27 +68,52 @@ export class PolicyStore {
     try {
       text = await env.POLICIES.get(ACTIVE_SNAPSHOT_KEY);
     } catch (err) {
-      this.lastError = `KV read failed: ${String(err)}`;
+      this.reloadError = `KV read failed: ${String(err)}`;
       return;
     }
     if (text === null) {
       this.policy = undefined;
       this.rawText = undefined;
-      this.lastError = "no active snapshot in KV";
+      this.reloadError = "no active snapshot in KV";
       return;
     }
     if (text === this.rawText) {
       // KV serves the snapshot already loaded: whatever failed before (a KV error, a refused push
       // that was since replaced by this one) is over, and admin status must stop reporting it.
-      this.lastError = undefined;
+      this.reloadError = undefined;
       return;
     }
     try {
-      this.policy = await loadSnapshot(text);
+      this.policy = text.startsWith(STORED_HEADER_START) ? await loadPointed(env, text) : await loadSnapshot(text);
       this.rawText = text;
-      this.lastError = undefined;
+      this.reloadError = undefined;
     } catch (err) {
-      this.lastError = `snapshot rejected: ${err instanceof Error ? err.message : String(err)}`;
+      const message = err instanceof Error ? err.message : String(err);
+      this.reloadError = err instanceof KvReadError ? `KV read failed: ${message}` : `snapshot rejected: ${message}`;
     }
   }
+}
+
+/** Reads the chunks `active` points at (all at once) and loads them. */
+async function loadPointed(env: Env, headerText: string): Promise<CompiledPolicy> {
+  const header = readStoredHeader(headerText);
+  // As bytes: they are hashed as they are, and only what is parsed gets decoded.
+  const chunks = await Promise.all(
+    Array.from({ length: header.chunks }, (_, i) =>
+      env.POLICIES.get(payloadChunkKey(header, i), "arrayBuffer").catch((err: unknown) => {
+        throw new KvReadError(String(err));
+      }),
+    ),
+  );
+  const missing = chunks.indexOf(null);
+  if (missing >= 0) {
+    throw new GatepassError("policy_invalid", { description: `The policy snapshot was refused: its chunk ${missing} of ${header.chunks} is missing.` });
+  }
+  const payload = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk!.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    payload.set(new Uint8Array(chunk!), at);
+    at += chunk!.byteLength;
+  }
+  return loadStoredSnapshot(header, payload);
 }

@@ -9,7 +9,8 @@ import type { CompiledPolicy } from "./compile";
 
 /** The rule's use limit for this target, if it has one. */
 export function useLimit(policy: CompiledPolicy, issuer: string, target: string, rule: string): number | undefined {
-  return policy.rulesByIssuer.get(issuer)?.byTarget.get(target)?.find((r) => r.name === rule)?.spec.max_uses_per_job;
+  const granting = policy.ruleNamed(issuer, rule);
+  return granting?.allows.has(target) ? granting.spec.max_uses_per_job : undefined;
 }
 
 /** Counts one use of `target` by the job; refuses with use_limit_exceeded beyond `max`. */

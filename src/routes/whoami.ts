@@ -1,6 +1,8 @@
 // GET /v1/whoami: the verified, normalised identity of the calling CI job — what policies match on —
 // with the targets it may use and the rule granting each. `?target=T` explains one target in terms
-// of the token's own claims (which conditions it does not meet), never other rules' patterns.
+// of the token's own claims (which conditions it does not meet), never other rules' patterns. Both
+// look only at the rules the policy index finds for the job (its project, namespace and other filed
+// values), so a large policy costs about what one evaluation does.
 
 import { Hono } from "hono";
 import type { AppEnv } from "../app";
@@ -29,7 +31,7 @@ export const whoamiRoutes = new Hono<AppEnv>().get("/v1/whoami", async (c) => {
     ...whoamiBody(identity),
     policy_version: policy.version,
     grants: grantsFor(policy, identity),
-    ...(target === undefined ? {} : { explain: explainTarget(policy, identity, target) }),
+    ...(target === undefined ? {} : { explain: explainTarget(policy, identity, target, "candidates") }),
   };
   return c.json(body, 200, { "Cache-Control": "no-store" });
 });

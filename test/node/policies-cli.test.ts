@@ -6,10 +6,12 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wrangler } from "../../cli/wrangler";
-import { recordVersionSql } from "../../cli/policy/store";
-import { loadSnapshot } from "../../src/policy/compile";
+import { chunks, historyBody, historySnapshotText, recordVersionSql, sqlString, unusedChunkKeys } from "../../cli/policy/store";
+import { D1_SQL_CHUNK_BYTES, POLICY_KV_CHUNK_BYTES } from "../../src/limits";
+import { loadSnapshot, readStoredHeader } from "../../src/policy/compile";
 import { normalizePolicy } from "../../src/policy/schema";
-import { buildSnapshot } from "../../src/policy/snapshot";
+import { buildSnapshot, canonicalJson, payloadChunks, storedSnapshot } from "../../src/policy/snapshot";
+import { payloadChunkKey } from "../../src/policy/store";
 
 const ROOT = path.resolve(__dirname, "../..");
 const exec = promisify(execFile);
@@ -34,13 +36,35 @@ let work: string;
 let persist: string;
 const storage = () => ["--local", "--persist-to", persist];
 
+async function kvGet(key: string): Promise<string | undefined> {
+  // wrangler prints the value followed by a newline, and a missing key as a message.
+  const out = (await wrangler(["kv", "key", "get", key, "--binding", "POLICIES", "--text", ...storage()], { cwd: ROOT })).replace(/\n$/, "");
+  return out.startsWith("{") || key !== "active" ? out : undefined;
+}
+
+/** What the Worker would load: `active`'s header, a newline, and the chunks it points at. */
 async function activeSnapshot(): Promise<string | undefined> {
-  try {
-    // wrangler prints the value followed by a newline.
-    return (await wrangler(["kv", "key", "get", "active", "--binding", "POLICIES", "--text", ...storage()], { cwd: ROOT })).replace(/\n$/, "");
-  } catch {
-    return undefined;
-  }
+  const header = await kvGet("active");
+  if (header === undefined) return undefined;
+  const { chunks: count, version, index_sha256 } = readStoredHeader(header);
+  const parts = await Promise.all(Array.from({ length: count }, (_, i) => kvGet(payloadChunkKey({ version, index_sha256 }, i))));
+  return `${header}\n${parts.join("")}`;
+}
+
+async function chunkKeys(): Promise<string[]> {
+  const out = await wrangler(["kv", "key", "list", "--binding", "POLICIES", "--prefix", "snapshot:", ...storage()], { cwd: ROOT });
+  return (JSON.parse(out) as { name: string }[]).map((entry) => entry.name).sort();
+}
+
+async function d1(sql: string): Promise<void> {
+  const file = path.join(await mkdtemp(path.join(tmpdir(), "gatepass-sql-")), "statements.sql");
+  await writeFile(file, sql);
+  await wrangler(["d1", "execute", "DB", "--file", file, "--yes", ...storage()], { cwd: ROOT });
+}
+
+/** A history row as push wrote it before migration 0002: the whole snapshot in the row. */
+function legacyRowSql(snapshot: { version: string; source_digest: string }, text: string, pushedBy: string, pushedAt: string): string {
+  return `INSERT INTO policy_versions (version, source_digest, snapshot, pushed_by, pushed_at, active) VALUES (${sqlString(snapshot.version)}, ${sqlString(snapshot.source_digest)}, ${sqlString(text)}, ${sqlString(pushedBy)}, ${sqlString(pushedAt)}, 0);\n`;
 }
 
 async function versions(): Promise<{ version: string; pushed_by: string; active: number }[]> {
@@ -165,6 +189,26 @@ describe("policies push, history, rollback", () => {
     expect(await versions()).toHaveLength(1);
   });
 
+  it("a push D1 refuses writes nothing to KV: history first, so KV never names a version D1 does not know", async () => {
+    const before = await activeSnapshot();
+    const keysBefore = await chunkKeys();
+    const dir = await policyCopy("push-d1-refuses");
+    const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
+    await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", "refused by D1"));
+    await d1("CREATE TRIGGER refuse_versions BEFORE INSERT ON policy_versions BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
+    let result: Result;
+    try {
+      result = await gatepass("push", "--dir", dir, ...storage(), "--by", "mallory");
+    } finally {
+      await d1("DROP TRIGGER refuse_versions;");
+    }
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("refused by the test");
+    expect(await activeSnapshot()).toBe(before);
+    expect(await chunkKeys()).toEqual(keysBefore);
+    expect(await versions()).toEqual([{ version: first, pushed_by: "alice@example.com", active: 1 }]);
+  });
+
   it("pushes a second version with quotes and semicolons in its text (escaped SQL), moving the active flag", async () => {
     const dir = await policyCopy("second");
     const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
@@ -201,7 +245,7 @@ describe("policies push, history, rollback", () => {
   it("refuses to roll back to an unknown version, or to a stored snapshot that is corrupt", async () => {
     expect((await gatepass("rollback", "0123456789abcdef", ...storage())).code).toBe(1);
     expect((await gatepass("rollback", "not-hex", ...storage())).code).toBe(2);
-    await wrangler(["d1", "execute", "DB", "--command", `UPDATE policy_versions SET snapshot = replace(snapshot, '"ref":"main"', '"ref":"any"') WHERE version = '${second}'`, ...storage()], { cwd: ROOT });
+    await d1(`UPDATE policy_history_chunks SET data = replace(data, '"ref":"main"', '"ref":"any"') WHERE version = '${second}';`);
     const before = await activeSnapshot();
     const result = await gatepass("rollback", second, ...storage());
     expect(result.code).toBe(1);
@@ -213,7 +257,7 @@ describe("policies push, history, rollback", () => {
 describe("policies rollback to a version today's checks refuse", () => {
   it("is refused with the lint findings, and nothing changes", async () => {
     // A version stored before a check existed: valid and canonical, but a rule matches ref without ref_type.
-    const active = JSON.parse((await activeSnapshot())!) as { issuers: unknown[]; targets: unknown[]; rules: Array<{ match: Record<string, unknown> }> };
+    const active = (await loadSnapshot((await activeSnapshot())!)).snapshot;
     const rules = active.rules.map((rule) => {
       const { ref_type: _dropped, ...match } = rule.match;
       return { ...rule, match };
@@ -222,9 +266,7 @@ describe("policies rollback to a version today's checks refuse", () => {
     expect(problems).toEqual([]);
     const old = await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: "2026-01-01T00:00:00.000Z" });
     await loadSnapshot(old.text); // what the Worker would accept
-    const sqlFile = path.join(await mkdtemp(path.join(tmpdir(), "gatepass-old-version-")), "old.sql");
-    await writeFile(sqlFile, recordVersionSql(old.snapshot, old.text, "before-the-check", "2026-01-01T00:00:00.000Z"));
-    await wrangler(["d1", "execute", "DB", "--file", sqlFile, ...storage()], { cwd: ROOT });
+    await d1(legacyRowSql(old.snapshot, old.text, "before-the-check", "2026-01-01T00:00:00.000Z"));
 
     const before = await activeSnapshot();
     const result = await gatepass("rollback", old.snapshot.version, ...storage());
@@ -236,20 +278,115 @@ describe("policies rollback to a version today's checks refuse", () => {
   });
 });
 
+/** The version the pre-0002 rollback below makes active. */
+let legacyVersion: string;
+
+describe("policies history written before migration 0002", () => {
+  it("rolls back to a version whose whole snapshot is in its row", async () => {
+    const active = (await loadSnapshot((await activeSnapshot())!)).snapshot;
+    const targets = active.targets.map((t) => (t.name === "aws-readonly" ? { ...t, description: "kept in a pre-0002 row" } : t));
+    const { policy, problems } = normalizePolicy([{ name: "old", value: { issuers: active.issuers, targets, rules: active.rules } }], "snapshot");
+    expect(problems).toEqual([]);
+    const old = await buildSnapshot(policy, { sourceDigest: "1".repeat(64), createdAt: "2026-02-01T00:00:00.000Z" });
+    await d1(legacyRowSql(old.snapshot, old.text, "pre-0002", "2026-02-01T00:00:00.000Z"));
+    legacyVersion = old.snapshot.version;
+
+    const result = await gatepass("rollback", old.snapshot.version, ...storage());
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const served = await loadSnapshot((await activeSnapshot())!);
+    expect(served.version).toBe(old.snapshot.version);
+    expect(served.targets.get("aws-readonly")?.description).toBe("kept in a pre-0002 row");
+    expect(served.snapshot.created_at).toBe("2026-02-01T00:00:00.000Z");
+    expect((await versions()).find((r) => r.active === 1)?.version).toBe(old.snapshot.version);
+  });
+});
+
 describe("policies push of a large policy", () => {
-  it("stores a snapshot larger than one D1 statement in chunks, and the stored text rolls back intact", async () => {
+  const BULK_RULES = 8000;
+  let large: string;
+
+  it("stores a snapshot across several KV values and D1 rows", async () => {
     const dir = await policyCopy("large");
-    const rules = Array.from({ length: 1500 }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: main }, allow: [aws-readonly] }`);
+    // A 1.2 MB body: more than one D1 row holds (1 MB; pushes stopped at about 5 000 rules when history
+    // was one row per version), more than one KV chunk (POLICY_KV_CHUNK_BYTES) and many D1 chunk rows.
+    const rules = Array.from({ length: BULK_RULES }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: main }, allow: [aws-readonly] }`);
     await writeFile(path.join(dir, "zz-bulk.yaml"), `rules:\n${rules.join("\n")}\n`);
     const pushed = await gatepass("push", "--dir", dir, ...storage(), "--by", "bulk");
+    expect(pushed.stderr).toBe("");
     expect(pushed.code).toBe(0);
-    const version = /pushed policy version ([0-9a-f]{64})/.exec(pushed.stdout)![1]!;
+    large = /pushed policy version ([0-9a-f]{64})/.exec(pushed.stdout)![1]!;
     const text = (await activeSnapshot())!;
-    expect(text.length).toBeGreaterThan(2 * 90 * 1024);
-    const stored = await wrangler(["d1", "execute", "DB", "--json", "--command", `SELECT snapshot FROM policy_versions WHERE version = '${version}'`, ...storage()], { cwd: ROOT });
-    const row = (JSON.parse(stored) as { results: { snapshot: string }[] }[])[0]!.results[0]!.snapshot;
-    expect(row).toBe(text);
-    expect((await loadSnapshot(text)).snapshot.rules).toHaveLength(1500 + 6);
+    const header = readStoredHeader(text.slice(0, text.indexOf("\n")));
+    expect(header.chunks).toBeGreaterThan(1);
+    const policy = await loadSnapshot(text);
+    expect(policy.version).toBe(large);
+    expect(policy.ruleCount).toBe(BULK_RULES + 6);
+    const stored = await wrangler(["d1", "execute", "DB", "--json", "--command", `SELECT count(*) AS n, sum(length(data)) AS bytes FROM policy_history_chunks WHERE version = '${large}'`, ...storage()], { cwd: ROOT });
+    const row = (JSON.parse(stored) as { results: { n: number; bytes: number }[] }[])[0]!.results[0]!;
+    expect(row.bytes).toBe(header.body_length);
+    expect(row.bytes).toBeGreaterThan(1_000_000);
+    expect(row.n).toBe(Math.ceil(header.body_length / D1_SQL_CHUNK_BYTES));
+    // KV keeps the chunks of the new snapshot and of the one it replaced, and no others.
+    expect(new Set((await chunkKeys()).map((key) => key.split(":")[1]))).toEqual(new Set([large, legacyVersion]));
+  });
+
+  it("rolls back to it from its D1 chunks", { timeout: 150_000 }, async () => {
+    const dir = await policyCopy("after-large");
+    const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
+    await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", "after the large one"));
+    expect((await gatepass("push", "--dir", dir, ...storage(), "--by", "small")).code).toBe(0);
+    const small = (await loadSnapshot((await activeSnapshot())!)).version;
+
+    const rolled = await gatepass("rollback", large.slice(0, 16), ...storage());
+    expect(rolled.stderr).toBe("");
+    expect(rolled.code).toBe(0);
+    const served = await loadSnapshot((await activeSnapshot())!);
+    expect(served.version).toBe(large);
+    expect(served.ruleCount).toBe(BULK_RULES + 6);
+    expect((await versions()).find((r) => r.active === 1)?.version).toBe(large);
+    expect(new Set((await chunkKeys()).map((key) => key.split(":")[1]))).toEqual(new Set([large, small]));
+  });
+});
+
+describe("the storage layout (pure functions)", () => {
+  const snapshotFor = async (ruleCount: number) => {
+    const issuers = [{ name: "ci", url: "https://ci.example", kind: "gitlab", audiences: ["gp"] }];
+    const targets = [{ name: "t", type: "oidc", audience: "rp" }];
+    const rules = Array.from({ length: ruleCount }, (_, i) => ({ name: `r${i}`, issuer: "ci", match: { project_path: `g/p-${i}`, ref: "it's" }, allow: ["t"] }));
+    const { policy, problems } = normalizePolicy([{ name: "p", value: { issuers, targets, rules } }], "source");
+    expect(problems).toEqual([]);
+    return (await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: "2026-03-01T00:00:00.000Z" })).snapshot;
+  };
+
+  it("writes the history body in statements below D1's limit, the row last, and reads back the same snapshot", async () => {
+    const snapshot = await snapshotFor(3000);
+    const sql = recordVersionSql(snapshot, "o'brien", "2026-03-02T00:00:00.000Z").trimEnd().split("\n");
+    const body = historyBody(snapshot);
+    const pieces = chunks(body, D1_SQL_CHUNK_BYTES);
+    expect(pieces.length).toBeGreaterThan(3);
+    expect(sql).toHaveLength(pieces.length + 2);
+    for (const statement of sql) expect(statement.length).toBeLessThan(100_000);
+    expect(sql.at(-1)).toMatch(/^INSERT INTO policy_versions .*'o''brien'/);
+    expect(sql.at(-2)).toBe(`DELETE FROM policy_history_chunks WHERE version = '${snapshot.version}' AND seq >= ${pieces.length};`);
+    const text = historySnapshotText({ version: snapshot.version, source_digest: snapshot.source_digest, pushed_at: "2026-03-02T00:00:00.000Z", snapshot: "" }, pieces.join(""));
+    expect((await loadSnapshot(text)).snapshot.created_at).toBe("2026-03-02T00:00:00.000Z");
+    expect(text).toBe(canonicalJson({ ...snapshot, created_at: "2026-03-02T00:00:00.000Z" }));
+    // A row from before 0002 is its own snapshot text.
+    expect(historySnapshotText({ version: "v", source_digest: "d", pushed_at: "x", snapshot: "whole" }, undefined)).toBe("whole");
+  });
+
+  it("cuts the payload into KV chunks of at most POLICY_KV_CHUNK_BYTES and keeps only the chunks of the snapshots given", async () => {
+    const stored = await storedSnapshot(await snapshotFor(8000));
+    const pieces = payloadChunks(stored.payload);
+    expect(pieces.length).toBe(stored.header.chunks);
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(pieces.every((piece) => piece.length <= POLICY_KV_CHUNK_BYTES)).toBe(true);
+    expect(pieces.join("")).toBe(stored.payload);
+    const other = { version: "b".repeat(64), index_sha256: "c".repeat(64) };
+    const keys = [...pieces.map((_, i) => payloadChunkKey(stored.header, i)), payloadChunkKey(other, 0), payloadChunkKey(other, 1), "unrelated"];
+    expect(unusedChunkKeys(keys, [stored.header.version])).toEqual([payloadChunkKey(other, 0), payloadChunkKey(other, 1)]);
+    expect(unusedChunkKeys(keys, [stored.header.version, other.version])).toEqual([]);
   });
 });
 

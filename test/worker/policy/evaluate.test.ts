@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { isGatepassError } from "../../../src/errors";
-import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_EXPLAINED_RULES } from "../../../src/limits";
+import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_EXPLAINED_RULES, MAX_INDEX_PREFIX_SEGMENTS } from "../../../src/limits";
 import { compilePolicy } from "../../../src/policy/compile";
+import { chooseFilings, keyOf, RuleIndex } from "../../../src/policy/index";
 import { denialError, evaluate, explainTarget, grantsFor } from "../../../src/policy/evaluate";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import type { PolicyParts } from "../../../src/policy/schema";
@@ -182,11 +183,59 @@ describe("denialError", () => {
 });
 
 describe("the index", () => {
-  it("puts exact project/namespace rules in buckets and everything else in the scanned list", async () => {
-    const policy = await policyOf();
-    const rules = policy.rulesByIssuer.get("corp-gitlab")!;
-    expect([...rules.exact.keys()]).toEqual(["project_path\u0000platform/infra"]);
-    expect(rules.scanned.map((r) => r.name)).toEqual(["platform-reads", "groups"]);
+  it("files each rule under its most selective literal condition, and looks only at the rules a token can match", async () => {
+    const { snapshot } = await snapshotOf();
+    expect(chooseFilings(snapshot.rules)).toEqual([
+      { claim: "project_path", keys: ["=platform/infra"] },
+      { claim: "namespace_path", keys: ["^platform"] },
+      // groups_direct "apps/registry-*" has the same key; scope claims win ties.
+      { claim: "namespace_path", keys: ["^apps"] },
+    ]);
+    const policy = compilePolicy(snapshot);
+    const visited = (claims: Record<string, string>) => {
+      const orders: number[] = [];
+      policy.index.candidates("corp-gitlab", claims, (order) => orders.push(order));
+      return orders.sort();
+    };
+    expect(visited(INFRA_MAIN)).toEqual([0, 1]);
+    expect(visited({ project_path: "apps/web", namespace_path: "apps" })).toEqual([2]);
+    expect(visited({ namespace_path: "elsewhere" })).toEqual([]);
+  });
+
+  it("keys a pattern by its exact value or its literal leading segments (at most MAX_INDEX_PREFIX_SEGMENTS)", () => {
+    expect(keyOf("platform/infra")).toBe("=platform/infra");
+    expect(keyOf("team-5/**")).toBe("^team-5");
+    expect(keyOf("group/*")).toBe("^group");
+    expect(keyOf("a/b*/c")).toBe("^a");
+    expect(keyOf(["a", "b", "c", "d", "e", "f", "*"].join("/"))).toBe(`^${["a", "b", "c", "d", "e", "f"].slice(0, MAX_INDEX_PREFIX_SEGMENTS).join("/")}`);
+    expect(keyOf("*/infra")).toBeUndefined();
+    expect(keyOf("plat*/infra")).toBeUndefined();
+  });
+
+  it("files under the condition fewest rules share; negations and leading wildcards are never filed, and unfiled rules are looked at for every token", () => {
+    const rule = (name: string, match: RuleSpec["match"]): RuleSpec => ({ name, issuer: "corp-gitlab", match, allow: ["reader"] });
+    const rules = [
+      rule("a", { ref_type: "branch", namespace_path: "team-1/**" }),
+      rule("b", { ref_type: "branch", namespace_path: "team-2/**" }),
+      rule("c", { ref_type: "branch", namespace_path: ["team-3/**", "team-4/*"] }),
+      rule("d", { namespace_path: { not: "team-1/**" }, project_path: "*/app" }),
+    ];
+    expect(chooseFilings(rules)).toEqual([
+      { claim: "namespace_path", keys: ["^team-1"] },
+      { claim: "namespace_path", keys: ["^team-2"] },
+      { claim: "namespace_path", keys: ["^team-3", "^team-4"] },
+      undefined,
+    ]);
+    const index = RuleIndex.build(rules, chooseFilings(rules));
+    const visited = (claims: Record<string, string | string[]>) => {
+      const orders: number[] = [];
+      index.candidates("corp-gitlab", claims, (order) => orders.push(order));
+      return orders.sort();
+    };
+    expect(visited({ namespace_path: "team-4/x/y" })).toEqual([2, 3]);
+    expect(visited({ namespace_path: "team-1" })).toEqual([0, 3]);
+    expect(visited({ namespace_path: ["team-2/x", "team-3"] })).toEqual([1, 2, 3]);
+    expect(visited({ namespace_path: "x".repeat(MAX_CLAIM_VALUE_LENGTH + 1) })).toEqual([3]);
   });
 
   it("decides exactly like a scan over every rule (randomised policies)", async () => {

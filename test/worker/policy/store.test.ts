@@ -1,20 +1,23 @@
 import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { Env } from "../../../src/config";
+import { sha256Hex } from "../../../src/encoding";
 import { isGatepassError } from "../../../src/errors";
 import { POLICY_RECHECK_MS } from "../../../src/limits";
-import { ACTIVE_SNAPSHOT_KEY, PolicyStore } from "../../../src/policy/store";
-import { RULES_YAML, snapshotOf, sources } from "./fixtures";
+import { evaluate } from "../../../src/policy/evaluate";
+import { canonicalJson, payloadChunks, storedSnapshot, type StoredSnapshot } from "../../../src/policy/snapshot";
+import { ACTIVE_SNAPSHOT_KEY, payloadChunkKey, PolicyStore } from "../../../src/policy/store";
+import { identity, INFRA_MAIN, RULES_YAML, snapshotOf, sources } from "./fixtures";
 
-/** The real POLICIES binding, counted, and made to fail on demand. */
+/** The real POLICIES binding, counted, and made to fail on demand (every read, or chunk reads only). */
 function instrumented() {
-  const state = { reads: 0, failing: false };
+  const state = { reads: 0, failing: false, chunksFailing: false };
   const POLICIES = new Proxy(env.POLICIES, {
     get(target, prop) {
       if (prop === "get") {
         return async (...args: unknown[]) => {
           state.reads++;
-          if (state.failing) throw new Error("KV unavailable");
+          if (state.failing || (state.chunksFailing && String(args[0]).startsWith("snapshot:"))) throw new Error("KV unavailable");
           return (target.get as (...a: unknown[]) => Promise<unknown>)(...args);
         };
       }
@@ -45,6 +48,24 @@ async function code(promise: Promise<unknown>): Promise<string> {
 beforeEach(async () => {
   await env.POLICIES.delete(ACTIVE_SNAPSHOT_KEY);
 });
+
+/** The fixture policy plus `count` project rules: past POLICY_KV_CHUNK_BYTES from about 4 000. */
+async function largeStored(count: number, ref = "main"): Promise<StoredSnapshot> {
+  const bulk = Array.from({ length: count }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: ${ref} }, allow: [reader] }`);
+  const { snapshot } = await snapshotOf(sources({ rules: `${RULES_YAML}${bulk.join("\n")}\n` }));
+  return storedSnapshot(snapshot);
+}
+
+/** What push writes: the chunks, then the header under `active`. */
+async function putStored(stored: StoredSnapshot, skipChunk?: number): Promise<void> {
+  for (const [i, chunk] of payloadChunks(stored.payload).entries()) {
+    if (i === skipChunk) await env.POLICIES.delete(payloadChunkKey(stored.header, i));
+    else await env.POLICIES.put(payloadChunkKey(stored.header, i), chunk);
+  }
+  await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, stored.headerText);
+}
+
+const bulkJob = (i: number) => identity({ ...INFRA_MAIN, project_path: `bulk/project-${i}`, namespace_path: "bulk" });
 
 describe("PolicyStore", () => {
   it("fails closed with policy_unavailable when KV holds no snapshot or a corrupt one", async () => {
@@ -162,5 +183,92 @@ describe("PolicyStore", () => {
     await store.current(e, waitUntil);
     await settle();
     expect(await code(store.current(e, waitUntil))).toBe("policy_unavailable");
+  });
+
+  it("loads a stored snapshot from `active`'s header and its chunks, and re-reads only `active` while it is unchanged", async () => {
+    const { env: e, state } = instrumented();
+    const { store, waitUntil, settle, advance } = setup();
+    const stored = await largeStored(4500);
+    expect(stored.header.chunks).toBeGreaterThan(1);
+    await putStored(stored);
+    const policy = await store.current(e, waitUntil);
+    expect(policy.version).toBe(stored.header.version);
+    expect(state.reads).toBe(1 + stored.header.chunks);
+    expect(evaluate(policy, bulkJob(4321), "reader")).toEqual({ allowed: true, target: "reader", rule: "bulk-4321" });
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect(state.reads).toBe(2 + stored.header.chunks);
+    expect(await store.current(e, waitUntil)).toBe(policy);
+  });
+
+  it("switches from a whole format 1 snapshot to a stored one, and back", async () => {
+    const { env: e } = instrumented();
+    const { store, waitUntil, settle, advance } = setup();
+    const whole = await snapshotOf();
+    await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, whole.text);
+    expect((await store.current(e, waitUntil)).version).toBe(whole.snapshot.version);
+    const stored = await largeStored(10);
+    await putStored(stored);
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect((await store.current(e, waitUntil)).version).toBe(stored.header.version);
+    await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, whole.text);
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect((await store.current(e, waitUntil)).version).toBe(whole.snapshot.version);
+  });
+
+  it("fails closed on a missing chunk, and keeps the last good snapshot when a chunk is missing or cannot be read", async () => {
+    const { env: e, state } = instrumented();
+    const { store, waitUntil, settle, advance } = setup();
+    const first = await largeStored(4500);
+    await putStored(first, 1);
+    expect(await code(store.current(e, waitUntil))).toBe("policy_unavailable");
+    expect(store.lastError).toMatch(new RegExp(`snapshot rejected: .*chunk 1 of ${first.header.chunks} is missing`));
+    await putStored(first);
+    await store.current(e, waitUntil);
+
+    const second = await largeStored(4500, "release");
+    await putStored(second, 0);
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect((await store.current(e, waitUntil)).version).toBe(first.header.version);
+    expect(store.lastError).toMatch(/chunk 0 of \d+ is missing/);
+
+    await putStored(second);
+    state.chunksFailing = true;
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect((await store.current(e, waitUntil)).version).toBe(first.header.version);
+    expect(store.lastError).toMatch(/^KV read failed/);
+
+    state.chunksFailing = false;
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect((await store.current(e, waitUntil)).version).toBe(second.header.version);
+    expect(store.lastError).toBeUndefined();
+  });
+
+  it("reports a rule refused when a token first needed it", async () => {
+    const { env: e } = instrumented();
+    const { store, waitUntil } = setup();
+    const stored = await largeStored(10);
+    // A rule text that hashes right but names a target the snapshot lacks (only a writer bypassing push could do this).
+    const payload = stored.payload.replace('"allow":["reader"],"issuer":"corp-gitlab","match":{"project_path":"bulk/project-3"', '"allow":["readex"],"issuer":"corp-gitlab","match":{"project_path":"bulk/project-3"');
+    const body = payload.slice(stored.header.index_length);
+    const header = { ...stored.header, version: await sha256Hex(body) };
+    await env.POLICIES.put(payloadChunkKey(header, 0), payload);
+    await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, canonicalJson(header));
+    const policy = await store.current(e, waitUntil).catch(() => expect.fail(store.lastError));
+    expect(store.lastError).toBeUndefined();
+    expect(evaluate(policy, bulkJob(4), "reader").allowed).toBe(true);
+    expect(await code((async () => evaluate(policy, bulkJob(3), "reader"))())).toBe("policy_unavailable");
+    expect(store.lastError).toMatch(/rule \d+ of snapshot [0-9a-f]{12} was refused: .*unknown target 'readex'/);
   });
 });

@@ -73,6 +73,14 @@ describe("GET /v1/whoami grants", () => {
     expect(text).not.toContain("v*");
   });
 
+  it("explains only the rules the policy index finds for the job: a rule scoped to another project is not listed, not even by name", async () => {
+    const res = await whoami({ project_path: "platform/infra", ref: "v1", ref_type: "tag" }, "?target=secret-rule-target");
+    expect(res.explain).toEqual({ target: "secret-rule-target", allowed: false, rules: [] });
+    expect(JSON.stringify(res)).not.toContain("hidden");
+    const own = await whoami({ project_path: "secret/vault-of-secrets", ref: "main", ref_type: "branch" }, "?target=secret-rule-target");
+    expect(own.explain.rules).toEqual([{ rule: "hidden", matched: false, failures: [{ claim: "ref", actual: "main" }, { claim: "ref_type", actual: "branch" }] }]);
+  });
+
   it("refuses to explain an unknown target with target_unknown", async () => {
     const body = await whoami({}, "?target=nope");
     expect(body).toMatchObject({ status: 404, code: "target_unknown" });
