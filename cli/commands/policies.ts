@@ -18,6 +18,7 @@ import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/id
 import { PolicyStorage } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
 import { formatUsage, isUsageError, UsageError } from "../usage";
+import { withStorage, type StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget } from "../wrangler";
 
 const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
@@ -156,6 +157,10 @@ async function push(args: string[]): Promise<number> {
   await loadSnapshot(result.text);
 
   const by = (values.by ?? whoAmI()).slice(0, 200);
+  return withStorage(target, (storage) => pushSnapshot(storage, result, by));
+}
+
+async function pushSnapshot(target: StorageTarget, result: Extract<Checked, { ok: true }>, by: string): Promise<number> {
   const storage = new PolicyStorage(target);
   const { version } = result.snapshot;
   await storage.recordVersion(result.snapshot, result.text, by, new Date().toISOString());
@@ -174,7 +179,7 @@ async function history(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" } } });
   const limit = Number.parseInt(values.limit, 10);
   if (!(limit > 0 && limit <= 1000)) throw new UsageError("--limit is a number from 1 to 1000");
-  const rows = await new PolicyStorage(storageTarget(values)).history(limit);
+  const rows = await withStorage(storageTarget(values), (storage) => new PolicyStorage(storage).history(limit));
   if (rows.length === 0) {
     out("no policy versions have been pushed");
     return 0;
@@ -190,7 +195,10 @@ async function rollback(args: string[]): Promise<number> {
     err("usage: policies rollback VERSION   (the version or at least its first 8 hex digits, see `policies history`)");
     return 2;
   }
-  const storage = new PolicyStorage(storageTarget(values));
+  return withStorage(storageTarget(values), (target) => rollbackTo(new PolicyStorage(target), wanted));
+}
+
+async function rollbackTo(storage: PolicyStorage, wanted: string): Promise<number> {
   const rows = await storage.findVersion(wanted);
   if (rows.length !== 1) {
     err(rows.length === 0 ? `no pushed policy version starts with ${wanted}` : `${wanted} is ambiguous; give more digits`);

@@ -14,7 +14,8 @@ import path from "node:path";
 import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
 import { ACTIVE_SNAPSHOT_KEY } from "../../src/policy/store";
 import type { PolicySnapshot } from "../../src/types";
-import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+import type { StorageTarget } from "../remote-d1";
+import { wrangler } from "../wrangler";
 
 /** A SQL string literal. Refuses NUL (which SQLite would truncate at); quotes are doubled. */
 export function sqlString(value: string): string {
@@ -56,7 +57,7 @@ export interface HistoryRow {
 }
 
 export class PolicyStorage {
-  constructor(private readonly target: WranglerTarget) {}
+  constructor(private readonly storage: StorageTarget) {}
 
   async recordVersion(snapshot: PolicySnapshot, text: string, pushedBy: string, pushedAt: string): Promise<void> {
     await this.executeFile(recordVersionSql(snapshot, text, pushedBy, pushedAt));
@@ -66,13 +67,13 @@ export class PolicyStorage {
 
   async putActive(text: string): Promise<void> {
     await this.withTempFile(text, (file) =>
-      wrangler(["kv", "key", "put", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--path", file, ...targetFlags(this.target)]),
+      wrangler(["kv", "key", "put", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--path", file, ...this.storage.kvFlags()]),
     );
   }
 
   /** The snapshot text KV serves now, or undefined when no policy has been pushed. */
   async readActive(): Promise<string | undefined> {
-    const out = (await wrangler(["kv", "key", "get", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--text", ...targetFlags(this.target)])).replace(/\n$/, "");
+    const out = (await wrangler(["kv", "key", "get", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--text", ...this.storage.kvFlags()])).replace(/\n$/, "");
     // wrangler answers a missing key on stdout with exit 0; a snapshot is a JSON object.
     return out.startsWith("{") ? out : undefined;
   }
@@ -94,13 +95,14 @@ export class PolicyStorage {
   }
 
   private async query<T>(sql: string): Promise<T[]> {
-    const out = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...targetFlags(this.target)]);
+    const out = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...(await this.storage.d1Flags())]);
     const parsed = JSON.parse(out) as { results?: T[] }[];
     return parsed.flatMap((r) => r.results ?? []);
   }
 
   private async executeFile(sql: string): Promise<void> {
-    await this.withTempFile(sql, (file) => wrangler(["d1", "execute", "DB", "--file", file, "--yes", ...targetFlags(this.target)]));
+    const flags = await this.storage.d1Flags();
+    await this.withTempFile(sql, (file) => wrangler(["d1", "execute", "DB", "--file", file, "--yes", ...flags]));
   }
 
   private async withTempFile<T>(content: string, use: (file: string) => Promise<T>): Promise<T> {
