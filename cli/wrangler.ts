@@ -43,8 +43,11 @@ export const STORAGE_OPTIONS = {
   config: { type: "string" },
 } as const;
 
+/** The STORAGE_OPTIONS values parseArgs gives. */
+export type StorageValues = { local?: boolean; remote?: boolean; env?: string; "persist-to"?: string; config?: string };
+
 /** Where a storage command acts, from its STORAGE_OPTIONS values; a contradiction is a usage error. */
-export function storageTarget(values: { local?: boolean; remote?: boolean; env?: string; "persist-to"?: string; config?: string }): WranglerTarget {
+export function storageTarget(values: StorageValues): WranglerTarget {
   if (values.local && values.remote) throw new UsageError("choose one of --local and --remote");
   if (values.remote && values["persist-to"]) throw new UsageError("--persist-to only applies to --local");
   return {
@@ -55,7 +58,7 @@ export function storageTarget(values: { local?: boolean; remote?: boolean; env?:
   };
 }
 
-/** Flags that select where a KV/D1 command acts. */
+/** Flags that select where a KV/D1 command acts (remote D1 without a database_id: cli/remote-d1.ts). */
 export function targetFlags(target: WranglerTarget): string[] {
   const flags = [target.remote ? "--remote" : "--local"];
   if (target.env) flags.push("--env", target.env);

@@ -1,12 +1,14 @@
 // `gatepass audit query|tail`: read audit events from D1 through wrangler (local or remote).
 // Filters are validated by the same code as GET /v1/admin/audit; values are SQL-quoted, never spliced raw.
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/audit/query";
 import { MAX_AUDIT_QUERY_ROWS } from "../../src/limits";
 import { sqlString } from "../policy/store";
 import { formatUsage } from "../usage";
-import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+import { withStorage, type StorageTarget } from "../remote-d1";
+import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 
 export const usage = formatUsage([
   {
@@ -40,34 +42,51 @@ export async function run(args: string[]): Promise<number> {
   const { local, remote, env, "persist-to": persistTo, config, ...filters } = values;
   const target = storageTarget({ local, remote, env, "persist-to": persistTo, config });
   const filter = parseAuditFilter(filters);
+  return withStorage(target, async (storage) => {
+    const events = await select(storage, auditQuerySql(filter));
+    for (const event of [...events].reverse()) printEvent(event);
+    if (command === "tail") await follow(storage, filter, events.reduce((max, e) => Math.max(max, e.id), 0));
+    return 0;
+  });
+}
 
-  const events = await select(target, auditQuerySql(filter));
-  for (const event of [...events].reverse()) printEvent(event);
-  if (command === "query") return 0;
-
-  // Follow: every matching event after the newest one shown, in id order, however many arrived
-  // between two polls (a burst is read in pages until one comes back short).
-  let lastId = events.reduce((max, e) => Math.max(max, e.id), 0);
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, TAIL_INTERVAL_MS));
+/**
+ * Every matching event after `lastId`, in id order, however many arrived between two polls (a burst
+ * is read in pages until one comes back short). Ctrl-C (SIGINT) or SIGTERM ends it as a normal
+ * return, so the caller's cleanup (a remote D1 config copy) runs; a poll under way when the signal
+ * came (its wrangler got the terminal's Ctrl-C too) is dropped.
+ */
+async function follow(storage: StorageTarget, filter: ReturnType<typeof parseAuditFilter>, lastId: number): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+  try {
     for (;;) {
-      const page = await select(target, auditPageAfterSql(filter, lastId, TAIL_PAGE_ROWS));
-      for (const event of page) {
-        printEvent(event);
-        lastId = Math.max(lastId, event.id);
+      await sleep(TAIL_INTERVAL_MS, undefined, { signal: stop.signal });
+      for (;;) {
+        const page = await select(storage, auditPageAfterSql(filter, lastId, TAIL_PAGE_ROWS));
+        if (stop.signal.aborted) return;
+        for (const event of page) {
+          printEvent(event);
+          lastId = Math.max(lastId, event.id);
+        }
+        if (page.length < TAIL_PAGE_ROWS) break;
       }
-      if (page.length < TAIL_PAGE_ROWS) break;
     }
+  } catch (error) {
+    if (!stop.signal.aborted) throw error;
+  } finally {
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
   }
 }
 
-async function select(target: WranglerTarget, query: { sql: string; params: (string | number)[] }): Promise<{ id: number }[]> {
+async function select(storage: StorageTarget, query: { sql: string; params: (string | number)[] }): Promise<{ id: number }[]> {
   let i = 0;
   const sql = query.sql.replace(/\?/g, () => {
     const value = query.params[i++]!;
     return typeof value === "number" ? String(value) : sqlString(value);
   });
-  const out = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...targetFlags(target)]);
+  const out = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...(await storage.d1Flags())]);
   return (JSON.parse(out) as { results?: { id: number }[] }[]).flatMap((r) => r.results ?? []);
 }
 

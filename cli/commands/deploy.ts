@@ -15,13 +15,13 @@
 //
 // wrangler 4.86 looks a D1 database up by name only for `wrangler deploy`; its `d1` commands with
 // --remote need database_id in the config (fixed in wrangler 4.102). Without one, steps 5 and 7 find
-// or create the database by database_name and run against a copy of the config that carries its id.
+// the database by database_name (cli/remote-d1.ts, as every --remote command does), create it if
+// missing (deploy only), and run against a copy of the config that carries its id.
 
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { experimental_readRawConfig, unstable_readConfig } from "wrangler";
 import { readConfig, type Env } from "../../src/config";
 import { DEPLOY_CHECK_INTERVAL_MS, DEPLOY_CHECK_REQUEST_TIMEOUT_MS, DEPLOY_CHECK_TIMEOUT_MS } from "../../src/limits";
 import { parseSigningKeySecret } from "../../src/mint/keys";
@@ -29,6 +29,7 @@ import { generateSecret, serializeSecret } from "../../src/mint/rotation";
 import { formatFinding } from "../../src/policy/source";
 import { checkPolicyDir } from "../policy/files";
 import { parseTestFiles, runCase } from "../policy/test-cases";
+import { configCopyDir, findDatabase, readWorkerConfig, requireDbBinding, requireEnvSection, writeConfigWithDatabaseId, type WorkerConfig } from "../remote-d1";
 import { UsageError } from "../usage";
 import { wrangler } from "../wrangler";
 import { createPrivateFile } from "./keys";
@@ -153,7 +154,7 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
   const env = options.env ? ["--env", options.env] : [];
   const configFlag = ["--config", options.config];
   const envText = env.length > 0 ? ` ${env.join(" ")}` : "";
-  let worker: Worker;
+  let worker: WorkerConfig;
   let issuer: string;
   let missing: Map<SecretName, string> = new Map();
   /** Where steps 5 and 7 reach remote D1: the operator's config, or a copy carrying the database id. */
@@ -264,35 +265,14 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
 
 // ---- 1. configuration -------------------------------------------------------------------------
 
-interface Worker {
-  name: string;
-  vars: Record<string, unknown>;
-  accountId?: string;
-  compatibilityDate?: string;
-  configPath: string;
-  db?: { database_name?: string; database_id?: string; migrations_dir?: string; migrations_table?: string };
-}
-
 /** The config as wrangler resolves it for --env (an unknown env would silently deploy the top level under another name). */
-function readWorker(options: Options): Worker {
-  if (options.env) {
-    const { rawConfig } = experimental_readRawConfig({ config: options.config });
-    if (!rawConfig.env?.[options.env]) throw new StepFailure(`${options.config} has no [env.${options.env}] section; add one (with its own vars and bindings) or leave out --env`);
-  }
-  const config = unstable_readConfig({ config: options.config, ...(options.env ? { env: options.env } : {}) });
-  const db = (config.d1_databases as Array<NonNullable<Worker["db"]> & { binding: string }>).find((d) => d.binding === "DB");
-  return {
-    name: config.name ?? "gatepass",
-    vars: config.vars as Record<string, unknown>,
-    ...(config.account_id ? { accountId: config.account_id } : {}),
-    ...(config.compatibility_date ? { compatibilityDate: config.compatibility_date } : {}),
-    configPath: config.configPath ?? options.config,
-    ...(db ? { db } : {}),
-  };
+function readWorker(options: Options): WorkerConfig {
+  if (options.env) requireEnvSection(options.config, options.env);
+  return readWorkerConfig(options.config, options.env);
 }
 
 /** The Worker's own validation (src/config.ts), as a deployed Worker runs it: production mode. */
-function checkIssuer(worker: Worker): string {
+function checkIssuer(worker: WorkerConfig): string {
   if (worker.vars.GATEPASS_ENV !== undefined) {
     throw new StepFailure(`the config sets GATEPASS_ENV: a deployed Worker must run in production mode; remove it from [vars] (npm run dev puts it in .dev.vars)`);
   }
@@ -399,59 +379,26 @@ function newAdminToken(): string {
 // ---- 5, 7. remote D1 ----------------------------------------------------------------------------
 
 /**
- * Flags that reach the Worker's D1 database remotely. With database_id in the config, the config
- * itself. Without, the database is found by database_name (created if missing, so migrations run
- * before the first deploy, which then binds it by name) and a copy of the config carries its id.
+ * Flags that reach the Worker's D1 database remotely (cli/remote-d1.ts). With database_id in the
+ * config, the config itself. Without, the database is found by database_name (created if missing,
+ * here only: migrations run before the first deploy, which then binds it by name) and a copy of the
+ * config carries its id.
  */
-async function remoteD1(worker: Worker, options: Options, configFlag: string[], scratch: string[]): Promise<{ flags: string[]; note: string }> {
-  const db = worker.db;
-  if (!db) throw new StepFailure(`the config${options.env ? ` for --env ${options.env}` : ""} has no [[d1_databases]] binding named DB (wrangler does not inherit bindings into [env.NAME]: repeat them there)`);
-  if (db.database_id) return { flags: [...(options.env ? ["--env", options.env] : []), ...configFlag], note: `D1 database ${db.database_id} (from the config)` };
-  if (!db.database_name) throw new StepFailure("the DB binding has neither database_name nor database_id; give it a database_name");
-  let uuid = await findDatabase(db.database_name, configFlag);
+async function remoteD1(worker: WorkerConfig, options: Options, configFlag: string[], scratch: string[]): Promise<{ flags: string[]; note: string }> {
+  const env = options.env ? ["--env", options.env] : [];
+  const db = requireDbBinding(worker, options.env);
+  if (db.database_id) return { flags: [...env, ...configFlag], note: `D1 database ${db.database_id} (from the config)` };
+  let uuid = await findDatabase(db.database_name!, [...env, ...configFlag]);
   let created = false;
   if (!uuid) {
-    await wrangler(["d1", "create", db.database_name, ...configFlag]);
-    uuid = await findDatabase(db.database_name, configFlag);
+    await wrangler(["d1", "create", db.database_name!, ...env, ...configFlag]);
+    uuid = await findDatabase(db.database_name!, [...env, ...configFlag]);
     if (!uuid) throw new StepFailure(`wrangler d1 create ${db.database_name} succeeded, but wrangler d1 list does not show it`);
     created = true;
   }
-  const derived = await writeConfigWithDatabaseId(worker, db, uuid, scratch);
-  return { flags: ["--config", derived], note: `${created ? "created" : "found"} D1 database ${db.database_name} (${uuid})` };
-}
-
-async function findDatabase(name: string, configFlag: string[]): Promise<string | undefined> {
-  const output = await wrangler(["d1", "list", "--json", ...configFlag]);
-  let list: unknown;
-  try {
-    list = JSON.parse(output.slice(output.indexOf("[")));
-  } catch {
-    throw new StepFailure(`wrangler d1 list --json printed no JSON list:\n${output}`);
-  }
-  const found = Array.isArray(list) ? (list as { name?: unknown; uuid?: unknown }[]).find((entry) => entry.name === name) : undefined;
-  return typeof found?.uuid === "string" ? found.uuid : undefined;
-}
-
-/** A minimal config for `wrangler d1`/`kv` --remote: the Worker's name and account, DB with its id, KV by binding. */
-async function writeConfigWithDatabaseId(worker: Worker, db: NonNullable<Worker["db"]>, uuid: string, scratch: string[]): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), "gatepass-deploy-"));
+  const dir = await configCopyDir();
   scratch.push(dir); // removed when the deploy ends
-  const file = path.join(dir, "wrangler.json");
-  const config = {
-    name: worker.name,
-    ...(worker.accountId ? { account_id: worker.accountId } : {}),
-    ...(worker.compatibilityDate ? { compatibility_date: worker.compatibilityDate } : {}),
-    kv_namespaces: [{ binding: "JWKS" }, { binding: "POLICIES" }],
-    d1_databases: [{
-      binding: "DB",
-      database_name: db.database_name,
-      database_id: uuid,
-      migrations_dir: path.resolve(path.dirname(worker.configPath), db.migrations_dir ?? "migrations"),
-      ...(db.migrations_table ? { migrations_table: db.migrations_table } : {}),
-    }],
-  };
-  await writeFile(file, `${JSON.stringify(config, null, 2)}\n`);
-  return file;
+  return { flags: ["--config", await writeConfigWithDatabaseId(worker, db, uuid, dir)], note: `${created ? "created" : "found"} D1 database ${db.database_name} (${uuid})` };
 }
 
 // ---- 8. check ---------------------------------------------------------------------------------

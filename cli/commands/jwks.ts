@@ -21,7 +21,8 @@ import * as credentials from "../jwks/credentials";
 import { checkPolicyDir } from "../policy/files";
 import { PolicyStorage } from "../policy/store";
 import { formatUsage } from "../usage";
-import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+import { StorageTarget } from "../remote-d1";
+import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 import { whoAmI } from "./policies";
 
 export const usage = `${formatUsage([
@@ -69,7 +70,8 @@ export async function run(args: string[]): Promise<number> {
     err(`gatepass jwks: give --issuer and exactly one of --file and --url\nusage:\n${usage}`);
     return 2;
   }
-  const target = storageTarget(values);
+  // KV only (the live policy and the key records): no D1 config copy is ever made, so none to close.
+  const target = new StorageTarget(storageTarget(values));
 
   // The issuer must be configured, with pushed keys: its URL goes into the stored record.
   const checked = await checkPolicyDir(values.dir!);
@@ -119,7 +121,7 @@ export async function run(args: string[]): Promise<number> {
     const file = path.join(dir, "record.json");
     await writeFile(file, JSON.stringify(record));
     const ttl = record.fresh_until - record.fetched_at;
-    await wrangler(["kv", "key", "put", jwksStorageKey(issuer.name), "--binding", "JWKS", "--path", file, "--ttl", String(ttl), ...targetFlags(target)]);
+    await wrangler(["kv", "key", "put", jwksStorageKey(issuer.name), "--binding", "JWKS", "--path", file, "--ttl", String(ttl), ...target.kvFlags()]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -129,8 +131,8 @@ export async function run(args: string[]): Promise<number> {
 }
 
 /** The issuer's stored record, if any (wrangler answers a missing key with text that is not JSON). */
-async function storedKeySet(target: WranglerTarget, issuer: IssuerConfig) {
-  const text = await wrangler(["kv", "key", "get", jwksStorageKey(issuer.name), "--binding", "JWKS", "--text", ...targetFlags(target)]);
+async function storedKeySet(target: StorageTarget, issuer: IssuerConfig) {
+  const text = await wrangler(["kv", "key", "get", jwksStorageKey(issuer.name), "--binding", "JWKS", "--text", ...target.kvFlags()]);
   return parseStoredKeySet(text.replace(/\n$/, ""), issuer);
 }
 
@@ -140,7 +142,7 @@ async function storedKeySet(target: WranglerTarget, issuer: IssuerConfig) {
  * revoke them everywhere. Undefined when the live policy agrees (or none is live yet: the first
  * keys may be pushed before the first policy).
  */
-async function liveIssuerMismatch(target: WranglerTarget, local: IssuerConfig): Promise<string | undefined> {
+async function liveIssuerMismatch(target: StorageTarget, local: IssuerConfig): Promise<string | undefined> {
   const text = await new PolicyStorage(target).readActive();
   if (text === undefined) return undefined;
   let live: IssuerConfig | undefined;

@@ -11,14 +11,15 @@ import { claimValue, explainTarget, grantsFor } from "../../src/policy/evaluate"
 import { policyJsonSchema } from "../../src/policy/json-schema";
 import { lintPolicy } from "../../src/policy/lint";
 import { normalizePolicy } from "../../src/policy/schema";
-import { storedSnapshot } from "../../src/policy/snapshot";
+import { storedSnapshot, type StoredSnapshot } from "../../src/policy/snapshot";
 import { formatFinding, type Finding } from "../../src/policy/source";
-import type { VerifiedIdentity } from "../../src/types";
+import type { PolicySnapshot, VerifiedIdentity } from "../../src/types";
 import { checkPolicyDir, type Checked } from "../policy/files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
 import { PolicyStorage } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
 import { formatUsage, isUsageError, UsageError } from "../usage";
+import { withStorage, type StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget } from "../wrangler";
 
 const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
@@ -161,6 +162,10 @@ async function push(args: string[]): Promise<number> {
   // The Worker's own gate, for every rule: never write what it would refuse.
   await verifySnapshot(stored.text);
 
+  return withStorage(target, (storage) => pushSnapshot(storage, snapshot, stored, by, pushedAt));
+}
+
+async function pushSnapshot(target: StorageTarget, snapshot: PolicySnapshot, stored: StoredSnapshot, by: string, pushedAt: string): Promise<number> {
   const storage = new PolicyStorage(target);
   const { version } = snapshot;
   const replaced = await storage.recordVersion(snapshot, by, pushedAt);
@@ -191,7 +196,7 @@ async function history(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" } } });
   const limit = Number.parseInt(values.limit, 10);
   if (!(limit > 0 && limit <= 1000)) throw new UsageError("--limit is a number from 1 to 1000");
-  const rows = await new PolicyStorage(storageTarget(values)).history(limit);
+  const rows = await withStorage(storageTarget(values), (storage) => new PolicyStorage(storage).history(limit));
   if (rows.length === 0) {
     out("no policy versions have been pushed");
     return 0;
@@ -207,7 +212,10 @@ async function rollback(args: string[]): Promise<number> {
     err("usage: policies rollback VERSION   (the version or at least its first 8 hex digits, see `policies history`)");
     return 2;
   }
-  const storage = new PolicyStorage(storageTarget(values));
+  return withStorage(storageTarget(values), (target) => rollbackTo(new PolicyStorage(target), wanted));
+}
+
+async function rollbackTo(storage: PolicyStorage, wanted: string): Promise<number> {
   const { matches, active } = await storage.findVersions(wanted);
   if (matches.length !== 1) {
     err(matches.length === 0 ? `no pushed policy version starts with ${wanted}` : `${wanted} is ambiguous; give more digits`);

@@ -10,7 +10,8 @@ import { DURATION } from "../../src/policy/spec";
 import { whoAmI } from "../commands/policies";
 import { PolicyStorage, sqlString } from "../policy/store";
 import { formatUsage, UsageError } from "../usage";
-import { STORAGE_OPTIONS, storageTarget, targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+import { withStorage, type StorageTarget } from "../remote-d1";
+import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 
 export const usage = formatUsage([
   {
@@ -60,26 +61,28 @@ async function create(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { issuer: { type: "string" }, expires: { type: "string" }, by: { type: "string" }, ...STORAGE_OPTIONS } });
   if (!values.issuer) throw new UsageError("give --issuer NAME: the issuer this credential may push keys for");
   const lifetime = values.expires === undefined ? PUSH_CREDENTIAL_DEFAULT_LIFETIME_SECONDS : parseExpires(values.expires);
-  const target = storageTarget(values);
+  const by = (values.by ?? whoAmI()).slice(0, 200);
+  return withStorage(storageTarget(values), (target) => createFor(target, values.issuer!, lifetime, by));
+}
 
+async function createFor(target: StorageTarget, issuer: string, lifetime: number, by: string): Promise<number> {
   // Named after an issuer the live policy has with pushed keys: a typo would only surface at the first push.
-  const problem = await liveIssuerProblem(target, values.issuer);
+  const problem = await liveIssuerProblem(target, issuer);
   if (problem) {
     err(`gatepass jwks credential: ${problem} No credential was created.`);
     return 1;
   }
 
   const now = Math.floor(Date.now() / 1000);
-  const by = (values.by ?? whoAmI()).slice(0, 200);
   const created = await newPushCredential();
   await query(
     target,
     "INSERT INTO push_credentials (id, issuer, secret_sha256, created_by, created_at, expires_at) " +
-      `VALUES (${sqlString(created.id)}, ${sqlString(values.issuer)}, ${sqlString(created.secretSha256)}, ${sqlString(by)}, ${now}, ${now + lifetime})`,
+      `VALUES (${sqlString(created.id)}, ${sqlString(issuer)}, ${sqlString(created.secretSha256)}, ${sqlString(by)}, ${now}, ${now + lifetime})`,
   );
   out(created.credential);
   err(
-    `created push credential ${created.id} for issuer ${values.issuer} (${target.remote ? "remote" : "local"}), expires ${iso(now + lifetime)}.\n` +
+    `created push credential ${created.id} for issuer ${issuer} (${target.remote ? "remote" : "local"}), expires ${iso(now + lifetime)}.\n` +
       "It is shown this once: store it as a masked CI/CD variable (GATEPASS_PUSH_CREDENTIAL in templates/jwks-push.gitlab-ci.yml).",
   );
   return 0;
@@ -98,12 +101,9 @@ interface CredentialRow {
 
 async function list(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { issuer: { type: "string" }, json: { type: "boolean" }, ...STORAGE_OPTIONS } });
-  const target = storageTarget(values);
   const where = values.issuer === undefined ? "" : ` WHERE issuer = ${sqlString(values.issuer)}`;
-  const rows = await query<CredentialRow>(
-    target,
-    `SELECT id, issuer, created_by, created_at, expires_at, revoked_at, revoked_by, last_used_at FROM push_credentials${where} ORDER BY issuer, created_at, id LIMIT ${MAX_LISTED_PUSH_CREDENTIALS}`,
-  );
+  const sql = `SELECT id, issuer, created_by, created_at, expires_at, revoked_at, revoked_by, last_used_at FROM push_credentials${where} ORDER BY issuer, created_at, id LIMIT ${MAX_LISTED_PUSH_CREDENTIALS}`;
+  const rows = await withStorage(storageTarget(values), (target) => query<CredentialRow>(target, sql));
   const now = Math.floor(Date.now() / 1000);
   const state = (row: CredentialRow) => (row.revoked_at !== null ? "revoked" : now >= row.expires_at ? "expired" : "active");
   if (values.json) {
@@ -135,10 +135,8 @@ async function revoke(args: string[]): Promise<number> {
   const now = Math.floor(Date.now() / 1000);
   const by = (values.by ?? whoAmI()).slice(0, 200);
   // One statement: an earlier revocation keeps its time and author.
-  const [row] = await query<{ issuer: string; revoked_at: number }>(
-    target,
-    `UPDATE push_credentials SET revoked_at = COALESCE(revoked_at, ${now}), revoked_by = COALESCE(revoked_by, ${sqlString(by)}) WHERE id = ${sqlString(id)} RETURNING issuer, revoked_at`,
-  );
+  const sql = `UPDATE push_credentials SET revoked_at = COALESCE(revoked_at, ${now}), revoked_by = COALESCE(revoked_by, ${sqlString(by)}) WHERE id = ${sqlString(id)} RETURNING issuer, revoked_at`;
+  const [row] = await withStorage(target, (storage) => query<{ issuer: string; revoked_at: number }>(storage, sql));
   if (!row) {
     err(`gatepass jwks credential: no push credential ${id} (${target.remote ? "remote" : "local"}); see gatepass jwks credential list`);
     return 1;
@@ -148,7 +146,7 @@ async function revoke(args: string[]): Promise<number> {
 }
 
 /** Why no credential should be made for this issuer, from the live policy; undefined when it has pushed keys there. */
-async function liveIssuerProblem(target: WranglerTarget, name: string): Promise<string | undefined> {
+async function liveIssuerProblem(target: StorageTarget, name: string): Promise<string | undefined> {
   const text = await new PolicyStorage(target).readActive();
   if (text === undefined) return "no policy is live yet: push the policies first (gatepass policies push).";
   let issuers;
@@ -163,8 +161,8 @@ async function liveIssuerProblem(target: WranglerTarget, name: string): Promise<
   return undefined;
 }
 
-async function query<T>(target: WranglerTarget, sql: string): Promise<T[]> {
-  const stdout = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...targetFlags(target)]);
+async function query<T>(target: StorageTarget, sql: string): Promise<T[]> {
+  const stdout = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...(await target.d1Flags())]);
   return (JSON.parse(stdout) as { results?: T[] }[]).flatMap((result) => result.results ?? []);
 }
 

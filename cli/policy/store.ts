@@ -22,7 +22,8 @@ import { readStoredHeader } from "../../src/policy/compile";
 import { canonicalJson, payloadChunks, snapshotBody, STORED_HEADER_START, type StoredSnapshot } from "../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY, payloadChunkKey } from "../../src/policy/store";
 import type { PolicySnapshot } from "../../src/types";
-import { targetFlags, wrangler, type WranglerTarget } from "../wrangler";
+import type { StorageTarget } from "../remote-d1";
+import { wrangler } from "../wrangler";
 
 /** Every payload chunk key starts so (payloadChunkKey). */
 const CHUNK_KEY_PREFIX = "snapshot:";
@@ -102,7 +103,7 @@ export interface HistoryRow {
 }
 
 export class PolicyStorage {
-  constructor(private readonly target: WranglerTarget) {}
+  constructor(private readonly storage: StorageTarget) {}
 
   /** Stores the version (inactive) and checks it is whole; returns the version active until now, if any. */
   async recordVersion(snapshot: PolicySnapshot, pushedBy: string, pushedAt: string): Promise<string | undefined> {
@@ -121,15 +122,15 @@ export class PolicyStorage {
   /** Writes the payload chunks, then points `active` at them. */
   async putActive(stored: StoredSnapshot): Promise<void> {
     const pairs = payloadChunks(stored.payload).map((value, i) => ({ key: payloadChunkKey(stored.header, i), value }));
-    await this.withTempFile(JSON.stringify(pairs), (file) => wrangler(["kv", "bulk", "put", file, "--binding", "POLICIES", ...targetFlags(this.target)]));
+    await this.withTempFile(JSON.stringify(pairs), (file) => wrangler(["kv", "bulk", "put", file, "--binding", "POLICIES", ...this.storage.kvFlags()]));
     await this.withTempFile(stored.headerText, (file) =>
-      wrangler(["kv", "key", "put", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--path", file, ...targetFlags(this.target)]),
+      wrangler(["kv", "key", "put", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--path", file, ...this.storage.kvFlags()]),
     );
   }
 
   /** The snapshot KV serves now as loadSnapshot reads it (header, newline, payload), or undefined. */
   async readActive(): Promise<string | undefined> {
-    const value = (await wrangler(["kv", "key", "get", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--text", ...targetFlags(this.target)])).replace(/\n$/, "");
+    const value = (await wrangler(["kv", "key", "get", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--text", ...this.storage.kvFlags()])).replace(/\n$/, "");
     // wrangler answers a missing key on stdout with exit 0; a snapshot or header is a JSON object.
     if (!value.startsWith("{")) return undefined;
     if (!value.startsWith(STORED_HEADER_START)) return value;
@@ -140,7 +141,7 @@ export class PolicyStorage {
       await Promise.all(
         keys.slice(at, at + READ_CONCURRENCY).map(async (key, j) => {
           // A payload holds no newline (canonical JSON): one at the end is wrangler's.
-          parts[at + j] = (await wrangler(["kv", "key", "get", key, "--binding", "POLICIES", "--text", ...targetFlags(this.target)])).replace(/\n$/, "");
+          parts[at + j] = (await wrangler(["kv", "key", "get", key, "--binding", "POLICIES", "--text", ...this.storage.kvFlags()])).replace(/\n$/, "");
         }),
       );
     }
@@ -149,10 +150,10 @@ export class PolicyStorage {
 
   /** Deletes the payload chunks of versions other than `keep`; returns how many. */
   async deleteUnusedChunks(keep: readonly string[]): Promise<number> {
-    const listed = JSON.parse(await wrangler(["kv", "key", "list", "--binding", "POLICIES", "--prefix", CHUNK_KEY_PREFIX, ...targetFlags(this.target)])) as { name: string }[];
+    const listed = JSON.parse(await wrangler(["kv", "key", "list", "--binding", "POLICIES", "--prefix", CHUNK_KEY_PREFIX, ...this.storage.kvFlags()])) as { name: string }[];
     const unused = unusedChunkKeys(listed.map((entry) => entry.name), keep);
     if (unused.length > 0) {
-      await this.withTempFile(JSON.stringify(unused), (file) => wrangler(["kv", "bulk", "delete", file, "--force", "--binding", "POLICIES", ...targetFlags(this.target)]));
+      await this.withTempFile(JSON.stringify(unused), (file) => wrangler(["kv", "bulk", "delete", file, "--force", "--binding", "POLICIES", ...this.storage.kvFlags()]));
     }
     return unused.length;
   }
@@ -200,13 +201,14 @@ export class PolicyStorage {
   }
 
   private async query<T>(sql: string): Promise<T[]> {
-    const out = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...targetFlags(this.target)]);
+    const out = await wrangler(["d1", "execute", "DB", "--json", "--command", sql, ...(await this.storage.d1Flags())]);
     const parsed = JSON.parse(out) as { results?: T[] }[];
     return parsed.flatMap((r) => r.results ?? []);
   }
 
   private async executeFile(sql: string): Promise<void> {
-    await this.withTempFile(sql, (file) => wrangler(["d1", "execute", "DB", "--file", file, "--yes", ...targetFlags(this.target)]));
+    const flags = await this.storage.d1Flags();
+    await this.withTempFile(sql, (file) => wrangler(["d1", "execute", "DB", "--file", file, "--yes", ...flags]));
   }
 
   private async withTempFile<T>(content: string, use: (file: string) => Promise<T>): Promise<T> {
