@@ -11,6 +11,8 @@ import { run as audit } from "../../cli/commands/audit";
 import { run as jwks } from "../../cli/commands/jwks";
 import { run as policies } from "../../cli/commands/policies";
 import { checkPolicyDir } from "../../cli/policy/files";
+import { historyBody } from "../../cli/policy/store";
+import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
 import { wrangler } from "../../cli/wrangler";
 
 vi.mock("../../cli/wrangler", async (importOriginal) => ({ ...(await importOriginal<typeof import("../../cli/wrangler")>()), wrangler: vi.fn() }));
@@ -24,12 +26,17 @@ const MIGRATIONS = path.join(ROOT, "migrations");
 
 let work: string;
 let snapshot: string;
+/** What push's check reads back after writing the example policies' history (chunk rows, bytes). */
+let history: { n: number; bytes: number; chunks: number; active: null };
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "gatepass-remote-d1-"));
   const checked = await checkPolicyDir(POLICIES);
   if (!checked.ok) throw new Error("the example policies do not check");
   snapshot = checked.text;
+  const bytes = historyBody(checked.snapshot).length;
+  const n = Math.ceil(bytes / D1_SQL_CHUNK_BYTES);
+  history = { n, bytes, chunks: n, active: null };
 });
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
@@ -81,11 +88,13 @@ beforeEach(() => {
     if (group === "d1" && command === "execute") {
       if (!args.includes("--json")) return "🚣 executed";
       const sql = flagValue(call, "--command")!;
-      const results = sql.includes("length(snapshot)") ? [{ n: snapshot.length }] : sql.startsWith("SELECT version,") ? [{ version: "a".repeat(64), source_digest: "b".repeat(64), pushed_by: "ops", pushed_at: "2026-11-24T10:00:00.000Z", active: 1 }] : [];
+      const results = sql.includes("count(c.seq)") ? [history] : sql.startsWith("SELECT version,") ? [{ version: "a".repeat(64), source_digest: "b".repeat(64), pushed_by: "ops", pushed_at: "2026-11-24T10:00:00.000Z", active: 1 }] : [];
       return JSON.stringify([{ results }]);
     }
     if (group === "kv" && command === "key" && args[2] === "get") return `${snapshot}\n`;
     if (group === "kv" && command === "key" && args[2] === "put") return "Writing the value";
+    if (group === "kv" && command === "bulk" && args[2] === "put") return "Success!";
+    if (group === "kv" && command === "key" && args[2] === "list") return "[]";
     throw new Error(`unexpected wrangler ${args.join(" ")}`);
   });
   vi.spyOn(process.stdout, "write").mockImplementation((chunk) => ((stdout += String(chunk)), true));
@@ -119,10 +128,12 @@ describe("--remote D1 commands with a config whose database has no id", () => {
   it("policies push: one d1 list, then its D1 commands through a copy carrying the id; KV through the operator's config", async () => {
     const config = await writeConfig();
     expect(await policies(["push", "--remote", "--config", config, "--dir", POLICIES, "--by", "ops"])).toBe(0);
-    expect(calls.map(head)).toEqual(["d1 list", "d1 execute", "d1 execute", "kv key put", "d1 execute"]);
+    // History first, then the payload chunks and `active`; then activation and the clean-up of unused chunks, together.
+    expect(calls.slice(0, 5).map(head)).toEqual(["d1 list", "d1 execute", "d1 execute", "kv bulk put", "kv key put"]);
+    expect(calls.slice(5).map(head).sort()).toEqual(["d1 execute", "kv key list"]);
     expect(calls[0]!.args).toEqual(["d1", "list", "--json", "--config", config]);
     await expectD1ThroughRemovedCopy({ name: "gatepass", uuid: DB_UUID, worker: "gatepass", migrations: path.resolve(path.dirname(config), "../migrations-elsewhere") });
-    expect(calls.find((call) => head(call) === "kv key put")!.args.slice(-3)).toEqual(["--remote", "--config", config]);
+    for (const call of calls.filter((c) => c.args[0] === "kv")) expect(call.args.slice(-3)).toEqual(["--remote", "--config", config]);
     expect(stdout).toMatch(/\npushed policy version [0-9a-f]{64} \(remote\) by ops\n$/);
   });
 
