@@ -22,7 +22,7 @@ import { compilePolicy } from "../src/policy/compile";
 import { evaluate, explainTarget, grantsFor } from "../src/policy/evaluate";
 import { normalizePolicy } from "../src/policy/schema";
 import { buildSnapshot } from "../src/policy/snapshot";
-import { ISSUER, jobsFor, MIXES, rulesFor, TARGETS, type Mix } from "./policy-mixes";
+import { ISSUER, jobsFor, MIXES, rulesFor, TARGETS } from "./policy-mixes";
 import { median } from "./stats";
 
 const WARM_SIZES = [10, 1_000, 10_000];

@@ -1,6 +1,6 @@
 import { SELF, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
+import { buildAuditEvent } from "../../../src/audit/event";
 import { AuditWriter, pruneAuditEvents } from "../../../src/audit/writer";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
