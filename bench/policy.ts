@@ -16,13 +16,14 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { unstable_dev, type Unstable_DevWorker } from "wrangler";
+import type { Unstable_DevWorker } from "wrangler";
 import { wrangler } from "../cli/wrangler";
 import { compilePolicy } from "../src/policy/compile";
 import { evaluate, explainTarget, grantsFor } from "../src/policy/evaluate";
 import { normalizePolicy } from "../src/policy/schema";
 import { buildSnapshot } from "../src/policy/snapshot";
 import { ISSUER, jobsFor, MIXES, rulesFor, TARGETS } from "./policy-mixes";
+import { startBenchWorker } from "./bench-worker";
 import { median } from "./stats";
 
 const WARM_SIZES = [10, 1_000, 10_000];
@@ -39,16 +40,7 @@ const percentile = (values: readonly number[], p: number) => {
 };
 const us = (value: number) => value.toFixed(value < 10 ? 2 : 1);
 
-async function startBench(persistTo?: string): Promise<Unstable_DevWorker> {
-  return unstable_dev(path.resolve("bench/policy-worker.ts"), {
-    config: path.resolve("wrangler.toml"),
-    ip: "127.0.0.1",
-    local: true,
-    ...(persistTo ? { persist: true, persistTo } : { persist: false }),
-    logLevel: "none",
-    experimental: { disableExperimentalWarning: true, testScheduled: false },
-  });
-}
+const startBench = (persistTo?: string) => startBenchWorker("bench/policy-worker.ts", persistTo);
 
 async function getJson<T>(worker: Unstable_DevWorker, pathAndQuery: string, init?: RequestInit): Promise<T> {
   const res = await worker.fetch(pathAndQuery, init as never);

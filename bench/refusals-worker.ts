@@ -10,17 +10,9 @@ import { defaultDeps } from "../src/deps";
 import type { IssuerConfig } from "../src/types";
 import { validatePublicJwks } from "../src/verify/keyset";
 import { Verifier } from "../src/verify/verifier";
+import { BENCH_ISSUER } from "./bench-issuer";
 
-const base = {
-  kind: "gitlab",
-  aliases: [],
-  audiences: ["https://gatepass.bench.example"],
-  algorithms: ["RS256"],
-  keys: { source: "pushed" },
-  max_token_age_seconds: 3600,
-  accept_legacy_ci_job_jwt: false,
-} as const;
-const ISSUER: IssuerConfig = { ...base, name: "bench-gitlab", url: "https://gitlab.bench.example", aliases: [], audiences: [...base.audiences], algorithms: ["RS256"] };
+const ISSUER = BENCH_ISSUER;
 const PINNED: IssuerConfig = { ...ISSUER, name: "bench-pinned", url: "https://pinned.bench.example", allowed_kids: ["pinned-key"] };
 const ISSUERS = [ISSUER, PINNED];
 

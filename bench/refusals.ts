@@ -3,8 +3,7 @@
 // unknown issuer must not be refused measurably faster than a configured issuer's forged token. The
 // Worker runs N refusals per request (its own clock stands still while it runs); Node times 15
 // interleaved rounds from outside and subtracts the cost of an empty request.
-import path from "node:path";
-import { unstable_dev } from "wrangler";
+import { startBenchWorker, timedGet } from "./bench-worker";
 import { median } from "./stats";
 
 const ITERATIONS = 2_000;
@@ -12,22 +11,9 @@ const ROUNDS = 15;
 const KINDS = ["unknown_issuer", "bad_signature", "unknown_kid", "pinned_kid", "unknown_issuer_es256", "algorithm_not_allowed"] as const;
 
 export async function run(): Promise<void> {
-  const worker = await unstable_dev(path.resolve("bench/refusals-worker.ts"), {
-    config: path.resolve("wrangler.toml"),
-    ip: "127.0.0.1",
-    local: true,
-    persist: false,
-    logLevel: "none",
-    experimental: { disableExperimentalWarning: true },
-  });
+  const worker = await startBenchWorker("bench/refusals-worker.ts");
   try {
-    const call = async (pathAndQuery: string): Promise<number> => {
-      const started = process.hrtime.bigint();
-      const res = await worker.fetch(pathAndQuery);
-      await res.text();
-      if (!res.ok) throw new Error(`${pathAndQuery}: HTTP ${res.status}`);
-      return Number(process.hrtime.bigint() - started) / 1_000; // µs
-    };
+    const call = timedGet(worker);
     const setup = await worker.fetch("/setup");
     console.log(`refusals: the code each token gets from Verifier.verify\n${(await setup.text()).replace(/^/gm, "  ")}`);
     const paths = { valid: "/verify?", ...Object.fromEntries(KINDS.map((kind) => [kind, `/refuse?kind=${kind}&`])) } as Record<string, string>;

@@ -10,21 +10,11 @@ import { defaultDeps } from "../src/deps";
 import { KeyRing, SIGNING_ALGS, type SigningAlg } from "../src/mint/keys";
 import { generateSecret } from "../src/mint/rotation";
 import { signJwt } from "../src/mint/token";
-import type { IssuerConfig } from "../src/types";
 import { validatePublicJwks } from "../src/verify/keyset";
 import { Verifier } from "../src/verify/verifier";
+import { BENCH_ISSUER } from "./bench-issuer";
 
-const ISSUER: IssuerConfig = {
-  name: "bench-gitlab",
-  url: "https://gitlab.bench.example",
-  kind: "gitlab",
-  aliases: [],
-  audiences: ["https://gatepass.bench.example"],
-  algorithms: ["RS256"],
-  keys: { source: "pushed" },
-  max_token_age_seconds: 3600,
-  accept_legacy_ci_job_jwt: false,
-};
+const ISSUER = BENCH_ISSUER;
 
 const verifier = new Verifier(defaultDeps);
 let token = "";

@@ -1,30 +1,16 @@
 // Warm token verification cost in workerd, against a bare WebCrypto RS256 verify measured the same
 // way in the same run; and the cost of one minted token's signature, ES256 and RS256. The Worker runs N iterations per request (its own clock stands still while it
 // runs); Node times requests from outside and subtracts the cost of an empty request (n=0).
-import path from "node:path";
-import { unstable_dev } from "wrangler";
+import { startBenchWorker, timedGet } from "./bench-worker";
 import { median } from "./stats";
 
 const ITERATIONS = 2_000;
 const ROUNDS = 15;
 
 export async function run(): Promise<void> {
-  const worker = await unstable_dev(path.resolve("bench/verify-worker.ts"), {
-    config: path.resolve("wrangler.toml"),
-    ip: "127.0.0.1",
-    local: true,
-    persist: false,
-    logLevel: "none",
-    experimental: { disableExperimentalWarning: true },
-  });
+  const worker = await startBenchWorker("bench/verify-worker.ts");
   try {
-    const call = async (pathAndQuery: string): Promise<number> => {
-      const started = process.hrtime.bigint();
-      const res = await worker.fetch(pathAndQuery);
-      await res.text();
-      if (!res.ok) throw new Error(`${pathAndQuery}: HTTP ${res.status}`);
-      return Number(process.hrtime.bigint() - started) / 1_000; // µs
-    };
+    const call = timedGet(worker);
     await call("/setup");
     // Each measure: its path and how many operations one request runs (RS256 signing is slow).
     const measures = {
