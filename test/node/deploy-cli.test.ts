@@ -8,9 +8,9 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { deploy, type DeployDeps } from "../../cli/commands/deploy";
 import { checkPolicyDir } from "../../cli/policy/files";
-import { historyBody } from "../../cli/policy/store";
+import { historyReadBack, type HistoryReadBack } from "../support/history-readback";
 import { wrangler } from "../../cli/wrangler";
-import { D1_SQL_CHUNK_BYTES, DEPLOY_CHECK_TIMEOUT_MS } from "../../src/limits";
+import { DEPLOY_CHECK_TIMEOUT_MS } from "../../src/limits";
 import { parseSigningKeySecret } from "../../src/mint/keys";
 
 vi.mock("../../cli/wrangler", async (importOriginal) => ({ ...(await importOriginal<typeof import("../../cli/wrangler")>()), wrangler: vi.fn() }));
@@ -24,15 +24,13 @@ const NOT_FOUND = 'wrangler secret list failed (exit 1):\n✘ [ERROR] Worker "ga
 
 let work: string;
 /** What push's check reads back after writing the example policies' history (chunk rows, bytes). */
-let history: { n: number; bytes: number; chunks: number; active: null };
+let history: HistoryReadBack;
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "gatepass-deploy-cli-"));
   const checked = await checkPolicyDir(POLICIES);
   if (!checked.ok) throw new Error("the example policies do not check");
-  const bytes = historyBody(checked.snapshot).length;
-  const n = Math.ceil(bytes / D1_SQL_CHUNK_BYTES);
-  history = { n, bytes, chunks: n, active: null };
+  history = historyReadBack(checked.snapshot);
 });
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });

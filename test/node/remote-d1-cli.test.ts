@@ -11,8 +11,7 @@ import { run as audit } from "../../cli/commands/audit";
 import { run as jwks } from "../../cli/commands/jwks";
 import { run as policies } from "../../cli/commands/policies";
 import { checkPolicyDir } from "../../cli/policy/files";
-import { historyBody } from "../../cli/policy/store";
-import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
+import { historyReadBack, type HistoryReadBack } from "../support/history-readback";
 import { wrangler } from "../../cli/wrangler";
 
 vi.mock("../../cli/wrangler", async (importOriginal) => ({ ...(await importOriginal<typeof import("../../cli/wrangler")>()), wrangler: vi.fn() }));
@@ -27,16 +26,14 @@ const MIGRATIONS = path.join(ROOT, "migrations");
 let work: string;
 let snapshot: string;
 /** What push's check reads back after writing the example policies' history (chunk rows, bytes). */
-let history: { n: number; bytes: number; chunks: number; active: null };
+let history: HistoryReadBack;
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "gatepass-remote-d1-"));
   const checked = await checkPolicyDir(POLICIES);
   if (!checked.ok) throw new Error("the example policies do not check");
   snapshot = checked.text;
-  const bytes = historyBody(checked.snapshot).length;
-  const n = Math.ceil(bytes / D1_SQL_CHUNK_BYTES);
-  history = { n, bytes, chunks: n, active: null };
+  history = historyReadBack(checked.snapshot);
 });
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
