@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { INFRA_MAIN as INFRA_MAIN_CLAIMS } from "../worker/policy/fixtures";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const exec = promisify(execFile);
@@ -22,17 +23,7 @@ async function explain(...args: string[]): Promise<{ code: number; stdout: strin
 }
 
 /** Protected main of platform/infra, as GitLab sends it. */
-const INFRA_MAIN = {
-  iss: "https://gitlab.example.com",
-  project_id: "101",
-  project_path: "platform/infra",
-  namespace_id: "10",
-  namespace_path: "platform",
-  ref: "main",
-  ref_type: "branch",
-  ref_protected: "true",
-  pipeline_source: "push",
-};
+const INFRA_MAIN = { iss: "https://gitlab.example.com", ...INFRA_MAIN_CLAIMS };
 
 let work: string;
 const file = async (name: string, content: string) => {
