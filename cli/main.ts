@@ -1,41 +1,5 @@
-// gatepass CLI. Each command group lives in cli/commands/<group>.ts and exports `run(args)`.
-// Output for humans on stdout, errors on stderr, exit code 0 on success, 1 on refusal, 2 on usage.
-import { isUsageError } from "./usage";
+// `gatepass ...` as a process: runs the command (cli/run.ts) and exits with its code, without waiting
+// for handles a command may leave open (a wrangler child's pipes, a poll timer).
+import { runCli } from "./run";
 
-type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
-
-const groups: Record<string, () => Promise<CommandGroup>> = {
-  audit: () => import("./commands/audit"),
-  deploy: () => import("./commands/deploy"),
-  dev: () => import("./commands/dev"),
-  jwks: () => import("./commands/jwks"),
-  keys: () => import("./commands/keys"),
-  policies: () => import("./commands/policies"),
-  status: () => import("./commands/status"),
-};
-
-async function main(argv: string[]): Promise<number> {
-  const [group, ...rest] = argv;
-  const load = group ? groups[group] : undefined;
-  if (!load) {
-    const lines = await Promise.all(Object.values(groups).map(async (l) => (await l()).usage));
-    const asked = group === "help" || group === "--help" || group === "-h";
-    (asked ? process.stdout : process.stderr).write(`usage: gatepass <command> ...\n\n${lines.join("\n")}\n`);
-    return asked ? 0 : 2;
-  }
-  const command = await load();
-  if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`usage:\n${command.usage}\n`);
-    return 0;
-  }
-  return command.run(rest);
-}
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`gatepass: ${err instanceof Error ? err.message : String(err)}\n`);
-    // A usage error (an unknown option, say) exits 2, whichever group let it through.
-    process.exit(isUsageError(err) ? 2 : 1);
-  },
-);
+runCli(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,10 +1,12 @@
-// The policies CLI end to end: real wrangler against a temporary --persist-to directory (local KV and D1).
+// The policies CLI end to end against local KV and D1 in a temporary --persist-to directory: in
+// process, with wrangler's local commands answered by the stand-in that test/node/local-wrangler.test.ts
+// holds to wrangler's own behaviour, and once as an operator runs it (a process, wrangler itself).
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { wrangler } from "../../cli/wrangler";
 import { chunks, historyBody, historySnapshotText, recordVersionSql, sqlString, unusedChunkKeys } from "../../cli/policy/store";
 import { D1_SQL_CHUNK_BYTES, POLICY_KV_CHUNK_BYTES } from "../../src/limits";
@@ -12,25 +14,15 @@ import { loadSnapshot, readStoredHeader } from "../../src/policy/compile";
 import { normalizePolicy } from "../../src/policy/schema";
 import { buildSnapshot, canonicalJson, payloadChunks, storedSnapshot } from "../../src/policy/snapshot";
 import { payloadChunkKey } from "../../src/policy/store";
+import { gatepassInProcess, type CliResult } from "../support/cli";
+import { closeLocalWrangler } from "../support/local-wrangler";
+import { copyMigratedState } from "../support/wrangler-dev";
+
+vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
 
 const ROOT = path.resolve(__dirname, "../..");
-const exec = promisify(execFile);
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function gatepass(...args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), "policies", ...args], { cwd: ROOT });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const gatepass = (...args: string[]) => gatepassInProcess("policies", ...args);
 
 let work: string;
 let persist: string;
@@ -82,10 +74,11 @@ async function policyCopy(name: string): Promise<string> {
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "gatepass-policies-cli-"));
   persist = path.join(work, "state");
-  await wrangler(["d1", "migrations", "apply", "DB", ...storage()], { cwd: ROOT });
+  await copyMigratedState(persist);
 });
 
 afterAll(async () => {
+  await closeLocalWrangler();
   await rm(work, { recursive: true, force: true });
 });
 
@@ -196,7 +189,7 @@ describe("policies push, history, rollback", () => {
     const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
     await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", "refused by D1"));
     await d1("CREATE TRIGGER refuse_versions BEFORE INSERT ON policy_versions BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
-    let result: Result;
+    let result: CliResult;
     try {
       result = await gatepass("push", "--dir", dir, ...storage(), "--by", "mallory");
     } finally {
@@ -406,5 +399,47 @@ describe("policies explain and schema", () => {
     const result = await gatepass("schema");
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual(JSON.parse(await readFile(path.join(ROOT, "policies/schema.json"), "utf8")));
+  });
+});
+
+describe("policies push, history and rollback as an operator runs them: a process, with wrangler itself", () => {
+  const run = promisify(execFile);
+  async function asProcess(...args: string[]): Promise<CliResult> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), "policies", ...args], { cwd: ROOT });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  it("pushes over a version the stand-in stored, lists both, and rolls back to it", async () => {
+    const state = path.join(work, "operator-state");
+    const flags = ["--local", "--persist-to", state];
+    await copyMigratedState(state);
+    const earlier = await gatepass("push", ...flags, "--by", "stand-in");
+    expect(earlier.code).toBe(0);
+    const first = /pushed policy version ([0-9a-f]{64})/.exec(earlier.stdout)![1]!;
+    await closeLocalWrangler(); // wrangler opens the state itself from here on
+
+    const dir = await policyCopy("operator");
+    const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
+    await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", "pushed by a process"));
+    const pushed = await asProcess("push", "--dir", dir, ...flags, "--by", "operator");
+    expect(pushed.stderr).toBe("");
+    expect(pushed.code).toBe(0);
+    const second = /pushed policy version ([0-9a-f]{64})/.exec(pushed.stdout)![1]!;
+
+    const history = await asProcess("history", ...flags);
+    expect(history.code).toBe(0);
+    expect(history.stdout.trim().split("\n").map((line) => line.slice(0, 66))).toEqual([`* ${second}`, `  ${first}`]);
+
+    const rolled = await asProcess("rollback", first.slice(0, 12), ...flags);
+    expect(rolled.stderr).toBe("");
+    expect(rolled.code).toBe(0);
+    const { wrangler: realWrangler } = await vi.importActual<typeof import("../../cli/wrangler")>("../../cli/wrangler");
+    const header = await realWrangler(["kv", "key", "get", "active", "--binding", "POLICIES", "--text", ...flags], { cwd: ROOT });
+    expect(readStoredHeader(header.trimEnd()).version).toBe(first);
   });
 });

@@ -74,7 +74,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   };
 
   if (!options.config) {
-    if (ownsState) await cp(await migratedStateTemplate(), persistTo, { recursive: true });
+    if (ownsState) await copyMigratedState(persistTo);
     else await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], { cwd: ROOT });
   }
   for (const seed of options.kv ?? []) await putKv(seed);
@@ -116,6 +116,11 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     throw err;
   }
   return { url, port, pid: child.pid!, persistTo, output: () => output, putKv, stop };
+}
+
+/** Fills `persistTo` (a new directory) with local state whose D1 has every migration applied. */
+export async function copyMigratedState(persistTo: string): Promise<void> {
+  await cp(await migratedStateTemplate(), persistTo, { recursive: true });
 }
 
 /**
