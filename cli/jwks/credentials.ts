@@ -135,13 +135,15 @@ async function revoke(args: string[]): Promise<number> {
   const now = Math.floor(Date.now() / 1000);
   const by = (values.by ?? whoAmI()).slice(0, 200);
   // One statement: an earlier revocation keeps its time and author.
-  const sql = `UPDATE push_credentials SET revoked_at = COALESCE(revoked_at, ${now}), revoked_by = COALESCE(revoked_by, ${sqlString(by)}) WHERE id = ${sqlString(id)} RETURNING issuer, revoked_at`;
-  const [row] = await withStorage(target, (storage) => query<{ issuer: string; revoked_at: number }>(storage, sql));
+  const sql = `UPDATE push_credentials SET revoked_at = COALESCE(revoked_at, ${now}), revoked_by = COALESCE(revoked_by, ${sqlString(by)}) WHERE id = ${sqlString(id)} RETURNING issuer, revoked_at, revoked_by`;
+  const [row] = await withStorage(target, (storage) => query<{ issuer: string; revoked_at: number; revoked_by: string }>(storage, sql));
   if (!row) {
     err(`gatepass jwks credential: no push credential ${id} (${target.remote ? "remote" : "local"}); see gatepass jwks credential list`);
     return 1;
   }
-  out(row.revoked_at === now ? `revoked ${id} (issuer ${row.issuer}): refused from now on` : `${id} (issuer ${row.issuer}) was already revoked at ${iso(row.revoked_at)}`);
+  // Another revocation in the same second by someone else is an earlier one, not this one.
+  const revokedNow = row.revoked_at === now && row.revoked_by === by;
+  out(revokedNow ? `revoked ${id} (issuer ${row.issuer}): refused from now on` : `${id} (issuer ${row.issuer}) was already revoked at ${iso(row.revoked_at)}`);
   return 0;
 }
 

@@ -1,19 +1,23 @@
-// `gatepass jwks push` as an operator runs it, against local wrangler state in a temp --persist-to dir,
-// read back with `wrangler kv key get` and parsed with the Worker's own reader.
-import { execFile } from "node:child_process";
+// `gatepass jwks push` and `jwks credential` as an operator runs them, against local state in a temp
+// --persist-to dir, read back with `wrangler kv key get` and parsed with the Worker's own reader. In
+// process, with wrangler's local commands answered by the stand-in that
+// test/node/local-wrangler.test.ts holds to wrangler's own behaviour (policies-cli.test.ts runs the
+// CLI once as a process with wrangler itself).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { IssuerConfig } from "../../src/types";
 import { jwksStorageKey, parseStoredKeySet, type StoredKeySet } from "../../src/verify/jwks";
 import { runWrangler } from "../../cli/wrangler";
+import { gatepassInProcess as gatepass } from "../support/cli";
+import { closeLocalWrangler } from "../support/local-wrangler";
 import { createTestKey, jwksOf, type TestKey } from "../support/tokens";
 
-const CLI = path.resolve("cli/gatepass.mjs");
+vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
+
 const CONFIG = path.resolve("wrangler.toml");
 const PRIVATE_URL = "http://127.0.0.1:8788";
 
@@ -55,18 +59,9 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
+  await closeLocalWrangler();
   await rm(dir, { recursive: true, force: true });
 });
-
-async function gatepass(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: path.resolve(".") });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const push = (...args: string[]) => gatepass("jwks", "push", "--dir", policies, "--local", "--persist-to", state, "--config", CONFIG, ...args);
 
@@ -209,15 +204,20 @@ describe("gatepass jwks credential", () => {
     expect(revoked).toMatchObject({ code: 0, stdout: `revoked ${id} (issuer private-gitlab): refused from now on\n` });
     const again = await credential("revoke", id, "--by", "dave");
     expect(again.stdout).toMatch(new RegExp(`^${id} \\(issuer private-gitlab\\) was already revoked at \\S+Z\\n$`));
-    const [first, second] = await rows();
+    // Both may be created in the same second: find them by id, not by order.
+    const stored = await rows();
+    const first = stored.find((row) => row.id === id);
+    const second = stored.find((row) => row.id === short.stdout.slice(0, 20));
     expect(first).toMatchObject({ revoked_by: "carol", revoked_at: expect.any(Number) });
     expect(second).toMatchObject({ created_by: "bob", expires_at: (second!.created_at as number) + 7200 });
 
     const listed = await credential("list", "--json");
-    expect(listed.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+    const entries = listed.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(entries).toHaveLength(2);
+    expect(entries).toEqual(expect.arrayContaining([
       expect.objectContaining({ id, state: "revoked", revoked_by: "carol", created_by: "alice@example.com" }),
       expect.objectContaining({ id: short.stdout.slice(0, 20), state: "active", last_used_at: null }),
-    ]);
+    ]));
     const table = await credential("list", "--issuer", "private-gitlab");
     expect(table.stdout.split("\n")[0]).toMatch(/^ID +ISSUER +STATE +CREATED +BY +EXPIRES +LAST USED$/);
     expect(table.stdout).toMatch(new RegExp(`\\n${id}  private-gitlab  revoked  \\S+Z  alice@example.com  \\S+Z  never\\n`));
