@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/audit/query";
 import { MAX_AUDIT_QUERY_ROWS } from "../../src/limits";
 import { sqlString } from "../policy/store";
-import { formatUsage } from "../usage";
+import { formatUsage, UsageError } from "../usage";
 import { withStorage, type StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 
@@ -41,13 +41,22 @@ export async function run(args: string[]): Promise<number> {
   });
   const { local, remote, env, "persist-to": persistTo, config, ...filters } = values;
   const target = storageTarget({ local, remote, env, "persist-to": persistTo, config });
-  const filter = parseAuditFilter(filters);
+  const filter = filterOf(filters);
   return withStorage(target, async (storage) => {
     const events = await select(storage, auditQuerySql(filter));
     for (const event of [...events].reverse()) printEvent(event);
     if (command === "tail") await follow(storage, filter, events.reduce((max, e) => Math.max(max, e.id), 0));
     return 0;
   });
+}
+
+/** The filter options, checked as the admin route checks its query; a bad value is a usage error (exit 2). */
+function filterOf(options: Record<string, string | undefined>) {
+  try {
+    return parseAuditFilter(options);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 /**

@@ -1,21 +1,27 @@
-// `gatepass audit query|tail` as an operator runs them, against local D1 state in a temp --persist-to dir.
-import { execFile, spawn } from "node:child_process";
+// `gatepass audit query|tail` as an operator runs them, against local D1 state in a temp --persist-to
+// dir. In process, with wrangler's local commands answered by the stand-in that
+// test/node/local-wrangler.test.ts holds to wrangler's own behaviour.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AUDIT_COLUMNS } from "../../src/audit/event";
 import { wrangler } from "../../cli/wrangler";
+import { gatepassInProcess, startInProcess } from "../support/cli";
+import { closeLocalWrangler } from "../support/local-wrangler";
+import { copyMigratedState } from "../support/wrangler-dev";
 
-const CLI = path.resolve("cli/gatepass.mjs");
+vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
+
+let work: string;
 let state: string;
 
-const run = (...args: string[]) => promisify(execFile)(process.execPath, [CLI, "audit", ...args, "--persist-to", state]);
+const run = (...args: string[]) => gatepassInProcess("audit", ...args, "--persist-to", state);
 
 beforeAll(async () => {
-  state = await mkdtemp(path.join(tmpdir(), "gatepass-audit-"));
-  await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state]);
+  work = await mkdtemp(path.join(tmpdir(), "gatepass-audit-"));
+  state = path.join(work, "state");
+  await copyMigratedState(state);
   const row = (id: string, project: string, decision: string, code: string | null) =>
     `(${AUDIT_COLUMNS.map((c) =>
       ({ ts: `'2026-11-24T10:00:0${id}.000Z'`, request_id: `'req-${id}'`, route: "'POST /v1/credentials/:target'", project_path: `'${project}'`,
@@ -26,7 +32,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await rm(state, { recursive: true, force: true });
+  await closeLocalWrangler();
+  await rm(work, { recursive: true, force: true });
 });
 
 describe("gatepass audit query", () => {
@@ -44,29 +51,29 @@ describe("gatepass audit query", () => {
   });
 
   it("refuses a malformed filter before touching D1", async () => {
-    await expect(run("query", "--decision", "maybe")).rejects.toMatchObject({ stderr: expect.stringContaining("decision must be allow, deny or error") });
+    const refused = await run("query", "--decision", "maybe");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("decision must be allow, deny or error");
   });
 });
 
 describe("gatepass audit tail", () => {
   it("prints every new matching event in order, even more than a page (500) between two polls", async () => {
-    // Its own process group, so that stopping it also stops the wrangler of a poll under way (which
-    // would otherwise write into the state directory after afterAll removed it).
-    const tail = spawn(process.execPath, [CLI, "audit", "tail", "--decision", "deny", "--persist-to", state], { stdio: ["ignore", "pipe", "pipe"], detached: true });
-    const exited = new Promise((resolve) => tail.once("exit", resolve));
-    let stdout = "";
-    let stderr = "";
-    tail.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    tail.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const lines = () => stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line).request_id as string);
+    const listening = new Set(process.listeners("SIGTERM"));
+    const tail = startInProcess("audit", "tail", "--decision", "deny", "--persist-to", state);
+    let ended = false;
+    void tail.done.finally(() => (ended = true));
+    const stdout = () => tail.output().stdout;
+    const stderr = () => tail.output().stderr;
+    const lines = () => stdout().split("\n").filter(Boolean).map((line) => JSON.parse(line).request_id as string);
     const waitFor = async (count: number, ms: number) => {
-      for (const deadline = Date.now() + ms; lines().length < count && tail.exitCode === null && Date.now() < deadline; ) {
+      for (const deadline = Date.now() + ms; lines().length < count && !ended && Date.now() < deadline; ) {
         await new Promise((r) => setTimeout(r, 200));
       }
     };
     try {
       await waitFor(2, 30_000);
-      expect(lines(), stderr).toEqual(["req-2", "req-3"]);
+      expect(lines(), stderr()).toEqual(["req-2", "req-3"]);
       // 1 200 events in one statement (so they land between two polls), every other one a deny.
       const file = path.join(state, "burst.sql");
       await writeFile(file, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
@@ -79,10 +86,12 @@ describe("gatepass audit tail", () => {
       await waitFor(2 + expected.length, 30_000);
       // One more poll, to see that nothing is printed twice.
       await new Promise((r) => setTimeout(r, 5_000));
-      expect(lines(), stderr).toEqual(["req-2", "req-3", ...expected]);
+      expect(lines(), stderr()).toEqual(["req-2", "req-3", ...expected]);
     } finally {
-      process.kill(-tail.pid!, "SIGTERM");
-      await exited;
+      // What a SIGTERM to the process does: tail's own handler (not wrangler's, loaded in this process
+      // by the stand-in, which exits) ends it as a normal return.
+      for (const handler of process.listeners("SIGTERM")) if (!listening.has(handler)) handler("SIGTERM");
+      expect((await tail.done).code).toBe(0);
     }
   }, 120_000);
 });
