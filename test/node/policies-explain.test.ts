@@ -8,19 +8,13 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INFRA_MAIN as INFRA_MAIN_CLAIMS } from "../worker/policy/fixtures";
+import { gatepassInProcess } from "../support/cli";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const exec = promisify(execFile);
 
-async function explain(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), "policies", "explain", ...args], { cwd: ROOT });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+/** In process (test/support/cli.ts); the last exit-code test runs it as a script would. */
+const explain = (...args: string[]) => gatepassInProcess("policies", "explain", ...args);
 
 /** Protected main of platform/infra, as GitLab sends it. */
 const INFRA_MAIN = { iss: "https://gitlab.example.com", ...INFRA_MAIN_CLAIMS };
@@ -91,6 +85,13 @@ describe("policies explain: exit codes", () => {
     const result = await explain("--claims", claims, "--dir", dir);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^rules\.yaml:1:8: error: this '\[' is never closed with '\]'/);
+  });
+
+  it("gives a script the same exit codes as a process: 1 on DENY, 0 on ALLOW", async () => {
+    const claims = await claimsFile("process.json", INFRA_MAIN);
+    const asProcess = (target: string) => exec(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), "policies", "explain", "--claims", claims, "--target", target], { cwd: ROOT });
+    await expect(asProcess("registry-push")).rejects.toMatchObject({ code: 1, stdout: expect.stringContaining("registry-push: DENY") });
+    await expect(asProcess("gcp-deployer")).resolves.toMatchObject({ stdout: expect.stringContaining("gcp-deployer: ALLOW") });
   });
 });
 
