@@ -1,4 +1,5 @@
-// `gatepass keys generate | rotate` as a user runs them.
+// `gatepass keys generate | rotate | add` as a user runs them: in process (test/support/cli.ts), and
+// as a process where the environment matters (no Cloudflare login for --remote).
 import { execFile } from "node:child_process";
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,6 +8,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSigningKeySecret } from "../../src/mint/keys";
 import { generateSecret, serializeSecret } from "../../src/mint/rotation";
+import { gatepassInProcess } from "../support/cli";
 
 const CLI = path.resolve("cli/gatepass.mjs");
 let dir: string;
@@ -18,9 +20,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function gatepass(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return gatepassWithEnv(process.env, ...args);
-}
+const gatepass = gatepassInProcess;
 
 async function gatepassWithEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
