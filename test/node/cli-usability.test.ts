@@ -8,11 +8,16 @@ import { promisify } from "node:util";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatUsage, HELP_COLUMN } from "../../cli/usage";
+import { gatepassInProcess } from "../support/cli";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const exec = promisify(execFile);
 
-async function gatepass(args: string[], cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
+/** In process (test/support/cli.ts). */
+const gatepass = (args: string[]) => gatepassInProcess(...args);
+
+/** As a process, in a working directory of its own (`gatepass dev` keeps its issuer key under ./.wrangler). */
+async function gatepassIn(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await exec(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), ...args], { cwd });
     return { code: 0, stdout, stderr };
@@ -88,7 +93,7 @@ describe("help", () => {
 describe("dev token options", () => {
   it("takes only true or false for --protected (and branch or tag for --ref-type): exit 2, nothing printed", async () => {
     for (const args of [["--protected", "no"], ["--protected", "TRUE"], ["--protected", ""], ["--ref-type", "Branch"], ["--ttl", "1h"]]) {
-      const result = await gatepass(["dev", "token", ...args], work);
+      const result = await gatepass(["dev", "token", ...args]);
       expect(result.code, args.join(" ")).toBe(2);
       expect(result.stdout, args.join(" ")).toBe("");
       expect(result.stderr, args.join(" ")).toMatch(new RegExp(`^gatepass: ${args[0]} takes `));
@@ -101,7 +106,7 @@ describe("dev token options", () => {
     const dir = path.join(work, ".wrangler/gatepass-dev");
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, "local-gitlab.private.jwk.json"), JSON.stringify({ ...(await exportJWK(privateKey)), kid: "k1", alg: "RS256" }));
-    const result = await gatepass(["dev", "token", "--protected", "false"], work);
+    const result = await gatepassIn(work, ["dev", "token", "--protected", "false"]);
     expect(result.code).toBe(0);
     expect(decodeJwt(result.stdout.trim())).toMatchObject({ ref_protected: "false", ref_type: "branch" });
   });
