@@ -15,6 +15,13 @@ import type * as WranglerModule from "../../cli/wrangler";
 
 type Options = { input?: string; cwd?: string };
 
+/** The part of wrangler's config the local commands read. wrangler's own type comes from a package
+ * it bundles rather than installs (@cloudflare/workers-utils), so TypeScript cannot see it. */
+interface StorageConfig {
+  kv_namespaces: { binding: string; id?: string; preview_id?: string }[];
+  d1_databases: { binding: string; database_name?: string; database_id?: string; preview_database_id?: string }[];
+}
+
 /** Flags the CLI passes, and whether each takes a value. Anything else fails the test that sent it. */
 const FLAGS: Record<string, boolean> = {
   "--binding": true,
@@ -70,7 +77,7 @@ class LocalStates {
     const persistTo = parsed.flags.get("--persist-to");
     // Without --persist-to wrangler writes under the project's .wrangler/: never from a test.
     if (typeof persistTo !== "string") throw new Error("local wrangler stand-in: every command needs --persist-to");
-    const config = readConfig(
+    const config: StorageConfig = readConfig(
       { config: stringFlag(parsed, "--config") ?? path.join(cwd, "wrangler.toml"), env: stringFlag(parsed, "--env") },
       { hideWarnings: true },
     );
