@@ -9,12 +9,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { wrangler } from "../../cli/wrangler";
 import { generateSecret, serializeSecret } from "../../src/mint/rotation";
 import { startStandins, type Standins } from "../support/standins";
 import { upstreamsHandler } from "../support/standins/upstreams";
 import { includeComponent } from "../support/component";
-import { startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
+import { copyMigratedState, startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
 
 const ROLE = "arn:aws:iam::111122223333:role/deploy";
 let standins: Standins;
@@ -68,7 +67,7 @@ beforeAll(async () => {
     "    max_uses_per_job: 1",
     "",
   ].join("\n"));
-  await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state]);
+  await copyMigratedState(state);
   await promisify(execFile)(process.execPath, [path.resolve("cli/gatepass.mjs"), "policies", "push", "--local", "--persist-to", state, "--dir", policies, "--by", "e2e"]);
 
   gatepass = await startWranglerDev({

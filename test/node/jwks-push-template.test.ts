@@ -2,7 +2,9 @@
 // script run by dash, as a runner would, against a real gatepass (`wrangler dev`, local KV/D1) with
 // credentials made by the CLI, a stand-in GitLab serving its keys, and a `curl` on PATH that records
 // its arguments (the credential must never be among them). Retries are checked against a scripted
-// stand-in for gatepass. `gatepass status` then reads the push back from the running Worker.
+// stand-in for gatepass. `gatepass status` then reads the push back from the running Worker. The
+// admin's side (policy push, credentials) runs in process against the local-wrangler stand-in
+// (test/support/local-wrangler.ts) before the Worker starts on the same state.
 import { execFile, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -11,13 +13,15 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
-import { wrangler } from "../../cli/wrangler";
-import { startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
+import { gatepassInProcess, type CliResult } from "../support/cli";
+import { closeLocalWrangler } from "../support/local-wrangler";
+import { copyMigratedState, startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
 import { createTestKey, jwksOf, type TestKey } from "../support/tokens";
 
-const CLI = path.resolve("cli/gatepass.mjs");
+vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
+
 const ADMIN_TOKEN = "template-test-admin-token";
 const TEMPLATE = parse(readFileSync(path.resolve("templates/jwks-push.gitlab-ci.yml"), "utf8")) as Record<string, Record<string, any>>;
 const JOB = TEMPLATE["gatepass-jwks-push"]!;
@@ -30,14 +34,10 @@ let gitlab: { server: Server; url: string; requests: number; answer: { status: n
 let key: TestKey;
 const credentials: Record<string, string> = {};
 
-async function gatepassCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, GATEPASS_ADMIN_TOKEN: ADMIN_TOKEN } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+/** `gatepass ...` in process, as the admin who holds the admin token. */
+function gatepassCli(...args: string[]): Promise<CliResult> {
+  vi.stubEnv("GATEPASS_ADMIN_TOKEN", ADMIN_TOKEN);
+  return gatepassInProcess(...args).finally(() => vi.unstubAllEnvs());
 }
 
 beforeAll(async () => {
@@ -74,14 +74,9 @@ beforeAll(async () => {
     "    keys: { source: pushed }",
     "",
   ].join("\n"));
-  await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state]);
+  await copyMigratedState(state);
   const pushed = await gatepassCli("policies", "push", "--local", "--persist-to", state, "--dir", policies, "--by", "test");
   expect(pushed.code, pushed.stderr).toBe(0);
-  gatepass = await startWranglerDev({
-    persistTo: state,
-    vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development" }),
-    secrets: { GATEPASS_ADMIN_TOKEN: ADMIN_TOKEN },
-  });
   for (const [name, issuer] of [["corp", "corp-gitlab"], ["lab", "lab-gitlab"], ["revoked", "corp-gitlab"]] as const) {
     const created = await gatepassCli("jwks", "credential", "create", "--issuer", issuer, "--local", "--persist-to", state, "--by", "test");
     expect(created.code, created.stderr).toBe(0);
@@ -89,6 +84,12 @@ beforeAll(async () => {
   }
   const revoked = await gatepassCli("jwks", "credential", "revoke", credentials.revoked!.slice(0, 20), "--local", "--persist-to", state);
   expect(revoked.code, revoked.stderr).toBe(0);
+  await closeLocalWrangler(); // the Worker opens the state from here on
+  gatepass = await startWranglerDev({
+    persistTo: state,
+    vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development" }),
+    secrets: { GATEPASS_ADMIN_TOKEN: ADMIN_TOKEN },
+  });
 }, 240_000);
 
 afterAll(async () => {

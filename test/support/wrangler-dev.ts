@@ -29,7 +29,10 @@ export interface WranglerDevOptions {
   secrets?: Record<string, string>;
   /** KV entries written before the Worker starts. */
   kv?: KvSeed[];
-  /** Reuse a state directory; default: a fresh temporary one, removed on stop. */
+  /**
+   * A state directory the caller prepared (copyMigratedState, then pushes) and removes; default: a
+   * fresh temporary one with the migrations applied, removed on stop.
+   */
   persistTo?: string;
   /** How long to wait for /healthz. */
   startTimeoutMs?: number;
@@ -73,10 +76,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     await rm(file);
   };
 
-  if (!options.config) {
-    if (ownsState) await copyMigratedState(persistTo);
-    else await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], { cwd: ROOT });
-  }
+  if (ownsState && !options.config) await copyMigratedState(persistTo);
   for (const seed of options.kv ?? []) await putKv(seed);
 
   const envFile = path.join(scratch, "secrets.env");
