@@ -1,6 +1,7 @@
 // The policies CLI end to end against local KV and D1 in a temporary --persist-to directory: in
 // process, with wrangler's local commands answered by the stand-in that test/node/local-wrangler.test.ts
-// holds to wrangler's own behaviour, and once as an operator runs it (a process, wrangler itself).
+// holds to wrangler's own behaviour, and history and rollback once as an operator runs them (a
+// process, wrangler itself).
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -402,7 +403,8 @@ describe("policies explain and schema", () => {
   });
 });
 
-describe("policies push, history and rollback as an operator runs them: a process, with wrangler itself", () => {
+describe("policies history and rollback as an operator runs them: a process, with wrangler itself", () => {
+  // A push as a process with real wrangler runs in e2e.test.ts (and in every `gatepass dev` start).
   const run = promisify(execFile);
   async function asProcess(...args: string[]): Promise<CliResult> {
     try {
@@ -414,24 +416,23 @@ describe("policies push, history and rollback as an operator runs them: a proces
     }
   }
 
-  it("pushes over a version the stand-in stored, lists both, and rolls back to it", async () => {
+  it("lists two versions the stand-in pushed, and rolls back to the first", async () => {
     const state = path.join(work, "operator-state");
     const flags = ["--local", "--persist-to", state];
     await copyMigratedState(state);
     const earlier = await gatepass("push", ...flags, "--by", "stand-in");
     expect(earlier.code).toBe(0);
     const first = /pushed policy version ([0-9a-f]{64})/.exec(earlier.stdout)![1]!;
-    await closeLocalWrangler(); // wrangler opens the state itself from here on
-
     const dir = await policyCopy("operator");
     const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
-    await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", "pushed by a process"));
-    const pushed = await asProcess("push", "--dir", dir, ...flags, "--by", "operator");
-    expect(pushed.stderr).toBe("");
-    expect(pushed.code).toBe(0);
-    const second = /pushed policy version ([0-9a-f]{64})/.exec(pushed.stdout)![1]!;
+    await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", "pushed second"));
+    const later = await gatepass("push", "--dir", dir, ...flags, "--by", "stand-in");
+    expect(later.code).toBe(0);
+    const second = /pushed policy version ([0-9a-f]{64})/.exec(later.stdout)![1]!;
+    await closeLocalWrangler(); // wrangler opens the state itself from here on
 
     const history = await asProcess("history", ...flags);
+    expect(history.stderr).toBe("");
     expect(history.code).toBe(0);
     expect(history.stdout.trim().split("\n").map((line) => line.slice(0, 66))).toEqual([`* ${second}`, `  ${first}`]);
 

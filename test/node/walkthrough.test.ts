@@ -1,8 +1,14 @@
 // The newcomer's path, verbatim: `npm run dev` starts gatepass on embedded defaults, and the README's
-// local walkthrough, run by a real shell, gives what its comments promise. Runs in a copy of the
-// repository so it never touches the developer's own .dev.vars or local state (and on another port).
+// local walkthrough, run by a real shell, gives what its comments promise. Then, on the same server
+// (a `gatepass dev` start is the costliest thing a test does): an upstream override in its
+// environment reaches the Worker, and a SIGTERM sent to the `gatepass dev` process alone (not its
+// process group) stops wrangler and workerd too, freeing the port. Runs in a copy of the repository
+// so it never touches the developer's own .dev.vars or local state (and on another port).
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
 import { cp, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,20 +20,79 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const COPIED = ["cli", "migrations", "policies", "src", "templates", "package.json", "tsconfig.json", "wrangler.toml"];
 const STEP = "--- walkthrough step ---";
 
+/** A process's parent and process group, and its arguments, from /proc (Linux, as CI). */
+function processInfo(pid: number): { ppid: number; pgid: number; argv: string[] } | undefined {
+  try {
+    // stat: "pid (comm) state ppid pgrp ...", where comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const [, ppid, pgid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(ppid), pgid: Number(pgid), argv: readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0$/, "").split("\0") };
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+/** The `gatepass dev` process in the group npm leads: the parent of `wrangler dev`. */
+function gatepassDevPid(pgid: number): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    const info = /^\d+$/.test(entry) ? processInfo(Number(entry)) : undefined;
+    if (info?.pgid === pgid && info.argv.some((arg) => arg.endsWith("wrangler/bin/wrangler.js")) && info.argv.includes("dev")) return info.ppid;
+  }
+  return undefined;
+}
+
+/** Whether any process is left in the process group led by pgid. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether nothing listens on the port any more (binding it succeeds). */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    if (await condition()) return true;
+  }
+  return condition();
+}
 
 describe("README: npm run dev and the local walkthrough", () => {
   let sandbox: string;
   let dev: ChildProcess;
   let port: number;
   let output = "";
+  // A stand-in STS on loopback, named by AWS_STS_URL in npm run dev's environment.
+  const stsCalls: string[] = [];
+  let sts: Server;
 
   beforeAll(async () => {
+    sts = createHttpServer((req, res) => {
+      stsCalls.push(`${req.method} ${req.url}`);
+      res.writeHead(503, { "Content-Type": "text/plain" }).end("stand-in");
+    });
+    await new Promise<void>((resolve) => sts.listen(0, "127.0.0.1", resolve));
     sandbox = await mkdtemp(path.join(tmpdir(), "gatepass-walkthrough-"));
     for (const entry of COPIED) await cp(path.join(ROOT, entry), path.join(sandbox, entry), { recursive: true });
     await symlink(path.join(ROOT, "node_modules"), path.join(sandbox, "node_modules"));
     port = await freePort();
     // Detached: its own process group, so stopping it also stops wrangler and workerd.
-    dev = spawn("npm", ["run", "dev", "--", "--port", String(port)], { cwd: sandbox, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    dev = spawn("npm", ["run", "dev", "--", "--port", String(port)], {
+      cwd: sandbox,
+      detached: true,
+      env: { ...process.env, AWS_STS_URL: `http://127.0.0.1:${(sts.address() as AddressInfo).port}/aws/{region}/` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     dev.stdout!.setEncoding("utf8").on("data", (d: string) => (output += d));
     dev.stderr!.setEncoding("utf8").on("data", (d: string) => (output += d));
     for (const deadline = Date.now() + 110_000; ; await new Promise((r) => setTimeout(r, 500))) {
@@ -46,7 +111,9 @@ describe("README: npm run dev and the local walkthrough", () => {
       await exited;
       clearTimeout(timer);
     }
+    if (dev?.pid && groupAlive(dev.pid)) process.kill(-dev.pid, "SIGKILL"); // what a failed stop left
     if (sandbox) await rm(sandbox, { recursive: true, force: true });
+    await new Promise((resolve) => sts?.close(resolve));
   });
 
   it("writes the local-only settings to .dev.vars, none to wrangler.toml", async () => {
@@ -84,5 +151,27 @@ describe("README: npm run dev and the local walkthrough", () => {
     expect(explain).toMatchObject({ target: "gcp-deployer", allowed: false });
     expect(explain.rules[0]!.failures.map((failure) => failure.claim)).toEqual(["ref", "ref_protected"]);
     expect(JSON.parse(discovery!)).toMatchObject({ issuer: `http://127.0.0.1:${port}`, jwks_uri: `http://127.0.0.1:${port}/.well-known/jwks.json` });
+  }, 60_000);
+  it("passes upstream overrides to the Worker, and a SIGTERM to gatepass dev alone stops wrangler and workerd, freeing the port", async () => {
+    expect(output).toContain("gatepass dev: AWS_STS_URL=http://127.0.0.1:");
+    const token = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(sandbox, "cli/gatepass.mjs"), "dev", "token"], { cwd: sandbox, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+      child.once("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`dev token exited ${code}`))));
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/credentials/aws-readonly`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(502); // the stand-in's 503, after gatepass's retries
+    expect(stsCalls.length).toBeGreaterThan(0);
+    expect(stsCalls.every((call) => call === "POST /aws/eu-west-1/")).toBe(true);
+
+    const gatepassDev = gatepassDevPid(dev.pid!);
+    expect(processInfo(gatepassDev!)?.argv.slice(-4), "the parent of wrangler dev").toEqual(["cli/main.ts", "dev", "--port", String(port)]);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => dev.once("exit", (code, signal) => resolve({ code, signal })));
+    process.kill(gatepassDev!, "SIGTERM"); // the gatepass dev process only, not its group
+    // It exits with wrangler's status, and npm with its.
+    expect(await exited).toEqual({ code: expect.any(Number), signal: null });
+    expect(await waitFor(() => !groupAlive(dev.pid!), 10_000), "wrangler or workerd outlived gatepass dev").toBe(true);
+    expect(await portFree(port)).toBe(true);
   }, 60_000);
 });
