@@ -163,8 +163,8 @@ function note(text: string): void {
   console.log(`  ${text}`);
 }
 
-/** Hard exit if stopping the servers hangs (wrangler-dev's stop() itself escalates to SIGKILL after 5 s). */
-const STOP_GRACE_MS = 10_000;
+/** Hard exit if stopping the servers hangs (wrangler-dev's stop() escalates to SIGKILL after 5 s and waits 5 s more). */
+const STOP_GRACE_MS = 12_000;
 
 /**
  * Stops the servers, then exits. Later calls are ignored: one Ctrl-C under `npm run demo` can arrive

@@ -1,10 +1,11 @@
 // The HTTP surface: routes wired to the flow (parse → verify → decide → mint → provider → format),
 // one error handler that turns every failure into a stable wire error.
 
-import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { logConfigRefusal, readConfig, type Env } from "./config";
 import { defaultDeps, type Deps } from "./deps";
-import { GatepassError, isGatepassError, recordedError, toWireError } from "./errors";
+import { GatepassError, isGatepassError } from "./errors";
+import { errorResponse, recordError } from "./http/error-response";
 import type { AuditDraft } from "./audit/event";
 import { log } from "./log";
 import { requestContext } from "./middleware";
@@ -96,25 +97,7 @@ function answerOtherMethods(app: Hono<AppEnv>): void {
   }
 }
 
-/**
- * The stable code for the request's log line and audit row. A refusal concealed on the wire (a token
- * whose signature did not verify) is recorded by its own code, and its sentence goes to the log line.
- */
-export function recordError(c: Context<AppEnv>, error: GatepassError): void {
-  const recorded = recordedError(error);
-  c.set("errorCode", recorded.code);
-  if (recorded !== error) c.set("logFields", { ...c.get("logFields"), reason: recorded.description });
-}
-
 function toGatepassError(err: unknown): GatepassError {
   if (isGatepassError(err)) return err;
   return new GatepassError("internal_error", { cause: err });
-}
-
-export function errorResponse(requestId: string, err: GatepassError): Response {
-  const headers = new Headers({ "Content-Type": "application/json", "Cache-Control": "no-store" });
-  for (const [name, value] of Object.entries(err.headers)) headers.set(name, value);
-  if (err.status === 401) headers.set("WWW-Authenticate", `Bearer error="${err.oauthError}"`);
-  headers.set("X-Request-Id", requestId);
-  return new Response(JSON.stringify(toWireError(err, requestId)), { status: err.status, headers });
 }

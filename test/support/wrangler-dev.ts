@@ -169,20 +169,31 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
   throw new Error(`wrangler dev did not answer /healthz within ${timeoutMs} ms:\n${output()}`);
 }
 
+/**
+ * Stops wrangler's whole process group and returns once it is empty: workerd gets the same SIGTERM
+ * and may outlive wrangler by a moment (longer on a loaded machine), still holding the port.
+ */
 async function terminate(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const signal = (sig: NodeJS.Signals) => {
+  if (child.pid === undefined) return;
+  const pgid = child.pid;
+  const signal = (sig: NodeJS.Signals | 0): boolean => {
     try {
-      process.kill(-child.pid!, sig);
+      process.kill(-pgid, sig);
+      return true;
     } catch {
-      // already gone
+      return false; // the group is empty
     }
   };
-  signal("SIGTERM");
-  const timer = setTimeout(() => signal("SIGKILL"), 5_000);
-  await exited;
-  clearTimeout(timer);
+  const emptied = async (timeoutMs: number): Promise<boolean> => {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      if (!signal(0)) return true;
+    }
+    return !signal(0);
+  };
+  if (!signal("SIGTERM")) return;
+  if (await emptied(5_000)) return;
+  signal("SIGKILL");
+  await emptied(5_000);
 }
 
 export function freePort(): Promise<number> {
