@@ -25,8 +25,8 @@ export default defineConfig(async () => {
       silent: "passed-only" as const,
       // Both projects share these workers (Vitest's default on two cores is one: every file in turn).
       // Three on two cores: most Node files wait on the wrangler, workerd and shell processes they
-      // start, or on timers, so a third file fills the idle CPU (measured: 175 s with two, 149 s with
-      // three, and four made a stop deadline miss). docs/testing.md has the figures.
+      // start, or on timers, so a third file fills the idle CPU (measured: 175 s with two, 142-150 s
+      // with three, and four made a stop deadline miss). docs/testing.md has the figures.
       maxWorkers: 3,
       sequence: { sequencer: QuickThenSlowestSequencer },
       // Outside a terminal, a line naming the files under way after 15 s without output.
