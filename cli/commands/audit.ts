@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/audit/query";
+import { isGatepassError } from "../../src/errors";
 import { MAX_AUDIT_QUERY_ROWS } from "../../src/limits";
 import { sqlString } from "../policy/store";
 import { formatUsage, UsageError } from "../usage";
@@ -55,7 +56,7 @@ function filterOf(options: Record<string, string | undefined>) {
   try {
     return parseAuditFilter(options);
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(isGatepassError(err) ? err.description : (err as Error).message);
   }
 }
 
