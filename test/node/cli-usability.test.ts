@@ -1,31 +1,18 @@
 // What a newcomer meets at the command line: help whose columns line up, option values refused when
 // they are not what GitLab sends, and a YAML typo reported once, where it is.
-import { execFile } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatUsage, HELP_COLUMN } from "../../cli/usage";
-import { gatepassInProcess } from "../support/cli";
+import { gatepassInProcess, gatepassProcess } from "../support/cli";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const exec = promisify(execFile);
 
 /** In process (test/support/cli.ts). */
 const gatepass = (args: string[]) => gatepassInProcess(...args);
 
-/** As a process, in a working directory of its own (`gatepass dev` keeps its issuer key under ./.wrangler). */
-async function gatepassIn(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), ...args], { cwd });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 /**
  * Lines of a usage text that break its columns. Each line is a command (`  group ...`, with its
@@ -106,7 +93,8 @@ describe("dev token options", () => {
     const dir = path.join(work, ".wrangler/gatepass-dev");
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, "local-gitlab.private.jwk.json"), JSON.stringify({ ...(await exportJWK(privateKey)), kid: "k1", alg: "RS256" }));
-    const result = await gatepassIn(work, ["dev", "token", "--protected", "false"]);
+    // As a process, in a working directory of its own (`gatepass dev` keeps its issuer key under ./.wrangler).
+    const result = await gatepassProcess(["dev", "token", "--protected", "false"], { cwd: work });
     expect(result.code).toBe(0);
     expect(decodeJwt(result.stdout.trim())).toMatchObject({ ref_protected: "false", ref_type: "branch" });
   });

@@ -3,22 +3,16 @@
 // `gatepass dev` (overrides reaching the Worker, signal forwarding) is tested on the walkthrough's
 // `npm run dev` (walkthrough.test.ts): one start serves both.
 import { execFile } from "node:child_process";
-import { cp, mkdtemp, rm, stat, symlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { copyRepository } from "../support/repository-copy";
 import { freePort } from "../support/wrangler-dev";
-
-const ROOT = path.resolve(import.meta.dirname, "../..");
-/** What `gatepass dev` needs of the repository (node_modules is linked, not copied). */
-const COPIED = ["cli", "migrations", "policies", "src", "templates", "package.json", "tsconfig.json", "wrangler.toml"];
 
 let sandbox: string;
 
 beforeAll(async () => {
-  sandbox = await mkdtemp(path.join(tmpdir(), "gatepass-dev-cli-"));
-  for (const entry of COPIED) await cp(path.join(ROOT, entry), path.join(sandbox, entry), { recursive: true });
-  await symlink(path.join(ROOT, "node_modules"), path.join(sandbox, "node_modules"));
+  sandbox = await copyRepository("gatepass-dev-cli-");
 });
 
 afterAll(async () => {

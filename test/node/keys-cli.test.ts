@@ -1,16 +1,13 @@
 // `gatepass keys generate | rotate | add` as a user runs them: in process (test/support/cli.ts), and
 // as a process where the environment matters (no Cloudflare login for --remote).
-import { execFile } from "node:child_process";
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSigningKeySecret } from "../../src/mint/keys";
 import { generateSecret, serializeSecret } from "../../src/mint/rotation";
-import { gatepassInProcess } from "../support/cli";
+import { gatepassInProcess, gatepassProcess } from "../support/cli";
 
-const CLI = path.resolve("cli/gatepass.mjs");
 let dir: string;
 
 beforeAll(async () => {
@@ -22,15 +19,6 @@ afterAll(async () => {
 
 const gatepass = gatepassInProcess;
 
-async function gatepassWithEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: dir, env });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 function secretIn(devVars: string) {
   const line = /^GATEPASS_SIGNING_KEYS='(.*)'$/m.exec(devVars);
@@ -102,7 +90,7 @@ describe("gatepass keys", () => {
     const home = path.join(dir, "no-login-home");
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: home, CI: "true" };
     for (const name of ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CLOUDFLARE_EMAIL", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
-    const result = await gatepassWithEnv(env, "keys", "rotate", "--remote", "--from", file, "--out", file);
+    const result = await gatepassProcess(["keys", "rotate", "--remote", "--from", file, "--out", file], { cwd: dir, env });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/no file was changed/);
     expect(result.stdout).toBe("");

@@ -2,11 +2,9 @@
 // process, with wrangler's local commands answered by the stand-in that test/node/local-wrangler.test.ts
 // holds to wrangler's own behaviour, and history and rollback once as an operator runs them (a
 // process, wrangler itself).
-import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { wrangler } from "../../cli/wrangler";
 import { chunks, historyBody, historySnapshotText, recordVersionSql, sqlString, unusedChunkKeys } from "../../cli/policy/store";
@@ -15,7 +13,7 @@ import { loadSnapshot, readStoredHeader } from "../../src/policy/compile";
 import { normalizePolicy } from "../../src/policy/schema";
 import { buildSnapshot, canonicalJson, payloadChunks, storedSnapshot } from "../../src/policy/snapshot";
 import { payloadChunkKey } from "../../src/policy/store";
-import { gatepassInProcess, type CliResult } from "../support/cli";
+import { gatepassInProcess, gatepassProcess, type CliResult } from "../support/cli";
 import { closeLocalWrangler } from "../support/local-wrangler";
 import { copyMigratedState } from "../support/wrangler-dev";
 
@@ -405,16 +403,7 @@ describe("policies explain and schema", () => {
 
 describe("policies history and rollback as an operator runs them: a process, with wrangler itself", () => {
   // A push as a process with real wrangler runs in e2e.test.ts (and in every `gatepass dev` start).
-  const run = promisify(execFile);
-  async function asProcess(...args: string[]): Promise<CliResult> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [path.join(ROOT, "cli/gatepass.mjs"), "policies", ...args], { cwd: ROOT });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const asProcess = (...args: string[]) => gatepassProcess(["policies", ...args], { cwd: ROOT });
 
   it("lists two versions the stand-in pushed, and rolls back to the first", async () => {
     const state = path.join(work, "operator-state");

@@ -1,15 +1,14 @@
 // `gatepass status` as an operator runs it, against a scripted stand-in for gatepass on loopback: where
 // the admin token comes from (never argv), which URLs it is sent to, and what is printed. Against a
 // real Worker after a real push: test/node/jwks-push-template.test.ts.
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gatepassProcess, type CliResult } from "../support/cli";
 
-const CLI = path.resolve("cli/gatepass.mjs");
 const dir = mkdtempSync(path.join(tmpdir(), "gatepass-status-"));
 const NOW = Math.floor(Date.now() / 1000);
 
@@ -48,13 +47,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function status(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    // Only PATH: no GATEPASS_* from the developer's shell.
-    execFile(process.execPath, [CLI, "status", ...args], { env: { PATH: process.env.PATH!, ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
+function status(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  // Only PATH: no GATEPASS_* from the developer's shell.
+  return gatepassProcess(["status", ...args], { env: { PATH: process.env.PATH!, ...env } });
 }
 
 describe("gatepass status", () => {

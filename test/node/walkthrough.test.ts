@@ -6,18 +6,15 @@
 // so it never touches the developer's own .dev.vars or local state (and on another port).
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
-import { cp, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer, type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { walkthroughCommands } from "../support/readme";
+import { copyRepository } from "../support/repository-copy";
 import { freePort } from "../support/wrangler-dev";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
-/** What `npm run dev` needs of the repository (node_modules is linked, not copied). */
-const COPIED = ["cli", "migrations", "policies", "src", "templates", "package.json", "tsconfig.json", "wrangler.toml"];
 const STEP = "--- walkthrough step ---";
 
 /** A process's parent and process group, and its arguments, from /proc (Linux, as CI). */
@@ -82,9 +79,7 @@ describe("README: npm run dev and the local walkthrough", () => {
       res.writeHead(503, { "Content-Type": "text/plain" }).end("stand-in");
     });
     await new Promise<void>((resolve) => sts.listen(0, "127.0.0.1", resolve));
-    sandbox = await mkdtemp(path.join(tmpdir(), "gatepass-walkthrough-"));
-    for (const entry of COPIED) await cp(path.join(ROOT, entry), path.join(sandbox, entry), { recursive: true });
-    await symlink(path.join(ROOT, "node_modules"), path.join(sandbox, "node_modules"));
+    sandbox = await copyRepository("gatepass-walkthrough-");
     port = await freePort();
     // Detached: its own process group, so stopping it also stops wrangler and workerd.
     dev = spawn("npm", ["run", "dev", "--", "--port", String(port)], {

@@ -1,7 +1,12 @@
 // `gatepass ...` run in this process (cli/run.ts), its output captured: what the CLI prints and its
 // exit code, without starting a Node process and tsx for each command (a third of a second of CPU
-// each). Tests that need the process itself (signals, stdin, `npx gatepass`) still spawn it.
+// each). Tests that need the process itself (its exit status, environment or working directory)
+// run it with gatepassProcess.
+import { execFile } from "node:child_process";
+import path from "node:path";
 import { runCli } from "../../cli/run";
+
+const CLI = path.resolve(import.meta.dirname, "../../cli/gatepass.mjs");
 
 export interface CliResult {
   code: number;
@@ -40,4 +45,13 @@ export function startInProcess(...args: string[]): RunningCli {
 
 export function gatepassInProcess(...args: string[]): Promise<CliResult> {
   return startInProcess(...args).done;
+}
+
+/** `node cli/gatepass.mjs ...` as a process; its exit status, and what it printed. */
+export function gatepassProcess(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], options, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
 }

@@ -206,13 +206,7 @@ async function d1Execute(parsed: Parsed, storage: Storage, cwd: string): Promise
   return `${JSON.stringify(printed, null, 2)}\n`;
 }
 
-/**
- * A stand-in for cli/wrangler's `wrangler` and `runWrangler`, for `vi.mock`:
- *
- *     vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
- *
- * Call `closeLocalWrangler()` in afterAll (and before real wrangler opens the same state).
- */
+/** The Miniflares of this test file's state directories. */
 const states = new LocalStates();
 
 async function answer(args: string[], options: Options = {}): Promise<string> {
@@ -227,6 +221,13 @@ async function answer(args: string[], options: Options = {}): Promise<string> {
 /** `d1 migrations apply --local` is left to wrangler itself (test/support/wrangler-dev.ts seeds state with it once per run). */
 const isLocalMigration = (args: string[]) => args[0] === "d1" && args[1] === "migrations" && args[2] === "apply" && args.includes("--local");
 
+/**
+ * A stand-in for cli/wrangler's `wrangler` and `runWrangler`, for `vi.mock`:
+ *
+ *     vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
+ *
+ * Call `closeLocalWrangler()` in afterAll (and before real wrangler opens the same state).
+ */
 export function localWranglerModule(original: typeof WranglerModule): typeof WranglerModule {
   const runWrangler: typeof WranglerModule.runWrangler = async (args, options) => {
     if (isLocalMigration(args)) {
