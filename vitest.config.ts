@@ -58,7 +58,6 @@ export default defineConfig(async () => {
           test: {
             name: "worker",
             include: ["test/worker/**/*.test.ts"],
-
             // A hang guard, not a speed check: the policy index's fuzz test takes 3 s idle and overran
             // Vitest's default 5 s on a fresh clone with three files running on two cores.
             testTimeout: 20_000,
