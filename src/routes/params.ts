@@ -1,4 +1,4 @@
-// Request parameters for the exchange endpoints: from the query string and a JSON or form body,
+// Request parameters for every endpoint that takes them (the exchange endpoints, whoami): from the query string and a JSON or form body,
 // size-capped, strict (unknown or repeated parameters are refused, so typos never pass silently).
 
 import type { Context } from "hono";
