@@ -82,6 +82,8 @@ function checkFlatJson(text: string, limit: number, allowed: readonly string[]):
   let depth = 0;
   let members = 0;
   let expectName = false;
+  // A top-level array is refused after JSON.parse, as not an object; its strings are never names.
+  let inObject = false;
   const names = new Set<string>();
   for (let i = 0; i < text.length; i++) {
     const char = text.charCodeAt(i);
@@ -97,12 +99,12 @@ function checkFlatJson(text: string, limit: number, allowed: readonly string[]):
       names.add(name);
     } else if (char === 0x7b /* { */ || char === 0x5b /* [ */) {
       if (++depth > 1) throw invalid("The JSON body must be one object whose values are strings or numbers; nothing nested.");
-      expectName = char === 0x7b;
+      inObject = expectName = char === 0x7b;
     } else if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
       depth--;
       expectName = false;
     } else if (char === 0x2c /* , */ && depth === 1) {
-      expectName = true;
+      expectName = inObject;
     }
   }
 }

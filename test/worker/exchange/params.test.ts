@@ -168,6 +168,8 @@ describe("one strict reader for every endpoint's parameters (issue 30)", () => {
     const res = await json('{"lifetime":"format", "format" : "json"}');
     expect(await refusalOf(res)).toMatchObject({ code: "request_invalid", error_description: expect.stringMatching(/^lifetime must be/) });
     expect((await json('{ "format" : "json" , "lifetime" : 120 }')).status).toBe(200);
+    // A top-level array has no names: it is refused as what it is.
+    expect(await refusalOf(await json('["a","b","b"]'))).toMatchObject({ code: "request_invalid", error_description: "The JSON body must be an object." });
   });
 
   const whoami = (query: string) => h.request(`/v1/whoami${query}`, { headers: bearer(token) });
