@@ -50,7 +50,7 @@ async function bodyParams(c: Context<AppEnv>, allowed: readonly string[], room: 
     } catch {
       throw invalid("The JSON body does not parse.");
     }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalid("The JSON body must be an object.");
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw notAnObject();
     return Object.entries(value).map(([name, v]) => {
       if (typeof v === "string") return [name, v];
       if (typeof v === "number" && Number.isFinite(v)) return [name, String(v)];
@@ -82,8 +82,6 @@ function checkFlatJson(text: string, limit: number, allowed: readonly string[]):
   let depth = 0;
   let members = 0;
   let expectName = false;
-  // A top-level array is refused after JSON.parse, as not an object; its strings are never names.
-  let inObject = false;
   const names = new Set<string>();
   for (let i = 0; i < text.length; i++) {
     const char = text.charCodeAt(i);
@@ -98,13 +96,15 @@ function checkFlatJson(text: string, limit: number, allowed: readonly string[]):
       if (names.has(name)) throw repeatedParameter(name, allowed);
       names.add(name);
     } else if (char === 0x7b /* { */ || char === 0x5b /* [ */) {
+      // A top-level array is refused before JSON.parse builds it: its strings are no names to check.
+      if (depth === 0 && char === 0x5b) throw notAnObject();
       if (++depth > 1) throw invalid("The JSON body must be one object whose values are strings or numbers; nothing nested.");
-      inObject = expectName = char === 0x7b;
+      expectName = true;
     } else if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
       depth--;
       expectName = false;
     } else if (char === 0x2c /* , */ && depth === 1) {
-      expectName = inObject;
+      expectName = true;
     }
   }
 }
@@ -116,6 +116,10 @@ function memberName(quoted: string): string {
   } catch {
     throw invalid("The JSON body does not parse.");
   }
+}
+
+function notAnObject(): GatepassError {
+  return invalid("The JSON body must be an object.");
 }
 
 function unknownParameter(name: string, allowed: readonly string[]): GatepassError {
