@@ -1,4 +1,4 @@
-// Request parameters for the exchange endpoints: from the query string and a JSON or form body,
+// Request parameters for every endpoint that takes them (the exchange endpoints, whoami): from the query string and a JSON or form body,
 // size-capped, strict (unknown or repeated parameters are refused, so typos never pass silently).
 
 import type { Context } from "hono";
@@ -17,8 +17,8 @@ export type Params = Record<string, string>;
 export async function readParams(c: Context<AppEnv>, allowed: readonly string[], bodyOnly: readonly string[] = []): Promise<Params> {
   const params: Params = {};
   const add = (name: string, value: string) => {
-    if (!allowed.includes(name)) throw invalid(`Unknown parameter ${printable(name)}; allowed: ${allowed.join(", ")}.`);
-    if (name in params) throw invalid(`Parameter ${name} is given more than once.`);
+    if (!allowed.includes(name)) throw unknownParameter(name, allowed);
+    if (name in params) throw repeatedParameter(name, allowed);
     params[name] = value;
   };
   const url = new URL(c.req.url);
@@ -50,7 +50,7 @@ async function bodyParams(c: Context<AppEnv>, allowed: readonly string[], room: 
     } catch {
       throw invalid("The JSON body does not parse.");
     }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalid("The JSON body must be an object.");
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw notAnObject();
     return Object.entries(value).map(([name, v]) => {
       if (typeof v === "string") return [name, v];
       if (typeof v === "number" && Number.isFinite(v)) return [name, String(v)];
@@ -73,26 +73,61 @@ function fieldCount(text: string, limit: number): number {
 }
 
 /**
- * A JSON body of parameters is one flat object of at most `limit` members. One pass over the text
- * checks that before JSON.parse builds anything: nesting is refused at its first bracket, and
- * counting stops at the member past the limit.
+ * A JSON body of parameters is one flat object of at most `limit` members, each named once. One pass
+ * over the text checks that before JSON.parse builds anything (JSON.parse would keep a repeated
+ * name's last value without a trace): nesting is refused at its first bracket, counting stops at the
+ * member past the limit, and each member's name is decoded once, so `"a"` and `"\u0061"` are one name.
  */
 function checkFlatJson(text: string, limit: number, allowed: readonly string[]): void {
   let depth = 0;
-  let members = 1;
+  let members = 0;
+  let expectName = false;
+  const names = new Set<string>();
   for (let i = 0; i < text.length; i++) {
     const char = text.charCodeAt(i);
     if (char === 0x22 /* " */) {
+      const start = i;
       // Skip the string, escapes included (JSON.parse judges whether it is well formed).
       for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c /* \ */) i++;
+      if (depth !== 1 || !expectName) continue;
+      expectName = false;
+      if (++members > limit) throw tooMany(allowed);
+      const name = memberName(text.slice(start, i + 1));
+      if (names.has(name)) throw repeatedParameter(name, allowed);
+      names.add(name);
     } else if (char === 0x7b /* { */ || char === 0x5b /* [ */) {
+      // A top-level array is refused before JSON.parse builds it: its strings are no names to check.
+      if (depth === 0 && char === 0x5b) throw notAnObject();
       if (++depth > 1) throw invalid("The JSON body must be one object whose values are strings or numbers; nothing nested.");
+      expectName = true;
     } else if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
       depth--;
-    } else if (char === 0x2c /* , */ && depth === 1 && ++members > limit) {
-      throw tooMany(allowed);
+      expectName = false;
+    } else if (char === 0x2c /* , */ && depth === 1) {
+      expectName = true;
     }
   }
+}
+
+/** A member name as JSON.parse reads it (escapes decoded). */
+function memberName(quoted: string): string {
+  try {
+    return JSON.parse(quoted) as string;
+  } catch {
+    throw invalid("The JSON body does not parse.");
+  }
+}
+
+function notAnObject(): GatepassError {
+  return invalid("The JSON body must be an object.");
+}
+
+function unknownParameter(name: string, allowed: readonly string[]): GatepassError {
+  return invalid(`Unknown parameter ${printable(name)}; allowed: ${allowed.join(", ")}.`);
+}
+
+function repeatedParameter(name: string, allowed: readonly string[]): GatepassError {
+  return invalid(`Parameter ${allowed.includes(name) ? name : printable(name)} is given more than once.`);
 }
 
 function tooMany(allowed: readonly string[]): GatepassError {

@@ -10,6 +10,7 @@ import { explainTarget, grantsFor } from "../policy/evaluate";
 import { enforceRateLimit } from "../ratelimit";
 import type { VerifiedIdentity } from "../types";
 import { identifyCaller } from "./identify";
+import { readParams } from "./params";
 
 export function whoamiBody(identity: VerifiedIdentity) {
   return {
@@ -23,10 +24,11 @@ export function whoamiBody(identity: VerifiedIdentity) {
 }
 
 export const whoamiRoutes = new Hono<AppEnv>().get("/v1/whoami", async (c) => {
+  // The exchange endpoints' strict reader: an unknown, repeated or 17th parameter is refused, before the token is looked at.
+  const { target } = await readParams(c, ["target"]);
   const { identity, policy } = await identifyCaller(c);
   // The same per-project budget as credential requests: explaining is cheap, but not free.
   await enforceRateLimit(c.env, identity);
-  const target = c.req.query("target");
   const body = {
     ...whoamiBody(identity),
     policy_version: policy.version,

@@ -25,7 +25,7 @@ function indexOf(issuers: readonly IssuerConfig[]): ReadonlyMap<string, IssuerCo
 }
 
 /**
- * The configured issuer for `iss`. Quirks are normalised (missing scheme, trailing slash, host
+ * The configured issuer for `iss`. Quirks are normalised (missing scheme, one trailing slash, host
  * case, default port) but nothing else: `http://` never matches an `https://` issuer.
  */
 export function findIssuer(iss: unknown, issuers: readonly IssuerConfig[]): IssuerConfig {

@@ -3,7 +3,8 @@
 // - Warm path: keys (and their imported CryptoKeys) are in memory and fresh → no KV read, no fetch.
 // - Stale in memory: served at once while a single-flight reload runs in the background
 //   (KV first, since the cron or another isolate may have refreshed it; then the network).
-// - Unknown kid: at most one reload per issuer per cooldown, single-flight; others get key_unknown.
+// - Unknown kid: refused at once (key_unknown) without waiting on KV or the network; at most one
+//   background reload per issuer per cooldown, single-flight, so a retry finds a rotated-in key.
 // - Network failures back off; cached keys keep serving until JWKS_MAX_STALE_SECONDS after they were
 //   fetched, then verification fails closed with jwks_unavailable.
 // - Pushed keys (private issuers) are never fetched: memory → KV only. Keys a push removes keep
@@ -327,22 +328,30 @@ export class KeyCache {
       defer(this.load(state, issuer, env, defer));
     }
 
-    let jwk = state.find(kid, now);
+    const jwk = state.find(kid, now);
     if (!jwk) {
-      // A cold load just read the current set: reloading at once for this kid would learn nothing.
-      if (state.loading) {
-        await state.loading;
-      } else if (!cold && now >= state.kidReloadAllowedAt) {
-        state.kidReloadAllowedAt = now + JWKS_UNKNOWN_KID_COOLDOWN_SECONDS;
-        await this.load(state, issuer, env, defer, kid);
-      }
-      jwk = state.find(kid, nowSeconds(this.deps));
-      if (!jwk) throw new GatepassError("key_unknown");
+      // Refused at once; the reload for this kid (a rotation, a push) runs in the background and a retry
+      // finds the key. Waiting for it would let an unsigned token tell a configured issuer from an
+      // unknown one by how long its refusal takes (docs/verification.md, "Unknown kid").
+      this.reloadForKid(state, issuer, env, defer, kid, now);
+      throw new GatepassError("key_unknown");
     }
     if ((jwk.alg !== undefined && jwk.alg !== alg) || !keyFitsAlgorithm(alg, jwk)) {
       throw new GatepassError("signature_invalid", { description: "The token's alg does not match the key its kid names." });
     }
     return state.cryptoKey(jwk, alg);
+  }
+
+  /**
+   * At most one kid-driven reload per issuer per cooldown, never awaited. None while a reload runs
+   * (it fetches the current set anyway) or when the keys in memory were fetched this very second (a
+   * cold load just did): reloading would learn nothing. Pushed sets carry the pushing machine's clock,
+   * so for them that test means nothing.
+   */
+  private reloadForKid(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: WaitUntil, kid: string, now: number): void {
+    if (state.loading || now < state.kidReloadAllowedAt || (state.set !== undefined && state.set.source !== "pushed" && state.set.fetched_at >= now)) return;
+    state.kidReloadAllowedAt = now + JWKS_UNKNOWN_KID_COOLDOWN_SECONDS;
+    defer(this.load(state, issuer, env, defer, kid));
   }
 
   /** Cron: refresh fetched key sets that are stale or will be within JWKS_REFRESH_AHEAD_SECONDS. */

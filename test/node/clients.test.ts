@@ -1,11 +1,12 @@
 // gatepass under `wrangler dev` (real workerd, local KV/D1) consumed by real clients:
 // - an independent verifier (node:crypto, not jose) validating minted tokens through discovery;
 // - google-auth-library consuming the `format=gcloud` external_account config;
-// - the AWS SDK's credential_process provider consuming `format=credential_process`.
+// - the AWS SDK's credential_process provider and the AWS CLIs (v1, v2: each one found) running the
+//   documented `credential_process` command, granted and refused.
 // The cloud stand-ins fetch gatepass's discovery and JWKS over HTTP, as the real clouds do.
 import { fromProcess } from "@aws-sdk/credential-provider-process";
 import { createPublicKey, generateKeyPairSync, sign, verify, type JsonWebKey } from "node:crypto";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -195,34 +196,117 @@ describe("google-auth-library with format=gcloud", () => {
   });
 });
 
+// The credential_process line of docs/credentials.md, pointed at this gatepass and `target`: tested as documented.
+async function documentedCredentialProcess(target: string): Promise<string> {
+  const docs = await readFile(path.resolve("docs/credentials.md"), "utf8");
+  const line = /^credential_process = (.+)$/m.exec(docs)?.[1];
+  if (!line?.includes("https://gatepass.example.com/v1/credentials/aws-readonly")) throw new Error("docs/credentials.md has no credential_process line for aws-readonly");
+  return line.replace("https://gatepass.example.com/v1/credentials/aws-readonly", `${gatepass.url}/v1/credentials/${target}`);
+}
+
+/** Writes an AWS config whose profiles run the documented command, and returns the environment that points at it. */
+async function awsProfiles(): Promise<Record<string, string>> {
+  const configFile = path.join(dir, "aws-config");
+  const profiles = [`[profile gatepass]\ncredential_process = ${await documentedCredentialProcess("aws-deploy")}`, `[profile refused]\ncredential_process = ${await documentedCredentialProcess("aws-missing")}`];
+  await writeFile(configFile, `${profiles.join("\n\n")}\n`);
+  await writeFile(path.join(dir, "aws-credentials"), "");
+  return { AWS_CONFIG_FILE: configFile, AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "aws-credentials"), GATEPASS_ID_TOKEN: ciToken };
+}
+
+const REFUSAL_SENTENCE = "No target named 'aws-missing' is configured.";
+
 describe("AWS SDK credential_process", () => {
-  it("loads credentials from format=credential_process", async () => {
-    const tokenFile = path.join(dir, "aws-ci-token");
-    await writeFile(tokenFile, ciToken);
-    const configFile = path.join(dir, "aws-config");
-    const command = `curl -sf -X POST -H "Authorization: Bearer $(cat ${tokenFile})" -d format=credential_process ${gatepass.url}/v1/credentials/aws-deploy`;
-    await writeFile(configFile, `[profile gatepass]\ncredential_process = ${command}\n`);
-    await writeFile(path.join(dir, "aws-credentials"), "");
-    const saved = { config: process.env.AWS_CONFIG_FILE, credentials: process.env.AWS_SHARED_CREDENTIALS_FILE };
-    process.env.AWS_CONFIG_FILE = configFile;
-    process.env.AWS_SHARED_CREDENTIALS_FILE = path.join(dir, "aws-credentials");
+  const withEnv = async <T>(vars: Record<string, string>, run: () => Promise<T>): Promise<T> => {
+    const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+    Object.assign(process.env, vars);
     try {
-      const creds = await fromProcess({ profile: "gatepass" })();
-      expect(creds.accessKeyId).toMatch(/^ASIA/);
-      expect(creds.secretAccessKey).toBeTruthy();
-      expect(creds.sessionToken).toMatch(/^FwoGZXIvYXdzE/);
-      expect(creds.expiration!.getTime()).toBeGreaterThan(Date.now());
+      return await run();
     } finally {
-      process.env.AWS_CONFIG_FILE = saved.config;
-      process.env.AWS_SHARED_CREDENTIALS_FILE = saved.credentials;
-      if (saved.config === undefined) delete process.env.AWS_CONFIG_FILE;
-      if (saved.credentials === undefined) delete process.env.AWS_SHARED_CREDENTIALS_FILE;
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
+  };
+
+  it("loads credentials from format=credential_process with the documented command", async () => {
+    const creds = await withEnv(await awsProfiles(), () => fromProcess({ profile: "gatepass" })());
+    expect(creds.accessKeyId).toMatch(/^ASIA/);
+    expect(creds.secretAccessKey).toBeTruthy();
+    expect(creds.sessionToken).toMatch(/^FwoGZXIvYXdzE/);
+    expect(creds.expiration!.getTime()).toBeGreaterThan(Date.now());
     const aws = (await captured()).filter((r) => r.service === "aws-sts").at(-1)!;
     expect(aws.body.RoleSessionName).toBe("gitlab-1234");
     expect(aws.claims).toMatchObject({ iss: gatepass.url, sub: "target:aws-deploy", aud: "sts.amazonaws.com" });
   });
+
+  it("a refusal reaches the SDK's error with gatepass's code and sentence", async () => {
+    const error = await withEnv(await awsProfiles(), () => fromProcess({ profile: "refused" })().then(() => undefined, (err: unknown) => err as Error));
+    expect(error?.message).toContain('gatepass: {"');
+    expect(error?.message).toContain('"code":"target_unknown"');
+    expect(error?.message).toContain(REFUSAL_SENTENCE);
+  });
 });
+
+/**
+ * The AWS CLIs on this machine: v1 comes with the machine image (pip), v2 from Debian's `awscli`
+ * (.ci/run installs it). Each one found runs the documented command, once granted and once refused.
+ */
+const awsClis = findAwsClis();
+
+describe("AWS CLI credential_process (each CLI found on this machine)", () => {
+  it("finds at least one AWS CLI (v1: pip's awscli, v2: Debian's awscli)", () => {
+    expect(awsClis.map((cli) => cli.version)).not.toEqual([]);
+  });
+
+  it.each(awsClis.map((cli) => [cli.version, cli] as const))("aws-cli %s: granted, it gets the credentials; refused, it shows gatepass's code and sentence", async (_version, cli) => {
+    const env = { ...process.env, ...(await awsProfiles()), AWS_EC2_METADATA_DISABLED: "true", AWS_PAGER: "" };
+    // v2 prints what credential_process returned; v1 has no export-credentials, but configure list resolves them.
+    const granted = cli.major >= 2 ? ["configure", "export-credentials", "--profile", "gatepass", "--format", "process"] : ["configure", "list", "--profile", "gatepass"];
+    const ok = await runCli(cli.path, granted, env);
+    expect(ok.code, ok.stderr).toBe(0);
+    if (cli.major >= 2) expect(JSON.parse(ok.stdout)).toMatchObject({ Version: 1, AccessKeyId: expect.stringMatching(/^ASIA/) });
+    else expect(ok.stdout).toMatch(/access_key\s+\*+\w{4}\s+custom-process/);
+
+    // Credentials are resolved before any request is sent: the endpoint is never reached.
+    const refused = await runCli(cli.path, ["sts", "get-caller-identity", "--profile", "refused", "--region", "eu-west-1", "--endpoint-url", "http://127.0.0.1:9"], env);
+    expect(refused.code).not.toBe(0);
+    // curl's line for the HTTP status (-S), then gatepass's answer.
+    expect(refused.stderr).toContain('Error when retrieving credentials from custom-process: curl: (22) The requested URL returned error: 404\ngatepass: {"');
+    expect(refused.stderr).toContain('"code":"target_unknown"');
+    expect(refused.stderr).toContain(REFUSAL_SENTENCE);
+  });
+});
+
+interface AwsCli {
+  path: string;
+  version: string;
+  major: number;
+}
+
+/** Every `aws` on PATH, one per version (pyenv's shim and Debian's /usr/bin/aws are different CLIs). */
+function findAwsClis(): AwsCli[] {
+  const found = new Map<string, AwsCli>();
+  const which = spawnSync("sh", ["-c", "which -a aws"], { encoding: "utf8" });
+  for (const candidate of new Set([...which.stdout.split("\n").filter(Boolean), "/usr/bin/aws"])) {
+    const probe = spawnSync(candidate, ["--version"], { encoding: "utf8", env: { ...process.env, AWS_PAGER: "" } });
+    const match = /aws-cli\/((\d+)\.\S+)/.exec(`${probe.stdout ?? ""}${probe.stderr ?? ""}`);
+    if (probe.status === 0 && match && !found.has(match[1]!)) found.set(match[1]!, { path: candidate, version: match[1]!, major: Number(match[2]) });
+  }
+  return [...found.values()];
+}
+
+function runCli(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 function signRs256(privateKey: Parameters<typeof sign>[2], claims: Record<string, unknown>): string {
   const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");

@@ -130,3 +130,62 @@ describe("parameter counts, before parsing (readParams through the app)", () => 
     expect((await send(JSON.stringify({ format: "json", lifetime: "120" }), "application/json")).status).toBe(200);
   });
 });
+
+describe("one strict reader for every endpoint's parameters (issue 30)", () => {
+  let h: Harness;
+  let token: string;
+  beforeAll(async () => {
+    h = await createHarness();
+    await h.scenario();
+    token = await h.ciToken();
+  });
+
+  const refusalOf = async (res: Response) => ({ status: res.status, ...((await res.json()) as { code: string; error_description: string }) });
+  const json = (body: string, query = "") =>
+    h.request(`/v1/credentials/oidc-any${query}`, { method: "POST", headers: bearer(token, { "Content-Type": "application/json" }), body });
+  const queryOf = (count: number) => `?${Array.from({ length: count }, (_, i) => `q${i}=1`).join("&")}`;
+  const tooMany = (allowed: string) => `The request has more than ${MAX_REQUEST_PARAMETERS} parameters; this endpoint takes at most: ${allowed}.`;
+
+  it("counts a one-member JSON body after a full query string", async () => {
+    expect(await refusalOf(await json('{"format":"json"}', queryOf(MAX_REQUEST_PARAMETERS)))).toMatchObject({
+      status: 400,
+      code: "request_invalid",
+      error_description: tooMany("lifetime, scope, audience, format, token_file"),
+    });
+    // One parameter fewer is within the count: the unknown name is what is refused then.
+    expect(await refusalOf(await json('{"format":"json"}', queryOf(MAX_REQUEST_PARAMETERS - 1)))).toMatchObject({ code: "request_invalid", error_description: expect.stringMatching(/^Unknown parameter "q0"/) });
+    expect(await refusalOf(await json("{}", queryOf(MAX_REQUEST_PARAMETERS)))).toMatchObject({ code: "request_invalid", error_description: expect.stringMatching(/^Unknown parameter "q0"/) });
+  });
+
+  it.each([
+    ["a repeated name", '{"format":"json","lifetime":"120","format":"env"}'],
+    ["a name repeated in an escaped spelling", '{"format":"json","\\u0066ormat":"env"}'],
+  ])("refuses %s in a JSON body (JSON.parse would keep the last value)", async (_name, body) => {
+    expect(await refusalOf(await json(body))).toMatchObject({ status: 400, code: "request_invalid", error_description: "Parameter format is given more than once." });
+  });
+
+  it("reads a member name only where a name stands, not in a value", async () => {
+    const res = await json('{"lifetime":"format", "format" : "json"}');
+    expect(await refusalOf(res)).toMatchObject({ code: "request_invalid", error_description: expect.stringMatching(/^lifetime must be/) });
+    expect((await json('{ "format" : "json" , "lifetime" : 120 }')).status).toBe(200);
+    // A top-level array has no names: it is refused as what it is.
+    expect(await refusalOf(await json('["a","b","b"]'))).toMatchObject({ code: "request_invalid", error_description: "The JSON body must be an object." });
+  });
+
+  const whoami = (query: string) => h.request(`/v1/whoami${query}`, { headers: bearer(token) });
+
+  it.each([
+    ["an unknown parameter", "?taget=oidc-any", /^Unknown parameter "taget"; allowed: target\.$/],
+    ["a repeated parameter", "?target=oidc-any&target=aws-readonly", /^Parameter target is given more than once\.$/],
+    ["17 parameters", queryOf(MAX_REQUEST_PARAMETERS + 1), new RegExp(`^The request has more than ${MAX_REQUEST_PARAMETERS} parameters`)],
+  ])("GET /v1/whoami refuses %s (request_invalid)", async (_name, query, sentence) => {
+    expect(await refusalOf(await whoami(query))).toMatchObject({ status: 400, code: "request_invalid", error_description: expect.stringMatching(sentence) });
+  });
+
+  it("GET /v1/whoami still explains ?target=", async () => {
+    const res = await whoami("?target=oidc-any");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toHaveProperty("explain");
+    expect((await whoami("")).status).toBe(200);
+  });
+});

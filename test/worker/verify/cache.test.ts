@@ -249,6 +249,7 @@ describe("unknown kid", () => {
     await verifyWith(h, await iss.token(), [iss.config]);
     await h.settle();
     await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(iss.key) }); // resets the counts
+    h.advance(1); // keys fetched this very second are not refetched for a kid
 
     const flood = async () => {
       const tokens = await Promise.all(Array.from({ length: 50 }, () => iss.token({}, iss.key, { kid: crypto.randomUUID() })));
@@ -262,10 +263,12 @@ describe("unknown kid", () => {
 
     h.advance(JWKS_UNKNOWN_KID_COOLDOWN_SECONDS - 1);
     await flood();
+    await h.settle();
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
 
     h.advance(1);
     await flood();
+    await h.settle();
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 2, jwks: 2 });
   });
 
@@ -276,15 +279,67 @@ describe("unknown kid", () => {
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
   });
 
-  it("a rotation (old kid removed, new kid added) is picked up by one refetch", async () => {
+  it("a rotation (old kid removed, new kid added): the first new-kid token is refused, one background refetch, its retry verifies", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
     await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
     const next = await createTestKey();
     await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(next) });
-    expect(await verifyWith(h, await iss.token({}, next), [iss.config])).toMatchObject({ issuer: iss.name });
+    h.advance(30);
+    const rotated = await iss.token({}, next);
+    await expectUnverified(verifyWith(h, rotated, [iss.config]), "key_unknown");
+    await h.settle();
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+    // The same token again, as the CI template's retry sends it.
+    expect(await verifyWith(h, rotated, [iss.config])).toMatchObject({ issuer: iss.name });
     await expectUnverified(verifyWith(h, await iss.token(), [iss.config]), "key_unknown");
+  });
+
+  it("a cold isolate whose KV record predates a rotation refetches in the background for the new kid", async () => {
+    const a = createHarness();
+    const iss = await standinIssuer(a);
+    await verifyWith(a, await iss.token(), [iss.config]);
+    await a.settle(); // stored in KV
+    const next = await createTestKey();
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(next) });
+    const b = createHarness();
+    b.advance(30);
+    const rotated = await iss.token({}, next);
+    await expectUnverified(verifyWith(b, rotated, [iss.config]), "key_unknown");
+    await b.settle();
+    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
+    expect(await verifyWith(b, rotated, [iss.config])).toMatchObject({ issuer: iss.name });
+  });
+
+  it("a refusal for an unknown kid never waits on the issuer: the refetch it starts is still held when the refusal arrives", async () => {
+    let release: (() => void) | undefined;
+    let hold = false;
+    let reached!: (url: string) => void;
+    const fetchReached = new Promise<string>((resolve) => (reached = resolve));
+    const h = createHarness({
+      beforeFetch: (url) => {
+        if (!hold) return Promise.resolve();
+        reached(url);
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    const iss = await standinIssuer(h);
+    await verifyWith(h, await iss.token(), [iss.config]);
+    await h.settle();
+    const next = await createTestKey();
+    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(next) });
+    h.advance(30);
+    hold = true;
+    const rotated = await iss.token({}, next);
+    // Were the refusal to wait for the refetch, this would never settle (the issuer is held) and the test would time out.
+    await expectUnverified(verifyWith(h, rotated, [iss.config]), "key_unknown");
+    // The refusal is out; the refetch it started (KV first, then the issuer) reaches the issuer and waits there.
+    expect(await fetchReached).toBe(`${iss.config.url}/.well-known/openid-configuration`);
+    hold = false;
+    release!();
+    await h.settle();
+    expect(await verifyWith(h, rotated, [iss.config])).toMatchObject({ issuer: iss.name });
   });
 });
 
@@ -455,7 +510,7 @@ describe("pushed keys", () => {
     expect(other.counters.fetches).toEqual([]);
   });
 
-  it("an unknown kid re-reads KV (cooldown-limited), so a fresh push is usable at once", async () => {
+  it("an unknown kid re-reads KV in the background (cooldown-limited), so a fresh push verifies on the retry", async () => {
     const a = createHarness();
     const b = createHarness();
     const iss = await standinIssuer(a, { config: { keys: { source: "pushed" } } });
@@ -464,7 +519,10 @@ describe("pushed keys", () => {
     const next = await createTestKey();
     await a.verifier.storePushedKeys(iss.config, [next.publicJwk as PublicJwk], a.env);
     b.resetCounters();
-    expect(await verifyWith(b, await iss.token({}, next), [iss.config])).toMatchObject({ issuer: iss.name });
+    const pushed = await iss.token({}, next);
+    await expectUnverified(verifyWith(b, pushed, [iss.config]), "key_unknown");
+    await b.settle();
+    expect(await verifyWith(b, pushed, [iss.config])).toMatchObject({ issuer: iss.name });
     expect(b.counters).toEqual({ fetches: [], kvGets: 1, kvPuts: 0 });
   });
 

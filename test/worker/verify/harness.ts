@@ -30,13 +30,16 @@ export interface Harness {
   waitUntil: (promise: Promise<unknown>) => void;
 }
 
-export function createHarness(options: { fetchTimeoutMs?: number } = {}): Harness {
+export function createHarness(options: { fetchTimeoutMs?: number; beforeFetch?: (url: string) => Promise<void> } = {}): Harness {
   let nowMs = Date.now();
   const counters: Counters = { fetches: [], kvGets: 0, kvPuts: 0 };
   const pending: Promise<unknown>[] = [];
   const deps: Deps = {
-    fetch: (input, init) => {
-      counters.fetches.push(String(input instanceof Request ? input.url : input));
+    fetch: async (input, init) => {
+      const url = String(input instanceof Request ? input.url : input);
+      counters.fetches.push(url);
+      // A test holds requests here to show what does (and does not) wait on the issuer.
+      if (options.beforeFetch) await options.beforeFetch(url);
       return fetch(input, init);
     },
     now: () => nowMs,

@@ -148,7 +148,8 @@ describe("issuer URL quirks (configured issuers only)", () => {
   const gitlab = issuer("https://gitlab.example.com");
   const relative = issuer("https://example.com/gitlab");
   const loopback = issuer("https://127.0.0.1");
-  const all = [gitlab, relative, loopback];
+  const withPort = issuer("https://127.0.0.1:19102");
+  const all = [gitlab, relative, loopback, withPort];
 
   it.each([
     ["no scheme", "gitlab.example.com", gitlab],
@@ -157,6 +158,7 @@ describe("issuer URL quirks (configured issuers only)", () => {
     ["default port", "https://gitlab.example.com:443", gitlab],
     ["relative-URL install", "https://example.com/gitlab", relative],
     ["relative-URL install, trailing slash", "https://example.com/gitlab/", relative],
+    ["a port, trailing slash", "https://127.0.0.1:19102/", withPort],
   ])("normalises %s", (_label, iss, expected) => {
     expect(findIssuer(iss, all)).toBe(expected);
   });
@@ -178,6 +180,15 @@ describe("issuer URL quirks (configured issuers only)", () => {
     ["a full-width host", "https://ｇｉｔｌａｂ.example.com"],
     ["a control character", "https://gitlab.example.com\u0001"],
     ["a numeric-shorthand host", "https://0x7f.1"],
+    ["a port with a leading zero", "https://gitlab.example.com:0443"],
+    ["a leading-zero spelling of another port", "https://127.0.0.1:019102"],
+    ["an empty port", "https://gitlab.example.com:"],
+    ["an empty query", "https://gitlab.example.com/?"],
+    ["an empty query after an install path", "https://example.com/gitlab?"],
+    ["an empty fragment", "https://gitlab.example.com#"],
+    ["two trailing slashes", "https://gitlab.example.com//"],
+    ["an empty segment after an install path", "https://example.com/gitlab//"],
+    ["an empty segment inside an install path", "https://example.com//gitlab"],
   ])("does not stretch to %s", async (_label, iss) => {
     await expectCode(Promise.resolve().then(() => findIssuer(iss, all)), "issuer_unknown");
   });
