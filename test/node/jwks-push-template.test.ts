@@ -243,7 +243,7 @@ describe("the job's script under dash against wrangler dev", () => {
     ["Http://127.0.0.1:8787", "does not start with https:// (lower case)"],
     ["https://gatepass.example.com /x", "has characters a plain https URL does not need"],
     ["https:// gatepass.example.com", "has characters a plain https URL does not need"],
-    ["https://gatepass.example.com\n", "has characters a plain https URL does not need"],
+    ["https://gatepass.example.com\t", "has characters a plain https URL does not need"],
     ["ftp://gatepass.example.com", "does not start with https://"],
     ["https://", "has no valid host name"],
     ["https://:443", "has no valid host name"],
