@@ -12,7 +12,7 @@ export class SecretFileError extends Error {}
 
 const uid = () => process.getuid?.();
 
-/** Throws SecretFileError unless dir is a directory owned by the user that only the user may write to. */
+/** Throws SecretFileError unless dir is a directory owned by the user (or root) that no one else may write to. */
 export async function checkSecretDir(dir: string): Promise<void> {
   const info = await lstat(dir);
   if (info.isSymbolicLink()) {
@@ -20,7 +20,7 @@ export async function checkSecretDir(dir: string): Promise<void> {
   }
   if (!info.isDirectory()) throw new SecretFileError(`${dir} is not a directory`);
   const me = uid();
-  if (me !== undefined && info.uid !== me) {
+  if (me !== undefined && info.uid !== me && info.uid !== 0) {
     throw new SecretFileError(`${dir} belongs to another user (uid ${info.uid}); keep secrets in a directory of your own: mkdir -m 700 DIR and give --secrets-dir DIR`);
   }
   if ((info.mode & 0o022) !== 0) {
