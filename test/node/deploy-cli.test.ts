@@ -352,6 +352,13 @@ describe("gatepass deploy, run again", () => {
       await chown(tokenFile, 4242, 4242);
       await refused(secrets, `${tokenFile} belongs to another user (uid 4242), who could have chosen its secret; remove it so a new one is generated: rm ${tokenFile}`);
     });
+
+    it("refuses a directory another user owns (they could swap its files)", async () => {
+      expect(process.getuid!()).toBe(0);
+      const { secrets } = await dirWithToken();
+      await chown(secrets, 4242, 4242);
+      await refused(secrets, `${secrets} belongs to another user (uid 4242); keep secrets in a directory of your own: mkdir -m 700 DIR and give --secrets-dir DIR`);
+    });
   });
 
   it("needs a place for a new secret: without --secrets-dir it stops before setting anything", async () => {
