@@ -58,6 +58,7 @@ export const ERROR_CODES = {
   push_credential_invalid: { status: 401, error: "invalid_token", description: "The push credential is not valid; send the whole gpk_… value that gatepass jwks credential create printed, as 'Authorization: Bearer gpk_…'." },
   push_credential_expired: { status: 401, error: "invalid_token", description: "This push credential has expired; create a new one (gatepass jwks credential create) and put it in the CI variable that holds the old one." },
   push_credential_revoked: { status: 401, error: "invalid_token", description: "This push credential was revoked; create a new one (gatepass jwks credential create) and put it in the CI variable that holds the old one." },
+  push_credential_issuer_changed: { status: 403, error: "access_denied", description: "This push credential was made for an issuer at another URL than the live policy's (or before credentials were bound to URLs); create a new one (gatepass jwks credential create) for the issuer as it is now." },
   push_credential_wrong_issuer: { status: 403, error: "access_denied", description: "This push credential pushes keys for another issuer only; use the credential created with --issuer for this one." },
 
   // --- policy ---

@@ -3,7 +3,8 @@
 //   2. policies       valid, and their tests pass (local: a failure here has changed nothing remote)
 //   3. secrets        GATEPASS_SIGNING_KEYS and GATEPASS_ADMIN_TOKEN: only those the Worker lacks are
 //                     generated, each saved to the operator's file first (mode 0600, never overwritten;
-//                     a file left by an earlier run that stopped before step 4 is used as it is)
+//                     a file left by an earlier run that stopped before step 4 is used if only the
+//                     user could have written it: cli/secret-files.ts)
 //   4. secrets set    `wrangler secret bulk`, the missing ones only (a live secret is never replaced)
 //   5. D1 migrations  `wrangler d1 migrations apply DB --remote`
 //   6. deploy         `wrangler deploy`: the first one creates the KV namespaces (wrangler's automatic
@@ -18,7 +19,7 @@
 // the database by database_name (cli/remote-d1.ts, as every --remote command does), create it if
 // missing (deploy only), and run against a copy of the config that carries its id.
 
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -30,6 +31,8 @@ import { formatFinding } from "../../src/policy/source";
 import { checkPolicyDir } from "../policy/files";
 import { parseTestFiles, runCase } from "../policy/test-cases";
 import { configCopyDir, findDatabase, readWorkerConfig, requireDbBinding, requireEnvSection, writeConfigWithDatabaseId, type WorkerConfig } from "../remote-d1";
+import { checkSecretDir, readOwnSecretFile, SecretFileError } from "../secret-files";
+import { shellWord } from "../shell";
 import { UsageError } from "../usage";
 import { wrangler } from "../wrangler";
 import { createPrivateFile } from "./keys";
@@ -345,10 +348,17 @@ async function secretToSet(name: SecretName, file: string | undefined): Promise<
     const flag = name === SIGNING_KEYS ? "--signing-keys-file" : "--admin-token-file";
     throw new StepFailure(`the Worker has no ${name}, and a new one needs a file to be kept in (it cannot be read back from Cloudflare): add --secrets-dir DIR (or ${flag} FILE)`);
   }
-  const existing = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT") return undefined;
+  // Whatever is found there is uploaded as the Worker's secret: it must be the operator's own (cli/secret-files.ts).
+  const dir = path.dirname(file);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  let existing: string | undefined;
+  try {
+    await checkSecretDir(dir);
+    existing = await readOwnSecretFile(file);
+  } catch (err) {
+    if (err instanceof SecretFileError) throw new StepFailure(`${err.message}; nothing was uploaded`);
     throw err;
-  });
+  }
   if (existing !== undefined) {
     const value = existing.trim();
     const problem = secretProblem(name, value);
@@ -356,7 +366,6 @@ async function secretToSet(name: SecretName, file: string | undefined): Promise<
     return { value, note: `${name} from ${file} (saved by an earlier run)` };
   }
   const value = name === SIGNING_KEYS ? serializeSecret(await generateSecret(["ES256", "RS256"], Math.floor(Date.now() / 1000))) : newAdminToken();
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   await createPrivateFile(file, `${value}\n`);
   return { value, note: `${name} generated into ${file} (mode 0600)` };
 }
@@ -483,9 +492,4 @@ function out(line: string): void {
 
 function indent(text: string): string {
   return text.split("\n").map((line) => `  ${line}`).join("\n");
-}
-
-/** An argument as the operator can paste it into a POSIX shell. */
-function shellWord(word: string): string {
-  return /^[\w./:=@%+,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }

@@ -7,6 +7,7 @@ import { newPushCredential, PUSH_CREDENTIAL_ID } from "../../src/admin/credentia
 import { MAX_LISTED_PUSH_CREDENTIALS, PUSH_CREDENTIAL_DEFAULT_LIFETIME_SECONDS, PUSH_CREDENTIAL_MAX_LIFETIME_SECONDS, PUSH_CREDENTIAL_MIN_LIFETIME_SECONDS } from "../../src/limits";
 import { loadSnapshot } from "../../src/policy/compile";
 import { DURATION } from "../../src/policy/spec";
+import type { IssuerConfig } from "../../src/types";
 import { whoAmI } from "../commands/policies";
 import { PolicyStorage, sqlString } from "../policy/store";
 import { formatUsage, UsageError } from "../usage";
@@ -67,9 +68,10 @@ async function create(args: string[]): Promise<number> {
 
 async function createFor(target: StorageTarget, issuer: string, lifetime: number, by: string): Promise<number> {
   // Named after an issuer the live policy has with pushed keys: a typo would only surface at the first push.
-  const problem = await liveIssuerProblem(target, issuer);
-  if (problem) {
-    err(`gatepass jwks credential: ${problem} No credential was created.`);
+  // Bound to its URL there too: gatepass refuses the credential once the name points elsewhere.
+  const live = await liveIssuer(target, issuer);
+  if (typeof live === "string") {
+    err(`gatepass jwks credential: ${live} No credential was created.`);
     return 1;
   }
 
@@ -77,12 +79,12 @@ async function createFor(target: StorageTarget, issuer: string, lifetime: number
   const created = await newPushCredential();
   await query(
     target,
-    "INSERT INTO push_credentials (id, issuer, secret_sha256, created_by, created_at, expires_at) " +
-      `VALUES (${sqlString(created.id)}, ${sqlString(issuer)}, ${sqlString(created.secretSha256)}, ${sqlString(by)}, ${now}, ${now + lifetime})`,
+    "INSERT INTO push_credentials (id, issuer, issuer_url, secret_sha256, created_by, created_at, expires_at) " +
+      `VALUES (${sqlString(created.id)}, ${sqlString(issuer)}, ${sqlString(live.url)}, ${sqlString(created.secretSha256)}, ${sqlString(by)}, ${now}, ${now + lifetime})`,
   );
   out(created.credential);
   err(
-    `created push credential ${created.id} for issuer ${issuer} (${target.remote ? "remote" : "local"}), expires ${iso(now + lifetime)}.\n` +
+    `created push credential ${created.id} for issuer ${issuer} at ${live.url} (${target.remote ? "remote" : "local"}), expires ${iso(now + lifetime)}.\n` +
       "It is shown this once: store it as a masked CI/CD variable (GATEPASS_PUSH_CREDENTIAL in templates/jwks-push.gitlab-ci.yml).",
   );
   return 0;
@@ -91,6 +93,7 @@ async function createFor(target: StorageTarget, issuer: string, lifetime: number
 interface CredentialRow {
   id: string;
   issuer: string;
+  issuer_url: string | null;
   created_by: string;
   created_at: number;
   expires_at: number;
@@ -102,7 +105,7 @@ interface CredentialRow {
 async function list(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { issuer: { type: "string" }, json: { type: "boolean" }, ...STORAGE_OPTIONS } });
   const where = values.issuer === undefined ? "" : ` WHERE issuer = ${sqlString(values.issuer)}`;
-  const sql = `SELECT id, issuer, created_by, created_at, expires_at, revoked_at, revoked_by, last_used_at FROM push_credentials${where} ORDER BY issuer, created_at, id LIMIT ${MAX_LISTED_PUSH_CREDENTIALS}`;
+  const sql = `SELECT id, issuer, issuer_url, created_by, created_at, expires_at, revoked_at, revoked_by, last_used_at FROM push_credentials${where} ORDER BY issuer, created_at, id LIMIT ${MAX_LISTED_PUSH_CREDENTIALS}`;
   const rows = await withStorage(storageTarget(values), (target) => query<CredentialRow>(target, sql));
   const now = Math.floor(Date.now() / 1000);
   const state = (row: CredentialRow) => (row.revoked_at !== null ? "revoked" : now >= row.expires_at ? "expired" : "active");
@@ -147,8 +150,8 @@ async function revoke(args: string[]): Promise<number> {
   return 0;
 }
 
-/** Why no credential should be made for this issuer, from the live policy; undefined when it has pushed keys there. */
-async function liveIssuerProblem(target: StorageTarget, name: string): Promise<string | undefined> {
+/** The live policy's issuer of that name when it has pushed keys there; otherwise why no credential should be made for it. */
+async function liveIssuer(target: StorageTarget, name: string): Promise<IssuerConfig | string> {
   const text = await new PolicyStorage(target).readActive();
   if (text === undefined) return "no policy is live yet: push the policies first (gatepass policies push).";
   let issuers;
@@ -160,7 +163,7 @@ async function liveIssuerProblem(target: StorageTarget, name: string): Promise<s
   const issuer = issuers.find((candidate) => candidate.name === name);
   if (!issuer) return `the live policy has no issuer '${name}' (it has: ${issuers.map((i) => i.name).join(", ") || "none"}).`;
   if (issuer.keys.source !== "pushed") return `issuer '${name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } take pushed keys.`;
-  return undefined;
+  return issuer;
 }
 
 async function query<T>(target: StorageTarget, sql: string): Promise<T[]> {

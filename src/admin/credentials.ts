@@ -1,6 +1,8 @@
 // Issuer-scoped push credentials: `gpk_<id>_<secret>`, each allowed to replace the pushed keys of one
 // issuer (PUT /v1/admin/issuers/<issuer>/jwks) and nothing else. D1 `push_credentials` holds the id,
-// the issuer, the times and the SHA-256 of the whole credential, never the credential.
+// the issuer (its name and the URL it had when the credential was made), the times and the SHA-256 of
+// the whole credential, never the credential. The URL binding means a name later reused for another
+// issuer does not inherit the old credentials.
 //
 // Checking one costs little whatever is sent: the shape is checked first (no I/O for anything that
 // is not exactly a credential), then one D1 read by primary key, then a constant-time comparison of
@@ -49,21 +51,32 @@ export function looksLikePushCredential(presented: string): boolean {
 
 interface CredentialRow {
   issuer: string;
+  issuer_url: string | null;
   secret_sha256: string;
   expires_at: number;
   revoked_at: number | null;
 }
 
+/** The issuer a push is for: its name from the path, and its URL once the live policy has been read. */
+export interface PushTarget {
+  name: string;
+  /** Undefined for the early check (before the body is read and the policy loaded); always given at write time. */
+  url?: string;
+}
+
 /**
- * The id of the credential when it may push keys for `issuerName` now; otherwise throws
- * push_credential_invalid | _revoked | _expired | _wrong_issuer.
+ * The id of the credential when it may push keys for `issuer` now; otherwise throws
+ * push_credential_invalid | _revoked | _expired | _wrong_issuer | _issuer_changed. Called twice per
+ * push: before the body is read, and again just before the keys are written (with the issuer's URL),
+ * so a revocation or expiry during a slow upload stops the push.
  */
-export async function authenticatePushCredential(env: Env, presented: string, issuerName: string, now: number): Promise<string> {
+export async function authenticatePushCredential(env: Env, presented: string, issuer: PushTarget, now: number): Promise<string> {
+  const issuerName = issuer.name;
   const id = pushCredentialId(presented);
   if (id === undefined) throw new GatepassError("push_credential_invalid");
   let row: CredentialRow | null;
   try {
-    row = await env.DB.prepare("SELECT issuer, secret_sha256, expires_at, revoked_at FROM push_credentials WHERE id = ?").bind(id).first<CredentialRow>();
+    row = await env.DB.prepare("SELECT issuer, issuer_url, secret_sha256, expires_at, revoked_at FROM push_credentials WHERE id = ?").bind(id).first<CredentialRow>();
   } catch (cause) {
     throw new GatepassError("internal_error", { description: "gatepass could not check the push credential (its D1 database did not answer); retry later.", cause });
   }
@@ -73,6 +86,14 @@ export async function authenticatePushCredential(env: Env, presented: string, is
   if (row.issuer !== issuerName) {
     throw new GatepassError("push_credential_wrong_issuer", {
       description: `This push credential pushes keys for issuer ${row.issuer} only, not ${issuerName}; use the credential created with --issuer ${issuerName}.`,
+    });
+  }
+  if (issuer.url !== undefined && row.issuer_url !== issuer.url) {
+    throw new GatepassError("push_credential_issuer_changed", {
+      description:
+        row.issuer_url === null
+          ? `This push credential was made before credentials were bound to their issuer's URL; create a new one (gatepass jwks credential create --issuer ${issuerName}) and revoke this one.`
+          : `This push credential was made for issuer ${issuerName} at ${row.issuer_url}; the live policy has ${issuerName} at ${issuer.url}. Create a new one (gatepass jwks credential create --issuer ${issuerName}) for the issuer as it is now.`,
     });
   }
   return id;

@@ -33,7 +33,14 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-/** The key push: the admin token, or a push credential for the issuer in the path (even with no admin token set). */
+/** The push credential requirePusher accepted for a request, so the handler can check it again at write time. */
+const acceptedCredential = new WeakMap<Request, string>();
+
+/**
+ * The key push: the admin token, or a push credential for the issuer in the path (even with no admin
+ * token set). Checked before the body is read, so an unauthenticated caller cannot make gatepass read
+ * one; a credential is checked again just before the write (recheckPusher).
+ */
 const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
   const name = c.req.param("name") ?? "";
   const draft = auditDraft(c);
@@ -46,9 +53,8 @@ const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
     // Audited under the id it names (well-formed ids only), whether or not it turns out valid.
     draft.actor = pushCredentialId(presented);
     const { deps } = c.get("services");
-    const now = nowSeconds(deps);
-    const id = await authenticatePushCredential(c.env, presented, name, now);
-    waitUntilOf(c)(recordPushCredentialUse(c.env, id, now));
+    await authenticatePushCredential(c.env, presented, { name }, nowSeconds(deps));
+    acceptedCredential.set(c.req.raw, presented);
   } else if (!expected) {
     throw new GatepassError("admin_disabled", { description: "GATEPASS_ADMIN_TOKEN is not set, so this endpoint takes only a push credential (gpk_…) for the issuer." });
   } else {
@@ -91,7 +97,10 @@ adminRoutes.put("/v1/admin/issuers/:name/jwks", requirePusher, async (c) => {
     });
   }
   const { keys } = validatePublicJwks(await readJsonBody(c.req.raw));
-  const stored = await verifier.storePushedKeys(issuer, keys, c.env, { pushedBy: auditDraft(c).actor ?? "admin", dropPrevious });
+  const credentialId = await recheckPusher(c, issuer);
+  const stored = await verifier.storePushedKeys(issuer, keys, c.env, { pushedBy: credentialId ?? "admin", dropPrevious });
+  // Only an accepted push counts as a use (`credential list`'s LAST USED).
+  if (credentialId !== undefined) waitUntilOf(c)(recordPushCredentialUse(c.env, credentialId, stored.fetched_at));
   return c.json(
     {
       issuer: name,
@@ -104,6 +113,17 @@ adminRoutes.put("/v1/admin/issuers/:name/jwks", requirePusher, async (c) => {
     { "Cache-Control": "no-store" },
   );
 });
+
+/**
+ * The push credential's id when a credential (not the admin token) authenticated this push, checked
+ * again now, at write time, against the issuer as the live policy has it (name and URL): the body can
+ * take long to arrive, and a credential revoked or expired meanwhile must not land its keys.
+ */
+async function recheckPusher(c: Context<AppEnv>, issuer: { name: string; url: string }): Promise<string | undefined> {
+  const presented = acceptedCredential.get(c.req.raw);
+  if (presented === undefined) return undefined;
+  return authenticatePushCredential(c.env, presented, { name: issuer.name, url: issuer.url }, nowSeconds(c.get("services").deps));
+}
 
 /** Pushed issuers get `stale`: true when the cron warns about them (pushed_keys_stale). */
 function markStalePushes(issuers: IssuerKeyStatus[], warnAfterSeconds: number): (IssuerKeyStatus & { stale?: boolean })[] {

@@ -2,7 +2,7 @@
 // (secrets, D1 databases, a Worker) and fetch by a fake deployed gatepass: the steps run in order, a
 // second run changes nothing already in place, secret files are never overwritten, and a failure at
 // any step says what was done and what to run next. (deploy.test.ts runs the real --dry-run once.)
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
@@ -294,11 +294,71 @@ describe("gatepass deploy, run again", () => {
     const config = await writeConfig();
     const secrets = await secretsDirIn();
     await mkdir(secrets, { recursive: true });
-    await writeFile(path.join(secrets, "gatepass.admin-token"), "not a token\n");
+    await writeFile(path.join(secrets, "gatepass.admin-token"), "not a token\n", { mode: 0o600 });
     expect(await deploy(["--config", config, "--secrets-dir", secrets, "--dir", POLICIES], fakeDeployed(ISSUER))).toBe(1);
     expect(await readFile(path.join(secrets, "gatepass.admin-token"), "utf8")).toBe("not a token\n");
     expect(calls.map(head)).toEqual(["secret list"]);
     expect(stderr).toContain(`${path.join(secrets, "gatepass.admin-token")} exists but does not hold an admin token`);
+  });
+
+  describe("uploads a file found there only if only the user could have written it", () => {
+    const planted = "planted-admin-token-0123456789abcdefghijkl";
+    /** A secrets dir holding a valid-looking admin token; the Worker lacks both secrets. */
+    async function dirWithToken(): Promise<{ secrets: string; tokenFile: string }> {
+      const secrets = await secretsDirIn();
+      await mkdir(secrets, { recursive: true, mode: 0o700 });
+      const tokenFile = path.join(secrets, "gatepass.admin-token");
+      await writeFile(tokenFile, `${planted}\n`, { mode: 0o600 });
+      return { secrets, tokenFile };
+    }
+    async function refused(secrets: string, reason: string): Promise<void> {
+      const config = await writeConfig();
+      expect(await deploy(["--config", config, "--secrets-dir", secrets, "--dir", POLICIES], fakeDeployed(ISSUER))).toBe(1);
+      expect(calls.map(head)).toEqual(["secret list"]); // nothing uploaded
+      expect(stdout).toContain("  ✗ 3/8 secrets");
+      expect(stderr).toContain(reason);
+      expect(stderr).toContain("nothing was uploaded");
+    }
+
+    it("refuses a directory others may write to (a planted admin token and a symlinked signing-key file in it)", async () => {
+      const { secrets, tokenFile } = await dirWithToken();
+      const elsewhere = path.join(await mkdtemp(path.join(work, "elsewhere-")), "keys.json");
+      await writeFile(elsewhere, "{}\n", { mode: 0o600 });
+      await symlink(elsewhere, path.join(secrets, "gatepass.signing-keys.json"));
+      await chmod(secrets, 0o777);
+      await refused(secrets, `${secrets} may be written by other users (mode 0777), who could have put a secret of their own there; run: chmod go-w ${secrets}`);
+      expect(await readFile(tokenFile, "utf8")).toBe(`${planted}\n`); // left as it was
+    });
+
+    it("refuses a symbolic link in place of a secret file", async () => {
+      const { secrets } = await dirWithToken();
+      const elsewhere = path.join(await mkdtemp(path.join(work, "elsewhere-")), "keys.json");
+      await writeFile(elsewhere, "{}\n", { mode: 0o600 });
+      const link = path.join(secrets, "gatepass.signing-keys.json");
+      await symlink(elsewhere, link);
+      await refused(secrets, `${link} is a symbolic link, not a file of your own; remove it so a new secret is generated: rm ${link}`);
+    });
+
+    it("refuses a file whose mode is not 0600", async () => {
+      const { secrets, tokenFile } = await dirWithToken();
+      await chmod(tokenFile, 0o644);
+      await refused(secrets, `${tokenFile} has mode 0644, not 0600 (readable or writable by others); if you made it, run: chmod 600 ${tokenFile}; if not, rm ${tokenFile}`);
+    });
+
+    it("refuses a file another user owns", async () => {
+      // Needs root to give a file away (the suite runs as root in CI and here); anyone else cannot plant such a file in their own 0700 dir either.
+      expect(process.getuid!()).toBe(0);
+      const { secrets, tokenFile } = await dirWithToken();
+      await chown(tokenFile, 4242, 4242);
+      await refused(secrets, `${tokenFile} belongs to another user (uid 4242), who could have chosen its secret; remove it so a new one is generated: rm ${tokenFile}`);
+    });
+
+    it("refuses a directory another user owns (they could swap its files)", async () => {
+      expect(process.getuid!()).toBe(0);
+      const { secrets } = await dirWithToken();
+      await chown(secrets, 4242, 4242);
+      await refused(secrets, `${secrets} belongs to another user (uid 4242); keep secrets in a directory of your own: mkdir -m 700 DIR and give --secrets-dir DIR`);
+    });
   });
 
   it("needs a place for a new secret: without --secrets-dir it stops before setting anything", async () => {

@@ -157,6 +157,8 @@ describe("gatepass jwks push", () => {
 // Runs after the tests above, which leave a live policy with issuers private-gitlab (pushed) and
 // public-gitlab (discovery) in the local state.
 describe("gatepass jwks credential", () => {
+  /** The live URL of private-gitlab, as the tests above left it: each credential is bound to it. */
+  const LIVE_URL = "http://127.0.0.1:8799/gitlab";
   const credential = (...args: string[]) => gatepass("jwks", "credential", ...args, "--local", "--persist-to", state, "--config", CONFIG);
   const rows = async () =>
     (JSON.parse((await runWrangler(["d1", "execute", "DB", "--json", "--command", "SELECT * FROM push_credentials ORDER BY created_at, id", "--local", "--persist-to", state, "--config", CONFIG])).stdout) as [{ results: Record<string, unknown>[] }])[0].results;
@@ -169,12 +171,12 @@ describe("gatepass jwks credential", () => {
     expect(made.stdout).toMatch(/^gpk_[0-9a-f]{16}_[0-9a-f]{64}\n$/);
     const value = made.stdout.trim();
     id = value.slice(0, 20);
-    expect(made.stderr).toContain(`created push credential ${id} for issuer private-gitlab (local), expires `);
+    expect(made.stderr).toContain(`created push credential ${id} for issuer private-gitlab at ${LIVE_URL} (local), expires `);
     expect(made.stderr).not.toContain(value.slice(21));
     const hash = Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value))).toString("hex");
     const [row] = await rows();
     expect(row).toEqual({
-      id, issuer: "private-gitlab", secret_sha256: hash, created_by: "alice@example.com", created_at: expect.any(Number), expires_at: expect.any(Number),
+      id, issuer: "private-gitlab", issuer_url: LIVE_URL, secret_sha256: hash, created_by: "alice@example.com", created_at: expect.any(Number), expires_at: expect.any(Number),
       revoked_at: null, revoked_by: null, last_used_at: null,
     });
     expect(row!.created_at).toBeGreaterThanOrEqual(before);
@@ -215,7 +217,7 @@ describe("gatepass jwks credential", () => {
     const entries = listed.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(entries).toHaveLength(2);
     expect(entries).toEqual(expect.arrayContaining([
-      expect.objectContaining({ id, state: "revoked", revoked_by: "carol", created_by: "alice@example.com" }),
+      expect.objectContaining({ id, issuer_url: LIVE_URL, state: "revoked", revoked_by: "carol", created_by: "alice@example.com" }),
       expect.objectContaining({ id: short.stdout.slice(0, 20), state: "active", last_used_at: null }),
     ]));
     const table = await credential("list", "--issuer", "private-gitlab");

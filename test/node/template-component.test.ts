@@ -60,6 +60,13 @@ describe("the component's spec", () => {
     ["url", "https://gatepass.example.com/", "a trailing slash (the audience must match exactly)"],
     ["url", "https://gatepass.example.com/path", "a path"],
     ["url", 'https://x"; touch /tmp/p; "', "shell or YAML syntax"],
+    ["url", "http://gatepass.example.com", "http:// off loopback (the job's ID token would cross the network in clear text)"],
+    ["url", "http://localhost:1@evil.example", "userinfo before another host"],
+    ["url", "http://127.0.0.1.evil.example", "a host that only starts like loopback"],
+    ["url", "http://[::1]:8787", "a bracketed host"],
+    ["url", "HTTPS://gatepass.example.com", "an upper-case scheme"],
+    ["url", "https://user@gatepass.example.com", "userinfo"],
+    ["url", " https://gatepass.example.com", "whitespace"],
     ["target", "AWS", "a name no target can have"],
     ["format", "json", "a format the template cannot install"],
     ["lifetime", "2d", "a lifetime gatepass would refuse"],
@@ -183,6 +190,39 @@ describe("the component's before_script under dash", () => {
       expect(stdout).toBe("");
       expect(stderr).toMatch(/^gatepass: no usable answer \(curl exit 0, HTTP 200\)/);
       expect(stderr).not.toContain("ya29");
+    } finally {
+      await stand.close();
+    }
+  });
+
+  it.each([
+    ["http://gatepass.example.com", "is http:// off loopback"],
+    ["http://localhost:1@evil.example", "has characters a plain https URL does not need"],
+    ["http://127.0.0.1.evil.example", "is http:// off loopback"],
+    ["http://[::1]:8787", "has characters a plain https URL does not need"],
+    ["https://user@gatepass.example.com", "has characters a plain https URL does not need"],
+    ["HTTPS://gatepass.example.com", "does not start with https:// (lower case)"],
+    ["https://gatepass.example.com /", "has characters a plain https URL does not need"],
+    ["", "does not start with https:// (lower case)"],
+  ])("refuses a GATEPASS_URL variable %j that replaced the input (a pipeline variable outranks it) before sending the ID token: %s", async (url, message) => {
+    const stand = await standIn(() => ({ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\n" }));
+    try {
+      const { code, stderr } = await runJob({ url: stand.url, target: "aws-readonly" }, { GATEPASS_URL: url }, "true");
+      expect(code).not.toBe(0);
+      expect(stderr.startsWith(`gatepass: GATEPASS_URL ("${url}") ${message}`), stderr).toBe(true);
+      expect(stderr).toMatch(/; the ID token of this job would be sent there\n$/);
+      expect(stand.bodies).toEqual([]);
+    } finally {
+      await stand.close();
+    }
+  });
+
+  it("leaves no helper behind in the job's shell", async () => {
+    const stand = await standIn(() => ({ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\n" }));
+    try {
+      const { code, stdout } = await runJob({ url: stand.url, target: "aws-readonly" }, {}, `command -v gatepass_url_problem || true; printf '[%s%s%s]' "\${gatepass_problem:-}" "\${gatepass_u_host:-}" "\${gatepass_u_rest:-}"`);
+      expect(code).toBe(0);
+      expect(stdout).toBe("[]");
     } finally {
       await stand.close();
     }

@@ -29,11 +29,12 @@ beforeAll(async () => {
   key = await createTestKey();
 });
 
-/** A credential stored as `gatepass jwks credential create` stores it. */
-async function credential(issuer: string, row: { expiresAt?: number; revokedAt?: number } = {}): Promise<{ id: string; credential: string }> {
+/** A credential stored as `gatepass jwks credential create` stores it: bound to the issuer's live URL unless issuerUrl says otherwise. */
+async function credential(issuer: string, row: { expiresAt?: number; revokedAt?: number; issuerUrl?: string | null } = {}): Promise<{ id: string; credential: string }> {
   const created = await newPushCredential();
-  await env.DB.prepare("INSERT INTO push_credentials (id, issuer, secret_sha256, created_by, created_at, expires_at, revoked_at) VALUES (?, ?, ?, 'test', ?, ?, ?)")
-    .bind(created.id, issuer, created.secretSha256, now(), row.expiresAt ?? now() + 3600, row.revokedAt ?? null)
+  const issuerUrl = row.issuerUrl === undefined ? (issuer === "public" ? "https://gitlab.example.com" : `https://${issuer}.corp.example`) : row.issuerUrl;
+  await env.DB.prepare("INSERT INTO push_credentials (id, issuer, issuer_url, secret_sha256, created_by, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, 'test', ?, ?, ?)")
+    .bind(created.id, issuer, issuerUrl, created.secretSha256, now(), row.expiresAt ?? now() + 3600, row.revokedAt ?? null)
     .run();
   return created;
 }
@@ -165,6 +166,84 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
   it("a credential for an issuer without pushed keys gets past authentication to issuer_not_pushable", async () => {
     const pub = await credential("public");
     expect(await push("public", pub.credential)).toMatchObject({ status: 409, body: { code: "issuer_not_pushable" } });
+  });
+});
+
+/**
+ * A push whose body is held back until the test releases it: `requested` resolves when gatepass starts
+ * reading the body (authentication is done by then), so the test can act in between without sleeping.
+ */
+function heldPush(bearer: string, pushApp = app): { requested: Promise<void>; release: () => void; answer: Promise<Answer> } {
+  let requested!: () => void;
+  let release!: () => void;
+  const requestedP = new Promise<void>((resolve) => (requested = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        requested();
+        await released;
+        controller.enqueue(new TextEncoder().encode(JSON.stringify(jwksOf(key))));
+        controller.close();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  const answer = (async () => {
+    const ctx = createExecutionContext();
+    const res = await pushApp.request("https://gatepass.test/v1/admin/issuers/alpha/jwks", { method: "PUT", headers: { Authorization: `Bearer ${bearer}` }, body, duplex: "half" } as RequestInit, env, ctx);
+    await waitOnExecutionContext(ctx);
+    return { status: res.status, body: (await res.json()) as Record<string, any>, requestId: res.headers.get("X-Request-Id")! };
+  })();
+  return { requested: requestedP, release, answer };
+}
+
+describe("a push credential is checked again when the keys are written", () => {
+  it("a credential revoked while its push's body is arriving does not land the push (push_credential_revoked), and is not marked used", async () => {
+    await push("alpha", "test-admin-token");
+    const before = await env.JWKS.get(jwksStorageKey("alpha"));
+    const alpha = await credential("alpha");
+    const held = heldPush(alpha.credential);
+    await held.requested; // authenticated: gatepass is reading the body
+    await env.DB.prepare("UPDATE push_credentials SET revoked_at = ?, revoked_by = 'test' WHERE id = ?").bind(now(), alpha.id).run();
+    held.release();
+    const answer = await held.answer;
+    expect(answer).toMatchObject({ status: 401, body: { code: "push_credential_revoked" } });
+    expect(await env.JWKS.get(jwksStorageKey("alpha"))).toBe(before);
+    expect(await lastUsed(alpha.id)).toBeNull();
+  });
+
+  it("a credential that expires while its push's body is arriving does not land the push (push_credential_expired), by the Worker's clock", async () => {
+    let clock = now();
+    const alpha = await credential("alpha", { expiresAt: clock + 60 });
+    const held = heldPush(alpha.credential, createApp({ ...defaultDeps, now: () => clock * 1000 }));
+    await held.requested;
+    clock += 75; // the body arrives 75 s later
+    held.release();
+    expect(await held.answer).toMatchObject({ status: 401, body: { code: "push_credential_expired" } });
+    expect(await lastUsed(alpha.id)).toBeNull();
+  });
+
+  it("a push that is refused after authentication (an invalid key set) does not count as a use", async () => {
+    const alpha = await credential("alpha");
+    const answer = await send("/v1/admin/issuers/alpha/jwks", { method: "PUT", headers: { Authorization: `Bearer ${alpha.credential}` }, body: JSON.stringify({ keys: [{ kty: "oct", k: "c2VjcmV0" }] }) });
+    expect(answer).toMatchObject({ status: 400, body: { code: "jwks_invalid" } });
+    expect(await lastUsed(alpha.id)).toBeNull();
+  });
+
+  it.each([
+    ["made for the issuer at another URL (its name was reused)", "https://old-alpha.corp.example", "was made for issuer alpha at https://old-alpha.corp.example; the live policy has alpha at https://alpha.corp.example."],
+    ["made before credentials were bound to URLs", null, "was made before credentials were bound to their issuer's URL"],
+  ])("refuses a credential %s with push_credential_issuer_changed, storing nothing", async (_name, issuerUrl, says) => {
+    await push("alpha", "test-admin-token");
+    const before = await env.JWKS.get(jwksStorageKey("alpha"));
+    const alpha = await credential("alpha", { issuerUrl });
+    const answer = await push("alpha", alpha.credential);
+    expect(answer).toMatchObject({ status: 403, body: { code: "push_credential_issuer_changed", error: "access_denied" } });
+    expect(answer.body.error_description).toContain(says);
+    expect(answer.body.error_description).toContain("gatepass jwks credential create --issuer alpha");
+    expect(await env.JWKS.get(jwksStorageKey("alpha"))).toBe(before);
+    expect(await lastUsed(alpha.id)).toBeNull();
   });
 });
 
