@@ -70,10 +70,9 @@ async function fakeGatepass(answers: Answer[]): Promise<{ url: string; requests:
   };
 }
 
-// The component included with its defaults (format env); the job's variables come from the environment below.
-const beforeScript = includeComponent({ url: "https://gatepass.example.com" })[".gatepass"]!.before_script!.join("\n");
-
+// The component included with url and its other defaults (format env); the job's variables come from the environment below.
 function runSnippet(url: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const beforeScript = includeComponent({ url })[".gatepass"]!.before_script!.join("\n");
   return new Promise((resolve) => {
     const child = spawn("sh", ["-e", "-c", `${beforeScript}\nprintf 'ID=%s\\nISSUED=%s\\nAWS=%s\\n' "$GATEPASS_ID_TOKEN" "\${GATEPASS_ISSUED_ID_TOKEN:-}" "\${AWS_SECRET_ACCESS_KEY:-}"`], {
       env: { PATH: process.env.PATH, GATEPASS_URL: url, GATEPASS_ID_TOKEN: "job-token", GATEPASS_TARGET: "t" },
