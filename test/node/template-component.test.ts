@@ -1,5 +1,6 @@
 // templates/gatepass.yml as a GitLab CI/CD component: its spec header defines every input it uses and
-// uses every input it defines, the inputs reach the job only as variables, and its before_script, run by
+// uses every input it defines, the inputs reach the job as variables except url (where the ID token goes,
+// fixed in the script at include time), and its before_script, run by
 // dash against a scripted stand-in for gatepass, asks for and installs both formats (env, gcloud).
 // (format-shell.test.ts: retries and error printing; e2e.test.ts and clients.test.ts: a real gatepass.)
 import { spawn } from "node:child_process";
