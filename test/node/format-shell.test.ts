@@ -2,7 +2,7 @@
 // come out byte for byte and never execute, and that the GitLab template's snippet around that curl
 // retries, evaluates and prints only what it should.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -70,10 +70,9 @@ async function fakeGatepass(answers: Answer[]): Promise<{ url: string; requests:
   };
 }
 
-// The component included with its defaults (format env); the job's variables come from the environment below.
-const beforeScript = includeComponent({ url: "https://gatepass.example.com" })[".gatepass"]!.before_script!.join("\n");
-
+// The component included with url and its other defaults (format env); the job's variables come from the environment below.
 function runSnippet(url: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const beforeScript = includeComponent({ url })[".gatepass"]!.before_script!.join("\n");
   return new Promise((resolve) => {
     const child = spawn("sh", ["-e", "-c", `${beforeScript}\nprintf 'ID=%s\\nISSUED=%s\\nAWS=%s\\n' "$GATEPASS_ID_TOKEN" "\${GATEPASS_ISSUED_ID_TOKEN:-}" "\${AWS_SECRET_ACCESS_KEY:-}"`], {
       env: { PATH: process.env.PATH, GATEPASS_URL: url, GATEPASS_ID_TOKEN: "job-token", GATEPASS_TARGET: "t" },
@@ -178,6 +177,84 @@ describe("the GitLab template's snippet through a real sh", () => {
       expect(stderr + stdout).not.toContain("PARTIALSECRET");
       expect(stderr).toMatch(/gatepass: no usable answer \(curl exit \d+, HTTP \d{3}\); what arrived is not shown/);
       expect(stdout).toBe("");
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
+// docs/credentials.md's curl commands, as documented, pointed at the stand-in: a refusal reaches the
+// job log (curl -sf would throw it away), a cut-off credential does not.
+describe("docs/credentials.md's curl commands through a real sh", () => {
+  const docs = readFileSync(path.resolve("docs/credentials.md"), "utf8");
+  const ORIGIN = "https://gatepass.example.com";
+
+  function runDocumented(command: string, url: string, cwd = dir): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn("sh", ["-e", "-c", `${command.replaceAll(ORIGIN, url)}\nprintf 'AWS=%s\\n' "\${AWS_SECRET_ACCESS_KEY:-}"`], {
+        cwd, env: { PATH: process.env.PATH, GATEPASS_ID_TOKEN: "job-token", CI_PROJECT_DIR: cwd },
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
+  }
+
+  it("shows no command with curl -sf, which throws gatepass's refusal away", () => {
+    const code = [...docs.matchAll(/^```\w*\n([\s\S]*?)^```/gm)].map((m) => m[1]).join("");
+    expect(code).toContain("curl -sS --fail-with-body");
+    expect(code).not.toMatch(/curl -sf\b/);
+  });
+
+  describe("format=env", () => {
+    const line = docs.split("\n").find((l) => l.includes("-d format=env") && l.includes("curl"));
+    if (!line) throw new Error("docs/credentials.md has no format=env curl line");
+
+    it("evaluates a complete answer", async () => {
+      const fake = await fakeGatepass([{ status: 200, body: AWS_ENV }]);
+      try {
+        expect(await runDocumented(line, fake.url)).toEqual({ code: 0, stdout: "AWS=s3cr3t\n", stderr: "" });
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it("puts gatepass's refusal on stderr and fails", async () => {
+      const body = error("policy_denied");
+      const fake = await fakeGatepass([{ status: 403, body }]);
+      try {
+        const { code, stdout, stderr } = await runDocumented(line, fake.url);
+        expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
+        expect(stderr).toBe(`curl: (22) The requested URL returned error: 403\ngatepass: ${body}\n`);
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it("neither evaluates nor shows a cut-off answer", async () => {
+      const fake = await fakeGatepass([{ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\nexport AWS_SECRET_ACCESS_KEY='PARTIALSECRET", cut: true }]);
+      try {
+        const { code, stdout, stderr } = await runDocumented(line, fake.url);
+        expect(code).toBe(1);
+        expect(stdout + stderr).not.toContain("PARTIALSECRET");
+      } finally {
+        await fake.close();
+      }
+    });
+  });
+
+  it("format=gcloud: puts gatepass's refusal on stderr and fails", async () => {
+    const block = /## Terraform, Google client libraries and gcloud\n\n```sh\n([\s\S]*?)```/.exec(docs)?.[1];
+    if (!block?.includes("format=gcloud")) throw new Error("docs/credentials.md has no format=gcloud block");
+    const project = mkdtempSync(path.join(dir, "project-"));
+    const body = error("target_unknown");
+    const fake = await fakeGatepass([{ status: 404, body }]);
+    try {
+      const { code, stderr } = await runDocumented(block.split("\nexport ")[0]!, fake.url, project);
+      expect(code).toBe(1);
+      expect(stderr).toBe(`curl: (22) The requested URL returned error: 404\ngatepass: ${body}\n`);
     } finally {
       await fake.close();
     }
