@@ -33,21 +33,36 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
+/** Push credential refusals made after its secret matched (src/admin/credentials.ts checks the secret first). */
+const SECRET_MATCHED_REFUSALS = new Set(["push_credential_revoked", "push_credential_expired", "push_credential_wrong_issuer"]);
+
 /** The key push: the admin token, or a push credential for the issuer in the path (even with no admin token set). */
 const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
   const name = c.req.param("name") ?? "";
   const draft = auditDraft(c);
-  if (NAME_PATTERN.test(name)) draft.issuer = name;
+  // The path's issuer and a presented credential id are only claims until the caller authenticates:
+  // audited as such (claimed_*, junk), so a flood naming a real credential cannot pass for its failed pushes.
+  const pathIssuer = NAME_PATTERN.test(name) ? name : undefined;
+  draft.claimedIssuer = pathIssuer;
   const expected = readConfig(c.env).adminToken;
   const presented = presentedBearer(c);
   if (presented !== undefined && expected && (await sameSecret(presented, expected))) {
     draft.actor = "admin";
+    draft.issuer = pathIssuer;
   } else if (presented !== undefined && looksLikePushCredential(presented)) {
-    // Audited under the id it names (well-formed ids only), whether or not it turns out valid.
-    draft.actor = pushCredentialId(presented);
+    draft.claimedActor = pushCredentialId(presented);
     const { deps } = c.get("services");
     const now = nowSeconds(deps);
-    const id = await authenticatePushCredential(c.env, presented, name, now);
+    let id: string;
+    try {
+      id = await authenticatePushCredential(c.env, presented, name, now);
+    } catch (err) {
+      // Decided after the secret matched: the caller holds that credential, so it is the row's actor.
+      if (err instanceof GatepassError && SECRET_MATCHED_REFUSALS.has(err.code)) draft.actor = draft.claimedActor;
+      throw err;
+    }
+    draft.actor = id;
+    draft.issuer = pathIssuer;
     waitUntilOf(c)(recordPushCredentialUse(c.env, id, now));
   } else if (!expected) {
     throw new GatepassError("admin_disabled", { description: "GATEPASS_ADMIN_TOKEN is not set, so this endpoint takes only a push credential (gpk_…) for the issuer." });
@@ -124,7 +139,7 @@ function parsePreviousParam(queries: Record<string, string[]>): boolean {
 }
 
 adminRoutes.get("/v1/admin/status", async (c) => {
-  const { policies, verifier, signer, audit, deps } = c.get("services");
+  const { policies, verifier, signer, audit, requestLog, deps } = c.get("services");
   const config = readConfig(c.env);
   const policy = await policies.current(c.env, waitUntilOf(c)).catch(() => undefined);
   const since = new Date(deps.now() - TIME.HOUR * 1000).toISOString();
@@ -148,6 +163,7 @@ adminRoutes.get("/v1/admin/status", async (c) => {
       issuers: markStalePushes(issuers, config.pushedKeysWarnAfterSeconds),
       signing_keys: signingKeys,
       audit: audit.status(),
+      request_log: requestLog.status(),
       errors_last_hour: errors,
     },
     200,
