@@ -47,7 +47,7 @@ export class JunkBudget {
 
   status(nowMs: number) {
     this.roll(nowMs);
-    return { junk_rows_today: this.rowsToday, junk_rows_per_day_cap: this.rowsPerDay, junk_not_stored_over_daily_cap_this_isolate: this.overDailyCap };
+    return { junk_rows_per_second: this.rowsPerSecond, junk_rows_today: this.rowsToday, junk_rows_per_day_cap: this.rowsPerDay, junk_not_stored_over_daily_cap_this_isolate: this.overDailyCap };
   }
 
   private roll(nowMs: number): void {

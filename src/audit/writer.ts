@@ -68,13 +68,16 @@ export class AuditWriter {
   private readonly priority = new EventQueue();
   private readonly junk = new EventQueue();
   private readonly folder = new RefusalFolder();
-  private readonly budget = new JunkBudget(AUDIT_JUNK_ROWS_PER_SECOND, AUDIT_MAX_JUNK_ROWS_PER_DAY);
   private readonly inserts = new Set<Insert>();
   /** Until then a request is lingering for the partial batch (see linger()). */
   private lingerUntilMs = 0;
 
-  /** sleep: the linger's timer (tests pass their own). */
-  constructor(private readonly deps: Pick<Deps, "now">, private readonly sleep: Sleep = timerSleep) {}
+  /** sleep: the linger's timer; budget: the junk rate budget (tests pass their own, e.g. a small daily cap). */
+  constructor(
+    private readonly deps: Pick<Deps, "now">,
+    private readonly sleep: Sleep = timerSleep,
+    private readonly budget = new JunkBudget(AUDIT_JUNK_ROWS_PER_SECOND, AUDIT_MAX_JUNK_ROWS_PER_DAY),
+  ) {}
 
   /**
    * Queues the event (or folds or logs it, when the queue is full). The returned promise (for
@@ -105,7 +108,6 @@ export class AuditWriter {
       folded_refusals_this_isolate: this.folder.total,
       folded_refusals_unwritten: this.folder.pending,
       logged_over_cap_this_isolate: this.overflows,
-      junk_rows_per_second: AUDIT_JUNK_ROWS_PER_SECOND,
       ...this.budget.status(this.deps.now()),
     };
   }
@@ -170,6 +172,7 @@ export class AuditWriter {
   private async drain(env: Env): Promise<void> {
     const started = this.deps.now();
     let lingered = false;
+    let waitedForSummaries = false;
     while (this.hasWork() && this.deps.now() - started < AUDIT_DRAIN_TERM_MS) {
       if (!lingered && !this.fullBatchWaiting()) {
         // A partial batch: give concurrent events time to join it, unless another request already does.
@@ -183,8 +186,14 @@ export class AuditWriter {
       if (this.inserts.size >= AUDIT_MAX_INSERTS_IN_FLIGHT) return;
       lingered = false;
       const batch = this.takeBatch();
-      // Only summaries whose window is not over: the next turn lingers until it is.
-      if (batch.rows > 0) await this.insert(env, batch);
+      if (batch.rows > 0) {
+        await this.insert(env, batch);
+      } else {
+        // Only summaries whose window is not over: linger once more until it is (lingerMs), then leave
+        // them to a later request rather than spin if the clock says otherwise.
+        if (waitedForSummaries) return;
+        waitedForSummaries = true;
+      }
     }
   }
 
