@@ -58,7 +58,10 @@ const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
       id = await authenticatePushCredential(c.env, presented, name, now);
     } catch (err) {
       // Decided after the secret matched: the caller holds that credential, so it is the row's actor.
-      if (err instanceof GatepassError && SECRET_MATCHED_REFUSALS.has(err.code)) draft.actor = draft.claimedActor;
+      if (err instanceof GatepassError && SECRET_MATCHED_REFUSALS.has(err.code)) {
+        draft.actor = draft.claimedActor;
+        draft.issuer = pathIssuer;
+      }
       throw err;
     }
     draft.actor = id;
