@@ -102,7 +102,7 @@ async function phase(bench: OidcBench, name: string, flood: Flood, d1DelayMs: nu
     secrets: { ...bench.gatepass.secrets, GATEPASS_ADMIN_TOKEN: ADMIN_TOKEN },
     kv: bench.gatepass.kv,
     inspector: false,
-    quiet: true,
+    quiet: !process.env.AUDIT_FLOOD_VERBOSE, // set it to see workerd's own output
   });
   try {
     const isolate = await isolateOf(server);
