@@ -194,8 +194,9 @@ export const AUDIT_MAX_INSERTS_IN_FLIGHT = 3;
 export const MAX_AUDIT_QUEUE_EVENTS = 10_000;
 export const MAX_AUDIT_QUEUE_BYTES = 8 * 1024 * 1024;
 /**
- * The share of that queue open to junk: events of requests with no verified identity (refused tokens,
- * unknown paths, failed admin authentication), which anyone can send at line rate. Beyond it they are
+ * The share of that queue open to junk: events of requests of callers who did not authenticate (refused
+ * tokens, unknown paths, failed admin or push authentication), which anyone can send at line rate, and
+ * verified callers' over-limit refusals, so one caller's flood holds at most this share. Beyond it they are
  * folded into counted summary rows (src/audit/fold.ts) and queued junk gives way to verified callers'
  * events, so a flood never crowds out an issuance. 1 000 keeps every refusal of an ordinary burst
  * (a misconfigured pipeline retrying) as its own row.
@@ -219,7 +220,7 @@ export const AUDIT_JUNK_ROWS_PER_SECOND = 20;
  * Junk rows (own rows and summaries) an isolate stores per UTC day. Beyond it, refusals are counted
  * (admin status, audit_junk_daily_cap log line) but not stored, so a flood lasting all day costs D1 at
  * most about this many rows per isolate (docs/operations.md has the measured bytes): 50 000 rows of
- * ~450 bytes stored, about 22 MB a day, 450 isolate-days before D1's 10 GB fills.
+ * at most ~460 bytes stored (indexes included), about 23 MB a day, over 400 isolate-days before D1's 10 GB fills.
  */
 export const AUDIT_MAX_JUNK_ROWS_PER_DAY = 50_000;
 /**
