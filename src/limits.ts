@@ -220,7 +220,7 @@ export const AUDIT_JUNK_ROWS_PER_SECOND = 20;
  * Junk rows (own rows and summaries) an isolate stores per UTC day. Beyond it, refusals are counted
  * (admin status, audit_junk_daily_cap log line) but not stored, so a flood lasting all day costs D1 at
  * most about this many rows per isolate (docs/operations.md has the measured bytes): 50 000 rows of
- * at most ~460 bytes stored (indexes included), about 23 MB a day, over 400 isolate-days before D1's 10 GB fills.
+ * at most ~500 bytes stored (indexes included), about 25 MB a day, about 400 isolate-days before D1's 10 GB fills.
  */
 export const AUDIT_MAX_JUNK_ROWS_PER_DAY = 50_000;
 /**
