@@ -204,8 +204,9 @@ export const MAX_AUDIT_QUEUE_BYTES = 8 * 1024 * 1024;
 export const MAX_AUDIT_QUEUED_JUNK_EVENTS = 1_000;
 export const MAX_AUDIT_QUEUED_JUNK_BYTES = 1024 * 1024;
 /**
- * Folded refusals are written as one summary row per (status, code) at least this often while a flood
- * lasts (and at once when the queue empties): an evicted isolate loses at most this window's counts.
+ * Folded refusals are written as one summary row per (status, code, over-limit caller) once per this
+ * window, not sooner even when D1 keeps up (so summaries too are a bounded number of rows a second):
+ * an evicted isolate loses at most this window's counts.
  */
 export const AUDIT_FOLD_WINDOW_MS = 1_000;
 /**
