@@ -8,15 +8,21 @@
 // (/proc/<pid>/status; Linux only). Afterwards it checks in local D1 that every issuance answered 2xx
 // has its audit row, and that each junk request is a row of its own or counted in a summary row.
 //
-// Three phases, each with a fresh gatepass: local D1 as it is; D1 answering each audit insert only
+// Phases, each with a fresh gatepass: local D1 as it is; D1 answering each audit insert only
 // after SLOW_D1_MS (bench/audit-flood-worker.ts), since local D1 takes rows faster than one client on
-// the bench machine can send requests, so only then does the queue reach its caps; and a control that
+// the bench machine can send requests, so only then does the queue reach its caps; a control that
 // floods GET /healthz, which is not audited at all, to show how much workerd's memory grows under
-// such a flood on its own.
+// such a flood on its own; and (issue 30) at D1 speeds of 1, 2 and 5 s an insert: a key push flood
+// with no credential or a made-up push credential (`admin`), and one valid CI token far over its
+// project's rate limit (`ratelimit`, the other issuances being other projects'). AUDIT_FLOOD_PHASES
+// (comma-separated: junk, healthz, admin, ratelimit) runs only some of them, AUDIT_FLOOD_D1_MS
+// (comma-separated ms) only some D1 speeds.
 import autocannon from "autocannon";
 import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { wrangler } from "../cli/wrangler";
-import { MAX_AUDIT_QUEUE_BYTES, MAX_AUDIT_QUEUE_EVENTS, MAX_AUDIT_QUEUED_JUNK_EVENTS } from "../src/limits";
+import { readdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { AUDIT_JUNK_ROWS_PER_SECOND, MAX_AUDIT_QUEUE_BYTES, MAX_AUDIT_QUEUE_EVENTS, MAX_AUDIT_QUEUED_JUNK_EVENTS } from "../src/limits";
 import { benchCiIssuer } from "./ci-issuer";
 import { prepareOidcBench, type OidcBench } from "./oidc-setup";
 import { startWranglerDev, type WranglerDev } from "../test/support/wrangler-dev";
@@ -30,6 +36,11 @@ const PIPELINING = Number(process.env.AUDIT_FLOOD_PIPELINING ?? 1);
 const ISSUE_RATE = 20; // verified issuances a second, interleaved with the flood
 const TARGET_RATE = 5_000; // junk requests a second the issue asks for
 const SLOW_D1_MS = 1_000;
+/** D1 speeds the issue-30 floods run at (ms an audit insert). */
+const ISSUE_30_D1_MS = (process.env.AUDIT_FLOOD_D1_MS ?? "1000,2000,5000").split(",").map(Number);
+const PHASES = new Set((process.env.AUDIT_FLOOD_PHASES ?? "junk,healthz,admin,ratelimit").split(","));
+/** A push credential of the right shape that was never created: the attacker's made-up `gpk_…`. */
+const MADE_UP_CREDENTIAL = `gpk_${"0123456789abcdef"}_${"ab".repeat(32)}`;
 const ADMIN_TOKEN = `bench-admin-${crypto.randomUUID()}`;
 const ROUTE = "/v1/credentials/oidc-rp";
 const MiB = 2 ** 20;
@@ -51,22 +62,47 @@ export async function run(): Promise<void> {
   try {
     console.log(`audit-flood: junk tokens as fast as one client sends them (${CONNECTIONS} connections × ${PIPELINING} pipelined) for ${FLOOD_SECONDS} s, ${ISSUE_RATE} verified issuances a second`);
     console.log(`  caps: ${MAX_AUDIT_QUEUE_EVENTS} events and ${MAX_AUDIT_QUEUE_BYTES / MiB} MiB held per isolate, of which junk ${MAX_AUDIT_QUEUED_JUNK_EVENTS} events`);
-    await phase(bench, "junk tokens, local D1", "junk", 0);
-    await phase(bench, `junk tokens, D1 answering each audit insert after ${SLOW_D1_MS} ms`, "junk", SLOW_D1_MS);
-    await phase(bench, "control: GET /healthz (not audited), local D1", "healthz", 0);
+    console.log(`  junk rate budget: ${AUDIT_JUNK_ROWS_PER_SECOND} rows of their own a second per isolate`);
+    if (PHASES.has("junk")) {
+      await phase(bench, "junk tokens, local D1", "junk", 0);
+      await phase(bench, `junk tokens, D1 answering each audit insert after ${SLOW_D1_MS} ms`, "junk", SLOW_D1_MS);
+    }
+    if (PHASES.has("healthz")) await phase(bench, "control: GET /healthz (not audited), local D1", "healthz", 0);
+    for (const delay of ISSUE_30_D1_MS) {
+      if (PHASES.has("admin")) await phase(bench, `key push flood, no credential or a made-up gpk_…, D1 ${delay} ms an insert`, "admin", delay);
+      if (PHASES.has("ratelimit")) await phase(bench, `one valid CI token over its rate limit, D1 ${delay} ms an insert`, "ratelimit", delay);
+    }
   } finally {
     await bench.close();
   }
 }
 
-async function phase(bench: OidcBench, name: string, flood: "junk" | "healthz", d1DelayMs: number): Promise<void> {
+type Flood = "junk" | "healthz" | "admin" | "ratelimit";
+
+/** What each flood sends: autocannon's url and requests. */
+function floodRequests(flood: Flood, bench: OidcBench, base: string): Pick<autocannon.Options, "url" | "requests"> {
+  switch (flood) {
+    case "junk":
+      return { url: `${base}${ROUTE}`, requests: junkTokens(bench.ciIssuer).map((token) => ({ method: "POST" as const, headers: { authorization: `Bearer ${token}` } })) };
+    case "healthz":
+      return { url: `${base}/healthz` };
+    case "admin":
+      // The attacker picks the path's issuer and the credential id: they must not pass for a real push's.
+      return { url: `${base}/v1/admin/issuers/ci/jwks`, requests: [{ method: "PUT" as const, body: "{}" }, { method: "PUT" as const, body: "{}", headers: { authorization: `Bearer ${MADE_UP_CREDENTIAL}` } }] };
+    case "ratelimit":
+      // bench.tokens[0]: a project the interleaved issuances (tokens 20 onwards) never use.
+      return { url: `${base}${ROUTE}`, requests: [{ method: "POST" as const, headers: { authorization: `Bearer ${bench.tokens[0]!}` } }] };
+  }
+}
+
+async function phase(bench: OidcBench, name: string, flood: Flood, d1DelayMs: number): Promise<void> {
   const server = await startWranglerDev({
     script: "bench/audit-flood-worker.ts",
     vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development", AUDIT_FLOOD_D1_DELAY_MS: String(d1DelayMs) }),
     secrets: { ...bench.gatepass.secrets, GATEPASS_ADMIN_TOKEN: ADMIN_TOKEN },
     kv: bench.gatepass.kv,
     inspector: false,
-    quiet: true,
+    quiet: !process.env.AUDIT_FLOOD_VERBOSE, // set it to see workerd's own output
   });
   try {
     const isolate = await isolateOf(server);
@@ -76,6 +112,8 @@ async function phase(bench: OidcBench, name: string, flood: "junk" | "healthz", 
     // Warm-up: issuer keys, policy, JIT; then the baseline memory.
     for (const token of bench.tokens.slice(0, 20)) await issue(url, token);
     const baselineRss = rssMb(isolate.pid);
+    const dbBefore = await d1Bytes(server.persistTo);
+    const [rowsBefore] = await d1Query(server, "SELECT count(*) AS n FROM audit_events");
 
     const issued = { ok: [] as string[], failed: 0, latencies: [] as number[] };
     let nextToken = 20;
@@ -102,10 +140,8 @@ async function phase(bench: OidcBench, name: string, flood: "junk" | "healthz", 
 
     // In a worker thread, so that this thread's sampling and issuances are not held up by the flood.
     const result = await autocannon({
-      url, connections: CONNECTIONS, pipelining: PIPELINING, duration: FLOOD_SECONDS, workers: 1,
-      ...(flood === "junk"
-        ? { requests: junkTokens(bench.ciIssuer).map((token) => ({ method: "POST" as const, headers: { authorization: `Bearer ${token}` } })) }
-        : { url: `${isolate.url}/healthz` }),
+      connections: CONNECTIONS, pipelining: PIPELINING, duration: FLOOD_SECONDS, workers: 1,
+      ...floodRequests(flood, bench, isolate.url),
     });
     clearInterval(issuer);
     clearInterval(sampler);
@@ -124,6 +160,9 @@ async function phase(bench: OidcBench, name: string, flood: "junk" | "healthz", 
     const [found] = await d1(`SELECT count(*) AS n FROM audit_events WHERE request_id IN (SELECT value FROM json_each('${JSON.stringify(issued.ok)}'))`);
     const [junkRows] = await d1(`SELECT count(*) AS rows, coalesce(sum(folded_count IS NOT NULL), 0) AS summaries, coalesce(sum(coalesce(folded_count, 1)), 0) AS requests FROM audit_events WHERE issuer IS NULL AND route LIKE 'POST %'`);
     const codes = await d1("SELECT error_code, sum(folded_count) AS folded, count(*) AS summaries FROM audit_events WHERE folded_count IS NOT NULL GROUP BY error_code ORDER BY error_code");
+    const byCode = await d1("SELECT coalesce(error_code, '-') AS code, count(*) AS rows, sum(folded_count IS NOT NULL) AS summaries, sum(coalesce(folded_count, 1)) AS requests, sum(issuer IS NOT NULL OR actor IS NOT NULL) AS attributed FROM audit_events GROUP BY error_code ORDER BY rows DESC");
+    const [rowsAfter] = await d1("SELECT count(*) AS n FROM audit_events");
+    const dbAfter = await d1Bytes(server.persistTo);
 
     console.log(`    ${"s".padStart(4)} ${"queued".padStart(7)} ${"of junk".padStart(8)} ${"KiB".padStart(6)} ${"ins".padStart(4)} ${"folded".padStart(8)} ${"over cap".padStart(9)} ${"failed".padStart(7)} ${"RSS MB".padStart(7)}`);
     for (const s of samples.sort((a, b) => a.second - b.second)) {
@@ -140,6 +179,10 @@ async function phase(bench: OidcBench, name: string, flood: "junk" | "healthz", 
     console.log(`    D1: ${found!.n} of ${issued.ok.length} issuances answered 2xx have their audit row: ${found!.n === issued.ok.length ? "OK" : "ROWS MISSING"}`);
     console.log(`    D1: junk as ${junkRows!.rows} rows (${junkRows!.summaries} of them summaries) standing for ${junkRows!.requests} requests; autocannon counted ${result.requests.total} answered (not those in flight when it stopped)`);
     for (const row of codes) console.log(`      folded ${String(row.error_code).padEnd(22)} ${row.folded} in ${row.summaries} summary rows`);
+    for (const row of byCode) console.log(`      rows ${String(row.code).padEnd(24)} ${String(row.rows).padStart(6)} rows (${row.summaries} summaries, ${row.attributed} with a verified issuer or actor) for ${row.requests} requests`);
+    const rows = Number(rowsAfter!.n) - Number(rowsBefore!.n);
+    console.log(`    D1 grew ${((dbAfter - dbBefore) / 1024).toFixed(0)} KiB for ${rows} rows (${rows > 0 ? ((dbAfter - dbBefore) / rows).toFixed(0) : "-"} bytes a row, indexes included), ${((dbAfter - dbBefore) / FLOOD_SECONDS / 1024).toFixed(1)} KiB a second of flood`);
+    console.log(`    queue bound: worst ${max((s) => s.queued)} of ${MAX_AUDIT_QUEUE_EVENTS} events: ${max((s) => s.queued) <= MAX_AUDIT_QUEUE_EVENTS ? "OK" : "OVER"}`);
   } finally {
     await server.stop();
   }
@@ -178,6 +221,14 @@ interface AuditStatus {
 async function adminStatus(base: string): Promise<AuditStatus> {
   const res = await fetch(`${base}/v1/admin/status`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
   return ((await res.json()) as { audit: AuditStatus }).audit;
+}
+
+/** Bytes of local D1's SQLite files (database and write-ahead log). */
+async function d1Bytes(persistTo: string): Promise<number> {
+  const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const sizes = await Promise.all(names.filter((name) => name.includes(".sqlite")).map((name) => stat(path.join(dir, name)).then((s) => s.size)));
+  return sizes.reduce((sum, size) => sum + size, 0);
 }
 
 async function d1Query(server: WranglerDev, sql: string): Promise<Record<string, number | string>[]> {
@@ -231,7 +282,13 @@ function listeningPorts(pid: number): number[] {
 }
 
 function rssMb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return Number.NaN; // the process is gone: the phase's checks say what was lost
+  }
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
   return match ? Number(match[1]) / 1024 : NaN;
 }
 

@@ -194,8 +194,9 @@ export const AUDIT_MAX_INSERTS_IN_FLIGHT = 3;
 export const MAX_AUDIT_QUEUE_EVENTS = 10_000;
 export const MAX_AUDIT_QUEUE_BYTES = 8 * 1024 * 1024;
 /**
- * The share of that queue open to junk: events of requests with no verified identity (refused tokens,
- * unknown paths, failed admin authentication), which anyone can send at line rate. Beyond it they are
+ * The share of that queue open to junk: events of requests of callers who did not authenticate (refused
+ * tokens, unknown paths, failed admin or push authentication), which anyone can send at line rate, and
+ * verified callers' over-limit refusals, so one caller's flood holds at most this share. Beyond it they are
  * folded into counted summary rows (src/audit/fold.ts) and queued junk gives way to verified callers'
  * events, so a flood never crowds out an issuance. 1 000 keeps every refusal of an ordinary burst
  * (a misconfigured pipeline retrying) as its own row.
@@ -203,10 +204,34 @@ export const MAX_AUDIT_QUEUE_BYTES = 8 * 1024 * 1024;
 export const MAX_AUDIT_QUEUED_JUNK_EVENTS = 1_000;
 export const MAX_AUDIT_QUEUED_JUNK_BYTES = 1024 * 1024;
 /**
- * Folded refusals are written as one summary row per (status, code) at least this often while a flood
- * lasts (and at once when the queue empties): an evicted isolate loses at most this window's counts.
+ * Folded refusals are written as one summary row per (status, code, over-limit caller) once per this
+ * window, not sooner even when D1 keeps up (so summaries too are a bounded number of rows a second):
+ * an evicted isolate loses at most this window's counts.
  */
 export const AUDIT_FOLD_WINDOW_MS = 1_000;
+/**
+ * Junk (and over-limit refusals of verified callers) that becomes rows of its own, per isolate and
+ * second, whatever D1's speed: beyond it, refusals fold into per-second summary rows. With a healthy
+ * D1 the queue share above never fills, so without a rate budget every junk refusal was a ~400-byte
+ * row (0.8 MB/s at 1 900 req/s: D1's 10 GB in 3.6 h, issue 30). 20 a second keeps every refusal of
+ * an ordinary burst (a misconfigured pipeline retrying) as its own row.
+ */
+export const AUDIT_JUNK_ROWS_PER_SECOND = 20;
+/**
+ * Junk rows (own rows and summaries) an isolate stores per UTC day. Beyond it, refusals are counted
+ * (admin status, audit_junk_daily_cap log line) but not stored, so a flood lasting all day costs D1 at
+ * most about this many rows per isolate (docs/operations.md has the measured bytes): 50 000 rows of
+ * at most ~500 bytes stored (indexes included), about 25 MB a day, about 400 isolate-days before D1's 10 GB fills.
+ */
+export const AUDIT_MAX_JUNK_ROWS_PER_DAY = 50_000;
+/**
+ * Request log lines of callers who did not authenticate, per isolate and second: beyond it they are
+ * counted into one `requests_folded` line per second (per status and code), since each costs as much
+ * in Workers Logs as the audit row it stands beside. Verified callers' lines are never folded.
+ */
+export const LOG_JUNK_LINES_PER_SECOND = 20;
+/** A token's unverified `iss` (or a path issuer, a credential id an unauthenticated caller names) is recorded at most this long. */
+export const MAX_CLAIMED_VALUE_LENGTH = 256;
 /**
  * An insert D1 has not answered within this is logged as failed (its events go to the Worker log in
  * full): the request's waitUntil may be cut off any moment after 30 s, and then they would be lost unseen.

@@ -3,9 +3,8 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./app";
-import { buildAuditEvent, type AuditDraft } from "./audit/event";
+import { auditClassOf, buildAuditEvent, type AuditDraft } from "./audit/event";
 import type { WaitUntil } from "./deps";
-import { log } from "./log";
 import type { Services } from "./services";
 
 const AUDITED_PATH = /^\/(v1\/|access$)/;
@@ -25,12 +24,15 @@ export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
     const status = c.res.status;
     const errorCode = c.get("errorCode");
     const draft = c.get("audit");
+    let authenticated = false;
     if (draft) {
       draft.route ||= `${c.req.method} ${c.req.routePath}`;
       const event = buildAuditEvent(draft, { requestId, status, errorCode, now: services.deps.now() });
+      authenticated = auditClassOf(event) === "priority";
       waitUntilOf(c)(services.audit.write(c.env, event));
     }
-    log(status >= 500 ? "error" : "info", "request", {
+    // Junk lines beyond the per-second budget are counted, not logged (RequestLog, src/log.ts).
+    services.requestLog.write(status >= 500 ? "error" : "info", {
       request_id: requestId,
       method: c.req.method,
       path: c.req.path,
@@ -38,7 +40,7 @@ export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
       code: errorCode,
       duration_ms: services.deps.now() - started,
       ...c.get("logFields"),
-    });
+    }, !authenticated);
   };
 }
 

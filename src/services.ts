@@ -3,6 +3,8 @@
 
 import { AuditWriter } from "./audit/writer";
 import type { Deps } from "./deps";
+import { LOG_JUNK_LINES_PER_SECOND } from "./limits";
+import { RequestLog } from "./log";
 import { Signer } from "./mint/signer";
 import { PolicyStore } from "./policy/store";
 import { Verifier } from "./verify/verifier";
@@ -12,6 +14,8 @@ export interface Services {
   policies: PolicyStore;
   verifier: Verifier;
   audit: AuditWriter;
+  /** Request log lines, junk ones under a per-second budget. */
+  requestLog: RequestLog;
   signer: Signer;
 }
 
@@ -21,6 +25,7 @@ export function createServices(deps: Deps): Services {
     policies: new PolicyStore(deps),
     verifier: new Verifier(deps),
     audit: new AuditWriter(deps),
+    requestLog: new RequestLog(deps.now, LOG_JUNK_LINES_PER_SECOND),
     signer: new Signer(deps),
   };
 }

@@ -14,10 +14,14 @@ import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 export const usage = formatUsage([
   {
     synopsis: [
-      "audit query [--project P] [--target T] [--decision allow|deny|error] [--since ISO] [--limit N]",
+      "audit query [--project P] [--target T] [--issuer I] [--claimed-issuer I] [--decision allow|deny|error]",
+      "[--since ISO] [--limit N]",
       "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]",
     ],
-    help: ["the newest events (--limit), oldest first, as JSON lines"],
+    help: [
+      "the newest events (--limit), oldest first, as JSON lines; --claimed-issuer",
+      "matches the unverified issuer of refused tokens (e.g. key_unknown)",
+    ],
   },
   { synopsis: ["audit tail [same filters]"], help: ["the newest events (--limit), then every new one,", "oldest first (Ctrl-C to stop)"] },
 ]);
@@ -35,14 +39,14 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: rest,
     options: {
-      project: { type: "string" }, target: { type: "string" }, decision: { type: "string" },
+      project: { type: "string" }, target: { type: "string" }, issuer: { type: "string" }, "claimed-issuer": { type: "string" }, decision: { type: "string" },
       since: { type: "string" }, limit: { type: "string" },
       ...STORAGE_OPTIONS,
     },
   });
-  const { local, remote, env, "persist-to": persistTo, config, ...filters } = values;
+  const { local, remote, env, "persist-to": persistTo, config, "claimed-issuer": claimedIssuer, ...filters } = values;
   const target = storageTarget({ local, remote, env, "persist-to": persistTo, config });
-  const filter = filterOf(filters);
+  const filter = filterOf({ ...filters, claimed_issuer: claimedIssuer });
   return withStorage(target, async (storage) => {
     const events = await select(storage, auditQuerySql(filter));
     for (const event of [...events].reverse()) printEvent(event);

@@ -1,7 +1,10 @@
 // The audit event: one per request to an identity, credential or admin endpoint. It carries the token's
 // SHA-256, never the token, and nothing the caller could use as a credential. Under a flood, refusals
 // of unverified callers may instead be counted in a summary row (folded_count, see fold.ts).
+// `issuer` and `actor` hold only what gatepass verified; what an unauthenticated caller merely named
+// (a token's iss, a path issuer, a push credential id) is kept in `claimed_issuer` / `claimed_actor`.
 
+import { MAX_CLAIMED_VALUE_LENGTH } from "../limits";
 import type { VerifiedIdentity } from "../types";
 
 export type AuditDecision = "allow" | "deny" | "error";
@@ -32,8 +35,12 @@ export interface AuditEvent {
   /** null for a request's own row; on a summary row, how many refusals it counts (from folded_from to ts). */
   folded_count: number | null;
   folded_from: string | null;
-  /** Who made an admin request: "admin" (the admin token) or a push credential's id (gpk_…). */
+  /** Who made an admin request, once authenticated: "admin" (the admin token) or a push credential's id (gpk_…). */
   actor: string | null;
+  /** Unverified: the issuer a refused token names (configured name, else its iss) or a path issuer an unauthenticated caller named. */
+  claimed_issuer: string | null;
+  /** Unverified: the push credential id an unauthenticated caller presented. */
+  claimed_actor: string | null;
 }
 
 /** What a route learns while handling a request; the audit middleware completes it from the response. */
@@ -46,17 +53,20 @@ export interface AuditDraft {
   rule?: string;
   upstreamMs?: number;
   policyVersion?: string;
-  /** Admin requests: "admin" or the push credential's id, never the credential itself. */
+  /** Admin requests: "admin" or the push credential's id, never the credential itself; set only once authenticated. */
   actor?: string;
-  /** The issuer a request acts on when no token names one (an admin key push). */
+  /** The issuer an authenticated request acts on when no token names one (an admin key push). */
   issuer?: string;
+  /** What the caller named before (or without) authenticating: recorded, never trusted. */
+  claimedIssuer?: string;
+  claimedActor?: string;
 }
 
 export const AUDIT_COLUMNS = [
   "ts", "request_id", "route", "issuer", "token_sha256", "jti", "project_id", "project_path",
   "namespace_id", "namespace_path", "ref", "ref_type", "pipeline_id", "job_id", "user_login",
   "target", "rule", "decision", "error_code", "status", "upstream_ms", "policy_version", "folded_count", "folded_from",
-  "actor",
+  "actor", "claimed_issuer", "claimed_actor",
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export function buildAuditEvent(
@@ -94,26 +104,32 @@ export function buildAuditEvent(
     folded_count: null,
     folded_from: null,
     actor: draft.actor ?? null,
+    claimed_issuer: clip(draft.claimedIssuer),
+    claimed_actor: clip(draft.claimedActor),
   };
 }
 
 /**
- * How the audit queue treats an event when it is full (src/audit/writer.ts). `priority`: a verified
- * caller's request (its token's signature and claims checked, so `issuer` is set), whether allowed,
- * denied or failed, and every request that passed the admin token check. `junk`: everything anyone
- * can send without a credential (refused tokens, no token, unknown paths, failed admin
- * authentication). Decided by who the caller proved to be, never by which refusal code it got.
+ * How the audit queue treats an event (src/audit/writer.ts). `priority`: a caller that authenticated
+ * (a verified token, so `issuer` is set; the admin token or a push credential whose secret matched, so
+ * `actor` is set), whether allowed, denied or failed. `junk`: everything anyone can send without a
+ * credential (refused tokens, no token, unknown paths, failed admin or push authentication, whatever
+ * issuer or credential id it names), and a verified caller's refusals for being over its rate or use
+ * limit, which it can repeat at will (folded per caller, see fold.ts). Junk is rate-budgeted and folds;
+ * priority is never displaced by it.
  */
 export type AuditClass = "priority" | "junk";
 
-const ADMIN_ROUTE = /^\S+ \/v1\/admin\//;
-/** The admin gate's own refusals (src/routes/admin.ts requireAdmin): the caller is not an operator. */
-const ADMIN_GATE_CODES = new Set(["admin_unauthorized", "admin_disabled"]);
+/** Refusals of a verified caller over its limits: answered without any work, so as cheap to flood as junk. */
+const OVER_LIMIT_CODES = new Set(["rate_limited", "use_limit_exceeded"]);
 
 export function auditClassOf(event: AuditEvent): AuditClass {
-  if (event.issuer !== null) return "priority";
-  if (ADMIN_ROUTE.test(event.route) && !ADMIN_GATE_CODES.has(event.error_code ?? "")) return "priority";
-  return "junk";
+  if (OVER_LIMIT_CODES.has(event.error_code ?? "")) return "junk";
+  return event.issuer !== null || event.actor !== null ? "priority" : "junk";
+}
+
+function clip(value: string | undefined): string | null {
+  return value === undefined ? null : value.slice(0, MAX_CLAIMED_VALUE_LENGTH);
 }
 
 /** Refusals of the caller (4xx) are denials; gatepass or upstream failures (5xx) are errors. */

@@ -10,6 +10,10 @@ import type { AuditEvent } from "./event";
 export interface AuditFilter {
   project?: string;
   target?: string;
+  /** The verified issuer (by configured name). */
+  issuer?: string;
+  /** The issuer a refused token or an unauthenticated caller claimed (unverified; see event.ts). */
+  claimed_issuer?: string;
   decision?: string;
   /** ISO 8601 time; only events at or after it. */
   since?: string;
@@ -20,12 +24,12 @@ const DECISIONS = new Set(["allow", "deny", "error"]);
 
 /** Validates query-string filters; refuses rather than ignores what it does not understand. */
 export function parseAuditFilter(query: Record<string, string | undefined>): AuditFilter {
-  const known = new Set(["project", "target", "decision", "since", "limit"]);
+  const known = new Set(["project", "target", "issuer", "claimed_issuer", "decision", "since", "limit"]);
   const unknown = Object.keys(query).filter((key) => !known.has(key));
   const invalid = (description: string) => new GatepassError("request_invalid", { description });
-  if (unknown.length > 0) throw invalid(`Unknown filter ${unknown.join(", ")}; use project, target, decision, since, limit.`);
+  if (unknown.length > 0) throw invalid(`Unknown filter ${unknown.join(", ")}; use project, target, issuer, claimed_issuer, decision, since, limit.`);
   const filter: AuditFilter = {};
-  for (const key of ["project", "target"] as const) {
+  for (const key of ["project", "target", "issuer", "claimed_issuer"] as const) {
     const value = query[key];
     if (value !== undefined) {
       if (value.length === 0 || value.length > MAX_AUDIT_FILTER_LENGTH) throw invalid(`${key} must be 1 to ${MAX_AUDIT_FILTER_LENGTH} characters.`);
@@ -75,6 +79,8 @@ function auditWhere(filter: AuditFilter, afterId?: number): { where: string; par
   // A project is named by path or by id.
   if (filter.project) add("(project_path = ? OR project_id = ?)", filter.project, filter.project);
   if (filter.target) add("target = ?", filter.target);
+  if (filter.issuer) add("issuer = ?", filter.issuer);
+  if (filter.claimed_issuer) add("claimed_issuer = ?", filter.claimed_issuer);
   if (filter.decision) add("decision = ?", filter.decision);
   if (filter.since) add("ts >= ?", filter.since);
   if (afterId !== undefined) add("id > ?", afterId);

@@ -1,15 +1,19 @@
 // Writes audit events to D1 off the critical path, in batches, holding a bounded amount of memory
 // however fast requests come (docs/storage.md, "D1 audit_events").
 //
-// Queue. Each event waits as one JSON row in its class (auditClassOf): priority (verified callers,
-// operators) or junk (whatever anyone can send without a credential). What the isolate holds, waiting
-// or being inserted, is capped (MAX_AUDIT_QUEUE_EVENTS and _BYTES), and junk only gets a share of it
-// (MAX_AUDIT_QUEUED_JUNK_*). Junk beyond its share is folded into counted summary rows (fold.ts). A
+// Queue. Each event waits as one JSON row in its class (auditClassOf): priority (authenticated callers)
+// or junk (whatever anyone can send without a credential, and verified callers' over-limit refusals).
+// Junk first passes a rate budget (budget.ts): AUDIT_JUNK_ROWS_PER_SECOND rows of its own a second,
+// whatever D1's speed, and AUDIT_MAX_JUNK_ROWS_PER_DAY rows a day, beyond which it is only counted.
+// What the isolate holds, waiting or being inserted, is capped (MAX_AUDIT_QUEUE_EVENTS and _BYTES),
+// and junk only gets a share of it (MAX_AUDIT_QUEUED_JUNK_*), so no caller's over-limit refusals hold
+// more than that share. Junk beyond its budget or share is folded into counted summary rows (fold.ts),
+// written once per AUDIT_FOLD_WINDOW_MS (a drain with nothing else to do lingers until then). A
 // priority event that finds the queue full makes waiting junk give way (folded, newest first); only
 // when no junk is left to fold does it go to the Worker log in full instead (audit_queue_full, counted).
 // So nothing is dropped silently, and a flood of junk never costs a verified caller's row.
 //
-// Inserts. A batch takes due summaries, then priority rows, then junk, up to MAX_AUDIT_BATCH_EVENTS
+// Inserts. A batch takes due summaries (their window over), then priority rows, then junk, up to MAX_AUDIT_BATCH_EVENTS
 // rows and MAX_AUDIT_BATCH_LENGTH characters: one statement. The request whose event completes a full
 // batch inserts it at once, in its own waitUntil, if one of AUDIT_MAX_INSERTS_IN_FLIGHT slots is free;
 // a partial batch first waits AUDIT_BATCH_LINGER_MS (one request lingers at a time) so that concurrent
@@ -25,12 +29,13 @@
 import type { Env } from "../config";
 import type { Deps } from "../deps";
 import {
-  AUDIT_BATCH_LINGER_MS, AUDIT_DRAIN_TERM_MS, AUDIT_FOLD_WINDOW_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_MAX_INSERTS_IN_FLIGHT,
+  AUDIT_BATCH_LINGER_MS, AUDIT_DRAIN_TERM_MS, AUDIT_JUNK_ROWS_PER_SECOND, AUDIT_MAX_JUNK_ROWS_PER_DAY, AUDIT_FOLD_WINDOW_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_MAX_INSERTS_IN_FLIGHT,
   MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_QUEUE_BYTES, MAX_AUDIT_QUEUE_EVENTS, MAX_AUDIT_QUEUED_JUNK_BYTES,
   MAX_AUDIT_QUEUED_JUNK_EVENTS, TIME,
 } from "../limits";
 import { log } from "../log";
 import { AUDIT_COLUMNS, auditClassOf, type AuditEvent } from "./event";
+import { JunkBudget } from "./budget";
 import { RefusalFolder } from "./fold";
 import { BatchBuilder, EventQueue, memoryBytes, type Held } from "./queue";
 
@@ -67,8 +72,12 @@ export class AuditWriter {
   /** Until then a request is lingering for the partial batch (see linger()). */
   private lingerUntilMs = 0;
 
-  /** sleep: the linger's timer (tests pass their own). */
-  constructor(private readonly deps: Pick<Deps, "now">, private readonly sleep: Sleep = timerSleep) {}
+  /** sleep: the linger's timer; budget: the junk rate budget (tests pass their own, e.g. a small daily cap). */
+  constructor(
+    private readonly deps: Pick<Deps, "now">,
+    private readonly sleep: Sleep = timerSleep,
+    private readonly budget = new JunkBudget(AUDIT_JUNK_ROWS_PER_SECOND, AUDIT_MAX_JUNK_ROWS_PER_DAY),
+  ) {}
 
   /**
    * Queues the event (or folds or logs it, when the queue is full). The returned promise (for
@@ -99,12 +108,18 @@ export class AuditWriter {
       folded_refusals_this_isolate: this.folder.total,
       folded_refusals_unwritten: this.folder.pending,
       logged_over_cap_this_isolate: this.overflows,
+      ...this.budget.status(this.deps.now()),
     };
   }
 
   private queueJunk(event: AuditEvent): void {
-    // Under a flood the share is full: fold without serialising the event at all.
-    if (!this.junkHasRoom(0)) return this.folder.fold(event, this.deps.now());
+    const now = this.deps.now();
+    if (this.budget.dayFull(now)) {
+      if (this.budget.countOverCap(now)) log("warn", "audit_junk_daily_cap", { cap: AUDIT_MAX_JUNK_ROWS_PER_DAY, detail: "further junk refusals today are counted in admin status, not stored" });
+      return;
+    }
+    // Over the second's budget, or the share is full: fold without serialising the event at all.
+    if (!this.junkHasRoom(0) || !this.budget.admitRow(now)) return this.folder.fold(event, now);
     const row = JSON.stringify(event);
     const bytes = memoryBytes(row);
     if (this.junkHasRoom(bytes)) this.junk.push(row, bytes);
@@ -143,6 +158,12 @@ export class AuditWriter {
     return this.priority.waiting + this.junk.waiting > 0 || this.folder.pending > 0;
   }
 
+  /** A partial batch waits AUDIT_BATCH_LINGER_MS; summaries alone wait for their window to end. */
+  private lingerMs(): number {
+    if (this.priority.waiting + this.junk.waiting > 0) return AUDIT_BATCH_LINGER_MS;
+    return Math.max(AUDIT_BATCH_LINGER_MS, this.folder.windowRemainingMs(this.deps.now(), AUDIT_FOLD_WINDOW_MS));
+  }
+
   private fullBatchWaiting(): boolean {
     return this.priority.waiting + this.junk.waiting >= MAX_AUDIT_BATCH_EVENTS ||
       this.priority.waitingLength + this.junk.waitingLength >= MAX_AUDIT_BATCH_LENGTH;
@@ -151,11 +172,12 @@ export class AuditWriter {
   private async drain(env: Env): Promise<void> {
     const started = this.deps.now();
     let lingered = false;
+    let waitedForSummaries = false;
     while (this.hasWork() && this.deps.now() - started < AUDIT_DRAIN_TERM_MS) {
       if (!lingered && !this.fullBatchWaiting()) {
         // A partial batch: give concurrent events time to join it, unless another request already does.
         if (this.someoneLingers()) return;
-        await this.linger();
+        await this.linger(this.lingerMs());
         lingered = true;
         continue;
       }
@@ -163,7 +185,15 @@ export class AuditWriter {
       // Every slot busy: the requests holding them go on with this batch when their insert is done.
       if (this.inserts.size >= AUDIT_MAX_INSERTS_IN_FLIGHT) return;
       lingered = false;
-      await this.insert(env, this.takeBatch());
+      const batch = this.takeBatch();
+      if (batch.rows > 0) {
+        await this.insert(env, batch);
+      } else {
+        // Only summaries whose window is not over: linger once more until it is (lingerMs), then leave
+        // them to a later request rather than spin if the clock says otherwise.
+        if (waitedForSummaries) return;
+        waitedForSummaries = true;
+      }
     }
   }
 
@@ -172,11 +202,11 @@ export class AuditWriter {
    * the timers of a request context it cancels (as when a client disconnects), and a lingerer that
    * never wakes must not stop every later request from lingering, and so partial batches from leaving.
    */
-  private async linger(): Promise<void> {
-    const until = this.deps.now() + 2 * AUDIT_BATCH_LINGER_MS;
+  private async linger(ms: number): Promise<void> {
+    const until = this.deps.now() + 2 * ms;
     this.lingerUntilMs = until;
     try {
-      await this.sleep(AUDIT_BATCH_LINGER_MS);
+      await this.sleep(ms);
     } finally {
       if (this.lingerUntilMs === until) this.lingerUntilMs = 0;
     }
@@ -189,10 +219,12 @@ export class AuditWriter {
   private takeBatch(): Insert {
     const now = this.deps.now();
     const batch = new BatchBuilder(MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH);
-    // Summaries go first: once a window while a flood lasts, or with the batch that empties the queue.
-    // They are one row per (status, code), a few hundred characters each, so they always fit.
-    if (this.folder.pending > 0 && (!this.fullBatchWaiting() || this.folder.windowElapsed(now, AUDIT_FOLD_WINDOW_MS))) {
-      for (const summary of this.folder.take()) batch.add(JSON.stringify(summary));
+    // Summaries go first, once their window is over: per-second rows whatever D1's speed. They are one
+    // row per (status, code, over-limit caller), a few hundred characters each, so they fit.
+    if (this.folder.windowElapsed(now, AUDIT_FOLD_WINDOW_MS)) {
+      const summaries = this.folder.take();
+      this.budget.countSummaries(summaries.length, now);
+      for (const summary of summaries) batch.add(JSON.stringify(summary));
     }
     const priority = this.priority.takeInto(batch);
     const junk = this.junk.takeInto(batch);

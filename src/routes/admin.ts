@@ -7,7 +7,7 @@
 
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
-import { authenticatePushCredential, looksLikePushCredential, pushCredentialId, recordPushCredentialUse } from "../admin/credentials";
+import { authenticatePushCredential, looksLikePushCredential, pushCredentialId, recordPushCredentialUse, type PushTarget } from "../admin/credentials";
 import { parseAuditFilter, queryAuditEvents, recentErrorCounts } from "../audit/query";
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
@@ -36,6 +36,14 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
 /** The push credential requirePusher accepted for a request, so the handler can check it again at write time. */
 const acceptedCredential = new WeakMap<Request, string>();
 
+/** Push credential refusals made after its secret matched (src/admin/credentials.ts checks the secret first). */
+const SECRET_MATCHED_REFUSALS = new Set([
+  "push_credential_revoked",
+  "push_credential_expired",
+  "push_credential_wrong_issuer",
+  "push_credential_issuer_changed",
+]);
+
 /**
  * The key push: the admin token, or a push credential for the issuer in the path (even with no admin
  * token set). Checked before the body is read, so an unauthenticated caller cannot make gatepass read
@@ -44,16 +52,18 @@ const acceptedCredential = new WeakMap<Request, string>();
 const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
   const name = c.req.param("name") ?? "";
   const draft = auditDraft(c);
-  if (NAME_PATTERN.test(name)) draft.issuer = name;
+  // The path's issuer and a presented credential id are only claims until the caller authenticates:
+  // audited as such (claimed_*, junk), so a flood naming a real credential cannot pass for its failed pushes.
+  const pathIssuer = NAME_PATTERN.test(name) ? name : undefined;
+  draft.claimedIssuer = pathIssuer;
   const expected = readConfig(c.env).adminToken;
   const presented = presentedBearer(c);
   if (presented !== undefined && expected && (await sameSecret(presented, expected))) {
     draft.actor = "admin";
+    draft.issuer = pathIssuer;
   } else if (presented !== undefined && looksLikePushCredential(presented)) {
-    // Audited under the id it names (well-formed ids only), whether or not it turns out valid.
-    draft.actor = pushCredentialId(presented);
-    const { deps } = c.get("services");
-    await authenticatePushCredential(c.env, presented, { name }, nowSeconds(deps));
+    draft.claimedActor = pushCredentialId(presented);
+    await checkPushCredential(c, presented, { name }, pathIssuer);
     acceptedCredential.set(c.req.raw, presented);
   } else if (!expected) {
     throw new GatepassError("admin_disabled", { description: "GATEPASS_ADMIN_TOKEN is not set, so this endpoint takes only a push credential (gpk_…) for the issuer." });
@@ -62,6 +72,26 @@ const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   await next();
 };
+
+/**
+ * A push credential's id once it authenticates for `issuer`. The audit row names the credential and
+ * its issuer as actor and issuer once its secret matched, refused or not: the caller holds it.
+ */
+async function checkPushCredential(c: Context<AppEnv>, presented: string, issuer: PushTarget, pathIssuer: string | undefined): Promise<string> {
+  const draft = auditDraft(c);
+  try {
+    const id = await authenticatePushCredential(c.env, presented, issuer, nowSeconds(c.get("services").deps));
+    draft.actor = id;
+    draft.issuer = pathIssuer;
+    return id;
+  } catch (err) {
+    if (err instanceof GatepassError && SECRET_MATCHED_REFUSALS.has(err.code)) {
+      draft.actor = draft.claimedActor;
+      draft.issuer = pathIssuer;
+    }
+    throw err;
+  }
+}
 
 /** The bearer value of the Authorization header, if it has the shape of one (headers over the cap are not read). */
 function presentedBearer(c: Context<AppEnv>): string | undefined {
@@ -122,7 +152,7 @@ adminRoutes.put("/v1/admin/issuers/:name/jwks", requirePusher, async (c) => {
 async function recheckPusher(c: Context<AppEnv>, issuer: { name: string; url: string }): Promise<string | undefined> {
   const presented = acceptedCredential.get(c.req.raw);
   if (presented === undefined) return undefined;
-  return authenticatePushCredential(c.env, presented, { name: issuer.name, url: issuer.url }, nowSeconds(c.get("services").deps));
+  return checkPushCredential(c, presented, { name: issuer.name, url: issuer.url }, issuer.name);
 }
 
 /** Pushed issuers get `stale`: true when the cron warns about them (pushed_keys_stale). */
@@ -144,7 +174,7 @@ function parsePreviousParam(queries: Record<string, string[]>): boolean {
 }
 
 adminRoutes.get("/v1/admin/status", async (c) => {
-  const { policies, verifier, signer, audit, deps } = c.get("services");
+  const { policies, verifier, signer, audit, requestLog, deps } = c.get("services");
   const config = readConfig(c.env);
   const policy = await policies.current(c.env, waitUntilOf(c)).catch(() => undefined);
   const since = new Date(deps.now() - TIME.HOUR * 1000).toISOString();
@@ -168,6 +198,7 @@ adminRoutes.get("/v1/admin/status", async (c) => {
       issuers: markStalePushes(issuers, config.pushedKeysWarnAfterSeconds),
       signing_keys: signingKeys,
       audit: audit.status(),
+      request_log: requestLog.status(),
       errors_last_hour: errors,
     },
     200,

@@ -5,6 +5,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../app";
 import type { CompiledPolicy } from "../policy/compile";
 import type { VerifiedIdentity } from "../types";
+import { claimedIssuerOf } from "../audit/claimed";
 import { waitUntilOf } from "../middleware";
 import { tokenDigest } from "../verify/verifier";
 import { bearerToken } from "./bearer";
@@ -27,7 +28,11 @@ export async function identifyCaller(c: Context<AppEnv>, token = bearerToken(c.r
   } catch (err) {
     // A refused token is audited by its hash as well (the same digest a verified one gets), so a leaked
     // token replayed after it expired (or against the wrong audience) can be traced.
-    if (draft) draft.tokenSha256 = await tokenDigest(token);
+    if (draft) {
+      draft.tokenSha256 = await tokenDigest(token);
+      // Also the issuer it claims (unverified, its own column), so concealed refusals can be found by issuer.
+      draft.claimedIssuer = claimedIssuerOf(token, policy.issuers);
+    }
     throw err;
   }
 }

@@ -50,6 +50,18 @@ describe("gatepass audit query", () => {
     expect(injected.stdout).toBe("");
   });
 
+  it("filters on the claimed (unverified) issuer of refused tokens", async () => {
+    const refused = `(${AUDIT_COLUMNS.map((c) => ({ ts: "'2026-11-24T09:00:00.000Z'", request_id: "'req-claimed'", route: "'POST /v1/token'", decision: "'deny'", status: "401", error_code: "'key_unknown'", claimed_issuer: "'corp-gitlab'" })[c as string] ?? "NULL").join(", ")})`;
+    await wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--command", `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) VALUES ${refused};`]);
+    try {
+      const { stdout } = await run("query", "--claimed-issuer", "corp-gitlab");
+      expect(stdout.trim().split("\n").map((line) => JSON.parse(line))).toEqual([expect.objectContaining({ request_id: "req-claimed", error_code: "key_unknown", claimed_issuer: "corp-gitlab", issuer: null })]);
+    } finally {
+      // The tail tests below count this file's denials.
+      await wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--command", "DELETE FROM audit_events WHERE request_id = 'req-claimed';"]);
+    }
+  });
+
   it("refuses a malformed filter before touching D1", async () => {
     const refused = await run("query", "--decision", "maybe");
     expect(refused.code).toBe(2);

@@ -121,7 +121,8 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
     const answers = [await push("alpha", unknownId), await push("alpha", wrongSecret), await push("alpha", lastCharFlipped)];
     for (const answer of answers) expect(answer).toMatchObject({ status: 401, body: { code: "push_credential_invalid" } });
     expect(new Set(answers.map((a) => a.body.error_description)).size).toBe(1);
-    expect(await auditRow(answers[1]!.requestId)).toMatchObject({ actor: alpha.id, error_code: "push_credential_invalid" });
+    // A wrong secret proves nothing: the id it names is only claimed (issue 30), never the row's actor.
+    expect(await auditRow(answers[1]!.requestId)).toMatchObject({ actor: null, claimed_actor: alpha.id, issuer: null, claimed_issuer: "alpha", error_code: "push_credential_invalid" });
     expect(await lastUsed(alpha.id)).toBeNull();
   });
 

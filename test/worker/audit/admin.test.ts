@@ -11,7 +11,11 @@ import { buildSnapshot } from "../../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
 import { MAX_AUDIT_FILTER_LENGTH, MAX_AUDIT_QUEUED_JUNK_EVENTS } from "../../../src/limits";
 import { createServices } from "../../../src/services";
-import { briefLinger, countingDb, refusal } from "./writer-support";
+import { JunkBudget } from "../../../src/audit/budget";
+import { briefLinger, countingDb, refusal, testClock } from "./writer-support";
+
+/** These tests fill the queue's junk share, as under a stalled D1: no per-second budget (tested in budget.test.ts). */
+const noRateBudget = () => new JunkBudget(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
 import { generateSecret, serializeSecret } from "../../../src/mint/rotation";
 
 const ADMIN = { Authorization: "Bearer test-admin-token" };
@@ -79,6 +83,7 @@ describe("GET /v1/admin/status", () => {
 
   it("reports this isolate's audit queue, so an operator sees a flood: depth, bytes, folded refusals", async () => {
     const services = createServices(defaultDeps);
+    services.audit = new AuditWriter(defaultDeps, undefined, noRateBudget()); // the queue's own caps, as under a stalled D1
     const held = countingDb("until-released");
     for (let i = 0; i < MAX_AUDIT_QUEUED_JUNK_EVENTS + 40; i++) void services.audit.write(held.env, refusal());
     const res = await createApp(defaultDeps, services).request("https://gatepass.test/v1/admin/status", { headers: ADMIN }, env);
@@ -87,7 +92,9 @@ describe("GET /v1/admin/status", () => {
       queued_events: MAX_AUDIT_QUEUED_JUNK_EVENTS, queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS, inserts_in_flight: 3,
       folded_refusals_this_isolate: 40, folded_refusals_unwritten: 40, logged_over_cap_this_isolate: 0,
       queue_limit: { events: expect.any(Number), bytes: expect.any(Number) },
+      junk_rows_today: expect.any(Number), junk_not_stored_over_daily_cap_this_isolate: 0,
     });
+    expect(body.request_log).toMatchObject({ lines_per_second: expect.any(Number), folded_lines_this_isolate: 0 });
     expect(body.audit.queued_bytes).toBeGreaterThan(0);
   });
 
@@ -95,7 +102,8 @@ describe("GET /v1/admin/status", () => {
     const count = async () => ((await get("/v1/admin/status")).body.errors_last_hour.token_malformed as number | undefined) ?? 0;
     const before = await count();
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, briefLinger);
+    const clock = testClock(); // its linger moves it, so the summaries' window ends
+    const writer = new AuditWriter(clock.deps, clock.sleep, noRateBudget());
     const writes = Array.from({ length: MAX_AUDIT_QUEUED_JUNK_EVENTS + 25 }, () => writer.write(db.env, refusal({ ts: new Date().toISOString() })));
     db.release();
     await Promise.all(writes);
@@ -138,7 +146,8 @@ describe("GET /v1/admin/audit", () => {
   it("lists summary rows of folded refusals among the events, with their count and window", async () => {
     const route = `POST /v1/flood/${crypto.randomUUID()}`;
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, briefLinger);
+    const clock = testClock();
+    const writer = new AuditWriter(clock.deps, clock.sleep, noRateBudget());
     const events = Array.from({ length: MAX_AUDIT_QUEUED_JUNK_EVENTS + 3 }, (_, i) => refusal({ route, ts: new Date(Date.parse("2026-11-24T12:00:00Z") + i).toISOString() }));
     const writes = events.map((event) => writer.write(db.env, event));
     db.release();

@@ -13,9 +13,13 @@ import {
   MAX_AUDIT_QUEUED_JUNK_BYTES, MAX_AUDIT_QUEUED_JUNK_EVENTS,
 } from "../../../src/limits";
 import { auditEventsFor } from "./events";
-import { briefLinger, countingDb, issuance, manualLinger, refusal, rowsOfRoute, storedEvents, waitFor } from "./writer-support";
+import { JunkBudget } from "../../../src/audit/budget";
+import { briefLinger, countingDb, issuance, manualLinger, refusal, rowsOfRoute, storedEvents, testClock, waitFor } from "./writer-support";
 
 afterEach(() => vi.restoreAllMocks());
+
+/** The queue's share and folding, on their own: no per-second or daily budget (tested in "the junk rate budget"). */
+const noRateBudget = () => new JunkBudget(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
 
 const CODES = [
   { error_code: "token_malformed", status: 401 },
@@ -40,8 +44,12 @@ describe("audit event classes", () => {
     expect(auditClassOf(issuance())).toBe("priority");
     expect(auditClassOf(refusal({ ...verified, status: 403, decision: "deny", error_code: "policy_denied" }))).toBe("priority");
     expect(auditClassOf(refusal({ ...verified, status: 502, decision: "error", error_code: "upstream_error" }))).toBe("priority");
-    expect(auditClassOf(refusal({ route: "GET /v1/admin/status", status: 200, decision: "allow", error_code: null }))).toBe("priority");
-    expect(auditClassOf(refusal({ route: "PUT /v1/admin/issuers/:name/jwks", status: 400, error_code: "jwks_invalid" }))).toBe("priority");
+    expect(auditClassOf(refusal({ route: "GET /v1/admin/status", status: 200, decision: "allow", error_code: null, actor: "admin" }))).toBe("priority");
+    expect(auditClassOf(refusal({ route: "PUT /v1/admin/issuers/:name/jwks", status: 400, error_code: "jwks_invalid", actor: "gpk_0123456789abcdef", issuer: "corp-gitlab" }))).toBe("priority");
+    // Claims of an unauthenticated caller are junk: a path issuer, a made-up credential id.
+    expect(auditClassOf(refusal({ route: "PUT /v1/admin/issuers/:name/jwks", status: 401, error_code: "push_credential_invalid", claimed_actor: "gpk_0123456789abcdef", claimed_issuer: "corp-gitlab" }))).toBe("junk");
+    // A verified caller over its rate or use limit: junk (folded per caller), though its issuer is verified.
+    for (const error_code of ["rate_limited", "use_limit_exceeded"]) expect(auditClassOf(refusal({ ...verified, status: 429, error_code }))).toBe("junk");
     // Junk: no verified identity, whatever code the refusal carries (generic or detailed).
     for (const error_code of ["invalid_token", "token_malformed", "token_expired", "issuer_unknown", "not_found", "admin_unauthorized", "admin_disabled"]) {
       expect(auditClassOf(refusal({ error_code }))).toBe("junk");
@@ -66,7 +74,7 @@ describe("audit queue caps", () => {
   it(`holds at most ${MAX_AUDIT_QUEUE_EVENTS} events; a verified caller's event beyond that goes to the log in full, counted`, async () => {
     const errors = capturedErrors();
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, manualLinger().sleep);
+    const writer = new AuditWriter(defaultDeps, manualLinger().sleep, noRateBudget());
     const events = Array.from({ length: MAX_AUDIT_QUEUE_EVENTS + 5 }, () => issuance());
     for (const event of events) void writer.write(db.env, event);
     expect(writer.status()).toMatchObject({ queued_events: MAX_AUDIT_QUEUE_EVENTS, logged_over_cap_this_isolate: 5 });
@@ -79,7 +87,7 @@ describe("audit queue caps", () => {
     capturedErrors();
     expect([memoryBytes("éa"), memoryBytes("ła")]).toEqual([2, 4]);
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, manualLinger().sleep);
+    const writer = new AuditWriter(defaultDeps, manualLinger().sleep, noRateBudget());
     const long = "ł".repeat(1024);
     const events = Array.from({ length: 2_000 }, () => issuance({ project_path: long, namespace_path: long, ref: long }));
     const perEvent = memoryBytes(JSON.stringify(events[0]));
@@ -92,11 +100,11 @@ describe("audit queue caps", () => {
 
   it(`holds at most ${MAX_AUDIT_QUEUED_JUNK_EVENTS} junk events and ${MAX_AUDIT_QUEUED_JUNK_BYTES} bytes of junk; the rest is folded`, async () => {
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, manualLinger().sleep);
+    const writer = new AuditWriter(defaultDeps, manualLinger().sleep, noRateBudget());
     for (const event of flood(MAX_AUDIT_QUEUED_JUNK_EVENTS + 50)) void writer.write(db.env, event);
     expect(writer.status()).toMatchObject({ queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS, folded_refusals_this_isolate: 50 });
 
-    const bulky = new AuditWriter(defaultDeps, manualLinger().sleep);
+    const bulky = new AuditWriter(defaultDeps, manualLinger().sleep, noRateBudget());
     const long = "x".repeat(4_000);
     const big = flood(500).map((event) => ({ ...event, route: `POST /v1/flood/${long}` }));
     const perEvent = memoryBytes(JSON.stringify(big[0]));
@@ -110,7 +118,8 @@ describe("audit queue caps", () => {
 describe("folded refusals", () => {
   it("are written to D1 as summary rows: how many of each code, and the time window they cover", async () => {
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, briefLinger);
+    const clock = testClock(); // its linger moves it, so summaries' windows end
+    const writer = new AuditWriter(clock.deps, clock.sleep, noRateBudget());
     const events = flood(MAX_AUDIT_QUEUED_JUNK_EVENTS + 300);
     const writes = events.map((event) => writer.write(db.env, event));
     db.release();
@@ -140,17 +149,25 @@ describe("folded refusals", () => {
     const run = async (advanceMs: number) => {
       let nowMs = Date.parse("2026-11-24T10:00:00Z");
       const db = countingDb("until-released");
-      const writer = new AuditWriter({ now: () => nowMs }, briefLinger);
+      const writer = new AuditWriter({ now: () => nowMs }, briefLinger, noRateBudget()); // a linger that takes no time on this clock
       const writes = flood(MAX_AUDIT_QUEUED_JUNK_EVENTS + 10).map((event) => writer.write(db.env, event));
       nowMs += advanceMs;
       db.release();
       await Promise.all(writes);
-      return db.statements.findIndex((rows) => rows.some((row) => row.folded_count !== null));
+      const carrying = () => db.statements.findIndex((rows) => rows.some((row) => row.folded_count !== null));
+      const withinWindow = carrying();
+      // Once the window is over, the next request's write takes them.
+      nowMs += AUDIT_FOLD_WINDOW_MS;
+      await writer.write(db.env, issuance());
+      return { withinWindow, later: carrying(), statements: db.statements.length };
     };
     // Three batches were in flight when the window closed; the fourth carries the summaries.
-    expect(await run(AUDIT_FOLD_WINDOW_MS)).toBe(AUDIT_MAX_INSERTS_IN_FLIGHT);
-    // Within the window they wait for the batch that empties the queue.
-    expect(await run(AUDIT_FOLD_WINDOW_MS - 1)).toBe(Math.ceil(MAX_AUDIT_QUEUED_JUNK_EVENTS / MAX_AUDIT_BATCH_EVENTS));
+    expect((await run(AUDIT_FOLD_WINDOW_MS)).withinWindow).toBe(AUDIT_MAX_INSERTS_IN_FLIGHT);
+    // Within the window they are not written, even once the queue is empty (per-second rows whatever
+    // D1's speed), but by the first write after it.
+    const early = await run(AUDIT_FOLD_WINDOW_MS - 1);
+    expect(early.withinWindow).toBe(-1);
+    expect(early.later).toBe(early.statements - 1);
   });
 
   it("keep one summary per status and code, with the route when all share it", () => {
@@ -173,7 +190,8 @@ describe("folded refusals", () => {
 describe("verified callers under a junk flood", () => {
   it("keep every event: all land in D1 while the junk beyond its share is folded", async () => {
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, briefLinger);
+    const clock = testClock(); // its linger moves it, so summaries' windows end
+    const writer = new AuditWriter(clock.deps, clock.sleep, noRateBudget());
     const junk = flood(5_000);
     const verified: AuditEvent[] = [];
     const writes: Promise<void>[] = [];
@@ -195,7 +213,7 @@ describe("verified callers under a junk flood", () => {
 
   it("make waiting junk give way (folded, newest first) when the whole queue is full", async () => {
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, manualLinger().sleep);
+    const writer = new AuditWriter(defaultDeps, manualLinger().sleep, noRateBudget());
     const junk = flood(MAX_AUDIT_QUEUED_JUNK_EVENTS);
     for (const event of junk) void writer.write(db.env, event);
     for (let i = MAX_AUDIT_QUEUED_JUNK_EVENTS; i < MAX_AUDIT_QUEUE_EVENTS; i++) void writer.write(db.env, issuance());
@@ -223,7 +241,7 @@ describe("audit inserts", () => {
 
   it(`overlap, up to ${AUDIT_MAX_INSERTS_IN_FLIGHT} at once`, async () => {
     const db = countingDb("until-released");
-    const writer = new AuditWriter(defaultDeps, briefLinger);
+    const writer = new AuditWriter(defaultDeps, briefLinger, noRateBudget());
     const events = Array.from({ length: 5 * MAX_AUDIT_BATCH_EVENTS }, () => issuance());
     const writes = events.map((event) => writer.write(db.env, event));
     await waitFor(() => db.inFlight === AUDIT_MAX_INSERTS_IN_FLIGHT);
@@ -239,7 +257,8 @@ describe("audit inserts", () => {
 
   it("send a batch D1 refuses to the log in full, summaries included, and count it", async () => {
     const errors = capturedErrors();
-    const writer = new AuditWriter(defaultDeps, briefLinger);
+    const clock = testClock(); // its linger moves it, so summaries' windows end
+    const writer = new AuditWriter(clock.deps, clock.sleep, noRateBudget());
     let release!: () => void;
     const down = new Promise<void>((resolve) => (release = resolve)).then(() => Promise.reject(new Error("D1 is down")));
     down.catch(() => {});

@@ -3,7 +3,9 @@
 import { env } from "cloudflare:test";
 import { expect } from "vitest";
 import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
+import type { AuditWriter } from "../../../src/audit/writer";
 import type { Env } from "../../../src/config";
+import { AUDIT_JUNK_ROWS_PER_SECOND } from "../../../src/limits";
 
 /** A verified caller's credential issuance (priority: `issuer` is set only for a verified token). */
 export const issuance = (overrides: Partial<AuditEvent> = {}): AuditEvent => ({
@@ -112,4 +114,29 @@ export async function storedEvents(requestIds: string[]): Promise<AuditEvent[]> 
 export async function rowsOfRoute(route: string): Promise<AuditEvent[]> {
   const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE route = ? ORDER BY id").bind(route).all<AuditEvent & { id: number }>();
   return results.map(({ id: _id, ...event }) => event);
+}
+
+/**
+ * A clock the test moves: `deps` for the writer, `sleep` for its linger (moves the clock by the
+ * linger's length, then yields a turn of the event loop), `nextSecond()` to step to the next whole second.
+ */
+export function testClock(startMs = Date.parse("2026-11-24T10:00:00Z")) {
+  const clock = {
+    nowMs: startMs,
+    deps: { now: () => clock.nowMs },
+    sleep: async (ms: number) => {
+      clock.nowMs += ms;
+      await briefLinger();
+    },
+    nextSecond: () => void (clock.nowMs = (Math.floor(clock.nowMs / 1000) + 1) * 1000),
+  };
+  return clock;
+}
+
+/** Writes junk within the rate budget (AUDIT_JUNK_ROWS_PER_SECOND a second, stepping the clock a second each time), as a slow flood would. */
+export function writePaced(writer: AuditWriter, env: Env, events: AuditEvent[], clock: ReturnType<typeof testClock>): Promise<void>[] {
+  return events.map((event, i) => {
+    if (i % AUDIT_JUNK_ROWS_PER_SECOND === 0) clock.nextSecond();
+    return writer.write(env, event);
+  });
 }
