@@ -20,6 +20,7 @@ CREATE TABLE policy_pushes (
   started_at  INTEGER NOT NULL,             -- seconds since the epoch, D1's clock
   finished_at INTEGER,
   outcome     TEXT NOT NULL CHECK (outcome IN ('started', 'activated', 'busy', 'lost', 'failed')),
+  activation  INTEGER,                      -- 1, 2, ...: order of activations (activated only)
   replaced    TEXT,                         -- the version active before it (activated only)
   detail      TEXT                          -- why it did not activate
 );

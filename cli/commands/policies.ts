@@ -174,15 +174,15 @@ async function push(args: string[]): Promise<number> {
   // The Worker's own gate, for every rule: never write what it would refuse.
   await verifySnapshot(stored.text);
 
-  return withStorage(target, async (storageTarget) => {
-    const storage = new PolicyStorage(storageTarget);
+  return withStorage(target, async (where) => {
+    const storage = new PolicyStorage(where);
     const write = { action: "push", version: snapshot.version, by, waitSeconds } as const;
     const code = await underLease(storage, write, async (attempt) => {
       // Under the lease: the version active until now, read after any other push finished.
-      const replaced = await storage.recordVersion(snapshot, by, pushedAt);
-      return serve(storage, stored, attempt, replaced);
+      await storage.recordVersion(snapshot, by, pushedAt);
+      return serve(storage, stored, attempt);
     });
-    if (code === 0) out(`pushed policy version ${snapshot.version} (${storageTarget.remote ? "remote" : "local"}) by ${by}`);
+    if (code === 0) out(`pushed policy version ${snapshot.version} (${where.remote ? "remote" : "local"}) by ${by}`);
     return code;
   });
 }
@@ -207,9 +207,8 @@ interface Write {
  */
 async function underLease(storage: PolicyStorage, write: Write, work: (attempt: string) => Promise<number>): Promise<number> {
   const attempt = newAttemptId();
-  await storage.logAttempt(attempt, write.action, write.version, write.by);
   const deadline = Date.now() + write.waitSeconds * 1000;
-  let holder = await storage.takeLease(attempt, write.by);
+  let holder = await storage.logAttempt(attempt, write.action, write.version, write.by);
   for (let pause = LEASE_POLL_MIN_MS; holder !== undefined && Date.now() + pause <= deadline; pause = Math.min(pause * 2, LEASE_POLL_MAX_MS)) {
     await new Promise((resolve) => setTimeout(resolve, pause));
     holder = await storage.takeLease(attempt, write.by);
@@ -235,10 +234,12 @@ async function underLease(storage: PolicyStorage, write: Write, work: (attempt: 
  * the clean-up. Returns 0, or EXIT_BUSY when the lease lapsed before `active` was written (nothing
  * served changed) or before D1 recorded it.
  */
-async function serve(storage: PolicyStorage, stored: StoredSnapshot, attempt: string, replaced: string | undefined): Promise<number> {
+async function serve(storage: PolicyStorage, stored: StoredSnapshot, attempt: string): Promise<number> {
   const { version } = stored.header;
   await storage.putChunks(stored);
-  await storage.putFallbacks(await storage.fallbackHeaders(version, await storage.readActiveValue()));
+  // Under the lease: the version active until now, read after any other write finished.
+  const { active: replaced, headers } = await storage.fallbackState(version);
+  await storage.putFallbacks(headers);
   if (!(await storage.renewLease(attempt))) {
     const sentence = `this ${version.slice(0, 12)} write took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or rollback may have started`;
     await storage.finishAttempt(attempt, "lost", sentence);
@@ -246,23 +247,24 @@ async function serve(storage: PolicyStorage, stored: StoredSnapshot, attempt: st
     return EXIT_BUSY;
   }
   await storage.putActiveHeader(stored);
-  if (!(await storage.activate(version, stored.headerText, attempt, replaced))) {
+  const { activated, kept } = await storage.activate(version, stored.headerText, attempt, replaced);
+  if (!activated) {
     const sentence = `KV now serves ${version}, but this write's lease lapsed before D1 recorded it`;
     await storage.finishAttempt(attempt, "lost", sentence);
     err(`warning: ${sentence}; run the push (or rollback) that should be active again.`);
     return EXIT_BUSY;
   }
-  await deleteUnusedChunks(storage, version);
+  await deleteUnusedChunks(storage, [version, ...kept]);
   return 0;
 }
 
 /**
- * Deletes KV chunks of versions no reader can be sent to (PolicyStorage.keptVersions, plus the one
- * now active). A failure only leaves unused chunks behind, which the next push deletes.
+ * Deletes KV chunks of versions no reader can be sent to (`keep`: the one now active and what
+ * PolicyStorage.activate listed). A failure only leaves unused chunks behind, which the next push deletes.
  */
-async function deleteUnusedChunks(storage: PolicyStorage, version: string): Promise<void> {
+async function deleteUnusedChunks(storage: PolicyStorage, keep: string[]): Promise<void> {
   try {
-    await storage.deleteUnusedChunks([version, ...(await storage.keptVersions())]);
+    await storage.deleteUnusedChunks(keep);
   } catch (e) {
     err(`warning: deleting unused snapshot chunks from KV failed; the next push deletes them. (${(e as Error).message})`);
   }
@@ -332,9 +334,7 @@ async function rollbackTo(storage: PolicyStorage, wanted: string, by: string, wa
   }
   const stored = await storedSnapshot(policy.snapshot);
   const code = await underLease(storage, { action: "rollback", version, by, waitSeconds }, async (attempt) => {
-    // Under the lease: the version active until now, read after any other push finished.
-    const { active } = await storage.findVersions(version);
-    return serve(storage, stored, attempt, active);
+    return serve(storage, stored, attempt);
   });
   if (code === 0) out(`rolled back to policy version ${version}`);
   return code;

@@ -17,7 +17,7 @@
 //      then renew the lease (a holder whose lease lapsed stops here, `lost`), then `active`;
 //   3. D1, compare-and-swap on the lease: flag the row active, store its header and mark the attempt
 //      `activated`, only while this attempt still holds the lease;
-//   4. KV: delete chunks of versions no reader can be sent to (keptVersions), then release the lease.
+//   4. KV: delete chunks of versions no reader can be sent to (listed by step 3), then release the lease.
 // A failure in 1 or 2 leaves the serving snapshot untouched; a failure in 3 leaves KV serving a
 // version whose row exists, with stale active flags that the next push or rollback repairs; a failure
 // in 4 leaves unused chunks that the next push deletes. A pusher that dies leaves its lease to expire
@@ -111,7 +111,7 @@ export function activateSql(version: string, headerText: string, attempt: string
   return [
     `UPDATE policy_versions SET stored_header = ${sqlString(headerText)} WHERE version = ${v} AND ${held};`,
     `UPDATE policy_versions SET active = CASE WHEN version = ${v} THEN 1 ELSE 0 END WHERE ${held};`,
-    `UPDATE policy_pushes SET outcome = 'activated', finished_at = unixepoch(), replaced = ${replaced === undefined ? "NULL" : sqlString(replaced)} WHERE attempt = ${sqlString(attempt)} AND ${held} RETURNING attempt;`,
+    `UPDATE policy_pushes SET outcome = 'activated', finished_at = unixepoch(), activation = (SELECT coalesce(max(activation), 0) + 1 FROM policy_pushes), replaced = ${replaced === undefined ? "NULL" : sqlString(replaced)} WHERE attempt = ${sqlString(attempt)} AND ${held} RETURNING attempt;`,
   ].join("\n");
 }
 
@@ -145,6 +145,7 @@ export interface AttemptRow {
   version: string;
   pushed_by: string;
   outcome: AttemptOutcome;
+  activation: number | null;
   replaced: string | null;
   detail: string | null;
 }
@@ -174,10 +175,12 @@ export class PolicyStorage {
     return stored.active ?? undefined;
   }
 
-  /** Logs an attempt as started (step 0), before it waits for the lease. */
-  async logAttempt(attempt: string, action: "push" | "rollback", version: string, by: string): Promise<void> {
-    await this.query(
-      `INSERT INTO policy_pushes (attempt, action, version, pushed_by, started_at, outcome) VALUES (${sqlString(attempt)}, ${sqlString(action)}, ${sqlString(version)}, ${sqlString(by)}, unixepoch(), 'started')`,
+  /** Logs an attempt as started (step 0), in the same command as its first try for the lease. */
+  async logAttempt(attempt: string, action: "push" | "rollback", version: string, by: string): Promise<string | undefined> {
+    return this.takeLease(
+      attempt,
+      by,
+      `INSERT INTO policy_pushes (attempt, action, version, pushed_by, started_at, outcome) VALUES (${sqlString(attempt)}, ${sqlString(action)}, ${sqlString(version)}, ${sqlString(by)}, unixepoch(), 'started'); `,
     );
   }
 
@@ -189,12 +192,12 @@ export class PolicyStorage {
   }
 
   /**
-   * Takes the lease if no unexpired one is held (one statement, so atomic); returns undefined when
-   * taken, or who holds it.
+   * Takes the lease if no unexpired one is held (one conditional upsert, so atomic); returns undefined
+   * when taken, or who holds it.
    */
-  async takeLease(attempt: string, by: string): Promise<string | undefined> {
+  async takeLease(attempt: string, by: string, before = ""): Promise<string | undefined> {
     const rows = await this.query<{ holder: string; held_by: string }>(
-      `INSERT INTO policy_push_lease (id, holder, held_by, expires_at) VALUES (1, ${sqlString(attempt)}, ${sqlString(by)}, unixepoch() + ${PUSH_LEASE_SECONDS}) ` +
+      `${before}INSERT INTO policy_push_lease (id, holder, held_by, expires_at) VALUES (1, ${sqlString(attempt)}, ${sqlString(by)}, unixepoch() + ${PUSH_LEASE_SECONDS}) ` +
         `ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, held_by = excluded.held_by, expires_at = excluded.expires_at WHERE policy_push_lease.expires_at <= unixepoch(); ` +
         `SELECT holder, held_by FROM policy_push_lease WHERE id = 1`,
     );
@@ -221,21 +224,25 @@ export class PolicyStorage {
   }
 
   /**
-   * The headers of the versions activated before, newest first, other than `version`: where an isolate
-   * that cannot load `active` goes (at most MAX_FALLBACK_SNAPSHOTS). `activeHeader` (KV `active` as
-   * read under the lease) comes first when it names a stored snapshot: the version served until now.
+   * Read under the lease: the version active until now (D1's flag) and the headers of the versions
+   * activated before, newest first, other than `version`: where an isolate that cannot load `active`
+   * goes (at most MAX_FALLBACK_SNAPSHOTS). A version active before the stored header was kept in D1
+   * (pushed by an older CLI) is taken from KV `active`.
    */
-  async fallbackHeaders(version: string, activeHeader: string | undefined): Promise<string[]> {
-    const rows = await this.query<{ stored_header: string }>(
-      `SELECT v.stored_header FROM policy_pushes p JOIN policy_versions v ON v.version = p.version ` +
-        `WHERE p.outcome = 'activated' AND p.version != ${sqlString(version)} AND v.stored_header IS NOT NULL GROUP BY p.version ORDER BY max(p.seq) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS}`,
+  async fallbackState(version: string): Promise<{ active: string | undefined; headers: string[] }> {
+    const rows = await this.query<{ version: string; stored_header: string | null; active: number }>(
+      `SELECT version, stored_header, 1 AS active FROM policy_versions WHERE active = 1; ` +
+        `SELECT v.version, v.stored_header, 0 AS active FROM policy_pushes p JOIN policy_versions v ON v.version = p.version ` +
+        `WHERE p.outcome = 'activated' AND p.version != ${sqlString(version)} AND v.stored_header IS NOT NULL GROUP BY p.version ORDER BY max(p.activation) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS}`,
     );
-    const headers = activeHeader?.startsWith(STORED_HEADER_START) ? [activeHeader, ...rows.map((row) => row.stored_header)] : rows.map((row) => row.stored_header);
-    const seen = new Set([version]);
-    return headers.filter((text) => {
-      const v = readStoredHeader(text).version;
-      return !seen.has(v) && (seen.add(v), true);
-    }).slice(0, MAX_FALLBACK_SNAPSHOTS);
+    const active = rows.find((row) => row.active === 1);
+    const headers: string[] = [];
+    if (active && active.version !== version) {
+      const header = active.stored_header ?? (await this.readActiveValue());
+      if (header?.startsWith(STORED_HEADER_START) && readStoredHeader(header).version === active.version) headers.push(header);
+    }
+    for (const row of rows) if (row.active === 0 && row.version !== active?.version) headers.push(row.stored_header!);
+    return { active: active?.version, headers: headers.slice(0, MAX_FALLBACK_SNAPSHOTS) };
   }
 
   async putFallbacks(headers: readonly string[]): Promise<void> {
@@ -252,35 +259,32 @@ export class PolicyStorage {
   }
 
   /** KV `active` as it is (a header, a whole format 1 snapshot, or undefined), without its chunks. */
-  async readActiveValue(): Promise<string | undefined> {
+  private async readActiveValue(): Promise<string | undefined> {
     const value = (await wrangler(["kv", "key", "get", ACTIVE_SNAPSHOT_KEY, "--binding", "POLICIES", "--text", ...this.storage.kvFlags()])).replace(/\n$/, "");
     return value.startsWith("{") ? value : undefined;
   }
 
   /**
-   * Versions whose chunks must stay: the ones activated most recently (what `fallbacks` names) and
-   * those of any attempt started or finished within CHUNK_GRACE_SECONDS (an `active` or `fallbacks`
-   * value still propagating, or a pusher still writing).
+   * The compare-and-swap of step 3, and (same command) the versions whose chunks must stay: `activated`
+   * is false when this attempt no longer held the lease (nothing changed in D1). Kept: the versions
+   * activated most recently (what `fallbacks` names) and those of any attempt started or finished
+   * within CHUNK_GRACE_SECONDS (an `active` or `fallbacks` value still propagating, or a pusher still
+   * writing).
    */
-  async keptVersions(): Promise<string[]> {
-    const rows = await this.query<{ version: string }>(
-      `SELECT version FROM (SELECT version FROM policy_pushes WHERE outcome = 'activated' GROUP BY version ORDER BY max(seq) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS + 1}) ` +
+  async activate(version: string, headerText: string, attempt: string, replaced: string | undefined): Promise<{ activated: boolean; kept: string[] }> {
+    const rows = await this.query<{ attempt?: string; kept?: string }>(
+      `${activateSql(version, headerText, attempt, replaced)}\n` +
+        `SELECT version AS kept FROM (SELECT version FROM policy_pushes WHERE outcome = 'activated' GROUP BY version ORDER BY max(activation) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS + 1}) ` +
         `UNION SELECT version FROM policy_pushes WHERE max(started_at, coalesce(finished_at, 0)) > unixepoch() - ${CHUNK_GRACE_SECONDS} ` +
-        `UNION SELECT replaced FROM policy_pushes WHERE replaced IS NOT NULL AND finished_at > unixepoch() - ${CHUNK_GRACE_SECONDS}`,
+        `UNION SELECT replaced FROM policy_pushes WHERE replaced IS NOT NULL AND finished_at > unixepoch() - ${CHUNK_GRACE_SECONDS};`,
     );
-    return rows.map((row) => row.version);
-  }
-
-  /** The compare-and-swap of step 3; false when this attempt no longer held the lease (nothing changed in D1). */
-  async activate(version: string, headerText: string, attempt: string, replaced: string | undefined): Promise<boolean> {
-    const rows = await this.query<{ attempt: string }>(activateSql(version, headerText, attempt, replaced));
-    return rows.some((row) => row.attempt === attempt);
+    return { activated: rows.some((row) => row.attempt === attempt), kept: rows.flatMap((row) => (row.kept ? [row.kept] : [])) };
   }
 
   /** The newest attempts, newest first. */
   async attempts(limit: number): Promise<AttemptRow[]> {
     return this.query<AttemptRow>(
-      `SELECT seq, attempt, action, version, pushed_by, outcome, replaced, detail FROM policy_pushes ORDER BY seq DESC LIMIT ${Math.trunc(limit)}`,
+      `SELECT seq, attempt, action, version, pushed_by, outcome, activation, replaced, detail FROM policy_pushes ORDER BY seq DESC LIMIT ${Math.trunc(limit)}`,
     );
   }
 
