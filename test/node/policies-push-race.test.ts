@@ -103,8 +103,8 @@ afterAll(async () => {
 describe("concurrent pushes and rollbacks", () => {
   it(`${PUSHERS} pushes (and a rollback) at once, ${ROUNDS} rounds: one version active, whole, served, and every run in history`, { timeout: 120_000 }, async () => {
     for (let round = 0; round < ROUNDS; round++) {
-      const [{ before }] = await sql<{ before: number }>("SELECT coalesce(max(seq), 0) AS before FROM policy_pushes");
-      const [{ previous }] = await sql<{ previous: string }>("SELECT version AS previous FROM policy_versions WHERE active = 1");
+      const { before } = (await sql<{ before: number }>("SELECT coalesce(max(seq), 0) AS before FROM policy_pushes"))[0]!;
+      const { previous } = (await sql<{ previous: string }>("SELECT version AS previous FROM policy_versions WHERE active = 1"))[0]!;
       const dirs = await Promise.all(Array.from({ length: PUSHERS }, (_, i) => policyDir(`round-${round}-pusher-${i}`)));
       const commands = dirs.map((dir, i) => ["policies", "push", "--dir", dir, ...storage(), "--by", `pusher-${i}`]);
       // From the second round on, a rollback to the first version races the pushes.
@@ -143,7 +143,7 @@ describe("concurrent pushes and rollbacks", () => {
 
 describe("the write lease", () => {
   it("refuses a push while another holds the lease (exit 3, nothing changed, recorded busy), and takes a lapsed one", async () => {
-    const [{ active }] = await sql<{ active: string }>("SELECT version AS active FROM policy_versions WHERE active = 1");
+    const { active } = (await sql<{ active: string }>("SELECT version AS active FROM policy_versions WHERE active = 1"))[0]!;
     const activeHeader = await kvGet("active");
     const dir = await policyDir("while-leased");
     // Another pusher in the middle of its write.
@@ -160,7 +160,7 @@ describe("the write lease", () => {
     await sql("UPDATE policy_push_lease SET expires_at = unixepoch() - 1");
     const taken = await concurrently([["policies", "push", "--dir", dir, ...storage(), "--by", "third", "--wait", "0"]]);
     expect(taken.codes, taken.output).toEqual([0]);
-    const [{ version }] = await sql<{ version: string }>("SELECT version FROM policy_versions WHERE active = 1");
+    const { version } = (await sql<{ version: string }>("SELECT version FROM policy_versions WHERE active = 1"))[0]!;
     expect(version).not.toBe(active);
     expect(await coldIsolateVersion()).toBe(version);
 
