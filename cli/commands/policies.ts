@@ -178,9 +178,9 @@ async function push(args: string[]): Promise<number> {
     const storage = new PolicyStorage(where);
     const write = { action: "push", version: snapshot.version, by, waitSeconds } as const;
     const code = await underLease(storage, write, async (attempt) => {
-      // Under the lease: the version active until now, read after any other push finished.
+      // History first, so KV never names a version D1 does not know.
       await storage.recordVersion(snapshot, by, pushedAt);
-      return serve(storage, stored, attempt);
+      return serve(storage, stored, attempt, "push");
     });
     if (code === 0) out(`pushed policy version ${snapshot.version} (${where.remote ? "remote" : "local"}) by ${by}`);
     return code;
@@ -234,24 +234,25 @@ async function underLease(storage: PolicyStorage, write: Write, work: (attempt: 
  * the clean-up. Returns 0, or EXIT_BUSY when the lease lapsed before `active` was written (nothing
  * served changed) or before D1 recorded it.
  */
-async function serve(storage: PolicyStorage, stored: StoredSnapshot, attempt: string): Promise<number> {
+async function serve(storage: PolicyStorage, stored: StoredSnapshot, attempt: string, action: Write["action"]): Promise<number> {
   const { version } = stored.header;
   await storage.putChunks(stored);
   // Under the lease: the version active until now, read after any other write finished.
   const { active: replaced, headers } = await storage.fallbackState(version);
-  await storage.putFallbacks(headers);
+  // Last check before KV's served keys change: a holder whose lease lapsed may race the next holder.
   if (!(await storage.renewLease(attempt))) {
-    const sentence = `this ${version.slice(0, 12)} write took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or rollback may have started`;
+    const sentence = `this ${action} took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or rollback may have started`;
     await storage.finishAttempt(attempt, "lost", sentence);
-    err(`refused: ${sentence}; what is served was not changed. Run it again.`);
+    err(`${action} refused: ${sentence}; what is served was not changed. Run it again.`);
     return EXIT_BUSY;
   }
+  await storage.putFallbacks(headers);
   await storage.putActiveHeader(stored);
   const { activated, kept } = await storage.activate(version, stored.headerText, attempt, replaced);
   if (!activated) {
     const sentence = `KV now serves ${version}, but this write's lease lapsed before D1 recorded it`;
     await storage.finishAttempt(attempt, "lost", sentence);
-    err(`warning: ${sentence}; run the push (or rollback) that should be active again.`);
+    err(`${action} lost its lease: ${sentence}; run the push or rollback that should be active again.`);
     return EXIT_BUSY;
   }
   await deleteUnusedChunks(storage, [version, ...kept]);
@@ -334,7 +335,7 @@ async function rollbackTo(storage: PolicyStorage, wanted: string, by: string, wa
   }
   const stored = await storedSnapshot(policy.snapshot);
   const code = await underLease(storage, { action: "rollback", version, by, waitSeconds }, async (attempt) => {
-    return serve(storage, stored, attempt);
+    return serve(storage, stored, attempt, "rollback");
   });
   if (code === 0) out(`rolled back to policy version ${version}`);
   return code;

@@ -11,10 +11,11 @@
 //      upsert of the single policy_push_lease row that succeeds only if no unexpired lease is held
 //      (D1's clock, so runner clocks do not matter). A push that cannot take it within its wait ends
 //      `busy`, changes nothing, and exits EXIT_BUSY;
-//   1. D1: the body's chunks, then the version's row, not active (checked by reading them back); the
-//      version active until now is read here, under the lease;
-//   2. KV: the payload chunks, then `fallbacks` (the headers of the versions activated before it),
-//      then renew the lease (a holder whose lease lapsed stops here, `lost`), then `active`;
+//   1. D1 (push only): the body's chunks, then the version's row, not active (checked by reading
+//      them back);
+//   2. KV: the payload chunks; D1: the version active until now and the headers of the versions
+//      activated before it, read under the lease; renew the lease (a holder whose lease lapsed stops
+//      here, `lost`); KV: `fallbacks` (those headers), then `active`;
 //   3. D1, compare-and-swap on the lease: flag the row active, store its header and mark the attempt
 //      `activated`, only while this attempt still holds the lease;
 //   4. KV: delete chunks of versions no reader can be sent to (listed by step 3), then release the lease.
@@ -161,18 +162,16 @@ export interface HistoryRow {
 export class PolicyStorage {
   constructor(private readonly storage: StorageTarget) {}
 
-  /** Stores the version (inactive) and checks it is whole; returns the version active until now, if any. */
-  async recordVersion(snapshot: PolicySnapshot, pushedBy: string, pushedAt: string): Promise<string | undefined> {
+  /** Stores the version (inactive) and checks it is whole. */
+  async recordVersion(snapshot: PolicySnapshot, pushedBy: string, pushedAt: string): Promise<void> {
     await this.executeFile(recordVersionSql(snapshot, pushedBy, pushedAt));
     const version = sqlString(snapshot.version);
-    const [stored] = await this.query<{ n: number; bytes: number; chunks: number; active: string | null }>(
-      `SELECT count(c.seq) AS n, coalesce(sum(length(c.data)), 0) AS bytes, v.snapshot_chunks AS chunks, ` +
-        `(SELECT version FROM policy_versions WHERE active = 1 LIMIT 1) AS active FROM policy_versions v ` +
+    const [stored] = await this.query<{ n: number; bytes: number; chunks: number }>(
+      `SELECT count(c.seq) AS n, coalesce(sum(length(c.data)), 0) AS bytes, v.snapshot_chunks AS chunks FROM policy_versions v ` +
         `LEFT JOIN policy_history_chunks c ON c.version = v.version WHERE v.version = ${version} GROUP BY v.version`,
     );
     const body = historyBody(snapshot);
     if (!stored || stored.n !== stored.chunks || stored.bytes !== body.length) throw new Error("D1 did not store the whole snapshot; nothing was activated");
-    return stored.active ?? undefined;
   }
 
   /** Logs an attempt as started (step 0), in the same command as its first try for the lease. */

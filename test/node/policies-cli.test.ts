@@ -306,7 +306,7 @@ describe("policies push of a large policy", () => {
   const BULK_RULES = 8000;
   let large: string;
 
-  it("stores a snapshot across several KV values and D1 rows", async () => {
+  it("stores a snapshot across several KV values and D1 rows", { timeout: 150_000 }, async () => {
     const dir = await policyCopy("large");
     // A 1.2 MB body: more than one D1 row holds (1 MB; pushes stopped at about 5 000 rules when history
     // was one row per version), more than one KV chunk (POLICY_KV_CHUNK_BYTES) and many D1 chunk rows.
@@ -422,7 +422,8 @@ describe("policies history and rollback as an operator runs them: a process, wit
   // A push as a process with real wrangler runs in e2e.test.ts (and in every `gatepass dev` start).
   const asProcess = (...args: string[]) => gatepassProcess(["policies", ...args], { cwd: ROOT });
 
-  it("lists two versions the stand-in pushed, and rolls back to the first", async () => {
+  // A rollback under the write lease is a dozen wrangler runs (docs/storage.md, "Write protocol").
+  it("lists two versions the stand-in pushed, and rolls back to the first", { timeout: 240_000 }, async () => {
     const state = path.join(work, "operator-state");
     const flags = ["--local", "--persist-to", state];
     await copyMigratedState(state);
