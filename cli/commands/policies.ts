@@ -29,7 +29,7 @@ export const usage = formatUsage([
   { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
   {
     synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS],
-    help: ["validate, test, and make the policies active (KV) with history (D1);", "waits up to --wait (default 120) for another push or rollback to finish, then exits 3"],
+    help: ["validate, test, and make the policies active (KV) with history (D1); while another", "push or rollback runs, waits up to --wait seconds (default 120), then exits 3"],
   },
   { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
   { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
