@@ -13,23 +13,26 @@ import { lintPolicy } from "../../src/policy/lint";
 import { normalizePolicy } from "../../src/policy/schema";
 import { storedSnapshot, type StoredSnapshot } from "../../src/policy/snapshot";
 import { formatFinding, type Finding } from "../../src/policy/source";
-import type { PolicySnapshot, VerifiedIdentity } from "../../src/types";
+import type { VerifiedIdentity } from "../../src/types";
 import { checkPolicyDir, type Checked } from "../policy/files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
-import { PolicyStorage } from "../policy/store";
+import { newAttemptId, PolicyStorage, PUSH_LEASE_SECONDS } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
 import { formatUsage, isUsageError, UsageError } from "../usage";
-import { withStorage, type StorageTarget } from "../remote-d1";
-import { STORAGE_OPTIONS, storageTarget } from "../wrangler";
+import { withStorage } from "../remote-d1";
+import { STORAGE_OPTIONS, storageTarget, type WranglerTarget } from "../wrangler";
 
 const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
 
 export const usage = formatUsage([
   { synopsis: ["policies validate [--dir DIR]"], help: ["check policy files (strict parsing + lint), with file:line:column"] },
   { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
-  { synopsis: ["policies push [--dir DIR] [--by WHO]", STORAGE_SYNOPSIS], help: ["validate, test, and make the policies active (KV) with history (D1)"] },
-  { synopsis: ["policies history [--limit N]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000)"] },
-  { synopsis: ["policies rollback VERSION", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
+  {
+    synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS],
+    help: ["validate, test, and make the policies active (KV) with history (D1); while another", "push or rollback runs, waits up to --wait seconds (default 120), then exits 3"],
+  },
+  { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
+  { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
   {
     synopsis: ["policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T]... [--dir DIR]"],
     help: ["why a job gets or is denied each target, with the job's and the rules' ids;", "exit 0 when every target shown is allowed, 1 when one is denied"],
@@ -41,6 +44,14 @@ const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
 
 const COMMON = { dir: { type: "string", default: "policies" } } as const;
+/** Options of the commands that change what is served. */
+const WRITE_OPTIONS = { by: { type: "string" }, wait: { type: "string", default: "120" } } as const;
+
+/** Exit status of a push or rollback that could not take the write lease (another one is running): retry later. */
+export const EXIT_BUSY = 3;
+/** Lease polls: the first after this, doubling up to LEASE_POLL_MAX_MS (each is a wrangler run). */
+const LEASE_POLL_MIN_MS = 200;
+const LEASE_POLL_MAX_MS = 2000;
 
 export async function run(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -139,8 +150,9 @@ export function whoAmI(): string {
 }
 
 async function push(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE_OPTIONS, by: { type: "string" } } });
+  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE_OPTIONS, ...WRITE_OPTIONS } });
   const target = storageTarget(values);
+  const waitSeconds = parseWait(values.wait);
   const result = await checked(values.dir);
   if (!result.ok) {
     err("push refused: the policies are invalid; nothing was changed");
@@ -162,40 +174,108 @@ async function push(args: string[]): Promise<number> {
   // The Worker's own gate, for every rule: never write what it would refuse.
   await verifySnapshot(stored.text);
 
-  return withStorage(target, (storage) => pushSnapshot(storage, snapshot, stored, by, pushedAt));
+  return withStorage(target, async (where) => {
+    const storage = new PolicyStorage(where);
+    const write = { action: "push", version: snapshot.version, by, waitSeconds } as const;
+    const code = await underLease(storage, write, async (attempt) => {
+      // History first, so KV never names a version D1 does not know.
+      await storage.recordVersion(snapshot, by, pushedAt);
+      return serve(storage, stored, attempt, "push");
+    });
+    if (code === 0) out(`pushed policy version ${snapshot.version} (${where.remote ? "remote" : "local"}) by ${by}`);
+    return code;
+  });
 }
 
-async function pushSnapshot(target: StorageTarget, snapshot: PolicySnapshot, stored: StoredSnapshot, by: string, pushedAt: string): Promise<number> {
-  const storage = new PolicyStorage(target);
-  const { version } = snapshot;
-  const replaced = await storage.recordVersion(snapshot, by, pushedAt);
-  await storage.putActive(stored);
-  const [activated] = await Promise.allSettled([storage.activate(version), deleteUnusedChunks(storage, [version, replaced])]);
-  if (activated.status === "rejected") {
-    err(`warning: KV now serves ${version}, but marking it active in D1 failed; run push again. (${(activated.reason as Error).message})`);
-    return 1;
+function parseWait(text: string): number {
+  const seconds = Number(text);
+  if (!/^\d+$/.test(text) || seconds > 3600) throw new UsageError("--wait is a number of seconds from 0 to 3600");
+  return seconds;
+}
+
+interface Write {
+  action: "push" | "rollback";
+  version: string;
+  by: string;
+  waitSeconds: number;
+}
+
+/**
+ * Runs `work` holding the policy write lease (steps 0 and 4 of the write protocol, cli/policy/store.ts):
+ * logs the attempt, waits for the lease up to write.waitSeconds, and records how the attempt ended.
+ * `work` returns an exit status; an attempt that could not take the lease changes nothing and exits EXIT_BUSY.
+ */
+async function underLease(storage: PolicyStorage, write: Write, work: (attempt: string) => Promise<number>): Promise<number> {
+  const attempt = newAttemptId();
+  const deadline = Date.now() + write.waitSeconds * 1000;
+  let holder = await storage.logAttempt(attempt, write.action, write.version, write.by);
+  for (let pause = LEASE_POLL_MIN_MS; holder !== undefined && Date.now() + pause <= deadline; pause = Math.min(pause * 2, LEASE_POLL_MAX_MS)) {
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    holder = await storage.takeLease(attempt, write.by);
   }
-  out(`pushed policy version ${version} (${target.remote ? "remote" : "local"}) by ${by}`);
+  if (holder !== undefined) {
+    const sentence = `another policy push or rollback (by ${holder}) was still running after ${write.waitSeconds} s`;
+    await storage.finishAttempt(attempt, "busy", sentence);
+    err(`${write.action} refused: ${sentence}; nothing was changed. Run it again once that one has finished (see \`policies history --attempts\`), or give a longer --wait.`);
+    return EXIT_BUSY;
+  }
+  try {
+    return await work(attempt);
+  } catch (e) {
+    await storage.finishAttempt(attempt, "failed", (e as Error).message).catch(() => undefined);
+    throw e;
+  } finally {
+    await storage.releaseLease(attempt).catch(() => undefined);
+  }
+}
+
+/**
+ * Steps 2 to 4 of the write protocol: chunks, `fallbacks`, `active`, the compare-and-swap in D1, then
+ * the clean-up. Returns 0, or EXIT_BUSY when the lease lapsed before `active` was written (nothing
+ * served changed) or before D1 recorded it.
+ */
+async function serve(storage: PolicyStorage, stored: StoredSnapshot, attempt: string, action: Write["action"]): Promise<number> {
+  const { version } = stored.header;
+  await storage.putChunks(stored);
+  // Under the lease: the version active until now, read after any other write finished.
+  const { active: replaced, headers } = await storage.fallbackState(version);
+  // Last check before KV's served keys change: a holder whose lease lapsed may race the next holder.
+  if (!(await storage.renewLease(attempt))) {
+    const sentence = `this ${action} took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or rollback may have started`;
+    await storage.finishAttempt(attempt, "lost", sentence);
+    err(`${action} refused: ${sentence}; what is served was not changed. Run it again.`);
+    return EXIT_BUSY;
+  }
+  await storage.putFallbacks(headers);
+  await storage.putActiveHeader(stored);
+  const { activated, kept } = await storage.activate(version, stored.headerText, attempt, replaced);
+  if (!activated) {
+    const sentence = `KV now serves ${version}, but this write's lease lapsed before D1 recorded it`;
+    await storage.finishAttempt(attempt, "lost", sentence);
+    err(`${action} lost its lease: ${sentence}; run the push or rollback that should be active again.`);
+    return EXIT_BUSY;
+  }
+  await deleteUnusedChunks(storage, [version, ...kept]);
   return 0;
 }
 
 /**
- * Deletes KV chunks of versions other than the one now active and the one it replaced (an isolate
- * elsewhere may still read those, from an `active` value KV has not yet propagated). A failure only
- * leaves unused chunks behind, which the next push deletes.
+ * Deletes KV chunks of versions no reader can be sent to (`keep`: the one now active and what
+ * PolicyStorage.activate listed). A failure only leaves unused chunks behind, which the next push deletes.
  */
-async function deleteUnusedChunks(storage: PolicyStorage, keep: (string | undefined)[]): Promise<void> {
+async function deleteUnusedChunks(storage: PolicyStorage, keep: string[]): Promise<void> {
   try {
-    await storage.deleteUnusedChunks(keep.filter((version): version is string => version !== undefined));
+    await storage.deleteUnusedChunks(keep);
   } catch (e) {
     err(`warning: deleting unused snapshot chunks from KV failed; the next push deletes them. (${(e as Error).message})`);
   }
 }
 
 async function history(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" } } });
+  const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" }, attempts: { type: "boolean" } } });
   const limit = Number.parseInt(values.limit, 10);
   if (!(limit > 0 && limit <= 1000)) throw new UsageError("--limit is a number from 1 to 1000");
+  if (values.attempts) return attemptHistory(storageTarget(values), limit);
   const rows = await withStorage(storageTarget(values), (storage) => new PolicyStorage(storage).history(limit));
   if (rows.length === 0) {
     out("no policy versions have been pushed");
@@ -205,18 +285,34 @@ async function history(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Every push and rollback attempt, newest first: `#seq action version by outcome [replaced] [detail]`. */
+async function attemptHistory(target: WranglerTarget, limit: number): Promise<number> {
+  const rows = await withStorage(target, (storage) => new PolicyStorage(storage).attempts(limit));
+  if (rows.length === 0) {
+    out("no policy pushes or rollbacks have been attempted");
+    return 0;
+  }
+  for (const row of rows) {
+    const replaced = row.replaced ? `  replaced ${row.replaced.slice(0, 12)}` : "";
+    out(`#${row.seq} ${row.action} ${row.version}  ${row.pushed_by}  ${row.outcome}${replaced}${row.detail ? `  (${row.detail})` : ""}`);
+  }
+  return 0;
+}
+
 async function rollback(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: STORAGE_OPTIONS, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args, options: { ...STORAGE_OPTIONS, ...WRITE_OPTIONS }, allowPositionals: true });
   const [wanted, ...extra] = positionals;
   if (!wanted || extra.length > 0 || !/^[0-9a-f]{8,64}$/.test(wanted)) {
     err("usage: policies rollback VERSION   (the version or at least its first 8 hex digits, see `policies history`)");
     return 2;
   }
-  return withStorage(storageTarget(values), (target) => rollbackTo(new PolicyStorage(target), wanted));
+  const waitSeconds = parseWait(values.wait);
+  const by = (values.by ?? whoAmI()).slice(0, 200);
+  return withStorage(storageTarget(values), (target) => rollbackTo(new PolicyStorage(target), wanted, by, waitSeconds));
 }
 
-async function rollbackTo(storage: PolicyStorage, wanted: string): Promise<number> {
-  const { matches, active } = await storage.findVersions(wanted);
+async function rollbackTo(storage: PolicyStorage, wanted: string, by: string, waitSeconds: number): Promise<number> {
+  const { matches } = await storage.findVersions(wanted);
   if (matches.length !== 1) {
     err(matches.length === 0 ? `no pushed policy version starts with ${wanted}` : `${wanted} is ambiguous; give more digits`);
     return 1;
@@ -237,11 +333,12 @@ async function rollbackTo(storage: PolicyStorage, wanted: string): Promise<numbe
     for (const line of lintErrors) err(`  ${line}`);
     return 1;
   }
-  await storage.putActive(await storedSnapshot(policy.snapshot));
-  const [activated] = await Promise.allSettled([storage.activate(version), deleteUnusedChunks(storage, [version, active])]);
-  if (activated.status === "rejected") throw activated.reason;
-  out(`rolled back to policy version ${version}`);
-  return 0;
+  const stored = await storedSnapshot(policy.snapshot);
+  const code = await underLease(storage, { action: "rollback", version, by, waitSeconds }, async (attempt) => {
+    return serve(storage, stored, attempt, "rollback");
+  });
+  if (code === 0) out(`rolled back to policy version ${version}`);
+  return code;
 }
 
 /**

@@ -7,9 +7,13 @@
 // reads the chunks only when it changed.
 //
 // Failure semantics (fail closed):
-// - no snapshot in KV, or a corrupt one, and nothing good in memory → policy_unavailable (503);
-// - KV unreachable or returning a corrupt snapshot (or a missing chunk) → the last good in-memory
-//   snapshot keeps serving;
+// - `active` names a snapshot that cannot be loaded (a missing chunk, a refused snapshot) → the newest
+//   version of KV `fallbacks` (headers of the versions activated before it, newest first, each checked
+//   like `active`) that loads, or is the one already in memory, serves instead, and admin status says
+//   so (`fallback_from`, `last_error`);
+// - no snapshot in KV, or a corrupt one with no loadable fallback, and nothing good in memory →
+//   policy_unavailable (503);
+// - KV unreachable → the last good in-memory snapshot keeps serving;
 // - snapshot deleted from KV → the isolate drops its copy too (deleting the key is an emergency stop).
 
 import type { Env } from "../config";
@@ -21,6 +25,11 @@ import { STORED_HEADER_START, type StoredHeader } from "./snapshot";
 
 /** KV key (in POLICIES) of the active snapshot or its header; see docs/storage.md. */
 export const ACTIVE_SNAPSHOT_KEY = "active";
+
+/** KV key (in POLICIES) of a JSON array of stored headers: where a reader goes when `active` cannot be loaded. */
+export const FALLBACK_SNAPSHOTS_KEY = "fallbacks";
+/** Versions `fallbacks` names at most (the CLI keeps their chunks). */
+export const MAX_FALLBACK_SNAPSHOTS = 3;
 
 /** KV key of chunk `i` of a stored snapshot's payload. Addressed by content: a key never changes value. */
 export function payloadChunkKey(header: Pick<StoredHeader, "version" | "index_sha256">, i: number): string {
@@ -36,6 +45,7 @@ export class PolicyStore {
   private checkedAt = Number.NEGATIVE_INFINITY;
   private reloading: Promise<void> | undefined;
   private reloadError: string | undefined;
+  private fallbackFrom: string | undefined;
 
   constructor(private readonly deps: Deps) {}
 
@@ -52,6 +62,11 @@ export class PolicyStore {
     await this.reload(env);
     if (!this.policy) throw new GatepassError("policy_unavailable", { cause: this.reloadError });
     return this.policy;
+  }
+
+  /** The version `active` names when a fallback serves instead (it could not be loaded), else undefined. */
+  get servingFallbackFrom(): string | undefined {
+    return this.fallbackFrom;
   }
 
   /** Single-flight reload from KV. */
@@ -74,23 +89,66 @@ export class PolicyStore {
     if (text === null) {
       this.policy = undefined;
       this.rawText = undefined;
+      this.fallbackFrom = undefined;
       this.reloadError = "no active snapshot in KV";
       return;
     }
     if (text === this.rawText) {
       // KV serves the snapshot already loaded: whatever failed before (a KV error, a refused push
-      // that was since replaced by this one) is over, and admin status must stop reporting it.
-      this.reloadError = undefined;
+      // that was since replaced by this one) is over, and admin status must stop reporting it. When a
+      // fallback serves for it, the reason stays: content-addressed chunks do not come back.
+      this.reloadError = this.fallbackFrom === undefined ? undefined : this.reloadError;
       return;
     }
     try {
       this.policy = text.startsWith(STORED_HEADER_START) ? await loadPointed(env, text) : await loadSnapshot(text);
       this.rawText = text;
       this.reloadError = undefined;
+      this.fallbackFrom = undefined;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.reloadError = err instanceof KvReadError ? `KV read failed: ${message}` : `snapshot rejected: ${message}`;
+      if (err instanceof KvReadError) {
+        this.reloadError = `KV read failed: ${message}`;
+        return;
+      }
+      this.reloadError = `snapshot rejected: ${message}`;
+      await this.fallBack(env, text);
     }
+  }
+
+  /**
+   * `active` (text) was refused: serves the newest version of `fallbacks` that loads (or is already
+   * loaded). Nothing loadable: the isolate keeps what it had (or stays without a policy).
+   */
+  private async fallBack(env: Env, activeText: string): Promise<void> {
+    let headers: string[];
+    try {
+      const listed: unknown = JSON.parse((await env.POLICIES.get(FALLBACK_SNAPSHOTS_KEY)) ?? "[]");
+      headers = Array.isArray(listed) ? listed.filter((h): h is string => typeof h === "string").slice(0, MAX_FALLBACK_SNAPSHOTS) : [];
+    } catch {
+      return;
+    }
+    const from = activeText.startsWith(STORED_HEADER_START) ? safeVersion(activeText) : "(format 1 snapshot)";
+    for (const headerText of headers) {
+      try {
+        const policy = this.policy?.version === readStoredHeader(headerText).version ? this.policy : await loadPointed(env, headerText);
+        this.policy = policy;
+        this.rawText = activeText;
+        this.fallbackFrom = from;
+        this.reloadError = `${this.reloadError}; serving the newest loadable earlier version ${policy.version} instead`;
+        return;
+      } catch {
+        // an older fallback may still load
+      }
+    }
+  }
+}
+
+function safeVersion(headerText: string): string {
+  try {
+    return readStoredHeader(headerText).version;
+  } catch {
+    return "(unreadable header)";
   }
 }
 

@@ -193,7 +193,7 @@ adminRoutes.get("/v1/admin/status", async (c) => {
   return c.json(
     {
       policy: policy
-        ? { version: policy.version, created_at: policy.snapshot.created_at, last_error: policies.lastError ?? null }
+        ? { version: policy.version, created_at: policy.snapshot.created_at, fallback_from: policies.servingFallbackFrom ?? null, last_error: policies.lastError ?? null }
         : { version: null, last_error: policies.lastError ?? "no snapshot loaded" },
       issuers: markStalePushes(issuers, config.pushedKeysWarnAfterSeconds),
       signing_keys: signingKeys,

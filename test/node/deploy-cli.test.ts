@@ -89,14 +89,13 @@ let stderr: string;
 let fetched: string[];
 let clock: number;
 
-/** policies push: history rows, read back; payload chunks, `active`; then activation and the chunk clean-up, together (in heads()' order). */
-const POLICIES_PUSH = ["d1 execute", "d1 execute", "kv bulk put", "kv key put", "d1 execute", "kv key list"];
-/** The calls' heads, the last two in POLICIES_PUSH's order when they are push's concurrent pair. */
-const heads = () => {
-  const all = calls.map(head);
-  const pair = all.slice(-2);
-  return pair.includes("kv key list") && pair.includes("d1 execute") ? [...all.slice(0, -2), "d1 execute", "kv key list"] : all;
-};
+/**
+ * policies push (docs/storage.md, "Write protocol"): the attempt logged and the lease taken; history
+ * rows, read back; payload chunks; the active version and fallbacks read, the lease renewed;
+ * `fallbacks`, `active`; the compare-and-swap; the chunk clean-up; the lease released.
+ */
+const POLICIES_PUSH = ["d1 execute", "d1 execute", "d1 execute", "kv bulk put", "d1 execute", "d1 execute", "kv key put", "kv key put", "d1 execute", "kv key list", "d1 execute"];
+const heads = () => calls.map(head);
 const head = (call: Call) => call.args.slice(0, call.args[0] === "deploy" ? 1 : call.args[0] === "kv" ? 3 : 2).join(" ");
 
 function playAccount(): void {
@@ -126,7 +125,15 @@ function playAccount(): void {
       account.workerExists = true;
       return "Uploaded gatepass (2.1 sec)\nDeployed gatepass triggers (0.9 sec)\n  https://gatepass.acct.workers.dev\n  schedule: */5 * * * *\nCurrent Version ID: 0f1e2d3c-0000-4000-8000-000000000001\n";
     }
-    if (group === "d1" && command === "execute") return args.includes("--json") ? JSON.stringify([{ results: args.join(" ").includes("count(c.seq)") ? [history] : [] }]) : "🚣 executed";
+    if (group === "d1" && command === "execute") {
+      // The write lease is free, and stays this attempt's (its id is the first 24-hex-digit literal).
+      const sql = args.join(" ");
+      const attempt = /'([0-9a-f]{24})'/.exec(sql)?.[1];
+      if (sql.includes("INTO policy_push_lease")) return JSON.stringify([{ results: [] }, { results: [] }, { results: [{ holder: attempt, held_by: "ops" }] }]);
+      if (sql.includes("UPDATE policy_push_lease")) return JSON.stringify([{ results: [{ holder: attempt }] }]);
+      if (sql.includes("RETURNING attempt")) return JSON.stringify([{ results: [] }, { results: [] }, { results: [{ attempt }] }, { results: [] }]);
+      return args.includes("--json") ? JSON.stringify([{ results: sql.includes("count(c.seq)") ? [history] : [] }]) : "🚣 executed";
+    }
     if (group === "kv" && args[2] === "list") return "[]";
     if (group === "kv") return "Writing the value";
     throw new Error(`unexpected wrangler ${args.join(" ")}`);
@@ -208,7 +215,7 @@ describe("gatepass deploy, first run on a new account", () => {
     });
     expect(calls.find((c) => head(c) === "deploy")!.args).toEqual(["deploy", "--config", config]);
     // Policies go through the same copy (D1 history needs the id); KV is found on the deployed Worker.
-    const put = calls.find((c) => head(c) === "kv key put")!;
+    const put = calls.find((c) => head(c) === "kv key put" && c.args.includes("active"))!;
     expect(put.args).toEqual(expect.arrayContaining(["active", "--binding", "POLICIES", "--remote"]));
     expect(put.derivedConfig).toEqual(migrate.derivedConfig);
     const derivedPath = migrate.args[migrate.args.indexOf("--config") + 1]!;
@@ -426,7 +433,9 @@ describe("gatepass deploy stops at a failing step and says what is done and what
     const args = ["--config", config, "--secrets-dir", secrets, "--dir", POLICIES, "--by", "ops"];
     expect(await deploy(args, fakeDeployed(ISSUER))).toBe(1);
 
-    expect(when(calls.at(-1)!.args)).toBe(true); // nothing ran after the failing call
+    // Nothing ran after the failing call but, for a push, its D1 bookkeeping: the attempt recorded failed, the lease released.
+    const failed = calls.findIndex((call) => when(call.args));
+    expect(calls.slice(failed + 1).map(head)).toEqual(index === 7 ? ["d1 execute", "d1 execute"] : []);
     const lines = stdout.split("\n").filter((line) => /^ {2}[✓✗·] /.test(line));
     expect(lines.map((line) => line.slice(2, 3))).toEqual([...Array<string>(index - 1).fill("✓"), "✗", ...Array<string>(8 - index).fill("·")]);
     expect(lines[index - 1]).toBe(`  ✗ ${index}/8 ${title}`);

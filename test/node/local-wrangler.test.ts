@@ -107,6 +107,21 @@ describe("the local wrangler stand-in, command by command against wrangler", () 
     expect(withoutDurations(rows.real.stdout)).toEqual([{ results: [{ version: "v1", active: 1 }], success: true }]);
   });
 
+  it("d1 execute --command: the policy write lease's conditional upsert, unixepoch() and RETURNING, several statements in one", async () => {
+    const take = (holder: string) =>
+      `INSERT INTO policy_push_lease (id, holder, held_by, expires_at) VALUES (1, '${holder}', 'x', unixepoch() + 300) ` +
+      `ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, held_by = excluded.held_by, expires_at = excluded.expires_at WHERE policy_push_lease.expires_at <= unixepoch(); ` +
+      `SELECT holder FROM policy_push_lease WHERE id = 1`;
+    for (const [holder, expected] of [["a", "a"], ["b", "a"]] as const) {
+      const taken = await both(["d1", "execute", "DB", "--json", "--command", take(holder)]);
+      expect(withoutDurations(taken.standIn.stdout)).toEqual(withoutDurations(taken.real.stdout));
+      expect(withoutDurations(taken.real.stdout)).toEqual([{ results: [], success: true }, { results: [{ holder: expected }], success: true }]);
+    }
+    const renewed = await both(["d1", "execute", "DB", "--json", "--command", "UPDATE policy_push_lease SET expires_at = unixepoch() + 300 WHERE id = 1 AND holder IN ('a', 'b') RETURNING holder"]);
+    expect(withoutDurations(renewed.standIn.stdout)).toEqual(withoutDurations(renewed.real.stdout));
+    expect(withoutDurations(renewed.real.stdout)).toEqual([{ results: [{ holder: "a" }], success: true }]);
+  });
+
   it("leaves state wrangler reads back as it reads its own", async () => {
     await closeLocalWrangler();
     const read = (args: string[]) => Promise.all((["real", "standIn"] as const).map((side) => real.runWrangler([...args, "--local", "--persist-to", state[side]], { cwd: ROOT })));

@@ -1,6 +1,6 @@
 // wrangler's local KV and D1 commands, answered in this process. A real `wrangler kv …`/`d1 execute`
 // costs about a second of CPU (loading wrangler's 12 MB bundle, then starting Miniflare and workerd
-// for one operation), and a `policies push` runs six. The stand-in keeps one Miniflare per state
+// for one operation), and a `policies push` runs a dozen. The stand-in keeps one Miniflare per state
 // directory and does what wrangler 4.86's local handlers do, read from its bundle: the same
 // config reading and SQL splitting (wrangler's own exports), the same storage ids and on-disk layout
 // (`<persist-to>/v3/{kv,d1}`), the same KV calls, one D1 batch per command, and the same output.

@@ -6,7 +6,10 @@ import { isGatepassError } from "../../../src/errors";
 import { POLICY_RECHECK_MS } from "../../../src/limits";
 import { evaluate } from "../../../src/policy/evaluate";
 import { canonicalJson, payloadChunks, storedSnapshot, type StoredSnapshot } from "../../../src/policy/snapshot";
-import { ACTIVE_SNAPSHOT_KEY, payloadChunkKey, PolicyStore } from "../../../src/policy/store";
+import { createApp } from "../../../src/app";
+import { defaultDeps } from "../../../src/deps";
+import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, payloadChunkKey, PolicyStore } from "../../../src/policy/store";
+import { createServices } from "../../../src/services";
 import { identity, INFRA_MAIN, RULES_YAML, snapshotOf, sources } from "./fixtures";
 
 /** The real POLICIES binding, counted, and made to fail on demand (every read, or chunk reads only). */
@@ -47,6 +50,7 @@ async function code(promise: Promise<unknown>): Promise<string> {
 
 beforeEach(async () => {
   await env.POLICIES.delete(ACTIVE_SNAPSHOT_KEY);
+  await env.POLICIES.delete(FALLBACK_SNAPSHOTS_KEY);
 });
 
 /** The fixture policy plus `count` project rules: past POLICY_KV_CHUNK_BYTES from about 4 000. */
@@ -253,6 +257,58 @@ describe("PolicyStore", () => {
     await settle();
     expect((await store.current(e, waitUntil)).version).toBe(second.header.version);
     expect(store.lastError).toBeUndefined();
+  });
+
+  it("serves the newest loadable version of `fallbacks` when `active` names missing chunks, and says so in admin status", async () => {
+    const { env: e } = instrumented();
+    const { store, waitUntil, settle, advance } = setup();
+    const [oldest, older, broken] = await Promise.all([largeStored(10, "a"), largeStored(10, "b"), largeStored(10, "c")]);
+    await putStored(oldest);
+    await putStored(older, 0); // a fallback whose chunks went too: skipped
+    await putStored(broken, 0); // `active`: a push whose chunks another one deleted
+    await env.POLICIES.put(FALLBACK_SNAPSHOTS_KEY, JSON.stringify([older.headerText, oldest.headerText]));
+
+    // A cold isolate: the newest fallback that loads, not 503.
+    expect((await store.current(e, waitUntil)).version).toBe(oldest.header.version);
+    expect(store.servingFallbackFrom).toBe(broken.header.version);
+    expect(store.lastError).toMatch(new RegExp(`chunk 0 of 1 is missing.*; serving the newest loadable earlier version ${oldest.header.version} instead`));
+    const services = createServices(defaultDeps);
+    const res = await createApp(defaultDeps, services).request("https://gatepass.test/v1/admin/status", { headers: { Authorization: "Bearer test-admin-token" } }, env);
+    const body = (await res.json()) as { policy: Record<string, unknown> };
+    expect(body.policy).toMatchObject({ version: oldest.header.version, fallback_from: broken.header.version, last_error: expect.stringContaining("is missing") });
+
+    // It stays so across re-checks of the same `active` (no reload), and ends with a good push.
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect(store.servingFallbackFrom).toBe(broken.header.version);
+    await putStored(older);
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect((await store.current(e, waitUntil)).version).toBe(older.header.version);
+    expect(store.servingFallbackFrom).toBeUndefined();
+    expect(store.lastError).toBeUndefined();
+  });
+
+  it("keeps its own snapshot when it is the newest fallback, and is 503 when no fallback loads", async () => {
+    const { env: e } = instrumented();
+    const { store, waitUntil, settle, advance } = setup();
+    const [good, broken] = await Promise.all([largeStored(10, "a"), largeStored(10, "c")]);
+    await putStored(good);
+    await store.current(e, waitUntil);
+    await putStored(broken, 0);
+    await env.POLICIES.put(FALLBACK_SNAPSHOTS_KEY, JSON.stringify([good.headerText]));
+    advance(POLICY_RECHECK_MS);
+    await store.current(e, waitUntil);
+    await settle();
+    expect((await store.current(e, waitUntil)).version).toBe(good.header.version);
+    expect(store.servingFallbackFrom).toBe(broken.header.version);
+
+    await env.POLICIES.delete(payloadChunkKey(good.header, 0));
+    const cold = setup();
+    expect(await code(cold.store.current(e, cold.waitUntil))).toBe("policy_unavailable");
+    expect(cold.store.servingFallbackFrom).toBeUndefined();
   });
 
   it("reports a rule refused when a token first needed it", async () => {
