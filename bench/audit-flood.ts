@@ -18,12 +18,13 @@
 // (comma-separated: junk, healthz, admin, ratelimit) runs only some of them, AUDIT_FLOOD_D1_MS
 // (comma-separated ms) only some D1 speeds.
 import autocannon from "autocannon";
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { wrangler } from "../cli/wrangler";
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { AUDIT_JUNK_ROWS_PER_SECOND, MAX_AUDIT_QUEUE_BYTES, MAX_AUDIT_QUEUE_EVENTS, MAX_AUDIT_QUEUED_JUNK_EVENTS } from "../src/limits";
 import { benchCiIssuer } from "./ci-issuer";
+import { isolateOf } from "./isolate";
 import { prepareOidcBench, type OidcBench } from "./oidc-setup";
 import { startWranglerDev, type WranglerDev } from "../test/support/wrangler-dev";
 
@@ -234,51 +235,6 @@ async function d1Bytes(persistTo: string): Promise<number> {
 async function d1Query(server: WranglerDev, sql: string): Promise<Record<string, number | string>[]> {
   const out = await wrangler(["d1", "execute", "DB", "--json", "--local", "--persist-to", server.persistTo, "--command", sql]);
   return (JSON.parse(out) as { results: Record<string, number | string>[] }[])[0]!.results;
-}
-
-/**
- * The workerd running the Worker, and its own HTTP address: of the dev server's two workerd processes,
- * the one that does not hold wrangler's proxy port.
- */
-async function isolateOf(server: WranglerDev): Promise<{ pid: number; url: string }> {
-  for (const pid of workerdPids(server.pid)) {
-    const ports = listeningPorts(pid);
-    if (ports.includes(server.port)) continue;
-    for (const port of ports) {
-      const url = `http://127.0.0.1:${port}`;
-      const ok = await fetch(`${url}/healthz`).then((res) => res.ok, () => false);
-      if (ok) return { pid, url };
-    }
-  }
-  throw new Error("no workerd of the dev server answers /healthz besides its proxy");
-}
-
-function workerdPids(groupLeader: number): number[] {
-  return readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      return comm === "workerd" && pgrp === groupLeader ? [Number(entry)] : [];
-    } catch {
-      return [];
-    }
-  });
-}
-
-/** TCP ports a process listens on (its socket inodes, found in /proc/net/tcp in state LISTEN). */
-function listeningPorts(pid: number): number[] {
-  const inodes = new Set(readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      return match ? [match[1]!] : [];
-    } catch {
-      return [];
-    }
-  }));
-  return readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1).map((line) => line.trim().split(/\s+/))
-    .filter((fields) => fields[3] === "0A" && inodes.has(fields[9]!))
-    .map((fields) => parseInt(fields[1]!.split(":")[1]!, 16));
 }
 
 function rssMb(pid: number): number {

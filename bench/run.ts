@@ -10,6 +10,7 @@ const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   exchange: () => import("./exchange"),
   throughput: () => import("./throughput"),
   cpu: () => import("./cpu"),
+  "refusal-cost": () => import("./refusal-cost"),
   "audit-flood": () => import("./audit-flood"),
 };
 

@@ -15,12 +15,16 @@ export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
     const requestId = crypto.randomUUID();
     c.set("requestId", requestId);
     c.set("services", services);
+    // Set before the route answers, so the response Hono builds (c.json, c.body) carries it. Set
+    // after, it makes Hono copy the finished response into a new one: a second Response per request.
+    c.header("X-Request-Id", requestId);
     const audited = AUDITED_PATH.test(c.req.path);
     if (audited) c.set("audit", { route: "" });
 
     await next();
 
-    c.header("X-Request-Id", requestId);
+    // A response built without the context (a route's own `new Response`) gets it the costly way.
+    if (!c.res.headers.has("X-Request-Id")) c.header("X-Request-Id", requestId);
     const status = c.res.status;
     const errorCode = c.get("errorCode");
     const draft = c.get("audit");
