@@ -29,6 +29,9 @@ export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
       draft.route ||= `${c.req.method} ${c.req.routePath}`;
       const event = buildAuditEvent(draft, { requestId, status, errorCode, now: services.deps.now() });
       waitUntilOf(c)(services.audit.write(c.env, event));
+      // What policies plan replays: verified identities only, noted here and written in batches.
+      const flush = draft.identity && services.seen.note(c.env, draft.identity, draft.target, event.decision);
+      if (flush) waitUntilOf(c)(flush);
     }
     log(status >= 500 ? "error" : "info", "request", {
       request_id: requestId,

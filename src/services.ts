@@ -1,6 +1,7 @@
 // Per-isolate services: created once with the injected deps, holding the in-memory caches that keep
 // the hot path free of KV reads and network calls.
 
+import { SeenIdentityRecorder } from "./audit/seen-identities";
 import { AuditWriter } from "./audit/writer";
 import type { Deps } from "./deps";
 import { Signer } from "./mint/signer";
@@ -12,6 +13,7 @@ export interface Services {
   policies: PolicyStore;
   verifier: Verifier;
   audit: AuditWriter;
+  seen: SeenIdentityRecorder;
   signer: Signer;
 }
 
@@ -21,6 +23,7 @@ export function createServices(deps: Deps): Services {
     policies: new PolicyStore(deps),
     verifier: new Verifier(deps),
     audit: new AuditWriter(deps),
+    seen: new SeenIdentityRecorder(deps),
     signer: new Signer(deps),
   };
 }

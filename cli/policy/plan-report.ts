@@ -50,6 +50,7 @@ function replayText(replay: NonNullable<Plan["replay"]>): string[] {
     `replay: ${replay.identities} identities seen in the last ${replay.days} days; ` +
       `${replay.changed} with a changed decision, ${replay.unchanged} unchanged`,
   ];
+  if (replay.unjudgedRules.length > 0) lines.push(`  ${unjudged(replay.unjudgedRules)}`);
   for (const change of replay.changes) {
     lines.push(`  ${change.target}: ${arrow(change)} for ${change.identities} identities (${change.requests} requests)`);
     for (const group of change.groups.slice(0, SHOWN_GROUPS)) {
@@ -71,6 +72,7 @@ export function planMarkdown(plan: Plan): string {
         : `**${replay.changed} of ${replay.identities} identities** seen in the last ${replay.days} days get a different decision.`,
       "",
     );
+    if (replay.unjudgedRules.length > 0) lines.push(`> ${cell(unjudged(replay.unjudgedRules))}`, "");
     if (replay.changes.length > 0) {
       lines.push("| target | change | identities | requests | projects (namespace / project: identities, e.g.) |", "|---|---|---|---|---|");
       for (const change of replay.changes) {
@@ -95,6 +97,10 @@ export function planMarkdown(plan: Plan): string {
     lines.push("**Lint**", "", ...diff.lint.gained.map((l) => `- gained: ${cell(l)}`), ...diff.lint.lost.map((l) => `- lost: ${cell(l)}`), "");
   }
   return lines.join("\n");
+}
+
+function unjudged(rules: readonly string[]): string {
+  return `note: rules ${rules.join(", ")} name claims replay does not keep (per-job ids, times, commit hashes): replayed as if missing`;
 }
 
 function short(side: Plan["before"]): string {

@@ -3,6 +3,7 @@
 // identities whose decision on a target changes are grouped by namespace and project, with counts and
 // one example job per group. Pure: the caller reads the identities and compiles the two versions.
 
+import { REPLAY_UNRECORDED_CLAIMS } from "../../src/audit/seen-identities";
 import type { CompiledPolicy } from "../../src/policy/compile";
 import { grantsFor } from "../../src/policy/evaluate";
 import type { NormalizedClaims, VerifiedIdentity } from "../../src/types";
@@ -40,6 +41,8 @@ export interface TargetChange {
 }
 
 export interface ReplayResult {
+  /** Rules (of either version) naming a claim seen_identities does not keep: replayed as if it were missing. */
+  unjudgedRules: string[];
   identities: number;
   /** Identities with at least one changed decision. */
   changed: number;
@@ -76,7 +79,15 @@ export function replayDecisions(before: CompiledPolicy, after: CompiledPolicy, s
     };
   });
   changes.sort((a, b) => compare(a.target, b.target) || compare(a.direction, b.direction));
-  return { identities, changed, unchanged: identities - changed, changes };
+  return { unjudgedRules: unjudgedRules(before, after), identities, changed, unchanged: identities - changed, changes };
+}
+
+function unjudgedRules(before: CompiledPolicy, after: CompiledPolicy): string[] {
+  const names = new Set<string>();
+  for (const policy of [before, after]) {
+    for (const rule of policy.snapshot.rules) if (Object.keys(rule.match).some((claim) => REPLAY_UNRECORDED_CLAIMS.has(claim))) names.add(rule.name);
+  }
+  return [...names].sort();
 }
 
 function allowedTargets(policy: CompiledPolicy, identity: VerifiedIdentity): Set<string> {

@@ -114,7 +114,7 @@ describe("replayDecisions", () => {
       seen({ ...job, ref: "release/1" }, 3),
       seen({ ...job, ref: "feature" }, 5),
     ]);
-    expect(result).toMatchObject({ identities: 4, changed: 3, unchanged: 1 });
+    expect(result).toMatchObject({ unjudgedRules: [], identities: 4, changed: 3, unchanged: 1 });
     expect(result.changes).toEqual([
       {
         target: "deploy",
@@ -142,6 +142,8 @@ describe("replayDecisions", () => {
     expect(result.changed).toBe(0);
     const back = replayDecisions(await compiled(before), await compiled(before), [seen({ namespace_id: "10" })]);
     expect(back).toMatchObject({ changed: 0, unchanged: 1, changes: [] });
+    const byJob = await compiled({ ...before, rules: [...before.rules, rule("by-job", { job_id: "1" }, ["read"])] });
+    expect(replayDecisions(await compiled(before), byJob, []).unjudgedRules).toEqual(["by-job"]);
   });
 
   it("agrees with evaluate() on both versions for every identity and target (property)", async () => {
@@ -187,6 +189,7 @@ describe("plan reports", () => {
       after: { version: "b".repeat(64), label: "local" },
       diff: { issuers: [], targets: [], lint: { gained: [], lost: [] } },
       replay: {
+        unjudgedRules: ["by-job"],
         days: 30,
         identities: 1,
         changed: 1,
@@ -198,6 +201,7 @@ describe("plan reports", () => {
     expect(markdown).toContain("a\\|b / &lt;img src=x&gt;: 1, e.g. ref=x'y z");
     expect(markdown).not.toContain("<img");
     expect(planText(plan)).toContain("deploy: deny → allow for 1 identities (1 requests)");
+    expect(planText(plan)).toContain("note: rules by-job name claims replay does not keep");
   });
 });
 
