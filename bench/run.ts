@@ -11,6 +11,7 @@ const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   throughput: () => import("./throughput"),
   cpu: () => import("./cpu"),
   "audit-flood": () => import("./audit-flood"),
+  plan: () => import("./plan"),
 };
 
 const wanted = process.argv.slice(2);
