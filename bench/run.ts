@@ -12,6 +12,7 @@ const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   cpu: () => import("./cpu"),
   "refusal-cost": () => import("./refusal-cost"),
   "audit-flood": () => import("./audit-flood"),
+  plan: () => import("./plan"),
 };
 
 const wanted = process.argv.slice(2);

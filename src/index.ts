@@ -3,10 +3,12 @@
 // retention and use counters of expired jobs.
 
 import { createApp } from "./app";
+import { pruneSeenIdentities } from "./audit/seen-identities";
 import { pruneAuditEvents } from "./audit/writer";
 import { logConfigRefusal, readConfig, type Env } from "./config";
 import { isGatepassError } from "./errors";
 import { defaultDeps, nowSeconds } from "./deps";
+import { MAX_SEEN_IDENTITIES } from "./limits";
 import { log } from "./log";
 import { pruneUseCounters } from "./policy/usage";
 import { createServices } from "./services";
@@ -45,7 +47,8 @@ export default {
       (async () => {
         const removed = await pruneAuditEvents(env, readConfig(env).auditRetentionDays, defaultDeps.now());
         const counters = await pruneUseCounters(env, nowSeconds(defaultDeps));
-        log("info", "storage_pruned", { audit_events: removed, use_counters: counters });
+        const seen = await pruneSeenIdentities(env, readConfig(env).auditRetentionDays, defaultDeps.now(), MAX_SEEN_IDENTITIES);
+        log("info", "storage_pruned", { audit_events: removed, use_counters: counters, seen_identities: seen });
       })(),
     ]);
     for (const result of results) {

@@ -237,6 +237,22 @@ export const MAX_CLAIMED_VALUE_LENGTH = 256;
  * full): the request's waitUntil may be cut off any moment after 30 s, and then they would be lost unseen.
  */
 export const AUDIT_INSERT_TIMEOUT_MS = 10_000;
+/**
+ * Identities recorded for `policies plan` replay (src/audit/seen-identities.ts). A request only notes
+ * its identity; an isolate flushes its notes in one statement at most every 10 s (or when 2 000 wait:
+ * under a second of a busy isolate's verified requests, a few hundred KB of references). A row's claims
+ * are capped at 8 KiB of JSON (GitLab's are about 1 KiB; a larger set is not recorded, and counted),
+ * and it keeps at most 16 targets. The table keeps at most 100 000 rows (the cron drops the least
+ * recently seen beyond that, and everything older than the audit retention): at most 100 000 × ~9 KB,
+ * under 1 GB, and about 100 MB at GitLab's usual claim sizes.
+ */
+export const SEEN_IDENTITIES_FLUSH_MS = 10_000;
+export const MAX_SEEN_IDENTITY_NOTES = 2_000;
+export const MAX_SEEN_IDENTITY_CLAIMS_LENGTH = 8 * 1024;
+export const MAX_SEEN_IDENTITY_TARGETS = 16;
+export const MAX_SEEN_IDENTITIES = 100_000;
+/** Like an audit insert: a flush D1 has not answered within this is logged as failed. */
+export const SEEN_IDENTITIES_FLUSH_TIMEOUT_MS = 10_000;
 /** The RATE_LIMITER binding's period (wrangler.toml `simple.period`): what Retry-After tells a throttled job. */
 export const RATE_LIMIT_PERIOD_SECONDS = 60;
 /** Audit queries: rows when no limit is asked, at most rows per answer, and the longest project or target filter. */

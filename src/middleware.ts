@@ -34,6 +34,9 @@ export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
       const event = buildAuditEvent(draft, { requestId, status, errorCode, now: services.deps.now() });
       authenticated = auditClassOf(event) === "priority";
       waitUntilOf(c)(services.audit.write(c.env, event));
+      // What policies plan replays: verified identities only, noted here and written in batches.
+      const flush = draft.identity && services.seen.note(c.env, draft.identity, draft.target, event.decision);
+      if (flush) waitUntilOf(c)(flush);
     }
     // Junk lines beyond the per-second budget are counted, not logged (RequestLog, src/log.ts).
     services.requestLog.write(status >= 500 ? "error" : "info", {

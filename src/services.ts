@@ -1,6 +1,7 @@
 // Per-isolate services: created once with the injected deps, holding the in-memory caches that keep
 // the hot path free of KV reads and network calls.
 
+import { SeenIdentityRecorder } from "./audit/seen-identities";
 import { AuditWriter } from "./audit/writer";
 import type { Deps } from "./deps";
 import { LOG_JUNK_LINES_PER_SECOND } from "./limits";
@@ -16,6 +17,7 @@ export interface Services {
   audit: AuditWriter;
   /** Request log lines, junk ones under a per-second budget. */
   requestLog: RequestLog;
+  seen: SeenIdentityRecorder;
   signer: Signer;
 }
 
@@ -26,6 +28,7 @@ export function createServices(deps: Deps): Services {
     verifier: new Verifier(deps),
     audit: new AuditWriter(deps),
     requestLog: new RequestLog(deps.now, LOG_JUNK_LINES_PER_SECOND),
+    seen: new SeenIdentityRecorder(deps),
     signer: new Signer(deps),
   };
 }

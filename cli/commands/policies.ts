@@ -16,6 +16,7 @@ import { formatFinding, type Finding } from "../../src/policy/source";
 import type { VerifiedIdentity } from "../../src/types";
 import { checkPolicyDir, type Checked } from "../policy/files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
+import { diff, plan } from "../policy/plan-command";
 import { newAttemptId, PolicyStorage, PUSH_LEASE_SECONDS } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
 import { formatUsage, isUsageError, UsageError } from "../usage";
@@ -31,6 +32,14 @@ export const usage = formatUsage([
     synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS],
     help: ["validate, test, and make the policies active (KV) with history (D1); while another", "push or rollback runs, waits up to --wait seconds (default 120), then exits 3"],
   },
+  {
+    synopsis: ["policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]", STORAGE_SYNOPSIS],
+    help: [
+      "what pushing the local policies would change: rules, privileged reach and lint per target, then every",
+      "identity seen in the last N days (default 30) replayed under both; exit 0 no decision changes, 3 changes",
+    ],
+  },
+  { synopsis: ["policies diff V1 V2 [--json|--markdown]", STORAGE_SYNOPSIS], help: ["the changes between two pushed versions; exit 0 none, 3 some"] },
   { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
   { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
   {
@@ -63,6 +72,10 @@ export async function run(args: string[]): Promise<number> {
         return await test(rest);
       case "push":
         return await push(rest);
+      case "plan":
+        return await plan(rest, out, err);
+      case "diff":
+        return await diff(rest, out, err);
       case "history":
         return await history(rest);
       case "rollback":

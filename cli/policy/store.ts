@@ -32,12 +32,16 @@ import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
 import { readStoredHeader } from "../../src/policy/compile";
 import { canonicalJson, payloadChunks, snapshotBody, STORED_HEADER_START, type StoredSnapshot } from "../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, MAX_FALLBACK_SNAPSHOTS, payloadChunkKey } from "../../src/policy/store";
-import type { PolicySnapshot } from "../../src/types";
+import { isPlainObject } from "../../src/encoding";
+import type { NormalizedClaims, PolicySnapshot } from "../../src/types";
+import type { SeenIdentity } from "./policy-replay";
 import type { StorageTarget } from "../remote-d1";
 import { wrangler } from "../wrangler";
 
 /** Every payload chunk key starts so (payloadChunkKey). */
 const CHUNK_KEY_PREFIX = "snapshot:";
+/** seen_identities rows per D1 query of a plan's replay (each about 1 KB). */
+const SEEN_IDENTITIES_PAGE = 5000;
 /** wrangler processes reading chunks at once. */
 const READ_CONCURRENCY = 4;
 /**
@@ -135,6 +139,13 @@ export function historySnapshotText(row: { version: string; source_digest: strin
 export function unusedChunkKeys(listed: readonly string[], keep: readonly string[]): string[] {
   const kept = new Set(keep);
   return listed.filter((key) => key.startsWith(CHUNK_KEY_PREFIX) && !kept.has(key.slice(CHUNK_KEY_PREFIX.length).split(":")[0]!));
+}
+
+/** A seen_identities row as a replay reads it; a row whose claims are not a JSON object is refused. */
+export function seenIdentityOf(row: { issuer: string; claims: string; count: number; first_seen: string; last_seen: string }): SeenIdentity {
+  const claims = JSON.parse(row.claims) as unknown;
+  if (!isPlainObject(claims)) throw new Error(`a seen_identities row of issuer ${row.issuer} holds claims that are not a JSON object`);
+  return { issuer: row.issuer, claims: claims as NormalizedClaims, count: row.count, firstSeen: row.first_seen, lastSeen: row.last_seen };
 }
 
 export type AttemptOutcome = "started" | "activated" | "busy" | "lost" | "failed";
@@ -330,6 +341,30 @@ export class PolicyStorage {
       `SELECT version, active, substr(version, 1, ${prefix.length}) = ${sqlString(prefix)} AS hit FROM policy_versions WHERE hit OR active = 1 ORDER BY hit DESC LIMIT 3`,
     );
     return { matches: rows.filter((row) => row.hit).slice(0, 2).map((row) => row.version), active: rows.find((row) => row.active === 1)?.version };
+  }
+
+  /** The version D1 marks active, if any. */
+  async activeVersion(): Promise<string | undefined> {
+    const [row] = await this.query<{ version: string }>("SELECT version FROM policy_versions WHERE active = 1 LIMIT 1");
+    return row?.version;
+  }
+
+  /**
+   * The identities the Worker recorded as seen since `since` (ISO 8601), for a plan's replay: read in
+   * pages in key order, so each answer stays a few MB however many there are.
+   */
+  async seenIdentities(since: string): Promise<SeenIdentity[]> {
+    const identities: SeenIdentity[] = [];
+    let after = "";
+    for (;;) {
+      const rows = await this.query<{ claims_sha256: string; issuer: string; claims: string; count: number; first_seen: string; last_seen: string }>(
+        `SELECT claims_sha256, issuer, claims, count, first_seen, last_seen FROM seen_identities ` +
+          `WHERE last_seen >= ${sqlString(since)} AND claims_sha256 > ${sqlString(after)} ORDER BY claims_sha256 LIMIT ${SEEN_IDENTITIES_PAGE}`,
+      );
+      for (const row of rows) identities.push(seenIdentityOf(row));
+      if (rows.length < SEEN_IDENTITIES_PAGE) return identities;
+      after = rows.at(-1)!.claims_sha256;
+    }
   }
 
   /** The format 1 snapshot text of a stored version (for rollback). */
