@@ -2,31 +2,18 @@
 // one error handler that turns every failure into a stable wire error.
 
 import { Hono, type MiddlewareHandler } from "hono";
-import { logConfigRefusal, readConfig, type Env } from "./config";
+import { logConfigRefusal, readConfig } from "./config";
 import { defaultDeps, type Deps } from "./deps";
 import { GatepassError, isGatepassError } from "./errors";
 import { errorResponse, recordError } from "./http/error-response";
-import type { AuditDraft } from "./audit/event";
 import { log } from "./log";
 import { requestContext } from "./middleware";
 import { templateRoutes } from "./routes/templates";
 import { adminRoutes } from "./routes/admin";
 import { exchangeRoutes } from "./routes/exchange-routes";
 import { whoamiRoutes } from "./routes/whoami";
+import type { AppEnv } from "./http/app-env";
 import { createServices, type Services } from "./services";
-
-export interface AppVariables {
-  requestId: string;
-  services: Services;
-  /** Present on audited routes; routes fill it in as they learn who is calling for what. */
-  audit?: AuditDraft;
-  /** Set by the error handler so the request log and audit event carry the stable code. */
-  errorCode?: string;
-  /** Extra facts for the request's log line (never secrets), e.g. what credential was issued. */
-  logFields?: Record<string, unknown>;
-}
-
-export type AppEnv = { Bindings: Env; Variables: AppVariables };
 
 export function createApp(deps: Deps = defaultDeps, services: Services = createServices(deps)): Hono<AppEnv> {
   const app = new Hono<AppEnv>();

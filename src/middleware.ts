@@ -2,7 +2,7 @@
 // request to an identity, credential or admin endpoint (written off the critical path).
 
 import type { Context, MiddlewareHandler } from "hono";
-import type { AppEnv } from "./app";
+import type { AppEnv } from "./http/app-env";
 import { auditClassOf, buildAuditEvent, type AuditDraft } from "./audit/event";
 import type { WaitUntil } from "./deps";
 import type { Services } from "./services";

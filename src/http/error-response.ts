@@ -3,7 +3,7 @@
 // themselves (oauth-errors.ts) without importing the app that imports them.
 
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import { recordedError, toWireError, type GatepassError } from "../errors";
 
 /**

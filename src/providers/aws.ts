@@ -4,7 +4,7 @@ import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import type { AwsTarget, VerifiedIdentity } from "../types";
 import type { AwsCredential } from "./credential";
-import type { ProviderContext } from "./index";
+import type { ProviderContext } from "./provider-context";
 import type { ResolvedExchange } from "./resolve";
 import { callUpstream, checkedExpiresAt, formBody, malformed, safeCode } from "./upstream";
 import { xmlText } from "./xml";

@@ -3,7 +3,7 @@
 import { nowSeconds } from "../deps";
 import type { AzureTarget } from "../types";
 import type { AccessTokenCredential } from "./credential";
-import type { ProviderContext } from "./index";
+import type { ProviderContext } from "./provider-context";
 import type { ResolvedExchange } from "./resolve";
 import { callUpstream, checkedExpiresIn, formBody, malformed, parseJsonObject, safeCode } from "./upstream";
 

@@ -6,7 +6,7 @@ import { decodeJwt } from "jose";
 import { nowSeconds } from "../deps";
 import type { GcpTarget } from "../types";
 import type { AccessTokenCredential, IdTokenCredential } from "./credential";
-import type { ProviderContext } from "./index";
+import type { ProviderContext } from "./provider-context";
 import type { ResolvedExchange } from "./resolve";
 import { callUpstream, checkedExpiresAt, checkedExpiresIn, formBody, malformed, parseJsonObject, safeCode } from "./upstream";
 

@@ -11,12 +11,9 @@ import type { Credential } from "./credential";
 import { exchangeGcp } from "./gcp";
 import { oidcCredential } from "./oidc";
 import type { ResolvedExchange } from "./resolve";
-import { DEFAULT_RETRY_POLICY, UpstreamTimer, type RetryPolicy, type UpstreamContext } from "./upstream";
+import type { ProviderContext } from "./provider-context";
+import { DEFAULT_RETRY_POLICY, UpstreamTimer, type RetryPolicy } from "./upstream";
 import { exchangeVault } from "./vault";
-
-export interface ProviderContext extends UpstreamContext {
-  config: Config;
-}
 
 export interface ExchangeResult {
   credential: Credential;

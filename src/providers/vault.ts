@@ -7,7 +7,7 @@ import { log } from "../log";
 import { VAULT_MOUNT_PATTERN, VAULT_NAMESPACE_PATTERN } from "../policy/schema";
 import type { VaultTarget } from "../types";
 import type { VaultCredential } from "./credential";
-import type { ProviderContext } from "./index";
+import type { ProviderContext } from "./provider-context";
 import { callUpstream, malformed, parseJsonObject, safeCode } from "./upstream";
 
 export async function exchangeVault(target: VaultTarget, minted: string, ctx: ProviderContext): Promise<VaultCredential> {

@@ -6,7 +6,7 @@
 // A push credential does nothing else: every other route wants the admin token.
 
 import { Hono, type Context, type MiddlewareHandler } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { authenticatePushCredential, looksLikePushCredential, pushCredentialId, recordPushCredentialUse, type PushTarget } from "../admin/credentials";
 import { parseAuditFilter, queryAuditEvents, recentErrorCounts } from "../audit/query";
 import { readConfig } from "../config";

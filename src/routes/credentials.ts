@@ -2,7 +2,7 @@
 // in the format the job wants (json | env | dotenv | credential_process | gcloud).
 
 import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { readConfig } from "../config";
 import { GatepassError } from "../errors";
 import { checkTokenFile, gcloudConfig } from "../format/gcloud";

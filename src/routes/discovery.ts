@@ -1,7 +1,7 @@
 // gatepass as an OpenID Provider: discovery and JWKS documents for relying parties (clouds, Vault).
 
 import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
 import { DISCOVERY_PATH, discoveryDocument, ISSUER_DOCUMENT_CACHE_CONTROL, JWKS_PATH, jwksDocument } from "../mint/discovery";

@@ -2,7 +2,7 @@
 // check the request against the target, mint, exchange upstream. Routes only parse and format.
 
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
 import { auditDraft } from "../middleware";

@@ -2,7 +2,7 @@
 // (/v1/credentials, /v1/token, /v1/sts/token, the Sapro-compatible /access).
 
 import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { credentialsRoutes } from "./credentials";
 import { discoveryRoutes } from "./discovery";
 import { saproRoutes } from "./sapro";

@@ -2,7 +2,7 @@
 // identity of the calling CI job.
 
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import type { CompiledPolicy } from "../policy/compile";
 import type { VerifiedIdentity } from "../types";
 import { claimedIssuerOf } from "../audit/claimed";

@@ -3,7 +3,7 @@
 // status. gatepass's stable `code` and the request id still travel in the body.
 
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { errorResponse, recordError } from "../http/error-response";
 import { log } from "../log";
 import { GatepassError, isGatepassError, toWireError, type ErrorCode, type OAuthError } from "../errors";

@@ -2,7 +2,7 @@
 // size-capped, strict (unknown or repeated parameters are refused, so typos never pass silently).
 
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { GatepassError } from "../errors";
 import { MAX_PARAM_VALUE_LENGTH, MAX_REQUEST_BODY_BYTES, MAX_REQUEST_PARAMETERS, MAX_SCOPE_LENGTH, MAX_SCOPES } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/body";

@@ -4,7 +4,7 @@
 // service account this job may use.
 
 import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { GatepassError } from "../errors";
 import { evaluate } from "../policy/evaluate";
 import type { GcpTarget } from "../types";

@@ -9,7 +9,7 @@
 // scopes the target allows is still refused.
 
 import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { GatepassError } from "../errors";
 import { authorize, issue, NO_STORE } from "./exchange-flow";
 import { oauthErrorResponse } from "./oauth-errors";

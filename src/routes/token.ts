@@ -2,7 +2,7 @@
 // `audience` (or `resource`), errors per RFC 6749 §5.2.
 
 import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { GatepassError } from "../errors";
 import { MAX_TOKEN_BYTES } from "../limits";
 import type { Credential } from "../providers/credential";

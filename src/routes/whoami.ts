@@ -5,7 +5,7 @@
 // values), so a large policy costs about what one evaluation does.
 
 import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../http/app-env";
 import { explainTarget, grantsFor } from "../policy/evaluate";
 import { enforceRateLimit } from "../ratelimit";
 import type { VerifiedIdentity } from "../types";
