@@ -129,6 +129,7 @@ async function prepareLocalState(): Promise<void> {
   await mustSucceed("jwks", ["push", "--issuer", LOCAL_ISSUER.name, "--file", ISSUER_JWKS_FILE, "--local"]);
   // wrangler dev opens the state next: this process lets go of it (and of Miniflare's signal handlers).
   await closeLocalStorage();
+  keepOnlyForwarders();
 }
 
 /**
@@ -178,6 +179,7 @@ function watchPolicies(): () => void {
     } finally {
       // Between saves this process holds no state open (wrangler dev's Worker reads it), nor Miniflare's signal handlers.
       await closeLocalStorage();
+      keepOnlyForwarders();
       pushing = false;
     }
     if (again) {
@@ -302,14 +304,29 @@ async function mustSucceed(group: "policies" | "jwks" | "keys", args: string[]):
 const children = new Set<ChildProcess>();
 let stopping: NodeJS.Signals | undefined;
 
+const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+const forwarders = new Set<NodeJS.SignalsListener>();
+
 function forwardStopSignals(): void {
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => {
+  for (const signal of STOP_SIGNALS) {
+    const forward = () => {
       stopping ??= signal;
       for (const child of children) child.kill(signal);
       if (children.size === 0) process.exit(signalExitCode(signal));
-    });
+    };
+    forwarders.add(forward);
+    process.on(signal, forward);
   }
+}
+
+/**
+ * Removes the stop handlers the local storage brought into this process: wrangler's bundle (loaded for
+ * its config reader) installs SIGINT/SIGTERM handlers that exit at once, which would orphan
+ * `wrangler dev` and its workerd (Miniflare's own go when it is closed). Called once nothing of the
+ * local storage is open.
+ */
+function keepOnlyForwarders(): void {
+  for (const signal of STOP_SIGNALS) for (const listener of process.listeners(signal)) if (!forwarders.has(listener)) process.off(signal, listener);
 }
 
 /** The shell's convention for a process ended by a signal. */
