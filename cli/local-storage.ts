@@ -2,8 +2,8 @@
 // A real `wrangler kv …`/`d1 execute` costs about a second of CPU (loading wrangler's 12 MB bundle,
 // then starting Miniflare and workerd for one operation), and a `policies push` runs six. This keeps
 // one Miniflare (wrangler's own local engine) per state directory and does what wrangler 4.86's local
-// handlers do, read from its bundle: the same config reading and SQL splitting (wrangler's own
-// exports), the same storage ids and on-disk layout (`<persist-to>/v3/{kv,d1}`, by default
+// handlers do, read from its bundle: the same config reading (wrangler's own export) and SQL
+// splitting (its algorithm, cli/sql-split.ts), the same storage ids and on-disk layout (`<persist-to>/v3/{kv,d1}`, by default
 // `.wrangler/state` beside the config), the same KV calls, one D1 batch per command, and the same
 // output. test/node/local-wrangler.test.ts runs each command through this and through wrangler and
 // compares what they print and store. cli/wrangler.ts sends every `--local` command here except
@@ -14,7 +14,8 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Miniflare } from "miniflare";
-import { unstable_readConfig as readConfig, unstable_splitSqlQuery as splitSqlQuery } from "wrangler";
+import { unstable_readConfig as readConfig } from "wrangler";
+import { splitSqlQuery } from "./sql-split";
 
 type Options = { input?: string; cwd?: string };
 
