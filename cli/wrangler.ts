@@ -1,5 +1,7 @@
-// Runs wrangler (the project's own copy) for the CLI: every KV/D1/secret change goes through it, so
-// the same command works against local Miniflare state (--local) and a real account (--remote).
+// The CLI's one door to KV, D1 and secrets, spoken in wrangler's command language, so the same command
+// works against local state (--local) and a real account (--remote). --remote commands (and local
+// `d1 migrations apply`) run wrangler, the project's own copy; other --local commands are answered in
+// this process by cli/local-storage.ts, through Miniflare, wrangler's own local engine.
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -67,8 +69,29 @@ export function targetFlags(target: WranglerTarget): string[] {
   return flags;
 }
 
-export function runWrangler(args: string[], options: { input?: string; cwd?: string } = {}): Promise<WranglerResult> {
+/** The local path, loaded on first use: Miniflare (and workerd) only for commands that touch local state. */
+let local: Promise<typeof import("./local-storage")> | undefined;
+
+export async function runWrangler(args: string[], options: { input?: string; cwd?: string } = {}): Promise<WranglerResult> {
+  if (answeredInProcess(args)) return (await (local ??= import("./local-storage"))).runLocal(args, options);
+  // wrangler opens the local state itself (a migration): the in-process Miniflares let go of it first.
+  await closeLocalStorage();
+  return spawnWrangler(args, options);
+}
+
+/** --local KV and D1 commands, except `d1 migrations apply`, which wrangler keeps (its d1_migrations bookkeeping). */
+function answeredInProcess(args: readonly string[]): boolean {
+  return args.includes("--local") && !(args[0] === "d1" && args[1] === "migrations");
+}
+
+/** Runs wrangler itself as a child process, whatever the command. */
+export function spawnWrangler(args: string[], options: { input?: string; cwd?: string } = {}): Promise<WranglerResult> {
   return runNode([WRANGLER_BIN, ...args], options);
+}
+
+/** Lets go of the local state this process holds open (before `wrangler dev` or wrangler itself opens it). */
+export async function closeLocalStorage(): Promise<void> {
+  await (await local)?.closeLocalStorage();
 }
 
 /** Runs `node ...args` the way wrangler is run (runWrangler), collecting its output as UTF-8 text. */

@@ -33,6 +33,8 @@ export interface Env {
   AUDIT_RETENTION_DAYS?: string;
   /** Hours after a pushed issuer's last push when the cron logs pushed_keys_stale (whole hours, 1 to 720; default 2). */
   PUSHED_KEYS_WARN_AFTER_HOURS?: string;
+  /** "every-request": re-read the active policy before every request (development only; `gatepass dev` sets it so a saved edit is live at once). */
+  GATEPASS_POLICY_RECHECK?: string;
 }
 
 export interface Config {
@@ -91,6 +93,7 @@ function parseConfig(env: Env): Config {
       ),
     });
   }
+  checkPolicyRecheck(env.GATEPASS_POLICY_RECHECK, development);
   const retention = Number.parseInt(env.AUDIT_RETENTION_DAYS ?? "", 10);
   const warnAfterHours = parseWarnAfterHours(env.PUSHED_KEYS_WARN_AFTER_HOURS);
   const upstream = (name: UpstreamVar, fallback: string) => checkedUpstream(name, env[name], development) ?? fallback;
@@ -118,6 +121,28 @@ function parseWarnAfterHours(value: string | undefined): number {
   throw new GatepassError("config_invalid", {
     cause: new Error(`PUSHED_KEYS_WARN_AFTER_HOURS is ${JSON.stringify(value)}: give a whole number of hours from 1 to ${MAX_PUSHED_KEYS_WARN_AFTER_HOURS} (or leave it unset for ${DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS})`),
   });
+}
+
+/**
+ * Whether the Worker re-reads the active policy before every request instead of every
+ * POLICY_RECHECK_MS: only with GATEPASS_POLICY_RECHECK=every-request in development, which
+ * readConfig enforces (a production Worker with it set refuses every request).
+ */
+export function policyRecheckEveryRequest(env: Pick<Env, "GATEPASS_ENV" | "GATEPASS_POLICY_RECHECK">): boolean {
+  return env.GATEPASS_ENV === "development" && env.GATEPASS_POLICY_RECHECK === "every-request";
+}
+
+/** A typo or a production Worker with the development setting is refused, not ignored (fail closed). */
+function checkPolicyRecheck(value: string | undefined, development: boolean): void {
+  if (value === undefined || value === "") return;
+  if (value !== "every-request") {
+    throw new GatepassError("config_invalid", { cause: new Error(`GATEPASS_POLICY_RECHECK is ${JSON.stringify(value)}: the only value is "every-request" (development only), or leave it unset`) });
+  }
+  if (!development) {
+    throw new GatepassError("config_invalid", {
+      cause: new Error("GATEPASS_POLICY_RECHECK is set on a production Worker: it is for local development only (`gatepass dev` sets it); remove it"),
+    });
+  }
 }
 
 /** The upstream overrides (docs/upstreams.md). */

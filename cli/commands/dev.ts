@@ -2,26 +2,36 @@
 //   local D1 (migrations applied) and KV under .wrangler/, the example policies pushed, a local signing
 //   key, admin token and GATEPASS_ENV=development in .dev.vars, and a local stand-in "GitLab" issuer (`local-gitlab` in
 //   policies/issuers.yaml) whose keys are pushed, not fetched. Then `wrangler dev` on 127.0.0.1:8787.
+//   The port is checked before anything is written; migrations already applied and a policy version
+//   already active are skipped; the pushes run in this process (local storage through Miniflare,
+//   cli/local-storage.ts). While it runs, a save under policies/ is validated, tested and pushed
+//   locally, and the Worker (GATEPASS_POLICY_RECHECK=every-request, development only) serves it on
+//   the next request; a failing edit prints its findings and the last good version keeps serving.
 // `gatepass dev token [...]`: a GitLab-shaped CI token signed by that local issuer, for curl.
 // The upstream overrides (docs/upstreams.md) pass from the environment to the Worker:
 //   AWS_STS_URL='http://127.0.0.1:5000/' npm run dev
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { existsSync, watch } from "node:fs";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { constants } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { SignJWT, exportJWK, generateKeyPair, importJWK, calculateJwkThumbprint, type JWK } from "jose";
 import { readConfig, UPSTREAM_VARS, type Env } from "../../src/config";
+import { checkPolicyDir } from "../policy/files";
+import { PolicyStorage } from "../policy/store";
+import { withStorage } from "../remote-d1";
 import { formatUsage, UsageError } from "../usage";
-import { wrangler, wranglerEnv } from "../wrangler";
+import { closeLocalStorage, wrangler, wranglerEnv } from "../wrangler";
 
 export const usage = formatUsage([
   {
     synopsis: ["dev [--port 8787]"],
     help: [
       "run gatepass locally on embedded defaults (local KV/D1, example policies);",
+      "a save under policies/ is validated, tested and pushed (live on the next request);",
       "upstream overrides (GCP_STS_URL, AWS_STS_URL, ...) pass from the environment",
     ],
   },
@@ -32,6 +42,9 @@ export const usage = formatUsage([
 ]);
 
 const DEV_DIR = ".wrangler/gatepass-dev";
+const POLICY_DIR = "policies";
+/** How long a burst of file events (an editor's save writes, renames, touches) settles before one push. */
+const SAVE_SETTLE_MS = 100;
 const ISSUER_KEY_FILE = path.join(DEV_DIR, "local-gitlab.private.jwk.json");
 const ISSUER_JWKS_FILE = path.join(DEV_DIR, "local-gitlab.jwks.json");
 /** Must match the `local-gitlab` issuer in policies/issuers.yaml. */
@@ -48,6 +61,10 @@ export async function run(args: string[]): Promise<number> {
     process.stderr.write(`gatepass dev: ${upstreams}\n`);
     return 1;
   }
+  if (!(await portIsFree(Number(values.port)))) {
+    process.stderr.write(`gatepass dev: 127.0.0.1:${values.port} is in use (another gatepass dev?); stop it or pass --port\n`);
+    return 2;
+  }
   forwardStopSignals();
   try {
     await prepareLocalState();
@@ -58,8 +75,23 @@ export async function run(args: string[]): Promise<number> {
   for (const [name, value] of upstreams) step(`${name}=${value} (from the environment)`);
   process.stderr.write(`\ngatepass: starting wrangler dev on ${url}\n` +
     `  try:  curl -s -H "Authorization: Bearer $(npx gatepass dev token)" ${url}/v1/whoami\n\n`);
-  const vars = [["GATEPASS_ISSUER", url], ...upstreams].flatMap(([name, value]) => ["--var", `${name}:${value}`]);
-  return runCli(["wrangler", "dev", "--ip", "127.0.0.1", "--port", values.port!, ...vars], { inherit: true });
+  // Development only (the Worker refuses it elsewhere): every request re-reads the active policy, so a saved edit is live at once.
+  const vars = [["GATEPASS_ISSUER", url], ["GATEPASS_POLICY_RECHECK", "every-request"], ...upstreams].flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+  const stopWatching = watchPolicies();
+  try {
+    return await runWranglerDev(["dev", "--ip", "127.0.0.1", "--port", values.port!, ...vars]);
+  } finally {
+    stopWatching();
+  }
+}
+
+/** Whether 127.0.0.1:port can be bound now (wrangler binds it a few seconds later; a race loses with wrangler's own error). */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ host: "127.0.0.1", port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
 }
 
 /**
@@ -83,12 +115,86 @@ async function prepareLocalState(): Promise<void> {
   await ensureDevVars();
   const jwks = await ensureIssuerKey();
   await writeFile(ISSUER_JWKS_FILE, JSON.stringify(jwks, null, 2));
-  step("applying D1 migrations (local)");
-  await wrangler(["d1", "migrations", "apply", "DB", "--local"]);
-  step("pushing policies/ (local)");
-  await mustSucceed(["policies", "push", "--local", "--by", "gatepass-dev"]);
+  if (await migrationsPending()) {
+    step("applying D1 migrations (local)");
+    await wrangler(["d1", "migrations", "apply", "DB", "--local"]);
+  } else step("D1 migrations: all applied (local)");
+  const active = await activePolicyVersion();
+  if (active) step(`policies/: version ${active.slice(0, 12)} is already active (local)`);
+  else {
+    step("pushing policies/ (local)");
+    await mustSucceed("policies", ["push", "--local", "--by", "gatepass-dev"]);
+  }
   step(`pushing the ${LOCAL_ISSUER.name} keys (local)`);
-  await mustSucceed(["jwks", "push", "--issuer", LOCAL_ISSUER.name, "--file", ISSUER_JWKS_FILE, "--local"]);
+  await mustSucceed("jwks", ["push", "--issuer", LOCAL_ISSUER.name, "--file", ISSUER_JWKS_FILE, "--local"]);
+  // wrangler dev opens the state next: this process lets go of it (and of Miniflare's signal handlers).
+  await closeLocalStorage();
+  keepOnlyForwarders();
+}
+
+/**
+ * Whether a migration file has no row in d1_migrations, wrangler's own record of applied migrations
+ * (a missing table: nothing applied yet). wrangler applies them; this only spares starting it.
+ */
+async function migrationsPending(): Promise<boolean> {
+  const files = (await readdir("migrations")).filter((name) => name.endsWith(".sql"));
+  let applied: Set<string>;
+  try {
+    const output = await wrangler(["d1", "execute", "DB", "--local", "--json", "--command", "SELECT name FROM d1_migrations"]);
+    applied = new Set((JSON.parse(output) as [{ results: { name: string }[] }])[0].results.map((row) => row.name));
+  } catch {
+    return true;
+  }
+  return files.some((name) => !applied.has(name));
+}
+
+/** The version policies/ compiles to, when it is the active one locally; undefined otherwise (push then reports why). */
+async function activePolicyVersion(): Promise<string | undefined> {
+  const result = await checkPolicyDir(POLICY_DIR);
+  if (!result.ok) return undefined;
+  const { version } = result.snapshot;
+  const { active } = await withStorage({ remote: false }, (storage) => new PolicyStorage(storage).findVersions(version));
+  return active === version ? version : undefined;
+}
+
+/**
+ * Pushes policies/ locally after each save (the push validates and tests first, and changes nothing
+ * when either fails, so the last good version keeps serving). One push at a time; saves during a
+ * push make one more push after it. Returns a function that stops watching.
+ */
+function watchPolicies(): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let pushing = false;
+  let again = false;
+  const push = async (): Promise<void> => {
+    if (pushing) {
+      again = true;
+      return;
+    }
+    pushing = true;
+    try {
+      step(`${POLICY_DIR}/ changed: validating, testing, pushing (local)`);
+      const code = await runCommand("policies", ["push", "--local", "--by", "gatepass-dev"]).catch((err: Error) => (process.stderr.write(`gatepass: ${err.message}\n`), 1));
+      if (code !== 0) step("the edit was not pushed; the last good version keeps serving");
+    } finally {
+      // Between saves this process holds no state open (wrangler dev's Worker reads it), nor Miniflare's signal handlers.
+      await closeLocalStorage();
+      keepOnlyForwarders();
+      pushing = false;
+    }
+    if (again) {
+      again = false;
+      await push();
+    }
+  };
+  const watcher = watch(POLICY_DIR, { recursive: true }, () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void push(), SAVE_SETTLE_MS);
+  });
+  return () => {
+    clearTimeout(timer);
+    watcher.close();
+  };
 }
 
 async function ensureDevVars(): Promise<void> {
@@ -98,7 +204,7 @@ async function ensureDevVars(): Promise<void> {
   const append = async (line: string) => writeFile(file, `${(await read()).replace(/\n?$/, "\n")}${line}\n`, { mode: 0o600 });
   if (!(await has("GATEPASS_SIGNING_KEYS"))) {
     step("generating a local signing key into .dev.vars");
-    await mustSucceed(["keys", "generate", "--dev-vars", file]);
+    await mustSucceed("keys", ["generate", "--dev-vars", file]);
   }
   if (!(await has("GATEPASS_ADMIN_TOKEN"))) {
     step("generating a local admin token into .dev.vars");
@@ -180,9 +286,16 @@ function step(message: string): void {
   process.stderr.write(`gatepass dev: ${message}\n`);
 }
 
-async function mustSucceed(args: string[]): Promise<void> {
-  const code = await runCli(args, { inherit: false });
-  if (code !== 0) throw new Error(`gatepass ${args.join(" ")} failed (exit ${code})`);
+/** Runs another gatepass command group in this process (no second CLI start), as `gatepass group ...args`. */
+async function runCommand(group: "policies" | "jwks" | "keys", args: string[]): Promise<number> {
+  if (stopping) return signalExitCode(stopping); // asked to stop: start nothing more
+  const commands = { policies: () => import("./policies"), jwks: () => import("./jwks"), keys: () => import("./keys") };
+  return (await commands[group]()).run(args);
+}
+
+async function mustSucceed(group: "policies" | "jwks" | "keys", args: string[]): Promise<void> {
+  const code = await runCommand(group, args);
+  if (code !== 0) throw new Error(`gatepass ${group} ${args.join(" ")} failed (exit ${code})`);
 }
 
 // A SIGINT or SIGTERM sent to `gatepass dev` alone (a process manager, an IDE's stop button, `kill`)
@@ -191,14 +304,29 @@ async function mustSucceed(args: string[]): Promise<void> {
 const children = new Set<ChildProcess>();
 let stopping: NodeJS.Signals | undefined;
 
+const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+const forwarders = new Set<NodeJS.SignalsListener>();
+
 function forwardStopSignals(): void {
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => {
+  for (const signal of STOP_SIGNALS) {
+    const forward = () => {
       stopping ??= signal;
       for (const child of children) child.kill(signal);
       if (children.size === 0) process.exit(signalExitCode(signal));
-    });
+    };
+    forwarders.add(forward);
+    process.on(signal, forward);
   }
+}
+
+/**
+ * Removes the stop handlers the local storage brought into this process: wrangler's bundle (loaded for
+ * its config reader) installs SIGINT/SIGTERM handlers that exit at once, which would orphan
+ * `wrangler dev` and its workerd (Miniflare's own go when it is closed). Called once nothing of the
+ * local storage is open.
+ */
+function keepOnlyForwarders(): void {
+  for (const signal of STOP_SIGNALS) for (const listener of process.listeners(signal)) if (!forwarders.has(listener)) process.off(signal, listener);
 }
 
 /** The shell's convention for a process ended by a signal. */
@@ -206,15 +334,11 @@ function signalExitCode(signal: NodeJS.Signals): number {
   return 128 + constants.signals[signal];
 }
 
-/** Runs another gatepass command (or wrangler, when args[0] is "wrangler") as a child process. */
-function runCli(args: string[], options: { inherit: boolean }): Promise<number> {
+/** Runs `wrangler ...args` (wrangler dev) as a child process on this terminal. */
+function runWranglerDev(args: string[]): Promise<number> {
   if (stopping) return Promise.resolve(signalExitCode(stopping)); // asked to stop: start nothing more
-  const [command, argv] =
-    args[0] === "wrangler"
-      ? [path.resolve("node_modules/wrangler/bin/wrangler.js"), args.slice(1)]
-      : [path.resolve("cli/gatepass.mjs"), args];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [command, ...argv], { env: wranglerEnv(), stdio: options.inherit ? "inherit" : ["ignore", "inherit", "inherit"] });
+    const child = spawn(process.execPath, [path.resolve("node_modules/wrangler/bin/wrangler.js"), ...args], { env: wranglerEnv(), stdio: "inherit" });
     children.add(child);
     child.on("error", (err) => (children.delete(child), reject(err)));
     child.on("exit", (code, signal) => {

@@ -1,5 +1,7 @@
 // The active policy snapshot, held in isolate memory. A warm isolate never waits on KV: once a snapshot
-// is loaded, re-checks (at most every POLICY_RECHECK_MS) run in the background via waitUntil.
+// is loaded, re-checks (at most every POLICY_RECHECK_MS) run in the background via waitUntil. In
+// development with GATEPASS_POLICY_RECHECK=every-request (`gatepass dev`), a request waits for a
+// re-check instead, so the request after a push sees it.
 //
 // KV `active` holds either a stored snapshot's header (a pointer: the payload lies in content-addressed
 // chunk keys, written before the pointer, so a reader never sees a half-written snapshot) or, as push
@@ -16,7 +18,7 @@
 // - KV unreachable → the last good in-memory snapshot keeps serving;
 // - snapshot deleted from KV → the isolate drops its copy too (deleting the key is an emergency stop).
 
-import type { Env } from "../config";
+import { policyRecheckEveryRequest, type Env } from "../config";
 import type { Deps, WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
 import { POLICY_RECHECK_MS } from "../limits";
@@ -55,6 +57,7 @@ export class PolicyStore {
   }
 
   async current(env: Env, waitUntil: WaitUntil): Promise<CompiledPolicy> {
+    if (this.policy && policyRecheckEveryRequest(env)) await this.reload(env);
     if (this.policy) {
       if (this.deps.now() - this.checkedAt >= POLICY_RECHECK_MS) waitUntil(this.reload(env));
       return this.policy;

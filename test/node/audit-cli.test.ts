@@ -1,17 +1,15 @@
 // `gatepass audit query|tail` as an operator runs them, against local D1 state in a temp --persist-to
-// dir. In process, with wrangler's local commands answered by the stand-in that
+// dir. In process, with wrangler's local commands answered in process by cli/local-storage.ts, which
 // test/node/local-wrangler.test.ts holds to wrangler's own behaviour.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AUDIT_COLUMNS } from "../../src/audit/event";
-import { wrangler } from "../../cli/wrangler";
+import { closeLocalStorage, wrangler } from "../../cli/wrangler";
 import { gatepassInProcess, startInProcess } from "../support/cli";
-import { closeLocalWrangler } from "../support/local-wrangler";
 import { copyMigratedState } from "../support/wrangler-dev";
 
-vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
 
 let work: string;
 let state: string;
@@ -32,7 +30,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await closeLocalWrangler();
+  await closeLocalStorage();
   await rm(work, { recursive: true, force: true });
 });
 
@@ -100,8 +98,8 @@ describe("gatepass audit tail", () => {
       await new Promise((r) => setTimeout(r, 5_000));
       expect(lines(), stderr()).toEqual(["req-2", "req-3", ...expected]);
     } finally {
-      // What a SIGTERM to the process does: tail's own handler (not wrangler's, loaded in this process
-      // by the stand-in, which exits) ends it as a normal return.
+      // What a SIGTERM does: tail's own handler ends it as a normal return (Miniflare's own handler, in
+      // this process for the local state, would end the test runner).
       for (const handler of process.listeners("SIGTERM")) if (!listening.has(handler)) handler("SIGTERM");
       expect((await tail.done).code).toBe(0);
     }

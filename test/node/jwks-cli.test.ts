@@ -1,22 +1,19 @@
 // `gatepass jwks push` and `jwks credential` as an operator runs them, against local state in a temp
 // --persist-to dir, read back with `wrangler kv key get` and parsed with the Worker's own reader. In
-// process, with wrangler's local commands answered by the stand-in that
-// test/node/local-wrangler.test.ts holds to wrangler's own behaviour (policies-cli.test.ts runs the
-// CLI once as a process with wrangler itself).
+// process, with wrangler's local commands answered in process by cli/local-storage.ts, which
+// test/node/local-wrangler.test.ts holds to wrangler's own behaviour.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IssuerConfig } from "../../src/types";
 import { jwksStorageKey, parseStoredKeySet, type StoredKeySet } from "../../src/verify/jwks";
-import { runWrangler } from "../../cli/wrangler";
+import { closeLocalStorage, runWrangler } from "../../cli/wrangler";
 import { gatepassInProcess as gatepass } from "../support/cli";
-import { closeLocalWrangler } from "../support/local-wrangler";
 import { createTestKey, jwksOf, type TestKey } from "../support/tokens";
 
-vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
 
 const CONFIG = path.resolve("wrangler.toml");
 const PRIVATE_URL = "http://127.0.0.1:8788";
@@ -59,7 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
-  await closeLocalWrangler();
+  await closeLocalStorage();
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -3,8 +3,8 @@
 // credentials made by the CLI, a stand-in GitLab serving its keys, and a `curl` on PATH that records
 // its arguments (the credential must never be among them). Retries are checked against a scripted
 // stand-in for gatepass. `gatepass status` then reads the push back from the running Worker. The
-// admin's side (policy push, credentials) runs in process against the local-wrangler stand-in
-// (test/support/local-wrangler.ts) before the Worker starts on the same state.
+// admin's side (policy push, credentials) runs in process (local storage through Miniflare,
+// cli/local-storage.ts) before the Worker starts on the same state.
 import { execFile, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -17,11 +17,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
 import { gatepassInProcess, type CliResult } from "../support/cli";
 import { includeComponent, INTERPOLATION, readComponent } from "../support/component";
-import { closeLocalWrangler } from "../support/local-wrangler";
+import { closeLocalStorage } from "../../cli/wrangler";
 import { copyMigratedState, startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
 import { createTestKey, jwksOf, type TestKey } from "../support/tokens";
 
-vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
 
 const ADMIN_TOKEN = "template-test-admin-token";
 const TEMPLATE_TEXT = readFileSync(path.resolve("templates/jwks-push.gitlab-ci.yml"), "utf8");
@@ -92,7 +91,7 @@ beforeAll(async () => {
   }
   const revoked = await gatepassCli("jwks", "credential", "revoke", credentials.revoked!.slice(0, 20), "--local", "--persist-to", state);
   expect(revoked.code, revoked.stderr).toBe(0);
-  await closeLocalWrangler(); // the Worker opens the state from here on
+  await closeLocalStorage(); // the Worker opens the state from here on
   gatepass = await startWranglerDev({
     persistTo: state,
     vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development" }),

@@ -1,22 +1,20 @@
-// The local-wrangler stand-in (test/support/local-wrangler.ts) against wrangler itself: every kind of
-// command the CLI sends, through both, on two copies of the same migrated state. They must print the
-// same, fail alike, and leave state that real wrangler reads back the same, so the CLI tests that
-// use the stand-in test what the CLI does against real wrangler.
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+// The CLI's in-process local storage (cli/local-storage.ts, reached through cli/wrangler.ts's
+// runWrangler) against wrangler itself: every kind of command the CLI sends, through both, on two
+// copies of the same migrated state. They must print the same, fail alike, and leave state that real
+// wrangler reads back the same, so `--local` acts as wrangler's `--local` would.
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as real from "../../cli/wrangler";
-import { closeLocalWrangler, localWranglerModule } from "../support/local-wrangler";
+import { closeLocalStorage, runWrangler, spawnWrangler } from "../../cli/wrangler";
 import { copyMigratedState } from "../support/wrangler-dev";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const standIn = localWranglerModule(real);
 
 let work: string;
-const state = { real: "", standIn: "" };
+const state = { real: "", standIn: "" }; // standIn: the in-process side
 type Side = keyof typeof state;
-const run = (side: Side, args: string[]) => (side === "real" ? real : standIn).runWrangler([...args, "--local", "--persist-to", state[side]], { cwd: ROOT });
+const run = (side: Side, args: string[]) => (side === "real" ? spawnWrangler : runWrangler)([...args, "--local", "--persist-to", state[side]], { cwd: ROOT });
 /** The same command through both; their results, side by side. */
 const both = async (args: string[]) => ({ real: await run("real", args), standIn: await run("standIn", args) });
 
@@ -37,11 +35,11 @@ beforeAll(async () => {
   await copyMigratedState(state.standIn);
 });
 afterAll(async () => {
-  await closeLocalWrangler();
+  await closeLocalStorage();
   await rm(work, { recursive: true, force: true });
 });
 
-describe("the local wrangler stand-in, command by command against wrangler", () => {
+describe("the in-process local storage, command by command against wrangler", () => {
   it("kv: bulk put, key put from a file, key get (text, and a missing key), list by prefix, bulk delete", async () => {
     const pairs = await file("pairs.json", JSON.stringify([{ key: "snapshot:a:0", value: "chunk é0" }, { key: "snapshot:a:1", value: "chunk 1" }, { key: "other", value: "x" }]));
     for (const result of Object.values(await both(["kv", "bulk", "put", pairs, "--binding", "POLICIES"]))) expect(result.code).toBe(0);
@@ -123,8 +121,8 @@ describe("the local wrangler stand-in, command by command against wrangler", () 
   });
 
   it("leaves state wrangler reads back as it reads its own", async () => {
-    await closeLocalWrangler();
-    const read = (args: string[]) => Promise.all((["real", "standIn"] as const).map((side) => real.runWrangler([...args, "--local", "--persist-to", state[side]], { cwd: ROOT })));
+    await closeLocalStorage();
+    const read = (args: string[]) => Promise.all((["real", "standIn"] as const).map((side) => spawnWrangler([...args, "--local", "--persist-to", state[side]], { cwd: ROOT })));
     const [kvReal, kvStandIn] = await read(["kv", "key", "get", "active", "--binding", "POLICIES", "--text"]);
     expect(kvStandIn).toEqual(kvReal);
     const [d1Real, d1StandIn] = await read(["d1", "execute", "DB", "--json", "--command", "SELECT version, snapshot, pushed_by, active FROM policy_versions"]);
@@ -132,16 +130,26 @@ describe("the local wrangler stand-in, command by command against wrangler", () 
     expect(withoutDurations(d1Real!.stdout)[0]).toMatchObject({ results: [{ version: "v1" }] });
   });
 
-  it("refuses what it does not do, rather than pretend: --remote, an unknown flag, no --persist-to", async () => {
+  it("refuses what it does not do, rather than pretend: an unknown flag, a command it does not answer", async () => {
     for (const args of [
-      ["kv", "key", "get", "active", "--binding", "POLICIES", "--text", "--remote"],
       ["kv", "key", "get", "active", "--binding", "POLICIES", "--text", "--preview"],
-      ["deploy"],
+      ["kv", "namespace", "list"],
     ]) {
-      const result = await standIn.runWrangler([...args, "--persist-to", state.standIn], { cwd: ROOT });
+      const result = await runWrangler([...args, "--local", "--persist-to", state.standIn], { cwd: ROOT });
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/^local wrangler stand-in: /);
+      expect(result.stderr).toMatch(/^local storage: /);
     }
-    expect((await standIn.runWrangler(["kv", "key", "get", "active", "--binding", "POLICIES", "--text", "--local"], { cwd: ROOT })).stderr).toMatch(/needs --persist-to/);
+  });
+
+  it("without --persist-to, uses the state directory wrangler uses: .wrangler/state beside the config", async () => {
+    const project = path.join(work, "project");
+    await copyMigratedState(path.join(project, ".wrangler", "state"));
+    await writeFile(path.join(project, "wrangler.toml"), await readFile(path.join(ROOT, "wrangler.toml"), "utf8"));
+    const value = await file("default-state.txt", "in the default state");
+    const put = await runWrangler(["kv", "key", "put", "where", "--binding", "POLICIES", "--path", value, "--local"], { cwd: project });
+    expect(put.code).toBe(0);
+    await closeLocalStorage();
+    const got = await spawnWrangler(["kv", "key", "get", "where", "--binding", "POLICIES", "--text", "--local"], { cwd: project });
+    expect(got).toMatchObject({ code: 0, stdout: "in the default state\n" });
   });
 });

@@ -1,12 +1,12 @@
 // The policies CLI end to end against local KV and D1 in a temporary --persist-to directory: in
-// process, with wrangler's local commands answered by the stand-in that test/node/local-wrangler.test.ts
-// holds to wrangler's own behaviour, and history and rollback once as an operator runs them (a
-// process, wrangler itself).
+// process, with wrangler's local commands answered in process by cli/local-storage.ts (which
+// test/node/local-wrangler.test.ts holds to wrangler's own behaviour), and history and rollback once
+// as an operator runs them (a process), read back by wrangler itself.
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { wrangler } from "../../cli/wrangler";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeLocalStorage, spawnWrangler, wrangler } from "../../cli/wrangler";
 import { chunks, historyBody, historySnapshotText, recordVersionSql, sqlString, unusedChunkKeys } from "../../cli/policy/store";
 import { D1_SQL_CHUNK_BYTES, POLICY_KV_CHUNK_BYTES } from "../../src/limits";
 import { loadSnapshot, readStoredHeader } from "../../src/policy/compile";
@@ -14,10 +14,8 @@ import { normalizePolicy } from "../../src/policy/schema";
 import { buildSnapshot, canonicalJson, payloadChunks, storedSnapshot } from "../../src/policy/snapshot";
 import { payloadChunkKey } from "../../src/policy/store";
 import { gatepassInProcess, gatepassProcess, type CliResult } from "../support/cli";
-import { closeLocalWrangler } from "../support/local-wrangler";
 import { copyMigratedState } from "../support/wrangler-dev";
 
-vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -85,7 +83,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await closeLocalWrangler();
+  await closeLocalStorage();
   await rm(work, { recursive: true, force: true });
 });
 
@@ -418,25 +416,25 @@ describe("policies explain and schema", () => {
   });
 });
 
-describe("policies history and rollback as an operator runs them: a process, with wrangler itself", () => {
+describe("policies history and rollback as an operator runs them: a process, read back by wrangler itself", () => {
   // A push as a process with real wrangler runs in e2e.test.ts (and in every `gatepass dev` start).
   const asProcess = (...args: string[]) => gatepassProcess(["policies", ...args], { cwd: ROOT });
 
   // A rollback under the write lease is a dozen wrangler runs (docs/storage.md, "Write protocol").
-  it("lists two versions the stand-in pushed, and rolls back to the first", { timeout: 240_000 }, async () => {
+  it("lists two versions pushed in process, and rolls back to the first", { timeout: 240_000 }, async () => {
     const state = path.join(work, "operator-state");
     const flags = ["--local", "--persist-to", state];
     await copyMigratedState(state);
-    const earlier = await gatepass("push", ...flags, "--by", "stand-in");
+    const earlier = await gatepass("push", ...flags, "--by", "in-process");
     expect(earlier.code).toBe(0);
     const first = /pushed policy version ([0-9a-f]{64})/.exec(earlier.stdout)![1]!;
     const dir = await policyCopy("operator");
     const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
     await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", "pushed second"));
-    const later = await gatepass("push", "--dir", dir, ...flags, "--by", "stand-in");
+    const later = await gatepass("push", "--dir", dir, ...flags, "--by", "in-process");
     expect(later.code).toBe(0);
     const second = /pushed policy version ([0-9a-f]{64})/.exec(later.stdout)![1]!;
-    await closeLocalWrangler(); // wrangler opens the state itself from here on
+    await closeLocalStorage(); // the processes below open the state themselves
 
     const history = await asProcess("history", ...flags);
     expect(history.stderr).toBe("");
@@ -446,8 +444,7 @@ describe("policies history and rollback as an operator runs them: a process, wit
     const rolled = await asProcess("rollback", first.slice(0, 12), ...flags);
     expect(rolled.stderr).toBe("");
     expect(rolled.code).toBe(0);
-    const { wrangler: realWrangler } = await vi.importActual<typeof import("../../cli/wrangler")>("../../cli/wrangler");
-    const header = await realWrangler(["kv", "key", "get", "active", "--binding", "POLICIES", "--text", ...flags], { cwd: ROOT });
-    expect(readStoredHeader(header.trimEnd()).version).toBe(first);
+    const header = await spawnWrangler(["kv", "key", "get", "active", "--binding", "POLICIES", "--text", ...flags], { cwd: ROOT });
+    expect(readStoredHeader(header.stdout.trimEnd()).version).toBe(first);
   });
 });

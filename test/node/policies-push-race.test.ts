@@ -6,16 +6,14 @@
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../cli/run";
-import { wrangler } from "../../cli/wrangler";
+import { closeLocalStorage, wrangler } from "../../cli/wrangler";
 import type { Env } from "../../src/config";
 import { readStoredHeader } from "../../src/policy/compile";
 import { payloadChunkKey, PolicyStore } from "../../src/policy/store";
-import { closeLocalWrangler } from "../support/local-wrangler";
 import { copyMigratedState } from "../support/wrangler-dev";
 
-vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
 
 const ROOT = path.resolve(__dirname, "../..");
 const PUSHERS = 5;
@@ -96,7 +94,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await closeLocalWrangler();
+  await closeLocalStorage();
   await rm(work, { recursive: true, force: true });
 });
 

@@ -4,22 +4,20 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planMarkdown, planText, type Plan } from "../../cli/policy/plan-report";
 import { diffPolicies } from "../../cli/policy/policy-diff";
 import { replayDecisions, type SeenIdentity } from "../../cli/policy/policy-replay";
 import { sqlString } from "../../cli/policy/store";
-import { wrangler } from "../../cli/wrangler";
+import { closeLocalStorage, wrangler } from "../../cli/wrangler";
 import { compilePolicy } from "../../src/policy/compile";
 import { evaluate } from "../../src/policy/evaluate";
 import { buildSnapshot } from "../../src/policy/snapshot";
 import type { PolicyParts } from "../../src/policy/schema";
 import type { IssuerConfig, RuleSpec, Target, VerifiedIdentity } from "../../src/types";
 import { gatepassInProcess } from "../support/cli";
-import { closeLocalWrangler } from "../support/local-wrangler";
 import { copyMigratedState } from "../support/wrangler-dev";
 
-vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -217,7 +215,7 @@ describe("gatepass policies plan and diff (local storage)", () => {
     await copyMigratedState(persist);
   });
   afterAll(async () => {
-    await closeLocalWrangler();
+    await closeLocalStorage();
     await rm(work, { recursive: true, force: true });
   });
 

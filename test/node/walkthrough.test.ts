@@ -6,7 +6,7 @@
 // so it never touches the developer's own .dev.vars or local state (and on another port).
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer, type AddressInfo } from "node:net";
 import path from "node:path";
@@ -147,6 +147,35 @@ describe("README: npm run dev and the local walkthrough", () => {
     expect(explain.rules[0]!.failures.map((failure) => failure.claim)).toEqual(["ref", "ref_protected"]);
     expect(JSON.parse(discovery!)).toMatchObject({ issuer: `http://127.0.0.1:${port}`, jwks_uri: `http://127.0.0.1:${port}/.well-known/jwks.json` });
   }, 60_000);
+  it("pushes a save under policies/ after validating and testing it, and the next request sees it; a failing edit keeps the last good version", async () => {
+    const adminToken = /^GATEPASS_ADMIN_TOKEN=(.*)$/m.exec(await readFile(path.join(sandbox, ".dev.vars"), "utf8"))![1]!;
+    const served = async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/admin/status`, { headers: { Authorization: `Bearer ${adminToken}` } });
+      return ((await res.json()) as { policy: { version: string } }).policy.version;
+    };
+    const count = (pattern: RegExp) => [...output.matchAll(pattern)].length;
+    const pushed = () => [...output.matchAll(/pushed policy version ([0-9a-f]{64})/g)].map((match) => match[1]!);
+    const refused = /the edit was not pushed; the last good version keeps serving/g;
+    const before = await served();
+    expect(pushed().at(-1)).toBe(before);
+    const targets = path.join(sandbox, "policies/targets.yaml");
+    const original = await readFile(targets, "utf8");
+
+    const refusedBefore = count(refused);
+    await writeFile(targets, `${original}\nnot: [closed\n`);
+    expect(await waitFor(() => count(refused) > refusedBefore, 30_000), output).toBe(true);
+    expect(output).toMatch(/targets\.yaml:\d+:\d+/); // the finding, with file:line:column
+    expect(await served()).toBe(before);
+
+    const pushesBefore = pushed().length;
+    await writeFile(targets, original.replace("Read-only access to the shared AWS account.", "edited while gatepass dev runs"));
+    expect(await waitFor(() => pushed().length > pushesBefore, 30_000), output).toBe(true);
+    const edited = pushed().at(-1)!;
+    expect(edited).not.toBe(before);
+    // The first request after the push: without the development re-check it would still be served `before`.
+    expect(await served()).toBe(edited);
+  }, 90_000);
+
   it("passes upstream overrides to the Worker, and a SIGTERM to gatepass dev alone stops wrangler and workerd, freeing the port", async () => {
     expect(output).toContain("gatepass dev: AWS_STS_URL=http://127.0.0.1:");
     const token = await new Promise<string>((resolve, reject) => {

@@ -36,6 +36,21 @@ describe("configuration", () => {
     expect(await offLoopback.json()).toMatchObject({ code: "config_invalid" });
   });
 
+  it("GATEPASS_POLICY_RECHECK=every-request is for development only: refused on a production Worker, and any other value everywhere", async () => {
+    const h = await createHarness();
+    const production = { ...PRODUCTION, GATEPASS_ISSUER: "https://gatepass.example.com" };
+    const development = { GATEPASS_ENV: "development", GATEPASS_ISSUER: "http://127.0.0.1:8787" };
+    expect((await h.request("/healthz", {}, { ...development, GATEPASS_POLICY_RECHECK: "every-request" })).status).toBe(200);
+    h.takeLogs();
+    for (const vars of [{ ...production, GATEPASS_POLICY_RECHECK: "every-request" }, { ...development, GATEPASS_POLICY_RECHECK: "always" }]) {
+      const res = await h.request("/healthz", {}, vars);
+      expect(res.status, vars.GATEPASS_POLICY_RECHECK).toBe(503);
+      expect(await res.json()).toMatchObject({ code: "config_invalid" });
+    }
+    const refusals = logEvents(h.takeLogs()).filter((entry) => entry.event === "config_invalid");
+    expect(refusals.map((entry) => entry.reason)).toEqual([expect.stringContaining("set on a production Worker"), expect.stringContaining('the only value is "every-request"')]);
+  });
+
   it("refuses an issuer URL with a query, fragment or credentials, and a missing one", async () => {
     const h = await createHarness();
     expect((await h.request("/healthz", {}, { ...PRODUCTION, GATEPASS_ISSUER: "https://gatepass.example.com" })).status).toBe(200);

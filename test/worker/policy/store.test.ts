@@ -104,6 +104,24 @@ describe("PolicyStore", () => {
     expect(await store.current(e, waitUntil)).toBe(loaded);
   });
 
+  it("re-reads `active` before every request only in development with GATEPASS_POLICY_RECHECK=every-request (`gatepass dev`)", async () => {
+    const first = await snapshotOf();
+    const second = await snapshotOf(sources({ rules: RULES_YAML.replace("ref: main", "ref: release") }));
+    const served = async (vars: Partial<Env>) => {
+      const { env: e } = instrumented();
+      const { store, waitUntil } = setup();
+      const withVars = { ...e, ...vars } as Env;
+      await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, first.text);
+      await store.current(withVars, waitUntil);
+      await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, second.text);
+      // The clock stands still: only the per-request re-check can see the push.
+      return (await store.current(withVars, waitUntil)).version;
+    };
+    expect(await served({ GATEPASS_ENV: "development", GATEPASS_POLICY_RECHECK: "every-request" })).toBe(second.snapshot.version);
+    expect(await served({ GATEPASS_ENV: "development" })).toBe(first.snapshot.version);
+    expect(await served({ GATEPASS_ENV: "production", GATEPASS_POLICY_RECHECK: "every-request" })).toBe(first.snapshot.version);
+  });
+
   it("single-flights concurrent cold loads", async () => {
     const { env: e, state } = instrumented();
     const { store, waitUntil } = setup();

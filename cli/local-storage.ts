@@ -1,17 +1,21 @@
-// wrangler's local KV and D1 commands, answered in this process. A real `wrangler kv …`/`d1 execute`
-// costs about a second of CPU (loading wrangler's 12 MB bundle, then starting Miniflare and workerd
-// for one operation), and a `policies push` runs a dozen. The stand-in keeps one Miniflare per state
-// directory and does what wrangler 4.86's local handlers do, read from its bundle: the same
-// config reading and SQL splitting (wrangler's own exports), the same storage ids and on-disk layout
-// (`<persist-to>/v3/{kv,d1}`), the same KV calls, one D1 batch per command, and the same output.
-// test/node/local-wrangler.test.ts runs each command through both and compares what they print and
-// store, so the Node tests that use it (through `vi.mock("../../cli/wrangler", …)`) test the CLI
-// against what real wrangler would do, and one real push, history and rollback stays in policies-cli.
+// wrangler's local KV and D1 commands (`--local`), answered in this process: the CLI's local path.
+// A real `wrangler kv …`/`d1 execute` costs about a second of CPU (loading wrangler's 12 MB bundle,
+// then starting Miniflare and workerd for one operation), and a `policies push` runs a dozen. This keeps
+// one Miniflare (wrangler's own local engine) per state directory and does what wrangler 4.86's local
+// handlers do, read from its bundle: the same config reading (wrangler's own export) and SQL
+// splitting (its algorithm, cli/sql-split.ts), the same storage ids and on-disk layout (`<persist-to>/v3/{kv,d1}`, by default
+// `.wrangler/state` beside the config), the same KV calls, one D1 batch per command, and the same
+// output. test/node/local-wrangler.test.ts runs each command through this and through wrangler and
+// compares what they print and store. cli/wrangler.ts sends every `--local` command here except
+// `d1 migrations apply`, which stays on wrangler; `--remote` commands never come here.
+//
+// To answer a new command shape: add its flags to FLAGS and its verb to `answer`, and a case to the
+// contract test.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Miniflare } from "miniflare";
-import { unstable_readConfig as readConfig, unstable_splitSqlQuery as splitSqlQuery } from "wrangler";
-import type * as WranglerModule from "../../cli/wrangler";
+import { unstable_readConfig as readConfig } from "wrangler";
+import { splitSqlQuery } from "./sql-split";
 
 type Options = { input?: string; cwd?: string };
 
@@ -22,7 +26,7 @@ interface StorageConfig {
   d1_databases: { binding: string; database_name?: string; database_id?: string; preview_database_id?: string }[];
 }
 
-/** Flags the CLI passes, and whether each takes a value. Anything else fails the test that sent it. */
+/** Flags the CLI passes, and whether each takes a value. Anything else is refused, not guessed at. */
 const FLAGS: Record<string, boolean> = {
   "--binding": true,
   "--persist-to": true,
@@ -54,10 +58,10 @@ function parse(args: string[]): Parsed {
       positionals.push(arg);
       continue;
     }
-    if (!(arg in FLAGS)) throw new Error(`local wrangler stand-in: wrangler ${args.join(" ")}: ${arg} is not a flag it knows (real wrangler only, or add it)`);
+    if (!(arg in FLAGS)) throw new Error(`local storage: wrangler ${args.join(" ")}: ${arg} is not a flag it knows (add it to cli/local-storage.ts)`);
     if (FLAGS[arg]) {
       const value = args[++i];
-      if (value === undefined) throw new Error(`local wrangler stand-in: ${arg} needs a value`);
+      if (value === undefined) throw new Error(`local storage: ${arg} needs a value`);
       flags.set(arg, value);
     } else flags.set(arg, true);
   }
@@ -74,10 +78,7 @@ class LocalStates {
   private readonly instances = new Map<string, { key: string; mf: Miniflare }>();
 
   async open(parsed: Parsed, cwd: string): Promise<Storage> {
-    const persistTo = parsed.flags.get("--persist-to");
-    // Without --persist-to wrangler writes under the project's .wrangler/: never from a test.
-    if (typeof persistTo !== "string") throw new Error("local wrangler stand-in: every command needs --persist-to");
-    const config: StorageConfig = readConfig(
+    const config: StorageConfig & { userConfigPath?: string } = readConfig(
       { config: stringFlag(parsed, "--config") ?? path.join(cwd, "wrangler.toml"), env: stringFlag(parsed, "--env") },
       { hideWarnings: true },
     );
@@ -89,7 +90,10 @@ class LocalStates {
       d1Ids.set(db.binding, id);
       if (db.database_name) d1Ids.set(db.database_name, id);
     }
-    const root = path.join(path.resolve(cwd, persistTo), "v3");
+    // wrangler's getLocalPersistencePath: --persist-to from the working directory, else beside the config.
+    const persistTo = stringFlag(parsed, "--persist-to");
+    const base = persistTo ? path.resolve(cwd, persistTo) : path.resolve(config.userConfigPath ? path.dirname(config.userConfigPath) : cwd, ".wrangler/state");
+    const root = path.join(base, "v3");
     const key = JSON.stringify([[...kvIds.values()].sort(), [...new Set(d1Ids.values())].sort()]);
     let instance = this.instances.get(root);
     if (instance?.key !== key) {
@@ -133,7 +137,7 @@ function stringFlag(parsed: Parsed, flag: string): string | undefined {
 
 function requireFlag(parsed: Parsed, flag: string): string {
   const value = stringFlag(parsed, flag);
-  if (value === undefined) throw new Error(`local wrangler stand-in: ${flag} is required here`);
+  if (value === undefined) throw new Error(`local storage: ${flag} is required here`);
   return value;
 }
 
@@ -146,13 +150,13 @@ async function kvCommand(command: string, parsed: Parsed, storage: Storage, cwd:
     case "key get": {
       const value = await kv.get(name!, "arrayBuffer");
       if (value === null) return "Value not found\n";
-      if (!parsed.flags.has("--text")) throw new Error("local wrangler stand-in: kv key get without --text prints raw bytes; the CLI always passes --text");
+      if (!parsed.flags.has("--text")) throw new Error("local storage: kv key get without --text prints raw bytes; the CLI always passes --text");
       return `${new TextDecoder().decode(value)}\n`;
     }
     case "key put": {
       const file = stringFlag(parsed, "--path");
       const value = file ? await readFile(path.resolve(cwd, file)) : parsed.positionals[4];
-      if (value === undefined) throw new Error("local wrangler stand-in: kv key put needs a value or --path");
+      if (value === undefined) throw new Error("local storage: kv key put needs a value or --path");
       const ttl = stringFlag(parsed, "--ttl");
       // As wrangler passes it: Miniflare's KV takes a stream, not a Node Buffer.
       await kv.put(name!, new Blob([value]).stream() as ReadableStream, ttl ? { expirationTtl: Number(ttl) } : {});
@@ -172,13 +176,13 @@ async function kvCommand(command: string, parsed: Parsed, storage: Storage, cwd:
       return "Success!\n";
     }
     case "bulk delete": {
-      if (!parsed.flags.has("--force")) throw new Error("local wrangler stand-in: kv bulk delete without --force asks for confirmation");
+      if (!parsed.flags.has("--force")) throw new Error("local storage: kv bulk delete without --force asks for confirmation");
       const items = JSON.parse(await readFile(path.resolve(cwd, name!), "utf8")) as (string | { name: string })[];
       for (const item of items) await kv.delete(typeof item === "string" ? item : item.name);
       return "Success!\n";
     }
     default:
-      throw new Error(`local wrangler stand-in: kv ${command} is not supported`);
+      throw new Error(`local storage: kv ${command} is not supported`);
   }
 }
 
@@ -186,7 +190,7 @@ async function d1Execute(parsed: Parsed, storage: Storage, cwd: string): Promise
   const db = await storage.d1(parsed.positionals[2]!);
   const file = stringFlag(parsed, "--file");
   const command = stringFlag(parsed, "--command");
-  if ((file === undefined) === (command === undefined)) throw new Error("local wrangler stand-in: d1 execute takes one of --command and --file");
+  if ((file === undefined) === (command === undefined)) throw new Error("local storage: d1 execute takes one of --command and --file");
   const sql = file === undefined ? command! : await readFile(path.resolve(cwd, file), "utf8");
   let results: D1Result[];
   try {
@@ -206,7 +210,7 @@ async function d1Execute(parsed: Parsed, storage: Storage, cwd: string): Promise
   return `${JSON.stringify(printed, null, 2)}\n`;
 }
 
-/** The Miniflares of this test file's state directories. */
+/** The Miniflares of this process's state directories. */
 const states = new LocalStates();
 
 async function answer(args: string[], options: Options = {}): Promise<string> {
@@ -215,39 +219,22 @@ async function answer(args: string[], options: Options = {}): Promise<string> {
   const [group, verb, subject] = parsed.positionals;
   if (group === "kv" && (verb === "key" || verb === "bulk")) return kvCommand(`${verb} ${subject}`, parsed, await states.open(parsed, cwd), cwd);
   if (group === "d1" && verb === "execute") return d1Execute(parsed, await states.open(parsed, cwd), cwd);
-  throw new Error(`local wrangler stand-in: wrangler ${args.join(" ")} is not supported (--remote and deploy commands belong to the recorder tests)`);
+  throw new Error(`local storage: wrangler ${args.join(" ")} is not answered in process (only --local kv key/bulk and d1 execute are)`);
 }
 
-/** `d1 migrations apply --local` is left to wrangler itself (test/support/wrangler-dev.ts seeds state with it once per run). */
-const isLocalMigration = (args: string[]) => args[0] === "d1" && args[1] === "migrations" && args[2] === "apply" && args.includes("--local");
+/** Answers a local wrangler command as wrangler would: its exit code and output. */
+export async function runLocal(args: string[], options: Options = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    return { code: 0, stdout: await answer(args, options), stderr: "" };
+  } catch (err) {
+    return { code: 1, stdout: "", stderr: `${(err as Error).message}\n` };
+  }
+}
 
 /**
- * A stand-in for cli/wrangler's `wrangler` and `runWrangler`, for `vi.mock`:
- *
- *     vi.mock("../../cli/wrangler", async (original) => (await import("../support/local-wrangler")).localWranglerModule(await original()));
- *
- * Call `closeLocalWrangler()` in afterAll (and before real wrangler opens the same state).
+ * Closes every Miniflare, so wrangler (a migration, `wrangler dev`) opens the state alone. A process
+ * that exits needs no call: Miniflare stops its workerd on exit.
  */
-export function localWranglerModule(original: typeof WranglerModule): typeof WranglerModule {
-  const runWrangler: typeof WranglerModule.runWrangler = async (args, options) => {
-    if (isLocalMigration(args)) {
-      await states.close();
-      return original.runWrangler(args, options);
-    }
-    try {
-      return { code: 0, stdout: await answer(args, options), stderr: "" };
-    } catch (err) {
-      return { code: 1, stdout: "", stderr: `${(err as Error).message}\n` };
-    }
-  };
-  const wrangler: typeof WranglerModule.wrangler = async (args, options) => {
-    const result = await runWrangler(args, options);
-    if (result.code !== 0) throw new Error(`wrangler ${args.slice(0, 3).join(" ")} failed (exit ${result.code}):\n${result.stderr}`);
-    return result.stdout;
-  };
-  return { ...original, runWrangler, wrangler };
-}
-
-export function closeLocalWrangler(): Promise<void> {
+export function closeLocalStorage(): Promise<void> {
   return states.close();
 }
