@@ -14,22 +14,11 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { SignJWT, exportJWK, generateKeyPair, importJWK, calculateJwkThumbprint, type JWK } from "jose";
 import { readConfig, UPSTREAM_VARS, type Env } from "../../src/config";
-import { formatUsage, UsageError } from "../usage";
+import { USAGE } from "../help";
+import { UsageError } from "../usage";
 import { wrangler, wranglerEnv } from "../wrangler";
 
-export const usage = formatUsage([
-  {
-    synopsis: ["dev [--port 8787]"],
-    help: [
-      "run gatepass locally on embedded defaults (local KV/D1, example policies);",
-      "upstream overrides (GCP_STS_URL, AWS_STS_URL, ...) pass from the environment",
-    ],
-  },
-  {
-    synopsis: ["dev token [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]", "[--pipeline-source S] [--aud A] [--ttl SECONDS]"],
-    help: ["print a CI token from the local stand-in issuer"],
-  },
-]);
+export const usage = USAGE.dev;
 
 const DEV_DIR = ".wrangler/gatepass-dev";
 const ISSUER_KEY_FILE = path.join(DEV_DIR, "local-gitlab.private.jwk.json");

@@ -18,24 +18,12 @@ import { checkPolicyDir, type Checked } from "../policy/files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
 import { PolicyStorage } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
-import { formatUsage, isUsageError, UsageError } from "../usage";
+import { USAGE } from "../help";
+import { isUsageError, UsageError } from "../usage";
 import { withStorage, type StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget } from "../wrangler";
 
-const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
-
-export const usage = formatUsage([
-  { synopsis: ["policies validate [--dir DIR]"], help: ["check policy files (strict parsing + lint), with file:line:column"] },
-  { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
-  { synopsis: ["policies push [--dir DIR] [--by WHO]", STORAGE_SYNOPSIS], help: ["validate, test, and make the policies active (KV) with history (D1)"] },
-  { synopsis: ["policies history [--limit N]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000)"] },
-  { synopsis: ["policies rollback VERSION", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
-  {
-    synopsis: ["policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T]... [--dir DIR]"],
-    help: ["why a job gets or is denied each target, with the job's and the rules' ids;", "exit 0 when every target shown is allowed, 1 when one is denied"],
-  },
-  { synopsis: ["policies schema"], help: ["print the JSON Schema of policy files"] },
-]);
+export const usage = USAGE.policies;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
