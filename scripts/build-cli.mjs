@@ -21,7 +21,8 @@ const CURRENT = path.join(OUT, "current.json");
 /** Older builds are removed once they have been superseded this long (a running command may still load a chunk from one). */
 const KEEP_SUPERSEDED_MS = 10 * 60 * 1000;
 
-function options(outdir, write) {
+/** esbuild options of the build (exported for the test that checks what each entry loads). */
+export function options(outdir, write) {
   return {
     absWorkingDir: ROOT,
     entryPoints: { main: "cli/main.ts" },
