@@ -11,6 +11,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { explainMissingTables, requireLocalState } from "./local-state";
 import { targetFlags, wrangler, type WranglerTarget } from "./wrangler";
 
 export interface D1Binding {
@@ -155,11 +156,17 @@ export class StorageTarget {
   }
 }
 
-/** Runs a storage command against `target`, removing any config copy when it ends, failed or not. */
+/**
+ * Runs a storage command against `target`, removing any config copy when it ends, failed or not.
+ * Locally, a database that does not exist yet, or lacks its tables, is one line saying what to run first.
+ */
 export async function withStorage<T>(target: WranglerTarget, use: (storage: StorageTarget) => Promise<T>): Promise<T> {
+  requireLocalState(target);
   const storage = new StorageTarget(target);
   try {
     return await use(storage);
+  } catch (error) {
+    throw explainMissingTables(error, target);
   } finally {
     await storage.close();
   }

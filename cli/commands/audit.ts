@@ -48,7 +48,10 @@ function filterOf(options: Record<string, string | undefined>) {
   try {
     return parseAuditFilter(options);
   } catch (err) {
-    throw new UsageError(isGatepassError(err) ? err.description : (err as Error).message);
+    const sentence = isGatepassError(err) ? err.description : (err as Error).message;
+    // The admin route's sentence names the query parameter (`limit must be ...`); here it is an option.
+    const option = /^(project|target|decision|since|limit) /.exec(sentence)?.[1];
+    throw new UsageError(option ? `--${sentence.replace(/\.$/, "")}, not '${options[option]}'` : sentence);
   }
 }
 

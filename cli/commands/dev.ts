@@ -29,6 +29,7 @@ const LOCAL_ISSUER = { name: "local-gitlab", url: "http://127.0.0.1:8788", audie
 export async function run(args: string[]): Promise<number> {
   if (args[0] === "token") return printToken(args.slice(1));
   const { values } = parseArgs({ args, options: { port: { type: "string", default: "8787" } } });
+  if (!/^[1-9]\d{0,4}$/.test(values.port) || Number(values.port) > 65535) throw new UsageError(`--port takes a port number from 1 to 65535, not '${values.port}'`);
   // gatepass names itself by GATEPASS_ISSUER (discovery, minted iss, gcloud token_url), so on another
   // port it must say so rather than keep wrangler.toml's 8787.
   const url = `http://127.0.0.1:${values.port}`;

@@ -182,8 +182,9 @@ async function deleteUnusedChunks(storage: PolicyStorage, keep: (string | undefi
 
 async function history(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" } } });
-  const limit = Number.parseInt(values.limit, 10);
-  if (!(limit > 0 && limit <= 1000)) throw new UsageError("--limit is a number from 1 to 1000");
+  // Digits only: parseInt would read "5x" as 5.
+  const limit = /^\d{1,4}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
+  if (!(limit > 0 && limit <= 1000)) throw new UsageError(`--limit is a number from 1 to 1000, not '${values.limit}'`);
   const rows = await withStorage(storageTarget(values), (storage) => new PolicyStorage(storage).history(limit));
   if (rows.length === 0) {
     out("no policy versions have been pushed");
