@@ -77,7 +77,7 @@ export async function run(): Promise<void> {
       { name: "dev token", args: ["dev", "token"], target: 0.4, cwd: await devTokenDir(path.join(work, "dev")) },
       { name: "policies push --local (example policies)", args: ["policies", "push", ...local, "--by", "bench"], target: 1.5 },
       { name: "policies history --local", args: ["policies", "history", ...local] },
-      { name: "jwks credential create --local", args: ["jwks", "credential", "create", "--issuer", "private-gitlab", ...local, "--by", "bench"], target: 1 },
+      { name: "jwks credential create --local", args: ["jwks", "credential", "create", "--issuer", "local-gitlab", ...local, "--by", "bench"], target: 1 },
       { name: "jwks credential list --local", args: ["jwks", "credential", "list", ...local] },
       { name: "audit query --local", args: ["audit", "query", ...local] },
     ];

@@ -134,8 +134,9 @@ describe("gcp", () => {
 
   it("accepts an STS expires_in at the bound", async () => {
     const body = `{"access_token":"ya29.x","token_type":"Bearer","expires_in":${MAX_UPSTREAM_EXPIRY_SECONDS}}`;
-    const { credential } = await run(newNamespace(), gcpTarget({ service_account: undefined }), {}, { ...gcpScenario, faults: { "gcp-sts": [{ status: 200, body }] } });
-    expect(credential.expiresAt - now()).toBeGreaterThan(MAX_UPSTREAM_EXPIRY_SECONDS - 10);
+    const fixed = Date.now(); // gatepass's clock, fixed: the relative expiry is exact
+    const { credential } = await run(newNamespace(), gcpTarget({ service_account: undefined }), {}, { ...gcpScenario, faults: { "gcp-sts": [{ status: 200, body }] } }, { now: () => fixed });
+    expect(credential.expiresAt).toBe(Math.floor(fixed / 1000) + MAX_UPSTREAM_EXPIRY_SECONDS);
   });
 
   it.each([["+275760-09-13T00:00:00.000Z"], ["9999-12-31T23:59:59Z"], ["2001-01-01T00:00:00Z"], ["soon"], [new Date(Date.now() + 2 * 86_400_000).toISOString()]])(
@@ -322,9 +323,9 @@ describe("azure", () => {
 
   it("reads an expires_in sent as a string of digits", async () => {
     const body = '{"token_type":"Bearer","expires_in":"3599","access_token":"eyJ0eXAi.azure-x"}';
-    const { credential } = await run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 200, body }] } });
-    expect(credential.expiresAt - now()).toBeGreaterThanOrEqual(3590);
-    expect(credential.expiresAt - now()).toBeLessThanOrEqual(3599);
+    const fixed = Date.now(); // gatepass's clock, fixed: the relative expiry is exact
+    const { credential } = await run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 200, body }] } }, { now: () => fixed });
+    expect(credential.expiresAt).toBe(Math.floor(fixed / 1000) + 3599);
   });
 
   it("takes the AADSTS code from error_codes when the description does not name it", async () => {
@@ -340,9 +341,10 @@ describe("vault", () => {
 
   it("logs in with the minted token and returns the client token and lease", async () => {
     const ns = newNamespace();
-    const { credential } = await run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } });
+    const fixed = Date.now(); // gatepass's clock, fixed: the lease's expiry is exact
+    const { credential } = await run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } }, { now: () => fixed });
     expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900, renewable: true, policies: ["default", "deploy"] });
-    expect(credential.expiresAt).toBeGreaterThanOrEqual(now() + 890);
+    expect(credential.expiresAt).toBe(Math.floor(fixed / 1000) + 900);
     const [request] = await capturedRequests(ns);
     expect(request!.path).toBe("vault/v1/auth/gatepass/login");
     expect(request!.body.role).toBe("ci");
