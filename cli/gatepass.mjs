@@ -25,7 +25,7 @@ function freshBuild() {
       return undefined;
     }
   }
-  return path.join(root, "dist", "cli", current.id, "main.js");
+  return path.join(root, "dist", "cli", current.id, "main.mjs");
 }
 
 const entry = freshBuild() ?? (await (await import("../scripts/build-cli.mjs")).buildCli());

@@ -40,6 +40,8 @@ export function options(outdir, write) {
     logLevel: "error",
     // A chunk's name says which module it starts with, for a reader of a stack trace.
     chunkNames: "[name]-[hash]",
+    // .mjs: Node knows each file is an ES module without looking for the nearest package.json.
+    outExtension: { ".js": ".mjs" },
     // yaml's Node build is CommonJS and requires Node's built-ins; an ES module has no `require` of its own.
     banner: { js: 'import { createRequire as __gatepassCreateRequire } from "node:module"; const require = __gatepassCreateRequire(import.meta.url);' },
   };
@@ -57,7 +59,7 @@ export async function buildCli() {
   const id = hash.digest("hex").slice(0, 16);
   const dir = path.join(OUT, id);
   const built = readDir(dir);
-  if (!built.includes("main.js")) {
+  if (!built.includes("main.mjs")) {
     const tmp = `${dir}.tmp-${process.pid}`;
     for (const file of probe.outputFiles) {
       const target = path.join(tmp, path.relative(path.join(OUT, "probe"), file.path));
@@ -78,7 +80,7 @@ export async function buildCli() {
   writeFileSync(tmpCurrent, `${JSON.stringify({ id, sources })}\n`);
   renameSync(tmpCurrent, CURRENT);
   pruneSuperseded(id);
-  return path.join(dir, "main.js");
+  return path.join(dir, "main.mjs");
 }
 
 function readDir(dir) {

@@ -55,7 +55,7 @@ describe("the built CLI", () => {
     expect(deployCheck.loaded).toContain("wrangler");
   });
 
-  it("main.js imports no command group and no package at load; no chunk imports a package at load (wrangler is required on first use)", async () => {
+  it("main.mjs imports no command group and no package at load; no chunk imports a package at load (wrangler is required on first use)", async () => {
     const result = await esbuild.build(buildOptions(path.join(tmpdir(), "gatepass-cli-probe"), false));
     const outputs = result.metafile.outputs;
     const staticClosure = (output: string): Set<string> => {
@@ -71,7 +71,7 @@ describe("the built CLI", () => {
       return seen;
     };
     const inputsOf = (closure: Set<string>) => [...closure].flatMap((output) => Object.keys(outputs[output]?.inputs ?? {}));
-    const main = Object.keys(outputs).find((output) => output.endsWith("/main.js"))!;
+    const main = Object.keys(outputs).find((output) => output.endsWith("/main.mjs"))!;
     const mainInputs = inputsOf(staticClosure(main));
     expect(mainInputs.filter((input) => input.startsWith("cli/commands/") || input.startsWith("node_modules/"))).toEqual([]);
     expect(mainInputs).toContain("cli/help.ts");
