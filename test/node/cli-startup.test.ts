@@ -56,7 +56,7 @@ describe("the built CLI", () => {
   });
 
   it("main.mjs imports no command group and no package at load; no chunk imports a package at load (wrangler is required on first use)", async () => {
-    const result = await esbuild.build(buildOptions(path.join(tmpdir(), "gatepass-cli-probe"), false));
+    const result = (await esbuild.build(buildOptions(path.join(tmpdir(), "gatepass-cli-probe"), false))) as esbuild.BuildResult<{ metafile: true }>;
     const outputs = result.metafile.outputs;
     const staticClosure = (output: string): Set<string> => {
       const seen = new Set<string>([output]);
