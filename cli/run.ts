@@ -75,7 +75,11 @@ async function dispatch(argv: string[]): Promise<number> {
     process.stderr.write(`gatepass: unknown command '${said}'; ${hint}run 'gatepass ${prefix ? `${argv[0]} ` : ""}--help' for the list\n`);
     return 2;
   }
-  if (!isGroup(group)) return 2; // not reached: unknownCommandWord names every word that is not a group
+  if (!isGroup(group)) {
+    // An option where the command should be (`gatepass --frobnicate`).
+    process.stderr.write(`gatepass: unknown command '${group}'; run 'gatepass --help' for the list\n`);
+    return 2;
+  }
   const command = await groups[group]();
   if (rest.includes("--help") || rest.includes("-h")) {
     process.stdout.write(`usage:\n${command.usage}\n`);

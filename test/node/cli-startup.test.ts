@@ -113,6 +113,7 @@ describe("a misspelled command", () => {
     [["jwks", "credential", "crate", "--issuer", "x"], "unknown command 'jwks credential crate'; did you mean 'gatepass jwks credential create'? run 'gatepass jwks --help' for the list"],
     [["dev", "tokn"], "unknown command 'dev tokn'; did you mean 'gatepass dev token'? run 'gatepass dev --help' for the list"],
     [["frobnicate"], "unknown command 'frobnicate'; run 'gatepass --help' for the list"],
+    [["--frobnicate"], "unknown command '--frobnicate'; run 'gatepass --help' for the list"],
   ])("gatepass %j", async (args, message) => {
     const result = await gatepassInProcess(...args);
     expect(result).toEqual({ code: 2, stdout: "", stderr: `gatepass: ${message}\n` });
