@@ -4,6 +4,7 @@ export {};
 
 const sections: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   bundle: () => import("./bundle"),
+  cli: () => import("./cli"),
   verify: () => import("./verify"),
   refusals: () => import("./refusals"),
   policy: () => import("./policy"),

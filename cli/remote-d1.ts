@@ -8,9 +8,10 @@
 // creates a database that is missing.
 
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { experimental_readRawConfig, unstable_readConfig } from "wrangler";
+import { explainMissingTables, requireLocalState } from "./local-state";
 import { targetFlags, wrangler, type WranglerTarget } from "./wrangler";
 
 export interface D1Binding {
@@ -32,9 +33,15 @@ export interface WorkerConfig {
   db?: D1Binding;
 }
 
+/** wrangler's config reader, loaded on first use: importing wrangler takes most of a second, and the
+ *  commands that import this module without reaching remote D1 (`policies validate`) must not pay it. */
+function wranglerApi(): typeof import("wrangler") {
+  return createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
+}
+
 /** Reads the config (wrangler's own lookup when `config` is undefined), with `env`'s own vars and bindings. */
 export function readWorkerConfig(config: string | undefined, env: string | undefined): WorkerConfig {
-  const read = unstable_readConfig({ ...(config ? { config } : {}), ...(env ? { env } : {}) });
+  const read = wranglerApi().unstable_readConfig({ ...(config ? { config } : {}), ...(env ? { env } : {}) });
   const db = (read.d1_databases as D1Binding[]).find((d) => d.binding === "DB");
   return {
     name: read.name ?? "gatepass",
@@ -48,7 +55,7 @@ export function readWorkerConfig(config: string | undefined, env: string | undef
 
 /** Refuses an --env the config has no section for: wrangler would warn and act on the top level's resources. */
 export function requireEnvSection(config: string, env: string): void {
-  const { rawConfig } = experimental_readRawConfig({ config });
+  const { rawConfig } = wranglerApi().experimental_readRawConfig({ config });
   if (!rawConfig.env?.[env]) throw new Error(`${config} has no [env.${env}] section; add one (with its own vars and bindings) or leave out --env`);
 }
 
@@ -149,11 +156,17 @@ export class StorageTarget {
   }
 }
 
-/** Runs a storage command against `target`, removing any config copy when it ends, failed or not. */
+/**
+ * Runs a storage command against `target`, removing any config copy when it ends, failed or not.
+ * Locally, a database that does not exist yet, or lacks its tables, is one line saying what to run first.
+ */
 export async function withStorage<T>(target: WranglerTarget, use: (storage: StorageTarget) => Promise<T>): Promise<T> {
+  requireLocalState(target);
   const storage = new StorageTarget(target);
   try {
     return await use(storage);
+  } catch (error) {
+    throw explainMissingTables(error, target);
   } finally {
     await storage.close();
   }

@@ -7,24 +7,12 @@ import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/au
 import { isGatepassError } from "../../src/errors";
 import { MAX_AUDIT_QUERY_ROWS } from "../../src/limits";
 import { sqlString } from "../policy/store";
-import { formatUsage, UsageError } from "../usage";
+import { USAGE } from "../help";
+import { UsageError } from "../usage";
 import { withStorage, type StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 
-export const usage = formatUsage([
-  {
-    synopsis: [
-      "audit query [--project P] [--target T] [--issuer I] [--claimed-issuer I] [--decision allow|deny|error]",
-      "[--since ISO] [--limit N]",
-      "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]",
-    ],
-    help: [
-      "the newest events (--limit), oldest first, as JSON lines; --claimed-issuer",
-      "matches the unverified issuer of refused tokens (e.g. key_unknown)",
-    ],
-  },
-  { synopsis: ["audit tail [same filters]"], help: ["the newest events (--limit), then every new one,", "oldest first (Ctrl-C to stop)"] },
-]);
+export const usage = USAGE.audit;
 
 const TAIL_INTERVAL_MS = 2_000;
 /** Rows per poll query; a full page is followed at once by the next (see auditPageAfterSql). */
@@ -60,7 +48,10 @@ function filterOf(options: Record<string, string | undefined>) {
   try {
     return parseAuditFilter(options);
   } catch (err) {
-    throw new UsageError(isGatepassError(err) ? err.description : (err as Error).message);
+    const sentence = isGatepassError(err) ? err.description : (err as Error).message;
+    // The admin route's sentence names the query parameter (`limit must be ...`); here it is an option.
+    const option = /^(project|target|decision|since|limit) /.exec(sentence)?.[1];
+    throw new UsageError(option ? `--${sentence.replace(/\.$/, "")}, not '${options[option]}'` : sentence);
   }
 }
 

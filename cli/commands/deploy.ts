@@ -33,17 +33,13 @@ import { parseTestFiles, runCase } from "../policy/test-cases";
 import { configCopyDir, findDatabase, readWorkerConfig, requireDbBinding, requireEnvSection, writeConfigWithDatabaseId, type WorkerConfig } from "../remote-d1";
 import { checkSecretDir, readOwnSecretFile, SecretFileError } from "../secret-files";
 import { shellWord } from "../shell";
+import { USAGE } from "../help";
 import { UsageError } from "../usage";
 import { wrangler } from "../wrangler";
 import { createPrivateFile } from "./keys";
 import { run as policies } from "./policies";
 
-export const usage = `  deploy [--env NAME] [--config FILE] [--secrets-dir DIR | --signing-keys-file F --admin-token-file F]
-         [--dir DIR] [--by WHO] [--dry-run]
-                                    check config and policies, set the secrets the Worker lacks (generated
-                                    into DIR, mode 0600, never overwritten), migrate D1, deploy, push the
-                                    policies, check the deployed URL; safe to run again (docs/deploy.md).
-                                    --dry-run: checks and the bundle only (no account needed)`;
+export const usage = USAGE.deploy;
 
 const SIGNING_KEYS = "GATEPASS_SIGNING_KEYS";
 const ADMIN_TOKEN = "GATEPASS_ADMIN_TOKEN";

@@ -23,23 +23,11 @@ import { readConfig, UPSTREAM_VARS, type Env } from "../../src/config";
 import { checkPolicyDir } from "../policy/files";
 import { PolicyStorage } from "../policy/store";
 import { withStorage } from "../remote-d1";
-import { formatUsage, UsageError } from "../usage";
+import { USAGE } from "../help";
+import { UsageError } from "../usage";
 import { closeLocalStorage, wrangler, wranglerEnv } from "../wrangler";
 
-export const usage = formatUsage([
-  {
-    synopsis: ["dev [--port 8787]"],
-    help: [
-      "run gatepass locally on embedded defaults (local KV/D1, example policies);",
-      "a save under policies/ is validated, tested and pushed (live on the next request);",
-      "upstream overrides (GCP_STS_URL, AWS_STS_URL, ...) pass from the environment",
-    ],
-  },
-  {
-    synopsis: ["dev token [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]", "[--pipeline-source S] [--aud A] [--ttl SECONDS]"],
-    help: ["print a CI token from the local stand-in issuer"],
-  },
-]);
+export const usage = USAGE.dev;
 
 const DEV_DIR = ".wrangler/gatepass-dev";
 const POLICY_DIR = "policies";
@@ -53,6 +41,7 @@ const LOCAL_ISSUER = { name: "local-gitlab", url: "http://127.0.0.1:8788", audie
 export async function run(args: string[]): Promise<number> {
   if (args[0] === "token") return printToken(args.slice(1));
   const { values } = parseArgs({ args, options: { port: { type: "string", default: "8787" } } });
+  if (!/^[1-9]\d{0,4}$/.test(values.port) || Number(values.port) > 65535) throw new UsageError(`--port takes a port number from 1 to 65535, not '${values.port}'`);
   // gatepass names itself by GATEPASS_ISSUER (discovery, minted iss, gcloud token_url), so on another
   // port it must say so rather than keep wrangler.toml's 8787.
   const url = `http://127.0.0.1:${values.port}`;

@@ -20,24 +20,12 @@ import { readCapped } from "../../src/http/body";
 import * as credentials from "../jwks/credentials";
 import { checkPolicyDir } from "../policy/files";
 import { PolicyStorage } from "../policy/store";
-import { formatUsage } from "../usage";
+import { USAGE } from "../help";
 import { StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 import { whoAmI } from "./policies";
 
-export const usage = `${formatUsage([
-  {
-    synopsis: [
-      "jwks push --issuer NAME (--file jwks.json | --url URL) [--drop-previous] [--by WHO]",
-      "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE] [--dir DIR]",
-    ],
-    help: [
-      "store a private issuer's public keys (validated like the admin endpoint); keys it removes",
-      "verify for the issuer's max token age, or stop at once with --drop-previous",
-    ],
-  },
-])}
-${credentials.usage}`;
+export const usage = USAGE.jwks;
 
 const err = (text: string) => process.stderr.write(`${text}\n`);
 

@@ -9,31 +9,10 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseSigningKeySecret, SIGNING_ALGS, type SigningAlg } from "../../src/mint/keys";
 import { addAlgorithms, generateSecret, rotateSecret, serializeSecret } from "../../src/mint/rotation";
-import { formatUsage } from "../usage";
+import { USAGE } from "../help";
 import { wrangler } from "../wrangler";
 
-export const usage = formatUsage([
-  {
-    synopsis: ["keys generate [--alg ES256,RS256 | --alg ES256] [--out FILE [--force] | --dev-vars FILE]"],
-    help: [
-      "new signing key secret (current + next key per alg, both algs by default:",
-      "azure targets need RS256); printed, or written to FILE (mode 0600; an existing",
-      "FILE only with --force) — keep it: rotation needs it",
-    ],
-  },
-  {
-    synopsis: ["keys rotate --local [--dev-vars FILE] [--force]", "keys rotate --remote [--env NAME] [--from FILE|-] [--out FILE] [--force]"],
-    help: [
-      "promote next → current, current → previous, add a new next;",
-      "--remote reads the current secret from FILE/stdin, sets it with wrangler and",
-      "only then writes it to --out (or stdout); a failed upload changes no file",
-    ],
-  },
-  {
-    synopsis: ["keys add --alg RS256 (--local [--dev-vars FILE] | --remote [--env NAME] [--from FILE|-] [--out FILE])"],
-    help: ["add current + next keys for an algorithm the secret lacks, keeping its keys;", "sets and writes the secret as rotate does"],
-  },
-]);
+export const usage = USAGE.keys;
 
 const SECRET_NAME = "GATEPASS_SIGNING_KEYS";
 const DEFAULT_DEV_VARS = ".dev.vars";

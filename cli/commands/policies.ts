@@ -19,35 +19,12 @@ import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/id
 import { diff, plan } from "../policy/plan-command";
 import { newAttemptId, PolicyStorage, PUSH_LEASE_SECONDS } from "../policy/store";
 import { parseTestFiles, runCase } from "../policy/test-cases";
-import { formatUsage, isUsageError, UsageError } from "../usage";
+import { USAGE } from "../help";
+import { isUsageError, UsageError } from "../usage";
 import { withStorage } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget, type WranglerTarget } from "../wrangler";
 
-const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
-
-export const usage = formatUsage([
-  { synopsis: ["policies validate [--dir DIR]"], help: ["check policy files (strict parsing + lint), with file:line:column"] },
-  { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
-  {
-    synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS],
-    help: ["validate, test, and make the policies active (KV) with history (D1); while another", "push or rollback runs, waits up to --wait seconds (default 120), then exits 3"],
-  },
-  {
-    synopsis: ["policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]", STORAGE_SYNOPSIS],
-    help: [
-      "what pushing the local policies would change: rules, privileged reach and lint per target, then every",
-      "identity seen in the last N days (default 30) replayed under both; exit 0 no decision changes, 3 changes",
-    ],
-  },
-  { synopsis: ["policies diff V1 V2 [--json|--markdown]", STORAGE_SYNOPSIS], help: ["the changes between two pushed versions; exit 0 none, 3 some"] },
-  { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
-  { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
-  {
-    synopsis: ["policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T]... [--dir DIR]"],
-    help: ["why a job gets or is denied each target, with the job's and the rules' ids;", "exit 0 when every target shown is allowed, 1 when one is denied"],
-  },
-  { synopsis: ["policies schema"], help: ["print the JSON Schema of policy files"] },
-]);
+export const usage = USAGE.policies;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
@@ -286,8 +263,9 @@ async function deleteUnusedChunks(storage: PolicyStorage, keep: string[]): Promi
 
 async function history(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" }, attempts: { type: "boolean" } } });
-  const limit = Number.parseInt(values.limit, 10);
-  if (!(limit > 0 && limit <= 1000)) throw new UsageError("--limit is a number from 1 to 1000");
+  // Digits only: parseInt would read "5x" as 5.
+  const limit = /^\d{1,4}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
+  if (!(limit > 0 && limit <= 1000)) throw new UsageError(`--limit is a number from 1 to 1000, not '${values.limit}'`);
   if (values.attempts) return attemptHistory(storageTarget(values), limit);
   const rows = await withStorage(storageTarget(values), (storage) => new PolicyStorage(storage).history(limit));
   if (rows.length === 0) {

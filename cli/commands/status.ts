@@ -8,18 +8,10 @@ import { parseArgs } from "node:util";
 import { isAcceptableIssuerUrl } from "../../src/config";
 import { isPlainObject } from "../../src/encoding";
 import { escapeControl } from "../../src/policy/spec";
-import { formatUsage, UsageError } from "../usage";
+import { USAGE } from "../help";
+import { UsageError } from "../usage";
 
-export const usage = formatUsage([
-  {
-    synopsis: ["status --url URL [--token-file FILE] [--json]"],
-    help: [
-      "a running gatepass's status (GET /v1/admin/status); the admin token comes from",
-      "--token-file or GATEPASS_ADMIN_TOKEN, never the command line; --url defaults to",
-      "GATEPASS_URL (https, or http on loopback); --json prints the answer as it came",
-    ],
-  },
-]);
+export const usage = USAGE.status;
 
 const STATUS_TIMEOUT_MS = 10_000;
 const out = (text: string) => process.stdout.write(`${text}\n`);

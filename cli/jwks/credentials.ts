@@ -10,30 +10,12 @@ import { DURATION } from "../../src/policy/spec";
 import type { IssuerConfig } from "../../src/types";
 import { whoAmI } from "../commands/policies";
 import { PolicyStorage, sqlString } from "../policy/store";
-import { formatUsage, UsageError } from "../usage";
+import { USAGE } from "../help";
+import { UsageError } from "../usage";
 import { withStorage, type StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 
-export const usage = formatUsage([
-  {
-    synopsis: [
-      "jwks credential create --issuer NAME [--expires 90d] [--by WHO]",
-      "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]",
-    ],
-    help: [
-      "a new push credential for one issuer, printed once on stdout (only its hash is stored);",
-      "it expires (default 90d, at most 365d)",
-    ],
-  },
-  {
-    synopsis: ["jwks credential list [--issuer NAME] [--json] [storage flags as above]"],
-    help: ["every push credential: id, issuer, state, creation, expiry, last use"],
-  },
-  {
-    synopsis: ["jwks credential revoke ID [--by WHO] [storage flags as above]"],
-    help: ["refuse it from now on (gatepass reads D1 on every push: no delay)"],
-  },
-]);
+export const usage = USAGE.jwksCredential;
 
 const err = (text: string) => process.stderr.write(`${text}\n`);
 const out = (text: string) => process.stdout.write(`${text}\n`);

@@ -63,7 +63,7 @@ describe("gatepass audit query", () => {
   it("refuses a malformed filter before touching D1", async () => {
     const refused = await run("query", "--decision", "maybe");
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toBe("gatepass: decision must be allow, deny or error.\n");
+    expect(refused.stderr).toBe("gatepass: --decision must be allow, deny or error, not 'maybe'\n");
   });
 });
 

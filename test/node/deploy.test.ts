@@ -56,12 +56,17 @@ describe("gatepass deploy --dry-run (wrangler deploy --dry-run, no account neede
     expect(code, stdout).toBe(0);
     expect(stdout).toContain("  ✓ 1/3 configuration: worker gatepass, GATEPASS_ISSUER https://gatepass.example.com\n");
     expect(stdout).toMatch(/ {2}✓ 2\/3 policies: \d+ issuers, \d+ targets, \d+ rules .*; \d+\/\d+ tests pass/);
-    const bundle = / {2}✓ 3\/3 bundle \(wrangler deploy --dry-run\): [\d.]+ KiB \(gzip ([\d.]+) KiB\); bindings (.*)\n/.exec(stdout);
+    const bundle = / {2}✓ 3\/3 bundle \(wrangler deploy --dry-run\): ([\d.]+) KiB \(gzip ([\d.]+) KiB\); bindings (.*)\n/.exec(stdout);
     expect(bundle, stdout).not.toBeNull();
-    const gzipKiB = Number(bundle![1]);
+    const [uploadKiB, gzipKiB] = [Number(bundle![1]), Number(bundle![2])];
     expect(gzipKiB).toBeGreaterThan(0);
     expect(gzipKiB).toBeLessThanOrEqual(GZIP_TARGET_KIB);
-    const bindings = bundle![2]!.split(", ");
+    // The README's figure (the one `npm run bench -- bundle` prints) stays within 10% of the bundle.
+    const readme = /^\| Worker bundle \| ([\d.]+) KiB, ([\d.]+) KiB gzip \|$/m.exec(await readFile(path.join(ROOT, "README.md"), "utf8"));
+    expect(readme, "README.md's `| Worker bundle | N KiB, N KiB gzip |` row").not.toBeNull();
+    expect(Math.abs(Number(readme![1]) - uploadKiB) / uploadKiB, `README says ${readme![1]} KiB, the bundle is ${uploadKiB} KiB`).toBeLessThanOrEqual(0.1);
+    expect(Math.abs(Number(readme![2]) - gzipKiB) / gzipKiB, `README says ${readme![2]} KiB gzip, the bundle is ${gzipKiB} KiB gzip`).toBeLessThanOrEqual(0.1);
+    const bindings = bundle![3]!.split(", ");
     expect(bindings).toEqual(expect.arrayContaining(["JWKS", "POLICIES", "DB", "RATE_LIMITER", "GATEPASS_ISSUER"]));
     expect(bindings).not.toContain("GATEPASS_ENV");
   });

@@ -4,8 +4,9 @@
 // issuer's rules may use.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ERROR_CODES } from "../../src/errors";
+import { log } from "../../src/log";
 import { GITLAB_CLAIMS } from "../../src/policy/schema";
 
 const reference = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
@@ -13,6 +14,19 @@ const rows = [...reference.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|\s*(`[a-z_]+`)
 const documented = new Set(rows.map((m) => `${m[1]} ${m[2]}`));
 
 describe("docs/errors.md", () => {
+  it("names the request log line by the field the log writes (`\"event\":\"request\"`)", () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((line: string) => void lines.push(line));
+    try {
+      log("info", "request", { request_id: "r" });
+    } finally {
+      spy.mockRestore();
+    }
+    const written = JSON.parse(lines[0]!) as Record<string, unknown>;
+    const field = Object.keys(written).find((key) => written[key] === "request");
+    expect(/`"(\w+)":"request"/.exec(reference)?.[1]).toBe(field);
+  });
+
   it("lists every error code with its HTTP status", () => {
     const expected = Object.entries(ERROR_CODES).map(([code, spec]) => `${code} ${spec.status}`);
     expect([...documented].sort()).toEqual(expected.sort());
@@ -40,5 +54,17 @@ describe("docs/policies.md", () => {
     const listing = /Rules for a `kind: gitlab` issuer may name these claims[^:]*:([^.]*)\./.exec(guide)?.[1];
     expect(listing).toBeDefined();
     expect([...listing!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]).sort()).toEqual([...GITLAB_CLAIMS].sort());
+  });
+});
+
+describe("the GitLab component's version", () => {
+  it("is the package's version wherever the docs and the template include it", () => {
+    const root = new URL("../..", import.meta.url).pathname;
+    const { version } = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string };
+    for (const file of ["README.md", "docs/gitlab.md", "templates/gatepass.yml"]) {
+      const versions = [...readFileSync(path.join(root, file), "utf8").matchAll(/component: \$CI_SERVER_FQDN\/[\w/-]+\/gatepass@([^\s]+)/g)].map((m) => m[1]);
+      expect(versions.length, file).toBeGreaterThan(0);
+      expect(new Set(versions), file).toEqual(new Set([version]));
+    }
   });
 });

@@ -3,7 +3,7 @@
 // `d1` commands need the id, so each command looks the database up once (`wrangler d1 list`) and runs
 // its D1 commands against a temporary copy of the config that carries it, removed when the command
 // ends; its KV commands keep the operator's config. (deploy-cli.test.ts covers deploy's own use.)
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
@@ -224,6 +224,10 @@ describe("--remote D1 commands that need no lookup", () => {
   it("--local: no lookup", async () => {
     const config = await writeConfig();
     const persist = path.join(work, "state");
+    // A local database to act on (cli/local-state.ts refuses a state directory without one); wrangler is this file's stand-in.
+    const d1 = path.join(persist, "v3", "d1", "miniflare-D1DatabaseObject");
+    await mkdir(d1, { recursive: true });
+    await writeFile(path.join(d1, "db.sqlite"), "");
     expect(await audit(["query", "--local", "--persist-to", persist, "--config", config])).toBe(0);
     expect(calls.map((call) => call.args)).toEqual([expect.arrayContaining(["d1", "execute", "--local", "--persist-to", persist, "--config", config])]);
   });

@@ -190,7 +190,7 @@ describe("README: npm run dev and the local walkthrough", () => {
     expect(stsCalls.every((call) => call === "POST /aws/eu-west-1/")).toBe(true);
 
     const gatepassDev = gatepassDevPid(dev.pid!);
-    expect(processInfo(gatepassDev!)?.argv.slice(-4), "the parent of wrangler dev").toEqual(["cli/main.ts", "dev", "--port", String(port)]);
+    expect(processInfo(gatepassDev!)?.argv.slice(-4), "the parent of wrangler dev").toEqual(["cli/gatepass.mjs", "dev", "--port", String(port)]);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => dev.once("exit", (code, signal) => resolve({ code, signal })));
     process.kill(gatepassDev!, "SIGTERM"); // the gatepass dev process only, not its group
     // It exits with wrangler's status, and npm with its.

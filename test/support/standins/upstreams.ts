@@ -44,6 +44,12 @@ export interface Scenario {
   faults?: Partial<Record<UpstreamService, Fault[]>>;
   /** Public keys of a CI issuer served at `/up/<ns>/ci` (discovery + JWKS), for tests that sign CI tokens. */
   ciJwks?: { keys: JsonWebKey[] };
+  /**
+   * The stand-ins' clock (milliseconds since the epoch), fixed: the expiry times they send and check.
+   * A test that gives gatepass the same clock (deps.now) asserts exact lifetimes; with the real clock on
+   * both sides, the stand-in's second and workerd's can differ by one (`1201 <= 1200`). Unset: Date.now().
+   */
+  now?: number;
 }
 
 export interface CapturedRequest {
@@ -61,6 +67,9 @@ interface Namespace {
   requests: CapturedRequest[];
   federated: Map<string, string>;
 }
+
+/** The namespace's clock in milliseconds: its scenario's fixed time, or the real one. */
+const clockMs = (ns: Namespace): number => ns.scenario.now ?? Date.now();
 
 const namespaces = new Map<string, Namespace>();
 const MAX_NAMESPACES = 1000;
@@ -163,7 +172,7 @@ function gcpIam(ns: Namespace, captured: CapturedRequest, res: ServerResponse): 
   if (!allowed.includes(subject)) return error(403, "PERMISSION_DENIED", "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).");
   if (match[2] === "generateIdToken") {
     if (typeof captured.body.audience !== "string" || captured.body.audience === "") return error(400, "INVALID_ARGUMENT", "audience required");
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(clockMs(ns) / 1000);
     const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
     const token = `${part({ alg: "RS256", typ: "JWT" })}.${part({ iss: "https://accounts.google.com", aud: captured.body.audience, email, iat: now, exp: now + 3600 })}.c2ln`;
     return send(res, 200, JSON.stringify({ token }));
@@ -172,7 +181,7 @@ function gcpIam(ns: Namespace, captured: CapturedRequest, res: ServerResponse): 
   if (!lifetime || Number(lifetime[1]) > 3600 || !Array.isArray(captured.body.scope) || captured.body.scope.length === 0) {
     return error(400, "INVALID_ARGUMENT", "The lifetime or scope is invalid.");
   }
-  const expireTime = new Date(Date.now() + Number(lifetime[1]) * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+  const expireTime = new Date(clockMs(ns) + Number(lifetime[1]) * 1000).toISOString().replace(/\.\d+Z$/, "Z");
   return send(res, 200, JSON.stringify({ accessToken: `ya29.sa-${randomBytes(12).toString("hex")}`, expireTime }));
 }
 
@@ -197,7 +206,7 @@ async function awsSts(ns: Namespace, captured: CapturedRequest, res: ServerRespo
   if (typeof checked === "string") return error(400, "InvalidIdentityToken", "Couldn't retrieve verification key from your identity provider");
   if (!role || checked.sub !== role.sub) return error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
   if (duration > (role.maxSessionDuration ?? 3600)) return error(400, "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.");
-  const expiration = new Date(Date.now() + duration * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+  const expiration = new Date(clockMs(ns) + duration * 1000).toISOString().replace(/\.\d+Z$/, "Z");
   const secret = `${randomBytes(20).toString("base64")}${ns.scenario.aws?.hostileSecret ? `&<'"$(id)` : ""}`;
   const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/'/g, "&apos;").replace(/"/g, "&quot;");
   return send(
@@ -301,7 +310,7 @@ async function verifyMinted(ns: Namespace, captured: CapturedRequest, token: str
   const key = createPublicKey({ key: jwk, format: "jwk" });
   const ok = verifySignature("sha256", Buffer.from(`${parts[0]}.${parts[1]}`), alg === "ES256" ? { key, dsaEncoding: "ieee-p1363" } : key, Buffer.from(parts[2]!, "base64url"));
   if (!ok) return "bad signature";
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor(clockMs(ns) / 1000);
   for (const t of ["iat", "exp", "nbf"]) if (!Number.isInteger(claims[t])) return `${t} not an integer`;
   if ((claims.exp as number) <= now) return "expired";
   if ((claims.iat as number) > now + 60 || (claims.nbf as number) > now + 60) return "not yet valid";

@@ -31,13 +31,19 @@ async function run(ns: string, target: Target, request: ExchangeRequest = {}, sc
 const gcpScenario = { gcp: { provider: WIP, condition: { project_path: "platform/infra" }, serviceAccounts: { [SA]: ["target:gcp-deploy"] } } };
 
 describe("gcp", () => {
+  it("times the upstream calls (a lower bound: STS was held 60 ms)", async () => {
+    const { upstreamMs } = await run(newNamespace(), gcpTarget(), { lifetimeSeconds: 1200 }, { ...gcpScenario, faults: { "gcp-sts": [{ delayMs: 60 }] } });
+    expect(upstreamMs).toBeGreaterThanOrEqual(50);
+  });
+
   it("exchanges via STS, then impersonates the service account with the requested lifetime", async () => {
     const ns = newNamespace();
-    const { credential, upstreamMs } = await run(ns, gcpTarget(), { lifetimeSeconds: 1200 }, { ...gcpScenario, faults: { "gcp-sts": [{ delayMs: 60 }] } });
+    // One fixed clock for gatepass and the stand-ins: the expiry is exact, whatever the scheduler does
+    // between them (with two real clocks their seconds can differ by one).
+    const fixed = Date.now();
+    const { credential } = await run(ns, gcpTarget(), { lifetimeSeconds: 1200 }, { ...gcpScenario, now: fixed }, { now: () => fixed });
     expect(credential).toMatchObject({ kind: "access_token", provider: "gcp", serviceAccount: SA, scopes: ["https://www.googleapis.com/auth/cloud-platform"] });
-    expect(credential.expiresAt).toBeGreaterThanOrEqual(now() + 1190);
-    expect(credential.expiresAt).toBeLessThanOrEqual(now() + 1200);
-    expect(upstreamMs).toBeGreaterThanOrEqual(50); // STS was held 60 ms
+    expect(credential.expiresAt).toBe(Math.floor(fixed / 1000) + 1200);
     const [sts, iam] = await capturedRequests(ns);
     expect(sts!.body).toMatchObject({
       grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", audience: `//iam.googleapis.com/${WIP}`,
@@ -128,8 +134,9 @@ describe("gcp", () => {
 
   it("accepts an STS expires_in at the bound", async () => {
     const body = `{"access_token":"ya29.x","token_type":"Bearer","expires_in":${MAX_UPSTREAM_EXPIRY_SECONDS}}`;
-    const { credential } = await run(newNamespace(), gcpTarget({ service_account: undefined }), {}, { ...gcpScenario, faults: { "gcp-sts": [{ status: 200, body }] } });
-    expect(credential.expiresAt - now()).toBeGreaterThan(MAX_UPSTREAM_EXPIRY_SECONDS - 10);
+    const fixed = Date.now(); // gatepass's clock, fixed: the relative expiry is exact
+    const { credential } = await run(newNamespace(), gcpTarget({ service_account: undefined }), {}, { ...gcpScenario, faults: { "gcp-sts": [{ status: 200, body }] } }, { now: () => fixed });
+    expect(credential.expiresAt).toBe(Math.floor(fixed / 1000) + MAX_UPSTREAM_EXPIRY_SECONDS);
   });
 
   it.each([["+275760-09-13T00:00:00.000Z"], ["9999-12-31T23:59:59Z"], ["2001-01-01T00:00:00Z"], ["soon"], [new Date(Date.now() + 2 * 86_400_000).toISOString()]])(
@@ -316,9 +323,9 @@ describe("azure", () => {
 
   it("reads an expires_in sent as a string of digits", async () => {
     const body = '{"token_type":"Bearer","expires_in":"3599","access_token":"eyJ0eXAi.azure-x"}';
-    const { credential } = await run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 200, body }] } });
-    expect(credential.expiresAt - now()).toBeGreaterThanOrEqual(3590);
-    expect(credential.expiresAt - now()).toBeLessThanOrEqual(3599);
+    const fixed = Date.now(); // gatepass's clock, fixed: the relative expiry is exact
+    const { credential } = await run(newNamespace(), azureTarget(), {}, { azure: apps, faults: { azure: [{ status: 200, body }] } }, { now: () => fixed });
+    expect(credential.expiresAt).toBe(Math.floor(fixed / 1000) + 3599);
   });
 
   it("takes the AADSTS code from error_codes when the description does not name it", async () => {
@@ -334,9 +341,10 @@ describe("vault", () => {
 
   it("logs in with the minted token and returns the client token and lease", async () => {
     const ns = newNamespace();
-    const { credential } = await run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } });
+    const fixed = Date.now(); // gatepass's clock, fixed: the lease's expiry is exact
+    const { credential } = await run(ns, vaultTarget(ns), {}, { vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: role } } }, { now: () => fixed });
     expect(credential).toMatchObject({ kind: "vault", leaseDurationSeconds: 900, renewable: true, policies: ["default", "deploy"] });
-    expect(credential.expiresAt).toBeGreaterThanOrEqual(now() + 890);
+    expect(credential.expiresAt).toBe(Math.floor(fixed / 1000) + 900);
     const [request] = await capturedRequests(ns);
     expect(request!.path).toBe("vault/v1/auth/gatepass/login");
     expect(request!.body.role).toBe("ci");
