@@ -1,4 +1,4 @@
-// GitLab-shaped CI ID tokens for tests: keys made in the test (WebCrypto via jose), the full claim
+// GitLab-shaped (and GitHub-shaped: githubClaims) CI ID tokens for tests: keys made in the test (WebCrypto via jose), the full claim
 // set GitLab documents for id_tokens (https://docs.gitlab.com/ci/secrets/id_token_authentication/),
 // and helpers to build forged/broken tokens.
 // Works in workerd and in Node.
@@ -77,6 +77,47 @@ export function gitlabClaims(options: ClaimOptions): Record<string, unknown> {
     exp: iat + (options.lifetime ?? 300),
     sub: "project_path:platform/infra:ref_type:branch:ref:main",
     aud: options.audience ?? "https://gatepass.test",
+  };
+}
+
+/**
+ * A GitHub Actions ID token's claims, as GitHub's OIDC reference documents them (strings throughout,
+ * ids as decimal strings): a push to the protected main branch of platform/infra, which the test
+ * stand-in issuer signs. Override what a test needs (event_name: "pull_request_target", ...).
+ */
+export function githubClaims(options: ClaimOptions): Record<string, unknown> {
+  const iat = options.now ?? Math.floor(Date.now() / 1000);
+  return {
+    jti: crypto.randomUUID(),
+    sub: "repo:platform/infra:ref:refs/heads/main",
+    aud: options.audience ?? "https://gatepass.test",
+    ref: "refs/heads/main",
+    ref_type: "branch",
+    ref_protected: "true",
+    sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    repository: "platform/infra",
+    repository_id: "701",
+    repository_owner: "platform",
+    repository_owner_id: "70",
+    repository_visibility: "private",
+    actor: "octocat",
+    actor_id: "12",
+    run_id: "9123456789",
+    run_number: "10",
+    run_attempt: "1",
+    runner_environment: "github-hosted",
+    workflow: "deploy",
+    workflow_ref: "platform/infra/.github/workflows/deploy.yml@refs/heads/main",
+    workflow_sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    job_workflow_ref: "platform/infra/.github/workflows/deploy.yml@refs/heads/main",
+    job_workflow_sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    head_ref: "",
+    base_ref: "",
+    event_name: "push",
+    iss: options.issuer,
+    iat,
+    nbf: iat - 5,
+    exp: iat + (options.lifetime ?? 300),
   };
 }
 

@@ -3,6 +3,7 @@
 // (docs.github.com/en/actions/reference/security/oidc, "OIDC token claims") and its example token
 // (docs.github.com/en/actions/concepts/security/openid-connect, "Understanding the OIDC token").
 
+import { isLoopbackHost } from "../../config";
 import type { ClaimType } from "../claims";
 
 /**
@@ -44,7 +45,8 @@ export const GITHUB_COPIED_CLAIMS = [
 /**
  * GitHub's issuer URLs: github.com's, an enterprise's own (`…/<enterprise>`, when the enterprise
  * sets include_enterprise_slug), GHE.com data residency (`https://token.actions.<subdomain>.ghe.com`)
- * and GitHub Enterprise Server's `https://HOST/_services/token`. A `kind: github` issuer whose URL is
+ * and GitHub Enterprise Server's `https://HOST/_services/token` (and, for local stand-ins, http on
+ * loopback). A `kind: github` issuer whose URL is
  * none of these is refused: it would get GitHub's vocabulary without GitHub's tokens.
  */
 export function githubIssuerUrlProblem(url: string): string | undefined {
@@ -58,6 +60,8 @@ export function githubIssuerUrlProblem(url: string): string | undefined {
   if (parsed.hostname === "token.actions.githubusercontent.com" && /^(\/[A-Za-z0-9-]+)?$/.test(path)) return undefined;
   if (/^token\.actions\.[a-z0-9-]+\.ghe\.com$/.test(parsed.hostname) && /^(\/[A-Za-z0-9-]+)?$/.test(path)) return undefined;
   if (path === "/_services/token") return undefined;
+  // Local stand-ins (`gatepass dev`, tests): http on loopback, which the Worker accepts only in development mode.
+  if (parsed.protocol === "http:" && isLoopbackHost(parsed.hostname)) return undefined;
   return (
     `'${url}' is not a GitHub Actions issuer: use https://token.actions.githubusercontent.com, its enterprise form ` +
     "https://token.actions.githubusercontent.com/<enterprise>, or GitHub Enterprise Server's https://HOST/_services/token"
