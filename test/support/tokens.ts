@@ -121,6 +121,37 @@ export function githubClaims(options: ClaimOptions): Record<string, unknown> {
   };
 }
 
+/** A Buildkite agent token's claims (Buildkite's `buildkite-agent oidc request-token` reference), with the optional organization_id and pipeline_id. */
+export function buildkiteClaims(options: ClaimOptions): Record<string, unknown> {
+  const iat = options.now ?? Math.floor(Date.now() / 1000);
+  return {
+    iss: options.issuer,
+    sub: "organization:acme-inc:pipeline:deploy:ref:refs/heads/main:commit:9f3182061f1e2cca4702c368cbc039b7dc9d4485:step:deploy",
+    aud: options.audience ?? "https://gatepass.test",
+    iat, nbf: iat, exp: iat + (options.lifetime ?? 300),
+    organization_slug: "acme-inc", pipeline_slug: "deploy", build_number: 42, build_branch: "main",
+    build_commit: "9f3182061f1e2cca4702c368cbc039b7dc9d4485", step_key: "deploy",
+    job_id: "0184990a-477b-4fa8-9968-496074483cee", agent_id: "0184990a-4782-42b5-afc1-16715b10b8ff",
+    organization_id: "0184990a-477b-4fa8-9968-496074483a77", pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1a0",
+  };
+}
+
+/** A CircleCI job token's claims (CircleCI's "OpenID Connect tokens" page); the issuer is per organization. */
+export function circleciClaims(options: ClaimOptions): Record<string, unknown> {
+  const iat = options.now ?? Math.floor(Date.now() / 1000);
+  return {
+    iss: options.issuer,
+    sub: "org/8c2a1e3e-0000-4000-8000-000000000001/project/5e1a0000-0000-4000-8000-000000000002/user/7f000000-0000-4000-8000-000000000003",
+    aud: options.audience ?? "https://gatepass.test",
+    iat, exp: iat + (options.lifetime ?? 3600),
+    "oidc.circleci.com/project-id": "5e1a0000-0000-4000-8000-000000000002",
+    "oidc.circleci.com/vcs-origin": "github.com/acme/deploy",
+    "oidc.circleci.com/vcs-ref": "refs/heads/main",
+    "oidc.circleci.com/context-ids": ["a74579f1-2e7d-451e-b009-5c082ad2729e"],
+    "oidc.circleci.com/ssh-rerun": false,
+  };
+}
+
 /** A legacy CI_JOB_JWT (v1): bare-host iss, no aud, sub job_<id>. */
 export function legacyClaims(options: Omit<ClaimOptions, "audience">): Record<string, unknown> {
   const claims = gitlabClaims(options);
