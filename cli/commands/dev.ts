@@ -91,9 +91,11 @@ async function prepareLocalState(): Promise<void> {
   await wrangler(["d1", "migrations", "apply", "DB", "--local"]);
   step("pushing policies/ (local)");
   await mustSucceed(["policies", "push", "--local", "--by", "gatepass-dev"]);
-  // One key serves both stand-ins; the two pushes (one wrangler run each) go side by side.
-  step(`pushing the ${LOCAL_ISSUER.name} and ${LOCAL_GITHUB_ISSUER.name} keys (local)`);
-  await Promise.all([LOCAL_ISSUER.name, LOCAL_GITHUB_ISSUER.name].map((issuer) => mustSucceed(["jwks", "push", "--issuer", issuer, "--file", ISSUER_JWKS_FILE, "--local"])));
+  // One key serves both stand-ins. One push at a time: two wranglers writing the same local D1 and KV could collide.
+  for (const issuer of [LOCAL_ISSUER.name, LOCAL_GITHUB_ISSUER.name]) {
+    step(`pushing the ${issuer} keys (local)`);
+    await mustSucceed(["jwks", "push", "--issuer", issuer, "--file", ISSUER_JWKS_FILE, "--local"]);
+  }
 }
 
 async function ensureDevVars(): Promise<void> {
