@@ -37,8 +37,11 @@ const dev = formatUsage([
     ],
   },
   {
-    synopsis: ["dev token [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]", "[--pipeline-source S] [--aud A] [--ttl SECONDS]"],
-    help: ["print a CI token from the local stand-in issuer"],
+    synopsis: [
+      "dev token [--kind gitlab|github] [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]",
+      "[--pipeline-source S] [--event E] [--aud A] [--ttl SECONDS]",
+    ],
+    help: ["print a CI token from the local stand-in issuer (--kind github: GitHub Actions' claims; --event sets event_name)"],
   },
 ]);
 

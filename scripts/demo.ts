@@ -1,15 +1,15 @@
 // `npm run demo`: gatepass end to end on one machine, no accounts. Everything outside gatepass is a
-// loopback STAND-IN (test/support/standins): a GitLab-shaped issuer (discovery + JWKS) and Google
+// loopback STAND-IN (test/support/standins): GitLab- and GitHub-shaped issuers (discovery + JWKS) and Google
 // STS / IAM Credentials / AWS STS that, like the real clouds, verify gatepass's tokens via its discovery.
 // gatepass itself runs for real under `wrangler dev` (workerd, local KV/D1 in a temporary directory).
 import { generateSecret, serializeSecret } from "../src/mint/rotation";
 import { buildSnapshot } from "../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/store";
-import type { IssuerConfig, Target } from "../src/types";
+import type { IssuerConfig, RuleSpec, Target } from "../src/types";
 import { startStandins, type Standins } from "../test/support/standins";
 import { issuerHandler } from "../test/support/standins/issuer";
 import { upstreamsHandler } from "../test/support/standins/upstreams";
-import { createTestKey, gitlabClaims, jwksOf, signToken } from "../test/support/tokens";
+import { createTestKey, githubClaims, gitlabClaims, jwksOf, signToken } from "../test/support/tokens";
 import { startWranglerDev, type WranglerDev } from "../test/support/wrangler-dev";
 import { upstreamUrlVars } from "../test/support/standins/urls";
 
@@ -52,6 +52,10 @@ async function main(): Promise<void> {
     const ciKey = await createTestKey("RS256");
     await control(`${issuerUrl}/_control`, { jwks: jwksOf(ciKey) });
     note(`GitLab issuer   (${STANDIN} GitLab): ${issuerUrl}`);
+    // On loopback (a kind github issuer's URL may be one for local stand-ins); keys where GitHub serves them.
+    const githubUrl = `${standins.url}/issuer/github-demo`;
+    await control(`${githubUrl}/_control`, { jwks: jwksOf(ciKey), discovery: { jwks_uri: `${githubUrl}/.well-known/jwks` } });
+    note(`GitHub issuer   (${STANDIN} GitHub Actions): ${githubUrl}`);
     note(`GCP STS + IAM   (${STANDIN} Google): ${up}/gcp/...`);
     note(`AWS STS         (${STANDIN} AWS):    ${up}/aws/...`);
 
@@ -60,9 +64,13 @@ async function main(): Promise<void> {
       name: "gitlab", url: issuerUrl, kind: "gitlab", aliases: [], audiences: [AUDIENCE], algorithms: ["RS256"],
       keys: { source: "discovery" }, max_token_age_seconds: 3600, accept_legacy_ci_job_jwt: false,
     };
-    const rules = [{ name: "infra-protected", issuer: "gitlab", match: { project_path: "platform/infra", ref_type: "branch", ref_protected: "true" }, allow: targets.map((t) => t.name) }];
-    const { text: snapshot } = await buildSnapshot({ issuers: [issuer], targets, rules }, { sourceDigest: "0".repeat(64), createdAt: new Date().toISOString() });
-    note(JSON.stringify(rules[0]));
+    const github: IssuerConfig = { ...issuer, name: "github", kind: "github", url: githubUrl };
+    const rules: RuleSpec[] = [
+      { name: "infra-protected", issuer: "gitlab", match: { project_path: "platform/infra", ref_type: "branch", ref_protected: "true" }, allow: targets.map((t) => t.name) },
+      { name: "infra-github-main", issuer: "github", match: { repository_id: "701", ref: "refs/heads/main", ref_protected: "true", event_name: ["push", "workflow_dispatch"] }, allow: ["aws-deploy"] },
+    ];
+    const { text: snapshot } = await buildSnapshot({ issuers: [issuer, github], targets, rules }, { sourceDigest: "0".repeat(64), createdAt: new Date().toISOString() });
+    for (const rule of rules) note(JSON.stringify(rule));
 
     step("Starting gatepass (wrangler dev, local KV/D1 in a temporary directory; policy snapshot seeded into KV)");
     const now = Math.floor(Date.now() / 1000);
@@ -102,9 +110,14 @@ async function main(): Promise<void> {
     });
     await show("POST /v1/credentials/aws-deploy from unprotected `feature/try-things` — refused", await call(gp, "POST", "/v1/credentials/aws-deploy", featureToken, { format: "credential_process" }), 403, "policy_denied");
     await show("GET /v1/whoami?target=aws-deploy — why that branch was refused (only `explain` shown)", await call(gp, "GET", "/v1/whoami?target=aws-deploy", featureToken), 200, undefined, "explain");
+    step("Minting a GitHub Actions-shaped ID token (STAND-IN issuer key) for platform/infra (repository_id 701), a push to protected main");
+    const githubToken = await signToken(ciKey, githubClaims({ issuer: githubUrl, audience: AUDIENCE }));
+    await show(`POST /v1/credentials/aws-deploy from GitHub Actions — AWS keys (${STANDIN} AWS)`, await call(gp, "POST", "/v1/credentials/aws-deploy", githubToken, { format: "credential_process" }), 200);
+    const forkToken = await signToken(ciKey, { ...githubClaims({ issuer: githubUrl, audience: AUDIENCE }), event_name: "pull_request_target", head_ref: "fork-feature", base_ref: "main" });
+    await show("POST /v1/credentials/aws-deploy from a pull_request_target run on main — refused", await call(gp, "POST", "/v1/credentials/aws-deploy", forkToken, { format: "credential_process" }), 403, "policy_denied");
     await show("GET /.well-known/openid-configuration — gatepass as an OIDC issuer (what the clouds trust)", await call(gp, "GET", "/.well-known/openid-configuration"), 200);
 
-    step("Demo complete: every response above came from real gatepass; GitLab, Google and AWS were STAND-INS.");
+    step("Demo complete: every response above came from real gatepass; GitLab, GitHub, Google and AWS were STAND-INS.");
   } finally {
     await stopServers();
   }

@@ -13,8 +13,13 @@ export interface IssuerConfig {
   name: string;
   /** Canonical issuer URL: scheme, lower-case host, optional path, no trailing slash. */
   url: string;
-  /** "gitlab" requires CI claims (project_id, pipeline_id, job_id); "generic" does not. */
-  kind: "gitlab" | "generic";
+  /**
+   * "gitlab" and "github" know their CI's claims (rules may name only those, tokens must carry the CI
+   * claims: src/verify/issuer-kinds/); "generic" accepts any claim, read through `profile` when given.
+   */
+  kind: "gitlab" | "github" | "generic";
+  /** kind generic: which claims scope, protect and get copied (src/verify/issuer-kinds/ci-profiles.ts). */
+  profile?: IssuerProfile;
   /** Other spellings of `iss` accepted for this issuer, canonicalised like `url`. */
   aliases: string[];
   /** `aud` must contain at least one of these. */
@@ -33,6 +38,26 @@ export interface IssuerConfig {
    * accepting such tokens until pushed again.
    */
   single_audience?: boolean;
+}
+
+/** How lint, explain and minting read a `kind: generic` issuer's claims; stored expanded. */
+export interface IssuerProfile {
+  /** The shipped profile it was expanded from (buildkite, circleci); absent when written inline. */
+  name?: string;
+  /** The claim that identifies the job's project by an id that is never reused. */
+  project_id: string;
+  /** The claim that identifies the project's owner (organization) by id. */
+  owner_id?: string;
+  /** The project's path or name (reusable after a rename or deletion). */
+  project_path?: string;
+  /** The owner's path or name. */
+  owner_path?: string;
+  /** The claim and value that say the job runs on a protected ref. */
+  protected_ref?: { claim: string; value: string };
+  /** A claim whose values mark runs of untrusted code or commands (e.g. a rerun with SSH). */
+  untrusted?: { claim: string; values: string[] };
+  /** Claims copied into minted tokens (strings only). */
+  copy: string[];
 }
 
 // ---- verified identity ---------------------------------------------------------------------

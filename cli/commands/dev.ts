@@ -1,13 +1,15 @@
 // `gatepass dev`: a working local gatepass in one command, on embedded defaults:
 //   local D1 (migrations applied) and KV under .wrangler/, the example policies pushed, a local signing
-//   key, admin token and GATEPASS_ENV=development in .dev.vars, and a local stand-in "GitLab" issuer (`local-gitlab` in
-//   policies/issuers.yaml) whose keys are pushed, not fetched. Then `wrangler dev` on 127.0.0.1:8787.
+//   key, admin token and GATEPASS_ENV=development in .dev.vars, and local stand-in "GitLab" and "GitHub"
+//   issuers (`local-gitlab` in policies/issuers.yaml, `local-github` in policies/github.yaml; one key) whose
+//   keys are pushed, not fetched. Then `wrangler dev` on 127.0.0.1:8787.
 //   The port is checked before anything is written; migrations already applied and a policy version
 //   already active are skipped; the pushes run in this process (local storage through Miniflare,
 //   cli/local-storage.ts). While it runs, a save under policies/ is validated, tested and pushed
 //   locally, and the Worker (GATEPASS_POLICY_RECHECK=every-request, development only) serves it on
 //   the next request; a failing edit prints its findings and the last good version keeps serving.
-// `gatepass dev token [...]`: a GitLab-shaped CI token signed by that local issuer, for curl.
+// `gatepass dev token [...]`: a GitLab-shaped (or, with --kind github, GitHub-shaped) CI token signed by
+//   that local issuer, for curl.
 // The upstream overrides (docs/upstreams.md) pass from the environment to the Worker:
 //   AWS_STS_URL='http://127.0.0.1:5000/' npm run dev
 
@@ -37,6 +39,8 @@ const ISSUER_KEY_FILE = path.join(DEV_DIR, "local-gitlab.private.jwk.json");
 const ISSUER_JWKS_FILE = path.join(DEV_DIR, "local-gitlab.jwks.json");
 /** Must match the `local-gitlab` issuer in policies/issuers.yaml. */
 const LOCAL_ISSUER = { name: "local-gitlab", url: "http://127.0.0.1:8788", audience: "http://127.0.0.1:8787" };
+/** Must match the `local-github` issuer in policies/github.yaml (GitHub Enterprise Server's URL form); same key. */
+const LOCAL_GITHUB_ISSUER = { name: "local-github", url: "http://127.0.0.1:8789/_services/token" };
 
 export async function run(args: string[]): Promise<number> {
   if (args[0] === "token") return printToken(args.slice(1));
@@ -114,8 +118,11 @@ async function prepareLocalState(): Promise<void> {
     step("pushing policies/ (local)");
     await mustSucceed("policies", ["push", "--local", "--by", "gatepass-dev"]);
   }
-  step(`pushing the ${LOCAL_ISSUER.name} keys (local)`);
-  await mustSucceed("jwks", ["push", "--issuer", LOCAL_ISSUER.name, "--file", ISSUER_JWKS_FILE, "--local"]);
+  // One key serves both stand-ins, pushed one after the other into the same local state.
+  for (const issuer of [LOCAL_ISSUER.name, LOCAL_GITHUB_ISSUER.name]) {
+    step(`pushing the ${issuer} keys (local)`);
+    await mustSucceed("jwks", ["push", "--issuer", issuer, "--file", ISSUER_JWKS_FILE, "--local"]);
+  }
   // wrangler dev opens the state next: this process lets go of it (and of Miniflare's signal handlers).
   await closeLocalStorage();
   keepOnlyForwarders();
@@ -228,13 +235,15 @@ async function printToken(args: string[]): Promise<number> {
       "ref-type": { type: "string", default: "branch" },
       protected: { type: "string", default: "true" },
       "pipeline-source": { type: "string", default: "push" },
+      kind: { type: "string", default: "gitlab" },
+      event: { type: "string", default: "push" },
       aud: { type: "string", default: LOCAL_ISSUER.audience },
       ttl: { type: "string", default: "3600" },
     },
   });
   // GitLab sends exactly these spellings, and rules compare them as strings: `--protected no` would
   // mint a token no rule written for GitLab's "false" matches, which tests nothing.
-  for (const [option, allowed] of [["protected", ["true", "false"]], ["ref-type", ["branch", "tag"]]] as const) {
+  for (const [option, allowed] of [["protected", ["true", "false"]], ["ref-type", ["branch", "tag"]], ["kind", ["gitlab", "github"]]] as const) {
     const value = values[option]!;
     if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${option} takes ${allowed.join(" or ")}, not '${value}'`);
   }
@@ -250,6 +259,10 @@ async function printToken(args: string[]): Promise<number> {
   const id = (text: string) => String(1000 + [...text].reduce((sum, ch) => (sum * 31 + ch.charCodeAt(0)) % 900_000, 7));
   const refType = values["ref-type"]!;
   const now = Math.floor(Date.now() / 1000);
+  if (values.kind === "github") {
+    process.stdout.write(`${await githubToken(key, jwk.kid!, { project, namespace, id, refType, now, ref: values.ref!, protectedRef: values.protected!, event: values.event!, aud: values.aud!, ttl: Number(values.ttl) })}\n`);
+    return 0;
+  }
   const token = await new SignJWT({
     namespace_id: id(namespace), namespace_path: namespace, project_id: id(project), project_path: project,
     user_id: "1", user_login: "dev", user_email: "dev@example.com", user_access_level: "maintainer",
@@ -269,6 +282,42 @@ async function printToken(args: string[]): Promise<number> {
     .sign(key);
   process.stdout.write(`${token}\n`);
   return 0;
+}
+
+interface GithubTokenInput {
+  project: string;
+  namespace: string;
+  id: (text: string) => string;
+  refType: string;
+  now: number;
+  ref: string;
+  protectedRef: string;
+  event: string;
+  aud: string;
+  ttl: number;
+}
+
+/** A token with the claims GitHub's OIDC reference documents (ids as decimal strings), from the local stand-in GitHub issuer. */
+async function githubToken(key: Awaited<ReturnType<typeof importJWK>>, kid: string, input: GithubTokenInput): Promise<string> {
+  const ref = `refs/${input.refType === "tag" ? "tags" : "heads"}/${input.ref}`;
+  const workflowRef = `${input.project}/.github/workflows/deploy.yml@${ref}`;
+  const pullRequest = input.event.startsWith("pull_request");
+  return new SignJWT({
+    jti: crypto.randomUUID(), ref, ref_type: input.refType, ref_protected: input.protectedRef, sha: "0".repeat(40),
+    repository: input.project, repository_id: input.id(input.project), repository_owner: input.namespace, repository_owner_id: input.id(input.namespace),
+    repository_visibility: "private", actor: "dev", actor_id: "1", run_id: String(input.now), run_number: "1", run_attempt: "1",
+    runner_environment: "self-hosted", workflow: "deploy", workflow_ref: workflowRef, workflow_sha: "0".repeat(40),
+    job_workflow_ref: workflowRef, job_workflow_sha: "0".repeat(40), event_name: input.event,
+    head_ref: pullRequest ? "feature" : "", base_ref: pullRequest ? input.ref : "",
+  })
+    .setProtectedHeader({ alg: "RS256", typ: "JWT", kid })
+    .setIssuer(LOCAL_GITHUB_ISSUER.url)
+    .setSubject(pullRequest ? `repo:${input.project}:pull_request` : `repo:${input.project}:ref:${ref}`)
+    .setAudience(input.aud)
+    .setIssuedAt(input.now)
+    .setNotBefore(input.now - 5)
+    .setExpirationTime(input.now + input.ttl)
+    .sign(key);
 }
 
 function step(message: string): void {

@@ -6,7 +6,8 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isPlainObject } from "../../src/encoding";
 import { MAX_POLICY_SNAPSHOT_BYTES } from "../../src/limits";
-import { SCOPE_CLAIMS, verifySnapshot, type CompiledPolicy } from "../../src/policy/compile";
+import { verifySnapshot, type CompiledPolicy } from "../../src/policy/compile";
+import { idClaims, scopeClaims, vocabularyOf, type ClaimVocabulary } from "../../src/verify/issuer-kinds/claim-vocabulary";
 import { claimValue, explainTarget, grantsFor } from "../../src/policy/evaluate";
 import { policyJsonSchema } from "../../src/policy/json-schema";
 import { lintPolicy } from "../../src/policy/lint";
@@ -385,7 +386,10 @@ function parseClaims(text: string): Record<string, unknown> {
   return value;
 }
 
-const ID_SCOPES = [["project_id", "project_path"], ["namespace_id", "namespace_path"]] as const;
+/** The issuer's [id, path] pairs (project, then owner): GitLab's, GitHub's or its profile's (claim-vocabulary.ts). */
+function idScopes(vocabulary: ClaimVocabulary): [string | undefined, string | undefined][] {
+  return [[vocabulary.projectId, vocabulary.projectPath], [vocabulary.ownerId, vocabulary.ownerPath]];
+}
 
 /** Prints the grants and, per target, the rules that allow it with their scope and failed conditions. Returns whether every target is allowed. */
 function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targets: readonly string[]): boolean {
@@ -393,7 +397,10 @@ function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targ
   const rules = new Map(policy.snapshot.rules.map((r) => [r.name, r]));
   out(`issuer ${identity.issuer}; grants: ${grantsFor(policy, identity).map((g) => `${g.target} (rule ${g.rule})`).join(", ") || "none"}`);
   // Ids next to paths: a rule should name the id (paths are reused after a rename; lint privileged-path-scope).
-  out(`job: ${ID_SCOPES.map(([id, path]) => `${id} ${show(claimValue(identity.claims, id))} (${path} ${show(claimValue(identity.claims, path))})`).join(", ")}`);
+  const vocabulary = vocabularyOf(policy.issuers.find((issuer) => issuer.name === identity.issuer));
+  const shown = (claim: string) => `${claim} ${show(claimValue(identity.claims, claim))}`;
+  const pairs = idScopes(vocabulary).filter(([id, path]) => id !== undefined || path !== undefined);
+  out(`job: ${pairs.map(([id, path]) => (id && path ? `${shown(id)} (${shown(path)})` : shown((id ?? path)!))).join(", ")}`);
   let allAllowed = true;
   for (const target of targets) {
     const explanation = explainTarget(policy, identity, target);
@@ -402,7 +409,7 @@ function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targ
     if (explanation.rules.length === 0) out(`  no rule of issuer ${identity.issuer} allows ${target}`);
     for (const rule of explanation.rules) {
       const match = rules.get(rule.rule)?.match ?? {};
-      out(`  rule ${rule.rule} (${ruleScope(match)}): ${rule.matched ? "matches" : "does not match"}`);
+      out(`  rule ${rule.rule} (${ruleScope(match, vocabulary)}): ${rule.matched ? "matches" : "does not match"}`);
       for (const failure of rule.failures) {
         // Admins have the sources anyway, so the CLI shows what the rule wants next to what the token has.
         out(`    ${failure.claim}: token has ${show(failure.actual)}, rule wants ${JSON.stringify(match[failure.claim])}`);
@@ -414,9 +421,9 @@ function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targ
 }
 
 /** A rule's project and namespace conditions as written, saying when no id is among them. */
-function ruleScope(match: Record<string, unknown>): string {
-  const scope = SCOPE_CLAIMS.filter((claim) => Object.hasOwn(match, claim)).map((claim) => `${claim} ${JSON.stringify(match[claim])}`);
+function ruleScope(match: Record<string, unknown>, vocabulary: ClaimVocabulary): string {
+  const scope = scopeClaims(vocabulary).filter((claim) => Object.hasOwn(match, claim)).map((claim) => `${claim} ${JSON.stringify(match[claim])}`);
   if (scope.length === 0) return "no project or namespace scope";
-  const byId = ID_SCOPES.some(([id]) => Object.hasOwn(match, id));
+  const byId = idClaims(vocabulary).some((id) => Object.hasOwn(match, id));
   return `scope ${scope.join(", ")}${byId ? "" : ", by path only"}`;
 }

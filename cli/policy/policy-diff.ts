@@ -3,11 +3,11 @@
 // allow it (added, removed or changed field by field), and for a privileged target the rules that now
 // reach it and by which scope; then the lint findings gained and lost. Pure: the CLI reads the versions.
 
-import { SCOPE_CLAIMS } from "../../src/policy/compile";
 import { lintPolicy, type LintFinding } from "../../src/policy/lint";
 import type { PolicyParts } from "../../src/policy/schema";
 import { canonicalJson } from "../../src/policy/snapshot";
-import type { RuleSpec } from "../../src/types";
+import type { IssuerConfig, RuleSpec } from "../../src/types";
+import { idClaims, scopeClaims, vocabularyOf } from "../../src/verify/issuer-kinds/claim-vocabulary";
 
 export type ChangeKind = "added" | "removed" | "changed";
 
@@ -82,7 +82,7 @@ function diffTargets(before: PolicyParts, after: PolicyParts): TargetDiff[] {
   for (const target of [...names].sort()) {
     const rules = ruleChangesFor(target, rulesBefore, rulesAfter);
     const privileged = privilegedAfter.get(target) ?? false;
-    const newlyReachable = privileged ? newReaches(target, rulesBefore, rulesAfter, privilegedBefore.get(target) === true) : [];
+    const newlyReachable = privileged ? newReaches(target, rulesBefore, rulesAfter, privilegedBefore.get(target) === true, after.issuers) : [];
     const own = targetChanges.get(target);
     if (!own && rules.length === 0 && newlyReachable.length === 0) continue;
     diffs.push({ target, ...(own ? { kind: own.kind } : {}), privileged, fields: own?.fields ?? [], rules, newlyReachable });
@@ -114,25 +114,31 @@ function ruleChangesFor(target: string, before: Map<string, RuleSpec>, after: Ma
  * conditions before: new rules, rules newly allowing it, rules whose conditions changed, and every
  * rule allowing a target that has just become privileged.
  */
-function newReaches(target: string, before: Map<string, RuleSpec>, after: Map<string, RuleSpec>, wasPrivileged: boolean): NewReach[] {
+function newReaches(
+  target: string,
+  before: Map<string, RuleSpec>,
+  after: Map<string, RuleSpec>,
+  wasPrivileged: boolean,
+  issuers: readonly IssuerConfig[],
+): NewReach[] {
   const reachKey = (rule: RuleSpec) => canonicalJson({ issuer: rule.issuer, match: rule.match });
   const reachedBefore = new Set<string>();
   if (wasPrivileged) for (const rule of before.values()) if (rule.allow.includes(target)) reachedBefore.add(reachKey(rule));
   const reaches: NewReach[] = [];
   for (const rule of after.values()) {
     if (!rule.allow.includes(target) || reachedBefore.has(reachKey(rule))) continue;
-    reaches.push({ rule: rule.name, issuer: rule.issuer, scope: ruleScope(rule.match) });
+    const issuer = issuers.find((candidate) => candidate.name === rule.issuer);
+    reaches.push({ rule: rule.name, issuer: rule.issuer, scope: ruleScope(rule.match, issuer) });
   }
   return reaches.sort((x, y) => (x.rule < y.rule ? -1 : x.rule > y.rule ? 1 : 0));
 }
 
-const ID_CLAIMS = new Set(["project_id", "namespace_id"]);
-
-/** A rule's project and namespace conditions as written, saying when no id is among them. */
-export function ruleScope(match: RuleSpec["match"]): string {
-  const scope = SCOPE_CLAIMS.filter((claim) => Object.hasOwn(match, claim)).map((claim) => `${claim} ${JSON.stringify(match[claim])}`);
+/** A rule's project and owner conditions as written, in its issuer's claim names, saying when no id is among them. */
+export function ruleScope(match: RuleSpec["match"], issuer: IssuerConfig | undefined): string {
+  const vocabulary = vocabularyOf(issuer);
+  const scope = scopeClaims(vocabulary).filter((claim) => Object.hasOwn(match, claim)).map((claim) => `${claim} ${JSON.stringify(match[claim])}`);
   if (scope.length === 0) return "no project or namespace scope";
-  const byId = [...ID_CLAIMS].some((claim) => Object.hasOwn(match, claim));
+  const byId = idClaims(vocabulary).some((claim) => Object.hasOwn(match, claim));
   return `${scope.join(", ")}${byId ? "" : " (by path only)"}`;
 }
 

@@ -6,7 +6,8 @@
 import { REPLAY_UNRECORDED_CLAIMS } from "../../src/audit/seen-identities";
 import type { CompiledPolicy } from "../../src/policy/compile";
 import { grantsFor } from "../../src/policy/evaluate";
-import type { NormalizedClaims, VerifiedIdentity } from "../../src/types";
+import type { IssuerConfig, NormalizedClaims, VerifiedIdentity } from "../../src/types";
+import { vocabularyOf, type ClaimVocabulary } from "../../src/verify/issuer-kinds/claim-vocabulary";
 
 /** One distinct decision-relevant claim set, as the Worker records it (docs/storage.md, seen_identities). */
 export interface SeenIdentity {
@@ -63,8 +64,9 @@ export function replayDecisions(before: CompiledPolicy, after: CompiledPolicy, s
     const was = allowedTargets(before, identity);
     const now = allowedTargets(after, identity);
     let differs = false;
-    for (const target of was) if (!now.has(target)) (differs = true), add(groups, target, "allow_to_deny", entry);
-    for (const target of now) if (!was.has(target)) (differs = true), add(groups, target, "deny_to_allow", entry);
+    const scope = scopeOf(entry.claims, vocabularyOf(issuerOf(after, entry.issuer) ?? issuerOf(before, entry.issuer)));
+    for (const target of was) if (!now.has(target)) (differs = true), add(groups, target, "allow_to_deny", entry, scope);
+    for (const target of now) if (!was.has(target)) (differs = true), add(groups, target, "deny_to_allow", entry, scope);
     if (differs) changed++;
   }
   const changes: TargetChange[] = [...groups].map(([key, byGroup]) => {
@@ -100,11 +102,20 @@ function asIdentity(entry: SeenIdentity): VerifiedIdentity {
   return { issuer: entry.issuer, issuerUrl: "", claims: entry.claims, tokenSha256: "", issuedAt: 0, expiresAt: 0, legacy: false };
 }
 
-function add(groups: Map<string, Map<string, ChangeGroup>>, target: string, direction: Direction, entry: SeenIdentity): void {
+function issuerOf(policy: CompiledPolicy, name: string): IssuerConfig | undefined {
+  return policy.issuers.find((issuer) => issuer.name === name);
+}
+
+function add(
+  groups: Map<string, Map<string, ChangeGroup>>,
+  target: string,
+  direction: Direction,
+  entry: SeenIdentity,
+  { namespace, project }: { namespace: string; project: string },
+): void {
   const key = `${target}\u0000${direction}`;
   let byGroup = groups.get(key);
   if (!byGroup) groups.set(key, (byGroup = new Map()));
-  const { namespace, project } = scopeOf(entry.claims);
   const groupKey = `${namespace}\u0000${project}`;
   const group = byGroup.get(groupKey);
   if (group) {
@@ -115,14 +126,14 @@ function add(groups: Map<string, Map<string, ChangeGroup>>, target: string, dire
   }
 }
 
-/** Namespace and project labels: path with id where the issuer sends both (GitLab, GitHub's owner/repository). */
-export function scopeOf(claims: NormalizedClaims): { namespace: string; project: string } {
-  const text = (name: string) => (typeof claims[name] === "string" ? (claims[name] as string) : undefined);
+/** Namespace (owner) and project labels in the issuer's claim names: path with id where it sends both. */
+export function scopeOf(claims: NormalizedClaims, vocabulary: ClaimVocabulary): { namespace: string; project: string } {
+  const claim = (name: string | undefined) => (name !== undefined && typeof claims[name] === "string" ? (claims[name] as string) : undefined);
   const label = (path: string | undefined, id: string | undefined, none: string) =>
     path !== undefined && id !== undefined ? `${path} (${id})` : path ?? (id !== undefined ? `id ${id}` : none);
   return {
-    namespace: label(text("namespace_path") ?? text("repository_owner"), text("namespace_id") ?? text("repository_owner_id"), "(no namespace)"),
-    project: label(text("project_path") ?? text("repository"), text("project_id") ?? text("repository_id"), "(no project)"),
+    namespace: label(claim(vocabulary.ownerPath), claim(vocabulary.ownerId), "(no namespace)"),
+    project: label(claim(vocabulary.projectPath), claim(vocabulary.projectId), "(no project)"),
   };
 }
 

@@ -2,6 +2,7 @@
 
 import { ISSUER_DOCUMENT_MAX_AGE_SECONDS } from "../limits";
 import type { KeyRing, PublicJwk } from "./keys";
+import { GITHUB_COPIED_CLAIMS } from "../verify/issuer-kinds/github-actions";
 import { COPIED_CI_CLAIMS } from "./token";
 
 export const DISCOVERY_PATH = "/.well-known/openid-configuration";
@@ -20,7 +21,8 @@ export function discoveryDocument(issuer: string, keys: KeyRing): Record<string,
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: keys.algorithms(),
     scopes_supported: ["openid"],
-    claims_supported: ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "target", "rule", "source_issuer", "source_sub", "source_jti", ...COPIED_CI_CLAIMS],
+    // GitLab's and GitHub's copied claims (a profile's `copy` names its own, which the policy knows, not this document).
+    claims_supported: [...new Set(["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "target", "rule", "source_issuer", "source_sub", "source_jti", ...COPIED_CI_CLAIMS, ...GITHUB_COPIED_CLAIMS])],
     token_endpoint: `${issuer}/v1/token`,
     grant_types_supported: ["urn:ietf:params:oauth:grant-type:token-exchange"],
   };

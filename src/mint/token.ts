@@ -22,6 +22,9 @@ export const COPIED_CI_CLAIMS = [
   "job_config_url", "job_config_sha",
 ] as const;
 
+/** Claims gatepass sets itself: copying a CI claim never replaces one of them, even when absent (source_sub). */
+const RESERVED_CLAIMS: ReadonlySet<string> = new Set(["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "target", "rule", "source_issuer", "source_sub", "source_jti", "__proto__"]);
+
 export interface MintedClaims {
   iss: string;
   sub: string;
@@ -55,6 +58,8 @@ export interface MintInput {
   now: number;
   /** Desired lifetime; the result is further bounded by the CI token and the target (see mintedExpiry). */
   lifetimeSeconds: number;
+  /** The CI claims to copy (the issuer's vocabulary: src/verify/issuer-kinds/); default GitLab's COPIED_CI_CLAIMS. */
+  copied?: readonly string[];
 }
 
 /** `target:<name>` unless the target overrides it; at most MAX_SUBJECT_BYTES (GCP's google.subject limit). */
@@ -95,7 +100,9 @@ export function buildClaims(input: MintInput): MintedClaims {
   const source = identity.claims;
   if (typeof source.sub === "string") claims.source_sub = source.sub;
   if (typeof source.jti === "string") claims.source_jti = source.jti;
-  for (const name of COPIED_CI_CLAIMS) {
+  for (const name of input.copied ?? COPIED_CI_CLAIMS) {
+    // Never one of ours: a profile cannot make a CI claim overwrite iss, sub, aud, target or the times.
+    if (Object.hasOwn(claims, name) || RESERVED_CLAIMS.has(name)) continue;
     const value = source[name];
     if (typeof value === "string") claims[name] = value;
   }

@@ -20,7 +20,7 @@ import { GatepassError } from "../errors";
 import { MAX_POLICY_KV_CHUNKS, MAX_POLICY_SNAPSHOT_BYTES, MAX_RULES } from "../limits";
 import type { IssuerConfig, NormalizedClaims, PolicySnapshot, RuleSpec, Target } from "../types";
 import { compileCondition, type Condition } from "./condition";
-import { chooseFilings, MalformedIndexError, RuleIndex, SCOPE_CLAIMS } from "./index";
+import { chooseFilings, MalformedIndexError, RuleIndex } from "./index";
 import { normalizePolicy, type Path, type Problem } from "./schema";
 import {
   BODY_PARTS,
@@ -34,7 +34,6 @@ import {
   type StoredHeader,
 } from "./snapshot";
 
-export { SCOPE_CLAIMS };
 
 export interface CompiledRule {
   /** Position in the policy: when several rules grant a target, the first one is reported. */

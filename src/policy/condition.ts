@@ -1,6 +1,7 @@
-// One rule condition on one claim: any-of a list of patterns, optionally negated. A missing claim never
-// matches (not even a negation), and an array claim matches when any element does (a negation: when
-// no element does), so absent data can only ever deny.
+// One rule condition on one claim: any-of a list of patterns, optionally negated. The table in
+// docs/policies.md ("What each condition does with each kind of claim value") is the definition: a
+// missing claim and an empty array never match (not even a negation), and a non-empty array claim
+// matches when any element does (a negation: when no element does), so absent data can only ever deny.
 
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH } from "../limits";
 import type { ConditionSpec, NormalizedClaims } from "../types";
@@ -45,11 +46,26 @@ export function compileCondition(claim: string, spec: ConditionSpec): Condition 
   };
 }
 
-/** A claim as a string or string array; anything else (or an inherited property) counts as missing. */
+/**
+ * A claim as a string or string array; anything else (or an inherited property) counts as missing.
+ * Verified claims are already strings (src/verify/claims.ts); a number or boolean that reaches here
+ * anyway is read as its decimal or true/false spelling, as the table in docs/policies.md says.
+ */
 export function claimValue(claims: NormalizedClaims, claim: string): ClaimValue {
   if (!Object.hasOwn(claims, claim)) return undefined;
   const value: unknown = claims[claim];
   if (typeof value === "string") return value;
-  if (Array.isArray(value) && value.length <= MAX_CLAIM_ARRAY_LENGTH && value.every((e) => typeof e === "string")) return value as string[];
+  if (Array.isArray(value) && value.length <= MAX_CLAIM_ARRAY_LENGTH) {
+    if (value.every((e) => typeof e === "string")) return value as string[];
+    const spelled = value.map(scalarSpelling);
+    return spelled.every((e) => e !== undefined) ? (spelled as string[]) : undefined;
+  }
+  return scalarSpelling(value);
+}
+
+function scalarSpelling(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (typeof value === "boolean") return value ? "true" : "false";
   return undefined;
 }

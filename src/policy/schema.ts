@@ -28,8 +28,10 @@ import {
 } from "../limits";
 import type { SigningAlg } from "../mint/keys";
 import { subjectFor } from "../mint/token";
-import type { IssuerConfig, RuleSpec, Target } from "../types";
+import type { IssuerConfig, IssuerProfile, RuleSpec, Target } from "../types";
 import { GITLAB_TOKEN_CLAIMS } from "../verify/claims";
+import { SHIPPED_PROFILES } from "../verify/issuer-kinds/ci-profiles";
+import { GITHUB_TOKEN_CLAIMS, githubAudienceProblem, githubIssuerUrlProblem } from "../verify/issuer-kinds/github-actions";
 import { canonicalIssuerUrl } from "../verify/issuer-url";
 import { patternProblem } from "./glob";
 import {
@@ -88,6 +90,9 @@ export const GITLAB_CLAIMS: ReadonlySet<string> = new Set(
     .filter(([name, type]) => type !== "ignored" && type !== "job_config" && !["iss", "iat", "nbf", "exp"].includes(name))
     .map(([name]) => name),
 );
+
+/** Claims GitHub documents for Actions ID tokens (GITHUB_TOKEN_CLAIMS): what rules for `kind: github` issuers may name. */
+export const GITHUB_CLAIMS: ReadonlySet<string> = new Set(Object.keys(GITHUB_TOKEN_CLAIMS).filter((name) => !["iss", "iat", "nbf", "exp"].includes(name)));
 
 /** Claims GitLab sends that a condition cannot compare as they are, and why. */
 const UNMATCHABLE_GITLAB_CLAIMS: ReadonlyMap<string, string> = new Map([
@@ -199,10 +204,48 @@ const keySource = tagged<IssuerConfig["keys"]>("source", {
   pushed: {},
 });
 
+const claimName = str({ pattern: CLAIM_NAME, expected: "a claim name (printable ASCII, at most 128 characters)", maxLength: 128 });
+
+const profileFields: Fields = {
+  name: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), doc: "The shipped profile this was expanded from." },
+  project_id: { spec: claimName, required: true, doc: "The claim that identifies the job's project by an id that is never reused." },
+  owner_id: { spec: claimName, doc: "The claim that identifies the project's owner (organization) by id." },
+  project_path: { spec: claimName, doc: "The project's path or name (reusable after a rename or deletion)." },
+  owner_path: { spec: claimName, doc: "The owner's path or name." },
+  protected_ref: {
+    spec: object({ claim: { spec: claimName, required: true, doc: "The claim." }, value: { spec: str({ maxLength: 256 }), required: true, doc: "Its value on protected refs." } }),
+    doc: "The claim and value that say the job runs on a protected ref; absent: privileged targets need acknowledge.unprotected.",
+  },
+  untrusted: {
+    spec: object({ claim: { spec: claimName, required: true, doc: "The claim." }, values: { spec: list(str({ maxLength: 256 }), { min: 1, unique: true }), required: true, doc: "Its values on untrusted runs." } }),
+    doc: "A claim whose values mark runs of untrusted code or commands; rules reaching privileged targets must exclude them.",
+  },
+  copy: { spec: list(claimName, { max: 50, unique: true }), default: [], doc: "Claims copied into minted tokens (strings only)." },
+};
+const profileObject = object<IssuerProfile>(profileFields);
+const SHIPPED = [...SHIPPED_PROFILES.keys()];
+
+/** A shipped profile's name (policy files only; stored expanded) or a profile written out. */
+const profileSpec: Spec<IssuerProfile> = {
+  read(value, ctx, path) {
+    if (typeof value === "string" && ctx.mode === "source") {
+      const shipped = SHIPPED_PROFILES.get(value);
+      return shipped ? structuredClone(shipped) : fail(ctx, path, `'${value}' is not a shipped profile (${SHIPPED.join(", ")}); write the profile out instead (docs/policies.md)`);
+    }
+    return profileObject.read(value, ctx, path);
+  },
+  schema: () => ({ oneOf: [{ enum: SHIPPED }, profileObject.schema()] }),
+};
+
 const issuerFields: Fields = {
   name: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), required: true, doc: "Name used by rules, KV keys and audit." },
   url: { spec: str({ refine: issuerUrl }), required: true, doc: "The issuer URL as in the token's iss (canonicalised)." },
-  kind: { spec: oneOf(["gitlab", "generic"]), default: "gitlab", doc: "gitlab requires CI claims and known claim names in rules." },
+  kind: { spec: oneOf(["gitlab", "github", "generic"]), default: "gitlab", doc: "gitlab and github require CI claims and known claim names in rules; generic accepts any claim." },
+  profile: {
+    spec: profileSpec,
+    doc: "kind generic only: a shipped profile (buildkite, circleci) or one written out, naming the claims lint, explain and minting use.",
+    refuse: (written) => (written.kind === "generic" ? undefined : "profile is for kind: generic issuers (gitlab and github issuers know their claims); set kind: generic or remove profile"),
+  },
   aliases: { spec: list(str({ refine: issuerUrl }), { unique: true }), default: [], doc: "Other spellings of iss accepted for this issuer." },
   audiences: { spec: list(str({ pattern: NO_SPACE, expected: "an audience without spaces" }), { min: 1, unique: true }), required: true, doc: "The token's aud must contain one of these." },
   algorithms: { spec: list(oneOf(ALGORITHMS), { min: 1, unique: true }), default: ["RS256"], doc: "Allowed JWS algorithms." },
@@ -543,6 +586,18 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
     }
   }
 
+  for (const issuer of policy.issuers.filter((i) => i.kind === "github")) {
+    for (const [url, where] of [[issuer.url, ["url"]] as const, ...issuer.aliases.map((alias, i) => [alias, ["aliases", i]] as const)]) {
+      const problem = githubIssuerUrlProblem(url);
+      if (problem) problems.push({ ...at(issuer, ...where), message: problem });
+    }
+    issuer.audiences.forEach((audience, i) => {
+      const problem = githubAudienceProblem(audience, issuer.url);
+      if (problem) problems.push({ ...at(issuer, "audiences", i), message: problem });
+    });
+    if (issuer.accept_legacy_ci_job_jwt) problems.push({ ...at(issuer, "accept_legacy_ci_job_jwt"), message: "legacy CI_JOB_JWT tokens are GitLab's; remove accept_legacy_ci_job_jwt from a github issuer" });
+  }
+
   const issuers = new Map(policy.issuers.map((issuer) => [issuer.name, issuer]));
   const targets = new Set(policy.targets.map((target) => target.name));
   for (const [section, max] of [["issuers", MAX_ISSUERS], ["targets", MAX_TARGETS], ["rules", MAX_RULES]] as const) {
@@ -561,6 +616,10 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
         } else if (!GITLAB_CLAIMS.has(claim)) {
           problems.push({ ...at(rule, "match", claim), atKey: true, message: `'${claim}' is not a GitLab CI token claim (see docs/policies.md for the list)` });
         }
+      }
+    } else if (issuer.kind === "github") {
+      for (const claim of Object.keys(rule.match)) {
+        if (!GITHUB_CLAIMS.has(claim)) problems.push({ ...at(rule, "match", claim), atKey: true, message: `'${claim}' is not a GitHub Actions token claim (see docs/github.md for the list)` });
       }
     }
     rule.allow.forEach((target, i) => {

@@ -16,6 +16,7 @@ import { UpstreamTimer } from "../providers/upstream";
 import { resolveExchange } from "../providers/resolve";
 import type { Target, VerifiedIdentity } from "../types";
 import { identifyCaller, type Caller } from "./identify";
+import { vocabularyOf } from "../verify/issuer-kinds/claim-vocabulary";
 
 export interface Authorized {
   caller: Caller;
@@ -61,7 +62,9 @@ export async function issue(c: Context<AppEnv>, authorized: Authorized, request:
   if (limit !== undefined) await countUse(c.env, caller.identity, target.name, limit);
   const keys = await signer.keyRing(config);
   const now = nowSeconds(deps);
-  const minted = await mintToken(keys, { issuer: config.issuerUrl, target, identity: caller.identity, rule, now, lifetimeSeconds: resolved.mintLifetimeSeconds });
+  // The claims copied are the caller's issuer's (GitLab's, GitHub's, or its profile's `copy`).
+  const copied = vocabularyOf(caller.policy.issuers.find((issuer) => issuer.name === caller.identity.issuer)).copied;
+  const minted = await mintToken(keys, { issuer: config.issuerUrl, target, identity: caller.identity, rule, now, lifetimeSeconds: resolved.mintLifetimeSeconds, copied });
   const timer = new UpstreamTimer();
   try {
     const { credential } = await exchange(target, minted, resolved, caller.identity, { deps, config, timer });

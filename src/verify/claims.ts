@@ -10,8 +10,9 @@
 import { GatepassError } from "../errors";
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH } from "../limits";
 import type { IssuerConfig, NormalizedClaims } from "../types";
+import { GITHUB_CI_CLAIMS, GITHUB_TOKEN_CLAIMS } from "./issuer-kinds/github-actions";
 
-type ClaimType =
+export type ClaimType =
   /** A scalar: a string, or a boolean or exact number spelled as a string. */
   | "scalar"
   /** A GitLab id: decimal digits, as a string or a whole number (kind: gitlab; a scalar otherwise). */
@@ -60,9 +61,12 @@ export function normalizeClaims(payload: Record<string, unknown>, kind: IssuerCo
     if (name === "__proto__") Object.defineProperty(claims, name, { value, enumerable: true, configurable: true });
     else claims[name] = value;
   };
+  // GitHub's claims for kind github; GitLab's otherwise (a generic issuer's tokens have always been read so).
+  const known = kind === "github" ? GITHUB_TOKEN_CLAIMS : GITLAB_TOKEN_CLAIMS;
+  const strictIds = kind !== "generic";
   for (const name of Object.keys(payload)) {
     const value = payload[name];
-    const type = Object.hasOwn(GITLAB_TOKEN_CLAIMS, name) ? GITLAB_TOKEN_CLAIMS[name]! : undefined;
+    const type = Object.hasOwn(known, name) ? known[name]! : undefined;
     if (type === undefined) {
       const kept = otherClaim(value);
       if (kept !== undefined) set(name, kept);
@@ -76,20 +80,22 @@ export function normalizeClaims(payload: Record<string, unknown>, kind: IssuerCo
       }
       continue;
     }
-    set(name, type === "list" ? listClaim(name, value) : type === "id" && kind === "gitlab" ? idClaim(name, value) : scalarClaim(name, value));
+    set(name, type === "list" ? listClaim(name, value) : type === "id" && strictIds ? idClaim(name, value) : scalarClaim(name, value));
   }
   return Object.freeze(claims);
 }
 
-/** GitLab issuers: user-login ID tokens from the same issuer (same JWKS) are refused. */
+/** GitLab issuers: user-login ID tokens from the same issuer (same JWKS) are refused. GitHub issuers: tokens must name a repository and a run. */
 export function checkCiClaims(claims: NormalizedClaims, issuer: IssuerConfig): void {
-  if (issuer.kind !== "gitlab") return;
-  const missing = CI_CLAIMS.filter((name) => {
+  if (issuer.kind === "generic") return;
+  const required: readonly string[] = issuer.kind === "github" ? GITHUB_CI_CLAIMS : CI_CLAIMS;
+  const missing = required.filter((name) => {
     const value = claims[name];
     return typeof value !== "string" || value.length === 0;
   });
   if (missing.length > 0) {
-    throw new GatepassError("not_a_ci_token", { details: { claim: missing.join(",") } });
+    const description = issuer.kind === "github" ? `The token is not a GitHub Actions job token (${required.join(", ")} are required); request it from ACTIONS_ID_TOKEN_REQUEST_URL in a workflow job.` : undefined;
+    throw new GatepassError("not_a_ci_token", { ...(description ? { description } : {}), details: { claim: missing.join(",") } });
   }
 }
 

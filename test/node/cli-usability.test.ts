@@ -98,6 +98,19 @@ describe("dev token options", () => {
     expect(result.code).toBe(0);
     expect(decodeJwt(result.stdout.trim())).toMatchObject({ ref_protected: "false", ref_type: "branch" });
   });
+
+  it("--kind github mints GitHub Actions' claims from the local-github stand-in (policies/github.yaml), --event included", async () => {
+    // The key written by the test above (same scratch working directory).
+    const result = await gatepassProcess(["dev", "token", "--kind", "github", "--event", "pull_request_target"], { cwd: work });
+    expect(result.code, result.stderr).toBe(0);
+    const claims = decodeJwt(result.stdout.trim());
+    expect(claims).toMatchObject({
+      iss: "http://127.0.0.1:8789/_services/token", aud: "http://127.0.0.1:8787", repository: "platform/infra", repository_id: "801891",
+      repository_owner: "platform", ref: "refs/heads/main", ref_protected: "true", event_name: "pull_request_target", head_ref: "feature", base_ref: "main",
+    });
+    expect(claims).not.toHaveProperty("project_id");
+    expect((await gatepass(["dev", "token", "--kind", "circleci"])).stderr).toMatch(/^gatepass: --kind takes gitlab or github/);
+  });
 });
 
 describe("YAML syntax errors at the command line", () => {

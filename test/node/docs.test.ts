@@ -1,13 +1,13 @@
 // docs/errors.md documents every stable error code with its status, and nothing that no longer
 // exists; codes concealed on the wire say so; and every code is raised somewhere (a documented code
 // nothing returns misleads the reader). docs/policies.md lists exactly the claim names a GitLab
-// issuer's rules may use.
+// issuer's rules may use, and docs/github.md those of a GitHub issuer.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { ERROR_CODES } from "../../src/errors";
 import { log } from "../../src/log";
-import { GITLAB_CLAIMS } from "../../src/policy/schema";
+import { GITHUB_CLAIMS, GITLAB_CLAIMS } from "../../src/policy/schema";
 
 const reference = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
 const rows = [...reference.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|\s*(`[a-z_]+`)?\s*\|/gm)];
@@ -66,5 +66,14 @@ describe("the GitLab component's version", () => {
       expect(versions.length, file).toBeGreaterThan(0);
       expect(new Set(versions), file).toEqual(new Set([version]));
     }
+  });
+});
+
+describe("docs/github.md", () => {
+  it("lists the claim names rules for a GitHub issuer may use, as the schema accepts them", () => {
+    const guide = readFileSync(new URL("../../docs/github.md", import.meta.url), "utf8");
+    const listing = /Rules for a `kind: github` issuer may name these claims[^:]*:([^.]*)\./.exec(guide)?.[1];
+    expect(listing).toBeDefined();
+    expect([...listing!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]).sort()).toEqual([...GITHUB_CLAIMS].sort());
   });
 });

@@ -91,7 +91,7 @@ describe("policies validate", () => {
   it("accepts the example policies", async () => {
     const result = await gatepass("validate");
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/policies are valid: 2 issuers, 6 targets, \d+ rules \(version [0-9a-f]{64}\)/);
+    expect(result.stdout).toMatch(/policies are valid: 4 issuers, 6 targets, \d+ rules \(version [0-9a-f]{64}\)/);
   });
 
   it("reports errors with file:line:column and exits 1", async () => {
@@ -320,7 +320,7 @@ describe("policies push of a large policy", () => {
     expect(header.chunks).toBeGreaterThan(1);
     const policy = await loadSnapshot(text);
     expect(policy.version).toBe(large);
-    expect(policy.ruleCount).toBe(BULK_RULES + 6);
+    expect(policy.ruleCount).toBe(BULK_RULES + 9);
     const stored = await wrangler(["d1", "execute", "DB", "--json", "--command", `SELECT count(*) AS n, sum(length(data)) AS bytes FROM policy_history_chunks WHERE version = '${large}'`, ...storage()], { cwd: ROOT });
     const row = (JSON.parse(stored) as { results: { n: number; bytes: number }[] }[])[0]!.results[0]!;
     expect(row.bytes).toBe(header.body_length);
@@ -347,7 +347,7 @@ describe("policies push of a large policy", () => {
     expect(rolled.code).toBe(0);
     const served = await loadSnapshot((await activeSnapshot())!);
     expect(served.version).toBe(large);
-    expect(served.ruleCount).toBe(BULK_RULES + 6);
+    expect(served.ruleCount).toBe(BULK_RULES + 9);
     expect((await versions()).find((r) => r.active === 1)?.version).toBe(large);
     const kept = new Set((await chunkKeys()).map((key) => key.split(":")[1]));
     expect(kept).toContain(large);

@@ -107,3 +107,18 @@ describe("policies explain: ids", () => {
     expect(result.stdout).toContain(`  rule ci-secrets (scope namespace_id ["10","20"]): matches`);
   });
 });
+
+describe("policies explain: a GitHub Actions job (policies/github.yaml)", () => {
+  it("prints the job's repository and owner ids next to their names, and each rule's scope in GitHub's claims", async () => {
+    const claims = await claimsFile("github.json", {
+      iss: "https://token.actions.githubusercontent.com", repository: "platform/infra", repository_id: "701", repository_owner: "platform",
+      repository_owner_id: "70", ref: "refs/heads/main", ref_protected: "true", event_name: "pull_request_target", run_id: "1",
+    });
+    const result = await explain("--claims", claims, "--target", "gcp-deployer", "--target", "aws-readonly");
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('job: repository_id "701" (repository "platform/infra"), repository_owner_id "70" (repository_owner "platform")');
+    expect(result.stdout).toContain('rule infra-github-main-deploys (scope repository_id "701"): does not match');
+    expect(result.stdout).toContain('event_name: token has "pull_request_target"');
+    expect(result.stdout).toContain("aws-readonly: ALLOW by rule platform-github-reads");
+  });
+});

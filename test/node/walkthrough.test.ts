@@ -176,6 +176,19 @@ describe("README: npm run dev and the local walkthrough", () => {
     expect(await served()).toBe(edited);
   }, 90_000);
 
+  it("serves the local-github stand-in too: a `dev token --kind github` token is verified with its pushed keys and granted", async () => {
+    const token = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(sandbox, "cli/gatepass.mjs"), "dev", "token", "--kind", "github"], { cwd: sandbox, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+      child.once("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`dev token exited ${code}`))));
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/whoami`, { headers: { Authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as { issuer: string; grants: { rule: string }[] };
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(body.issuer).toBe("local-github");
+    expect(body.grants.map((g) => g.rule)).toContain("local-github-main");
+  }, 30_000);
   it("passes upstream overrides to the Worker, and a SIGTERM to gatepass dev alone stops wrangler and workerd, freeing the port", async () => {
     expect(output).toContain("gatepass dev: AWS_STS_URL=http://127.0.0.1:");
     const token = await new Promise<string>((resolve, reject) => {

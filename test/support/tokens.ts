@@ -1,4 +1,4 @@
-// GitLab-shaped CI ID tokens for tests: keys made in the test (WebCrypto via jose), the full claim
+// GitLab-shaped (and GitHub-shaped: githubClaims) CI ID tokens for tests: keys made in the test (WebCrypto via jose), the full claim
 // set GitLab documents for id_tokens (https://docs.gitlab.com/ci/secrets/id_token_authentication/),
 // and helpers to build forged/broken tokens.
 // Works in workerd and in Node.
@@ -77,6 +77,78 @@ export function gitlabClaims(options: ClaimOptions): Record<string, unknown> {
     exp: iat + (options.lifetime ?? 300),
     sub: "project_path:platform/infra:ref_type:branch:ref:main",
     aud: options.audience ?? "https://gatepass.test",
+  };
+}
+
+/**
+ * A GitHub Actions ID token's claims, as GitHub's OIDC reference documents them (strings throughout,
+ * ids as decimal strings): a push to the protected main branch of platform/infra, which the test
+ * stand-in issuer signs. Override what a test needs (event_name: "pull_request_target", ...).
+ */
+export function githubClaims(options: ClaimOptions): Record<string, unknown> {
+  const iat = options.now ?? Math.floor(Date.now() / 1000);
+  return {
+    jti: crypto.randomUUID(),
+    sub: "repo:platform/infra:ref:refs/heads/main",
+    aud: options.audience ?? "https://gatepass.test",
+    ref: "refs/heads/main",
+    ref_type: "branch",
+    ref_protected: "true",
+    sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    repository: "platform/infra",
+    repository_id: "701",
+    repository_owner: "platform",
+    repository_owner_id: "70",
+    repository_visibility: "private",
+    actor: "octocat",
+    actor_id: "12",
+    run_id: "9123456789",
+    run_number: "10",
+    run_attempt: "1",
+    runner_environment: "github-hosted",
+    workflow: "deploy",
+    workflow_ref: "platform/infra/.github/workflows/deploy.yml@refs/heads/main",
+    workflow_sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    job_workflow_ref: "platform/infra/.github/workflows/deploy.yml@refs/heads/main",
+    job_workflow_sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    head_ref: "",
+    base_ref: "",
+    event_name: "push",
+    iss: options.issuer,
+    iat,
+    nbf: iat - 5,
+    exp: iat + (options.lifetime ?? 300),
+  };
+}
+
+/** A Buildkite agent token's claims (Buildkite's `buildkite-agent oidc request-token` reference), with the optional organization_id and pipeline_id. */
+export function buildkiteClaims(options: ClaimOptions): Record<string, unknown> {
+  const iat = options.now ?? Math.floor(Date.now() / 1000);
+  return {
+    iss: options.issuer,
+    sub: "organization:acme-inc:pipeline:deploy:ref:refs/heads/main:commit:9f3182061f1e2cca4702c368cbc039b7dc9d4485:step:deploy",
+    aud: options.audience ?? "https://gatepass.test",
+    iat, nbf: iat, exp: iat + (options.lifetime ?? 300),
+    organization_slug: "acme-inc", pipeline_slug: "deploy", build_number: 42, build_branch: "main",
+    build_commit: "9f3182061f1e2cca4702c368cbc039b7dc9d4485", step_key: "deploy",
+    job_id: "0184990a-477b-4fa8-9968-496074483cee", agent_id: "0184990a-4782-42b5-afc1-16715b10b8ff",
+    organization_id: "0184990a-477b-4fa8-9968-496074483a77", pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1a0",
+  };
+}
+
+/** A CircleCI job token's claims (CircleCI's "OpenID Connect tokens" page); the issuer is per organization. */
+export function circleciClaims(options: ClaimOptions): Record<string, unknown> {
+  const iat = options.now ?? Math.floor(Date.now() / 1000);
+  return {
+    iss: options.issuer,
+    sub: "org/8c2a1e3e-0000-4000-8000-000000000001/project/5e1a0000-0000-4000-8000-000000000002/user/7f000000-0000-4000-8000-000000000003",
+    aud: options.audience ?? "https://gatepass.test",
+    iat, exp: iat + (options.lifetime ?? 3600),
+    "oidc.circleci.com/project-id": "5e1a0000-0000-4000-8000-000000000002",
+    "oidc.circleci.com/vcs-origin": "github.com/acme/deploy",
+    "oidc.circleci.com/vcs-ref": "refs/heads/main",
+    "oidc.circleci.com/context-ids": ["a74579f1-2e7d-451e-b009-5c082ad2729e"],
+    "oidc.circleci.com/ssh-rerun": false,
   };
 }
 

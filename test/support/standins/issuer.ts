@@ -1,8 +1,10 @@
-// Stand-in OIDC issuers (GitLab-shaped): discovery + JWKS under `/issuer/<name>/...`, one independent
+// Stand-in OIDC issuers (GitLab-shaped; GitHub-shaped with discovery.jwks_uri at /.well-known/jwks): discovery + JWKS under `/issuer/<name>/...`, one independent
 // issuer per name so test files never share state. Issuer URL: `${STANDIN_URL}/issuer/<name>`.
 //   GET  /issuer/<name>/.well-known/openid-configuration   discovery (jwks_uri → .../oauth/discovery/keys)
 //   GET  /issuer/<name>/oauth/discovery/keys               the JWKS, with the scenario's Cache-Control
 //   GET  /issuer/<name>/moved/keys                         the JWKS again (target of same-origin redirects)
+//   GET  /issuer/<name>/.well-known/jwks                   the JWKS again, where GitHub Actions' issuer serves it
+//                                                          (a GitHub-shaped stand-in sets discovery.jwks_uri to it)
 //   PUT  /issuer/<name>/_control                           set the IssuerScenario (replaces it, resets counts)
 //   GET  /issuer/<name>/_stats                             { discovery, jwks } request counts
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -74,7 +76,7 @@ export const issuerHandler: StandinHandler = (req, res, body) => {
     });
     return true;
   }
-  if (path === "/oauth/discovery/keys" || path === "/moved/keys") {
+  if (path === "/oauth/discovery/keys" || path === "/moved/keys" || path === "/.well-known/jwks") {
     state.stats.jwks++;
     if (path === "/oauth/discovery/keys" && misbehave(req, res, state.scenario.faults?.jwks, base)) return true;
     const cacheControl = state.scenario.cacheControl === undefined ? "max-age=86400" : state.scenario.cacheControl;

@@ -32,8 +32,12 @@ export interface Harness {
   takeLogs(): string;
 }
 
-/** `rule` overrides fields of the file's single policy rule (e.g. max_uses_per_job); `deps` the app's clock or fetch. */
-export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: Partial<Deps> } = {}): Promise<Harness> {
+/**
+ * `rule` overrides fields of the file's single policy rule (e.g. max_uses_per_job); `deps` the app's clock or fetch;
+ * `issuer` fields of its CI issuer (kind: github) and `ciClaims` the claims its tokens carry (default: GitLab's).
+ */
+export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: Partial<Deps>; issuer?: Partial<IssuerConfig>; ciClaims?: Record<string, unknown> } = {}): Promise<Harness> {
+  const baseClaims = options.ciClaims ?? CI_CLAIMS;
   const ns = crypto.randomUUID();
   const ciIssuerUrl = `${upstreamBase(ns)}/ci`;
   const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
@@ -52,6 +56,7 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
   const issuer: IssuerConfig = {
     name: "ci", url: ciIssuerUrl, kind: "gitlab", aliases: [], audiences: [CI_AUDIENCE], algorithms: ["RS256"],
     keys: { source: "discovery" }, max_token_age_seconds: 3600, accept_legacy_ci_job_jwt: false,
+    ...options.issuer,
   };
   const snapshot = await buildTestSnapshot({
     issuers: [issuer],
@@ -86,7 +91,7 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
     targets,
     async ciToken(claims = {}, options = {}) {
       const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({ ...CI_CLAIMS, ...claims })
+      return new SignJWT({ ...baseClaims, ...claims })
         .setProtectedHeader({ alg: "RS256", typ: "JWT", kid })
         .setIssuer(ciIssuerUrl)
         .setAudience(CI_AUDIENCE)

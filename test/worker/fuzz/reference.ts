@@ -37,14 +37,35 @@ export function referenceGlob(pattern: string, value: string): boolean {
   return from(0, 0);
 }
 
-/** Any-of patterns, optionally negated; a missing or malformed claim never matches, not even a negation. */
+/**
+ * A condition on a claim value, written from the table in docs/policies.md ("What each condition does
+ * with each kind of claim value"), not from src/policy: test/node/semantics-table.test.ts checks this
+ * function against every cell of that table, so a gap between the docs and the code fails a test.
+ * Rows: a literal, `*`, `**` (all referenceGlob) and an any-of list match when one alternative does;
+ * `not` when none does. Columns: a number or boolean is read as its decimal or true/false spelling; an
+ * array matches a positive condition when one element does and a `not` when it has elements and none
+ * does; an empty array, a missing claim (or anything else) and values over the limits match nothing.
+ */
 export function referenceCondition(spec: ConditionSpec, value: unknown): boolean {
   const negated = typeof spec === "object" && !Array.isArray(spec);
   const inner = negated ? spec.not : spec;
-  const patterns = typeof inner === "string" ? [inner] : inner;
-  const anyOf = (v: string) => patterns.some((p) => referenceGlob(p, v));
-  if (typeof value === "string") return value.length <= MAX_CLAIM_VALUE_LENGTH && anyOf(value) !== negated;
-  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_CLAIM_ARRAY_LENGTH) return false;
-  if (!value.every((e): e is string => typeof e === "string" && e.length <= MAX_CLAIM_VALUE_LENGTH)) return false;
-  return value.some(anyOf) !== negated;
+  const alternatives = typeof inner === "string" ? [inner] : inner;
+  const anyAlternative = (text: string) => alternatives.some((pattern) => referenceGlob(pattern, text));
+  if (Array.isArray(value)) {
+    if (value.length === 0 || value.length > MAX_CLAIM_ARRAY_LENGTH) return false; // the empty-array column
+    const texts = value.map(spelling);
+    if (texts.some((text) => text === undefined || text.length > MAX_CLAIM_VALUE_LENGTH)) return false;
+    return negated ? !texts.some((text) => anyAlternative(text!)) : texts.some((text) => anyAlternative(text!));
+  }
+  const text = spelling(value);
+  if (text === undefined || text.length > MAX_CLAIM_VALUE_LENGTH) return false; // the missing-claim column
+  return negated ? !anyAlternative(text) : anyAlternative(text);
+}
+
+/** The table's reading of a scalar: strings as they are, numbers in decimal, booleans as true/false. */
+function spelling(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (typeof value === "boolean") return value ? "true" : "false";
+  return undefined;
 }

@@ -65,7 +65,8 @@ describe("evaluate", () => {
     expect(evaluate(policy, apps(["apps/other", "apps/registry-pushers"]), "registry").allowed).toBe(true);
     expect(evaluate(policy, apps(["apps/other"]), "registry").allowed).toBe(false);
     expect(evaluate(policy, apps([]), "registry").allowed).toBe(false);
-    expect(evaluate(policy, apps([42, "apps/registry-x"]), "registry").allowed).toBe(false);
+    // An element that is no claim value at all (an object) makes the claim malformed: it matches nothing.
+    expect(evaluate(policy, apps([{}, "apps/registry-x"]), "registry").allowed).toBe(false);
     expect(evaluate(policy, apps(Array(MAX_CLAIM_ARRAY_LENGTH + 1).fill("apps/registry-x")), "registry").allowed).toBe(false);
     expect(evaluate(policy, apps(`apps/registry-${"x".repeat(MAX_CLAIM_VALUE_LENGTH)}`), "registry").allowed).toBe(false);
     // An oversized value does not satisfy a negation either (platform-reads: pipeline_source: { not: merge_request_event }).
