@@ -33,10 +33,10 @@ import {
 import { log } from "../log";
 import type { IssuerConfig, KeySource } from "../types";
 import { importJWK } from "jose";
-import { keyFitsAlgorithm } from "./algorithms";
+import { keyFitsAlgorithm } from "../verify/algorithms";
 import { isPlainObject } from "../encoding";
-import { fetchIssuerJson } from "./fetch";
-import { usablePublicKeys, type PublicJwk } from "./keyset";
+import { fetchIssuerJson } from "./issuer-fetch";
+import { usablePublicKeys, type PublicJwk } from "./key-set-validation";
 
 export type KeySourceName = KeySource["source"];
 
