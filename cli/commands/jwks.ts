@@ -14,7 +14,7 @@ import { JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES } from "../../src/limits";
 import { loadSnapshot } from "../../src/policy/compile";
 import { formatFinding } from "../../src/policy/source";
 import type { IssuerConfig } from "../../src/types";
-import { jwksStorageKey, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys } from "../../src/issuer-keys/key-cache";
+import { jwksStorageKey, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys } from "../../src/issuer-keys/stored-key-set";
 import { validatePublicJwks } from "../../src/issuer-keys/key-set-validation";
 import { readCapped } from "../../src/http/body";
 import * as credentials from "../jwks/credentials";

@@ -10,288 +10,20 @@
 // - Pushed keys (private issuers) are never fetched: memory → KV only. Keys a push removes keep
 //   verifying for the issuer's max token age (`retired`), so jobs that started before a rotation
 //   finish; a push may drop them at once instead.
-// KV layout: docs/storage.md.
+// KV layout: docs/storage.md. The stored record and its rules are in stored-key-set.ts, one issuer's
+// keys in this isolate in in-memory-keys.ts, the network layer in key-set-download.ts.
 
 import type { Env } from "../config";
 import { nowSeconds, type Deps, type WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
-import {
-  CLOCK_SKEW_SECONDS,
-  JWKS_DEFAULT_FRESH_SECONDS,
-  JWKS_FAILURE_BACKOFF_SECONDS,
-  JWKS_MAX_FRESH_SECONDS,
-  JWKS_MAX_STALE_SECONDS,
-  JWKS_MIN_FRESH_SECONDS,
-  JWKS_REFRESH_AHEAD_SECONDS,
-  JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
-  MAX_DISCOVERY_BYTES,
-  MAX_JWKS_BYTES,
-  MAX_JWKS_KEYS,
-  PUSHED_JWKS_MAX_AGE_SECONDS,
-  PUSHED_JWKS_RECHECK_SECONDS,
-} from "../limits";
+import { JWKS_FAILURE_BACKOFF_SECONDS, JWKS_REFRESH_AHEAD_SECONDS, JWKS_UNKNOWN_KID_COOLDOWN_SECONDS, PUSHED_JWKS_RECHECK_SECONDS } from "../limits";
 import { log } from "../log";
-import type { IssuerConfig, KeySource } from "../types";
-import { importJWK } from "jose";
+import type { IssuerConfig } from "../types";
 import { keyFitsAlgorithm } from "../verify/algorithms";
-import { isPlainObject } from "../encoding";
-import { fetchIssuerJson } from "./issuer-fetch";
-import { usablePublicKeys, type PublicJwk } from "./key-set-validation";
-
-export type KeySourceName = KeySource["source"];
-
-/** The value stored in KV `JWKS` under `issuer:<name>`. Times are seconds since the epoch. */
-export interface StoredKeySet {
-  issuer_url: string;
-  source: KeySourceName;
-  /** For `source: jwks_uri`, the URL the keys came from: a record fetched from another URL is ignored. */
-  jwks_uri?: string;
-  keys: PublicJwk[];
-  fetched_at: number;
-  fresh_until: number;
-  /** Why the last refresh failed (the keys above are still the last good ones). */
-  last_error?: string;
-  last_error_at?: number;
-  /** Pushed sets: who pushed them ("admin", a push credential's id, or "wrangler:<who>" for the CLI). */
-  pushed_by?: string;
-  /** Pushed sets: keys an earlier push had and a later one removed, each verifying until `until`. */
-  retired?: RetiredKey[];
-}
-
-export interface RetiredKey {
-  key: PublicJwk;
-  /** Seconds since the epoch; from then on the key verifies nothing. */
-  until: number;
-}
-
-export interface IssuerKeyStatus {
-  name: string;
-  source: KeySourceName;
-  fetched_at: number | null;
-  fresh_until: number | null;
-  kids: string[];
-  last_error: string | null;
-  /** Seconds since the keys were fetched or pushed (by the Worker's clock; a push stamped ahead shows 0). */
-  age_seconds: number | null;
-  /** Pushed issuers: who pushed the keys, and the removed keys that still verify. */
-  pushed_by?: string | null;
-  retired?: { kid: string; until: number }[];
-}
-
-export const jwksStorageKey = (issuerName: string): string => `issuer:${issuerName}`;
-
-/** How long after fetching a key set may still be used. */
-function maxAgeOf(source: KeySourceName): number {
-  return source === "pushed" ? PUSHED_JWKS_MAX_AGE_SECONDS : JWKS_MAX_STALE_SECONDS;
-}
-
-/** The record written for pushed keys, by the admin endpoint and by `gatepass jwks push`. */
-export function pushedKeySet(issuerUrl: string, keys: PublicJwk[], now: number, push: { pushedBy?: string; retired?: RetiredKey[] } = {}): StoredKeySet {
-  const set: StoredKeySet = { issuer_url: issuerUrl, source: "pushed", keys, fetched_at: now, fresh_until: now + PUSHED_JWKS_MAX_AGE_SECONDS };
-  if (push.pushedBy !== undefined) set.pushed_by = push.pushedBy;
-  if (push.retired && push.retired.length > 0) set.retired = push.retired;
-  return set;
-}
-
-/**
- * How long keys removed by a push keep verifying. GitLab's rotation removes the old key at once, but
- * jobs that started before it carry tokens signed with that key; gatepass accepts a token for at most
- * the issuer's max token age (+ skew) after its iat, so no token issued before the push needs the old
- * key any longer than this.
- */
-export function pushGraceSeconds(issuer: IssuerConfig): number {
-  return issuer.max_token_age_seconds + CLOCK_SKEW_SECONDS;
-}
-
-/**
- * The retired keys after pushing `keys` over `previous`: its keys the push leaves out, until now +
- * grace, and its retired keys still verifying, until their own time (a later push never extends
- * one). A key pushed again is current, not retired. Grace 0 drops them all.
- */
-export function retireKeys(previous: StoredKeySet | undefined, keys: readonly PublicJwk[], now: number, graceSeconds: number): RetiredKey[] {
-  if (!previous || previous.source !== "pushed" || graceSeconds <= 0) return [];
-  const current = new Set(keys.map((key) => key.kid));
-  const retired = new Map<string, RetiredKey>();
-  for (const old of previous.retired ?? []) {
-    if (old.until > now && !current.has(old.key.kid)) retired.set(old.key.kid, old);
-  }
-  for (const key of previous.keys) {
-    if (!current.has(key.kid)) retired.set(key.kid, { key, until: now + graceSeconds });
-  }
-  // Bounded like a key set: the latest to expire are kept.
-  return [...retired.values()].sort((a, b) => b.until - a.until).slice(0, MAX_JWKS_KEYS);
-}
-
-/**
- * Pushed issuers whose last push is older than `warnAfterSeconds`, or that have no keys at all
- * (every token of theirs fails), with what an operator needs to act on it.
- */
-export function stalePushedIssuers(statuses: readonly IssuerKeyStatus[], warnAfterSeconds: number) {
-  return statuses
-    .filter((status) => status.source === "pushed" && (status.age_seconds === null || status.age_seconds > warnAfterSeconds))
-    .map((status) => ({
-      issuer: status.name,
-      age_seconds: status.age_seconds,
-      last_push: status.fetched_at === null ? null : new Date(status.fetched_at * 1000).toISOString(),
-      pushed_by: status.pushed_by ?? null,
-      kids: status.kids,
-    }));
-}
-
-/** Cache-Control max-age, honoured within [JWKS_MIN_FRESH_SECONDS, JWKS_MAX_FRESH_SECONDS]. */
-export function freshSeconds(cacheControl: string | null): number {
-  if (!cacheControl) return JWKS_DEFAULT_FRESH_SECONDS;
-  if (/(^|[\s,])(no-store|no-cache)([\s,=]|$)/i.test(cacheControl)) return JWKS_MIN_FRESH_SECONDS;
-  const match = /(?:^|[\s,])max-age\s*=\s*"?(\d{1,10})"?/i.exec(cacheControl);
-  if (!match) return JWKS_DEFAULT_FRESH_SECONDS;
-  return Math.min(JWKS_MAX_FRESH_SECONDS, Math.max(JWKS_MIN_FRESH_SECONDS, Number(match[1])));
-}
-
-/** A discovery `jwks_uri` naming another (often internal) host is moved to the issuer's own origin. */
-export function jwksUrlOnIssuerOrigin(jwksUri: string, issuerUrl: string): string {
-  const url = new URL(jwksUri);
-  if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error(`jwks_uri ${jwksUri} is not an http(s) URL`);
-  return `${new URL(issuerUrl).origin}${url.pathname}`;
-}
-
-/** A stored record for this issuer, or undefined when absent, corrupt or written for other config. */
-export function parseStoredKeySet(text: string | null, issuer: IssuerConfig): StoredKeySet | undefined {
-  if (text === null) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isPlainObject(value) || value.issuer_url !== issuer.url || value.source !== issuer.keys.source) return undefined;
-  const jwksUri = issuer.keys.source === "jwks_uri" ? issuer.keys.jwks_uri : undefined;
-  if (value.jwks_uri !== jwksUri) return undefined;
-  const { fetched_at: fetchedAt, fresh_until: freshUntil } = value;
-  if (typeof fetchedAt !== "number" || typeof freshUntil !== "number") return undefined;
-  let keys: PublicJwk[];
-  try {
-    keys = usablePublicKeys(value).keys;
-  } catch {
-    return undefined;
-  }
-  if (keys.length === 0) return undefined;
-  const set: StoredKeySet = { issuer_url: issuer.url, source: issuer.keys.source, keys, fetched_at: fetchedAt, fresh_until: freshUntil };
-  if (jwksUri !== undefined) set.jwks_uri = jwksUri;
-  if (typeof value.last_error === "string") set.last_error = value.last_error;
-  if (typeof value.last_error_at === "number") set.last_error_at = value.last_error_at;
-  if (set.source === "pushed") {
-    if (typeof value.pushed_by === "string" && value.pushed_by.length <= MAX_PUSHED_BY_LENGTH) set.pushed_by = value.pushed_by;
-    const retired = parseRetired(value.retired, keys);
-    if (retired.length > 0) set.retired = retired;
-  }
-  return set;
-}
-
-/** Longest `pushed_by` kept from a record ("wrangler:" and an e-mail address fit). */
-const MAX_PUSHED_BY_LENGTH = 256;
-
-/** Retired keys of a stored record; an entry that is not a valid key with a time is dropped (fewer keys, never more). */
-function parseRetired(value: unknown, current: readonly PublicJwk[]): RetiredKey[] {
-  if (!Array.isArray(value)) return [];
-  const kids = new Set(current.map((key) => key.kid));
-  const retired: RetiredKey[] = [];
-  for (const entry of value.slice(0, MAX_JWKS_KEYS)) {
-    if (!isPlainObject(entry) || typeof entry.until !== "number") continue;
-    let key: PublicJwk | undefined;
-    try {
-      key = usablePublicKeys({ keys: [entry.key] }).keys[0];
-    } catch {
-      continue;
-    }
-    if (!key || kids.has(key.kid)) continue;
-    kids.add(key.kid);
-    retired.push({ key, until: entry.until });
-  }
-  return retired;
-}
-
-/** One issuer's keys in this isolate. */
-class IssuerKeys {
-  set: StoredKeySet | undefined;
-  private byKid = new Map<string, PublicJwk>();
-  /** Retired keys (in byKid too): until when each verifies. */
-  private retiredUntil = new Map<string, number>();
-  private imported = new Map<string, Promise<CryptoKey>>();
-  /** Imports that finished, for the synchronous warm path. */
-  private ready = new Map<string, CryptoKey>();
-  /** When a background reload is due (seconds). */
-  recheckAt = 0;
-  /** Failure backoff: no network before this (seconds). */
-  networkAllowedAt = 0;
-  /** Unknown-kid cooldown: no kid-driven reload before this (seconds). */
-  kidReloadAllowedAt = 0;
-  loading: Promise<void> | undefined;
-  lastError: string | undefined;
-
-  constructor(readonly identity: string) {}
-
-  adopt(set: StoredKeySet): void {
-    this.set = set;
-    const retired = set.retired ?? [];
-    this.byKid = new Map([...retired.map(({ key }) => [key.kid, key] as const), ...set.keys.map((key) => [key.kid, key] as const)]);
-    this.retiredUntil = new Map(retired.map(({ key, until }) => [key.kid, until]));
-    // New maps, not cleared ones: an import still running for the old set must not land in the new.
-    this.imported = new Map();
-    this.ready = new Map();
-  }
-
-  drop(): void {
-    this.set = undefined;
-    this.byKid = new Map();
-    this.retiredUntil = new Map();
-    this.imported = new Map();
-    this.ready = new Map();
-  }
-
-  readyKey(kid: string, alg: string): CryptoKey | undefined {
-    return this.ready.get(`${kid}\n${alg}`);
-  }
-
-  find(kid: string, now: number): PublicJwk | undefined {
-    const until = this.retiredUntil.get(kid);
-    return until === undefined || now < until ? this.byKid.get(kid) : undefined;
-  }
-
-  /**
-   * When the next re-check is due: at `due`, or earlier when a retired key stops verifying before
-   * then, so the warm path (which checks no times) never serves it past its end.
-   */
-  recheckBy(due: number, now: number): number {
-    let at = due;
-    for (const until of this.retiredUntil.values()) if (until > now && until < at) at = until;
-    return at;
-  }
-
-  usable(now: number): boolean {
-    return this.set !== undefined && now < this.set.fetched_at + maxAgeOf(this.set.source);
-  }
-
-  /** Imported once per key set, kid and alg; a warm verify reuses the CryptoKey. */
-  cryptoKey(jwk: PublicJwk, alg: string): Promise<CryptoKey> {
-    const cacheKey = `${jwk.kid}\n${alg}`;
-    let key = this.imported.get(cacheKey);
-    if (!key) {
-      const ready = this.ready;
-      key = (importJWK({ ...jwk, alg }, alg) as Promise<CryptoKey>).then(
-        (imported) => {
-          ready.set(cacheKey, imported);
-          return imported;
-        },
-        (err: unknown) => {
-          // Structurally valid but unusable (e.g. an EC point off its curve): no token verifies with it.
-          throw new GatepassError("key_unknown", { description: "The issuer publishes a key for this kid that cannot be used.", cause: err });
-        },
-      );
-      this.imported.set(cacheKey, key);
-    }
-    return key;
-  }
-}
+import { IssuerKeys } from "./in-memory-keys";
+import type { PublicJwk } from "./key-set-validation";
+import { downloadKeySet } from "./key-set-download";
+import { jwksStorageKey, maxAgeOf, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys, sameKeySet, supersedes, type IssuerKeyStatus, type StoredKeySet } from "./stored-key-set";
 
 export class KeyCache {
   private readonly issuers = new Map<string, IssuerKeys>();
@@ -483,7 +215,7 @@ export class KeyCache {
   private async fetchInto(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: WaitUntil): Promise<void> {
     let set: StoredKeySet;
     try {
-      set = await this.fetchKeySet(issuer, env);
+      set = await downloadKeySet(this.deps, issuer, env, this.fetchTimeoutMs);
     } catch (err) {
       state.lastError = reason(err);
       log("warn", "jwks_fetch_failed", { issuer: issuer.name, reason: state.lastError });
@@ -494,31 +226,6 @@ export class KeyCache {
     state.recheckAt = set.fresh_until;
     state.networkAllowedAt = 0;
     defer(this.writeStored(env, issuer.name, set));
-  }
-
-  private async fetchKeySet(issuer: IssuerConfig, env: Env): Promise<StoredKeySet> {
-    const development = env.GATEPASS_ENV === "development";
-    const common = { timeoutMs: this.fetchTimeoutMs, development };
-    let jwksUrl: string;
-    if (issuer.keys.source === "discovery") {
-      const origin = new URL(issuer.url).origin;
-      const discovery = await fetchIssuerJson(this.deps, `${issuer.url}/.well-known/openid-configuration`, { ...common, origin, maxBytes: MAX_DISCOVERY_BYTES });
-      const jwksUri = isPlainObject(discovery.body) ? discovery.body.jwks_uri : undefined;
-      if (typeof jwksUri !== "string") throw new Error("the discovery document has no jwks_uri");
-      jwksUrl = jwksUrlOnIssuerOrigin(jwksUri, issuer.url);
-    } else if (issuer.keys.source === "jwks_uri") {
-      jwksUrl = issuer.keys.jwks_uri;
-    } else {
-      throw new Error("pushed keys are never fetched");
-    }
-    const jwks = await fetchIssuerJson(this.deps, jwksUrl, { ...common, origin: new URL(jwksUrl).origin, maxBytes: MAX_JWKS_BYTES });
-    const { keys, dropped } = usablePublicKeys(jwks.body);
-    if (dropped.length > 0) log("warn", "jwks_keys_dropped", { issuer: issuer.name, dropped });
-    if (keys.length === 0) throw new Error(`${jwksUrl} holds no usable public keys`);
-    const now = nowSeconds(this.deps);
-    const set: StoredKeySet = { issuer_url: issuer.url, source: issuer.keys.source, keys, fetched_at: now, fresh_until: now + freshSeconds(jwks.headers.get("Cache-Control")) };
-    if (issuer.keys.source === "jwks_uri") set.jwks_uri = jwksUrl;
-    return set;
   }
 
   /** KV layer read; `read` is false when KV itself failed (then nothing is concluded from absence). */
@@ -554,23 +261,6 @@ function identityOf(issuer: IssuerConfig): string {
     identities.set(issuer, identity);
   }
   return identity;
-}
-
-/**
- * Whether a stored record replaces the one in memory. Fetched sets: when newer (stamped by the
- * Worker's clock), or as new but different. Pushed sets: whenever different, because KV is their only
- * source and each push is stamped by the clock of whatever machine pushed it, so time order means
- * nothing (a newer key set pushed from a machine whose clock runs behind must still win).
- */
-function supersedes(stored: StoredKeySet, current: StoredKeySet | undefined): boolean {
-  if (!current) return true;
-  if (stored.source === "pushed") return !sameKeySet(stored, current);
-  if (stored.fetched_at !== current.fetched_at) return stored.fetched_at > current.fetched_at;
-  return !sameKeySet(stored, current);
-}
-
-function sameKeySet(a: StoredKeySet, b: StoredKeySet): boolean {
-  return a.fetched_at === b.fetched_at && JSON.stringify([a.keys, a.retired ?? []]) === JSON.stringify([b.keys, b.retired ?? []]);
 }
 
 function reason(err: unknown): string {

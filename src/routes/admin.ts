@@ -15,7 +15,7 @@ import { GatepassError } from "../errors";
 import { MAX_ADMIN_HEADER_LENGTH, MAX_JWKS_BYTES, TIME } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/body";
 import { NAME_PATTERN } from "../policy/schema";
-import { stalePushedIssuers, type IssuerKeyStatus } from "../issuer-keys/key-cache";
+import { stalePushedIssuers, type IssuerKeyStatus } from "../issuer-keys/stored-key-set";
 import { validatePublicJwks } from "../issuer-keys/key-set-validation";
 import { auditDraft, waitUntilOf } from "../middleware";
 

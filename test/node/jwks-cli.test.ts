@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { IssuerConfig } from "../../src/types";
-import { jwksStorageKey, parseStoredKeySet, type StoredKeySet } from "../../src/issuer-keys/key-cache";
+import { jwksStorageKey, parseStoredKeySet, type StoredKeySet } from "../../src/issuer-keys/stored-key-set";
 import { runWrangler } from "../../cli/wrangler";
 import { gatepassInProcess as gatepass } from "../support/cli";
 import { closeLocalWrangler } from "../support/local-wrangler";
