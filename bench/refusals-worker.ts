@@ -8,7 +8,7 @@ import { SignJWT, exportJWK, generateKeyPair, type CryptoKey as JoseKey } from "
 import type { Env } from "../src/config";
 import { defaultDeps } from "../src/deps";
 import type { IssuerConfig } from "../src/types";
-import { validatePublicJwks } from "../src/verify/keyset";
+import { validatePublicJwks } from "../src/issuer-keys/key-set-validation";
 import { Verifier } from "../src/verify/verifier";
 import { BENCH_ISSUER } from "./bench-issuer";
 

@@ -10,7 +10,7 @@ import { defaultDeps } from "../src/deps";
 import { KeyRing, SIGNING_ALGS, type SigningAlg } from "../src/mint/keys";
 import { generateSecret } from "../src/mint/rotation";
 import { signJwt } from "../src/mint/token";
-import { validatePublicJwks } from "../src/verify/keyset";
+import { validatePublicJwks } from "../src/issuer-keys/key-set-validation";
 import { Verifier } from "../src/verify/verifier";
 import { BENCH_ISSUER } from "./bench-issuer";
 

@@ -26,13 +26,14 @@ const EQUIVALENT: { file: string; contains: string; why: string }[] = [
   { file: "src/routes/exchange-flow.ts", contains: "if (!target) throw denialError", why: "evaluate() refuses unknown targets first; narrows the type" },
   { file: "src/routes/sapro.ts", contains: 'kind !== "access_token") throw', why: "a gcp target without audience always yields an access token; narrows the type" },
   { file: "src/routes/sts.ts", contains: 'kind !== "access_token") throw', why: "the route admits gcp targets only; narrows the type" },
-  { file: "src/verify/jwks.ts", contains: 'throw new Error("pushed keys are never fetched")', why: "callers never fetch pushed issuers; narrows the type" },
+  { file: "src/issuer-keys/key-set-download.ts", contains: 'throw new Error("pushed keys are never fetched")', why: "callers never fetch pushed issuers; narrows the type" },
   { file: "src/routes/token.ts", contains: 'throw new GatepassError("format_unsupported");', why: "aws targets are refused before the exchange; keeps the switch exhaustive" },
 ];
 
 /** The tests nearest each part of src/; the whole worker project runs when these pass. */
 const NEAREST_TESTS: Record<string, string[]> = {
   verify: ["test/worker/verify", "test/worker/fuzz"],
+  "issuer-keys": ["test/worker/verify", "test/worker/admin", "test/worker/fuzz"],
   policy: ["test/worker/policy", "test/worker/fuzz", "test/worker/exchange/use-limits.test.ts"],
   providers: ["test/worker/exchange"],
   format: ["test/worker/exchange"],

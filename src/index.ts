@@ -12,7 +12,7 @@ import { MAX_SEEN_IDENTITIES } from "./limits";
 import { log } from "./log";
 import { pruneUseCounters } from "./policy/usage";
 import { createServices } from "./services";
-import { stalePushedIssuers } from "./verify/jwks";
+import { stalePushedIssuers } from "./issuer-keys/stored-key-set";
 
 const services = createServices(defaultDeps);
 const app = createApp(defaultDeps, services);

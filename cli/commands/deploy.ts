@@ -18,39 +18,29 @@
 // --remote need database_id in the config (fixed in wrangler 4.102). Without one, steps 5 and 7 find
 // the database by database_name (cli/remote-d1.ts, as every --remote command does), create it if
 // missing (deploy only), and run against a copy of the config that carries its id.
+//
+// The steps' code is in cli/deploy/; this module parses the arguments and runs the steps in order.
 
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { readConfig, type Env } from "../../src/config";
-import { DEPLOY_CHECK_INTERVAL_MS, DEPLOY_CHECK_REQUEST_TIMEOUT_MS, DEPLOY_CHECK_TIMEOUT_MS } from "../../src/limits";
-import { parseSigningKeySecret } from "../../src/mint/keys";
-import { generateSecret, serializeSecret } from "../../src/mint/rotation";
-import { formatFinding } from "../../src/policy/source";
-import { checkPolicyDir } from "../policy/files";
-import { parseTestFiles, runCase } from "../policy/test-cases";
-import { configCopyDir, findDatabase, readWorkerConfig, requireDbBinding, requireEnvSection, writeConfigWithDatabaseId, type WorkerConfig } from "../remote-d1";
-import { checkSecretDir, readOwnSecretFile, SecretFileError } from "../secret-files";
 import { shellWord } from "../shell";
 import { USAGE } from "../help";
 import { UsageError } from "../usage";
 import { wrangler } from "../wrangler";
-import { createPrivateFile } from "./keys";
+import { checkIssuer, readWorker } from "../deploy/config-check";
+import { StepFailure, type Step } from "../deploy/deploy-step";
+import { dryRunBundle } from "../deploy/dry-run-bundle";
+import { checkDeployed, type DeployDeps } from "../deploy/live-check";
+import { checkPolicies } from "../deploy/policy-check";
+import { remoteD1 } from "../deploy/remote-d1-flags";
+import { ADMIN_TOKEN, liveSecrets, SIGNING_KEYS, secretFile, secretToSet, type SecretFiles, type SecretName } from "../deploy/secrets-step";
+import type { WorkerConfig } from "../remote-d1";
 import { run as policies } from "./policies";
 
+export type { DeployDeps } from "../deploy/live-check";
+
 export const usage = USAGE.deploy;
-
-const SIGNING_KEYS = "GATEPASS_SIGNING_KEYS";
-const ADMIN_TOKEN = "GATEPASS_ADMIN_TOKEN";
-type SecretName = typeof SIGNING_KEYS | typeof ADMIN_TOKEN;
-
-/** What the check step needs from outside; tests replace it. */
-export interface DeployDeps {
-  fetch: typeof fetch;
-  sleep(ms: number): Promise<void>;
-  now(): number;
-}
 
 const realDeps: DeployDeps = { fetch: (input, init) => fetch(input, init), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), now: () => Date.now() };
 
@@ -64,19 +54,8 @@ interface Options {
   dir: string;
   by?: string;
   dryRun: boolean;
-  secretFiles: { dir?: string; [SIGNING_KEYS]?: string; [ADMIN_TOKEN]?: string };
+  secretFiles: SecretFiles;
 }
-
-interface Step {
-  title: string;
-  /** Does the step; returns what it did, in a few words. */
-  run(): Promise<string>;
-  /** The same step by hand, for the operator who wants it. */
-  byHand(): string;
-}
-
-/** A step that cannot go on, with the reason the operator can act on. */
-class StepFailure extends Error {}
 
 export async function deploy(args: string[], deps: DeployDeps): Promise<number> {
   const options = parseOptions(args);
@@ -260,212 +239,6 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
       byHand: () => `curl -fsS ${issuer}/healthz && curl -fsS ${issuer}/.well-known/openid-configuration`,
     },
   ];
-}
-
-// ---- 1. configuration -------------------------------------------------------------------------
-
-/** The config as wrangler resolves it for --env (an unknown env would silently deploy the top level under another name). */
-function readWorker(options: Options): WorkerConfig {
-  if (options.env) requireEnvSection(options.config, options.env);
-  return readWorkerConfig(options.config, options.env);
-}
-
-/** The Worker's own validation (src/config.ts), as a deployed Worker runs it: production mode. */
-function checkIssuer(worker: WorkerConfig): string {
-  if (worker.vars.GATEPASS_ENV !== undefined) {
-    throw new StepFailure(`the config sets GATEPASS_ENV: a deployed Worker must run in production mode; remove it from [vars] (npm run dev puts it in .dev.vars)`);
-  }
-  try {
-    return readConfig({ ...worker.vars } as unknown as Env).issuerUrl;
-  } catch (err) {
-    const cause = (err as { cause?: unknown }).cause;
-    throw new StepFailure(cause instanceof Error ? cause.message : String(err));
-  }
-}
-
-// ---- 2. policies ------------------------------------------------------------------------------
-
-async function checkPolicies(dir: string): Promise<string> {
-  const checked = await checkPolicyDir(dir);
-  const errors = checked.findings.filter((finding) => finding.severity === "error");
-  if (!checked.ok) throw new StepFailure(`the policies in ${dir}/ are invalid:\n${errors.map(formatFinding).join("\n")}`);
-  const { cases, findings } = parseTestFiles(checked.dir.tests, checked.policy);
-  if (findings.length > 0) throw new StepFailure(`the policy tests in ${dir}/ do not parse:\n${findings.map(formatFinding).join("\n")}`);
-  const failed = cases.filter((testCase) => runCase(checked.policy, testCase).failures.length > 0);
-  if (failed.length > 0) {
-    throw new StepFailure(`${failed.length} of ${cases.length} policy tests fail: ${failed.map((c) => `${c.file}:${c.line} ${c.name}`).join("; ")}`);
-  }
-  const { issuers, targets, rules, version } = checked.snapshot;
-  // The example policies' stand-in issuer is for `npm run dev`; a deployed Worker refuses it.
-  const localOnly = issuers.filter((issuer) => issuer.url.startsWith("http://")).map((issuer) => issuer.name);
-  return (
-    `${issuers.length} issuers, ${targets.length} targets, ${rules.length} rules (version ${version.slice(0, 12)}); ` +
-    `${cases.length === 0 ? "no policy tests" : `${cases.length}/${cases.length} tests pass`}` +
-    (localOnly.length > 0 ? `; note: ${localOnly.join(", ")} ${localOnly.length === 1 ? "uses" : "use"} http://, which only local runs accept` : "")
-  );
-}
-
-// ---- 3, 4. secrets ----------------------------------------------------------------------------
-
-/** Names of the secrets the Worker has; none when the Worker does not exist yet (first deploy). */
-async function liveSecrets(flags: string[]): Promise<Set<string>> {
-  let output: string;
-  try {
-    output = await wrangler(["secret", "list", "--format", "json", ...flags]);
-  } catch (err) {
-    if (/not found\.\s+If this is a new Worker/.test(err instanceof Error ? err.message : "")) return new Set();
-    throw err;
-  }
-  const json = output.slice(output.indexOf("["), output.lastIndexOf("]") + 1);
-  let list: unknown;
-  try {
-    list = JSON.parse(json);
-  } catch {
-    throw new StepFailure(`wrangler secret list printed no JSON list:\n${output}`);
-  }
-  if (!Array.isArray(list)) throw new StepFailure(`wrangler secret list printed no JSON list:\n${output}`);
-  return new Set(list.map((entry) => (entry as { name?: unknown }).name).filter((name): name is string => typeof name === "string"));
-}
-
-function secretFile(files: Options["secretFiles"], name: SecretName, workerName: string): string | undefined {
-  if (files[name]) return files[name];
-  if (!files.dir) return undefined;
-  // Named by Worker: one directory can hold the secrets of several environments without mixing them up.
-  return path.join(files.dir, name === SIGNING_KEYS ? `${workerName}.signing-keys.json` : `${workerName}.admin-token`);
-}
-
-/**
- * The value to set for a secret the Worker lacks: from its file when an earlier run saved it there
- * (and stopped before setting it), else newly generated and saved first, so the operator's copy
- * exists before Cloudflare has the secret (Cloudflare secrets cannot be read back).
- */
-async function secretToSet(name: SecretName, file: string | undefined): Promise<{ value: string; note: string }> {
-  if (!file) {
-    const flag = name === SIGNING_KEYS ? "--signing-keys-file" : "--admin-token-file";
-    throw new StepFailure(`the Worker has no ${name}, and a new one needs a file to be kept in (it cannot be read back from Cloudflare): add --secrets-dir DIR (or ${flag} FILE)`);
-  }
-  // Whatever is found there is uploaded as the Worker's secret: it must be the operator's own (cli/secret-files.ts).
-  const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  let existing: string | undefined;
-  try {
-    await checkSecretDir(dir);
-    existing = await readOwnSecretFile(file);
-  } catch (err) {
-    if (err instanceof SecretFileError) throw new StepFailure(`${err.message}; nothing was uploaded`);
-    throw err;
-  }
-  if (existing !== undefined) {
-    const value = existing.trim();
-    const problem = secretProblem(name, value);
-    if (problem) throw new StepFailure(`${file} exists but ${problem}; it was left as it is: move it away, or choose another --secrets-dir`);
-    return { value, note: `${name} from ${file} (saved by an earlier run)` };
-  }
-  const value = name === SIGNING_KEYS ? serializeSecret(await generateSecret(["ES256", "RS256"], Math.floor(Date.now() / 1000))) : newAdminToken();
-  await createPrivateFile(file, `${value}\n`);
-  return { value, note: `${name} generated into ${file} (mode 0600)` };
-}
-
-function secretProblem(name: SecretName, value: string): string | undefined {
-  if (name === ADMIN_TOKEN) return /^[A-Za-z0-9_-]{32,}$/.test(value) ? undefined : "does not hold an admin token (32+ base64url characters)";
-  try {
-    parseSigningKeySecret(value);
-    return undefined;
-  } catch (err) {
-    return `does not hold a signing key secret (${err instanceof Error ? err.message : String(err)})`;
-  }
-}
-
-/** 256 random bits, base64url (as `npm run dev` makes the local one). */
-function newAdminToken(): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
-}
-
-// ---- 5, 7. remote D1 ----------------------------------------------------------------------------
-
-/**
- * Flags that reach the Worker's D1 database remotely (cli/remote-d1.ts). With database_id in the
- * config, the config itself. Without, the database is found by database_name (created if missing,
- * here only: migrations run before the first deploy, which then binds it by name) and a copy of the
- * config carries its id.
- */
-async function remoteD1(worker: WorkerConfig, options: Options, configFlag: string[], scratch: string[]): Promise<{ flags: string[]; note: string }> {
-  const env = options.env ? ["--env", options.env] : [];
-  const db = requireDbBinding(worker, options.env);
-  if (db.database_id) return { flags: [...env, ...configFlag], note: `D1 database ${db.database_id} (from the config)` };
-  let uuid = await findDatabase(db.database_name!, [...env, ...configFlag]);
-  let created = false;
-  if (!uuid) {
-    await wrangler(["d1", "create", db.database_name!, ...env, ...configFlag]);
-    uuid = await findDatabase(db.database_name!, [...env, ...configFlag]);
-    if (!uuid) throw new StepFailure(`wrangler d1 create ${db.database_name} succeeded, but wrangler d1 list does not show it`);
-    created = true;
-  }
-  const dir = await configCopyDir();
-  scratch.push(dir); // removed when the deploy ends
-  return { flags: ["--config", await writeConfigWithDatabaseId(worker, db, uuid, dir)], note: `${created ? "created" : "found"} D1 database ${db.database_name} (${uuid})` };
-}
-
-// ---- 8. check ---------------------------------------------------------------------------------
-
-/** /healthz answers, discovery names GATEPASS_ISSUER, and its jwks_uri (on the same origin) serves keys. Retried while a new route settles. */
-async function checkDeployed(issuer: string, deps: DeployDeps): Promise<string> {
-  const deadline = deps.now() + DEPLOY_CHECK_TIMEOUT_MS;
-  for (;;) {
-    const problem = await probe(issuer, deps.fetch);
-    if (!problem) return `${issuer}/healthz answers, discovery names ${issuer}, and its jwks_uri serves keys`;
-    if (deps.now() + DEPLOY_CHECK_INTERVAL_MS > deadline) throw new StepFailure(`${problem} (still so after ${Math.round(DEPLOY_CHECK_TIMEOUT_MS / 1000)} s)`);
-    await deps.sleep(DEPLOY_CHECK_INTERVAL_MS);
-  }
-}
-
-async function probe(issuer: string, fetcher: typeof fetch): Promise<string | undefined> {
-  const get = async (url: string): Promise<Response | string> => {
-    try {
-      const res = await fetcher(url, { redirect: "manual", signal: AbortSignal.timeout(DEPLOY_CHECK_REQUEST_TIMEOUT_MS) });
-      return res.ok ? res : `GET ${url} answered ${res.status}${res.status >= 300 && res.status < 400 ? " (a redirect: GATEPASS_ISSUER must be the URL that serves gatepass itself)" : ""}`;
-    } catch (err) {
-      return `GET ${url} failed: ${err instanceof Error ? err.message : String(err)}`;
-    }
-  };
-  const health = await get(`${issuer}/healthz`);
-  if (typeof health === "string") return health;
-  const discoveryUrl = `${issuer}/.well-known/openid-configuration`;
-  const discovery = await get(discoveryUrl);
-  if (typeof discovery === "string") return discovery;
-  const document = (await discovery.json().catch(() => undefined)) as { issuer?: unknown; jwks_uri?: unknown } | undefined;
-  if (document?.issuer !== issuer) return `${discoveryUrl} names issuer ${JSON.stringify(document?.issuer)}, not GATEPASS_ISSUER ${issuer}`;
-  // Only gatepass's own origin is fetched: the check never follows a document to somewhere else.
-  const jwksUri = typeof document.jwks_uri === "string" ? document.jwks_uri : "";
-  if (originOf(jwksUri) !== new URL(issuer).origin) return `discovery's jwks_uri ${JSON.stringify(document.jwks_uri)} is not on ${issuer}`;
-  const jwks = await get(jwksUri);
-  if (typeof jwks === "string") return jwks;
-  const keys = ((await jwks.json().catch(() => undefined)) as { keys?: unknown } | undefined)?.keys;
-  if (!Array.isArray(keys) || keys.length === 0) return `${jwksUri} serves no keys`;
-  return undefined;
-}
-
-function originOf(url: string): string | undefined {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return undefined;
-  }
-}
-
-// ---- dry run ------------------------------------------------------------------------------------
-
-async function dryRunBundle(flags: string[]): Promise<string> {
-  const outdir = await mkdtemp(path.join(tmpdir(), "gatepass-bundle-"));
-  try {
-    const output = await wrangler(["deploy", "--dry-run", "--outdir", outdir, ...flags]);
-    const size = /Total Upload: ([\d.]+ KiB) \/ gzip: ([\d.]+ KiB)/.exec(output);
-    // wrangler's table of what the Worker would get: KV, D1, rate limiter and vars, one `env.NAME` per line.
-    const bindings = [...output.matchAll(/^env\.(\w+)/gm)].map((match) => match[1]);
-    return `${size ? `${size[1]} (gzip ${size[2]})` : "bundled"}; bindings ${bindings.join(", ") || "none"}`;
-  } finally {
-    await rm(outdir, { recursive: true, force: true });
-  }
 }
 
 /** Runs another command of this CLI in process, keeping what it prints on stdout for the step's line. */

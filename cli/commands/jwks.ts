@@ -14,8 +14,8 @@ import { JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES } from "../../src/limits";
 import { loadSnapshot } from "../../src/policy/compile";
 import { formatFinding } from "../../src/policy/source";
 import type { IssuerConfig } from "../../src/types";
-import { jwksStorageKey, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys } from "../../src/verify/jwks";
-import { validatePublicJwks } from "../../src/verify/keyset";
+import { jwksStorageKey, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys } from "../../src/issuer-keys/stored-key-set";
+import { validatePublicJwks } from "../../src/issuer-keys/key-set-validation";
 import { readCapped } from "../../src/http/body";
 import * as credentials from "../jwks/credentials";
 import { checkPolicyDir } from "../policy/files";
@@ -166,7 +166,7 @@ async function fetchKeys(url: string): Promise<string> {
   }
   // Redirects are not followed: one could move the fetch off https or to another host, and whatever
   // it returned would become trusted keys. (Stricter than the Worker's own key fetches, which follow
-  // up to JWKS_MAX_REDIRECTS redirects within the issuer's origin: see verify/fetch.ts.)
+  // up to JWKS_MAX_REDIRECTS redirects within the issuer's origin: see src/issuer-keys/issuer-fetch.ts.)
   const response = await fetch(url, { signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS), headers: { Accept: "application/json" }, redirect: "manual" }).catch((error: unknown) => {
     throw new Error(`fetching ${url} failed: ${(error as Error).message}.`);
   });

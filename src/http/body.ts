@@ -1,6 +1,6 @@
 // Reads a body stream with a byte cap enforced while reading: Content-Length is not trusted, and a
 // body over the cap is cancelled rather than buffered. Shared by request parsing (routes), issuer
-// fetches (verify/fetch.ts), upstream answers (providers/upstream.ts) and the CLI.
+// fetches (issuer-keys/issuer-fetch.ts), upstream answers (providers/upstream.ts) and the CLI.
 
 /** The body's bytes, or undefined when it is larger than `limit` (the stream is then cancelled). */
 export async function readBytesCapped(

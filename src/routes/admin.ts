@@ -15,8 +15,8 @@ import { GatepassError } from "../errors";
 import { MAX_ADMIN_HEADER_LENGTH, MAX_JWKS_BYTES, TIME } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/body";
 import { NAME_PATTERN } from "../policy/schema";
-import { stalePushedIssuers, type IssuerKeyStatus } from "../verify/jwks";
-import { validatePublicJwks } from "../verify/keyset";
+import { stalePushedIssuers, type IssuerKeyStatus } from "../issuer-keys/stored-key-set";
+import { validatePublicJwks } from "../issuer-keys/key-set-validation";
 import { auditDraft, waitUntilOf } from "../middleware";
 
 const ONLY_PUSHES = "A push credential (gpk_…) only pushes keys for its issuer (PUT /v1/admin/issuers/<issuer>/jwks); this endpoint needs the admin token.";

@@ -11,11 +11,12 @@ import { verifyParams } from "./algorithms";
 import { decoyKey } from "./decoy";
 import { hex } from "../encoding";
 import { findIssuer } from "./issuers";
-import { KeyCache, type IssuerKeyStatus, type StoredKeySet } from "./jwks";
-import type { PublicJwk } from "./keyset";
+import { KeyCache } from "../issuer-keys/key-cache";
+import type { IssuerKeyStatus, StoredKeySet } from "../issuer-keys/stored-key-set";
+import type { PublicJwk } from "../issuer-keys/key-set-validation";
 import { checkAlgorithm, checkPinnedKid, checkRegisteredClaims, parseToken } from "./token";
 
-export type { IssuerKeyStatus } from "./jwks";
+export type { IssuerKeyStatus } from "../issuer-keys/stored-key-set";
 
 export interface VerifierOptions {
   /** Per-request timeout for discovery and JWKS fetches (tests shorten it). */

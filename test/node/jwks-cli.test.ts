@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IssuerConfig } from "../../src/types";
-import { jwksStorageKey, parseStoredKeySet, type StoredKeySet } from "../../src/verify/jwks";
+import { jwksStorageKey, parseStoredKeySet, type StoredKeySet } from "../../src/issuer-keys/stored-key-set";
 import { closeLocalStorage, runWrangler } from "../../cli/wrangler";
 import { gatepassInProcess as gatepass } from "../support/cli";
 import { createTestKey, jwksOf, type TestKey } from "../support/tokens";

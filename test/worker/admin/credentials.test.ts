@@ -10,7 +10,7 @@ import { defaultDeps } from "../../../src/deps";
 import { normalizePolicy } from "../../../src/policy/schema";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
-import { jwksStorageKey, type StoredKeySet } from "../../../src/verify/jwks";
+import { jwksStorageKey, type StoredKeySet } from "../../../src/issuer-keys/stored-key-set";
 import { createTestKey, jwksOf, type TestKey } from "../../support/tokens";
 
 const ADMIN = { Authorization: "Bearer test-admin-token" };

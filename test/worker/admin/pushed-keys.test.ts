@@ -12,8 +12,8 @@ import { normalizePolicy } from "../../../src/policy/schema";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
 import type { IssuerConfig } from "../../../src/types";
-import { jwksStorageKey, parseStoredKeySet, pushedKeySet, type StoredKeySet } from "../../../src/verify/jwks";
-import type { PublicJwk } from "../../../src/verify/keyset";
+import { jwksStorageKey, parseStoredKeySet, pushedKeySet, type StoredKeySet } from "../../../src/issuer-keys/stored-key-set";
+import type { PublicJwk } from "../../../src/issuer-keys/key-set-validation";
 import { createTestKey, gitlabClaims, jwksOf, signToken, type TestKey } from "../../support/tokens";
 
 const AUDIENCE = "https://gatepass.test";

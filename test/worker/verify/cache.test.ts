@@ -13,8 +13,8 @@ import {
   JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
   PUSHED_JWKS_RECHECK_SECONDS,
 } from "../../../src/limits";
-import { jwksStorageKey, parseStoredKeySet, pushedKeySet, type StoredKeySet } from "../../../src/verify/jwks";
-import type { PublicJwk } from "../../../src/verify/keyset";
+import { jwksStorageKey, parseStoredKeySet, pushedKeySet, type StoredKeySet } from "../../../src/issuer-keys/stored-key-set";
+import type { PublicJwk } from "../../../src/issuer-keys/key-set-validation";
 import { Verifier } from "../../../src/verify/verifier";
 import { issuerStats, setIssuerScenario } from "../../support/standins/issuer";
 import { createTestKey, jwksOf } from "../../support/tokens";

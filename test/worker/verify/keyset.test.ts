@@ -3,7 +3,7 @@ import { base64url } from "jose";
 import { describe, expect, it } from "vitest";
 import { isGatepassError } from "../../../src/errors";
 import { MAX_JWKS_KEYS, MAX_RSA_BITS } from "../../../src/limits";
-import { usablePublicKeys, validatePublicJwks } from "../../../src/verify/keyset";
+import { usablePublicKeys, validatePublicJwks } from "../../../src/issuer-keys/key-set-validation";
 import { createTestKey, jwksOf } from "../../support/tokens";
 
 function refusal(input: unknown): string {

@@ -10,7 +10,7 @@ import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
 import { buildSnapshot } from "../../../src/policy/snapshot";
 import { normalizePolicy } from "../../../src/policy/schema";
 import worker from "../../../src/index";
-import { jwksStorageKey, type StoredKeySet } from "../../../src/verify/jwks";
+import { jwksStorageKey, type StoredKeySet } from "../../../src/issuer-keys/stored-key-set";
 import { issuerStats, setIssuerScenario, standinIssuerUrl } from "../../support/standins/issuer";
 import { createTestKey, gitlabClaims, jwksOf, signToken, splitToken, type TestKey } from "../../support/tokens";
 import { AUDIENCE, uniqueName } from "./harness";

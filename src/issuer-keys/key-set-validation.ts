@@ -4,7 +4,7 @@
 
 import { GatepassError } from "../errors";
 import { MAX_JWKS_KEYS, MAX_KID_LENGTH, MAX_RSA_BITS, MIN_RSA_BITS } from "../limits";
-import { isSupportedAlgorithm, keyFitsAlgorithm } from "./algorithms";
+import { isSupportedAlgorithm, keyFitsAlgorithm } from "../verify/algorithms";
 import { decodeBase64url, isPlainObject } from "../encoding";
 
 /** A validated public verification key; exactly the members gatepass stores. */
