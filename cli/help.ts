@@ -1,7 +1,7 @@
 // Every command group's usage text, apart from the groups' code: `gatepass --help` and an unknown or
 // misspelled command load this module only, not the commands (which bring yaml, jose and wrangler).
 // Each group's module re-exports its own text as `usage`.
-import { formatUsage } from "./usage";
+import { formatUsage } from "./usage-error";
 
 const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
 

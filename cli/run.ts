@@ -6,7 +6,7 @@
 import { version } from "../package.json";
 import { COMMANDS, GROUPS, USAGE, type Group } from "./help";
 import { nearest } from "./suggest";
-import { isUsageError } from "./usage";
+import { isUsageError } from "./usage-error";
 
 type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
 

@@ -1,5 +1,5 @@
 // The domain shapes that cross module boundaries: issuer config, verified identity, targets,
-// rules, the policy snapshot and decisions. Parsing/validation lives in policy/schema.ts.
+// rules, the policy snapshot and decisions. Parsing/validation lives in policy/policy-schema.ts.
 
 // ---- issuers -------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatUsage, HELP_COLUMN } from "../../cli/usage";
+import { formatUsage, HELP_COLUMN } from "../../cli/usage-error";
 import { gatepassInProcess, gatepassProcess } from "../support/cli";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { run as audit } from "../../cli/commands/audit";
 import { run as jwks } from "../../cli/commands/jwks";
 import { run as policies } from "../../cli/commands/policies";
-import { checkPolicyDir } from "../../cli/policy/files";
+import { checkPolicyDir } from "../../cli/policy/policy-files";
 import { historyReadBack, type HistoryReadBack } from "../support/history-readback";
 import { wrangler } from "../../cli/wrangler";
 

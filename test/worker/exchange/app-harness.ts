@@ -5,9 +5,9 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
 import { createApp } from "../../../src/app";
-import { AuditWriter } from "../../../src/audit/writer";
+import { AuditWriter } from "../../../src/audit/audit-writer";
 import { createServices } from "../../../src/services";
-import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/active-policy";
 import type { Deps } from "../../../src/deps";
 import type { IssuerConfig, RuleSpec, Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
