@@ -9,20 +9,8 @@
 
 import { GatepassError } from "../errors";
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH } from "../limits";
-import type { IssuerConfig, NormalizedClaims } from "../types";
+import type { ClaimType, IssuerConfig, NormalizedClaims } from "../types";
 import { GITHUB_CI_CLAIMS, GITHUB_TOKEN_CLAIMS } from "./issuer-kinds/github-actions";
-
-export type ClaimType =
-  /** A scalar: a string, or a boolean or exact number spelled as a string. */
-  | "scalar"
-  /** A GitLab id: decimal digits, as a string or a whole number (kind: gitlab; a scalar otherwise). */
-  | "id"
-  /** A list of strings. */
-  | "list"
-  /** GitLab 18.9+: `{ url, sha }` of the job's pipeline configuration, read as job_config_url and job_config_sha. */
-  | "job_config"
-  /** Sent by GitLab but never read (a list of objects): always left out, whatever its size. */
-  | "ignored";
 
 /**
  * Every claim GitLab puts in CI ID tokens, with how it is read. Sources (gitlab-org/gitlab):
