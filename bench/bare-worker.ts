@@ -7,7 +7,7 @@
 // `wrangler dev` every console call crosses the inspector protocol, a cost production does not pay,
 // so this variant shows what gatepass adds beyond that.
 import { Buffer } from "node:buffer";
-import { COPIED_CI_CLAIMS } from "../src/mint/token";
+import { COPIED_CI_CLAIMS } from "../src/mint/minted-token";
 
 interface BareEnv {
   CI_ISSUER: string;

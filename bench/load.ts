@@ -3,8 +3,8 @@
 // Google STS + IAM Credentials. Fails (exit 1) on any non-2xx response or transport error.
 // Tokens come from many projects so the per-project rate limit (120/min) is not what is measured.
 import autocannon from "autocannon";
-import { generateSecret, serializeSecret } from "../src/mint/rotation";
-import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/store";
+import { generateSecret, serializeSecret } from "../src/signing-keys/signing-key-rotation";
+import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/active-policy";
 import type { Target } from "../src/types";
 import { benchCiIssuer } from "./ci-issuer";
 import { startStandins } from "../test/support/standins";

@@ -1,8 +1,8 @@
 // What the `oidc` exchange benches share: a stand-in CI issuer on loopback (keys by discovery), its
 // tokens, a policy snapshot allowing them the `oidc-rp` target, gatepass's signing key, and the same
 // material in the form the bare Worker (bench/bare-worker.ts) takes it.
-import { generateSecret, serializeSecret } from "../src/mint/rotation";
-import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/store";
+import { generateSecret, serializeSecret } from "../src/signing-keys/signing-key-rotation";
+import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/active-policy";
 import type { Target } from "../src/types";
 import { benchCiIssuer } from "./ci-issuer";
 import { startStandins } from "../test/support/standins";

@@ -5,8 +5,8 @@
 import { performance } from "node:perf_hooks";
 import { diffPolicies } from "../cli/policy/policy-diff";
 import { replayDecisions, type SeenIdentity } from "../cli/policy/policy-replay";
-import { compilePolicy } from "../src/policy/compile";
-import { buildSnapshot } from "../src/policy/snapshot";
+import { compilePolicy } from "../src/policy/compile-policy";
+import { buildSnapshot } from "../src/policy/snapshot-format";
 import type { RuleSpec } from "../src/types";
 import { ISSUER, jobsFor, rulesFor, TARGETS } from "./policy-mixes";
 

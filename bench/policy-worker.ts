@@ -10,12 +10,12 @@
 //        times decoding them, loading and deciding: CPU only. source=kv times the store as the Worker
 //        runs it, local KV reads included.
 import type { Env } from "../src/config";
-import { buildSnapshot, payloadChunks, storedSnapshot } from "../src/policy/snapshot";
-import { loadSnapshot, type CompiledPolicy } from "../src/policy/compile";
+import { buildSnapshot, payloadChunks, storedSnapshot } from "../src/policy/snapshot-format";
+import { loadSnapshot, type CompiledPolicy } from "../src/policy/compile-policy";
 import { evaluate, explainTarget, grantsFor } from "../src/policy/evaluate";
-import { normalizePolicy } from "../src/policy/schema";
-import { ACTIVE_SNAPSHOT_KEY, payloadChunkKey, PolicyStore } from "../src/policy/store";
-import { STORED_HEADER_START } from "../src/policy/snapshot";
+import { normalizePolicy } from "../src/policy/policy-schema";
+import { ACTIVE_SNAPSHOT_KEY, payloadChunkKey, PolicyStore } from "../src/policy/active-policy";
+import { STORED_HEADER_START } from "../src/policy/snapshot-format";
 import { ISSUER, jobsFor, MIXES, rulesFor, TARGETS, type Mix } from "./policy-mixes";
 
 const policies = new Map<string, CompiledPolicy>();

@@ -7,9 +7,9 @@
 import { SignJWT, exportJWK, generateKeyPair } from "jose";
 import type { Env } from "../src/config";
 import { defaultDeps } from "../src/deps";
-import { KeyRing, SIGNING_ALGS, type SigningAlg } from "../src/mint/keys";
-import { generateSecret } from "../src/mint/rotation";
-import { signJwt } from "../src/mint/token";
+import { KeyRing, SIGNING_ALGS, type SigningAlg } from "../src/signing-keys/signing-key-secret";
+import { generateSecret } from "../src/signing-keys/signing-key-rotation";
+import { signJwt } from "../src/mint/minted-token";
 import { validatePublicJwks } from "../src/issuer-keys/key-set-validation";
 import { Verifier } from "../src/verify/verifier";
 import { BENCH_ISSUER } from "./bench-issuer";

@@ -1,7 +1,7 @@
 // Every command group's usage text, apart from the groups' code: `gatepass --help` and an unknown or
 // misspelled command load this module only, not the commands (which bring yaml, jose and wrangler).
 // Each group's module re-exports its own text as `usage`.
-import { formatUsage } from "./usage";
+import { formatUsage } from "./usage-error";
 
 const STORAGE_SYNOPSIS = "[--local|--remote] [--env NAME] [--persist-to DIR] [--config FILE]";
 
@@ -139,6 +139,17 @@ const status = formatUsage([
 ]);
 
 /** Usage text by command group, in the order `gatepass --help` lists them. */
+/** Each group's first line of `gatepass <group> --help`: what it handles, keys and jwks told apart. */
+export const SUMMARY = {
+  audit: "gatepass audit: read gatepass's audit events (D1 audit_events), local or deployed",
+  deploy: "gatepass deploy: from a clone to a running gatepass on Cloudflare Workers, safe to run again",
+  dev: "gatepass dev: gatepass locally on embedded defaults, and CI tokens from its stand-in issuers",
+  jwks: "gatepass jwks: CI issuers' verification keys (the public keys CI tokens are checked with) and their push credentials; gatepass's own signing keys are `gatepass keys`",
+  keys: "gatepass keys: gatepass's own signing keys (the GATEPASS_SIGNING_KEYS secret its tokens are signed with); CI issuers' verification keys are `gatepass jwks`",
+  policies: "gatepass policies: policy files: validate, test, explain, plan, push, history and rollback",
+  status: "gatepass status: a running gatepass's policy, issuer keys, signing keys and errors",
+} as const;
+
 export const USAGE = { audit, deploy, dev, jwks, jwksCredential, keys, policies, status } as const;
 
 /** The command groups, `gatepass <group> ...`. */

@@ -13,8 +13,7 @@
 // contract test.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { Miniflare } from "miniflare";
-import { unstable_readConfig as readConfig } from "wrangler";
+import type { Miniflare } from "miniflare";
 import { splitSqlQuery } from "./sql-split";
 
 type Options = { input?: string; cwd?: string };
@@ -73,11 +72,35 @@ interface Storage {
   d1(name: string): Promise<D1Database>;
 }
 
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+let engines: ReturnType<typeof loadEngines> | undefined;
+
+/**
+ * Miniflare and wrangler's config reader, loaded on the first local command (the CLI's chunks import
+ * no package when they load). Loading wrangler's bundle installs SIGINT and SIGTERM handlers that exit
+ * at once with status 0, which would cut short what the running command does on a signal (the demo's
+ * and `gatepass dev`'s clean-up, their exit status): those are removed again. Miniflare's own
+ * handlers, which stop workerd, come with each Miniflare and go with closeLocalStorage.
+ */
+async function loadEngines() {
+  const before = STOP_SIGNALS.map((signal) => new Set(process.listeners(signal)));
+  try {
+    const [{ Miniflare }, { unstable_readConfig }] = await Promise.all([import("miniflare"), import("wrangler")]);
+    return { Miniflare, readConfig: unstable_readConfig };
+  } finally {
+    STOP_SIGNALS.forEach((signal, i) => {
+      for (const listener of process.listeners(signal)) if (!before[i]!.has(listener)) process.off(signal, listener);
+    });
+  }
+}
+
 /** One Miniflare per state directory and set of storage ids, as wrangler names them for --local. */
 class LocalStates {
   private readonly instances = new Map<string, { key: string; mf: Miniflare }>();
 
   async open(parsed: Parsed, cwd: string): Promise<Storage> {
+    const { Miniflare, readConfig } = await (engines ??= loadEngines());
     const config: StorageConfig & { userConfigPath?: string } = readConfig(
       { config: stringFlag(parsed, "--config") ?? path.join(cwd, "wrangler.toml"), env: stringFlag(parsed, "--env") },
       { hideWarnings: true },

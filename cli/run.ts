@@ -4,9 +4,9 @@
 // Output for humans on stdout, errors on stderr; the result is the exit code: 0 on success, 1 on
 // refusal, 2 on usage. cli/main.ts exits with it; the Node tests call it in process.
 import { version } from "../package.json";
-import { COMMANDS, GROUPS, USAGE, type Group } from "./help";
+import { COMMANDS, GROUPS, SUMMARY, USAGE, type Group } from "./help";
 import { nearest } from "./suggest";
-import { isUsageError } from "./usage";
+import { isUsageError } from "./usage-error";
 
 type CommandGroup = { run(args: string[]): Promise<number>; usage: string };
 
@@ -82,7 +82,7 @@ async function dispatch(argv: string[]): Promise<number> {
   }
   const command = await groups[group]();
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`usage:\n${command.usage}\n`);
+    process.stdout.write(`${SUMMARY[group]}\nusage:\n${command.usage}\n`);
     return 0;
   }
   return command.run(rest);

@@ -6,7 +6,7 @@
 
 import { constants } from "node:fs";
 import { lstat, open } from "node:fs/promises";
-import { shellWord } from "./shell";
+import { shellWord } from "./shell-word";
 
 export class SecretFileError extends Error {}
 

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { UsageError } from "./usage";
+import { UsageError } from "./usage-error";
 
 export interface WranglerTarget {
   /** true: Cloudflare account; false: local state under .wrangler/ (or persistTo). */

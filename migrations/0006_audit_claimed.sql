@@ -1,4 +1,4 @@
--- What an unauthenticated caller claimed, kept apart from what gatepass verified (src/audit/event.ts,
+-- What an unauthenticated caller claimed, kept apart from what gatepass verified (src/audit/audit-event.ts,
 -- docs/storage.md). issuer and actor hold only verified values; a refused token's unverified issuer
 -- (by configured name when its iss is one of the policy's issuers, else its iss, at most 256
 -- characters) and a path issuer or push credential id presented without a matching secret go here.

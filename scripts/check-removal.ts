@@ -22,12 +22,12 @@ interface Mutant {
 
 /** Mutants no test can kill: checks that cannot be reached, kept to narrow a type or fail closed. */
 const EQUIVALENT: { file: string; contains: string; why: string }[] = [
-  { file: "src/routes/credentials.ts", contains: 'type !== "gcp") throw new GatepassError("format_unsupported")', why: "assertFormatFor admits gcloud for gcp only; narrows the type" },
-  { file: "src/routes/exchange-flow.ts", contains: "if (!target) throw denialError", why: "evaluate() refuses unknown targets first; narrows the type" },
-  { file: "src/routes/sapro.ts", contains: 'kind !== "access_token") throw', why: "a gcp target without audience always yields an access token; narrows the type" },
-  { file: "src/routes/sts.ts", contains: 'kind !== "access_token") throw', why: "the route admits gcp targets only; narrows the type" },
+  { file: "src/routes/credentials-endpoint.ts", contains: 'type !== "gcp") throw new GatepassError("format_unsupported")', why: "assertFormatFor admits gcloud for gcp only; narrows the type" },
+  { file: "src/exchange/exchange-flow.ts", contains: "if (!target) throw denialError", why: "evaluate() refuses unknown targets first; narrows the type" },
+  { file: "src/routes/sapro-endpoint.ts", contains: 'kind !== "access_token") throw', why: "a gcp target without audience always yields an access token; narrows the type" },
+  { file: "src/routes/google-sts-endpoint.ts", contains: 'kind !== "access_token") throw', why: "the route admits gcp targets only; narrows the type" },
   { file: "src/issuer-keys/key-set-download.ts", contains: 'throw new Error("pushed keys are never fetched")', why: "callers never fetch pushed issuers; narrows the type" },
-  { file: "src/routes/token.ts", contains: 'throw new GatepassError("format_unsupported");', why: "aws targets are refused before the exchange; keeps the switch exhaustive" },
+  { file: "src/routes/token-exchange-endpoint.ts", contains: 'throw new GatepassError("format_unsupported");', why: "aws targets are refused before the exchange; keeps the switch exhaustive" },
 ];
 
 /** The tests nearest each part of src/; the whole worker project runs when these pass. */

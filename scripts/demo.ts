@@ -2,9 +2,9 @@
 // loopback STAND-IN (test/support/standins): GitLab- and GitHub-shaped issuers (discovery + JWKS) and Google
 // STS / IAM Credentials / AWS STS that, like the real clouds, verify gatepass's tokens via its discovery.
 // gatepass itself runs for real under `wrangler dev` (workerd, local KV/D1 in a temporary directory).
-import { generateSecret, serializeSecret } from "../src/mint/rotation";
-import { buildSnapshot } from "../src/policy/snapshot";
-import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/store";
+import { generateSecret, serializeSecret } from "../src/signing-keys/signing-key-rotation";
+import { buildSnapshot } from "../src/policy/snapshot-format";
+import { ACTIVE_SNAPSHOT_KEY } from "../src/policy/active-policy";
 import type { IssuerConfig, RuleSpec, Target } from "../src/types";
 import { startStandins, type Standins } from "../test/support/standins";
 import { issuerHandler } from "../test/support/standins/issuer";

@@ -7,11 +7,11 @@ import { defaultDeps, type Deps } from "./deps";
 import { GatepassError, isGatepassError } from "./errors";
 import { errorResponse, recordError } from "./http/error-response";
 import { log } from "./log";
-import { requestContext } from "./middleware";
-import { templateRoutes } from "./routes/templates";
-import { adminRoutes } from "./routes/admin";
-import { exchangeRoutes } from "./routes/exchange-routes";
-import { whoamiRoutes } from "./routes/whoami";
+import { requestContext } from "./http/request-context";
+import { templateRoutes } from "./routes/template-endpoints";
+import { adminRoutes } from "./routes/admin-endpoints";
+import { exchangeRoutes } from "./routes/issuer-endpoints";
+import { whoamiRoutes } from "./routes/whoami-endpoint";
 import type { AppEnv } from "./http/app-env";
 import { createServices, type Services } from "./services";
 

@@ -4,13 +4,13 @@
 
 import { createApp } from "./app";
 import { pruneSeenIdentities } from "./audit/seen-identities";
-import { pruneAuditEvents } from "./audit/writer";
+import { pruneAuditEvents } from "./audit/audit-writer";
 import { logConfigRefusal, readConfig, type Env } from "./config";
 import { isGatepassError } from "./errors";
 import { defaultDeps, nowSeconds } from "./deps";
 import { MAX_SEEN_IDENTITIES } from "./limits";
 import { log } from "./log";
-import { pruneUseCounters } from "./policy/usage";
+import { pruneUseCounters } from "./exchange/use-limits";
 import { createServices } from "./services";
 import { stalePushedIssuers } from "./issuer-keys/stored-key-set";
 

@@ -1,6 +1,6 @@
 // Every size, time-to-live, skew and cooldown gatepass enforces, each with the reason for its value.
 // Other modules import from here; a bound written into logic elsewhere is a bug. (The lengths inside
-// a field's format, such as a name or role pattern in policy/schema.ts, stay with that format.)
+// a field's format, such as a name or role pattern in policy/policy-schema.ts, stay with that format.)
 
 const SECOND = 1;
 const MINUTE = 60 * SECOND;
@@ -98,7 +98,7 @@ export const MAX_INDEX_PREFIX_SEGMENTS = 4;
 /** Glob patterns and matched values are capped so matching cost is bounded (matching is linear in both). */
 export const MAX_PATTERN_LENGTH = 256;
 /**
- * Evaluation looks only at the rules a token can match (src/policy/index.ts), so this bounds the push,
+ * Evaluation looks only at the rules a token can match (src/policy/rule-index.ts), so this bounds the push,
  * the stored size and a cold isolate's load (measured in docs/benchmarks.md), not per-request cost.
  */
 export const MAX_RULES = 50_000;
@@ -197,7 +197,7 @@ export const MAX_AUDIT_QUEUE_BYTES = 8 * 1024 * 1024;
  * The share of that queue open to junk: events of requests of callers who did not authenticate (refused
  * tokens, unknown paths, failed admin or push authentication), which anyone can send at line rate, and
  * verified callers' over-limit refusals, so one caller's flood holds at most this share. Beyond it they are
- * folded into counted summary rows (src/audit/fold.ts) and queued junk gives way to verified callers'
+ * folded into counted summary rows (src/audit/refusal-fold.ts) and queued junk gives way to verified callers'
  * events, so a flood never crowds out an issuance. 1 000 keeps every refusal of an ordinary burst
  * (a misconfigured pipeline retrying) as its own row.
  */

@@ -2,12 +2,12 @@
 // the hot path free of KV reads and network calls.
 
 import { SeenIdentityRecorder } from "./audit/seen-identities";
-import { AuditWriter } from "./audit/writer";
+import { AuditWriter } from "./audit/audit-writer";
 import type { Deps } from "./deps";
 import { LOG_JUNK_LINES_PER_SECOND } from "./limits";
 import { RequestLog } from "./log";
-import { Signer } from "./mint/signer";
-import { PolicyStore } from "./policy/store";
+import { Signer } from "./signing-keys/isolate-signer";
+import { PolicyStore } from "./policy/active-policy";
 import { Verifier } from "./verify/verifier";
 
 export interface Services {

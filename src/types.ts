@@ -1,5 +1,5 @@
 // The domain shapes that cross module boundaries: issuer config, verified identity, targets,
-// rules, the policy snapshot and decisions. Parsing/validation lives in policy/schema.ts.
+// rules, the policy snapshot and decisions. Parsing/validation lives in policy/policy-schema.ts.
 
 // ---- issuers -------------------------------------------------------------------------------
 
@@ -61,6 +61,20 @@ export interface IssuerProfile {
 }
 
 // ---- verified identity ---------------------------------------------------------------------
+
+/** How a CI token claim is read (src/verify/claim-normalisation.ts, src/verify/issuer-kinds/). */
+export type ClaimType =
+  /** A scalar: a string, or a boolean or exact number spelled as a string. */
+  | "scalar"
+  /** A GitLab id: decimal digits, as a string or a whole number (kind: gitlab; a scalar otherwise). */
+  | "id"
+  /** A list of strings. */
+  | "list"
+  /** GitLab 18.9+: `{ url, sha }` of the job's pipeline configuration, read as job_config_url and job_config_sha. */
+  | "job_config"
+  /** Sent by GitLab but never read (a list of objects): always left out, whatever its size. */
+  | "ignored";
+
 
 /** Claims after normalisation: scalars as strings ("true"/"false", ids as decimal strings), string arrays kept. */
 export type NormalizedClaims = Readonly<Record<string, string | readonly string[]>>;

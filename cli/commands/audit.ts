@@ -3,12 +3,12 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/audit/query";
+import { auditPageAfterSql, auditQuerySql, parseAuditFilter } from "../../src/audit/audit-query";
 import { isGatepassError } from "../../src/errors";
 import { MAX_AUDIT_QUERY_ROWS } from "../../src/limits";
-import { sqlString } from "../policy/store";
+import { sqlString } from "../policy/policy-storage";
 import { USAGE } from "../help";
-import { UsageError } from "../usage";
+import { UsageError } from "../usage-error";
 import { withStorage, type StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";
 

@@ -24,9 +24,9 @@
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { shellWord } from "../shell";
+import { shellWord } from "../shell-word";
 import { USAGE } from "../help";
-import { UsageError } from "../usage";
+import { UsageError } from "../usage-error";
 import { wrangler } from "../wrangler";
 import { checkIssuer, readWorker } from "../deploy/config-check";
 import { StepFailure, type Step } from "../deploy/deploy-step";
@@ -217,7 +217,7 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
     {
       title: "policies push",
       async run() {
-        // policies push validates and tests again, and writes D1 history before KV (cli/policy/store.ts).
+        // policies push validates and tests again, and writes D1 history before KV (cli/policy/policy-storage.ts).
         const { code, output } = await withStdout(() => policies(["push", "--remote", "--dir", options.dir, ...(options.by ? ["--by", options.by] : []), ...remoteConfig]));
         if (code !== 0) throw new StepFailure(`gatepass policies push exited ${code} (its reason is printed above)${output ? `:\n${output.trimEnd()}` : ""}`);
         const version = /pushed policy version ([0-9a-f]{12})/.exec(output)?.[1];

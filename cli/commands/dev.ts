@@ -22,11 +22,11 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { SignJWT, exportJWK, generateKeyPair, importJWK, calculateJwkThumbprint, type JWK } from "jose";
 import { readConfig, UPSTREAM_VARS, type Env } from "../../src/config";
-import { checkPolicyDir } from "../policy/files";
-import { PolicyStorage } from "../policy/store";
+import { checkPolicyDir } from "../policy/policy-files";
+import { PolicyStorage } from "../policy/policy-storage";
 import { withStorage } from "../remote-d1";
 import { USAGE } from "../help";
-import { UsageError } from "../usage";
+import { UsageError } from "../usage-error";
 import { closeLocalStorage, wrangler, wranglerEnv } from "../wrangler";
 
 export const usage = USAGE.dev;

@@ -2,7 +2,7 @@
 // `JWKS` through wrangler. The key set gets exactly the validation of the admin endpoint
 // (PUT /v1/admin/issuers/:name/jwks), and keys it removes retire as they do there; an invalid set is
 // refused and the stored one stays.
-// `gatepass jwks credential ...`: issuer-scoped push credentials (cli/jwks/credentials.ts).
+// `gatepass jwks credential ...`: issuer-scoped push credentials (cli/jwks/credential-commands.ts).
 
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,15 +11,15 @@ import { parseArgs } from "node:util";
 import { isAcceptableIssuerUrl } from "../../src/config";
 import { isGatepassError } from "../../src/errors";
 import { JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES } from "../../src/limits";
-import { loadSnapshot } from "../../src/policy/compile";
-import { formatFinding } from "../../src/policy/source";
+import { loadSnapshot } from "../../src/policy/compile-policy";
+import { formatFinding } from "../../src/policy/policy-source";
 import type { IssuerConfig } from "../../src/types";
 import { jwksStorageKey, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys } from "../../src/issuer-keys/stored-key-set";
 import { validatePublicJwks } from "../../src/issuer-keys/key-set-validation";
-import { readCapped } from "../../src/http/body";
-import * as credentials from "../jwks/credentials";
-import { checkPolicyDir } from "../policy/files";
-import { PolicyStorage } from "../policy/store";
+import { readCapped } from "../../src/http/capped-body";
+import * as credentials from "../jwks/credential-commands";
+import { checkPolicyDir } from "../policy/policy-files";
+import { PolicyStorage } from "../policy/policy-storage";
 import { USAGE } from "../help";
 import { StorageTarget } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget, wrangler } from "../wrangler";

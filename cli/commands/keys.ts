@@ -7,8 +7,8 @@ import { chmod, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { parseSigningKeySecret, SIGNING_ALGS, type SigningAlg } from "../../src/mint/keys";
-import { addAlgorithms, generateSecret, rotateSecret, serializeSecret } from "../../src/mint/rotation";
+import { parseSigningKeySecret, SIGNING_ALGS, type SigningAlg } from "../../src/signing-keys/signing-key-secret";
+import { addAlgorithms, generateSecret, rotateSecret, serializeSecret } from "../../src/signing-keys/signing-key-rotation";
 import { USAGE } from "../help";
 import { wrangler } from "../wrangler";
 

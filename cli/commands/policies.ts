@@ -6,22 +6,22 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isPlainObject } from "../../src/encoding";
 import { MAX_POLICY_SNAPSHOT_BYTES } from "../../src/limits";
-import { verifySnapshot, type CompiledPolicy } from "../../src/policy/compile";
+import { verifySnapshot, type CompiledPolicy } from "../../src/policy/compile-policy";
 import { idClaims, scopeClaims, vocabularyOf, type ClaimVocabulary } from "../../src/verify/issuer-kinds/claim-vocabulary";
 import { claimValue, explainTarget, grantsFor } from "../../src/policy/evaluate";
 import { policyJsonSchema } from "../../src/policy/json-schema";
-import { lintPolicy } from "../../src/policy/lint";
-import { normalizePolicy } from "../../src/policy/schema";
-import { storedSnapshot, type StoredSnapshot } from "../../src/policy/snapshot";
-import { formatFinding, type Finding } from "../../src/policy/source";
+import { lintPolicy } from "../../src/policy/policy-lint";
+import { normalizePolicy } from "../../src/policy/policy-schema";
+import { storedSnapshot, type StoredSnapshot } from "../../src/policy/snapshot-format";
+import { formatFinding, type Finding } from "../../src/policy/policy-source";
 import type { VerifiedIdentity } from "../../src/types";
-import { checkPolicyDir, type Checked } from "../policy/files";
-import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
+import { checkPolicyDir, type Checked } from "../policy/policy-files";
+import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/offline-identity";
 import { diff, plan } from "../policy/plan-command";
-import { newAttemptId, PolicyStorage, PUSH_LEASE_SECONDS } from "../policy/store";
-import { parseTestFiles, runCase } from "../policy/test-cases";
+import { newAttemptId, PolicyStorage, PUSH_LEASE_SECONDS } from "../policy/policy-storage";
+import { parseTestFiles, runCase } from "../policy/policy-tests";
 import { USAGE } from "../help";
-import { isUsageError, UsageError } from "../usage";
+import { isUsageError, UsageError } from "../usage-error";
 import { withStorage } from "../remote-d1";
 import { STORAGE_OPTIONS, storageTarget, type WranglerTarget } from "../wrangler";
 
@@ -192,7 +192,7 @@ interface Write {
 }
 
 /**
- * Runs `work` holding the policy write lease (steps 0 and 4 of the write protocol, cli/policy/store.ts):
+ * Runs `work` holding the policy write lease (steps 0 and 4 of the write protocol, cli/policy/policy-storage.ts):
  * logs the attempt, waits for the lease up to write.waitSeconds, and records how the attempt ended.
  * `work` returns an exit status; an attempt that could not take the lease changes nothing and exits EXIT_BUSY.
  */

@@ -7,9 +7,9 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isAcceptableIssuerUrl } from "../../src/config";
 import { isPlainObject } from "../../src/encoding";
-import { escapeControl } from "../../src/policy/spec";
+import { escapeControl } from "../../src/policy/shape-spec";
 import { USAGE } from "../help";
-import { UsageError } from "../usage";
+import { UsageError } from "../usage-error";
 
 export const usage = USAGE.status;
 

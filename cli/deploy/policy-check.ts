@@ -1,8 +1,8 @@
 // `gatepass deploy` step 2: the policies are valid and their tests pass, checked locally before anything remote changes.
 
-import { formatFinding } from "../../src/policy/source";
-import { checkPolicyDir } from "../policy/files";
-import { parseTestFiles, runCase } from "../policy/test-cases";
+import { formatFinding } from "../../src/policy/policy-source";
+import { checkPolicyDir } from "../policy/policy-files";
+import { parseTestFiles, runCase } from "../policy/policy-tests";
 import { StepFailure } from "./deploy-step";
 
 export async function checkPolicies(dir: string): Promise<string> {

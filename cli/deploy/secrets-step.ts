@@ -3,8 +3,8 @@
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { parseSigningKeySecret } from "../../src/mint/keys";
-import { generateSecret, serializeSecret } from "../../src/mint/rotation";
+import { parseSigningKeySecret } from "../../src/signing-keys/signing-key-secret";
+import { generateSecret, serializeSecret } from "../../src/signing-keys/signing-key-rotation";
 import { checkSecretDir, readOwnSecretFile, SecretFileError } from "../secret-files";
 import { wrangler } from "../wrangler";
 import { createPrivateFile } from "../commands/keys";

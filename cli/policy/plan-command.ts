@@ -6,18 +6,18 @@
 // (diff), 1 refused (invalid policies, unknown version, storage failure), 2 usage.
 
 import { parseArgs } from "node:util";
-import { verifySnapshot, type CompiledPolicy } from "../../src/policy/compile";
-import type { PolicyParts } from "../../src/policy/schema";
-import { formatFinding } from "../../src/policy/source";
+import { verifySnapshot, type CompiledPolicy } from "../../src/policy/compile-policy";
+import type { PolicyParts } from "../../src/policy/policy-schema";
+import { formatFinding } from "../../src/policy/policy-source";
 import { DEFAULT_AUDIT_RETENTION_DAYS } from "../../src/limits";
 import { withStorage } from "../remote-d1";
-import { UsageError } from "../usage";
+import { UsageError } from "../usage-error";
 import { STORAGE_OPTIONS, storageTarget } from "../wrangler";
-import { checkPolicyDir } from "./files";
+import { checkPolicyDir } from "./policy-files";
 import { planJson, planMarkdown, planText, type Plan } from "./plan-report";
 import { diffPolicies, isEmptyDiff } from "./policy-diff";
 import { replayDecisions } from "./policy-replay";
-import { PolicyStorage } from "./store";
+import { PolicyStorage } from "./policy-storage";
 
 /** Exit code of a plan whose replay finds a changed decision (and of a diff between different versions). */
 export const EXIT_DECISIONS_CHANGE = 3;

@@ -3,9 +3,9 @@
 // allow it (added, removed or changed field by field), and for a privileged target the rules that now
 // reach it and by which scope; then the lint findings gained and lost. Pure: the CLI reads the versions.
 
-import { lintPolicy, type LintFinding } from "../../src/policy/lint";
-import type { PolicyParts } from "../../src/policy/schema";
-import { canonicalJson } from "../../src/policy/snapshot";
+import { lintPolicy, type LintFinding } from "../../src/policy/policy-lint";
+import type { PolicyParts } from "../../src/policy/policy-schema";
+import { canonicalJson } from "../../src/policy/snapshot-format";
 import type { IssuerConfig, RuleSpec } from "../../src/types";
 import { idClaims, scopeClaims, vocabularyOf } from "../../src/verify/issuer-kinds/claim-vocabulary";
 

@@ -4,7 +4,7 @@
 // one example job per group. Pure: the caller reads the identities and compiles the two versions.
 
 import { REPLAY_UNRECORDED_CLAIMS } from "../../src/audit/seen-identities";
-import type { CompiledPolicy } from "../../src/policy/compile";
+import type { CompiledPolicy } from "../../src/policy/compile-policy";
 import { grantsFor } from "../../src/policy/evaluate";
 import type { IssuerConfig, NormalizedClaims, VerifiedIdentity } from "../../src/types";
 import { vocabularyOf, type ClaimVocabulary } from "../../src/verify/issuer-kinds/claim-vocabulary";

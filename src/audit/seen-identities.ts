@@ -22,7 +22,7 @@ import {
 } from "../limits";
 import { log } from "../log";
 import type { NormalizedClaims, VerifiedIdentity } from "../types";
-import type { AuditDecision } from "./event";
+import type { AuditDecision } from "./audit-event";
 
 /**
  * Claims left out of a recorded identity: times and nonce, ids that differ for every job or run, and

@@ -1,7 +1,7 @@
 // The Hono environment every route and middleware shares: the Worker's bindings and the per-request
 // variables. A leaf module (types only), so that route modules need not import the app that mounts them.
 
-import type { AuditDraft } from "../audit/event";
+import type { AuditDraft } from "../audit/audit-event";
 import type { Env } from "../config";
 import type { Services } from "../services";
 

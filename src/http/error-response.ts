@@ -1,6 +1,6 @@
 // The JSON error answer every route gives (docs/errors.md), and the code a refusal is recorded under
 // in the request's log line and audit row. Apart from app.ts so that route modules can answer errors
-// themselves (oauth-errors.ts) without importing the app that imports them.
+// themselves (oauth-error-response.ts) without importing the app that imports them.
 
 import type { Context } from "hono";
 import type { AppEnv } from "./app-env";

@@ -3,7 +3,7 @@
 
 import { isAcceptableIssuerUrl } from "../config";
 import type { Deps } from "../deps";
-import { readCapped } from "../http/body";
+import { readCapped } from "../http/capped-body";
 import { JWKS_MAX_REDIRECTS } from "../limits";
 
 export interface FetchedJson {

@@ -1,14 +1,14 @@
 // Decisions from a compiled policy. Deny by default: a target is allowed only when some rule of the
 // token's own issuer allows it and every one of that rule's conditions holds for the token's claims.
-// Only the rules the index (index.ts) finds for the token's claim values are looked at, so the cost
+// Only the rules the index (rule-index.ts) finds for the token's claim values are looked at, so the cost
 // follows the number of rules that can concern this token, not the policy size.
 
 import { GatepassError } from "../errors";
 import { MAX_EXPLAINED_RULES } from "../limits";
 import type { ConditionFailure, Decision, Grant, NormalizedClaims, RuleExplanation, TargetExplanation, VerifiedIdentity } from "../types";
-import type { CompiledPolicy, CompiledRule } from "./compile";
-import { claimValue } from "./condition";
-import { NAME_PATTERN as TARGET_NAME } from "./schema";
+import type { CompiledPolicy, CompiledRule } from "./compile-policy";
+import { claimValue } from "./rule-condition";
+import { NAME_PATTERN as TARGET_NAME } from "./policy-schema";
 
 export { claimValue };
 

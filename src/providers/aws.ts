@@ -3,11 +3,11 @@
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import type { AwsTarget, VerifiedIdentity } from "../types";
-import type { AwsCredential } from "./credential";
+import type { AwsCredential } from "./provider-credential";
 import type { ProviderContext } from "./provider-context";
-import type { ResolvedExchange } from "./resolve";
-import { callUpstream, checkedExpiresAt, formBody, malformed, safeCode } from "./upstream";
-import { xmlText } from "./xml";
+import type { ResolvedExchange } from "./request-checks";
+import { callUpstream, checkedExpiresAt, formBody, malformed, safeCode } from "./upstream-call";
+import { xmlText } from "./sts-xml";
 
 const HINTS: Record<string, string> = {
   AccessDenied: "the role's trust policy does not allow this token; it must trust gatepass's OIDC provider with sub = the target's subject and aud = the target's audience.",

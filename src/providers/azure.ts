@@ -2,10 +2,10 @@
 
 import { nowSeconds } from "../deps";
 import type { AzureTarget } from "../types";
-import type { AccessTokenCredential } from "./credential";
+import type { AccessTokenCredential } from "./provider-credential";
 import type { ProviderContext } from "./provider-context";
-import type { ResolvedExchange } from "./resolve";
-import { callUpstream, checkedExpiresIn, formBody, malformed, parseJsonObject, safeCode } from "./upstream";
+import type { ResolvedExchange } from "./request-checks";
+import { callUpstream, checkedExpiresIn, formBody, malformed, parseJsonObject, safeCode } from "./upstream-call";
 
 const HINTS: Record<string, string> = {
   AADSTS700213: "no federated credential matches; add one to the app with issuer = GATEPASS_ISSUER and subject = the target's subject (exact match).",

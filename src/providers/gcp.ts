@@ -5,10 +5,10 @@
 import { decodeJwt } from "jose";
 import { nowSeconds } from "../deps";
 import type { GcpTarget } from "../types";
-import type { AccessTokenCredential, IdTokenCredential } from "./credential";
+import type { AccessTokenCredential, IdTokenCredential } from "./provider-credential";
 import type { ProviderContext } from "./provider-context";
-import type { ResolvedExchange } from "./resolve";
-import { callUpstream, checkedExpiresAt, checkedExpiresIn, formBody, malformed, parseJsonObject, safeCode } from "./upstream";
+import type { ResolvedExchange } from "./request-checks";
+import { callUpstream, checkedExpiresAt, checkedExpiresIn, formBody, malformed, parseJsonObject, safeCode } from "./upstream-call";
 
 const CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform";
 

@@ -2,7 +2,7 @@
 // (UpstreamContext) and the validated config. A leaf module, so providers need not import the dispatch.
 
 import type { Config } from "../config";
-import type { UpstreamContext } from "./upstream";
+import type { UpstreamContext } from "./upstream-call";
 
 export interface ProviderContext extends UpstreamContext {
   config: Config;

@@ -4,11 +4,11 @@ import { isAcceptableIssuerUrl } from "../config";
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import { log } from "../log";
-import { VAULT_MOUNT_PATTERN, VAULT_NAMESPACE_PATTERN } from "../policy/schema";
+import { VAULT_MOUNT_PATTERN, VAULT_NAMESPACE_PATTERN } from "../policy/policy-schema";
 import type { VaultTarget } from "../types";
-import type { VaultCredential } from "./credential";
+import type { VaultCredential } from "./provider-credential";
 import type { ProviderContext } from "./provider-context";
-import { callUpstream, malformed, parseJsonObject, safeCode } from "./upstream";
+import { callUpstream, malformed, parseJsonObject, safeCode } from "./upstream-call";
 
 export async function exchangeVault(target: VaultTarget, minted: string, ctx: ProviderContext): Promise<VaultCredential> {
   const address = target.address.replace(/\/+$/, "");

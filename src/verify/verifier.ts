@@ -6,15 +6,15 @@ import { nowSeconds, type Deps, type WaitUntil } from "../deps";
 import { GatepassError, isGatepassError } from "../errors";
 import { JWKS_FETCH_TIMEOUT_MS } from "../limits";
 import type { IssuerConfig, VerifiedIdentity } from "../types";
-import { checkCiClaims, normalizeClaims } from "./claims";
+import { checkCiClaims, normalizeClaims } from "./claim-normalisation";
 import { verifyParams } from "./algorithms";
-import { decoyKey } from "./decoy";
+import { decoyKey } from "./decoy-keys";
 import { hex } from "../encoding";
-import { findIssuer } from "./issuers";
+import { findIssuer } from "./issuer-lookup";
 import { KeyCache } from "../issuer-keys/key-cache";
 import type { IssuerKeyStatus, StoredKeySet } from "../issuer-keys/stored-key-set";
 import type { PublicJwk } from "../issuer-keys/key-set-validation";
-import { checkAlgorithm, checkPinnedKid, checkRegisteredClaims, parseToken } from "./token";
+import { checkAlgorithm, checkPinnedKid, checkRegisteredClaims, parseToken } from "./token-checks";
 
 export type { IssuerKeyStatus } from "../issuer-keys/stored-key-set";
 

@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AUDIT_COLUMNS } from "../../src/audit/event";
+import { AUDIT_COLUMNS } from "../../src/audit/audit-event";
 import { closeLocalStorage, wrangler } from "../../cli/wrangler";
 import { gatepassInProcess, startInProcess } from "../support/cli";
 import { copyMigratedState } from "../support/wrangler-dev";

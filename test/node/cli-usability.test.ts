@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatUsage, HELP_COLUMN } from "../../cli/usage";
+import { formatUsage, HELP_COLUMN } from "../../cli/usage-error";
 import { gatepassInProcess, gatepassProcess } from "../support/cli";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -70,10 +70,18 @@ describe("help", () => {
     for (const group of ["audit", "dev", "jwks", "keys", "policies"]) {
       const help = await gatepass([group, "--help"]);
       expect(help.code, group).toBe(0);
-      expect(misaligned(help.stdout.replace(/^usage:\n/, "").trimEnd()), group).toEqual([]);
+      const text = help.stdout.replace(/^[^\n]*\nusage:\n/, "");
+      expect(text, group).not.toBe(help.stdout);
+      expect(misaligned(text.trimEnd()), group).toEqual([]);
       // The top-level help holds each group's text unchanged.
-      expect(body, group).toContain(help.stdout.replace(/^usage:\n/, ""));
+      expect(body, group).toContain(text);
     }
+  });
+
+  it("says in the first line of keys --help and jwks --help which keys each handles", async () => {
+    const first = async (group: string) => (await gatepass([group, "--help"])).stdout.split("\n")[0];
+    expect(await first("keys")).toMatch(/^gatepass keys: gatepass's own signing keys .*CI issuers' verification keys are `gatepass jwks`$/);
+    expect(await first("jwks")).toMatch(/^gatepass jwks: CI issuers' verification keys .*gatepass's own signing keys are `gatepass keys`$/);
   });
 });
 

@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { deploy, type DeployDeps } from "../../cli/commands/deploy";
-import { checkPolicyDir } from "../../cli/policy/files";
+import { checkPolicyDir } from "../../cli/policy/policy-files";
 import { historyReadBack, type HistoryReadBack } from "../support/history-readback";
 import { wrangler } from "../../cli/wrangler";
 import { DEPLOY_CHECK_TIMEOUT_MS } from "../../src/limits";
-import { parseSigningKeySecret } from "../../src/mint/keys";
+import { parseSigningKeySecret } from "../../src/signing-keys/signing-key-secret";
 
 vi.mock("../../cli/wrangler", async (importOriginal) => ({ ...(await importOriginal<typeof import("../../cli/wrangler")>()), wrangler: vi.fn() }));
 const recorder = vi.mocked(wrangler);

@@ -2,12 +2,12 @@
 // exists; codes concealed on the wire say so; and every code is raised somewhere (a documented code
 // nothing returns misleads the reader). docs/policies.md lists exactly the claim names a GitLab
 // issuer's rules may use, and docs/github.md those of a GitHub issuer.
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { ERROR_CODES } from "../../src/errors";
 import { log } from "../../src/log";
-import { GITHUB_CLAIMS, GITLAB_CLAIMS } from "../../src/policy/schema";
+import { GITHUB_CLAIMS, GITLAB_CLAIMS } from "../../src/policy/policy-schema";
 
 const reference = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
 const rows = [...reference.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|\s*(`[a-z_]+`)?\s*\|/gm)];
@@ -75,5 +75,20 @@ describe("docs/github.md", () => {
     const listing = /Rules for a `kind: github` issuer may name these claims[^:]*:([^.]*)\./.exec(guide)?.[1];
     expect(listing).toBeDefined();
     expect([...listing!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]).sort()).toEqual([...GITHUB_CLAIMS].sort());
+  });
+});
+
+describe("docs/architecture.md", () => {
+  it("names only modules that exist, and every module of src/ and cli/ by its name or its folder's", () => {
+    const root = new URL("../..", import.meta.url).pathname;
+    const page = readFileSync(path.join(root, "docs/architecture.md"), "utf8");
+    const named = [...page.matchAll(/`((?:src|cli|scripts)\/[\w./-]+\.(?:ts|mjs))`/g)].map((m) => m[1]!);
+    expect(named.length).toBeGreaterThan(20);
+    expect(named.filter((file) => !existsSync(path.join(root, file)))).toEqual([]);
+    const modules = ["src", "cli"]
+      .flatMap((dir) => readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" }).map((file) => path.join(dir, file)))
+      .filter((file) => /\.(ts|mjs)$/.test(file) && !file.endsWith(".d.ts"));
+    const onPage = (file: string) => page.includes(path.basename(file)) || page.includes(`\`${path.dirname(file)}/\``);
+    expect(modules.filter((file) => !onPage(file))).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateSecret, serializeSecret } from "../../src/mint/rotation";
+import { generateSecret, serializeSecret } from "../../src/signing-keys/signing-key-rotation";
 import { startStandins, type Standins } from "../support/standins";
 import { upstreamsHandler } from "../support/standins/upstreams";
 import { includeComponent } from "../support/component";

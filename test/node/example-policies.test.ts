@@ -4,8 +4,8 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { isMap, isScalar, isSeq, parseDocument } from "yaml";
-import { readPolicyDir } from "../../cli/policy/files";
-import { checkPolicySources, formatFinding, type SourceFile } from "../../src/policy/source";
+import { readPolicyDir } from "../../cli/policy/policy-files";
+import { checkPolicySources, formatFinding, type SourceFile } from "../../src/policy/policy-source";
 
 const POLICIES = path.resolve(import.meta.dirname, "../../policies");
 

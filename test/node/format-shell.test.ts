@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { formatEnv } from "../../src/format/shell";
+import { formatEnv } from "../../src/format/shell-quoting";
 import { includeComponent } from "../support/component";
 
 const dir = mkdtempSync(path.join(tmpdir(), "gatepass-shell-"));

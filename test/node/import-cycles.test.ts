@@ -1,7 +1,7 @@
 // The Worker's and the CLI's modules import each other without cycles, type-only imports included.
 // In a cycle of value imports, which module finishes evaluating first depends on which one something
-// imports first: app.ts once imported oauth-errors.ts, which imported app.ts back, so a test
-// importing routes/token.ts before the app found the routes it mounts still undefined. Type-only
+// imports first: app.ts once imported the OAuth error module, which imported app.ts back, so a test
+// importing the token endpoint before the app found the routes it mounts still undefined. Type-only
 // imports are erased at run time, but a cycle through them still ties modules into one knot a
 // reader cannot take apart (routes importing AppEnv from the app that mounts them): shared types
 // live in leaf modules (src/http/app-env.ts, src/providers/provider-context.ts).

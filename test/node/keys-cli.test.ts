@@ -4,8 +4,8 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseSigningKeySecret } from "../../src/mint/keys";
-import { generateSecret, serializeSecret } from "../../src/mint/rotation";
+import { parseSigningKeySecret } from "../../src/signing-keys/signing-key-secret";
+import { generateSecret, serializeSecret } from "../../src/signing-keys/signing-key-rotation";
 import { gatepassInProcess, gatepassProcess } from "../support/cli";
 
 let dir: string;

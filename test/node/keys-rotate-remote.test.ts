@@ -7,8 +7,8 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { run } from "../../cli/commands/keys";
 import { wrangler } from "../../cli/wrangler";
-import { parseSigningKeySecret } from "../../src/mint/keys";
-import { generateSecret, serializeSecret } from "../../src/mint/rotation";
+import { parseSigningKeySecret } from "../../src/signing-keys/signing-key-secret";
+import { generateSecret, serializeSecret } from "../../src/signing-keys/signing-key-rotation";
 
 vi.mock("../../cli/wrangler", () => ({ wrangler: vi.fn() }));
 const upload = vi.mocked(wrangler);

@@ -7,12 +7,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeLocalStorage, spawnWrangler, wrangler } from "../../cli/wrangler";
-import { chunks, historyBody, historySnapshotText, recordVersionSql, sqlString, unusedChunkKeys } from "../../cli/policy/store";
+import { chunks, historyBody, historySnapshotText, recordVersionSql, sqlString, unusedChunkKeys } from "../../cli/policy/policy-storage";
 import { D1_SQL_CHUNK_BYTES, POLICY_KV_CHUNK_BYTES } from "../../src/limits";
-import { loadSnapshot, readStoredHeader } from "../../src/policy/compile";
-import { normalizePolicy } from "../../src/policy/schema";
-import { buildSnapshot, canonicalJson, payloadChunks, storedSnapshot } from "../../src/policy/snapshot";
-import { payloadChunkKey } from "../../src/policy/store";
+import { loadSnapshot, readStoredHeader } from "../../src/policy/compile-policy";
+import { normalizePolicy } from "../../src/policy/policy-schema";
+import { buildSnapshot, canonicalJson, payloadChunks, storedSnapshot } from "../../src/policy/snapshot-format";
+import { payloadChunkKey } from "../../src/policy/active-policy";
 import { gatepassInProcess, gatepassProcess, type CliResult } from "../support/cli";
 import { copyMigratedState } from "../support/wrangler-dev";
 

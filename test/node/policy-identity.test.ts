@@ -1,7 +1,7 @@
 // Offline identities (`gatepass policies test` / `explain`) normalise claims with the Worker's own code,
 // so a policy test decides exactly as the Worker would, and refuses what the Worker refuses.
 import { describe, expect, it } from "vitest";
-import { offlineIdentity } from "../../cli/policy/identity";
+import { offlineIdentity } from "../../cli/policy/offline-identity";
 import type { IssuerConfig } from "../../src/types";
 
 const issuer: IssuerConfig = {

@@ -1,15 +1,15 @@
 // The table in docs/policies.md ("What each condition does with each kind of claim value") is the one
 // definition of conditions. Every cell is checked twice: against the property tests' reference
 // evaluator (test/worker/fuzz/reference.ts, written from the table) and against the code, through the
-// whole path a claim takes (src/verify/claims.ts normalisation, then src/policy/condition.ts). The
+// whole path a claim takes (src/verify/claim-normalisation.ts normalisation, then src/policy/rule-condition.ts). The
 // fuzz tests then compare the code with the reference on random policies, so the docs, the reference
 // and the code cannot drift apart without a test failing.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { claimValue, compileCondition } from "../../src/policy/condition";
+import { claimValue, compileCondition } from "../../src/policy/rule-condition";
 import type { ConditionSpec } from "../../src/types";
-import { normalizeClaims } from "../../src/verify/claims";
+import { normalizeClaims } from "../../src/verify/claim-normalisation";
 import { referenceCondition } from "../worker/fuzz/reference";
 
 const guide = readFileSync(new URL("../../docs/policies.md", import.meta.url), "utf8");
@@ -29,7 +29,7 @@ function columnValue(heading: string): unknown {
 function rowCondition(heading: string): ConditionSpec {
   const example = /`([^`]*)`$/.exec(heading)?.[1];
   const parsed: unknown = parse(example ?? "");
-  // YAML reads unquoted true/42 as a boolean/number; policy sources mean their spelling (schema.ts patternValue).
+  // YAML reads unquoted true/42 as a boolean/number; policy sources mean their spelling (policy-schema.ts patternValue).
   const spell = (v: unknown) => (typeof v === "string" ? v : String(v));
   if (Array.isArray(parsed)) return parsed.map(spell);
   if (parsed !== null && typeof parsed === "object") {

@@ -1,6 +1,6 @@
 // What `policies push` reads back from D1 after writing a snapshot's history, for tests that replace
 // wrangler with a recorder: the chunk rows and bytes a whole write leaves (PolicyStorage.recordVersion).
-import { historyBody } from "../../cli/policy/store";
+import { historyBody } from "../../cli/policy/policy-storage";
 import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
 import type { PolicySnapshot } from "../../src/types";
 

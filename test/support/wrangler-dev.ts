@@ -10,7 +10,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } fr
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { wrangler, wranglerEnv } from "../../cli/wrangler";
+import { closeLocalStorage, wrangler, wranglerEnv } from "../../cli/wrangler";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER_BIN = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -78,6 +78,8 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
 
   if (ownsState && !options.config) await copyMigratedState(persistTo);
   for (const seed of options.kv ?? []) await putKv(seed);
+  // wrangler dev opens the state next: this process lets go of it (and of Miniflare's signal handlers).
+  await closeLocalStorage();
 
   const envFile = path.join(scratch, "secrets.env");
   await writeFile(envFile, Object.entries(options.secrets ?? {}).map(([k, v]) => `${k}=${dotenvQuote(v)}\n`).join(""), { mode: 0o600 });

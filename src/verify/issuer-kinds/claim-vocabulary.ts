@@ -3,7 +3,7 @@
 // a run that carries code or commands from outside (merge requests, forks, SSH reruns), and which are
 // copied into minted tokens. Lint, explain and minting ask this module instead of naming GitLab's claims.
 
-import { COPIED_CI_CLAIMS } from "../../mint/token";
+import { COPIED_CI_CLAIMS } from "../../mint/minted-token";
 import type { IssuerConfig, IssuerProfile } from "../../types";
 import { GITHUB_COPIED_CLAIMS, GITHUB_UNTRUSTED_EVENTS } from "./github-actions";
 

@@ -4,7 +4,7 @@
 // (docs.github.com/en/actions/concepts/security/openid-connect, "Understanding the OIDC token").
 
 import { isLoopbackHost } from "../../config";
-import type { ClaimType } from "../claims";
+import type { ClaimType } from "../../types";
 
 /**
  * Every claim GitHub documents for Actions ID tokens. Ids are decimal strings in GitHub's tokens

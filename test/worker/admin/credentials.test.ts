@@ -3,13 +3,13 @@
 // credential's id, never the credential.
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { newPushCredential } from "../../../src/admin/credentials";
+import { newPushCredential } from "../../../src/admin/push-credentials";
 import { createApp } from "../../../src/app";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
-import { normalizePolicy } from "../../../src/policy/schema";
-import { buildSnapshot } from "../../../src/policy/snapshot";
-import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+import { normalizePolicy } from "../../../src/policy/policy-schema";
+import { buildSnapshot } from "../../../src/policy/snapshot-format";
+import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/active-policy";
 import { jwksStorageKey, type StoredKeySet } from "../../../src/issuer-keys/stored-key-set";
 import { createTestKey, jwksOf, type TestKey } from "../../support/tokens";
 

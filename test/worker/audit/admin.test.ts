@@ -2,21 +2,21 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../../src/app";
-import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
-import { auditPageAfterSql } from "../../../src/audit/query";
-import { AuditWriter } from "../../../src/audit/writer";
+import { buildAuditEvent, type AuditEvent } from "../../../src/audit/audit-event";
+import { auditPageAfterSql } from "../../../src/audit/audit-query";
+import { AuditWriter } from "../../../src/audit/audit-writer";
 import { defaultDeps } from "../../../src/deps";
-import { normalizePolicy } from "../../../src/policy/schema";
-import { buildSnapshot } from "../../../src/policy/snapshot";
-import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+import { normalizePolicy } from "../../../src/policy/policy-schema";
+import { buildSnapshot } from "../../../src/policy/snapshot-format";
+import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/active-policy";
 import { MAX_AUDIT_FILTER_LENGTH, MAX_AUDIT_QUEUED_JUNK_EVENTS } from "../../../src/limits";
 import { createServices } from "../../../src/services";
-import { JunkBudget } from "../../../src/audit/budget";
+import { JunkBudget } from "../../../src/audit/junk-budget";
 import { briefLinger, countingDb, refusal, testClock } from "./writer-support";
 
 /** These tests fill the queue's junk share, as under a stalled D1: no per-second budget (tested in budget.test.ts). */
 const noRateBudget = () => new JunkBudget(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
-import { generateSecret, serializeSecret } from "../../../src/mint/rotation";
+import { generateSecret, serializeSecret } from "../../../src/signing-keys/signing-key-rotation";
 
 const ADMIN = { Authorization: "Bearer test-admin-token" };
 const app = createApp(defaultDeps);

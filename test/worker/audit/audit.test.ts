@@ -1,7 +1,7 @@
 import { SELF, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { buildAuditEvent } from "../../../src/audit/event";
-import { AuditWriter, pruneAuditEvents } from "../../../src/audit/writer";
+import { buildAuditEvent } from "../../../src/audit/audit-event";
+import { AuditWriter, pruneAuditEvents } from "../../../src/audit/audit-writer";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
 import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";

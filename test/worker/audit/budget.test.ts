@@ -5,9 +5,9 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../../src/app";
-import { JunkBudget } from "../../../src/audit/budget";
-import type { AuditEvent } from "../../../src/audit/event";
-import { AuditWriter } from "../../../src/audit/writer";
+import { JunkBudget } from "../../../src/audit/junk-budget";
+import type { AuditEvent } from "../../../src/audit/audit-event";
+import { AuditWriter } from "../../../src/audit/audit-writer";
 import { AUDIT_JUNK_ROWS_PER_SECOND, AUDIT_MAX_JUNK_ROWS_PER_DAY, LOG_JUNK_LINES_PER_SECOND, MAX_AUDIT_QUEUED_JUNK_EVENTS, TIME } from "../../../src/limits";
 import { RequestLog } from "../../../src/log";
 import { createServices } from "../../../src/services";

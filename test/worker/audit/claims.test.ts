@@ -4,8 +4,8 @@
 import { SELF } from "cloudflare:test";
 import { SignJWT, generateKeyPair } from "jose";
 import { describe, expect, it } from "vitest";
-import { auditClassOf } from "../../../src/audit/event";
-import { parseAuditFilter } from "../../../src/audit/query";
+import { auditClassOf } from "../../../src/audit/audit-event";
+import { parseAuditFilter } from "../../../src/audit/audit-query";
 import { bearer, createHarness } from "../exchange/app-harness";
 import { auditEventsFor } from "./events";
 

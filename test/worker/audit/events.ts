@@ -1,7 +1,7 @@
 // Reads back the audit events of one request. They are written with waitUntil, after the response,
 // so this polls briefly (up to about a second).
 import { env } from "cloudflare:test";
-import type { AuditEvent } from "../../../src/audit/event";
+import type { AuditEvent } from "../../../src/audit/audit-event";
 
 export async function auditEventsFor(requestId: string): Promise<AuditEvent[]> {
   for (let attempt = 0; attempt < 50; attempt++) {

@@ -1,11 +1,11 @@
 // The audit queue under a flood: bounded memory, junk folded into counted summary rows, verified
-// callers' events first, full batches without linger, overlapping inserts (src/audit/writer.ts).
+// callers' events first, full batches without linger, overlapping inserts (src/audit/audit-writer.ts).
 import { SELF, env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { auditClassOf, buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
-import { RefusalFolder } from "../../../src/audit/fold";
-import { memoryBytes } from "../../../src/audit/queue";
-import { AuditWriter } from "../../../src/audit/writer";
+import { auditClassOf, buildAuditEvent, type AuditEvent } from "../../../src/audit/audit-event";
+import { RefusalFolder } from "../../../src/audit/refusal-fold";
+import { memoryBytes } from "../../../src/audit/event-queue";
+import { AuditWriter } from "../../../src/audit/audit-writer";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
 import {
@@ -13,7 +13,7 @@ import {
   MAX_AUDIT_QUEUED_JUNK_BYTES, MAX_AUDIT_QUEUED_JUNK_EVENTS,
 } from "../../../src/limits";
 import { auditEventsFor } from "./events";
-import { JunkBudget } from "../../../src/audit/budget";
+import { JunkBudget } from "../../../src/audit/junk-budget";
 import { briefLinger, countingDb, issuance, manualLinger, refusal, rowsOfRoute, storedEvents, testClock, waitFor } from "./writer-support";
 
 afterEach(() => vi.restoreAllMocks());

@@ -2,8 +2,8 @@
 // back statements, a linger the test controls, and reading rows back.
 import { env } from "cloudflare:test";
 import { expect } from "vitest";
-import { buildAuditEvent, type AuditEvent } from "../../../src/audit/event";
-import type { AuditWriter } from "../../../src/audit/writer";
+import { buildAuditEvent, type AuditEvent } from "../../../src/audit/audit-event";
+import type { AuditWriter } from "../../../src/audit/audit-writer";
 import type { Env } from "../../../src/config";
 import { AUDIT_JUNK_ROWS_PER_SECOND } from "../../../src/limits";
 

@@ -5,9 +5,11 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
 import { createApp } from "../../../src/app";
-import { AuditWriter } from "../../../src/audit/writer";
+import { AuditWriter } from "../../../src/audit/audit-writer";
+import { JunkBudget } from "../../../src/audit/junk-budget";
+import { RequestLog } from "../../../src/log";
 import { createServices } from "../../../src/services";
-import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/active-policy";
 import type { Deps } from "../../../src/deps";
 import type { IssuerConfig, RuleSpec, Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
@@ -71,9 +73,17 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
   await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, snapshot);
 
   // No audit linger: each request's waitOnExecutionContext would otherwise wait 250 ms for a batch
-  // that never grows here (the writer's batching has its own tests in audit/audit.test.ts).
+  // that never grows here (the writer's batching has its own tests in audit/audit.test.ts). No junk
+  // budgets either: these tests look up each refusal's own audit row and log line, and a file sending
+  // more than 20 refusals in a second would see them folded (the budgets have their own tests in
+  // audit/budget.test.ts).
   const appDeps = deps(options.deps);
-  const app = createApp(appDeps, { ...createServices(appDeps), audit: new AuditWriter(appDeps, async () => {}) });
+  const unlimited = Number.POSITIVE_INFINITY;
+  const app = createApp(appDeps, {
+    ...createServices(appDeps),
+    audit: new AuditWriter(appDeps, async () => {}, new JunkBudget(unlimited, unlimited)),
+    requestLog: new RequestLog(appDeps.now, unlimited),
+  });
   const baseVars = { GATEPASS_ISSUER: ISSUER, GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: secret, ...upstreamVars(ns) };
 
   let logs = "";

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { assertFormatFor, parseFormat, renderCredential } from "../../../src/format/index";
-import { gcloudConfig } from "../../../src/format/gcloud";
-import { formatDotenv, formatEnv, JOB_VARIABLES, shellQuote } from "../../../src/format/shell";
-import type { AwsCredential, Credential } from "../../../src/providers/credential";
+import { assertFormatFor, parseFormat, renderCredential } from "../../../src/format/format-credential";
+import { gcloudConfig } from "../../../src/format/gcloud-config";
+import { formatDotenv, formatEnv, JOB_VARIABLES, shellQuote } from "../../../src/format/shell-quoting";
+import type { AwsCredential, Credential } from "../../../src/providers/provider-credential";
 import { gcpTarget, ISSUER } from "./fixtures";
 
 const NOW = 1_800_000_000;

@@ -5,7 +5,7 @@
 import { decodeJwt } from "jose";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { githubClaims } from "../../support/tokens";
-import { compilePolicy } from "../../../src/policy/compile";
+import { compilePolicy } from "../../../src/policy/compile-policy";
 import { bearer, createHarness, FORM, type Harness } from "./app-harness";
 
 let h: Harness;

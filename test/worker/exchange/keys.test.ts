@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import { readConfig } from "../../../src/config";
 import { GatepassError } from "../../../src/errors";
 import { PREVIOUS_KEY_PUBLISH_SECONDS } from "../../../src/limits";
-import { KeyRing, parseSigningKeySecret, publicJwkOf, type StoredKey } from "../../../src/mint/keys";
-import { addAlgorithms, generateSecret, generateStoredKey, rotateSecret } from "../../../src/mint/rotation";
-import { Signer } from "../../../src/mint/signer";
+import { KeyRing, parseSigningKeySecret, publicJwkOf, type StoredKey } from "../../../src/signing-keys/signing-key-secret";
+import { addAlgorithms, generateSecret, generateStoredKey, rotateSecret } from "../../../src/signing-keys/signing-key-rotation";
+import { Signer } from "../../../src/signing-keys/isolate-signer";
 import { deps, testSecret } from "./fixtures";
 import { env } from "cloudflare:test";
 

@@ -2,8 +2,8 @@
 // and how many parameters a request may carry, counted before they are parsed.
 import { beforeAll, describe, expect, it } from "vitest";
 import { MAX_PARAM_VALUE_LENGTH, MAX_REQUEST_PARAMETERS, MAX_SCOPE_LENGTH, MAX_SCOPES, MAX_TOKEN_BYTES } from "../../../src/limits";
-import { parseLifetime, parsePrintable, parseScopes } from "../../../src/routes/params";
-import { subjectToken, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token";
+import { parseLifetime, parsePrintable, parseScopes } from "../../../src/http/request-params";
+import { subjectToken, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token-exchange-endpoint";
 import { bearer, createHarness, FORM, type Harness } from "./app-harness";
 
 const refusal = (parse: () => unknown) => {

@@ -1,5 +1,5 @@
 // Builds the KV policy snapshot for the exchange integration tests, exactly as `policies push` does.
-import { buildSnapshot } from "../../../src/policy/snapshot";
+import { buildSnapshot } from "../../../src/policy/snapshot-format";
 import type { IssuerConfig, RuleSpec, Target } from "../../../src/types";
 
 export async function buildTestSnapshot(parts: { issuers: IssuerConfig[]; targets: Target[]; rules: RuleSpec[] }): Promise<string> {

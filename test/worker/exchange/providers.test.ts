@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { readConfig, type Env } from "../../../src/config";
 import { GatepassError } from "../../../src/errors";
 import { MAX_UPSTREAM_EXPIRY_SECONDS } from "../../../src/limits";
-import { mintToken } from "../../../src/mint/token";
+import { mintToken } from "../../../src/mint/minted-token";
 import { sessionName, stsUrl } from "../../../src/providers/aws";
-import { exchange } from "../../../src/providers/index";
-import { resolveExchange } from "../../../src/providers/resolve";
-import { xmlText } from "../../../src/providers/xml";
+import { exchange } from "../../../src/providers/provider-dispatch";
+import { resolveExchange } from "../../../src/providers/request-checks";
+import { xmlText } from "../../../src/providers/sts-xml";
 import type { Deps } from "../../../src/deps";
 import type { Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
@@ -15,7 +15,7 @@ import {
   awsTarget, azureTarget, capturedRequests, configFor, deps, failure, FAST_RETRY, gcpTarget, identity, ISSUER, newNamespace,
   oidcTarget, publishedJwks, SA, setScenario, testKeyRing, VAULT_ALGS, vaultTarget, WIP,
 } from "./fixtures";
-import type { ExchangeRequest } from "../../../src/providers/credential";
+import type { ExchangeRequest } from "../../../src/providers/provider-credential";
 
 const now = () => Math.floor(Date.now() / 1000);
 

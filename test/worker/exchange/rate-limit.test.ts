@@ -2,7 +2,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { RATE_LIMIT_PERIOD_SECONDS } from "../../../src/limits";
-import { enforceRateLimit } from "../../../src/ratelimit";
+import { enforceRateLimit } from "../../../src/exchange/request-rate-limit";
 import type { VerifiedIdentity } from "../../../src/types";
 import { bearer, createHarness, FORM, type Harness } from "./app-harness";
 import { SA } from "./fixtures";

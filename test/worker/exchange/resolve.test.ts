@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { resolveExchange } from "../../../src/providers/resolve";
-import type { ExchangeRequest } from "../../../src/providers/credential";
+import { resolveExchange } from "../../../src/providers/request-checks";
+import type { ExchangeRequest } from "../../../src/providers/provider-credential";
 import type { Target } from "../../../src/types";
 import { awsTarget, azureTarget, gcpTarget, oidcTarget, vaultTarget } from "./fixtures";
 

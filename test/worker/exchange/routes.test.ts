@@ -7,7 +7,7 @@ import { generateKeyPair, SignJWT } from "jose";
 import { bearer, CI_AUDIENCE, createHarness, FORM, type Harness } from "./app-harness";
 import { auditEventsFor } from "../audit/events";
 import { capturedRequests, CI_CLAIMS, ISSUER, SA, VAULT_ALGS } from "./fixtures";
-import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token";
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from "../../../src/routes/token-exchange-endpoint";
 import { tokenDigest } from "../../../src/verify/verifier";
 import { createApp, CREDENTIAL_GET_PATHS } from "../../../src/app";
 import { UPSTREAM_VARS } from "../../../src/config";
@@ -222,7 +222,7 @@ describe("POST /v1/credentials/:target", () => {
     const text = await res.text();
     expect(JSON.parse(text).code).toBe("target_unknown");
     expect(text).not.toContain("<x>");
-    // Upper case and over 63 characters are names no target can have either (policy/schema.ts).
+    // Upper case and over 63 characters are names no target can have either (policy/policy-schema.ts).
     for (const name of ["Gcp-Deploy", "a".repeat(64)]) {
       const refused = await post(`/v1/credentials/${name}`, "", FORM);
       expect([refused.status, (await json(refused)).code]).toEqual([404, "target_unknown"]);

@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, importJWK, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
 import { MINTED_TOKEN_MAX_LIFETIME_SECONDS } from "../../../src/limits";
-import { buildClaims, COPIED_CI_CLAIMS, mintedExpiry, mintToken } from "../../../src/mint/token";
+import { buildClaims, COPIED_CI_CLAIMS, mintedExpiry, mintToken } from "../../../src/mint/minted-token";
 import { CI_CLAIMS, gcpTarget, identity, ISSUER, oidcTarget, testKeyRing } from "./fixtures";
 
 const NOW = Math.floor(Date.now() / 1000);

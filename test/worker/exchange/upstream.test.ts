@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { callUpstream, safeCode, UpstreamTimer, type UpstreamRequest } from "../../../src/providers/upstream";
+import { callUpstream, safeCode, UpstreamTimer, type UpstreamRequest } from "../../../src/providers/upstream-call";
 import { capturedRequests, deps, failure, FAST_RETRY, newNamespace, setScenario, upstreamBase } from "./fixtures";
 import type { Fault } from "../../support/standins/upstreams";
 

@@ -2,7 +2,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Env } from "../../../src/config";
-import { countUse } from "../../../src/policy/usage";
+import { countUse } from "../../../src/exchange/use-limits";
 import type { VerifiedIdentity } from "../../../src/types";
 import { bearer, createHarness, type Harness } from "./app-harness";
 

@@ -1,13 +1,13 @@
-// Property-based fuzzing of the upstream expiry checks (src/providers/upstream.ts): whatever number,
+// Property-based fuzzing of the upstream expiry checks (src/providers/upstream-call.ts): whatever number,
 // string or date an upstream sends, the check either refuses it as a malformed answer or yields an
 // expiry every output format can render (a 1e300 once overflowed Date into a 500 after issuing).
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isGatepassError } from "../../../src/errors";
-import { renderCredential } from "../../../src/format/index";
+import { renderCredential } from "../../../src/format/format-credential";
 import { MAX_UPSTREAM_EXPIRY_SECONDS } from "../../../src/limits";
-import type { Credential } from "../../../src/providers/credential";
-import { checkedExpiresAt, checkedExpiresIn } from "../../../src/providers/upstream";
+import type { Credential } from "../../../src/providers/provider-credential";
+import { checkedExpiresAt, checkedExpiresIn } from "../../../src/providers/upstream-call";
 import { runs } from "./fuzz";
 
 const NOW = 1_800_000_000;

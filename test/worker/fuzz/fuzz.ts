@@ -3,7 +3,7 @@
 // shrunk counterexample, which reproduce it exactly. To explore new inputs locally, change SEED.
 import fc from "fast-check";
 import { MAX_PATTERN_LENGTH } from "../../../src/limits";
-import { patternProblem } from "../../../src/policy/glob";
+import { patternProblem } from "../../../src/policy/claim-glob";
 
 export const SEED = 20260501;
 

@@ -1,9 +1,9 @@
-// Property-based fuzzing of the segment globs (src/policy/glob.ts) against the reference matcher in
+// Property-based fuzzing of the segment globs (src/policy/claim-glob.ts) against the reference matcher in
 // ./reference.ts, plus the security properties policies rely on and a bound on matching time.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MAX_CLAIM_VALUE_LENGTH } from "../../../src/limits";
-import { compileGlob, patternProblem } from "../../../src/policy/glob";
+import { compileGlob, patternProblem } from "../../../src/policy/claim-glob";
 import { adversarialPattern, adversarialValue, runs, timed } from "./fuzz";
 import { referenceGlob } from "./reference";
 

@@ -1,14 +1,14 @@
-// Property-based check of the policy index (src/policy/index.ts): on large generated policies (globs
+// Property-based check of the policy index (src/policy/rule-index.ts): on large generated policies (globs
 // with `*` and `**`, any-of lists, negations, array claims, paths that share leading segments) and
 // many generated identities, the rules the index finds always include every rule the token matches,
 // and decisions, grants and explanations equal a brute-force scan over every rule in policy order,
 // both for a policy compiled in memory and for one read back from its stored form (what the Worker loads).
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { compilePolicy, loadSnapshot, type CompiledPolicy } from "../../../src/policy/compile";
+import { compilePolicy, loadSnapshot, type CompiledPolicy } from "../../../src/policy/compile-policy";
 import { evaluate, explainTarget, grantsFor } from "../../../src/policy/evaluate";
-import { patternProblem } from "../../../src/policy/glob";
-import { buildSnapshot, storedSnapshot } from "../../../src/policy/snapshot";
+import { patternProblem } from "../../../src/policy/claim-glob";
+import { buildSnapshot, storedSnapshot } from "../../../src/policy/snapshot-format";
 import type { ConditionSpec, NormalizedClaims, PolicySnapshot, RuleSpec } from "../../../src/types";
 import { identity, snapshotOf } from "../policy/fixtures";
 import { runs } from "./fuzz";

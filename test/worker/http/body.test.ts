@@ -1,7 +1,7 @@
 // The capped body reader: whole bodies, the cap enforced while reading, and a timeout that cuts a
 // body off mid-stream is a failure, never a shorter body.
 import { describe, expect, it } from "vitest";
-import { BodyTooLargeError, readBytesCapped, readCapped } from "../../../src/http/body";
+import { BodyTooLargeError, readBytesCapped, readCapped } from "../../../src/http/capped-body";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

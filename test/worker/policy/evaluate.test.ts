@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { isGatepassError } from "../../../src/errors";
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_EXPLAINED_RULES, MAX_INDEX_PREFIX_SEGMENTS } from "../../../src/limits";
-import { compilePolicy } from "../../../src/policy/compile";
-import { chooseFilings, keyOf, RuleIndex } from "../../../src/policy/index";
+import { compilePolicy } from "../../../src/policy/compile-policy";
+import { chooseFilings, keyOf, RuleIndex } from "../../../src/policy/rule-index";
 import { denialError, evaluate, explainTarget, grantsFor } from "../../../src/policy/evaluate";
-import { buildSnapshot } from "../../../src/policy/snapshot";
-import type { PolicyParts } from "../../../src/policy/schema";
+import { buildSnapshot } from "../../../src/policy/snapshot-format";
+import type { PolicyParts } from "../../../src/policy/policy-schema";
 import type { RuleSpec } from "../../../src/types";
 import { CREATED_AT, DIGEST, identity, INFRA_MAIN, policyOf, snapshotOf, sources } from "./fixtures";
 

@@ -1,8 +1,8 @@
 // Shared test fixtures: a small policy written as YAML sources, compiled the way `policies push` does,
 // and GitLab-shaped identities.
-import { compilePolicy, type CompiledPolicy } from "../../../src/policy/compile";
-import { buildSnapshot } from "../../../src/policy/snapshot";
-import { checkPolicySources, formatFinding, type SourceFile } from "../../../src/policy/source";
+import { compilePolicy, type CompiledPolicy } from "../../../src/policy/compile-policy";
+import { buildSnapshot } from "../../../src/policy/snapshot-format";
+import { checkPolicySources, formatFinding, type SourceFile } from "../../../src/policy/policy-source";
 import type { PolicySnapshot, VerifiedIdentity } from "../../../src/types";
 
 export const ISSUERS_YAML = `issuers:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_CLAIM_VALUE_LENGTH, MAX_PATTERN_LENGTH } from "../../../src/limits";
-import { compileGlob, patternProblem } from "../../../src/policy/glob";
+import { compileGlob, patternProblem } from "../../../src/policy/claim-glob";
 
 const matches = (pattern: string, value: string) => compileGlob(pattern).matches(value);
 

@@ -2,7 +2,7 @@
 // (buildkite, circleci shipped). Lint has the same teeth for each, in the issuer's own claim names:
 // scope, path-only scope, protected refs and untrusted runs (pull requests, forks, SSH reruns).
 import { describe, expect, it } from "vitest";
-import { checkPolicySources } from "../../../src/policy/source";
+import { checkPolicySources } from "../../../src/policy/policy-source";
 import { ISSUERS_YAML, sources } from "./fixtures";
 
 const KINDS_YAML = `${ISSUERS_YAML}  - name: gh

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkPolicySources } from "../../../src/policy/source";
+import { checkPolicySources } from "../../../src/policy/policy-source";
 import { ISSUERS_YAML, sources } from "./fixtures";
 
 /** Lint findings for one rule (added to the fixture policy) as `line: severity code`. */

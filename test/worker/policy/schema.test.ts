@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_CONDITION_ALTERNATIVES, MAX_RULES } from "../../../src/limits";
-import { normalizePolicy } from "../../../src/policy/schema";
-import { checkPolicySources, formatFinding } from "../../../src/policy/source";
+import { normalizePolicy } from "../../../src/policy/policy-schema";
+import { checkPolicySources, formatFinding } from "../../../src/policy/policy-source";
 import { checkedPolicyOf, ISSUERS_YAML, problemsOf, RULES_YAML, sources, TARGETS_YAML } from "./fixtures";
 
 describe("strict parsing with file and line", () => {

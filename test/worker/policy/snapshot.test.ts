@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { isGatepassError } from "../../../src/errors";
 import { MAX_POLICY_SNAPSHOT_BYTES } from "../../../src/limits";
-import { loadSnapshot, verifySnapshot } from "../../../src/policy/compile";
+import { loadSnapshot, verifySnapshot } from "../../../src/policy/compile-policy";
 import { evaluate } from "../../../src/policy/evaluate";
 import { sha256Hex } from "../../../src/encoding";
 import {
@@ -14,8 +14,8 @@ import {
   STORED_HEADER_START,
   storedSnapshot,
   type StoredIndex,
-} from "../../../src/policy/snapshot";
-import { checkPolicySources } from "../../../src/policy/source";
+} from "../../../src/policy/snapshot-format";
+import { checkPolicySources } from "../../../src/policy/policy-source";
 import { identity, INFRA_MAIN, ISSUERS_YAML, RULES_YAML, snapshotOf, sources, TARGETS_YAML } from "./fixtures";
 
 async function refusal(text: string, load: (text: string) => Promise<unknown> = loadSnapshot): Promise<string> {

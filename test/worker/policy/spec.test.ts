@@ -1,7 +1,7 @@
 // The shape toolkit under the policy schema: each reader refuses what it does not describe, with the
 // path and the sentence a policy author sees, and passes what it does.
 import { describe, expect, it } from "vitest";
-import { bool, duration, int, INVALID, list, object, oneOf, str, tagged, type Ctx, type Mode, type Spec } from "../../../src/policy/spec";
+import { bool, duration, int, INVALID, list, object, oneOf, str, tagged, type Ctx, type Mode, type Spec } from "../../../src/policy/shape-spec";
 
 function read<T>(spec: Spec<T>, value: unknown, mode: Mode = "source") {
   const ctx: Ctx = { mode, document: "doc.yaml", problems: [] };

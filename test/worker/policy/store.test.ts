@@ -5,10 +5,10 @@ import { sha256Hex } from "../../../src/encoding";
 import { isGatepassError } from "../../../src/errors";
 import { POLICY_RECHECK_MS } from "../../../src/limits";
 import { evaluate } from "../../../src/policy/evaluate";
-import { canonicalJson, payloadChunks, storedSnapshot, type StoredSnapshot } from "../../../src/policy/snapshot";
+import { canonicalJson, payloadChunks, storedSnapshot, type StoredSnapshot } from "../../../src/policy/snapshot-format";
 import { createApp } from "../../../src/app";
 import { defaultDeps } from "../../../src/deps";
-import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, payloadChunkKey, PolicyStore } from "../../../src/policy/store";
+import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, payloadChunkKey, PolicyStore } from "../../../src/policy/active-policy";
 import { createServices } from "../../../src/services";
 import { identity, INFRA_MAIN, RULES_YAML, snapshotOf, sources } from "./fixtures";
 

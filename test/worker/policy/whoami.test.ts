@@ -4,9 +4,9 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../../src/app";
 import { defaultDeps } from "../../../src/deps";
-import { normalizePolicy } from "../../../src/policy/schema";
-import { buildSnapshot } from "../../../src/policy/snapshot";
-import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/store";
+import { normalizePolicy } from "../../../src/policy/policy-schema";
+import { buildSnapshot } from "../../../src/policy/snapshot-format";
+import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/active-policy";
 import { setIssuerScenario, standinIssuerUrl } from "../../support/standins/issuer";
 import { createTestKey, gitlabClaims, jwksOf, signToken, type TestKey } from "../../support/tokens";
 

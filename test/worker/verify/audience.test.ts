@@ -2,9 +2,9 @@
 // gatepass by any of them, so it is refused unless the issuer opts out. Policy files default to true;
 // snapshots pushed before the option existed load unchanged and keep their old behaviour.
 import { beforeEach, describe, expect, it } from "vitest";
-import { loadSnapshot } from "../../../src/policy/compile";
-import { normalizePolicy } from "../../../src/policy/schema";
-import { buildSnapshot, canonicalJson } from "../../../src/policy/snapshot";
+import { loadSnapshot } from "../../../src/policy/compile-policy";
+import { normalizePolicy } from "../../../src/policy/policy-schema";
+import { buildSnapshot, canonicalJson } from "../../../src/policy/snapshot-format";
 import type { IssuerConfig } from "../../../src/types";
 import { AUDIENCE, createHarness, expectCode, standinIssuer, type Harness, type StandinIssuer } from "./harness";
 

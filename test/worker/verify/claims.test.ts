@@ -3,9 +3,9 @@
 // (jwt.rb, jwt_v2.rb), and whole-second times in what gatepass mints.
 import { describe, expect, it } from "vitest";
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH } from "../../../src/limits";
-import { buildClaims, COPIED_CI_CLAIMS } from "../../../src/mint/token";
-import { GITLAB_CLAIMS, normalizePolicy } from "../../../src/policy/schema";
-import { GITLAB_TOKEN_CLAIMS, normalizeClaims } from "../../../src/verify/claims";
+import { buildClaims, COPIED_CI_CLAIMS } from "../../../src/mint/minted-token";
+import { GITLAB_CLAIMS, normalizePolicy } from "../../../src/policy/policy-schema";
+import { GITLAB_TOKEN_CLAIMS, normalizeClaims } from "../../../src/verify/claim-normalisation";
 import { signToken } from "../../support/tokens";
 import { createHarness, expectCode, standinIssuer } from "./harness";
 

@@ -2,9 +2,9 @@
 // tokens, legacy CI_JOB_JWT handling, and the issuer-URL quirks normalised for configured issuers.
 import { describe, expect, it } from "vitest";
 import type { IssuerConfig } from "../../../src/types";
-import { normalizeClaims } from "../../../src/verify/claims";
+import { normalizeClaims } from "../../../src/verify/claim-normalisation";
 import { canonicalIssuerUrl } from "../../../src/verify/issuer-url";
-import { findIssuer } from "../../../src/verify/issuers";
+import { findIssuer } from "../../../src/verify/issuer-lookup";
 import { gitlabClaims, legacyClaims, signToken } from "../../support/tokens";
 import { AUDIENCE, createHarness, expectCode, standinIssuer } from "./harness";
 
