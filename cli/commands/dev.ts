@@ -8,39 +8,27 @@
 //   cli/local-storage.ts). While it runs, a save under policies/ is validated, tested and pushed
 //   locally, and the Worker (GATEPASS_POLICY_RECHECK=every-request, development only) serves it on
 //   the next request; a failing edit prints its findings and the last good version keeps serving.
+//   The parts live in cli/dev/: dev-setup.ts (the local state), local-policy-push.ts (policies/ at
+//   start and on save), wrangler-dev-child.ts (wrangler dev, stop signals forwarded to it),
+//   stand-in-issuers.ts and stand-in-tokens.ts (the stand-ins' key and the tokens they sign).
 // `gatepass dev token [...]`: a GitLab-shaped (or, with --kind github, GitHub-shaped) CI token signed by
 //   that local issuer, for curl.
 // The upstream overrides (docs/upstreams.md) pass from the environment to the Worker:
 //   AWS_STS_URL='http://127.0.0.1:5000/' npm run dev
 
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, watch } from "node:fs";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { constants } from "node:os";
-import path from "node:path";
 import { parseArgs } from "node:util";
-import { SignJWT, exportJWK, generateKeyPair, importJWK, calculateJwkThumbprint, type JWK } from "jose";
 import { readConfig, UPSTREAM_VARS, type Env } from "../../src/config";
-import { checkPolicyDir } from "../policy/policy-files";
-import { PolicyStorage } from "../policy/policy-storage";
-import { withStorage } from "../remote-d1";
+import { prepareLocalState } from "../dev/dev-setup";
+import { watchPolicies } from "../dev/local-policy-push";
+import { step } from "../dev/progress-line";
+import { LOCAL_ISSUER, readIssuerKey } from "../dev/stand-in-issuers";
+import { mintStandInToken } from "../dev/stand-in-tokens";
+import { forwardStopSignals, runWranglerDev, signalExitCode, stopSignal } from "../dev/wrangler-dev-child";
 import { USAGE } from "../help";
 import { UsageError } from "../usage-error";
-import { closeLocalStorage, wrangler, wranglerEnv } from "../wrangler";
 
 export const usage = USAGE.dev;
-
-const DEV_DIR = ".wrangler/gatepass-dev";
-const POLICY_DIR = "policies";
-/** How long a burst of file events (an editor's save writes, renames, touches) settles before one push. */
-const SAVE_SETTLE_MS = 100;
-const ISSUER_KEY_FILE = path.join(DEV_DIR, "local-gitlab.private.jwk.json");
-const ISSUER_JWKS_FILE = path.join(DEV_DIR, "local-gitlab.jwks.json");
-/** Must match the `local-gitlab` issuer in policies/issuers.yaml. */
-const LOCAL_ISSUER = { name: "local-gitlab", url: "http://127.0.0.1:8788", audience: "http://127.0.0.1:8787" };
-/** Must match the `local-github` issuer in policies/github.yaml (GitHub Enterprise Server's URL form); same key. */
-const LOCAL_GITHUB_ISSUER = { name: "local-github", url: "http://127.0.0.1:8789/_services/token" };
 
 export async function run(args: string[]): Promise<number> {
   if (args[0] === "token") return printToken(args.slice(1));
@@ -62,6 +50,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     await prepareLocalState();
   } catch (err) {
+    const stopping = stopSignal();
     if (stopping) return signalExitCode(stopping);
     throw err;
   }
@@ -102,130 +91,6 @@ function upstreamOverrides(issuer: string): Array<[string, string]> | string {
   return overrides;
 }
 
-/** Everything `npm run dev` needs, idempotent. */
-async function prepareLocalState(): Promise<void> {
-  await mkdir(DEV_DIR, { recursive: true });
-  await ensureDevVars();
-  const jwks = await ensureIssuerKey();
-  await writeFile(ISSUER_JWKS_FILE, JSON.stringify(jwks, null, 2));
-  if (await migrationsPending()) {
-    step("applying D1 migrations (local)");
-    await wrangler(["d1", "migrations", "apply", "DB", "--local"]);
-  } else step("D1 migrations: all applied (local)");
-  const active = await activePolicyVersion();
-  if (active) step(`policies/: version ${active.slice(0, 12)} is already active (local)`);
-  else {
-    step("pushing policies/ (local)");
-    await mustSucceed("policies", ["push", "--local", "--by", "gatepass-dev"]);
-  }
-  // One key serves both stand-ins, pushed one after the other into the same local state.
-  for (const issuer of [LOCAL_ISSUER.name, LOCAL_GITHUB_ISSUER.name]) {
-    step(`pushing the ${issuer} keys (local)`);
-    await mustSucceed("jwks", ["push", "--issuer", issuer, "--file", ISSUER_JWKS_FILE, "--local"]);
-  }
-  // wrangler dev opens the state next: this process lets go of it (and of Miniflare's signal handlers).
-  await closeLocalStorage();
-  keepOnlyForwarders();
-}
-
-/**
- * Whether a migration file has no row in d1_migrations, wrangler's own record of applied migrations
- * (a missing table: nothing applied yet). wrangler applies them; this only spares starting it.
- */
-async function migrationsPending(): Promise<boolean> {
-  const files = (await readdir("migrations")).filter((name) => name.endsWith(".sql"));
-  let applied: Set<string>;
-  try {
-    const output = await wrangler(["d1", "execute", "DB", "--local", "--json", "--command", "SELECT name FROM d1_migrations"]);
-    applied = new Set((JSON.parse(output) as [{ results: { name: string }[] }])[0].results.map((row) => row.name));
-  } catch {
-    return true;
-  }
-  return files.some((name) => !applied.has(name));
-}
-
-/** The version policies/ compiles to, when it is the active one locally; undefined otherwise (push then reports why). */
-async function activePolicyVersion(): Promise<string | undefined> {
-  const result = await checkPolicyDir(POLICY_DIR);
-  if (!result.ok) return undefined;
-  const { version } = result.snapshot;
-  const { active } = await withStorage({ remote: false }, (storage) => new PolicyStorage(storage).findVersions(version));
-  return active === version ? version : undefined;
-}
-
-/**
- * Pushes policies/ locally after each save (the push validates and tests first, and changes nothing
- * when either fails, so the last good version keeps serving). One push at a time; saves during a
- * push make one more push after it. Returns a function that stops watching.
- */
-function watchPolicies(): () => void {
-  let timer: NodeJS.Timeout | undefined;
-  let pushing = false;
-  let again = false;
-  const push = async (): Promise<void> => {
-    if (pushing) {
-      again = true;
-      return;
-    }
-    pushing = true;
-    try {
-      step(`${POLICY_DIR}/ changed: validating, testing, pushing (local)`);
-      const code = await runCommand("policies", ["push", "--local", "--by", "gatepass-dev"]).catch((err: Error) => (process.stderr.write(`gatepass: ${err.message}\n`), 1));
-      if (code !== 0) step("the edit was not pushed; the last good version keeps serving");
-    } finally {
-      // Between saves this process holds no state open (wrangler dev's Worker reads it), nor Miniflare's signal handlers.
-      await closeLocalStorage();
-      keepOnlyForwarders();
-      pushing = false;
-    }
-    if (again) {
-      again = false;
-      await push();
-    }
-  };
-  const watcher = watch(POLICY_DIR, { recursive: true }, () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => void push(), SAVE_SETTLE_MS);
-  });
-  return () => {
-    clearTimeout(timer);
-    watcher.close();
-  };
-}
-
-async function ensureDevVars(): Promise<void> {
-  const file = ".dev.vars";
-  const read = async () => (existsSync(file) ? await readFile(file, "utf8") : "");
-  const has = async (name: string) => new RegExp(`^${name}=`, "m").test(await read());
-  const append = async (line: string) => writeFile(file, `${(await read()).replace(/\n?$/, "\n")}${line}\n`, { mode: 0o600 });
-  if (!(await has("GATEPASS_SIGNING_KEYS"))) {
-    step("generating a local signing key into .dev.vars");
-    await mustSucceed("keys", ["generate", "--dev-vars", file]);
-  }
-  if (!(await has("GATEPASS_ADMIN_TOKEN"))) {
-    step("generating a local admin token into .dev.vars");
-    await append(`GATEPASS_ADMIN_TOKEN=${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`);
-  }
-  // Local runs only: wrangler.toml leaves it out, so a deployed Worker never runs in development mode.
-  if (!(await has("GATEPASS_ENV"))) await append("GATEPASS_ENV=development");
-}
-
-async function ensureIssuerKey(): Promise<{ keys: JWK[] }> {
-  let privateJwk: JWK;
-  if (existsSync(ISSUER_KEY_FILE)) {
-    privateJwk = JSON.parse(await readFile(ISSUER_KEY_FILE, "utf8")) as JWK;
-  } else {
-    step(`generating the ${LOCAL_ISSUER.name} stand-in issuer key`);
-    const { privateKey } = await generateKeyPair("RS256", { modulusLength: 2048, extractable: true });
-    privateJwk = await exportJWK(privateKey);
-    privateJwk.kid = await calculateJwkThumbprint(privateJwk);
-    privateJwk.alg = "RS256";
-    await writeFile(ISSUER_KEY_FILE, JSON.stringify(privateJwk), { mode: 0o600 });
-  }
-  const { kty, n, e, kid, alg } = privateJwk;
-  return { keys: [{ kty, n, e, kid, alg, use: "sig" }] };
-}
-
 async function printToken(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -248,140 +113,23 @@ async function printToken(args: string[]): Promise<number> {
     if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${option} takes ${allowed.join(" or ")}, not '${value}'`);
   }
   if (!/^[1-9]\d{0,6}$/.test(values.ttl!)) throw new UsageError(`--ttl takes a number of seconds (1 to 9999999), not '${values.ttl}'`);
-  if (!existsSync(ISSUER_KEY_FILE)) {
+  const jwk = await readIssuerKey();
+  if (!jwk) {
     process.stderr.write("gatepass: no local issuer key yet; run `npm run dev` first\n");
     return 1;
   }
-  const jwk = JSON.parse(await readFile(ISSUER_KEY_FILE, "utf8")) as JWK;
-  const key = await importJWK(jwk, "RS256");
-  const project = values.project!;
-  const namespace = project.includes("/") ? project.slice(0, project.lastIndexOf("/")) : project;
-  const id = (text: string) => String(1000 + [...text].reduce((sum, ch) => (sum * 31 + ch.charCodeAt(0)) % 900_000, 7));
-  const refType = values["ref-type"]!;
-  const now = Math.floor(Date.now() / 1000);
-  if (values.kind === "github") {
-    process.stdout.write(`${await githubToken(key, jwk.kid!, { project, namespace, id, refType, now, ref: values.ref!, protectedRef: values.protected!, event: values.event!, aud: values.aud!, ttl: Number(values.ttl) })}\n`);
-    return 0;
-  }
-  const token = await new SignJWT({
-    namespace_id: id(namespace), namespace_path: namespace, project_id: id(project), project_path: project,
-    user_id: "1", user_login: "dev", user_email: "dev@example.com", user_access_level: "maintainer",
-    pipeline_id: String(now), pipeline_source: values["pipeline-source"], job_id: String(now + 1),
-    ref: values.ref, ref_type: refType, ref_path: `refs/${refType === "tag" ? "tags" : "heads"}/${values.ref}`,
-    ref_protected: values.protected, runner_id: 1, runner_environment: "self-hosted", sha: "0".repeat(40),
-    project_visibility: "private", ci_config_ref_uri: `127.0.0.1:8788/${project}//.gitlab-ci.yml@refs/heads/${values.ref}`,
-    ci_config_sha: "0".repeat(40), jti: crypto.randomUUID(),
-  })
-    .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: jwk.kid! })
-    .setIssuer(LOCAL_ISSUER.url)
-    .setSubject(`project_path:${project}:ref_type:${refType}:ref:${values.ref}`)
-    .setAudience(values.aud!)
-    .setIssuedAt(now)
-    .setNotBefore(now - 5)
-    .setExpirationTime(now + Number(values.ttl))
-    .sign(key);
+  const token = await mintStandInToken(jwk, {
+    kind: values.kind === "github" ? "github" : "gitlab",
+    project: values.project!,
+    ref: values.ref!,
+    refType: values["ref-type"]!,
+    protectedRef: values.protected!,
+    pipelineSource: values["pipeline-source"]!,
+    event: values.event!,
+    aud: values.aud!,
+    ttl: Number(values.ttl),
+    now: Math.floor(Date.now() / 1000),
+  });
   process.stdout.write(`${token}\n`);
   return 0;
-}
-
-interface GithubTokenInput {
-  project: string;
-  namespace: string;
-  id: (text: string) => string;
-  refType: string;
-  now: number;
-  ref: string;
-  protectedRef: string;
-  event: string;
-  aud: string;
-  ttl: number;
-}
-
-/** A token with the claims GitHub's OIDC reference documents (ids as decimal strings), from the local stand-in GitHub issuer. */
-async function githubToken(key: Awaited<ReturnType<typeof importJWK>>, kid: string, input: GithubTokenInput): Promise<string> {
-  const ref = `refs/${input.refType === "tag" ? "tags" : "heads"}/${input.ref}`;
-  const workflowRef = `${input.project}/.github/workflows/deploy.yml@${ref}`;
-  const pullRequest = input.event.startsWith("pull_request");
-  return new SignJWT({
-    jti: crypto.randomUUID(), ref, ref_type: input.refType, ref_protected: input.protectedRef, sha: "0".repeat(40),
-    repository: input.project, repository_id: input.id(input.project), repository_owner: input.namespace, repository_owner_id: input.id(input.namespace),
-    repository_visibility: "private", actor: "dev", actor_id: "1", run_id: String(input.now), run_number: "1", run_attempt: "1",
-    runner_environment: "self-hosted", workflow: "deploy", workflow_ref: workflowRef, workflow_sha: "0".repeat(40),
-    job_workflow_ref: workflowRef, job_workflow_sha: "0".repeat(40), event_name: input.event,
-    head_ref: pullRequest ? "feature" : "", base_ref: pullRequest ? input.ref : "",
-  })
-    .setProtectedHeader({ alg: "RS256", typ: "JWT", kid })
-    .setIssuer(LOCAL_GITHUB_ISSUER.url)
-    .setSubject(pullRequest ? `repo:${input.project}:pull_request` : `repo:${input.project}:ref:${ref}`)
-    .setAudience(input.aud)
-    .setIssuedAt(input.now)
-    .setNotBefore(input.now - 5)
-    .setExpirationTime(input.now + input.ttl)
-    .sign(key);
-}
-
-function step(message: string): void {
-  process.stderr.write(`gatepass dev: ${message}\n`);
-}
-
-/** Runs another gatepass command group in this process (no second CLI start), as `gatepass group ...args`. */
-async function runCommand(group: "policies" | "jwks" | "keys", args: string[]): Promise<number> {
-  if (stopping) return signalExitCode(stopping); // asked to stop: start nothing more
-  const commands = { policies: () => import("./policies"), jwks: () => import("./jwks"), keys: () => import("./keys") };
-  return (await commands[group]()).run(args);
-}
-
-async function mustSucceed(group: "policies" | "jwks" | "keys", args: string[]): Promise<void> {
-  const code = await runCommand(group, args);
-  if (code !== 0) throw new Error(`gatepass ${group} ${args.join(" ")} failed (exit ${code})`);
-}
-
-// A SIGINT or SIGTERM sent to `gatepass dev` alone (a process manager, an IDE's stop button, `kill`)
-// would end it and orphan wrangler, whose workerd keeps the port. So the signal goes on to the
-// running child, and gatepass exits with the child's status once the child is gone.
-const children = new Set<ChildProcess>();
-let stopping: NodeJS.Signals | undefined;
-
-const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
-const forwarders = new Set<NodeJS.SignalsListener>();
-
-function forwardStopSignals(): void {
-  for (const signal of STOP_SIGNALS) {
-    const forward = () => {
-      stopping ??= signal;
-      for (const child of children) child.kill(signal);
-      if (children.size === 0) process.exit(signalExitCode(signal));
-    };
-    forwarders.add(forward);
-    process.on(signal, forward);
-  }
-}
-
-/**
- * Removes the stop handlers the local storage brought into this process: wrangler's bundle (loaded for
- * its config reader) installs SIGINT/SIGTERM handlers that exit at once, which would orphan
- * `wrangler dev` and its workerd (Miniflare's own go when it is closed). Called once nothing of the
- * local storage is open.
- */
-function keepOnlyForwarders(): void {
-  for (const signal of STOP_SIGNALS) for (const listener of process.listeners(signal)) if (!forwarders.has(listener)) process.off(signal, listener);
-}
-
-/** The shell's convention for a process ended by a signal. */
-function signalExitCode(signal: NodeJS.Signals): number {
-  return 128 + constants.signals[signal];
-}
-
-/** Runs `wrangler ...args` (wrangler dev) as a child process on this terminal. */
-function runWranglerDev(args: string[]): Promise<number> {
-  if (stopping) return Promise.resolve(signalExitCode(stopping)); // asked to stop: start nothing more
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.resolve("node_modules/wrangler/bin/wrangler.js"), ...args], { env: wranglerEnv(), stdio: "inherit" });
-    children.add(child);
-    child.on("error", (err) => (children.delete(child), reject(err)));
-    child.on("exit", (code, signal) => {
-      children.delete(child);
-      resolve(code ?? (signal ? signalExitCode(signal) : 1));
-    });
-  });
 }
