@@ -168,7 +168,8 @@ describe("gatepass keys", () => {
     for (const args of [["keys", "--help"], ["keys", "generate", "--help"], ["audit", "query", "-h"], ["dev", "token", "--help"]]) {
       const result = await gatepass(...args);
       expect(result.code, args.join(" ")).toBe(0);
-      expect(result.stdout, args.join(" ")).toMatch(new RegExp(`^usage:\\n  ${args[0]} `));
+      // The group's one-line summary (which keys it handles, for keys and jwks), then its usage.
+      expect(result.stdout, args.join(" ")).toMatch(new RegExp(`^gatepass ${args[0]}: [^\\n]+\\nusage:\\n  ${args[0]} `));
     }
     const everything = await gatepass("--help");
     expect(everything.code).toBe(0);
