@@ -4,6 +4,7 @@
 
 import type { RuleSpec, Target } from "../types";
 import { SCOPE_CLAIMS } from "./compile";
+import { lintCapabilityRule, type CapabilityLintCode } from "./capability-lint";
 import { compileCondition, conditionParts, type Condition } from "./condition";
 import type { Path, PolicyParts } from "./schema";
 
@@ -15,7 +16,8 @@ export type LintCode =
   | "privileged-child-pipelines"
   | "privileged-legacy-tokens"
   | "privileged-path-scope"
-  | "unneeded-acknowledgement";
+  | "unneeded-acknowledgement"
+  | CapabilityLintCode;
 
 export interface LintFinding {
   code: LintCode;
@@ -40,7 +42,12 @@ const DEPLOY_SOURCES_EXAMPLE = "pipeline_source: [push, web, schedule]";
 export function lintPolicy(policy: PolicyParts): LintFinding[] {
   const privileged = new Set(policy.targets.filter((t: Target) => t.privileged).map((t) => t.name));
   const acceptingLegacy = new Set(policy.issuers.filter((i) => i.accept_legacy_ci_job_jwt).map((i) => i.name));
-  return policy.rules.flatMap((rule) => lintRule(rule, privileged, acceptingLegacy));
+  const issuers = new Map(policy.issuers.map((issuer) => [issuer.name, issuer]));
+  return policy.rules.flatMap((rule) => [
+    ...lintRule(rule, privileged, acceptingLegacy),
+    // Capabilities: errors whatever the rule acknowledges (capability-lint.ts).
+    ...lintCapabilityRule(rule, issuers.get(rule.issuer)).map((finding): LintFinding => ({ ...finding, severity: "error", rule })),
+  ]);
 }
 
 function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuersAcceptingLegacy: ReadonlySet<string>): LintFinding[] {

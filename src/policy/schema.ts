@@ -31,6 +31,7 @@ import { subjectFor } from "../mint/token";
 import type { IssuerConfig, RuleSpec, Target } from "../types";
 import { GITLAB_TOKEN_CLAIMS } from "../verify/claims";
 import { canonicalIssuerUrl } from "../verify/issuer-url";
+import { isCapability, unknownCapabilityProblem } from "./capabilities";
 import { patternProblem } from "./glob";
 import {
   bool,
@@ -414,12 +415,18 @@ function jsonObjectText(text: string): { problem: string } | { value: string } {
 
 // ---- rules ------------------------------------------------------------------------------------
 
+/** A rule's allow entry: a target name, or one of gatepass's capabilities (capabilities.ts), which need no definition. */
+function allowEntry(raw: string): { problem: string } | { value: string } {
+  if (isCapability(raw) || NAME_PATTERN.test(raw)) return { value: raw };
+  return { problem: unknownCapabilityProblem(raw) ?? `'${raw}' is not ${NAME_EXPECTED}, nor a gatepass capability (gatepass:…)` };
+}
+
 const ruleFields: Fields = {
   name: { spec: str({ pattern: RULE_NAME, expected: "a rule name of letters, digits, '.', '_' and '-'" }), required: true, doc: "Unique rule name (shown in grants and audit)." },
   issuer: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), required: true, doc: "The issuer whose tokens this rule applies to." },
   description: { spec: str({ maxLength: 1024 }), doc: "Free text for humans." },
   match: { spec: conditionMap, required: true, doc: "Conditions on verified claims; all must hold." },
-  allow: { spec: list(str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), { min: 1, unique: true }), required: true, doc: "Targets this rule grants." },
+  allow: { spec: list(str({ refine: allowEntry }), { min: 1, unique: true }), required: true, doc: "Targets this rule grants, and gatepass's own capabilities (gatepass:policies-push, gatepass:policies-plan, gatepass:audit-read, gatepass:status-read)." },
   acknowledge: {
     spec: object({
       broad: { spec: bool(), doc: "The rule has no project or namespace scope on purpose." },
@@ -564,7 +571,7 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
       }
     }
     rule.allow.forEach((target, i) => {
-      if (!targets.has(target) && !refused.has(`targets:${target}`)) problems.push({ ...at(rule, "allow", i), message: `unknown target '${target}'; define it under targets:` });
+      if (!isCapability(target) && !targets.has(target) && !refused.has(`targets:${target}`)) problems.push({ ...at(rule, "allow", i), message: `unknown target '${target}'; define it under targets:` });
     });
   }
 }
