@@ -29,6 +29,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
+import { historySnapshotText } from "../../src/policy/history-text";
 import { readStoredHeader } from "../../src/policy/compile";
 import { canonicalJson, payloadChunks, snapshotBody, STORED_HEADER_START, type StoredSnapshot } from "../../src/policy/snapshot";
 import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, MAX_FALLBACK_SNAPSHOTS, payloadChunkKey } from "../../src/policy/store";
@@ -120,20 +121,7 @@ export function activateSql(version: string, headerText: string, attempt: string
   ].join("\n");
 }
 
-/**
- * The format 1 snapshot a history row stands for: rows written before migration 0002 hold it whole in
- * `snapshot`; later rows hold the body in chunks, and the push time is the snapshot's created_at.
- */
-export function historySnapshotText(row: { version: string; source_digest: string; pushed_at: string; snapshot: string }, body: string | undefined): string {
-  if (body === undefined) return row.snapshot;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    throw new Error(`the stored body of ${row.version} is not JSON`);
-  }
-  return canonicalJson({ ...(parsed as object), version: row.version, source_digest: row.source_digest, created_at: row.pushed_at });
-}
+export { historySnapshotText } from "../../src/policy/history-text";
 
 /** The chunk keys KV holds for versions other than `keep` (what a push deletes after switching `active`). */
 export function unusedChunkKeys(listed: readonly string[], keep: readonly string[]): string[] {
