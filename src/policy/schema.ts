@@ -415,10 +415,13 @@ function jsonObjectText(text: string): { problem: string } | { value: string } {
 
 // ---- rules ------------------------------------------------------------------------------------
 
+/** The shape of an allow entry (also the JSON Schema's pattern): a target name, or a name under gatepass:. */
+const ALLOW_ENTRY = /^(?:[a-z0-9][a-z0-9._-]{0,62}|gatepass:[a-z][a-z-]{0,62})$/;
+
 /** A rule's allow entry: a target name, or one of gatepass's capabilities (capabilities.ts), which need no definition. */
 function allowEntry(raw: string): { problem: string } | { value: string } {
-  if (isCapability(raw) || NAME_PATTERN.test(raw)) return { value: raw };
-  return { problem: unknownCapabilityProblem(raw) ?? `'${raw}' is not ${NAME_EXPECTED}, nor a gatepass capability (gatepass:…)` };
+  const problem = unknownCapabilityProblem(raw);
+  return problem === undefined ? { value: raw } : { problem };
 }
 
 const ruleFields: Fields = {
@@ -426,7 +429,7 @@ const ruleFields: Fields = {
   issuer: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), required: true, doc: "The issuer whose tokens this rule applies to." },
   description: { spec: str({ maxLength: 1024 }), doc: "Free text for humans." },
   match: { spec: conditionMap, required: true, doc: "Conditions on verified claims; all must hold." },
-  allow: { spec: list(str({ refine: allowEntry }), { min: 1, unique: true }), required: true, doc: "Targets this rule grants, and gatepass's own capabilities (gatepass:policies-push, gatepass:policies-plan, gatepass:audit-read, gatepass:status-read)." },
+  allow: { spec: list(str({ pattern: ALLOW_ENTRY, expected: `${NAME_EXPECTED}, or a gatepass capability (gatepass:…)`, refine: allowEntry }), { min: 1, unique: true }), required: true, doc: "Targets this rule grants, and gatepass's own capabilities (gatepass:policies-push, gatepass:policies-plan, gatepass:audit-read, gatepass:status-read)." },
   acknowledge: {
     spec: object({
       broad: { spec: bool(), doc: "The rule has no project or namespace scope on purpose." },

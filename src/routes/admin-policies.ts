@@ -4,11 +4,18 @@
 //   GET /v1/admin/policies/versions/:version  a pushed version's snapshot text
 //   GET /v1/admin/policies/history?limit=N    pushed versions, newest first
 //   GET /v1/admin/seen-identities?since=&after=&limit=   identities gatepass has seen, a page at a time
+// and, for a CI ID token granted gatepass:policies-push (src/admin/policy-push.ts):
+//   PUT  /v1/admin/policies            { snapshot, tests, force, wait }: validate, test, write
+//   POST /v1/admin/policies/rollback   { version, force, wait }
 
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app";
 import { activeVersion, policyHistory, seenIdentitiesPage, versionText } from "../admin/policy-reads";
+import { MAX_PUSH_BODY_BYTES, MAX_PUSH_WAIT_SECONDS, pushPolicy, readPushRequest, rollbackPolicy, type WriteContext } from "../admin/policy-push";
 import { GatepassError } from "../errors";
+import { BodyTooLargeError, readCapped } from "../http/body";
+import { auditDraft } from "../middleware";
+import { loadSnapshot } from "../policy/compile";
 
 const NO_STORE = { "Cache-Control": "no-store" };
 const VERSION = /^[0-9a-f]{64}$/;
@@ -72,4 +79,48 @@ function boundedInt(value: string | undefined, name: string, fallback: number, m
   if (value === undefined) return fallback;
   if (!/^\d{1,6}$/.test(value) || Number(value) < 1 || Number(value) > max) throw new GatepassError("request_invalid", { description: `${name} is a whole number from 1 to ${max}.` });
   return Number(value);
+}
+
+adminPolicyRoutes.put("/v1/admin/policies", async (c) => {
+  const request = readPushRequest(await readJson(c.req.raw));
+  const pushed = await pushPolicy(await writeContext(c), request);
+  return c.json({ version: pushed.version, replaced: pushed.replaced ?? null, pushed_by: auditDraft(c).actor }, 200, NO_STORE);
+});
+
+adminPolicyRoutes.post("/v1/admin/policies/rollback", async (c) => {
+  const body = await readJson(c.req.raw);
+  const fields = (typeof body === "object" && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+  if (Object.keys(fields).some((key) => !["version", "force", "wait"].includes(key)) || typeof fields.version !== "string" || !VERSION.test(fields.version)) {
+    throw new GatepassError("request_invalid", { description: "The body is { version (all 64 hexadecimal digits), force, wait }." });
+  }
+  const wait = fields.wait ?? 30;
+  if (!Number.isInteger(wait) || (wait as number) < 0 || (wait as number) > MAX_PUSH_WAIT_SECONDS) throw new GatepassError("request_invalid", { description: `wait is a whole number of seconds from 0 to ${MAX_PUSH_WAIT_SECONDS}.` });
+  const text = await versionText(c.env, fields.version);
+  if (text === undefined) throw new GatepassError("policy_version_unknown");
+  const rolled = await rollbackPolicy(await writeContext(c), text, fields.version, { force: fields.force === true, wait: wait as number });
+  return c.json({ version: rolled.version, replaced: rolled.replaced ?? null, pushed_by: auditDraft(c).actor }, 200, NO_STORE);
+});
+
+/** Who writes (the authenticated actor) and the version D1 flags active now (the lockout guard's reference). */
+async function writeContext(c: Context<AppEnv>): Promise<WriteContext> {
+  const version = await activeVersion(c.env);
+  const text = version === undefined ? undefined : await versionText(c.env, version);
+  // A stored active version that no longer loads guards nothing: the push is how it gets replaced.
+  const active = text === undefined ? undefined : await loadSnapshot(text).catch(() => undefined);
+  return { env: c.env, deps: c.get("services").deps, by: auditDraft(c).actor ?? "unknown", active };
+}
+
+async function readJson(request: Request): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readCapped(request, MAX_PUSH_BODY_BYTES);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw new GatepassError("request_too_large");
+    throw new GatepassError("request_invalid", { description: "The request body is not UTF-8 text." });
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new GatepassError("request_invalid", { description: "The request body is not JSON." });
+  }
 }

@@ -24,7 +24,7 @@ describe("capabilities in policy", () => {
 
   it("refuses a name under gatepass: that is not a capability, listing the capabilities", () => {
     expect(errors(SAFE, "[gatepass:everything]")).toEqual([expect.stringMatching(/'gatepass:everything' is not a gatepass capability; the capabilities are gatepass:policies-push, /)]);
-    expect(errors(SAFE, "[other:thing]")).toEqual([expect.stringMatching(/'other:thing' is not a name of lower-case letters.*nor a gatepass capability/)]);
+    expect(errors(SAFE, "[other:thing]")).toEqual([expect.stringMatching(/'other:thing' is not a name of lower-case letters.*, or a gatepass capability/)]);
   });
 
   it("refuses a target defined with a capability's name (target names cannot contain ':')", () => {
