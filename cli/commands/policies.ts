@@ -16,6 +16,7 @@ import type { VerifiedIdentity } from "../../src/types";
 import { checkPolicyDir, type Checked } from "../policy/files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/identity";
 import { diff, plan } from "../policy/plan-command";
+import { pushViaApi, historyViaApi, rollbackViaApi } from "../policy/remote-commands";
 import { newAttemptId, PolicyStorage } from "../policy/store";
 import { writePolicy, type WriteClock, type WriteRequest, type WriteResult } from "../../src/policy/write-protocol";
 import { parseTestFiles, runCase } from "../policy/test-cases";
@@ -29,19 +30,24 @@ export const usage = formatUsage([
   { synopsis: ["policies validate [--dir DIR]"], help: ["check policy files (strict parsing + lint), with file:line:column"] },
   { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
   {
-    synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS],
-    help: ["validate, test, and make the policies active (KV) with history (D1); while another", "push or rollback runs, waits up to --wait seconds (default 120), then exits 3"],
+    synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS, "policies push --url URL [--dir DIR] [--force] [--wait SECONDS]"],
+    help: [
+      "validate, test, and make the policies active (KV) with history (D1); while another",
+      "push or rollback runs, waits up to --wait seconds (default 120), then exits 3;",
+      "--url: through a running gatepass with the job's ID token from GATEPASS_ID_TOKEN (no wrangler);",
+      "--force: even if no rule would grant gatepass:policies-push any more",
+    ],
   },
   {
-    synopsis: ["policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]", STORAGE_SYNOPSIS],
+    synopsis: ["policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]", `${STORAGE_SYNOPSIS} | --url URL`],
     help: [
       "what pushing the local policies would change: rules, privileged reach and lint per target, then every",
       "identity seen in the last N days (default 30) replayed under both; exit 0 no decision changes, 3 changes",
     ],
   },
   { synopsis: ["policies diff V1 V2 [--json|--markdown]", STORAGE_SYNOPSIS], help: ["the changes between two pushed versions; exit 0 none, 3 some"] },
-  { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
-  { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
+  { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS, "policies history --url URL [--limit N]"], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
+  { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS, "policies rollback VERSION --url URL [--force] [--wait SECONDS]"], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
   {
     synopsis: ["policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T]... [--dir DIR]"],
     help: ["why a job gets or is denied each target, with the job's and the rules' ids;", "exit 0 when every target shown is allowed, 1 when one is denied"],
@@ -55,6 +61,8 @@ const err = (text: string) => process.stderr.write(`${text}\n`);
 const COMMON = { dir: { type: "string", default: "policies" } } as const;
 /** Options of the commands that change what is served. */
 const WRITE_OPTIONS = { by: { type: "string" }, wait: { type: "string", default: "120" } } as const;
+/** --url: a running gatepass's admin API instead of wrangler (cli/policy/remote-commands.ts). */
+const URL_OPTIONS = { url: { type: "string" }, force: { type: "boolean" } } as const;
 
 /** Exit status of a push or rollback that could not take the write lease (another one is running): retry later. */
 export const EXIT_BUSY = 3;
@@ -163,8 +171,8 @@ export function whoAmI(): string {
 }
 
 async function push(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE_OPTIONS, ...WRITE_OPTIONS } });
-  const target = storageTarget(values);
+  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE_OPTIONS, ...WRITE_OPTIONS, ...URL_OPTIONS } });
+  const target = values.url === undefined ? storageTarget(values) : undefined;
   const waitSeconds = parseWait(values.wait);
   const result = await checked(values.dir);
   if (!result.ok) {
@@ -175,6 +183,8 @@ async function push(args: string[]): Promise<number> {
     err("push refused: policy tests fail; nothing was changed");
     return 1;
   }
+  // The Worker names the pusher (its verified identity) and runs the cases again itself.
+  if (values.url !== undefined) return pushViaApi({ out, err }, values.url, result, parseTestFiles(result.dir.tests, result.policy).cases, { force: values.force === true, waitSeconds });
   const by = (values.by ?? whoAmI()).slice(0, 200);
   const pushedAt = new Date().toISOString();
   // created_at is the push time: D1 keeps the push time, and a rollback restores the snapshot with it.
@@ -187,7 +197,7 @@ async function push(args: string[]): Promise<number> {
   // The Worker's own gate, for every rule: never write what it would refuse.
   await verifySnapshot(stored.text);
 
-  return withStorage(target, async (where) => {
+  return withStorage(target!, async (where) => {
     const storage = new PolicyStorage(where);
     const write = { action: "push", version: snapshot.version, by, waitSeconds } as const;
     const code = exitStatusOf(await writePolicy(storage, CLI_CLOCK, write, stored, { snapshot, pushedAt }), "push");
@@ -230,9 +240,13 @@ function exitStatusOf(result: WriteResult, action: WriteRequest["action"]): numb
 }
 
 async function history(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" }, attempts: { type: "boolean" } } });
+  const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" }, attempts: { type: "boolean" }, url: { type: "string" } } });
   const limit = Number.parseInt(values.limit, 10);
   if (!(limit > 0 && limit <= 1000)) throw new UsageError("--limit is a number from 1 to 1000");
+  if (values.url !== undefined) {
+    if (values.attempts) throw new UsageError("--attempts reads D1 through wrangler; it does not go with --url");
+    return historyViaApi({ out, err }, values.url, limit);
+  }
   if (values.attempts) return attemptHistory(storageTarget(values), limit);
   const rows = await withStorage(storageTarget(values), (storage) => new PolicyStorage(storage).history(limit));
   if (rows.length === 0) {
@@ -258,13 +272,14 @@ async function attemptHistory(target: WranglerTarget, limit: number): Promise<nu
 }
 
 async function rollback(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...STORAGE_OPTIONS, ...WRITE_OPTIONS }, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args, options: { ...STORAGE_OPTIONS, ...WRITE_OPTIONS, ...URL_OPTIONS }, allowPositionals: true });
   const [wanted, ...extra] = positionals;
   if (!wanted || extra.length > 0 || !/^[0-9a-f]{8,64}$/.test(wanted)) {
     err("usage: policies rollback VERSION   (the version or at least its first 8 hex digits, see `policies history`)");
     return 2;
   }
   const waitSeconds = parseWait(values.wait);
+  if (values.url !== undefined) return rollbackViaApi({ out, err }, values.url, wanted, { force: values.force === true, waitSeconds });
   const by = (values.by ?? whoAmI()).slice(0, 200);
   return withStorage(storageTarget(values), (target) => rollbackTo(new PolicyStorage(target), wanted, by, waitSeconds));
 }
