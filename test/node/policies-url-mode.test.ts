@@ -9,7 +9,10 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { includeComponent } from "../support/component";
 import { gatepassInProcess, gatepassProcess, type CliResult } from "../support/cli";
 import { closeLocalWrangler } from "../support/local-wrangler";
 import { createTestKey, gitlabClaims, jwksOf, signToken, type TestKey } from "../support/tokens";
@@ -19,6 +22,8 @@ vi.mock("../../cli/wrangler", async (original) => (await import("../support/loca
 
 const ISSUER = "https://gitlab.policy.example";
 const AUDIENCE = "https://gatepass.example.com";
+const TEMPLATE_TEXT = readFileSync(path.resolve("templates/policy-repo.gitlab-ci.yml"), "utf8");
+const CLI = `${process.execPath} ${path.resolve("cli/gatepass.mjs")}`;
 const dir = mkdtempSync(path.join(tmpdir(), "gatepass-url-mode-"));
 const policies = path.join(dir, "policies");
 let gatepass: WranglerDev;
@@ -140,5 +145,62 @@ describe("policies --url with the job's ID token", () => {
     expect(active).toHaveLength(1);
     const winner = [one, two].filter((r) => r.code === 0).map((r) => /version ([0-9a-f]{64})/.exec(r.stdout)![1]!);
     expect(winner).toContain(active[0]!.split(/\s+/)[1]);
+  });
+});
+
+/** A template job's before_script and script under dash in `cwd` (the repository checkout), as a runner would. */
+function runJob(job: string, cwd: string, env: Record<string, string>, inputs: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const jobs = includeComponent({ url: gatepass.url, audience: AUDIENCE, cli: CLI, ...inputs }, TEMPLATE_TEXT) as Record<string, { before_script?: string[]; script: string[]; extends?: string }>;
+  const base = jobs[".gatepass-policies"]!;
+  const script = [...(base.before_script ?? []), ...jobs[job]!.script].join("\n");
+  return new Promise((resolve) => {
+    const child = spawn("dash", ["-c", script], { cwd, env: { PATH: process.env.PATH!, HOME: dir, ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+describe("templates/policy-repo.gitlab-ci.yml under dash against a local gatepass", () => {
+  it("merge requests validate and test, and a lint error fails the job", async () => {
+    const ok = await runJob("gatepass-policies-check", dir, {});
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/policies are valid/);
+    expect(ok.stdout).toMatch(/1\/1 policy test cases passed/);
+    const bad = path.join(dir, "bad");
+    await mkdir(path.join(bad, "policies"), { recursive: true });
+    for (const file of ["issuers.yaml", "targets.yaml"]) await writeFile(path.join(bad, "policies", file), await readFile(path.join(policies, file)));
+    await writeFile(path.join(bad, "policies", "rules.yaml"), "rules:\n  - { name: loose, issuer: gitlab, match: { project_id: \"9\" }, allow: [gatepass:policies-push] }\n");
+    const refused = await runJob("gatepass-policies-check", bad, {});
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/capability-unprotected-ref/);
+  });
+
+  it("the protected default branch plans (log and artifact show the change) and pushes with its own ID token", async () => {
+    await writePolicies(`  - { name: template-added, issuer: gitlab, match: { project_path: "template/**" }, allow: [reader] }\n`);
+    const token = await idToken({ job_id: "8001" });
+    const pushed = await runJob("gatepass-policies-push", dir, { GATEPASS_ID_TOKEN: token });
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(pushed.stdout).toContain("template-added");
+    expect(readFileSync(path.join(dir, "gatepass-plan.md"), "utf8")).toContain("template-added");
+    expect(pushed.stdout).toMatch(/pushed policy version [0-9a-f]{64} .* by ci:gitlab:1234:8001/);
+  });
+
+  it("refuses to run when a GATEPASS_URL variable is set, before anything is sent", async () => {
+    const res = await runJob("gatepass-policies-push", dir, { GATEPASS_ID_TOKEN: await idToken(), GATEPASS_URL: "https://attacker.example" });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/GATEPASS_URL is set/);
+  });
+
+  it("two push jobs at once are safe: each pushes or waits its turn, one version ends active", async () => {
+    const [one, two] = await Promise.all([
+      idToken({ job_id: "9001" }).then((t) => runJob("gatepass-policies-push", dir, { GATEPASS_ID_TOKEN: t })),
+      idToken({ job_id: "9002" }).then((t) => runJob("gatepass-policies-push", dir, { GATEPASS_ID_TOKEN: t })),
+    ]);
+    for (const res of [one, two]) expect([0, 3], res.stderr).toContain(res.code);
+    const history = await asJob(await idToken(), "policies", "history", "--url", gatepass.url);
+    expect(history.stdout.split("\n").filter((line) => line.startsWith("* "))).toHaveLength(1);
   });
 });
