@@ -107,19 +107,24 @@ const policies = formatUsage([
   { synopsis: ["policies validate [--dir DIR]"], help: ["check policy files (strict parsing + lint), with file:line:column"] },
   { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
   {
-    synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS],
-    help: ["validate, test, and make the policies active (KV) with history (D1); while another", "push or rollback runs, waits up to --wait seconds (default 120), then exits 3"],
+    synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS, "policies push --url URL [--dir DIR] [--force] [--wait SECONDS]"],
+    help: [
+      "validate, test, and make the policies active (KV) with history (D1); while another",
+      "push or rollback runs, waits up to --wait seconds (default 120), then exits 3;",
+      "--url: through a running gatepass with the job's ID token from GATEPASS_ID_TOKEN (no wrangler);",
+      "--force: even if no rule would grant gatepass:policies-push any more",
+    ],
   },
   {
-    synopsis: ["policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]", STORAGE_SYNOPSIS],
+    synopsis: ["policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]", `${STORAGE_SYNOPSIS} | --url URL`],
     help: [
       "what pushing the local policies would change: rules, privileged reach and lint per target, then every",
       "identity seen in the last N days (default 30) replayed under both; exit 0 no decision changes, 3 changes",
     ],
   },
   { synopsis: ["policies diff V1 V2 [--json|--markdown]", STORAGE_SYNOPSIS], help: ["the changes between two pushed versions; exit 0 none, 3 some"] },
-  { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
-  { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
+  { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS, "policies history --url URL [--limit N]"], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
+  { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS, "policies rollback VERSION --url URL [--force] [--wait SECONDS]"], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
   {
     synopsis: ["policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T]... [--dir DIR]"],
     help: ["why a job gets or is denied each target, with the job's and the rules' ids;", "exit 0 when every target shown is allowed, 1 when one is denied"],

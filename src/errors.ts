@@ -80,6 +80,11 @@ export const ERROR_CODES = {
   // --- admin and operations ---
   admin_unauthorized: { status: 401, error: "invalid_token", description: "Send the admin token as 'Authorization: Bearer <GATEPASS_ADMIN_TOKEN>'." },
   admin_disabled: { status: 403, error: "access_denied", description: "The admin API is disabled because GATEPASS_ADMIN_TOKEN is not set." },
+  policy_tests_failed: { status: 400, error: "invalid_request", description: "The policy test cases sent with the push fail under the pushed policy; nothing was changed. Run `gatepass policies test` and fix the policies or the cases." },
+  policy_lockout: { status: 409, error: "invalid_request", description: "This push or rollback would remove every rule granting gatepass:policies-push, so no pipeline could push again; nothing was changed. Keep such a rule, or send force: true (--force) if that is meant." },
+  policy_push_busy: { status: 409, error: "temporarily_unavailable", description: "Another policy push or rollback held the write lease; nothing this request asked for was served. Retry once it has finished." },
+  policy_version_unknown: { status: 404, error: "not_found", description: "No pushed policy version has that id (GET /v1/admin/policies/history lists them), or none is active yet." },
+  admin_forbidden: { status: 403, error: "access_denied", description: "The CI job's token verified, but no policy rule grants its job the capability this endpoint needs (named in `capability`); add it to the allow list of a rule for the policy repository's protected pipelines." },
   rate_limited: { status: 429, error: "rate_limited", description: "Too many requests for this project; retry after the delay in Retry-After." },
   use_limit_exceeded: { status: 429, error: "rate_limited", description: "This job has used up its credentials for this target." },
   use_limit_unavailable: { status: 503, error: "temporarily_unavailable", description: "gatepass cannot check this target's per-job use limit right now; retry later." },

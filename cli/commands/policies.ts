@@ -10,15 +10,16 @@ import { verifySnapshot, type CompiledPolicy } from "../../src/policy/compile-po
 import { idClaims, scopeClaims, vocabularyOf, type ClaimVocabulary } from "../../src/verify/issuer-kinds/claim-vocabulary";
 import { claimValue, explainTarget, grantsFor } from "../../src/policy/evaluate";
 import { policyJsonSchema } from "../../src/policy/json-schema";
-import { lintPolicy } from "../../src/policy/policy-lint";
-import { normalizePolicy } from "../../src/policy/policy-schema";
-import { storedSnapshot, type StoredSnapshot } from "../../src/policy/snapshot-format";
+import { storedSnapshot } from "../../src/policy/snapshot-format";
+import { snapshotLintErrors } from "../../src/policy/snapshot-lint";
 import { formatFinding, type Finding } from "../../src/policy/policy-source";
 import type { VerifiedIdentity } from "../../src/types";
 import { checkPolicyDir, type Checked } from "../policy/policy-files";
 import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/offline-identity";
 import { diff, plan } from "../policy/plan-command";
-import { newAttemptId, PolicyStorage, PUSH_LEASE_SECONDS } from "../policy/policy-storage";
+import { pushViaApi, historyViaApi, rollbackViaApi } from "../policy/remote-commands";
+import { newAttemptId, PolicyStorage } from "../policy/policy-storage";
+import { writePolicy, type WriteClock, type WriteRequest, type WriteResult } from "../../src/policy/write-protocol";
 import { parseTestFiles, runCase } from "../policy/policy-tests";
 import { USAGE } from "../help";
 import { isUsageError, UsageError } from "../usage-error";
@@ -33,6 +34,8 @@ const err = (text: string) => process.stderr.write(`${text}\n`);
 const COMMON = { dir: { type: "string", default: "policies" } } as const;
 /** Options of the commands that change what is served. */
 const WRITE_OPTIONS = { by: { type: "string" }, wait: { type: "string", default: "120" } } as const;
+/** --url: a running gatepass's admin API instead of wrangler (cli/policy/remote-commands.ts). */
+const URL_OPTIONS = { url: { type: "string" }, force: { type: "boolean" } } as const;
 
 /** Exit status of a push or rollback that could not take the write lease (another one is running): retry later. */
 export const EXIT_BUSY = 3;
@@ -141,8 +144,8 @@ export function whoAmI(): string {
 }
 
 async function push(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE_OPTIONS, ...WRITE_OPTIONS } });
-  const target = storageTarget(values);
+  const { values } = parseArgs({ args, options: { ...COMMON, ...STORAGE_OPTIONS, ...WRITE_OPTIONS, ...URL_OPTIONS } });
+  const target = values.url === undefined ? storageTarget(values) : undefined;
   const waitSeconds = parseWait(values.wait);
   const result = await checked(values.dir);
   if (!result.ok) {
@@ -153,6 +156,8 @@ async function push(args: string[]): Promise<number> {
     err("push refused: policy tests fail; nothing was changed");
     return 1;
   }
+  // The Worker names the pusher (its verified identity) and runs the cases again itself.
+  if (values.url !== undefined) return pushViaApi({ out, err }, values.url, result, parseTestFiles(result.dir.tests, result.policy).cases, { force: values.force === true, waitSeconds });
   const by = (values.by ?? whoAmI()).slice(0, 200);
   const pushedAt = new Date().toISOString();
   // created_at is the push time: D1 keeps the push time, and a rollback restores the snapshot with it.
@@ -165,14 +170,10 @@ async function push(args: string[]): Promise<number> {
   // The Worker's own gate, for every rule: never write what it would refuse.
   await verifySnapshot(stored.text);
 
-  return withStorage(target, async (where) => {
+  return withStorage(target!, async (where) => {
     const storage = new PolicyStorage(where);
     const write = { action: "push", version: snapshot.version, by, waitSeconds } as const;
-    const code = await underLease(storage, write, async (attempt) => {
-      // History first, so KV never names a version D1 does not know.
-      await storage.recordVersion(snapshot, by, pushedAt);
-      return serve(storage, stored, attempt, "push");
-    });
+    const code = exitStatusOf(await writePolicy(storage, CLI_CLOCK, write, stored, { snapshot, pushedAt }), "push");
     if (code === 0) out(`pushed policy version ${snapshot.version} (${where.remote ? "remote" : "local"}) by ${by}`);
     return code;
   });
@@ -184,89 +185,42 @@ function parseWait(text: string): number {
   return seconds;
 }
 
-interface Write {
-  action: "push" | "rollback";
-  version: string;
-  by: string;
-  waitSeconds: number;
-}
+/** The CLI's clock for the write protocol: lease polls are wrangler runs, so not too often. */
+const CLI_CLOCK: WriteClock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  pollMs: { min: LEASE_POLL_MIN_MS, max: LEASE_POLL_MAX_MS },
+  newAttemptId,
+};
 
-/**
- * Runs `work` holding the policy write lease (steps 0 and 4 of the write protocol, cli/policy/policy-storage.ts):
- * logs the attempt, waits for the lease up to write.waitSeconds, and records how the attempt ended.
- * `work` returns an exit status; an attempt that could not take the lease changes nothing and exits EXIT_BUSY.
- */
-async function underLease(storage: PolicyStorage, write: Write, work: (attempt: string) => Promise<number>): Promise<number> {
-  const attempt = newAttemptId();
-  const deadline = Date.now() + write.waitSeconds * 1000;
-  let holder = await storage.logAttempt(attempt, write.action, write.version, write.by);
-  for (let pause = LEASE_POLL_MIN_MS; holder !== undefined && Date.now() + pause <= deadline; pause = Math.min(pause * 2, LEASE_POLL_MAX_MS)) {
-    await new Promise((resolve) => setTimeout(resolve, pause));
-    holder = await storage.takeLease(attempt, write.by);
-  }
-  if (holder !== undefined) {
-    const sentence = `another policy push or rollback (by ${holder}) was still running after ${write.waitSeconds} s`;
-    await storage.finishAttempt(attempt, "busy", sentence);
-    err(`${write.action} refused: ${sentence}; nothing was changed. Run it again once that one has finished (see \`policies history --attempts\`), or give a longer --wait.`);
-    return EXIT_BUSY;
-  }
-  try {
-    return await work(attempt);
-  } catch (e) {
-    await storage.finishAttempt(attempt, "failed", (e as Error).message).catch(() => undefined);
-    throw e;
-  } finally {
-    await storage.releaseLease(attempt).catch(() => undefined);
-  }
-}
-
-/**
- * Steps 2 to 4 of the write protocol: chunks, `fallbacks`, `active`, the compare-and-swap in D1, then
- * the clean-up. Returns 0, or EXIT_BUSY when the lease lapsed before `active` was written (nothing
- * served changed) or before D1 recorded it.
- */
-async function serve(storage: PolicyStorage, stored: StoredSnapshot, attempt: string, action: Write["action"]): Promise<number> {
-  const { version } = stored.header;
-  await storage.putChunks(stored);
-  // Under the lease: the version active until now, read after any other write finished.
-  const { active: replaced, headers } = await storage.fallbackState(version);
-  // Last check before KV's served keys change: a holder whose lease lapsed may race the next holder.
-  if (!(await storage.renewLease(attempt))) {
-    const sentence = `this ${action} took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or rollback may have started`;
-    await storage.finishAttempt(attempt, "lost", sentence);
-    err(`${action} refused: ${sentence}; what is served was not changed. Run it again.`);
-    return EXIT_BUSY;
-  }
-  await storage.putFallbacks(headers);
-  await storage.putActiveHeader(stored);
-  const { activated, kept } = await storage.activate(version, stored.headerText, attempt, replaced);
-  if (!activated) {
-    const sentence = `KV now serves ${version}, but this write's lease lapsed before D1 recorded it`;
-    await storage.finishAttempt(attempt, "lost", sentence);
-    err(`${action} lost its lease: ${sentence}; run the push or rollback that should be active again.`);
-    return EXIT_BUSY;
-  }
-  await deleteUnusedChunks(storage, [version, ...kept]);
-  return 0;
-}
-
-/**
- * Deletes KV chunks of versions no reader can be sent to (`keep`: the one now active and what
- * PolicyStorage.activate listed). A failure only leaves unused chunks behind, which the next push deletes.
- */
-async function deleteUnusedChunks(storage: PolicyStorage, keep: string[]): Promise<void> {
-  try {
-    await storage.deleteUnusedChunks(keep);
-  } catch (e) {
-    err(`warning: deleting unused snapshot chunks from KV failed; the next push deletes them. (${(e as Error).message})`);
+/** An exit status for how a push or rollback ended (src/policy/write-protocol.ts), saying why on stderr. */
+function exitStatusOf(result: WriteResult, action: WriteRequest["action"]): number {
+  switch (result.outcome) {
+    case "activated":
+      if (result.cleanupError !== undefined) err(`warning: deleting unused snapshot chunks from KV failed; the next push deletes them. (${result.cleanupError})`);
+      return 0;
+    case "busy":
+      err(`${action} refused: ${result.sentence}; nothing was changed. Run it again once that one has finished (see \`policies history --attempts\`), or give a longer --wait.`);
+      return EXIT_BUSY;
+    case "lost":
+      err(
+        result.servedChanged
+          ? `${action} lost its lease: ${result.sentence}; run the push or rollback that should be active again.`
+          : `${action} refused: ${result.sentence}; what is served was not changed. Run it again.`,
+      );
+      return EXIT_BUSY;
   }
 }
 
 async function history(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" }, attempts: { type: "boolean" } } });
+  const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" }, attempts: { type: "boolean" }, url: { type: "string" } } });
   // Digits only: parseInt would read "5x" as 5.
   const limit = /^\d{1,4}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
   if (!(limit > 0 && limit <= 1000)) throw new UsageError(`--limit is a number from 1 to 1000, not '${values.limit}'`);
+  if (values.url !== undefined) {
+    if (values.attempts) throw new UsageError("--attempts reads D1 through wrangler; it does not go with --url");
+    return historyViaApi({ out, err }, values.url, limit);
+  }
   if (values.attempts) return attemptHistory(storageTarget(values), limit);
   const rows = await withStorage(storageTarget(values), (storage) => new PolicyStorage(storage).history(limit));
   if (rows.length === 0) {
@@ -292,13 +246,14 @@ async function attemptHistory(target: WranglerTarget, limit: number): Promise<nu
 }
 
 async function rollback(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...STORAGE_OPTIONS, ...WRITE_OPTIONS }, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args, options: { ...STORAGE_OPTIONS, ...WRITE_OPTIONS, ...URL_OPTIONS }, allowPositionals: true });
   const [wanted, ...extra] = positionals;
   if (!wanted || extra.length > 0 || !/^[0-9a-f]{8,64}$/.test(wanted)) {
     err("usage: policies rollback VERSION   (the version or at least its first 8 hex digits, see `policies history`)");
     return 2;
   }
   const waitSeconds = parseWait(values.wait);
+  if (values.url !== undefined) return rollbackViaApi({ out, err }, values.url, wanted, { force: values.force === true, waitSeconds });
   const by = (values.by ?? whoAmI()).slice(0, 200);
   return withStorage(storageTarget(values), (target) => rollbackTo(new PolicyStorage(target), wanted, by, waitSeconds));
 }
@@ -326,24 +281,9 @@ async function rollbackTo(storage: PolicyStorage, wanted: string, by: string, wa
     return 1;
   }
   const stored = await storedSnapshot(policy.snapshot);
-  const code = await underLease(storage, { action: "rollback", version, by, waitSeconds }, async (attempt) => {
-    return serve(storage, stored, attempt, "rollback");
-  });
+  const code = exitStatusOf(await writePolicy(storage, CLI_CLOCK, { action: "rollback", version, by, waitSeconds }, stored), "rollback");
   if (code === 0) out(`rolled back to policy version ${version}`);
   return code;
-}
-
-/**
- * The lint errors of a stored snapshot (one loadSnapshot accepted). Lint runs at push time only, and
- * its rules grow (a version pushed before a check existed may break it): a rollback must not revive
- * what push would refuse.
- */
-function snapshotLintErrors(text: string): string[] {
-  const { issuers, targets, rules } = JSON.parse(text) as Record<string, unknown>;
-  const { policy } = normalizePolicy([{ name: "snapshot", value: { issuers, targets, rules } }], "snapshot");
-  return lintPolicy(policy)
-    .filter((finding) => finding.severity === "error")
-    .map((finding) => `rule '${finding.rule.name}': ${finding.code}: ${finding.message}`);
 }
 
 /** Exit 0 when every target explained is allowed, 1 when one is denied (or the policies are invalid), 2 on usage. */

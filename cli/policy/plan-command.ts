@@ -2,6 +2,8 @@
 //   plan  the local policies against the active version (or --against VERSION): the static diff, then a
 //         replay of every identity seen in the last --days days under both versions
 //   diff  two pushed versions: the static diff only
+// plan also takes --url URL: the admin API of a running gatepass, with the job's ID token from
+// GATEPASS_ID_TOKEN (gatepass:policies-plan), instead of wrangler.
 // Exit codes: 0 no decision changes, 3 decisions change (plan with replay) or the versions differ
 // (diff), 1 refused (invalid policies, unknown version, storage failure), 2 usage.
 
@@ -17,7 +19,11 @@ import { checkPolicyDir } from "./policy-files";
 import { planJson, planMarkdown, planText, type Plan } from "./plan-report";
 import { diffPolicies, isEmptyDiff } from "./policy-diff";
 import { replayDecisions } from "./policy-replay";
+import { AdminApi } from "./admin-api";
 import { PolicyStorage } from "./policy-storage";
+
+/** What a plan reads: through wrangler (PolicyStorage) or the admin API (AdminApi). */
+type PlanSource = Pick<PolicyStorage, "activeVersion" | "findVersions" | "readVersion" | "seenIdentities">;
 
 /** Exit code of a plan whose replay finds a changed decision (and of a diff between different versions). */
 export const EXIT_DECISIONS_CHANGE = 3;
@@ -34,6 +40,7 @@ export async function plan(args: string[], print: (text: string) => void, warn: 
       against: { type: "string" },
       days: { type: "string", default: "30" },
       "no-replay": { type: "boolean" },
+      url: { type: "string" },
     },
   });
   const render = renderer(values);
@@ -48,8 +55,10 @@ export async function plan(args: string[], print: (text: string) => void, warn: 
     warn("plan refused: the local policies are invalid (gatepass policies validate shows why)");
     return 1;
   }
-  return withStorage(storageTarget(values), async (target) => {
-    const storage = new PolicyStorage(target);
+  // --url: the admin API of a running gatepass, with the job's ID token (admin-api.ts); else wrangler.
+  const withSource = <T>(use: (source: PlanSource) => Promise<T>): Promise<T> =>
+    values.url !== undefined ? use(AdminApi.fromEnvironment(values.url)) : withStorage(storageTarget(values), (target) => use(new PolicyStorage(target)));
+  return withSource(async (storage) => {
     const before = await readPushed(storage, values.against);
     if (typeof before === "string") {
       warn(`plan refused: ${before}`);
@@ -104,7 +113,7 @@ function versionPrefix(value: string, what: string): string {
 }
 
 /** The active version, or the pushed version starting with `prefix`; a sentence when there is none. */
-async function readPushed(storage: PolicyStorage, prefix: string | undefined): Promise<CompiledPolicy | string> {
+async function readPushed(storage: PlanSource, prefix: string | undefined): Promise<CompiledPolicy | string> {
   let version: string | undefined;
   if (prefix === undefined) {
     version = await storage.activeVersion();

@@ -28,127 +28,43 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
+import { historySnapshotText } from "../../src/policy/history-text";
 import { readStoredHeader } from "../../src/policy/compile-policy";
-import { canonicalJson, payloadChunks, snapshotBody, STORED_HEADER_START, type StoredSnapshot } from "../../src/policy/snapshot-format";
-import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, MAX_FALLBACK_SNAPSHOTS, payloadChunkKey } from "../../src/policy/active-policy";
+import { payloadChunks, STORED_HEADER_START, type StoredSnapshot } from "../../src/policy/snapshot-format";
+import type { PolicyWriteStorage } from "../../src/policy/write-protocol";
+import {
+  activateStatements, CHUNK_KEY_PREFIX, fallbackStateOf, fallbackStateStatements, finishAttemptSql, historyBody, KEPT_VERSIONS_SQL, logAttemptSql, recordVersionStatements,
+  releaseLeaseSql, renewLeaseSql, sqlString, storedVersionCheckSql, takeLeaseStatements, unusedChunkKeys, type AttemptOutcome,
+} from "../../src/policy/write-sql";
+import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, payloadChunkKey } from "../../src/policy/active-policy";
 import { isPlainObject } from "../../src/encoding";
 import type { NormalizedClaims, PolicySnapshot } from "../../src/types";
 import type { SeenIdentity } from "./policy-replay";
 import type { StorageTarget } from "../remote-d1";
 import { wrangler } from "../wrangler";
 
-/** Every payload chunk key starts so (payloadChunkKey). */
-const CHUNK_KEY_PREFIX = "snapshot:";
 /** seen_identities rows per D1 query of a plan's replay (each about 1 KB). */
 const SEEN_IDENTITIES_PAGE = 5000;
 /** wrangler processes reading chunks at once. */
 const READ_CONCURRENCY = 4;
-/**
- * How long a lease lasts without renewal. A push renews it before each step that changes what is
- * served, so this bounds one step (a wrangler bulk put of 48 chunks takes well under a minute), and
- * how long a dead pusher blocks the next one.
- */
-export const PUSH_LEASE_SECONDS = 300;
-/**
- * Chunks of versions an attempt started or finished within this many seconds are kept: an isolate
- * elsewhere may still read an `active` or `fallbacks` value KV has not yet propagated (about a minute).
- */
-export const CHUNK_GRACE_SECONDS = 600;
-
 /** A random id for one push or rollback attempt (the lease holder). */
 export function newAttemptId(): string {
   return randomBytes(12).toString("hex");
 }
 
-/** A SQL string literal. Refuses NUL (which SQLite would truncate at); quotes are doubled. */
-export function sqlString(value: string): string {
-  if (value.includes("\u0000")) throw new Error("refusing a NUL character in SQL text");
-  return `'${value.replaceAll("'", "''")}'`;
-}
-
-/** Splits ASCII text into pieces of at most `size` characters (snapshot texts are ASCII by construction). */
-export function chunks(text: string, size: number): string[] {
-  const out: string[] = [];
-  for (let at = 0; at < text.length; at += size) out.push(text.slice(at, at + size));
-  return out.length > 0 ? out : [""];
-}
-
-/** The text D1 keeps for a version: its canonical body (the version is its hash). */
-export function historyBody(snapshot: PolicySnapshot): string {
-  return canonicalJson(snapshotBody(snapshot));
-}
-
-/**
- * SQL that stores a version (inactive): the body in chunk rows (each statement below D1's statement
- * size limit), then the row. A re-push of a known version rewrites both (same body; newer push).
- */
+/** The statements of recordVersionStatements as one wrangler command. */
 export function recordVersionSql(snapshot: PolicySnapshot, pushedBy: string, pushedAt: string): string {
-  const body = historyBody(snapshot);
-  if (!/^[\x20-\x7e]*$/.test(body)) throw new Error("snapshot text must be printable ASCII");
-  const parts = chunks(body, D1_SQL_CHUNK_BYTES);
-  const version = sqlString(snapshot.version);
-  const statements = [
-    ...parts.map(
-      (data, seq) =>
-        `INSERT INTO policy_history_chunks (version, seq, data) VALUES (${version}, ${seq}, ${sqlString(data)}) ON CONFLICT (version, seq) DO UPDATE SET data = excluded.data;`,
-    ),
-    `DELETE FROM policy_history_chunks WHERE version = ${version} AND seq >= ${parts.length};`,
-    `INSERT INTO policy_versions (version, source_digest, snapshot, pushed_by, pushed_at, active, snapshot_chunks) VALUES (${version}, ${sqlString(snapshot.source_digest)}, '', ${sqlString(pushedBy)}, ${sqlString(pushedAt)}, 0, ${parts.length}) ` +
-      `ON CONFLICT (version) DO UPDATE SET source_digest = excluded.source_digest, snapshot = '', snapshot_chunks = excluded.snapshot_chunks, pushed_by = excluded.pushed_by, pushed_at = excluded.pushed_at;`,
-  ];
-  return `${statements.join("\n")}\n`;
+  return `${recordVersionStatements(snapshot, pushedBy, pushedAt).join("\n")}\n`;
 }
 
-/** The condition every write under the lease carries: this attempt holds it, unexpired. */
-function leaseHeld(attempt: string): string {
-  return `EXISTS (SELECT 1 FROM policy_push_lease WHERE id = 1 AND holder = ${sqlString(attempt)} AND expires_at > unixepoch())`;
-}
+export { historySnapshotText } from "../../src/policy/history-text";
+export { chunks, CHUNK_GRACE_SECONDS, historyBody, PUSH_LEASE_SECONDS, sqlString, unusedChunkKeys, type AttemptOutcome } from "../../src/policy/write-sql";
 
-/**
- * The compare-and-swap of step 3: flags `version` active, stores its header and marks the attempt
- * activated, each only while `attempt` holds the lease. The last statement returns the attempt's row
- * when it was marked (so, when the others applied too).
- */
-export function activateSql(version: string, headerText: string, attempt: string, replaced: string | undefined): string {
-  const held = leaseHeld(attempt);
-  const v = sqlString(version);
-  return [
-    `UPDATE policy_versions SET stored_header = ${sqlString(headerText)} WHERE version = ${v} AND ${held};`,
-    `UPDATE policy_versions SET active = CASE WHEN version = ${v} THEN 1 ELSE 0 END WHERE ${held};`,
-    `UPDATE policy_pushes SET outcome = 'activated', finished_at = unixepoch(), activation = (SELECT coalesce(max(activation), 0) + 1 FROM policy_pushes), replaced = ${replaced === undefined ? "NULL" : sqlString(replaced)} WHERE attempt = ${sqlString(attempt)} AND ${held} RETURNING attempt;`,
-  ].join("\n");
-}
-
-/**
- * The format 1 snapshot a history row stands for: rows written before migration 0002 hold it whole in
- * `snapshot`; later rows hold the body in chunks, and the push time is the snapshot's created_at.
- */
-export function historySnapshotText(row: { version: string; source_digest: string; pushed_at: string; snapshot: string }, body: string | undefined): string {
-  if (body === undefined) return row.snapshot;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    throw new Error(`the stored body of ${row.version} is not JSON`);
-  }
-  return canonicalJson({ ...(parsed as object), version: row.version, source_digest: row.source_digest, created_at: row.pushed_at });
-}
-
-/** The chunk keys KV holds for versions other than `keep` (what a push deletes after switching `active`). */
-export function unusedChunkKeys(listed: readonly string[], keep: readonly string[]): string[] {
-  const kept = new Set(keep);
-  return listed.filter((key) => key.startsWith(CHUNK_KEY_PREFIX) && !kept.has(key.slice(CHUNK_KEY_PREFIX.length).split(":")[0]!));
-}
-
-/** A seen_identities row as a replay reads it; a row whose claims are not a JSON object is refused. */
 export function seenIdentityOf(row: { issuer: string; claims: string; count: number; first_seen: string; last_seen: string }): SeenIdentity {
   const claims = JSON.parse(row.claims) as unknown;
   if (!isPlainObject(claims)) throw new Error(`a seen_identities row of issuer ${row.issuer} holds claims that are not a JSON object`);
   return { issuer: row.issuer, claims: claims as NormalizedClaims, count: row.count, firstSeen: row.first_seen, lastSeen: row.last_seen };
 }
-
-export type AttemptOutcome = "started" | "activated" | "busy" | "lost" | "failed";
 
 export interface AttemptRow {
   seq: number;
@@ -170,35 +86,25 @@ export interface HistoryRow {
   active: number;
 }
 
-export class PolicyStorage {
+export class PolicyStorage implements PolicyWriteStorage {
   constructor(private readonly storage: StorageTarget) {}
 
   /** Stores the version (inactive) and checks it is whole. */
   async recordVersion(snapshot: PolicySnapshot, pushedBy: string, pushedAt: string): Promise<void> {
     await this.executeFile(recordVersionSql(snapshot, pushedBy, pushedAt));
-    const version = sqlString(snapshot.version);
-    const [stored] = await this.query<{ n: number; bytes: number; chunks: number }>(
-      `SELECT count(c.seq) AS n, coalesce(sum(length(c.data)), 0) AS bytes, v.snapshot_chunks AS chunks FROM policy_versions v ` +
-        `LEFT JOIN policy_history_chunks c ON c.version = v.version WHERE v.version = ${version} GROUP BY v.version`,
-    );
+    const [stored] = await this.query<{ n: number; bytes: number; chunks: number }>(storedVersionCheckSql(snapshot.version));
     const body = historyBody(snapshot);
     if (!stored || stored.n !== stored.chunks || stored.bytes !== body.length) throw new Error("D1 did not store the whole snapshot; nothing was activated");
   }
 
   /** Logs an attempt as started (step 0), in the same command as its first try for the lease. */
   async logAttempt(attempt: string, action: "push" | "rollback", version: string, by: string): Promise<string | undefined> {
-    return this.takeLease(
-      attempt,
-      by,
-      `INSERT INTO policy_pushes (attempt, action, version, pushed_by, started_at, outcome) VALUES (${sqlString(attempt)}, ${sqlString(action)}, ${sqlString(version)}, ${sqlString(by)}, unixepoch(), 'started'); `,
-    );
+    return this.takeLease(attempt, by, `${logAttemptSql(attempt, action, version, by)} `);
   }
 
   /** Records how an attempt ended without activating (busy, lost, failed). */
   async finishAttempt(attempt: string, outcome: Exclude<AttemptOutcome, "started" | "activated">, detail: string): Promise<void> {
-    await this.query(
-      `UPDATE policy_pushes SET outcome = ${sqlString(outcome)}, finished_at = unixepoch(), detail = ${sqlString(detail.slice(0, 500))} WHERE attempt = ${sqlString(attempt)} AND outcome = 'started'`,
-    );
+    await this.query(finishAttemptSql(attempt, outcome, detail));
   }
 
   /**
@@ -206,25 +112,19 @@ export class PolicyStorage {
    * when taken, or who holds it.
    */
   async takeLease(attempt: string, by: string, before = ""): Promise<string | undefined> {
-    const rows = await this.query<{ holder: string; held_by: string }>(
-      `${before}INSERT INTO policy_push_lease (id, holder, held_by, expires_at) VALUES (1, ${sqlString(attempt)}, ${sqlString(by)}, unixepoch() + ${PUSH_LEASE_SECONDS}) ` +
-        `ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, held_by = excluded.held_by, expires_at = excluded.expires_at WHERE policy_push_lease.expires_at <= unixepoch(); ` +
-        `SELECT holder, held_by FROM policy_push_lease WHERE id = 1`,
-    );
+    const rows = await this.query<{ holder: string; held_by: string }>(`${before}${takeLeaseStatements(attempt, by).join(" ")}`);
     const row = rows.at(-1);
     return row?.holder === attempt ? undefined : (row?.held_by ?? "someone");
   }
 
   /** Extends the lease if this attempt still holds it; false when it lapsed and may be another's. */
   async renewLease(attempt: string): Promise<boolean> {
-    const rows = await this.query<{ holder: string }>(
-      `UPDATE policy_push_lease SET expires_at = unixepoch() + ${PUSH_LEASE_SECONDS} WHERE id = 1 AND holder = ${sqlString(attempt)} AND expires_at > unixepoch() RETURNING holder`,
-    );
+    const rows = await this.query<{ holder: string }>(renewLeaseSql(attempt));
     return rows.length === 1;
   }
 
   async releaseLease(attempt: string): Promise<void> {
-    await this.query(`DELETE FROM policy_push_lease WHERE id = 1 AND holder = ${sqlString(attempt)}`);
+    await this.query(releaseLeaseSql(attempt));
   }
 
   /** Writes the payload chunks (not yet served). */
@@ -240,19 +140,8 @@ export class PolicyStorage {
    * (pushed by an older CLI) is taken from KV `active`.
    */
   async fallbackState(version: string): Promise<{ active: string | undefined; headers: string[] }> {
-    const rows = await this.query<{ version: string; stored_header: string | null; active: number }>(
-      `SELECT version, stored_header, 1 AS active FROM policy_versions WHERE active = 1; ` +
-        `SELECT v.version, v.stored_header, 0 AS active FROM policy_pushes p JOIN policy_versions v ON v.version = p.version ` +
-        `WHERE p.outcome = 'activated' AND p.version != ${sqlString(version)} AND v.stored_header IS NOT NULL GROUP BY p.version ORDER BY max(p.activation) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS}`,
-    );
-    const active = rows.find((row) => row.active === 1);
-    const headers: string[] = [];
-    if (active && active.version !== version) {
-      const header = active.stored_header ?? (await this.readActiveValue());
-      if (header?.startsWith(STORED_HEADER_START) && readStoredHeader(header).version === active.version) headers.push(header);
-    }
-    for (const row of rows) if (row.active === 0 && row.version !== active?.version) headers.push(row.stored_header!);
-    return { active: active?.version, headers: headers.slice(0, MAX_FALLBACK_SNAPSHOTS) };
+    const rows = await this.query<{ version: string; stored_header: string | null; active: number }>(fallbackStateStatements(version).join(" "));
+    return fallbackStateOf(rows, version, () => this.readActiveValue());
   }
 
   async putFallbacks(headers: readonly string[]): Promise<void> {
@@ -282,12 +171,7 @@ export class PolicyStorage {
    * writing).
    */
   async activate(version: string, headerText: string, attempt: string, replaced: string | undefined): Promise<{ activated: boolean; kept: string[] }> {
-    const rows = await this.query<{ attempt?: string; kept?: string }>(
-      `${activateSql(version, headerText, attempt, replaced)}\n` +
-        `SELECT version AS kept FROM (SELECT version FROM policy_pushes WHERE outcome = 'activated' GROUP BY version ORDER BY max(activation) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS + 1}) ` +
-        `UNION SELECT version FROM policy_pushes WHERE max(started_at, coalesce(finished_at, 0)) > unixepoch() - ${CHUNK_GRACE_SECONDS} ` +
-        `UNION SELECT replaced FROM policy_pushes WHERE replaced IS NOT NULL AND finished_at > unixepoch() - ${CHUNK_GRACE_SECONDS};`,
-    );
+    const rows = await this.query<{ attempt?: string; kept?: string }>(`${activateStatements(version, headerText, attempt, replaced).join("\n")}\n${KEPT_VERSIONS_SQL}`);
     return { activated: rows.some((row) => row.attempt === attempt), kept: rows.flatMap((row) => (row.kept ? [row.kept] : [])) };
   }
 

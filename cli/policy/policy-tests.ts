@@ -11,28 +11,15 @@
 //         azure-deployer: deny
 
 import { isPlainObject } from "../../src/encoding";
-import { explainTarget, evaluate } from "../../src/policy/evaluate";
+import { isCapability } from "../../src/policy/capabilities";
+import type { Expectation, TestCase } from "../../src/policy/case-runner";
 import type { CompiledPolicy } from "../../src/policy/compile-policy";
 import { parseYaml, type Finding, type SourceFile } from "../../src/policy/policy-source";
 import type { Path } from "../../src/policy/policy-schema";
-import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "./offline-identity";
+import { decodeTokenPayload } from "./offline-identity";
 
-type Expectation = { allow: true; rule?: string } | { allow: false };
-
-export interface TestCase {
-  file: string;
-  line: number;
-  name: string;
-  issuer?: string;
-  claims: Record<string, unknown>;
-  expect: Map<string, Expectation>;
-}
-
-export interface CaseResult {
-  testCase: TestCase;
-  /** Empty when the case passed. */
-  failures: string[];
-}
+export type { CaseResult, Expectation, TestCase } from "../../src/policy/case-runner";
+export { runCase } from "../../src/policy/case-runner";
 
 const CASE_KEYS = new Set(["name", "issuer", "claims", "token", "expect"]);
 
@@ -81,7 +68,7 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
       if (!isPlainObject(raw.expect) || Object.keys(raw.expect).length === 0) problem(at("expect"), "expect maps targets to allow, deny or { allow: RULE }");
       else {
         for (const [target, value] of Object.entries(raw.expect)) {
-          if (!policy.targets.has(target)) problem(at("expect", target), `unknown target '${target}'`, true);
+          if (!policy.targets.has(target) && !isCapability(target)) problem(at("expect", target), `unknown target '${target}'`, true);
           else if (value === "allow") expect.set(target, { allow: true });
           else if (value === "deny") expect.set(target, { allow: false });
           else if (isPlainObject(value) && Object.keys(value).length === 1 && typeof value.allow === "string") {
@@ -102,29 +89,4 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
     });
   }
   return { cases, findings };
-}
-
-export function runCase(policy: CompiledPolicy, testCase: TestCase): CaseResult {
-  let identity;
-  try {
-    identity = offlineIdentity(resolveIssuer(policy.issuers, testCase.issuer, testCase.claims.iss), testCase.claims);
-  } catch (err) {
-    return { testCase, failures: [(err as Error).message] };
-  }
-  const failures: string[] = [];
-  for (const [target, expected] of testCase.expect) {
-    const decision = evaluate(policy, identity, target);
-    if (expected.allow && !decision.allowed) {
-      const closest = explainTarget(policy, identity, target).rules[0];
-      const why = closest
-        ? ` (closest rule '${closest.rule}' fails on ${closest.failures.map((f) => `${f.claim}=${JSON.stringify(f.actual)}`).join(", ")})`
-        : " (no rule of this issuer allows the target)";
-      failures.push(`${target}: expected allow, got deny${why}`);
-    } else if (!expected.allow && decision.allowed) {
-      failures.push(`${target}: expected deny, got allow by rule '${decision.rule}'`);
-    } else if (expected.allow && expected.rule && decision.allowed && decision.rule !== expected.rule) {
-      failures.push(`${target}: expected allow by rule '${expected.rule}', got allow by rule '${decision.rule}'`);
-    }
-  }
-  return { testCase, failures };
 }

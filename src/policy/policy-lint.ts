@@ -4,6 +4,7 @@
 
 import type { IssuerConfig, RuleSpec, Target } from "../types";
 import { idClaims, scopeClaims, vocabularyOf, type ClaimVocabulary } from "../verify/issuer-kinds/claim-vocabulary";
+import { lintCapabilityRule, type CapabilityLintCode } from "./capability-lint";
 import { compileCondition, conditionParts, type Condition } from "./rule-condition";
 import type { Path, PolicyParts } from "./policy-schema";
 
@@ -15,7 +16,8 @@ export type LintCode =
   | "privileged-child-pipelines"
   | "privileged-legacy-tokens"
   | "privileged-path-scope"
-  | "unneeded-acknowledgement";
+  | "unneeded-acknowledgement"
+  | CapabilityLintCode;
 
 export interface LintFinding {
   code: LintCode;
@@ -37,7 +39,11 @@ export function lintPolicy(policy: PolicyParts): LintFinding[] {
   const acceptingLegacy = new Set(policy.issuers.filter((i) => i.accept_legacy_ci_job_jwt).map((i) => i.name));
   const issuers = new Map<string, IssuerConfig>(policy.issuers.map((issuer) => [issuer.name, issuer]));
   // Each rule is read in its issuer's vocabulary: GitLab's, GitHub's, or the issuer's profile.
-  return policy.rules.flatMap((rule) => lintRule(rule, privileged, acceptingLegacy, vocabularyOf(issuers.get(rule.issuer))));
+  return policy.rules.flatMap((rule) => [
+    ...lintRule(rule, privileged, acceptingLegacy, vocabularyOf(issuers.get(rule.issuer))),
+    // Capabilities: errors whatever the rule acknowledges (capability-lint.ts).
+    ...lintCapabilityRule(rule, issuers.get(rule.issuer)).map((finding): LintFinding => ({ ...finding, severity: "error", rule })),
+  ]);
 }
 
 function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuersAcceptingLegacy: ReadonlySet<string>, vocabulary: ClaimVocabulary): LintFinding[] {

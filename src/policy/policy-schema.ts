@@ -33,6 +33,7 @@ import { GITLAB_TOKEN_CLAIMS } from "../verify/claim-normalisation";
 import { SHIPPED_PROFILES } from "../verify/issuer-kinds/ci-profiles";
 import { GITHUB_TOKEN_CLAIMS, githubAudienceProblem, githubIssuerUrlProblem } from "../verify/issuer-kinds/github-actions";
 import { canonicalIssuerUrl } from "../verify/issuer-url";
+import { isCapability, unknownCapabilityProblem } from "./capabilities";
 import { patternProblem } from "./claim-glob";
 import {
   bool,
@@ -457,12 +458,21 @@ function jsonObjectText(text: string): { problem: string } | { value: string } {
 
 // ---- rules ------------------------------------------------------------------------------------
 
+/** The shape of an allow entry (also the JSON Schema's pattern): a target name, or a name under gatepass:. */
+const ALLOW_ENTRY = /^(?:[a-z0-9][a-z0-9._-]{0,62}|gatepass:[a-z][a-z-]{0,62})$/;
+
+/** A rule's allow entry: a target name, or one of gatepass's capabilities (capabilities.ts), which need no definition. */
+function allowEntry(raw: string): { problem: string } | { value: string } {
+  const problem = unknownCapabilityProblem(raw);
+  return problem === undefined ? { value: raw } : { problem };
+}
+
 const ruleFields: Fields = {
   name: { spec: str({ pattern: RULE_NAME, expected: "a rule name of letters, digits, '.', '_' and '-'" }), required: true, doc: "Unique rule name (shown in grants and audit)." },
   issuer: { spec: str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), required: true, doc: "The issuer whose tokens this rule applies to." },
   description: { spec: str({ maxLength: 1024 }), doc: "Free text for humans." },
   match: { spec: conditionMap, required: true, doc: "Conditions on verified claims; all must hold." },
-  allow: { spec: list(str({ pattern: NAME_PATTERN, expected: NAME_EXPECTED }), { min: 1, unique: true }), required: true, doc: "Targets this rule grants." },
+  allow: { spec: list(str({ pattern: ALLOW_ENTRY, expected: `${NAME_EXPECTED}, or a gatepass capability (gatepass:…)`, refine: allowEntry }), { min: 1, unique: true }), required: true, doc: "Targets this rule grants, and gatepass's own capabilities (gatepass:policies-push, gatepass:policies-plan, gatepass:audit-read, gatepass:status-read)." },
   acknowledge: {
     spec: object({
       broad: { spec: bool(), doc: "The rule has no project or namespace scope on purpose." },
@@ -623,7 +633,7 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
       }
     }
     rule.allow.forEach((target, i) => {
-      if (!targets.has(target) && !refused.has(`targets:${target}`)) problems.push({ ...at(rule, "allow", i), message: `unknown target '${target}'; define it under targets:` });
+      if (!isCapability(target) && !targets.has(target) && !refused.has(`targets:${target}`)) problems.push({ ...at(rule, "allow", i), message: `unknown target '${target}'; define it under targets:` });
     });
   }
 }

@@ -3,7 +3,9 @@
 //                                      push credential for that issuer (src/admin/push-credentials.ts)
 //   GET /v1/admin/status               issuers and key freshness, policy version, signing keys, errors
 //   GET /v1/admin/audit                audit events (filters: project, target, decision, since, limit)
-// A push credential does nothing else: every other route wants the admin token.
+// A push credential does nothing else. Status, audit and the policy routes (admin-policies.ts) also take
+// a CI ID token whose job the active policy grants the route's capability (src/admin/ci-caller.ts);
+// every other route wants the admin token.
 
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "../http/app-env";
@@ -12,12 +14,16 @@ import { parseAuditFilter, queryAuditEvents, recentErrorCounts } from "../audit/
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
-import { MAX_ADMIN_HEADER_LENGTH, MAX_JWKS_BYTES, TIME } from "../limits";
+import { MAX_JWKS_BYTES, TIME } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/capped-body";
 import { NAME_PATTERN } from "../policy/policy-schema";
 import { stalePushedIssuers, type IssuerKeyStatus } from "../issuer-keys/stored-key-set";
 import { validatePublicJwks } from "../issuer-keys/key-set-validation";
 import { auditDraft, waitUntilOf } from "../http/request-context";
+import { adminTokenMatches, presentedBearer } from "../admin/admin-token";
+import { capabilityOfRoute } from "../admin/capability-routes";
+import { requireCapability } from "../admin/ci-caller";
+import { adminPolicyRoutes } from "./admin-policies";
 
 const ONLY_PUSHES = "A push credential (gpk_…) only pushes keys for its issuer (PUT /v1/admin/issuers/<issuer>/jwks); this endpoint needs the admin token.";
 
@@ -25,7 +31,7 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const expected = readConfig(c.env).adminToken;
   if (!expected) throw new GatepassError("admin_disabled");
   const presented = presentedBearer(c);
-  if (presented === undefined || !(await sameSecret(presented, expected))) {
+  if (presented === undefined || !(await adminTokenMatches(presented, expected))) {
     // Said from the shape alone: no lookup, so nothing about the credential is revealed.
     throw new GatepassError("admin_unauthorized", presented !== undefined && looksLikePushCredential(presented) ? { description: ONLY_PUSHES } : {});
   }
@@ -58,7 +64,7 @@ const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
   draft.claimedIssuer = pathIssuer;
   const expected = readConfig(c.env).adminToken;
   const presented = presentedBearer(c);
-  if (presented !== undefined && expected && (await sameSecret(presented, expected))) {
+  if (presented !== undefined && expected && (await adminTokenMatches(presented, expected))) {
     draft.actor = "admin";
     draft.issuer = pathIssuer;
   } else if (presented !== undefined && looksLikePushCredential(presented)) {
@@ -93,25 +99,18 @@ async function checkPushCredential(c: Context<AppEnv>, presented: string, issuer
   }
 }
 
-/** The bearer value of the Authorization header, if it has the shape of one (headers over the cap are not read). */
-function presentedBearer(c: Context<AppEnv>): string | undefined {
-  const header = c.req.header("Authorization") ?? "";
-  return header.length <= MAX_ADMIN_HEADER_LENGTH ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1] : undefined;
-}
-
-/** Constant-time comparison: both sides are hashed first, so neither length nor content leaks through timing. */
-async function sameSecret(presented: string, expected: string): Promise<boolean> {
-  const digest = (text: string) => crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  const [a, b] = await Promise.all([digest(presented), digest(expected)]);
-  return crypto.subtle.timingSafeEqual(a, b);
-}
-
 export const adminRoutes = new Hono<AppEnv>();
 
 const PUSH_PATH = /^\/v1\/admin\/issuers\/[^/]+\/jwks$/;
 
-// Every admin route wants the admin token, except the key push, which checks its own caller.
-adminRoutes.use("/v1/admin/*", (c, next) => (c.req.method === "PUT" && PUSH_PATH.test(c.req.path) ? next() : requireAdmin(c, next)));
+// Every admin route wants the admin token, except the key push, which checks its own caller, and the
+// routes a capability opens (capability-routes.ts), which also take a CI ID token granted it.
+adminRoutes.use("/v1/admin/*", (c, next) => {
+  if (c.req.method === "PUT" && PUSH_PATH.test(c.req.path)) return next();
+  const capability = capabilityOfRoute(c.req.method, c.req.path);
+  return capability ? requireCapability(capability)(c, next) : requireAdmin(c, next);
+});
+adminRoutes.route("/", adminPolicyRoutes);
 
 adminRoutes.put("/v1/admin/issuers/:name/jwks", requirePusher, async (c) => {
   const name = c.req.param("name");

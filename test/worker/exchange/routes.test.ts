@@ -577,7 +577,10 @@ describe("HEAD on routes that mint or exchange", () => {
   });
 
   it("every GET route either only reads, or refuses HEAD", async () => {
-    const readOnly = ["/healthz", "/templates/gitlab-ci.yml", "/v1/whoami", "/v1/admin/status", "/v1/admin/audit", "/.well-known/openid-configuration", "/.well-known/jwks.json"];
+    const readOnly = [
+      "/healthz", "/templates/gitlab-ci.yml", "/v1/whoami", "/v1/admin/status", "/v1/admin/audit", "/.well-known/openid-configuration", "/.well-known/jwks.json",
+      "/v1/admin/policies/active", "/v1/admin/policies/versions/:version", "/v1/admin/policies/history", "/v1/admin/seen-identities",
+    ];
     const getPaths = createApp().routes.filter((r) => r.method === "GET").map((r) => r.path);
     expect(getPaths.filter((path) => !readOnly.includes(path)).sort()).toEqual([...CREDENTIAL_GET_PATHS].sort());
     expect((await h.request("/healthz", { method: "HEAD" })).status).toBe(200);
