@@ -5,6 +5,7 @@
 // `acknowledge` silences. Which claims say so depends on the issuer kind: a kind without such claims
 // cannot be granted a capability at all (fail closed).
 
+import { idClaims, vocabularyOf } from "../verify/issuer-kinds/claim-vocabulary";
 import type { IssuerConfig, RuleSpec } from "../types";
 import { isCapability } from "./capabilities";
 import { compileCondition, conditionParts } from "./rule-condition";
@@ -19,8 +20,9 @@ export type CapabilityLintCode =
 
 /** What an issuer kind's tokens say about where a job runs, as the capability lint needs it. */
 export interface CapabilityLintProfile {
-  /** The claim that is "true" only on a protected ref. */
+  /** The claim, and its value, that say the job runs on a protected ref. */
   protectedClaim: string;
+  protectedValue: string;
   /** Claims holding ids that the CI never reuses for another project or group. */
   idClaims: readonly string[];
   /** The claim naming the event that started the pipeline, and its values that run untrusted code. */
@@ -28,16 +30,23 @@ export interface CapabilityLintProfile {
   untrustedEvents: readonly string[];
 }
 
-/** GitLab's claims. Another issuer kind supplies its own profile (its issuer-kind description, once it has one). */
-export const GITLAB_CAPABILITY_PROFILE: CapabilityLintProfile = {
-  protectedClaim: "ref_protected",
-  idClaims: ["project_id", "namespace_id"],
-  eventClaim: "pipeline_source",
-  untrustedEvents: ["merge_request_event", "external_pull_request_event"],
-};
-
-export function capabilityProfileFor(issuer: Pick<IssuerConfig, "kind">): CapabilityLintProfile | undefined {
-  return issuer.kind === "gitlab" ? GITLAB_CAPABILITY_PROFILE : undefined;
+/**
+ * The profile of an issuer's kind, from its claim vocabulary (src/verify/issuer-kinds/): GitLab's,
+ * GitHub's, or a CI profile's. None (capabilities refused) for a kind: generic issuer without a
+ * profile, and for a vocabulary that cannot say a ref is protected, which event ran, or ids.
+ */
+export function capabilityProfileFor(issuer: Pick<IssuerConfig, "kind" | "profile">): CapabilityLintProfile | undefined {
+  if (issuer.kind === "generic" && !issuer.profile) return undefined;
+  const vocabulary = vocabularyOf(issuer);
+  const ids = idClaims(vocabulary);
+  if (!vocabulary.protectedRef || !vocabulary.untrusted || ids.length === 0) return undefined;
+  return {
+    protectedClaim: vocabulary.protectedRef.claim,
+    protectedValue: vocabulary.protectedRef.value,
+    idClaims: ids,
+    eventClaim: vocabulary.untrusted.claim,
+    untrustedEvents: vocabulary.untrusted.values,
+  };
 }
 
 export interface CapabilityFinding {
@@ -47,7 +56,7 @@ export interface CapabilityFinding {
 }
 
 /** Errors for one rule; none when it grants no capability. `issuer` is the rule's issuer (undefined: unknown). */
-export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "kind" | "accept_legacy_ci_job_jwt"> | undefined): CapabilityFinding[] {
+export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "kind" | "profile" | "accept_legacy_ci_job_jwt"> | undefined): CapabilityFinding[] {
   const granted = rule.allow.filter(isCapability);
   if (granted.length === 0) return [];
   const names = granted.join(", ");
@@ -59,7 +68,7 @@ export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "k
       "capability-issuer-kind",
       ["allow"],
       `capability ${names} cannot be granted to issuer '${rule.issuer}': its kind has no claims gatepass knows to say a ref is protected ` +
-        "and which event started the pipeline; grant it to a kind: gitlab issuer",
+        "which event started the pipeline, and ids; grant it to a kind: gitlab or github issuer (or a profile that names these claims)",
     );
     return findings;
   }
@@ -73,11 +82,11 @@ export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "k
   }
   const condition = (claim: string) => (Object.hasOwn(rule.match, claim) ? compileCondition(claim, rule.match[claim]!) : undefined);
   const protectedRef = condition(profile.protectedClaim);
-  if (!protectedRef || !protectedRef.matches("true") || protectedRef.matches("false")) {
+  if (!protectedRef || !protectedRef.matches(profile.protectedValue) || protectedRef.matches("false")) {
     add(
       "capability-unprotected-ref",
       ["match"],
-      `capability ${names} must only be reachable from protected refs: add ${profile.protectedClaim}: "true" (no acknowledgement silences this)`,
+      `capability ${names} must only be reachable from protected refs: add ${profile.protectedClaim}: "${profile.protectedValue}" (no acknowledgement silences this)`,
     );
   }
   const event = condition(profile.eventClaim);

@@ -75,4 +75,12 @@ describe("capabilities in policy", () => {
     const issuers = `${ISSUERS_YAML}  - { name: oidc, kind: generic, url: https://idp.example.com, audiences: [https://gatepass.example.com] }\n`;
     expect(errors(`project_id: "101"\nref_protected: "true"\npipeline_source: push`, undefined, "", issuers, "oidc")).toEqual(["capability-issuer-kind"]);
   });
+
+  it("reads a GitHub issuer's rule in GitHub's claims: protected ref, trusted events and a repository or owner id", () => {
+    const issuers = `${ISSUERS_YAML}  - { name: gh, kind: github, url: https://token.actions.githubusercontent.com, audiences: [https://gatepass.example.com] }\n`;
+    const safe = `repository_id: "701"\nref_protected: "true"\nevent_name: [push, workflow_dispatch]`;
+    expect(errors(safe, undefined, "", issuers, "gh")).toEqual([]);
+    expect(errors(`repository_id: "701"\nref_protected: "true"\nevent_name: { not: pull_request }`, undefined, "", issuers, "gh")).toEqual(["capability-untrusted-events"]);
+    expect(errors(`repository: org/policies\nref_protected: "true"\nevent_name: push`, undefined, "", issuers, "gh")).toEqual(["capability-id-scope"]);
+  });
 });
