@@ -29,7 +29,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { D1_SQL_CHUNK_BYTES } from "../../src/limits";
-import { readStoredHeader } from "../../src/policy/compile-policy";
+import { readStoredHeader } from "../../src/policy/load-snapshot";
 import { canonicalJson, payloadChunks, snapshotBody, STORED_HEADER_START, type StoredSnapshot } from "../../src/policy/snapshot-format";
 import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, MAX_FALLBACK_SNAPSHOTS, payloadChunkKey } from "../../src/policy/active-policy";
 import { isPlainObject } from "../../src/encoding";

@@ -2,7 +2,7 @@
 // says: unique minted subs, max_lifetime only where gatepass bounds the credential, Google ID tokens only
 // for listed audiences, and YAML numbers/booleans that read back exactly as written.
 import { describe, expect, it } from "vitest";
-import { loadSnapshot } from "../../../src/policy/compile-policy";
+import { loadSnapshot } from "../../../src/policy/load-snapshot";
 import { normalizePolicy, policyJsonSchema } from "../../../src/policy/policy-schema";
 import { buildSnapshot } from "../../../src/policy/snapshot-format";
 import { checkPolicySources } from "../../../src/policy/policy-source";
