@@ -61,7 +61,7 @@ export async function sourceDigest(files: readonly { name: string; bytes: Uint8A
 // (src/policy/rule-index.ts) says where each rule's text starts in the body and which rules are filed under
 // which claim values, in the shape lookups use (JSON.parse builds its tables). A cold isolate hashes
 // both and parses only the index, the issuers and the targets; each rule is parsed and checked when a
-// token first needs it (compile-policy.ts).
+// token first needs it (load-snapshot.ts).
 
 export const STORED_FORMAT = 2;
 
