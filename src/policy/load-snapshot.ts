@@ -21,10 +21,13 @@ import {
   BODY_PARTS,
   canonicalJson,
   SNAPSHOT_FORMAT,
+  SNAPSHOT_KEYS,
   snapshotBody,
   snapshotVersion,
   STORED_FORMAT,
+  STORED_HEADER_KEYS,
   STORED_HEADER_START,
+  STORED_INDEX_KEYS,
   storedSnapshot,
   type StoredHeader,
 } from "./snapshot-format";
@@ -65,8 +68,6 @@ export async function verifySnapshot(text: string): Promise<CompiledPolicy> {
 
 // ---- format 1: the whole snapshot as one JSON object -------------------------------------------
 
-const SNAPSHOT_KEYS = ["created_at", "format", "issuers", "rules", "source_digest", "targets", "version"];
-
 async function loadWholeSnapshot(text: string): Promise<CompiledPolicy> {
   if (text.length > MAX_POLICY_SNAPSHOT_BYTES) throw invalid(`it is larger than ${MAX_POLICY_SNAPSHOT_BYTES} bytes`);
   const fields = parseObject(text, "it");
@@ -87,14 +88,12 @@ async function loadWholeSnapshot(text: string): Promise<CompiledPolicy> {
 
 // ---- format 2: header, index, body --------------------------------------------------------------
 
-const HEADER_KEYS = ["body_length", "chunks", "created_at", "format", "index_length", "index_sha256", "source_digest", "version"];
-
 /** Checks a stored header (the value of KV `active`, or a stored text's first line). Throws policy_invalid. */
 export function readStoredHeader(text: string): StoredHeader {
   if (text.length > 1024) throw invalid("its header is too long");
   const fields = parseObject(text, "its header");
   const keys = Object.keys(fields).sort();
-  if (keys.join() !== HEADER_KEYS.join()) throw invalid(`its header's keys are ${keys.join(", ")}; expected ${HEADER_KEYS.join(", ")}`);
+  if (keys.join() !== STORED_HEADER_KEYS.join()) throw invalid(`its header's keys are ${keys.join(", ")}; expected ${STORED_HEADER_KEYS.join(", ")}`);
   if (fields.format !== STORED_FORMAT) throw invalid(`format ${JSON.stringify(fields.format)} is not supported`);
   const meta = checkMeta(fields);
   const { index_length, body_length, chunks, index_sha256 } = fields;
@@ -184,11 +183,9 @@ export async function loadStoredSnapshot(header: StoredHeader, payload: Uint8Arr
 /** Stored snapshots are ASCII (canonical JSON escapes the rest); anything else fails the checks after decoding. */
 const ascii = new TextDecoder();
 
-const INDEX_KEYS = ["by_issuer", "issuers_length", "starts", "targets_length"];
-
 function readIndex(text: string): { by_issuer: unknown; starts: unknown[]; issuers_length: number; targets_length: number } {
   const fields = parseObject(text, "its index");
-  if (Object.keys(fields).sort().join() !== INDEX_KEYS.join()) throw invalid("its index has the wrong keys");
+  if (Object.keys(fields).sort().join() !== STORED_INDEX_KEYS.join()) throw invalid("its index has the wrong keys");
   const { by_issuer, starts, issuers_length, targets_length } = fields;
   if (!Array.isArray(starts) || starts.length > MAX_RULES) throw invalid(`its index does not place at most ${MAX_RULES} rules`);
   const natural = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
