@@ -232,6 +232,6 @@ function invalid(reason: string): GatepassError {
 }
 
 /** `["rules", 3, "match", "ref"]` → `rules[3].match.ref`. */
-export function formatPath(path: Path): string {
+function formatPath(path: Path): string {
   return path.map((part, i) => (typeof part === "number" ? `[${part}]` : i === 0 ? part : `.${part}`)).join("") || "(top level)";
 }

@@ -12,17 +12,20 @@ import { bool, describe, fail, int, INVALID, list, object, str, type Ctx, type F
 
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** Claims rules for gitlab and github issuers may not name: iss (the rule's issuer decides it) and the token's times. */
+const NOT_FOR_RULES: ReadonlySet<string> = new Set(["iss", "iat", "nbf", "exp"]);
+
 /** Claims GitLab puts in CI ID tokens (the list and its sources: GITLAB_TOKEN_CLAIMS). Rules for `kind: gitlab`
  *  issuers may only name these, so a typo is an error instead of a rule that silently never matches.
- *  Left out: iss (the rule's issuer decides it), the token's times, and the claims below. */
+ *  Left out: NOT_FOR_RULES and the claims below. */
 export const GITLAB_CLAIMS: ReadonlySet<string> = new Set(
   Object.entries(GITLAB_TOKEN_CLAIMS)
-    .filter(([name, type]) => type !== "ignored" && type !== "job_config" && !["iss", "iat", "nbf", "exp"].includes(name))
+    .filter(([name, type]) => type !== "ignored" && type !== "job_config" && !NOT_FOR_RULES.has(name))
     .map(([name]) => name),
 );
 
 /** Claims GitHub documents for Actions ID tokens (GITHUB_TOKEN_CLAIMS): what rules for `kind: github` issuers may name. */
-export const GITHUB_CLAIMS: ReadonlySet<string> = new Set(Object.keys(GITHUB_TOKEN_CLAIMS).filter((name) => !["iss", "iat", "nbf", "exp"].includes(name)));
+export const GITHUB_CLAIMS: ReadonlySet<string> = new Set(Object.keys(GITHUB_TOKEN_CLAIMS).filter((name) => !NOT_FOR_RULES.has(name)));
 
 /** Claims GitLab sends that a condition cannot compare as they are, and why. */
 const UNMATCHABLE_GITLAB_CLAIMS: ReadonlyMap<string, string> = new Map([
