@@ -11,7 +11,8 @@
 //        runs it, local KV reads included.
 import type { Env } from "../src/config";
 import { buildSnapshot, payloadChunks, storedSnapshot } from "../src/policy/snapshot-format";
-import { loadSnapshot, type CompiledPolicy } from "../src/policy/compile-policy";
+import type { CompiledPolicy } from "../src/policy/compile-policy";
+import { loadSnapshot } from "../src/policy/load-snapshot";
 import { evaluate, explainTarget, grantsFor } from "../src/policy/evaluate";
 import { normalizePolicy } from "../src/policy/policy-schema";
 import { ACTIVE_SNAPSHOT_KEY, payloadChunkKey, PolicyStore } from "../src/policy/active-policy";

@@ -1,6 +1,7 @@
 // Every size, time-to-live, skew and cooldown gatepass enforces, each with the reason for its value.
 // Other modules import from here; a bound written into logic elsewhere is a bug. (The lengths inside
-// a field's format, such as a name or role pattern in policy/policy-schema.ts, stay with that format.)
+// a field's format, such as a name pattern in policy/schema-patterns.ts or a role pattern in
+// policy/target-schema.ts, stay with that format.)
 
 const SECOND = 1;
 const MINUTE = 60 * SECOND;

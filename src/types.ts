@@ -1,5 +1,6 @@
 // The domain shapes that cross module boundaries: issuer config, verified identity, targets,
-// rules, the policy snapshot and decisions. Parsing/validation lives in policy/policy-schema.ts.
+// rules, the policy snapshot and decisions. Parsing/validation lives in policy/policy-schema.ts
+// (each section in policy/issuer-schema.ts, target-schema.ts, rule-schema.ts).
 
 // ---- issuers -------------------------------------------------------------------------------
 

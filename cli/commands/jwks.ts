@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { isAcceptableIssuerUrl } from "../../src/config";
 import { isGatepassError } from "../../src/errors";
 import { JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES } from "../../src/limits";
-import { loadSnapshot } from "../../src/policy/compile-policy";
+import { loadSnapshot } from "../../src/policy/load-snapshot";
 import { formatFinding } from "../../src/policy/policy-source";
 import type { IssuerConfig } from "../../src/types";
 import { jwksStorageKey, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys } from "../../src/issuer-keys/stored-key-set";

@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { newPushCredential, PUSH_CREDENTIAL_ID } from "../../src/admin/push-credentials";
 import { MAX_LISTED_PUSH_CREDENTIALS, PUSH_CREDENTIAL_DEFAULT_LIFETIME_SECONDS, PUSH_CREDENTIAL_MAX_LIFETIME_SECONDS, PUSH_CREDENTIAL_MIN_LIFETIME_SECONDS } from "../../src/limits";
-import { loadSnapshot } from "../../src/policy/compile-policy";
+import { loadSnapshot } from "../../src/policy/load-snapshot";
 import { DURATION } from "../../src/policy/shape-spec";
 import type { IssuerConfig } from "../../src/types";
 import { whoAmI } from "../commands/policies";

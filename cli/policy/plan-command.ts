@@ -8,7 +8,8 @@
 // (diff), 1 refused (invalid policies, unknown version, storage failure), 2 usage.
 
 import { parseArgs } from "node:util";
-import { verifySnapshot, type CompiledPolicy } from "../../src/policy/compile-policy";
+import type { CompiledPolicy } from "../../src/policy/compile-policy";
+import { verifySnapshot } from "../../src/policy/load-snapshot";
 import type { PolicyParts } from "../../src/policy/policy-schema";
 import { formatFinding } from "../../src/policy/policy-source";
 import { DEFAULT_AUDIT_RETENTION_DAYS } from "../../src/limits";

@@ -29,7 +29,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { historySnapshotText } from "../../src/policy/history-text";
-import { readStoredHeader } from "../../src/policy/compile-policy";
+import { readStoredHeader } from "../../src/policy/load-snapshot";
 import { payloadChunks, STORED_HEADER_START, type StoredSnapshot } from "../../src/policy/snapshot-format";
 import type { PolicyWriteStorage } from "../../src/policy/write-protocol";
 import {

@@ -22,7 +22,8 @@ import { policyRecheckEveryRequest, type Env } from "../config";
 import type { Deps, WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
 import { POLICY_RECHECK_MS } from "../limits";
-import { loadSnapshot, loadStoredSnapshot, readStoredHeader, type CompiledPolicy } from "./compile-policy";
+import type { CompiledPolicy } from "./compile-policy";
+import { loadSnapshot, loadStoredSnapshot, readStoredHeader } from "./load-snapshot";
 import { STORED_HEADER_START, type StoredHeader } from "./snapshot-format";
 
 /** KV key (in POLICIES) of the active snapshot or its header; see docs/storage.md. */

@@ -8,7 +8,7 @@ import { MAX_EXPLAINED_RULES } from "../limits";
 import type { ConditionFailure, Decision, Grant, NormalizedClaims, RuleExplanation, TargetExplanation, VerifiedIdentity } from "../types";
 import type { CompiledPolicy, CompiledRule } from "./compile-policy";
 import { claimValue } from "./rule-condition";
-import { NAME_PATTERN as TARGET_NAME } from "./policy-schema";
+import { NAME_PATTERN as TARGET_NAME } from "./schema-patterns";
 
 export { claimValue };
 

@@ -61,7 +61,7 @@ export async function sourceDigest(files: readonly { name: string; bytes: Uint8A
 // (src/policy/rule-index.ts) says where each rule's text starts in the body and which rules are filed under
 // which claim values, in the shape lookups use (JSON.parse builds its tables). A cold isolate hashes
 // both and parses only the index, the issuers and the targets; each rule is parsed and checked when a
-// token first needs it (compile-policy.ts).
+// token first needs it (load-snapshot.ts).
 
 export const STORED_FORMAT = 2;
 
@@ -86,6 +86,25 @@ export interface StoredIndex {
   issuers_length: number;
   targets_length: number;
 }
+
+/** A type's keys, sorted: the exact keys load-snapshot.ts accepts. Written as a Record so the compiler
+ *  holds each list to the type it reads (a field added to the type and not here does not compile). */
+function sortedKeys<T>(keys: Record<keyof T, true>): readonly string[] {
+  return Object.keys(keys).sort();
+}
+
+export const SNAPSHOT_KEYS = sortedKeys<PolicySnapshot>({ format: true, version: true, source_digest: true, created_at: true, issuers: true, targets: true, rules: true });
+export const STORED_HEADER_KEYS = sortedKeys<StoredHeader>({
+  format: true,
+  version: true,
+  source_digest: true,
+  created_at: true,
+  index_length: true,
+  index_sha256: true,
+  body_length: true,
+  chunks: true,
+});
+export const STORED_INDEX_KEYS = sortedKeys<StoredIndex>({ by_issuer: true, starts: true, issuers_length: true, targets_length: true });
 
 /** Every stored header starts so (canonical JSON sorts its keys); a format 1 snapshot never does. */
 export const STORED_HEADER_START = '{"body_length":';

@@ -4,7 +4,7 @@
 // values as SQL literals (sqlString), so both run exactly the same text.
 
 import { D1_SQL_CHUNK_BYTES } from "../limits";
-import { readStoredHeader } from "./compile-policy";
+import { readStoredHeader } from "./load-snapshot";
 import { canonicalJson, snapshotBody, STORED_HEADER_START } from "./snapshot-format";
 import { MAX_FALLBACK_SNAPSHOTS } from "./active-policy";
 import type { PolicySnapshot } from "../types";

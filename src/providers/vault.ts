@@ -4,7 +4,7 @@ import { isAcceptableIssuerUrl } from "../config";
 import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import { log } from "../log";
-import { VAULT_MOUNT_PATTERN, VAULT_NAMESPACE_PATTERN } from "../policy/policy-schema";
+import { VAULT_MOUNT_PATTERN, VAULT_NAMESPACE_PATTERN } from "../policy/target-schema";
 import type { VaultTarget } from "../types";
 import type { VaultCredential } from "./provider-credential";
 import type { ProviderContext } from "./provider-context";

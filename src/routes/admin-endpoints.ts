@@ -16,7 +16,7 @@ import { nowSeconds } from "../deps";
 import { GatepassError } from "../errors";
 import { MAX_JWKS_BYTES, TIME } from "../limits";
 import { BodyTooLargeError, readCapped } from "../http/capped-body";
-import { NAME_PATTERN } from "../policy/policy-schema";
+import { NAME_PATTERN } from "../policy/schema-patterns";
 import { stalePushedIssuers, type IssuerKeyStatus } from "../issuer-keys/stored-key-set";
 import { validatePublicJwks } from "../issuer-keys/key-set-validation";
 import { auditDraft, waitUntilOf } from "../http/request-context";

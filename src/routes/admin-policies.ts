@@ -15,7 +15,7 @@ import { MAX_PUSH_BODY_BYTES, MAX_PUSH_WAIT_SECONDS, pushPolicy, readPushRequest
 import { GatepassError } from "../errors";
 import { BodyTooLargeError, readCapped } from "../http/capped-body";
 import { auditDraft } from "../http/request-context";
-import { loadSnapshot } from "../policy/compile-policy";
+import { loadSnapshot } from "../policy/load-snapshot";
 
 const NO_STORE = { "Cache-Control": "no-store" };
 const VERSION = /^[0-9a-f]{64}$/;

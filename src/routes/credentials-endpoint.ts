@@ -7,7 +7,7 @@ import { readConfig } from "../config";
 import { GatepassError } from "../errors";
 import { checkTokenFile, gcloudConfig } from "../format/gcloud-config";
 import { assertFormatFor, parseFormat, renderCredential } from "../format/format-credential";
-import { NAME_PATTERN as TARGET_NAME } from "../policy/policy-schema";
+import { NAME_PATTERN as TARGET_NAME } from "../policy/schema-patterns";
 import { authorize, issue, NO_STORE } from "../exchange/exchange-flow";
 import { parseLifetime, parsePrintable, parseScopes, readParams } from "../http/request-params";
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { ERROR_CODES } from "../../src/errors";
 import { log } from "../../src/log";
-import { GITHUB_CLAIMS, GITLAB_CLAIMS } from "../../src/policy/policy-schema";
+import { GITHUB_CLAIMS, GITLAB_CLAIMS } from "../../src/policy/rule-schema";
 
 const reference = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
 const rows = [...reference.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|\s*(`[a-z_]+`)?\s*\|/gm)];

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeLocalStorage, spawnWrangler, wrangler } from "../../cli/wrangler";
 import { chunks, historyBody, historySnapshotText, recordVersionSql, sqlString, unusedChunkKeys } from "../../cli/policy/policy-storage";
 import { D1_SQL_CHUNK_BYTES, POLICY_KV_CHUNK_BYTES } from "../../src/limits";
-import { loadSnapshot, readStoredHeader } from "../../src/policy/compile-policy";
+import { loadSnapshot, readStoredHeader } from "../../src/policy/load-snapshot";
 import { normalizePolicy } from "../../src/policy/policy-schema";
 import { buildSnapshot, canonicalJson, payloadChunks, storedSnapshot } from "../../src/policy/snapshot-format";
 import { payloadChunkKey } from "../../src/policy/active-policy";

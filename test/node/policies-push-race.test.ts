@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../cli/run";
 import { closeLocalStorage, wrangler } from "../../cli/wrangler";
 import type { Env } from "../../src/config";
-import { readStoredHeader } from "../../src/policy/compile-policy";
+import { readStoredHeader } from "../../src/policy/load-snapshot";
 import { payloadChunkKey, PolicyStore } from "../../src/policy/active-policy";
 import { copyMigratedState } from "../support/wrangler-dev";
 

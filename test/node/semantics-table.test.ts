@@ -29,7 +29,7 @@ function columnValue(heading: string): unknown {
 function rowCondition(heading: string): ConditionSpec {
   const example = /`([^`]*)`$/.exec(heading)?.[1];
   const parsed: unknown = parse(example ?? "");
-  // YAML reads unquoted true/42 as a boolean/number; policy sources mean their spelling (policy-schema.ts patternValue).
+  // YAML reads unquoted true/42 as a boolean/number; policy sources mean their spelling (rule-schema.ts patternValue).
   const spell = (v: unknown) => (typeof v === "string" ? v : String(v));
   if (Array.isArray(parsed)) return parsed.map(spell);
   if (parsed !== null && typeof parsed === "object") {

@@ -2,7 +2,7 @@
 // validates, tests and writes with the CLI push's protocol (lease, compare-and-swap, attempt log).
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readStoredHeader } from "../../../src/policy/compile-policy";
+import { readStoredHeader } from "../../../src/policy/load-snapshot";
 import { buildSnapshot } from "../../../src/policy/snapshot-format";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/active-policy";
 import type { IssuerConfig, RuleSpec } from "../../../src/types";

@@ -222,7 +222,7 @@ describe("POST /v1/credentials/:target", () => {
     const text = await res.text();
     expect(JSON.parse(text).code).toBe("target_unknown");
     expect(text).not.toContain("<x>");
-    // Upper case and over 63 characters are names no target can have either (policy/policy-schema.ts).
+    // Upper case and over 63 characters are names no target can have either (policy/schema-patterns.ts).
     for (const name of ["Gcp-Deploy", "a".repeat(64)]) {
       const refused = await post(`/v1/credentials/${name}`, "", FORM);
       expect([refused.status, (await json(refused)).code]).toEqual([404, "target_unknown"]);

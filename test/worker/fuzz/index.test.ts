@@ -5,7 +5,8 @@
 // both for a policy compiled in memory and for one read back from its stored form (what the Worker loads).
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { compilePolicy, loadSnapshot, type CompiledPolicy } from "../../../src/policy/compile-policy";
+import { compilePolicy, type CompiledPolicy } from "../../../src/policy/compile-policy";
+import { loadSnapshot } from "../../../src/policy/load-snapshot";
 import { evaluate, explainTarget, grantsFor } from "../../../src/policy/evaluate";
 import { patternProblem } from "../../../src/policy/claim-glob";
 import { buildSnapshot, storedSnapshot } from "../../../src/policy/snapshot-format";

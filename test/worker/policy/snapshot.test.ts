@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { isGatepassError } from "../../../src/errors";
 import { MAX_POLICY_SNAPSHOT_BYTES } from "../../../src/limits";
-import { loadSnapshot, verifySnapshot } from "../../../src/policy/compile-policy";
+import { loadSnapshot, verifySnapshot } from "../../../src/policy/load-snapshot";
 import { evaluate } from "../../../src/policy/evaluate";
 import { sha256Hex } from "../../../src/encoding";
 import {

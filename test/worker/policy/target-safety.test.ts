@@ -2,9 +2,8 @@
 // says: unique minted subs, max_lifetime only where gatepass bounds the credential, Google ID tokens only
 // for listed audiences, and YAML numbers/booleans that read back exactly as written.
 import { describe, expect, it } from "vitest";
-import { loadSnapshot } from "../../../src/policy/compile-policy";
-import { policyJsonSchema } from "../../../src/policy/json-schema";
-import { normalizePolicy } from "../../../src/policy/policy-schema";
+import { loadSnapshot } from "../../../src/policy/load-snapshot";
+import { normalizePolicy, policyJsonSchema } from "../../../src/policy/policy-schema";
 import { buildSnapshot } from "../../../src/policy/snapshot-format";
 import { checkPolicySources } from "../../../src/policy/policy-source";
 import type { Target } from "../../../src/types";

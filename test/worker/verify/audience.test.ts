@@ -2,7 +2,7 @@
 // gatepass by any of them, so it is refused unless the issuer opts out. Policy files default to true;
 // snapshots pushed before the option existed load unchanged and keep their old behaviour.
 import { beforeEach, describe, expect, it } from "vitest";
-import { loadSnapshot } from "../../../src/policy/compile-policy";
+import { loadSnapshot } from "../../../src/policy/load-snapshot";
 import { normalizePolicy } from "../../../src/policy/policy-schema";
 import { buildSnapshot, canonicalJson } from "../../../src/policy/snapshot-format";
 import type { IssuerConfig } from "../../../src/types";

@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH } from "../../../src/limits";
 import { buildClaims, COPIED_CI_CLAIMS } from "../../../src/mint/minted-token";
-import { GITLAB_CLAIMS, normalizePolicy } from "../../../src/policy/policy-schema";
+import { normalizePolicy } from "../../../src/policy/policy-schema";
+import { GITLAB_CLAIMS } from "../../../src/policy/rule-schema";
 import { GITLAB_TOKEN_CLAIMS, normalizeClaims } from "../../../src/verify/claim-normalisation";
 import { signToken } from "../../support/tokens";
 import { createHarness, expectCode, standinIssuer } from "./harness";
