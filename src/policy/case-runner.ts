@@ -6,9 +6,9 @@ import { isPlainObject } from "../encoding";
 import type { IssuerConfig, VerifiedIdentity } from "../types";
 import { normalizeClaims } from "../verify/claim-normalisation";
 import { canonicalIssuerUrl } from "../verify/issuer-url";
-import { grantsCapability, isCapability } from "./capabilities";
+import { isCapability } from "./capabilities";
 import type { CompiledPolicy } from "./compile-policy";
-import { evaluate, explainTarget } from "./evaluate";
+import { evaluate, explainTarget, grantsCapability } from "./evaluate";
 
 export type Expectation = { allow: true; rule?: string } | { allow: false };
 

@@ -6,6 +6,7 @@
 import { GatepassError } from "../errors";
 import { MAX_EXPLAINED_RULES } from "../limits";
 import type { ConditionFailure, Decision, Grant, NormalizedClaims, RuleExplanation, TargetExplanation, VerifiedIdentity } from "../types";
+import type { Capability } from "./capabilities";
 import type { CompiledPolicy, CompiledRule } from "./compile-policy";
 import { claimValue } from "./rule-condition";
 import { NAME_PATTERN as TARGET_NAME } from "./schema-patterns";
@@ -37,6 +38,28 @@ export function grantsFor(policy: CompiledPolicy, identity: VerifiedIdentity): G
   return [...granted]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([target, rule]) => ({ target, rule: rule.name }));
+}
+
+export interface CapabilityGrant {
+  allowed: boolean;
+  capability: Capability;
+  /** The first rule (in policy order) that grants it. */
+  rule?: string;
+}
+
+/**
+ * Whether the policy grants one of gatepass's own capabilities (capabilities.ts) to this verified
+ * identity: the same deny-by-default evaluation as a target, without the target lookup that would
+ * refuse the name.
+ */
+export function grantsCapability(policy: CompiledPolicy, identity: VerifiedIdentity, capability: Capability): CapabilityGrant {
+  let best: CompiledRule | undefined;
+  policy.candidates(identity.issuer, identity.claims, (order) => {
+    if (best && order >= best.order) return;
+    const rule = policy.ruleOf(identity.issuer, order);
+    if (rule.allows.has(capability) && ruleMatches(rule, identity.claims)) best = rule;
+  });
+  return best ? { allowed: true, capability, rule: best.name } : { allowed: false, capability };
 }
 
 /**
