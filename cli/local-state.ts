@@ -21,7 +21,9 @@ export function firstStepsMessage(target: WranglerTarget): string {
 export function requireLocalState(target: WranglerTarget): void {
   if (target.remote) return;
   const dir = localD1Dir(target);
-  const databases = existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite") : [];
+  const databases = existsSync(dir)
+    ? readdirSync(dir).filter((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite")
+    : [];
   if (databases.length === 0) throw new Error(firstStepsMessage(target));
 }
 

@@ -1,7 +1,12 @@
 // Environment bindings and vars, validated once per isolate. Secrets are read here and nowhere else.
 
 import { GatepassError } from "./errors";
-import { DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS, MAX_PUSHED_KEYS_WARN_AFTER_HOURS, TIME } from "./limits";
+import {
+  DEFAULT_AUDIT_RETENTION_DAYS,
+  DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS,
+  MAX_PUSHED_KEYS_WARN_AFTER_HOURS,
+  TIME,
+} from "./limits";
 import { log } from "./log";
 
 export interface Env {
@@ -119,7 +124,9 @@ function parseWarnAfterHours(value: string | undefined): number {
   const hours = /^[0-9]{1,4}$/.test(value) ? Number(value) : Number.NaN;
   if (hours >= 1 && hours <= MAX_PUSHED_KEYS_WARN_AFTER_HOURS) return hours;
   throw new GatepassError("config_invalid", {
-    cause: new Error(`PUSHED_KEYS_WARN_AFTER_HOURS is ${JSON.stringify(value)}: give a whole number of hours from 1 to ${MAX_PUSHED_KEYS_WARN_AFTER_HOURS} (or leave it unset for ${DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS})`),
+    cause: new Error(
+      `PUSHED_KEYS_WARN_AFTER_HOURS is ${JSON.stringify(value)}: give a whole number of hours from 1 to ${MAX_PUSHED_KEYS_WARN_AFTER_HOURS} (or leave it unset for ${DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS})`,
+    ),
   });
 }
 
@@ -136,11 +143,17 @@ export function policyRecheckEveryRequest(env: Pick<Env, "GATEPASS_ENV" | "GATEP
 function checkPolicyRecheck(value: string | undefined, development: boolean): void {
   if (value === undefined || value === "") return;
   if (value !== "every-request") {
-    throw new GatepassError("config_invalid", { cause: new Error(`GATEPASS_POLICY_RECHECK is ${JSON.stringify(value)}: the only value is "every-request" (development only), or leave it unset`) });
+    throw new GatepassError("config_invalid", {
+      cause: new Error(
+        `GATEPASS_POLICY_RECHECK is ${JSON.stringify(value)}: the only value is "every-request" (development only), or leave it unset`,
+      ),
+    });
   }
   if (!development) {
     throw new GatepassError("config_invalid", {
-      cause: new Error("GATEPASS_POLICY_RECHECK is set on a production Worker: it is for local development only (`gatepass dev` sets it); remove it"),
+      cause: new Error(
+        "GATEPASS_POLICY_RECHECK is set on a production Worker: it is for local development only (`gatepass dev` sets it); remove it",
+      ),
     });
   }
 }
@@ -150,7 +163,11 @@ export const UPSTREAM_VARS = ["GCP_STS_URL", "GCP_IAM_CREDENTIALS_URL", "AWS_STS
 type UpstreamVar = (typeof UPSTREAM_VARS)[number];
 
 /** What the URL templates' placeholders stand for when an override is checked (real values are filled in per request). */
-const PLACEHOLDER_SAMPLES: Record<string, string> = { "{region}": "us-east-1", "{dns_suffix}": "amazonaws.com", "{tenant}": "tenant" };
+const PLACEHOLDER_SAMPLES: Record<string, string> = {
+  "{region}": "us-east-1",
+  "{dns_suffix}": "amazonaws.com",
+  "{tenant}": "tenant",
+};
 
 /**
  * An override, or undefined when unset. Upstreams receive gatepass's minted tokens and answer with
@@ -159,7 +176,10 @@ const PLACEHOLDER_SAMPLES: Record<string, string> = { "{region}": "us-east-1", "
  */
 function checkedUpstream(name: UpstreamVar, value: string | undefined, development: boolean): string | undefined {
   if (!value) return undefined;
-  const sample = value.replace(/\{region\}|\{dns_suffix\}|\{tenant\}/g, (placeholder) => PLACEHOLDER_SAMPLES[placeholder]!);
+  const sample = value.replace(
+    /\{region\}|\{dns_suffix\}|\{tenant\}/g,
+    (placeholder) => PLACEHOLDER_SAMPLES[placeholder]!,
+  );
   if (!isAcceptableIssuerUrl(sample, development)) {
     throw new GatepassError("config_invalid", {
       cause: new Error(
@@ -173,7 +193,10 @@ function checkedUpstream(name: UpstreamVar, value: string | undefined, developme
 
 /** Logs why the configuration was refused: a config_invalid answer only tells the caller to look here. */
 export function logConfigRefusal(error: GatepassError, fields: Record<string, unknown> = {}): void {
-  log("error", "config_invalid", { ...fields, reason: error.cause instanceof Error ? error.cause.message : String(error.cause) });
+  log("error", "config_invalid", {
+    ...fields,
+    reason: error.cause instanceof Error ? error.cause.message : String(error.cause),
+  });
 }
 
 /** https anywhere; http only for loopback hosts and only in development. */

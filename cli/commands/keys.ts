@@ -8,7 +8,12 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseSigningKeySecret, SIGNING_ALGS, type SigningAlg } from "../../src/signing-keys/signing-key-secret";
-import { addAlgorithms, generateSecret, rotateSecret, serializeSecret } from "../../src/signing-keys/signing-key-rotation";
+import {
+  addAlgorithms,
+  generateSecret,
+  rotateSecret,
+  serializeSecret,
+} from "../../src/signing-keys/signing-key-rotation";
 import { USAGE } from "../help";
 import { wrangler } from "../wrangler";
 
@@ -60,7 +65,9 @@ async function generate(args: string[]): Promise<number> {
       await writePrivateFile(out, `${text}\n`, { overwrite: values.force });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      process.stderr.write(`gatepass keys generate: ${out} already exists; it may hold a secret you still need. Choose another file, or add --force to replace it\n`);
+      process.stderr.write(
+        `gatepass keys generate: ${out} already exists; it may hold a secret you still need. Choose another file, or add --force to replace it\n`,
+      );
       return 1;
     }
     process.stderr.write(
@@ -70,7 +77,9 @@ async function generate(args: string[]): Promise<number> {
     );
   } else {
     process.stdout.write(`${text}\n`);
-    process.stderr.write("gatepass keys: keep a copy of this secret (or use --out FILE): Cloudflare secrets cannot be read back, and rotation needs it\n");
+    process.stderr.write(
+      "gatepass keys: keep a copy of this secret (or use --out FILE): Cloudflare secrets cannot be read back, and rotation needs it\n",
+    );
   }
   return 0;
 }
@@ -110,7 +119,8 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
   const misuse =
     command === "rotate"
       ? values.alg !== undefined && "rotation covers every algorithm the secret has (--alg belongs to `keys add`)"
-      : (values.force && "--force belongs to `keys rotate`") || (values.alg === undefined && "name the algorithm to add, e.g. --alg RS256");
+      : (values.force && "--force belongs to `keys rotate`") ||
+        (values.alg === undefined && "name the algorithm to add, e.g. --alg RS256");
   if (misuse) {
     process.stderr.write(`gatepass keys ${command}: ${misuse}\n`);
     return 2;
@@ -122,14 +132,20 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
   let changed: string;
   try {
     const [secret, now] = [parseSigningKeySecret(current), nowSeconds()];
-    changed = serializeSecret(command === "add" ? await addAlgorithms(secret, algs!, now) : await rotateSecret(secret, now, { force: values.force }));
+    changed = serializeSecret(
+      command === "add"
+        ? await addAlgorithms(secret, algs!, now)
+        : await rotateSecret(secret, now, { force: values.force }),
+    );
   } catch (err) {
     process.stderr.write(`gatepass keys ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
   if (values.local) {
     await writeDevVars(values["dev-vars"]!, changed);
-    process.stderr.write(`gatepass keys: ${done} ${SECRET_NAME} in ${values["dev-vars"]} (${describe(changed)}); restart wrangler dev\n`);
+    process.stderr.write(
+      `gatepass keys: ${done} ${SECRET_NAME} in ${values["dev-vars"]} (${describe(changed)}); restart wrangler dev\n`,
+    );
     return 0;
   }
   // The operator's copy must match what the Worker has. So --out (possibly the --from file) is replaced
@@ -230,7 +246,9 @@ async function readDevVarsSecret(file: string): Promise<string> {
 async function writeDevVars(file: string, secret: string): Promise<void> {
   const text = existsSync(file) ? await readFile(file, "utf8") : "";
   const line = `${SECRET_NAME}='${secret}'`;
-  const updated = LINE.test(text) ? text.replace(LINE, () => line) : `${text}${text === "" || text.endsWith("\n") ? "" : "\n"}${line}\n`;
+  const updated = LINE.test(text)
+    ? text.replace(LINE, () => line)
+    : `${text}${text === "" || text.endsWith("\n") ? "" : "\n"}${line}\n`;
   await writeFile(file, updated, { mode: 0o600 });
   await chmod(file, 0o600);
 }

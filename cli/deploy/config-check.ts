@@ -13,7 +13,9 @@ export function readWorker(options: { config: string; env?: string }): WorkerCon
 /** The Worker's own validation (src/config.ts), as a deployed Worker runs it: production mode. */
 export function checkIssuer(worker: WorkerConfig): string {
   if (worker.vars.GATEPASS_ENV !== undefined) {
-    throw new StepFailure(`the config sets GATEPASS_ENV: a deployed Worker must run in production mode; remove it from [vars] (npm run dev puts it in .dev.vars)`);
+    throw new StepFailure(
+      `the config sets GATEPASS_ENV: a deployed Worker must run in production mode; remove it from [vars] (npm run dev puts it in .dev.vars)`,
+    );
   }
   try {
     return readConfig({ ...worker.vars } as unknown as Env).issuerUrl;

@@ -30,7 +30,9 @@ async function activePolicyVersion(): Promise<string | undefined> {
   const result = await checkPolicyDir(POLICY_DIR);
   if (!result.ok) return undefined;
   const { version } = result.snapshot;
-  const { active } = await withStorage({ remote: false }, (storage) => new PolicyStorage(storage).findVersions(version));
+  const { active } = await withStorage({ remote: false }, (storage) =>
+    new PolicyStorage(storage).findVersions(version),
+  );
   return active === version ? version : undefined;
 }
 
@@ -51,7 +53,9 @@ export function watchPolicies(): () => void {
     pushing = true;
     try {
       step(`${POLICY_DIR}/ changed: validating, testing, pushing (local)`);
-      const code = await runCommand("policies", ["push", "--local", "--by", "gatepass-dev"]).catch((err: Error) => (process.stderr.write(`gatepass: ${err.message}\n`), 1));
+      const code = await runCommand("policies", ["push", "--local", "--by", "gatepass-dev"]).catch(
+        (err: Error) => (process.stderr.write(`gatepass: ${err.message}\n`), 1),
+      );
       if (code !== 0) step("the edit was not pushed; the last good version keeps serving");
     } finally {
       // Between saves this process holds no state open (wrangler dev's Worker reads it), nor Miniflare's signal handlers.

@@ -43,10 +43,13 @@ export function requireCapability(capability: Capability): MiddlewareHandler<App
     const header = c.req.header("Authorization") ?? "";
     if (!COMPACT_JWT.test(header)) {
       const takes = `this endpoint takes the admin token or a CI ID token (id_tokens:) whose job a policy rule grants ${capability}`;
-      if (!expected) throw new GatepassError("admin_disabled", { description: `GATEPASS_ADMIN_TOKEN is not set, so ${takes}.` });
+      if (!expected)
+        throw new GatepassError("admin_disabled", { description: `GATEPASS_ADMIN_TOKEN is not set, so ${takes}.` });
       const pushCredential = presented !== undefined && looksLikePushCredential(presented);
       throw new GatepassError("admin_unauthorized", {
-        description: pushCredential ? `A push credential (gpk_…) only pushes keys for its issuer; ${takes}.` : `Send the admin token or a CI ID token as 'Authorization: Bearer …': ${takes}.`,
+        description: pushCredential
+          ? `A push credential (gpk_…) only pushes keys for its issuer; ${takes}.`
+          : `Send the admin token or a CI ID token as 'Authorization: Bearer …': ${takes}.`,
       });
     }
     // Refusals here are the credential endpoints' own (token_unverified until a signature verifies).

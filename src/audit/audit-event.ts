@@ -63,10 +63,33 @@ export interface AuditDraft {
 }
 
 export const AUDIT_COLUMNS = [
-  "ts", "request_id", "route", "issuer", "token_sha256", "jti", "project_id", "project_path",
-  "namespace_id", "namespace_path", "ref", "ref_type", "pipeline_id", "job_id", "user_login",
-  "target", "rule", "decision", "error_code", "status", "upstream_ms", "policy_version", "folded_count", "folded_from",
-  "actor", "claimed_issuer", "claimed_actor",
+  "ts",
+  "request_id",
+  "route",
+  "issuer",
+  "token_sha256",
+  "jti",
+  "project_id",
+  "project_path",
+  "namespace_id",
+  "namespace_path",
+  "ref",
+  "ref_type",
+  "pipeline_id",
+  "job_id",
+  "user_login",
+  "target",
+  "rule",
+  "decision",
+  "error_code",
+  "status",
+  "upstream_ms",
+  "policy_version",
+  "folded_count",
+  "folded_from",
+  "actor",
+  "claimed_issuer",
+  "claimed_actor",
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export function buildAuditEvent(

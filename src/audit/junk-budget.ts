@@ -15,7 +15,10 @@ export class JunkBudget {
   private day = Number.NaN;
   private rowsToday = 0;
 
-  constructor(private readonly rowsPerSecond: number, private readonly rowsPerDay: number) {}
+  constructor(
+    private readonly rowsPerSecond: number,
+    private readonly rowsPerDay: number,
+  ) {}
 
   /** Whether a junk refusal may be a row of its own now (counts it if so). */
   admitRow(nowMs: number): boolean {
@@ -47,7 +50,12 @@ export class JunkBudget {
 
   status(nowMs: number) {
     this.roll(nowMs);
-    return { junk_rows_per_second: this.rowsPerSecond, junk_rows_today: this.rowsToday, junk_rows_per_day_cap: this.rowsPerDay, junk_not_stored_over_daily_cap_this_isolate: this.overDailyCap };
+    return {
+      junk_rows_per_second: this.rowsPerSecond,
+      junk_rows_today: this.rowsToday,
+      junk_rows_per_day_cap: this.rowsPerDay,
+      junk_not_stored_over_daily_cap_this_isolate: this.overDailyCap,
+    };
   }
 
   private roll(nowMs: number): void {

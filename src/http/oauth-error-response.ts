@@ -22,7 +22,13 @@ export function oauthErrorResponse(c: Context<AppEnv>, err: unknown, flavor: OAu
   const body = { ...toWireError(error, requestId), error: tokenEndpointError(error, flavor) };
   return new Response(JSON.stringify(body), {
     status: 400,
-    headers: { "Content-Type": "application/json", "Cache-Control": "no-store", Pragma: "no-cache", "X-Request-Id": requestId, ...error.headers },
+    headers: {
+      "Content-Type": "application/json",
+      "Cache-Control": "no-store",
+      Pragma: "no-cache",
+      "X-Request-Id": requestId,
+      ...error.headers,
+    },
   });
 }
 

@@ -35,7 +35,9 @@ export interface CapabilityLintProfile {
  * GitHub's, or a CI profile's. None (capabilities refused) for a kind: generic issuer without a
  * profile, and for a vocabulary that cannot say a ref is protected, which event ran, or ids.
  */
-export function capabilityProfileFor(issuer: Pick<IssuerConfig, "kind" | "profile">): CapabilityLintProfile | undefined {
+export function capabilityProfileFor(
+  issuer: Pick<IssuerConfig, "kind" | "profile">,
+): CapabilityLintProfile | undefined {
   if (issuer.kind === "generic" && !issuer.profile) return undefined;
   const vocabulary = vocabularyOf(issuer);
   const ids = idClaims(vocabulary);
@@ -56,7 +58,10 @@ export interface CapabilityFinding {
 }
 
 /** Errors for one rule; none when it grants no capability. `issuer` is the rule's issuer (undefined: unknown). */
-export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "kind" | "profile" | "accept_legacy_ci_job_jwt"> | undefined): CapabilityFinding[] {
+export function lintCapabilityRule(
+  rule: RuleSpec,
+  issuer: Pick<IssuerConfig, "kind" | "profile" | "accept_legacy_ci_job_jwt"> | undefined,
+): CapabilityFinding[] {
   const granted = rule.allow.filter(isCapability);
   if (granted.length === 0) return [];
   const names = granted.join(", ");
@@ -80,7 +85,8 @@ export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "k
         `set accept_legacy_ci_job_jwt: false on issuer '${rule.issuer}'`,
     );
   }
-  const condition = (claim: string) => (Object.hasOwn(rule.match, claim) ? compileCondition(claim, rule.match[claim]!) : undefined);
+  const condition = (claim: string) =>
+    Object.hasOwn(rule.match, claim) ? compileCondition(claim, rule.match[claim]!) : undefined;
   const protectedRef = condition(profile.protectedClaim);
   if (!protectedRef || !protectedRef.matches(profile.protectedValue) || protectedRef.matches("false")) {
     add(

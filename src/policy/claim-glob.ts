@@ -39,7 +39,9 @@ export function compileGlob(pattern: string): Matcher {
   if (!pattern.includes("*")) {
     return { source: pattern, exact: true, matches: (value) => value === pattern };
   }
-  const segments: Segment[] = pattern.split("/").map((s) => (s === "**" ? GLOBSTAR : s.includes("*") ? s.split("*") : s));
+  const segments: Segment[] = pattern
+    .split("/")
+    .map((s) => (s === "**" ? GLOBSTAR : s.includes("*") ? s.split("*") : s));
   return {
     source: pattern,
     exact: false,

@@ -56,7 +56,10 @@ export class CompiledPolicy {
     this.targets = new Map(targets.map((target) => [target.name, target]));
     this.compiled = new Array<CompiledRule | undefined>(source.count);
     const { version, source_digest, created_at } = meta;
-    const snapshot = { format: SNAPSHOT_FORMAT, version, source_digest, created_at, issuers, targets } as Omit<PolicySnapshot, "rules">;
+    const snapshot = { format: SNAPSHOT_FORMAT, version, source_digest, created_at, issuers, targets } as Omit<
+      PolicySnapshot,
+      "rules"
+    >;
     Object.defineProperty(snapshot, "rules", { enumerable: true, get: () => this.allRules().map((rule) => rule.spec) });
     this.snapshot = snapshot as PolicySnapshot;
   }

@@ -42,11 +42,20 @@ export function lintPolicy(policy: PolicyParts): LintFinding[] {
   return policy.rules.flatMap((rule) => [
     ...lintRule(rule, privileged, acceptingLegacy, vocabularyOf(issuers.get(rule.issuer))),
     // Capabilities: errors whatever the rule acknowledges (capability-lint.ts).
-    ...lintCapabilityRule(rule, issuers.get(rule.issuer)).map((finding): LintFinding => ({ ...finding, severity: "error", rule })),
+    ...lintCapabilityRule(rule, issuers.get(rule.issuer)).map((finding): LintFinding => ({
+      ...finding,
+      severity: "error",
+      rule,
+    })),
   ]);
 }
 
-function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuersAcceptingLegacy: ReadonlySet<string>, vocabulary: ClaimVocabulary): LintFinding[] {
+function lintRule(
+  rule: RuleSpec,
+  privilegedTargets: ReadonlySet<string>,
+  issuersAcceptingLegacy: ReadonlySet<string>,
+  vocabulary: ClaimVocabulary,
+): LintFinding[] {
   const findings: LintFinding[] = [];
   const add = (code: LintCode, at: Path, message: string, severity: LintFinding["severity"] = "error") =>
     findings.push({ code, severity, rule, at, message });
@@ -56,7 +65,9 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
 
   const ids = new Set(idClaims(vocabulary));
   const scopes = scopeClaims(vocabulary);
-  const scopedBy = scopes.filter((claim) => Object.hasOwn(rule.match, claim) && isScoping(claim, rule.match[claim]!, ids));
+  const scopedBy = scopes.filter(
+    (claim) => Object.hasOwn(rule.match, claim) && isScoping(claim, rule.match[claim]!, ids),
+  );
   const scoped = scopedBy.length > 0;
   // A CI hands a path to whoever takes it after a rename, transfer or deletion; an id is never reused.
   const byPathOnly = scoped && !scopedBy.some((claim) => ids.has(claim));
@@ -68,7 +79,13 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
         "with a literal first segment (e.g. 'platform/**'), or set acknowledge: { broad: true } if that is intended",
     );
   }
-  if (scoped && ack.broad) add("unneeded-acknowledgement", ["acknowledge", "broad"], "acknowledge.broad is not needed: the rule is scoped", "warning");
+  if (scoped && ack.broad)
+    add(
+      "unneeded-acknowledgement",
+      ["acknowledge", "broad"],
+      "acknowledge.broad is not needed: the rule is scoped",
+      "warning",
+    );
 
   if (vocabulary.refNeedsRefType && Object.hasOwn(rule.match, "ref")) {
     const refType = Object.hasOwn(rule.match, "ref_type") ? conditionParts(rule.match.ref_type!) : undefined;
@@ -125,10 +142,16 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
         );
       }
     } else if (refOk && sourceOk) {
-      add("unneeded-acknowledgement", ["acknowledge", "unprotected"], "acknowledge.unprotected is not needed: the rule already requires protected refs outside merge requests", "warning");
+      add(
+        "unneeded-acknowledgement",
+        ["acknowledge", "unprotected"],
+        "acknowledge.unprotected is not needed: the rule already requires protected refs outside merge requests",
+        "warning",
+      );
     }
     // Only acknowledge.child_pipelines silences this warning (acknowledge.unprotected is for the errors).
-    const childPipelines = vocabulary.childPipelines && sourceOk && source !== undefined && source.matches(CHILD_PIPELINE_SOURCE);
+    const childPipelines =
+      vocabulary.childPipelines && sourceOk && source !== undefined && source.matches(CHILD_PIPELINE_SOURCE);
     if (childPipelines && !ack.child_pipelines) {
       add(
         "privileged-child-pipelines",
@@ -143,9 +166,14 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
       const why = !vocabulary.childPipelines
         ? `${vocabulary.ci} has no child pipelines`
         : sourceOk
-        ? "the rule's pipeline_source excludes child pipelines"
-        : "its pipeline_source admits merge-request pipelines, which privileged-merge-requests is about";
-      add("unneeded-acknowledgement", ["acknowledge", "child_pipelines"], `acknowledge.child_pipelines is not needed: ${why}`, "warning");
+          ? "the rule's pipeline_source excludes child pipelines"
+          : "its pipeline_source admits merge-request pipelines, which privileged-merge-requests is about";
+      add(
+        "unneeded-acknowledgement",
+        ["acknowledge", "child_pipelines"],
+        `acknowledge.child_pipelines is not needed: ${why}`,
+        "warning",
+      );
     }
     if (byPathOnly && !ack.path_scope) {
       const paths = scopedBy.map((claim) => `${claim} ${JSON.stringify(rule.match[claim])}`).join(", ");
@@ -160,11 +188,22 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
       );
     } else if (!byPathOnly && ack.path_scope) {
       const why = scoped ? `the rule is scoped by ${orList(idClaims(vocabulary))}` : "the rule has no path scope";
-      add("unneeded-acknowledgement", ["acknowledge", "path_scope"], `acknowledge.path_scope is not needed: ${why}`, "warning");
+      add(
+        "unneeded-acknowledgement",
+        ["acknowledge", "path_scope"],
+        `acknowledge.path_scope is not needed: ${why}`,
+        "warning",
+      );
     }
   } else {
     for (const key of ["unprotected", "child_pipelines", "path_scope"] as const) {
-      if (ack[key]) add("unneeded-acknowledgement", ["acknowledge", key], `acknowledge.${key} is not needed: the rule allows no privileged target`, "warning");
+      if (ack[key])
+        add(
+          "unneeded-acknowledgement",
+          ["acknowledge", key],
+          `acknowledge.${key} is not needed: the rule allows no privileged target`,
+          "warning",
+        );
     }
   }
   return findings;

@@ -89,7 +89,11 @@ export function takeLeaseStatements(attempt: string, by: string): [string, strin
   ];
 }
 
-export function finishAttemptSql(attempt: string, outcome: Exclude<AttemptOutcome, "started" | "activated">, detail: string): string {
+export function finishAttemptSql(
+  attempt: string,
+  outcome: Exclude<AttemptOutcome, "started" | "activated">,
+  detail: string,
+): string {
   return `UPDATE policy_pushes SET outcome = ${sqlString(outcome)}, finished_at = unixepoch(), detail = ${sqlString(detail.slice(0, 500))} WHERE attempt = ${sqlString(attempt)} AND outcome = 'started'`;
 }
 
@@ -122,12 +126,17 @@ export interface FallbackRow {
  * isolate that cannot load `active` goes (at most MAX_FALLBACK_SNAPSHOTS). A version active before the
  * stored header was kept in D1 (pushed by an older CLI) is taken from KV `active` (readActive).
  */
-export async function fallbackStateOf(rows: readonly FallbackRow[], version: string, readActive: () => Promise<string | undefined>): Promise<{ active: string | undefined; headers: string[] }> {
+export async function fallbackStateOf(
+  rows: readonly FallbackRow[],
+  version: string,
+  readActive: () => Promise<string | undefined>,
+): Promise<{ active: string | undefined; headers: string[] }> {
   const active = rows.find((row) => row.active === 1);
   const headers: string[] = [];
   if (active && active.version !== version) {
     const header = active.stored_header ?? (await readActive());
-    if (header?.startsWith(STORED_HEADER_START) && readStoredHeader(header).version === active.version) headers.push(header);
+    if (header?.startsWith(STORED_HEADER_START) && readStoredHeader(header).version === active.version)
+      headers.push(header);
   }
   for (const row of rows) if (row.active === 0 && row.version !== active?.version) headers.push(row.stored_header!);
   return { active: active?.version, headers: headers.slice(0, MAX_FALLBACK_SNAPSHOTS) };
@@ -138,7 +147,12 @@ export async function fallbackStateOf(rows: readonly FallbackRow[], version: str
  * activated, each only while `attempt` holds the lease. The last statement returns the attempt's row
  * when it was marked (so, when the others applied too).
  */
-export function activateStatements(version: string, headerText: string, attempt: string, replaced: string | undefined): string[] {
+export function activateStatements(
+  version: string,
+  headerText: string,
+  attempt: string,
+  replaced: string | undefined,
+): string[] {
   const held = leaseHeld(attempt);
   const v = sqlString(version);
   return [
@@ -161,5 +175,7 @@ export const KEPT_VERSIONS_SQL =
 /** The chunk keys KV holds for versions other than `keep` (what a push deletes after switching `active`). */
 export function unusedChunkKeys(listed: readonly string[], keep: readonly string[]): string[] {
   const kept = new Set(keep);
-  return listed.filter((key) => key.startsWith(CHUNK_KEY_PREFIX) && !kept.has(key.slice(CHUNK_KEY_PREFIX.length).split(":")[0]!));
+  return listed.filter(
+    (key) => key.startsWith(CHUNK_KEY_PREFIX) && !kept.has(key.slice(CHUNK_KEY_PREFIX.length).split(":")[0]!),
+  );
 }
