@@ -45,7 +45,8 @@ const dev = formatUsage([
       "[--pipeline-source S] [--event E] [--aud A] [--ttl SECONDS]",
     ],
     help: [
-      "print a CI token from the local stand-in issuer (--kind github: GitHub Actions' claims; --event sets event_name)",
+      "print a CI token from the local stand-in issuer (--kind github: GitHub Actions' claims; --event sets " +
+        "event_name)",
     ],
   },
 ]);
@@ -189,8 +190,12 @@ export const SUMMARY = {
   audit: "gatepass audit: read gatepass's audit events (D1 audit_events), local or deployed",
   deploy: "gatepass deploy: from a clone to a running gatepass on Cloudflare Workers, safe to run again",
   dev: "gatepass dev: gatepass locally on embedded defaults, and CI tokens from its stand-in issuers",
-  jwks: "gatepass jwks: CI issuers' verification keys (the public keys CI tokens are checked with) and their push credentials; gatepass's own signing keys are `gatepass keys`",
-  keys: "gatepass keys: gatepass's own signing keys (the GATEPASS_SIGNING_KEYS secret its tokens are signed with); CI issuers' verification keys are `gatepass jwks`",
+  jwks:
+    "gatepass jwks: CI issuers' verification keys (the public keys CI tokens are checked with) and their push " +
+    "credentials; gatepass's own signing keys are `gatepass keys`",
+  keys:
+    "gatepass keys: gatepass's own signing keys (the GATEPASS_SIGNING_KEYS secret its tokens are signed with); " +
+    "CI issuers' verification keys are `gatepass jwks`",
   policies: "gatepass policies: policy files: validate, test, explain, plan, push, history and rollback",
   status: "gatepass status: a running gatepass's policy, issuer keys, signing keys and errors",
 } as const;

@@ -14,7 +14,11 @@ function localD1Dir(target: WranglerTarget): string {
 /** The line that says what to run first. */
 export function firstStepsMessage(target: WranglerTarget): string {
   const flags = targetFlags({ ...target, remote: false }).join(" ");
-  return `local storage in ${path.dirname(path.dirname(path.dirname(localD1Dir(target))))} is not set up yet (no D1 database with gatepass's tables): run \`npx wrangler d1 migrations apply DB ${flags}\` first (\`npx gatepass dev\` does it when it starts)`;
+  return (
+    `local storage in ${path.dirname(path.dirname(path.dirname(localD1Dir(target))))} is not set up yet (no D1 ` +
+    `database with gatepass's tables): run \`npx wrangler d1 migrations apply DB ${flags}\` first (\`npx gatepass ` +
+    `dev\` does it when it starts)`
+  );
 }
 
 /** Refuses a local target whose D1 database does not exist yet. */

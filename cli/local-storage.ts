@@ -3,7 +3,8 @@
 // then starting Miniflare and workerd for one operation), and a `policies push` runs a dozen. This keeps
 // one Miniflare (wrangler's own local engine) per state directory and does what wrangler 4.86's local
 // handlers do, read from its bundle: the same config reading (wrangler's own export) and SQL
-// splitting (its algorithm, cli/sql-split.ts), the same storage ids and on-disk layout (`<persist-to>/v3/{kv,d1}`, by default
+// splitting (its algorithm, cli/sql-split.ts), the same storage ids and on-disk layout (`<persist-to>/v3/{kv,d1}`, by
+// default
 // `.wrangler/state` beside the config), the same KV calls, one D1 batch per command, and the same
 // output. test/node/local-wrangler.test.ts runs each command through this and through wrangler and
 // compares what they print and store. cli/wrangler.ts sends every `--local` command here except
@@ -276,7 +277,8 @@ async function answer(args: string[], options: Options = {}): Promise<string> {
     return kvCommand(`${verb} ${subject}`, parsed, await states.open(parsed, cwd), cwd);
   if (group === "d1" && verb === "execute") return d1Execute(parsed, await states.open(parsed, cwd), cwd);
   throw new Error(
-    `local storage: wrangler ${args.join(" ")} is not answered in process (only --local kv key/bulk and d1 execute are)`,
+    `local storage: wrangler ${args.join(" ")} is not answered in process (only --local kv key/bulk and d1 execute ` +
+      `are)`,
   );
 }
 

@@ -67,7 +67,8 @@ export function requireDbBinding(worker: WorkerConfig, env: string | undefined):
   const db = worker.db;
   if (!db)
     throw new Error(
-      `the config${env ? ` for --env ${env}` : ""} has no [[d1_databases]] binding named DB (wrangler does not inherit bindings into [env.NAME]: repeat them there)`,
+      `the config${env ? ` for --env ${env}` : ""} has no [[d1_databases]] binding named DB (wrangler does not ` +
+        `inherit bindings into [env.NAME]: repeat them there)`,
     );
   if (!db.database_id && !db.database_name)
     throw new Error("the DB binding has neither database_name nor database_id; give it a database_name");
@@ -163,7 +164,8 @@ export class StorageTarget {
     const uuid = await findDatabase(db.database_name!, lookup);
     if (!uuid) {
       throw new Error(
-        `the account has no D1 database named ${db.database_name} (database_name of the DB binding in ${worker.configPath}${env ? ` for --env ${env}` : ""}): ` +
+        `the account has no D1 database named ${db.database_name} (database_name of the DB binding in ` +
+          `${worker.configPath}${env ? ` for --env ${env}` : ""}): ` +
           `run \`npx gatepass deploy${env ? ` --env ${env}` : ""}\` first, which creates it`,
       );
     }

@@ -24,12 +24,14 @@ export async function checkSecretDir(dir: string): Promise<void> {
   const me = uid();
   if (me !== undefined && info.uid !== me && info.uid !== 0) {
     throw new SecretFileError(
-      `${dir} belongs to another user (uid ${info.uid}); keep secrets in a directory of your own: mkdir -m 700 DIR and give --secrets-dir DIR`,
+      `${dir} belongs to another user (uid ${info.uid}); keep secrets in a directory of your own: mkdir -m 700 DIR ` +
+        `and give --secrets-dir DIR`,
     );
   }
   if ((info.mode & 0o022) !== 0) {
     throw new SecretFileError(
-      `${dir} may be written by other users (mode ${octal(info.mode)}), who could have put a secret of their own there; ` +
+      `${dir} may be written by other users (mode ${octal(info.mode)}), who could have put a secret of their own ` +
+        `there; ` +
         `run: chmod go-w ${shellWord(dir)} (and check its files are yours)`,
     );
   }
@@ -48,7 +50,8 @@ export async function readOwnSecretFile(file: string): Promise<string | undefine
     if (code === "ENOENT") return undefined;
     if (code === "ELOOP") {
       throw new SecretFileError(
-        `${file} is a symbolic link, not a file of your own; remove it so a new secret is generated: rm ${shellWord(file)}`,
+        `${file} is a symbolic link, not a file of your own; remove it so a new secret is generated: rm ` +
+          `${shellWord(file)}`,
       );
     }
     throw err;
@@ -62,12 +65,14 @@ export async function readOwnSecretFile(file: string): Promise<string | undefine
     const me = uid();
     if (me !== undefined && info.uid !== me) {
       throw new SecretFileError(
-        `${file} belongs to another user (uid ${info.uid}), who could have chosen its secret; remove it so a new one is generated: rm ${shellWord(file)}`,
+        `${file} belongs to another user (uid ${info.uid}), who could have chosen its secret; remove it so a new ` +
+          `one is generated: rm ${shellWord(file)}`,
       );
     }
     if ((info.mode & 0o777) !== 0o600) {
       throw new SecretFileError(
-        `${file} has mode ${octal(info.mode)}, not 0600 (readable or writable by others); if you made it, run: chmod 600 ${shellWord(file)}; if not, rm ${shellWord(file)}`,
+        `${file} has mode ${octal(info.mode)}, not 0600 (readable or writable by others); if you made it, run: ` +
+          `chmod 600 ${shellWord(file)}; if not, rm ${shellWord(file)}`,
       );
     }
     return await handle.readFile("utf8");

@@ -55,7 +55,9 @@ export const ERROR_CODES = {
     status: 401,
     error: "invalid_token",
     description:
-      "gatepass could not verify the token's signature: send the CI job's own ID token (id_tokens: in .gitlab-ci.yml), unchanged, from a GitLab instance gatepass trusts. An admin finds the exact reason under this request_id in gatepass's log and audit.",
+      "gatepass could not verify the token's signature: send the CI job's own ID token (id_tokens: in " +
+      ".gitlab-ci.yml), unchanged, from a GitLab instance gatepass trusts. An admin finds the exact reason under " +
+      "this request_id in gatepass's log and audit.",
   },
   token_malformed: {
     status: 401,
@@ -82,20 +84,23 @@ export const ERROR_CODES = {
     status: 401,
     error: "invalid_token",
     description:
-      "The token was signed with a key its issuer does not publish (or that is not allowed); the issuer's keys may have rotated.",
+      "The token was signed with a key its issuer does not publish (or that is not allowed); the issuer's keys may " +
+      "have rotated.",
   },
   signature_invalid: { status: 401, error: "invalid_token", description: "The token's signature does not verify." },
   audience_mismatch: {
     status: 401,
     error: "invalid_token",
     description:
-      "The token's aud is not accepted for its issuer; set the aud of the id_tokens entry to the audience gatepass expects.",
+      "The token's aud is not accepted for its issuer; set the aud of the id_tokens entry to the audience gatepass " +
+      "expects.",
   },
   audience_multiple: {
     status: 401,
     error: "invalid_token",
     description:
-      "The token's aud lists more than one audience, and its issuer accepts tokens meant for gatepass alone; give gatepass its own id_tokens entry with a single aud.",
+      "The token's aud lists more than one audience, and its issuer accepts tokens meant for gatepass alone; give " +
+      "gatepass its own id_tokens entry with a single aud.",
   },
   token_expired: {
     status: 401,
@@ -150,31 +155,36 @@ export const ERROR_CODES = {
     status: 401,
     error: "invalid_token",
     description:
-      "The push credential is not valid; send the whole gpk_… value that gatepass jwks credential create printed, as 'Authorization: Bearer gpk_…'.",
+      "The push credential is not valid; send the whole gpk_… value that gatepass jwks credential create printed, " +
+      "as 'Authorization: Bearer gpk_…'.",
   },
   push_credential_expired: {
     status: 401,
     error: "invalid_token",
     description:
-      "This push credential has expired; create a new one (gatepass jwks credential create) and put it in the CI variable that holds the old one.",
+      "This push credential has expired; create a new one (gatepass jwks credential create) and put it in the CI " +
+      "variable that holds the old one.",
   },
   push_credential_revoked: {
     status: 401,
     error: "invalid_token",
     description:
-      "This push credential was revoked; create a new one (gatepass jwks credential create) and put it in the CI variable that holds the old one.",
+      "This push credential was revoked; create a new one (gatepass jwks credential create) and put it in the CI " +
+      "variable that holds the old one.",
   },
   push_credential_issuer_changed: {
     status: 403,
     error: "access_denied",
     description:
-      "This push credential was made for an issuer at another URL than the live policy's (or before credentials were bound to URLs); create a new one (gatepass jwks credential create) for the issuer as it is now.",
+      "This push credential was made for an issuer at another URL than the live policy's (or before credentials " +
+      "were bound to URLs); create a new one (gatepass jwks credential create) for the issuer as it is now.",
   },
   push_credential_wrong_issuer: {
     status: 403,
     error: "access_denied",
     description:
-      "This push credential pushes keys for another issuer only; use the credential created with --issuer for this one.",
+      "This push credential pushes keys for another issuer only; use the credential created with --issuer for this " +
+      "one.",
   },
 
   // --- policy ---
@@ -226,7 +236,8 @@ export const ERROR_CODES = {
     status: 502,
     error: "server_error",
     description:
-      "Vault issued a token that lives longer than the target's max_lifetime, so gatepass did not hand it out; set the Vault role's token_ttl and token_max_ttl to at most the target's max_lifetime.",
+      "Vault issued a token that lives longer than the target's max_lifetime, so gatepass did not hand it out; set " +
+      "the Vault role's token_ttl and token_max_ttl to at most the target's max_lifetime.",
   },
   signing_unavailable: { status: 503, error: "server_error", description: "gatepass has no signing key configured." },
 
@@ -245,19 +256,22 @@ export const ERROR_CODES = {
     status: 400,
     error: "invalid_request",
     description:
-      "The policy test cases sent with the push fail under the pushed policy; nothing was changed. Run `gatepass policies test` and fix the policies or the cases.",
+      "The policy test cases sent with the push fail under the pushed policy; nothing was changed. Run `gatepass " +
+      "policies test` and fix the policies or the cases.",
   },
   policy_lockout: {
     status: 409,
     error: "invalid_request",
     description:
-      "This push or rollback would remove every rule granting gatepass:policies-push, so no pipeline could push again; nothing was changed. Keep such a rule, or send force: true (--force) if that is meant.",
+      "This push or rollback would remove every rule granting gatepass:policies-push, so no pipeline could push " +
+      "again; nothing was changed. Keep such a rule, or send force: true (--force) if that is meant.",
   },
   policy_push_busy: {
     status: 409,
     error: "temporarily_unavailable",
     description:
-      "Another policy push or rollback held the write lease; nothing this request asked for was served. Retry once it has finished.",
+      "Another policy push or rollback held the write lease; nothing this request asked for was served. Retry once " +
+      "it has finished.",
   },
   policy_version_unknown: {
     status: 404,
@@ -269,7 +283,8 @@ export const ERROR_CODES = {
     status: 403,
     error: "access_denied",
     description:
-      "The CI job's token verified, but no policy rule grants its job the capability this endpoint needs (named in `capability`); add it to the allow list of a rule for the policy repository's protected pipelines.",
+      "The CI job's token verified, but no policy rule grants its job the capability this endpoint needs (named in " +
+      "`capability`); add it to the allow list of a rule for the policy repository's protected pipelines.",
   },
   rate_limited: {
     status: 429,
@@ -290,7 +305,8 @@ export const ERROR_CODES = {
     status: 503,
     error: "server_error",
     description:
-      "gatepass is not configured correctly and refuses to serve; its admin finds what to fix in the Worker log (event config_invalid).",
+      "gatepass is not configured correctly and refuses to serve; its admin finds what to fix in the Worker log " +
+      "(event config_invalid).",
   },
   internal_error: {
     status: 500,
@@ -337,7 +353,10 @@ export class GatepassError extends Error {
   }
 }
 
-/** What the request's log line and audit row record: the concealed refusal when there is one, so the operator sees the exact reason. */
+/**
+ * What the request's log line and audit row record: the concealed refusal when there is one, so the operator sees the
+ * exact reason.
+ */
 export function recordedError(err: GatepassError): GatepassError {
   return err.conceals ?? err;
 }

@@ -82,7 +82,10 @@ export interface VerifiedIdentity {
   /** Canonical URL of that issuer. */
   issuerUrl: string;
   claims: NormalizedClaims;
-  /** SHA-256 (hex) of the token's signing input (header.payload; see tokenDigest): what audit and logs carry instead of the token. */
+  /**
+   * SHA-256 (hex) of the token's signing input (header.payload; see tokenDigest): what audit and logs carry instead of
+   * the token.
+   */
   tokenSha256: string;
   /** Seconds since epoch. */
   issuedAt: number;

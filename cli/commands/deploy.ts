@@ -165,7 +165,8 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
       return `worker ${worker.name}, GATEPASS_ISSUER ${issuer}`;
     },
     byHand: () =>
-      `set GATEPASS_ISSUER to your https:// origin under [vars]${options.env ? ` of [env.${options.env}]` : ""} in ${path.relative(".", options.config) || options.config}`,
+      `set GATEPASS_ISSUER to your https:// origin under ` +
+      `[vars]${options.env ? ` of [env.${options.env}]` : ""} in ${path.relative(".", options.config) || options.config}`,
   };
   const policyCheck: Step = {
     title: "policies",
@@ -201,7 +202,8 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
         return notes.join("; ");
       },
       byHand: () =>
-        "npx gatepass keys generate --out FILE for GATEPASS_SIGNING_KEYS; for GATEPASS_ADMIN_TOKEN 32+ random base64url characters, e.g. openssl rand -base64 32 | tr '+/' '-_' | tr -d '='",
+        "npx gatepass keys generate --out FILE for GATEPASS_SIGNING_KEYS; for GATEPASS_ADMIN_TOKEN 32+ random " +
+        "base64url characters, e.g. openssl rand -base64 32 | tr '+/' '-_' | tr -d '='",
     },
     {
       title: "secrets set",
@@ -226,7 +228,8 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
         return `${note}; ${applied.length > 0 ? `applied ${applied.join(", ")}` : "already up to date"}`;
       },
       byHand: () =>
-        `npx wrangler d1 migrations apply DB --remote${envText} (wrangler 4.86 needs database_id in the config for it; \`npx wrangler d1 list\` shows it)`,
+        `npx wrangler d1 migrations apply DB --remote${envText} (wrangler 4.86 needs database_id in the config for ` +
+        `it; \`npx wrangler d1 list\` shows it)`,
     },
     {
       title: "deploy",
@@ -234,7 +237,9 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
         const output = await wrangler(["deploy", ...env, ...configFlag]);
         deployedUrls = [...new Set(output.match(/https:\/\/[^\s)]+/g) ?? [])];
         const version = /Current Version ID: ([\w-]+)/.exec(output)?.[1];
-        return `wrangler deploy${version ? ` (version ${version})` : ""}${deployedUrls.length > 0 ? `, at ${deployedUrls.join(", ")}` : ""}`;
+        return `wrangler deploy${
+          version ? ` (version ` + `${version})` : ""
+        }${deployedUrls.length > 0 ? `, at ${deployedUrls.join(", ")}` : ""}`;
       },
       byHand: () => `npx wrangler deploy${envText}`,
     },
@@ -254,7 +259,8 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
         );
         if (code !== 0)
           throw new StepFailure(
-            `gatepass policies push exited ${code} (its reason is printed above)${output ? `:\n${output.trimEnd()}` : ""}`,
+            `gatepass policies push exited ${code} (its reason is printed ` +
+              `above)${output ? `:\n${output.trimEnd()}` : ""}`,
           );
         const version = /pushed policy version ([0-9a-f]{12})/.exec(output)?.[1];
         return `pushed ${options.dir}${version ? ` as version ${version}` : ""}`;
@@ -270,7 +276,8 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
           const elsewhere = deployedUrls.filter((url) => new URL(url).origin !== new URL(issuer).origin);
           const hint =
             elsewhere.length > 0
-              ? `\nwrangler deployed the Worker at ${elsewhere.join(", ")}: route GATEPASS_ISSUER's host to it (a route or custom domain in the wrangler config).`
+              ? `\nwrangler deployed the Worker at ${elsewhere.join(", ")}: route GATEPASS_ISSUER's host to it (a ` +
+                `route or custom domain in the wrangler config).`
               : "";
           throw new StepFailure(`${err instanceof Error ? err.message : String(err)}${hint}`);
         }

@@ -62,7 +62,8 @@ export async function run(args: string[]): Promise<number> {
     `\ngatepass: starting wrangler dev on ${url}\n` +
       `  try:  curl -s -H "Authorization: Bearer $(npx gatepass dev token)" ${url}/v1/whoami\n\n`,
   );
-  // Development only (the Worker refuses it elsewhere): every request re-reads the active policy, so a saved edit is live at once.
+  // Development only (the Worker refuses it elsewhere): every request re-reads the active policy, so a saved edit is
+  // live at once.
   const vars = [["GATEPASS_ISSUER", url], ["GATEPASS_POLICY_RECHECK", "every-request"], ...upstreams].flatMap(
     ([name, value]) => ["--var", `${name}:${value}`],
   );
@@ -74,7 +75,10 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-/** Whether 127.0.0.1:port can be bound now (wrangler binds it a few seconds later; a race loses with wrangler's own error). */
+/**
+ * Whether 127.0.0.1:port can be bound now (wrangler binds it a few seconds later; a race loses with wrangler's own
+ * error).
+ */
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();

@@ -78,7 +78,8 @@ export async function run(args: string[]): Promise<number> {
   if (!issuer || issuer.keys.source !== "pushed") {
     err(
       issuer
-        ? `gatepass jwks: issuer '${issuer.name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } take pushed keys`
+        ? `gatepass jwks: issuer '${issuer.name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { ` +
+            `source: pushed } take pushed keys`
         : `gatepass jwks: no issuer '${values.issuer}' in '${values.dir}'`,
     );
     return 1;
@@ -177,11 +178,19 @@ async function liveIssuerMismatch(target: StorageTarget, local: IssuerConfig): P
   }
   const short = version.slice(0, 12);
   if (!live)
-    return `the live policy (${short}) has no issuer '${local.name}'; push the policies first (gatepass policies push).`;
+    return (
+      `the live policy (${short}) has no issuer '${local.name}'; push the policies first (gatepass policies ` + `push).`
+    );
   if (live.keys.source !== "pushed")
-    return `in the live policy (${short}) issuer '${local.name}' gets its keys by ${live.keys.source}; push the policies first.`;
+    return (
+      `in the live policy (${short}) issuer '${local.name}' gets its keys by ${live.keys.source}; push the ` +
+      `policies first.`
+    );
   if (live.url !== local.url) {
-    return `the live policy (${short}) has issuer '${local.name}' at ${live.url}, the local one at ${local.url}: the Worker would ignore these keys and drop the issuer's; push the policies first.`;
+    return (
+      `the live policy (${short}) has issuer '${local.name}' at ${live.url}, the local one at ` +
+      `${local.url}: the Worker would ignore these keys and drop the issuer's; push the policies first.`
+    );
   }
   return undefined;
 }
@@ -211,7 +220,8 @@ async function fetchKeys(url: string): Promise<string> {
   });
   if (response.status >= 300 && response.status < 400) {
     throw new Error(
-      `${url} answered a redirect (HTTP ${response.status}); redirects are not followed for keys: pass the final URL to --url.`,
+      `${url} answered a redirect (HTTP ${response.status}); redirects are not followed for keys: pass the final ` +
+        `URL to --url.`,
     );
   }
   if (response.status !== 200) throw new Error(`${url} answered HTTP ${response.status}.`);

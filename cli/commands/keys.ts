@@ -66,19 +66,22 @@ async function generate(args: string[]): Promise<number> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       process.stderr.write(
-        `gatepass keys generate: ${out} already exists; it may hold a secret you still need. Choose another file, or add --force to replace it\n`,
+        `gatepass keys generate: ${out} already exists; it may hold a secret you still need. Choose another file, ` +
+          `or add --force to replace it\n`,
       );
       return 1;
     }
     process.stderr.write(
       `gatepass keys: wrote ${SECRET_NAME} (${describe(text)}) to ${out} (mode 0600).\n` +
-        `Keep ${out} in your secret store: Cloudflare secrets cannot be read back, and \`gatepass keys rotate --remote --from ${out}\` needs it.\n` +
+        `Keep ${out} in your secret store: Cloudflare secrets cannot be read back, and \`gatepass keys rotate ` +
+        `--remote --from ${out}\` needs it.\n` +
         `Set it: npx wrangler secret put ${SECRET_NAME} < ${out}\n`,
     );
   } else {
     process.stdout.write(`${text}\n`);
     process.stderr.write(
-      "gatepass keys: keep a copy of this secret (or use --out FILE): Cloudflare secrets cannot be read back, and rotation needs it\n",
+      "gatepass keys: keep a copy of this secret (or use --out FILE): Cloudflare secrets cannot be read back, and " +
+        "rotation needs it\n",
     );
   }
   return 0;
@@ -163,8 +166,10 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
     if (staged) await rm(staged, { force: true });
     process.stderr.write(
       `gatepass keys ${command}: ${err instanceof Error ? err.message : String(err)}\n` +
-        `gatepass keys ${command}: setting ${SECRET_NAME} failed, so the new secret was discarded and no file was changed` +
-        `${out ? ` (${out} is as it was)` : ""}: the secret from ${from} is still the one to keep. Fix the cause and run the same command again.\n`,
+        `gatepass keys ${command}: setting ${SECRET_NAME} failed, so the new secret was discarded and no file was ` +
+        `changed` +
+        `${out ? ` (${out} is as it was)` : ""}: the secret from ${from} is still the one to keep. Fix the cause ` +
+        `and run the same command again.\n`,
     );
     return 1;
   }
@@ -174,7 +179,8 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
     } catch (err) {
       process.stderr.write(
         `gatepass keys ${command}: ${SECRET_NAME} was set, but moving the new secret to ${out} failed ` +
-          `(${err instanceof Error ? err.message : String(err)}); it is in ${staged} — keep that file, it is the secret the Worker now has\n`,
+          `(${err instanceof Error ? err.message : String(err)}); it is in ${staged} — keep that file, it is the ` +
+          `secret the Worker now has\n`,
       );
       return 1;
     }

@@ -105,7 +105,8 @@ async function validate(args: string[]): Promise<number> {
   }
   const { issuers, targets, rules } = result.snapshot;
   out(
-    `policies are valid: ${issuers.length} issuers, ${targets.length} targets, ${rules.length} rules (version ${result.snapshot.version})`,
+    `policies are valid: ${issuers.length} issuers, ${targets.length} targets, ${rules.length} rules (version ` +
+      `${result.snapshot.version})`,
   );
   return 0;
 }
@@ -180,7 +181,8 @@ async function push(args: string[]): Promise<number> {
   const stored = await storedSnapshot(snapshot);
   if (stored.payload.length > MAX_POLICY_SNAPSHOT_BYTES) {
     err(
-      `push refused: the stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ${MAX_POLICY_SNAPSHOT_BYTES}; nothing was changed`,
+      `push refused: the stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ` +
+        `${MAX_POLICY_SNAPSHOT_BYTES}; nothing was changed`,
     );
     return 1;
   }
@@ -216,12 +218,14 @@ function exitStatusOf(result: WriteResult, action: WriteRequest["action"]): numb
     case "activated":
       if (result.cleanupError !== undefined)
         err(
-          `warning: deleting unused snapshot chunks from KV failed; the next push deletes them. (${result.cleanupError})`,
+          `warning: deleting unused snapshot chunks from KV failed; the next push deletes them. ` +
+            `(${result.cleanupError})`,
         );
       return 0;
     case "busy":
       err(
-        `${action} refused: ${result.sentence}; nothing was changed. Run it again once that one has finished (see \`policies history --attempts\`), or give a longer --wait.`,
+        `${action} refused: ${result.sentence}; nothing was changed. Run it again once that one has finished (see ` +
+          `\`policies history --attempts\`), or give a longer --wait.`,
       );
       return EXIT_BUSY;
     case "lost":
@@ -259,7 +263,8 @@ async function history(args: string[]): Promise<number> {
   }
   for (const row of rows)
     out(
-      `${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ${row.source_digest.slice(0, 12)}`,
+      `${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ` +
+        `${row.source_digest.slice(0, 12)}`,
     );
   return 0;
 }
@@ -323,7 +328,8 @@ async function rollbackTo(storage: PolicyStorage, wanted: string, by: string, wa
   const lintErrors = snapshotLintErrors(text);
   if (lintErrors.length > 0) {
     err(
-      `rollback refused: ${version} fails checks that push runs today; nothing was changed. Fix the policies and push instead:`,
+      `rollback refused: ${version} fails checks that push runs today; nothing was changed. Fix the policies and ` +
+        `push instead:`,
     );
     for (const line of lintErrors) err(`  ${line}`);
     return 1;
@@ -361,7 +367,8 @@ async function explain(args: string[]): Promise<number> {
   const unknown = targets.filter((target) => !result.policy.targets.has(target));
   if (unknown.length > 0)
     throw new UsageError(
-      `unknown target ${unknown.map((t) => `'${t}'`).join(", ")}; configured: ${[...result.policy.targets.keys()].join(", ")}`,
+      `unknown target ${unknown.map((t) => `'${t}'`).join(", ")}; configured: ` +
+        `${[...result.policy.targets.keys()].join(", ")}`,
     );
   return explainTargets(result.policy, identity, targets) ? 0 : 1;
 }
@@ -399,7 +406,10 @@ function idScopes(vocabulary: ClaimVocabulary): [string | undefined, string | un
   ];
 }
 
-/** Prints the grants and, per target, the rules that allow it with their scope and failed conditions. Returns whether every target is allowed. */
+/**
+ * Prints the grants and, per target, the rules that allow it with their scope and failed conditions. Returns whether
+ * every target is allowed.
+ */
 function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targets: readonly string[]): boolean {
   const show = (value: unknown) => (value === null || value === undefined ? "(missing)" : JSON.stringify(value));
   const rules = new Map(policy.snapshot.rules.map((r) => [r.name, r]));

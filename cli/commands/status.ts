@@ -96,7 +96,8 @@ export function describeStatus(body: Json, base: string): string[] {
   const policy = isPlainObject(body.policy) ? body.policy : {};
   lines.push(
     typeof policy.version === "string"
-      ? `policy      ${policy.version.slice(0, 12)} (created ${str(policy.created_at)})${policy.last_error ? `; last error: ${str(policy.last_error)}` : ""}`
+      ? `policy      ${policy.version.slice(0, 12)} (created ` +
+          `${str(policy.created_at)})${policy.last_error ? `; last error: ${str(policy.last_error)}` : ""}`
       : `policy      none loaded${policy.last_error ? `: ${str(policy.last_error)}` : ""}`,
   );
   lines.push("issuers");
@@ -113,7 +114,9 @@ export function describeStatus(body: Json, base: string): string[] {
     line += `  kids: ${names(issuer.kids)}`;
     const retired = list(issuer.retired);
     if (retired.length > 0)
-      line += `  retiring: ${retired.map((r) => `${str(r.kid)} until ${typeof r.until === "number" ? iso(r.until) : "?"}`).join(", ")}`;
+      line +=
+        `  retiring: ` +
+        `${retired.map((r) => `${str(r.kid)} until ${typeof r.until === "number" ? iso(r.until) : "?"}`).join(", ")}`;
     if (issuer.last_error) line += `  last error: ${str(issuer.last_error)}`;
     lines.push(line);
   }
@@ -129,7 +132,8 @@ export function describeStatus(body: Json, base: string): string[] {
     );
   const errors = isPlainObject(body.errors_last_hour) ? Object.entries(body.errors_last_hour) : [];
   lines.push(
-    `errors (1h) ${errors.length > 0 ? errors.map(([code, n]) => `${code} ${str(n)}`).join(", ") : body.errors_last_hour === null ? "unknown (D1 unavailable)" : "none"}`,
+    `errors (1h) ` +
+      `${errors.length > 0 ? errors.map(([code, n]) => `${code} ${str(n)}`).join(", ") : body.errors_last_hour === null ? "unknown (D1 unavailable)" : "none"}`,
   );
   return lines;
 }
@@ -144,7 +148,8 @@ export function statusWarnings(body: Json): string[] {
     if (issuer.source === "pushed" && issuer.stale === true) {
       warnings.push(
         typeof issuer.age_seconds === "number"
-          ? `issuer ${str(issuer.name)}: keys last pushed ${formatAge(issuer.age_seconds)} ago; check the key push job (templates/jwks-push.gitlab-ci.yml) and its credential`
+          ? `issuer ${str(issuer.name)}: keys last pushed ${formatAge(issuer.age_seconds)} ago; check the key push ` +
+              `job (templates/jwks-push.gitlab-ci.yml) and its credential`
           : `issuer ${str(issuer.name)}: no keys were ever pushed; its tokens fail until the key push job runs`,
       );
     }

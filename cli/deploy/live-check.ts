@@ -10,7 +10,10 @@ export interface DeployDeps {
   now(): number;
 }
 
-/** /healthz answers, discovery names GATEPASS_ISSUER, and its jwks_uri (on the same origin) serves keys. Retried while a new route settles. */
+/**
+ * /healthz answers, discovery names GATEPASS_ISSUER, and its jwks_uri (on the same origin) serves keys. Retried while
+ * a new route settles.
+ */
 export async function checkDeployed(issuer: string, deps: DeployDeps): Promise<string> {
   const deadline = deps.now() + DEPLOY_CHECK_TIMEOUT_MS;
   for (;;) {
@@ -31,7 +34,11 @@ async function probe(issuer: string, fetcher: typeof fetch): Promise<string | un
       });
       return res.ok
         ? res
-        : `GET ${url} answered ${res.status}${res.status >= 300 && res.status < 400 ? " (a redirect: GATEPASS_ISSUER must be the URL that serves gatepass itself)" : ""}`;
+        : `GET ${url} answered ${res.status}${
+            res.status >= 300 && res.status < 400
+              ? " (a redirect: " + "GATEPASS_ISSUER must be the URL that serves gatepass itself)"
+              : ""
+          }`;
     } catch (err) {
       return `GET ${url} failed: ${err instanceof Error ? err.message : String(err)}`;
     }

@@ -1,4 +1,5 @@
-// `gatepass deploy` step 2: the policies are valid and their tests pass, checked locally before anything remote changes.
+// `gatepass deploy` step 2: the policies are valid and their tests pass, checked locally before anything remote
+// changes.
 
 import { formatFinding } from "../../src/policy/policy-source";
 import { checkPolicyDir } from "../policy/policy-files";
@@ -16,7 +17,8 @@ export async function checkPolicies(dir: string): Promise<string> {
   const failed = cases.filter((testCase) => runCase(checked.policy, testCase).failures.length > 0);
   if (failed.length > 0) {
     throw new StepFailure(
-      `${failed.length} of ${cases.length} policy tests fail: ${failed.map((c) => `${c.file}:${c.line} ${c.name}`).join("; ")}`,
+      `${failed.length} of ${cases.length} policy tests fail: ` +
+        `${failed.map((c) => `${c.file}:${c.line} ${c.name}`).join("; ")}`,
     );
   }
   const { issuers, targets, rules, version } = checked.snapshot;
@@ -26,7 +28,8 @@ export async function checkPolicies(dir: string): Promise<string> {
     `${issuers.length} issuers, ${targets.length} targets, ${rules.length} rules (version ${version.slice(0, 12)}); ` +
     `${cases.length === 0 ? "no policy tests" : `${cases.length}/${cases.length} tests pass`}` +
     (localOnly.length > 0
-      ? `; note: ${localOnly.join(", ")} ${localOnly.length === 1 ? "uses" : "use"} http://, which only local runs accept`
+      ? `; note: ${localOnly.join(", ")} ${localOnly.length === 1 ? "uses" : "use"} http://, which only local runs ` +
+        `accept`
       : "")
   );
 }

@@ -58,7 +58,8 @@ export async function secretToSet(
   if (!file) {
     const flag = name === SIGNING_KEYS ? "--signing-keys-file" : "--admin-token-file";
     throw new StepFailure(
-      `the Worker has no ${name}, and a new one needs a file to be kept in (it cannot be read back from Cloudflare): add --secrets-dir DIR (or ${flag} FILE)`,
+      `the Worker has no ${name}, and a new one needs a file to be kept in (it cannot be read back from ` +
+        `Cloudflare): add --secrets-dir DIR (or ${flag} FILE)`,
     );
   }
   // Whatever is found there is uploaded as the Worker's secret: it must be the operator's own (cli/secret-files.ts).

@@ -25,7 +25,9 @@ export async function pushPoliciesUnlessActive(): Promise<void> {
   }
 }
 
-/** The version policies/ compiles to, when it is the active one locally; undefined otherwise (push then reports why). */
+/**
+ * The version policies/ compiles to, when it is the active one locally; undefined otherwise (push then reports why).
+ */
 async function activePolicyVersion(): Promise<string | undefined> {
   const result = await checkPolicyDir(POLICY_DIR);
   if (!result.ok) return undefined;
@@ -58,7 +60,8 @@ export function watchPolicies(): () => void {
       );
       if (code !== 0) step("the edit was not pushed; the last good version keeps serving");
     } finally {
-      // Between saves this process holds no state open (wrangler dev's Worker reads it), nor Miniflare's signal handlers.
+      // Between saves this process holds no state open (wrangler dev's Worker reads it), nor Miniflare's signal
+      // handlers.
       await closeLocalStorage();
       keepOnlyForwarders();
       pushing = false;

@@ -75,7 +75,10 @@ function gitlabToken(key: SigningKey, kid: string, input: TokenInput): Promise<s
     .sign(key);
 }
 
-/** A token with the claims GitHub's OIDC reference documents (ids as decimal strings), from the local stand-in GitHub issuer. */
+/**
+ * A token with the claims GitHub's OIDC reference documents (ids as decimal strings), from the local stand-in GitHub
+ * issuer.
+ */
 function githubToken(key: SigningKey, kid: string, input: TokenInput): Promise<string> {
   const ref = `refs/${input.refType === "tag" ? "tags" : "heads"}/${input.ref}`;
   const workflowRef = `${input.project}/.github/workflows/deploy.yml@${ref}`;

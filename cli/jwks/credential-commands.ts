@@ -75,8 +75,10 @@ async function createFor(target: StorageTarget, issuer: string, lifetime: number
   );
   out(created.credential);
   err(
-    `created push credential ${created.id} for issuer ${issuer} at ${live.url} (${target.remote ? "remote" : "local"}), expires ${iso(now + lifetime)}.\n` +
-      "It is shown this once: store it as a masked CI/CD variable (GATEPASS_PUSH_CREDENTIAL in templates/jwks-push.gitlab-ci.yml).",
+    `created push credential ${created.id} for issuer ` +
+      `${issuer} at ${live.url} (${target.remote ? "remote" : "local"}), expires ${iso(now + lifetime)}.\n` +
+      "It is shown this once: store it as a masked CI/CD variable (GATEPASS_PUSH_CREDENTIAL in " +
+      "templates/jwks-push.gitlab-ci.yml).",
   );
   return 0;
 }
@@ -99,7 +101,9 @@ async function list(args: string[]): Promise<number> {
     options: { issuer: { type: "string" }, json: { type: "boolean" }, ...STORAGE_OPTIONS },
   });
   const where = values.issuer === undefined ? "" : ` WHERE issuer = ${sqlString(values.issuer)}`;
-  const sql = `SELECT id, issuer, issuer_url, created_by, created_at, expires_at, revoked_at, revoked_by, last_used_at FROM push_credentials${where} ORDER BY issuer, created_at, id LIMIT ${MAX_LISTED_PUSH_CREDENTIALS}`;
+  const sql =
+    `SELECT id, issuer, issuer_url, created_by, created_at, expires_at, revoked_at, revoked_by, ` +
+    `last_used_at FROM push_credentials${where} ORDER BY issuer, created_at, id LIMIT ${MAX_LISTED_PUSH_CREDENTIALS}`;
   const rows = await withStorage(storageTarget(values), (target) => query<CredentialRow>(target, sql));
   const now = Math.floor(Date.now() / 1000);
   const state = (row: CredentialRow) =>
@@ -147,20 +151,24 @@ async function revoke(args: string[]): Promise<number> {
   if (!PUSH_CREDENTIAL_ID.test(id)) {
     // Not echoed: it may be a whole credential pasted by mistake.
     throw new UsageError(
-      "that is not a credential id: give gpk_ and 16 hex digits, as `credential list` shows it (never the whole credential)",
+      "that is not a credential id: give gpk_ and 16 hex digits, as `credential list` shows it (never the whole " +
+        "credential)",
     );
   }
   const target = storageTarget(values);
   const now = Math.floor(Date.now() / 1000);
   const by = (values.by ?? whoAmI()).slice(0, 200);
   // One statement: an earlier revocation keeps its time and author.
-  const sql = `UPDATE push_credentials SET revoked_at = COALESCE(revoked_at, ${now}), revoked_by = COALESCE(revoked_by, ${sqlString(by)}) WHERE id = ${sqlString(id)} RETURNING issuer, revoked_at, revoked_by`;
+  const sql =
+    `UPDATE push_credentials SET revoked_at = COALESCE(revoked_at, ${now}), revoked_by = ` +
+    `COALESCE(revoked_by, ${sqlString(by)}) WHERE id = ${sqlString(id)} RETURNING issuer, revoked_at, revoked_by`;
   const [row] = await withStorage(target, (storage) =>
     query<{ issuer: string; revoked_at: number; revoked_by: string }>(storage, sql),
   );
   if (!row) {
     err(
-      `gatepass jwks credential: no push credential ${id} (${target.remote ? "remote" : "local"}); see gatepass jwks credential list`,
+      `gatepass jwks credential: no push credential ${id} (${target.remote ? "remote" : "local"}); see gatepass ` +
+        `jwks credential list`,
     );
     return 1;
   }
@@ -174,7 +182,10 @@ async function revoke(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The live policy's issuer of that name when it has pushed keys there; otherwise why no credential should be made for it. */
+/**
+ * The live policy's issuer of that name when it has pushed keys there; otherwise why no credential should be made for
+ * it.
+ */
 async function liveIssuer(target: StorageTarget, name: string): Promise<IssuerConfig | string> {
   const text = await new PolicyStorage(target).readActive();
   if (text === undefined) return "no policy is live yet: push the policies first (gatepass policies push).";
@@ -188,7 +199,10 @@ async function liveIssuer(target: StorageTarget, name: string): Promise<IssuerCo
   if (!issuer)
     return `the live policy has no issuer '${name}' (it has: ${issuers.map((i) => i.name).join(", ") || "none"}).`;
   if (issuer.keys.source !== "pushed")
-    return `issuer '${name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } take pushed keys.`;
+    return (
+      `issuer '${name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } ` +
+      `take pushed keys.`
+    );
   return issuer;
 }
 

@@ -49,7 +49,8 @@ export class AdminApi {
     const token = env[ID_TOKEN_VARIABLE]?.trim();
     if (!token)
       throw new Error(
-        `--url needs the CI job's ID token in ${ID_TOKEN_VARIABLE} (id_tokens: in .gitlab-ci.yml); it is never read from a flag`,
+        `--url needs the CI job's ID token in ${ID_TOKEN_VARIABLE} (id_tokens: in .gitlab-ci.yml); it is never read ` +
+          `from a flag`,
       );
     return new AdminApi(adminBaseUrl(url), token);
   }

@@ -61,7 +61,8 @@ function replayText(replay: NonNullable<Plan["replay"]>): string[] {
     );
     for (const group of change.groups.slice(0, SHOWN_GROUPS)) {
       lines.push(
-        `    ${group.namespace} / ${group.project}: ${group.identities} identities, ${group.requests} requests; e.g. ${example(group.example)}`,
+        `    ${group.namespace} / ${group.project}: ${group.identities} identities, ${group.requests} requests; ` +
+          `e.g. ${example(group.example)}`,
       );
     }
     if (change.groups.length > SHOWN_GROUPS)
@@ -78,7 +79,8 @@ export function planMarkdown(plan: Plan): string {
     lines.push(
       replay.changed === 0
         ? `**No decision changes** for the ${replay.identities} identities seen in the last ${replay.days} days.`
-        : `**${replay.changed} of ${replay.identities} identities** seen in the last ${replay.days} days get a different decision.`,
+        : `**${replay.changed} of ${replay.identities} identities** seen in the last ${replay.days} days get a ` +
+            `different decision.`,
       "",
     );
     if (replay.unjudgedRules.length > 0) lines.push(`> ${cell(unjudged(replay.unjudgedRules))}`, "");
@@ -134,7 +136,10 @@ export function planMarkdown(plan: Plan): string {
 }
 
 function unjudged(rules: readonly string[]): string {
-  return `note: rules ${rules.join(", ")} name claims replay does not keep (per-job ids, times, commit hashes): replayed as if missing`;
+  return (
+    `note: rules ${rules.join(", ")} name claims replay does not keep (per-job ids, times, commit hashes): ` +
+    `replayed as if missing`
+  );
 }
 
 function short(side: Plan["before"]): string {

@@ -272,7 +272,8 @@ export class PolicyStorage implements PolicyWriteStorage {
   /** The newest attempts, newest first. */
   async attempts(limit: number): Promise<AttemptRow[]> {
     return this.query<AttemptRow>(
-      `SELECT seq, attempt, action, version, pushed_by, outcome, activation, replaced, detail FROM policy_pushes ORDER BY seq DESC LIMIT ${Math.trunc(limit)}`,
+      `SELECT seq, attempt, action, version, pushed_by, outcome, activation, replaced, detail FROM policy_pushes ` +
+        `ORDER BY seq DESC LIMIT ${Math.trunc(limit)}`,
     );
   }
 
@@ -337,15 +338,20 @@ export class PolicyStorage implements PolicyWriteStorage {
 
   async history(limit: number): Promise<HistoryRow[]> {
     return this.query<HistoryRow>(
-      `SELECT version, source_digest, pushed_by, pushed_at, active FROM policy_versions ORDER BY pushed_at DESC, version LIMIT ${Math.trunc(limit)}`,
+      `SELECT version, source_digest, pushed_by, pushed_at, active FROM policy_versions ORDER BY pushed_at DESC, ` +
+        `version LIMIT ${Math.trunc(limit)}`,
     );
   }
 
-  /** Versions that start with `prefix` (at most 2; substr, not LIKE: D1 caps LIKE patterns at 50 bytes), and the active one. */
+  /**
+   * Versions that start with `prefix` (at most 2; substr, not LIKE: D1 caps LIKE patterns at 50 bytes), and the active
+   * one.
+   */
   async findVersions(prefix: string): Promise<{ matches: string[]; active: string | undefined }> {
     if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw new Error("a version is hexadecimal");
     const rows = await this.query<{ version: string; active: number; hit: number }>(
-      `SELECT version, active, substr(version, 1, ${prefix.length}) = ${sqlString(prefix)} AS hit FROM policy_versions WHERE hit OR active = 1 ORDER BY hit DESC LIMIT 3`,
+      `SELECT version, active, substr(version, 1, ${prefix.length}) = ${sqlString(prefix)} AS hit FROM ` +
+        `policy_versions WHERE hit OR active = 1 ORDER BY hit DESC LIMIT 3`,
     );
     return {
       matches: rows
@@ -379,7 +385,8 @@ export class PolicyStorage implements PolicyWriteStorage {
         last_seen: string;
       }>(
         `SELECT claims_sha256, issuer, claims, count, first_seen, last_seen FROM seen_identities ` +
-          `WHERE last_seen >= ${sqlString(since)} AND claims_sha256 > ${sqlString(after)} ORDER BY claims_sha256 LIMIT ${SEEN_IDENTITIES_PAGE}`,
+          `WHERE last_seen >= ${sqlString(since)} AND claims_sha256 > ${sqlString(after)} ORDER BY claims_sha256 ` +
+          `LIMIT ${SEEN_IDENTITIES_PAGE}`,
       );
       for (const row of rows) identities.push(seenIdentityOf(row));
       if (rows.length < SEEN_IDENTITIES_PAGE) return identities;
@@ -396,7 +403,8 @@ export class PolicyStorage implements PolicyWriteStorage {
       snapshot: string;
       snapshot_chunks: number;
     }>(
-      `SELECT version, source_digest, pushed_at, snapshot, snapshot_chunks FROM policy_versions WHERE version = ${sqlString(version)}`,
+      `SELECT version, source_digest, pushed_at, snapshot, snapshot_chunks FROM policy_versions WHERE version = ` +
+        `${sqlString(version)}`,
     );
     if (!row) throw new Error(`no pushed policy version ${version}`);
     if (row.snapshot_chunks === 0) return historySnapshotText(row, undefined);
@@ -405,7 +413,8 @@ export class PolicyStorage implements PolicyWriteStorage {
     const page = 32;
     for (let seq = 0; seq < row.snapshot_chunks; seq += page) {
       const rows = await this.query<{ seq: number; data: string }>(
-        `SELECT seq, data FROM policy_history_chunks WHERE version = ${sqlString(version)} AND seq >= ${seq} AND seq < ${seq + page} ORDER BY seq`,
+        `SELECT seq, data FROM policy_history_chunks WHERE version = ${sqlString(version)} AND seq >= ` +
+          `${seq} AND seq < ${seq + page} ORDER BY seq`,
       );
       rows.forEach((chunk, i) => {
         if (chunk.seq !== seq + i) throw new Error(`the stored snapshot of ${version} is missing chunk ${seq + i}`);

@@ -59,7 +59,8 @@ export async function historyViaApi(io: Io, url: string, limit: number): Promise
   }
   for (const row of rows)
     io.out(
-      `${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ${row.source_digest.slice(0, 12)}`,
+      `${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ` +
+        `${row.source_digest.slice(0, 12)}`,
     );
   return 0;
 }

@@ -108,7 +108,9 @@ export async function pushPolicy(
   const failures = cases.flatMap((c) => runCase(checked, c).failures.map((f) => `${c.name}: ${f}`));
   if (failures.length > 0) {
     throw new GatepassError("policy_tests_failed", {
-      description: `${failures.length} expectation(s) fail; nothing was changed: ${failures.slice(0, 5).join("; ").slice(0, 1500)}`,
+      description:
+        `${failures.length} expectation(s) fail; nothing was changed: ` +
+        `${failures.slice(0, 5).join("; ").slice(0, 1500)}`,
     });
   }
   refuseLockout(ctx.active, checked, request.force);
@@ -118,7 +120,9 @@ export async function pushPolicy(
   const stored = await storedSnapshot(snapshot);
   if (stored.payload.length > MAX_POLICY_SNAPSHOT_BYTES)
     throw new GatepassError("policy_invalid", {
-      description: `The stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ${MAX_POLICY_SNAPSHOT_BYTES}.`,
+      description:
+        `The stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ` +
+        `${MAX_POLICY_SNAPSHOT_BYTES}.`,
     });
   await verifySnapshot(stored.text);
   const result = await writePolicy(
@@ -155,7 +159,11 @@ function activatedOrThrow(result: WriteResult): string | undefined {
     description:
       result.outcome === "busy"
         ? `Not written: ${result.sentence}. Retry once it has finished, or send a longer wait.`
-        : `${result.sentence}${result.servedChanged ? "; push the version that should be active again" : "; nothing served changed, retry"}.`,
+        : `${result.sentence}${
+            result.servedChanged
+              ? "; push the version that should be active again"
+              : "; nothing " + "served changed, retry"
+          }.`,
   });
 }
 

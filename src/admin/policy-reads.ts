@@ -15,7 +15,8 @@ export interface HistoryEntry {
 
 export async function policyHistory(env: Env, limit: number): Promise<HistoryEntry[]> {
   const { results } = await env.DB.prepare(
-    "SELECT version, source_digest, pushed_by, pushed_at, active FROM policy_versions ORDER BY pushed_at DESC, version LIMIT ?",
+    "SELECT version, source_digest, pushed_by, pushed_at, active FROM policy_versions ORDER BY pushed_at DESC, " +
+      "version LIMIT ?",
   )
     .bind(limit)
     .all<HistoryEntry>();
@@ -75,7 +76,8 @@ export async function seenIdentitiesPage(
   limit: number,
 ): Promise<SeenIdentityRow[]> {
   const { results } = await env.DB.prepare(
-    "SELECT claims_sha256, issuer, claims, count, first_seen, last_seen FROM seen_identities WHERE last_seen >= ? AND claims_sha256 > ? ORDER BY claims_sha256 LIMIT ?",
+    "SELECT claims_sha256, issuer, claims, count, first_seen, last_seen FROM seen_identities WHERE last_seen >= ? " +
+      "AND claims_sha256 > ? ORDER BY claims_sha256 LIMIT ?",
   )
     .bind(since, after, limit)
     .all<SeenIdentityRow>();

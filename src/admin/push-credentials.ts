@@ -98,15 +98,20 @@ export async function authenticatePushCredential(
   if (now >= row.expires_at) throw new GatepassError("push_credential_expired");
   if (row.issuer !== issuerName) {
     throw new GatepassError("push_credential_wrong_issuer", {
-      description: `This push credential pushes keys for issuer ${row.issuer} only, not ${issuerName}; use the credential created with --issuer ${issuerName}.`,
+      description:
+        `This push credential pushes keys for issuer ${row.issuer} only, not ${issuerName}; use the ` +
+        `credential created with --issuer ${issuerName}.`,
     });
   }
   if (issuer.url !== undefined && row.issuer_url !== issuer.url) {
     throw new GatepassError("push_credential_issuer_changed", {
       description:
         row.issuer_url === null
-          ? `This push credential was made before credentials were bound to their issuer's URL; create a new one (gatepass jwks credential create --issuer ${issuerName}) and revoke this one.`
-          : `This push credential was made for issuer ${issuerName} at ${row.issuer_url}; the live policy has ${issuerName} at ${issuer.url}. Create a new one (gatepass jwks credential create --issuer ${issuerName}) for the issuer as it is now.`,
+          ? `This push credential was made before credentials were bound to their issuer's URL; create a new one ` +
+            `(gatepass jwks credential create --issuer ${issuerName}) and revoke this one.`
+          : `This push credential was made for issuer ${issuerName} at ${row.issuer_url}; the live policy has ` +
+            `${issuerName} at ${issuer.url}. Create a new one (gatepass jwks credential create --issuer ` +
+            `${issuerName}) for the issuer as it is now.`,
     });
   }
   return id;

@@ -37,7 +37,10 @@ export interface AuditEvent {
   folded_from: string | null;
   /** Who made an admin request, once authenticated: "admin" (the admin token) or a push credential's id (gpk_…). */
   actor: string | null;
-  /** Unverified: the issuer a refused token names (configured name, else its iss) or a path issuer an unauthenticated caller named. */
+  /**
+   * Unverified: the issuer a refused token names (configured name, else its iss) or a path issuer an unauthenticated
+   * caller named.
+   */
   claimed_issuer: string | null;
   /** Unverified: the push credential id an unauthenticated caller presented. */
   claimed_actor: string | null;

@@ -107,10 +107,14 @@ export async function queryAuditEvents(env: Env, filter: AuditFilter): Promise<A
   return results.map(({ id: _id, ...event }) => event);
 }
 
-/** Error counts by code since a time, across all isolates (from the audit log; a summary row counts its folded refusals). */
+/**
+ * Error counts by code since a time, across all isolates (from the audit log; a summary row counts its folded
+ * refusals).
+ */
 export async function recentErrorCounts(env: Env, since: string): Promise<Record<string, number>> {
   const { results } = await env.DB.prepare(
-    "SELECT error_code, sum(coalesce(folded_count, 1)) AS n FROM audit_events WHERE ts >= ? AND error_code IS NOT NULL GROUP BY error_code ORDER BY n DESC",
+    "SELECT error_code, sum(coalesce(folded_count, 1)) AS n FROM audit_events WHERE ts >= ? AND error_code IS NOT " +
+      "NULL GROUP BY error_code ORDER BY n DESC",
   )
     .bind(since)
     .all<{ error_code: string; n: number }>();

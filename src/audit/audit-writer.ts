@@ -54,7 +54,8 @@ import { BatchBuilder, EventQueue, memoryBytes, type Held } from "./event-queue"
 // and a batch of prepared statements would count one query per row).
 const INSERT_SQL =
   `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) ` +
-  `SELECT ${AUDIT_COLUMNS.map((column) => `json_extract(value, '$.${column}')`).join(", ")} FROM json_each(?) ORDER BY key`;
+  `SELECT ${AUDIT_COLUMNS.map((column) => `json_extract(value, '$.${column}')`).join(", ")} FROM json_each(?) ORDER ` +
+  `BY key`;
 
 interface Insert {
   /** The batch as one JSON array: the bound parameter, and what is logged if the insert fails. */

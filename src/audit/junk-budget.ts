@@ -1,4 +1,5 @@
-// The junk rate budget: how many junk audit rows (auditClassOf, audit-event.ts) an isolate stores a second and a UTC day, whatever D1's speed (docs/operations.md, "Audit under a
+// The junk rate budget: how many junk audit rows (auditClassOf, audit-event.ts) an isolate stores a second and a UTC
+// day, whatever D1's speed (docs/operations.md, "Audit under a
 // flood"). Within a second, the first AUDIT_JUNK_ROWS_PER_SECOND junk refusals are rows of their own
 // and the rest fold into that second's summary rows; within a day, once AUDIT_MAX_JUNK_ROWS_PER_DAY
 // rows (own rows and summaries) are stored, further junk is only counted. Time comes from the caller
@@ -42,7 +43,10 @@ export class JunkBudget {
     return this.overCapToday++ === 0;
   }
 
-  /** Summary rows count towards the day's rows (they are taken while the day is not full, so a day ends at most one window's summaries over the cap). */
+  /**
+   * Summary rows count towards the day's rows (they are taken while the day is not full, so a day ends at most one
+   * window's summaries over the cap).
+   */
   countSummaries(rows: number, nowMs: number): void {
     this.roll(nowMs);
     this.rowsToday += rows;

@@ -71,7 +71,8 @@ export interface SeenRow {
 // 100). On conflict the counts add up, the times widen and the target lists merge (capped).
 const UPSERT_SQL =
   "INSERT INTO seen_identities (claims_sha256, issuer, claims, first_seen, last_seen, count, targets, last_decision) " +
-  "SELECT json_extract(value, '$.k'), json_extract(value, '$.i'), json_extract(value, '$.c'), json_extract(value, '$.f'), " +
+  "SELECT json_extract(value, '$.k'), json_extract(value, '$.i'), json_extract(value, '$.c'), json_extract(value, " +
+  "'$.f'), " +
   "json_extract(value, '$.l'), json_extract(value, '$.n'), json_extract(value, '$.t'), json_extract(value, '$.d') " +
   "FROM json_each(?) WHERE true " +
   "ON CONFLICT (claims_sha256) DO UPDATE SET count = count + excluded.count, " +
@@ -174,7 +175,8 @@ export async function pruneSeenIdentities(
   const [old, surplus] = await env.DB.batch([
     env.DB.prepare("DELETE FROM seen_identities WHERE last_seen < ?").bind(cutoff),
     env.DB.prepare(
-      "DELETE FROM seen_identities WHERE claims_sha256 IN (SELECT claims_sha256 FROM seen_identities ORDER BY last_seen DESC LIMIT -1 OFFSET ?)",
+      "DELETE FROM seen_identities WHERE claims_sha256 IN (SELECT claims_sha256 FROM seen_identities ORDER BY " +
+        "last_seen DESC LIMIT -1 OFFSET ?)",
     ).bind(maxRows),
   ]);
   return (old?.meta.changes ?? 0) + (surplus?.meta.changes ?? 0);

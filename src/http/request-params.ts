@@ -1,4 +1,5 @@
-// Request parameters for every endpoint that takes them (the exchange endpoints, whoami): from the query string and a JSON or form body,
+// Request parameters for every endpoint that takes them (the exchange endpoints, whoami): from the query string and a
+// JSON or form body,
 // size-capped, strict (unknown or repeated parameters are refused, so typos never pass silently).
 
 import type { Context } from "hono";
@@ -37,7 +38,8 @@ export async function readParams(
   for (const name of url.searchParams.keys()) {
     if (bodyOnly.includes(name)) {
       throw invalid(
-        `${name} carries a token: send it in the request body (application/x-www-form-urlencoded), never in the URL, which proxies and logs record.`,
+        `${name} carries a token: send it in the request body (application/x-www-form-urlencoded), never in the ` +
+          `URL, which proxies and logs record.`,
       );
     }
   }
@@ -149,7 +151,8 @@ function repeatedParameter(name: string, allowed: readonly string[]): GatepassEr
 
 function tooMany(allowed: readonly string[]): GatepassError {
   return invalid(
-    `The request has more than ${MAX_REQUEST_PARAMETERS} parameters; this endpoint takes at most: ${allowed.join(", ")}.`,
+    `The request has more than ${MAX_REQUEST_PARAMETERS} parameters; this endpoint takes at most: ` +
+      `${allowed.join(", ")}.`,
   );
 }
 

@@ -56,7 +56,13 @@ export async function fetchIssuerJson(deps: Deps, url: string, options: IssuerFe
     }
     const text = await readCapped(response, options.maxBytes, signal).catch((err: unknown) => {
       throw new Error(
-        `reading ${current} failed: ${signal.aborted ? `no answer within ${options.timeoutMs} ms` : err instanceof Error ? err.message : String(err)}`,
+        `reading ${current} failed: ${
+          signal.aborted
+            ? `no answer within ` + `${options.timeoutMs} ms`
+            : err instanceof Error
+              ? err.message
+              : String(err)
+        }`,
       );
     });
     try {

@@ -169,7 +169,9 @@ export function parseStoredKeySet(text: string | null, issuer: IssuerConfig): St
 /** Longest `pushed_by` kept from a record ("wrangler:" and an e-mail address fit). */
 const MAX_PUSHED_BY_LENGTH = 256;
 
-/** Retired keys of a stored record; an entry that is not a valid key with a time is dropped (fewer keys, never more). */
+/**
+ * Retired keys of a stored record; an entry that is not a valid key with a time is dropped (fewer keys, never more).
+ */
 function parseRetired(value: unknown, current: readonly PublicJwk[]): RetiredKey[] {
   if (!Array.isArray(value)) return [];
   const kids = new Set(current.map((key) => key.kid));

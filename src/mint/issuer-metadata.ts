@@ -21,7 +21,8 @@ export function discoveryDocument(issuer: string, keys: KeyRing): Record<string,
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: keys.algorithms(),
     scopes_supported: ["openid"],
-    // GitLab's and GitHub's copied claims (a profile's `copy` names its own, which the policy knows, not this document).
+    // GitLab's and GitHub's copied claims (a profile's `copy` names its own, which the policy knows, not this
+    // document).
     claims_supported: [
       ...new Set([
         "iss",

@@ -52,7 +52,9 @@ export class PolicyStore {
 
   constructor(private readonly deps: Deps) {}
 
-  /** Last reason a reload did not produce a usable snapshot, or a rule of the loaded one was refused (for admin status). */
+  /**
+   * Last reason a reload did not produce a usable snapshot, or a rule of the loaded one was refused (for admin status).
+   */
   get lastError(): string | undefined {
     return this.reloadError ?? this.policy?.refusal;
   }

@@ -72,8 +72,10 @@ export function lintCapabilityRule(
     add(
       "capability-issuer-kind",
       ["allow"],
-      `capability ${names} cannot be granted to issuer '${rule.issuer}': its kind has no claims gatepass knows to say a ref is protected ` +
-        "which event started the pipeline, and ids; grant it to a kind: gitlab or github issuer (or a profile that names these claims)",
+      `capability ${names} cannot be granted to issuer '${rule.issuer}': its kind has no claims gatepass knows to ` +
+        `say a ref is protected ` +
+        "which event started the pipeline, and ids; grant it to a kind: gitlab or github issuer (or a profile that " +
+        "names these claims)",
     );
     return findings;
   }
@@ -81,7 +83,8 @@ export function lintCapabilityRule(
     add(
       "capability-legacy-tokens",
       ["allow"],
-      `capability ${names} must not be reachable with legacy CI_JOB_JWT tokens, which carry no aud (any service a job sent one to could replay it): ` +
+      `capability ${names} must not be reachable with legacy CI_JOB_JWT tokens, which carry no aud (any service a ` +
+        `job sent one to could replay it): ` +
         `set accept_legacy_ci_job_jwt: false on issuer '${rule.issuer}'`,
     );
   }
@@ -92,7 +95,8 @@ export function lintCapabilityRule(
     add(
       "capability-unprotected-ref",
       ["match"],
-      `capability ${names} must only be reachable from protected refs: add ${profile.protectedClaim}: "${profile.protectedValue}" (no acknowledgement silences this)`,
+      `capability ${names} must only be reachable from protected refs: add ` +
+        `${profile.protectedClaim}: "${profile.protectedValue}" (no acknowledgement silences this)`,
     );
   }
   const event = condition(profile.eventClaim);
@@ -100,15 +104,18 @@ export function lintCapabilityRule(
     add(
       "capability-untrusted-events",
       ["match"],
-      `capability ${names} must not be reachable from ${profile.untrustedEvents.join(" or ")} pipelines, which run code proposed from outside: ` +
-        `list the events the policy pipeline runs from (e.g. ${profile.eventClaim}: [push, web]) (no acknowledgement silences this)`,
+      `capability ${names} must not be reachable from ${profile.untrustedEvents.join(" or ")} pipelines, which run ` +
+        `code proposed from outside: ` +
+        `list the events the policy pipeline runs from (e.g. ${profile.eventClaim}: [push, web]) (no ` +
+        `acknowledgement silences this)`,
     );
   }
   if (!profile.idClaims.some((claim) => Object.hasOwn(rule.match, claim) && pinsLiteralIds(rule.match[claim]!))) {
     add(
       "capability-id-scope",
       ["match"],
-      `capability ${names} must be scoped by ${profile.idClaims.join(" or ")} (exact ids: a path can pass to another project after a rename, ` +
+      `capability ${names} must be scoped by ${profile.idClaims.join(" or ")} (exact ids: a path can pass to ` +
+        `another project after a rename, ` +
         "transfer or deletion, an id never does) (no acknowledgement silences this)",
     );
   }

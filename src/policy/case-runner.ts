@@ -78,7 +78,8 @@ export function runCase(policy: CompiledPolicy, testCase: TestCase): CaseResult 
     if (expected.allow && !decision.allowed) {
       const closest = isCapability(target) ? undefined : explainTarget(policy, identity, target).rules[0];
       const why = closest
-        ? ` (closest rule '${closest.rule}' fails on ${closest.failures.map((f) => `${f.claim}=${JSON.stringify(f.actual)}`).join(", ")})`
+        ? ` (closest rule '${closest.rule}' fails on ` +
+          `${closest.failures.map((f) => `${f.claim}=${JSON.stringify(f.actual)}`).join(", ")})`
         : " (no rule of this issuer allows the target)";
       failures.push(`${target}: expected allow, got deny${why}`);
     } else if (!expected.allow && decision.allowed) {

@@ -119,7 +119,10 @@ export function explainTarget(
   };
 }
 
-/** Denial error: GatepassError("policy_denied") whose description names the target and the token's project_path, ref and ref_type. */
+/**
+ * Denial error: GatepassError("policy_denied") whose description names the target and the token's project_path, ref
+ * and ref_type.
+ */
 export function denialError(identity: VerifiedIdentity, target: string): GatepassError {
   const show = (claim: string) => {
     const value = claimValue(identity.claims, claim);
@@ -128,8 +131,10 @@ export function denialError(identity: VerifiedIdentity, target: string): Gatepas
   };
   return new GatepassError("policy_denied", {
     description:
-      `No policy rule lets project '${show("project_path")}' (ref '${show("ref")}', ref_type '${show("ref_type")}') use target '${target}'. ` +
-      `GET /v1/whoami?target=${target} shows which conditions this job does not meet; an admin can add a rule in policies/.`,
+      `No policy rule lets project '${show("project_path")}' (ref '${show("ref")}', ref_type ` +
+      `'${show("ref_type")}') use target '${target}'. ` +
+      `GET /v1/whoami?target=${target} shows which conditions this job does not meet; an admin can add a rule in ` +
+      `policies/.`,
     details: { target },
   });
 }

@@ -26,7 +26,9 @@ function issuerUrl(raw: string): { problem: string } | { value: string } {
   const canonical = canonicalIssuerUrl(raw);
   if (!canonical)
     return {
-      problem: `'${raw}' is not an issuer URL (http(s) in plain ASCII: no query, fragment, credentials, dot segments, %-escapes or backslashes)`,
+      problem:
+        `'${raw}' is not an issuer URL (http(s) in plain ASCII: no query, fragment, credentials, dot ` +
+        `segments, %-escapes or backslashes)`,
     };
   const checked = httpsOrLoopbackUrl(canonical);
   return "problem" in checked ? checked : { value: canonical };
@@ -61,7 +63,9 @@ const profileFields: Fields = {
       claim: { spec: claimName, required: true, doc: "The claim." },
       value: { spec: str({ maxLength: 256 }), required: true, doc: "Its value on protected refs." },
     }),
-    doc: "The claim and value that say the job runs on a protected ref; absent: privileged targets need acknowledge.unprotected.",
+    doc:
+      "The claim and value that say the job runs on a protected ref; absent: privileged targets need " +
+      "acknowledge.unprotected.",
   },
   untrusted: {
     spec: object({
@@ -72,7 +76,9 @@ const profileFields: Fields = {
         doc: "Its values on untrusted runs.",
       },
     }),
-    doc: "A claim whose values mark runs of untrusted code or commands; rules reaching privileged targets must exclude them.",
+    doc:
+      "A claim whose values mark runs of untrusted code or commands; rules reaching privileged targets must " +
+      "exclude them.",
   },
   copy: {
     spec: list(claimName, { max: 50, unique: true }),
@@ -93,7 +99,8 @@ const profileSpec: Spec<IssuerProfile> = {
         : fail(
             ctx,
             path,
-            `'${value}' is not a shipped profile (${SHIPPED.join(", ")}); write the profile out instead (docs/policies.md)`,
+            `'${value}' is not a shipped profile (${SHIPPED.join(", ")}); write the profile out instead ` +
+              `(docs/policies.md)`,
           );
     }
     return profileObject.read(value, ctx, path);
@@ -115,11 +122,14 @@ const issuerFields: Fields = {
   },
   profile: {
     spec: profileSpec,
-    doc: "kind generic only: a shipped profile (buildkite, circleci) or one written out, naming the claims lint, explain and minting use.",
+    doc:
+      "kind generic only: a shipped profile (buildkite, circleci) or one written out, naming the claims lint, " +
+      "explain and minting use.",
     refuse: (written) =>
       written.kind === "generic"
         ? undefined
-        : "profile is for kind: generic issuers (gitlab and github issuers know their claims); set kind: generic or remove profile",
+        : "profile is for kind: generic issuers (gitlab and github issuers know their claims); set kind: generic or " +
+          "remove profile",
   },
   aliases: {
     spec: list(str({ refine: issuerUrl }), { unique: true }),
@@ -162,7 +172,9 @@ const issuerFields: Fields = {
     // key, and loads unchanged (its version hash still describes it): it keeps accepting several
     // audiences until pushed again.
     default: (_out: unknown, mode: Mode) => (mode === "source" ? true : undefined),
-    doc: "Refuse tokens whose aud lists more than one audience: any other service the token names could replay it to gatepass. Default true; set false only for jobs that must send one token to several services.",
+    doc:
+      "Refuse tokens whose aud lists more than one audience: any other service the token names could replay it " +
+      "to gatepass. Default true; set false only for jobs that must send one token to several services.",
   },
 };
 

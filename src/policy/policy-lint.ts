@@ -94,7 +94,8 @@ function lintRule(
       add(
         "ref-without-ref-type",
         ["match", "ref"],
-        "a tag can carry a branch's name (a tag 'main' is not the branch 'main'): add ref_type: branch (or tag) next to ref, " +
+        "a tag can carry a branch's name (a tag 'main' is not the branch 'main'): add ref_type: branch (or tag) " +
+          "next to ref, " +
           "one exact value (a list such as [branch, tag] matches either); split the rule if both are meant",
       );
     }
@@ -106,8 +107,10 @@ function lintRule(
     add(
       "privileged-legacy-tokens",
       ["allow"],
-      `privileged target(s) ${reachesPrivileged.join(", ")} must not be reachable with legacy CI_JOB_JWT tokens, which carry no aud ` +
-        `(any service a job ever sent one to could replay it): set accept_legacy_ci_job_jwt: false on issuer '${rule.issuer}', ` +
+      `privileged target(s) ${reachesPrivileged.join(", ")} must not be reachable with legacy CI_JOB_JWT tokens, ` +
+        `which carry no aud ` +
+        `(any service a job ever sent one to could replay it): set accept_legacy_ci_job_jwt: false on issuer ` +
+        `'${rule.issuer}', ` +
         "or remove these targets from the rule",
     );
   }
@@ -125,10 +128,13 @@ function lintRule(
           "privileged-unprotected-ref",
           ["match"],
           protectedRef
-            ? `privileged target(s) ${names} must only be reachable from protected refs: add ${protectedRef.claim}: "${protectedRef.value}", ` +
+            ? `privileged target(s) ${names} must only be reachable from protected refs: add ` +
+                `${protectedRef.claim}: "${protectedRef.value}", ` +
                 "or set acknowledge: { unprotected: true } if that is intended"
-            : `privileged target(s) ${names} must only be reachable from protected refs, and issuer '${rule.issuer}' (${vocabulary.ci}) ` +
-                "names no claim that says a ref is protected: give its profile protected_ref, or set acknowledge: { unprotected: true } " +
+            : `privileged target(s) ${names} must only be reachable from protected refs, and issuer ` +
+                `'${rule.issuer}' (${vocabulary.ci}) ` +
+                "names no claim that says a ref is protected: give its profile protected_ref, or set acknowledge: { " +
+                "unprotected: true } " +
                 "and say in a comment what protects the ref instead",
         );
       }
@@ -156,9 +162,12 @@ function lintRule(
       add(
         "privileged-child-pipelines",
         ["match", "pipeline_source"],
-        `privileged target(s) ${names} can be reached from child pipelines (pipeline_source ${CHILD_PIPELINE_SOURCE}), and the child ` +
-          `pipelines of a merge-request pipeline run its code with that source too, so only ref_protected guards them: list the ` +
-          `sources you deploy from (e.g. ${DEPLOY_SOURCES_EXAMPLE}), or set acknowledge: { child_pipelines: true } if child pipelines ` +
+        `privileged target(s) ${names} can be reached from child pipelines (pipeline_source ` +
+          `${CHILD_PIPELINE_SOURCE}), and the child ` +
+          `pipelines of a merge-request pipeline run its code with that source too, so only ref_protected guards ` +
+          `them: list the ` +
+          `sources you deploy from (e.g. ${DEPLOY_SOURCES_EXAMPLE}), or set acknowledge: { child_pipelines: true } ` +
+          `if child pipelines ` +
           "on protected refs need these targets",
         "warning",
       );
@@ -180,7 +189,8 @@ function lintRule(
       add(
         "privileged-path-scope",
         ["match", scopedBy[0]!],
-        `privileged target(s) ${names} are reached by path alone (${paths}), and ${vocabulary.ci} gives a path to another project after a ` +
+        `privileged target(s) ${names} are reached by path alone (${paths}), and ${vocabulary.ci} gives a path to ` +
+          `another project after a ` +
           `rename, transfer or deletion: match ${idAdvice(vocabulary)}, ` +
           "keeping the path next to it if you like (`gatepass policies explain` shows a job's ids), " +
           "or set acknowledge: { path_scope: true } if the path is meant",
@@ -209,7 +219,10 @@ function lintRule(
   return findings;
 }
 
-/** A positive condition whose every alternative pins a literal: an id without wildcards, or a path whose first segment is literal. */
+/**
+ * A positive condition whose every alternative pins a literal: an id without wildcards, or a path whose first segment
+ * is literal.
+ */
 function isScoping(claim: string, spec: RuleSpec["match"][string], ids: ReadonlySet<string>): boolean {
   const { negated, patterns } = conditionParts(spec);
   if (negated) return false;

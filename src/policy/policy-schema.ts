@@ -56,7 +56,9 @@ export interface NormalizeResult {
   origins: Map<object, Origin>;
 }
 
-/** A policy file's sections, in the order they are read and reported: what each holds and how many a policy may have. */
+/**
+ * A policy file's sections, in the order they are read and reported: what each holds and how many a policy may have.
+ */
 const SECTIONS: Record<keyof PolicyParts, { spec: Spec<object>; max: number; doc: string }> = {
   issuers: { spec: issuerSpec, max: MAX_ISSUERS, doc: "CI token issuers." },
   targets: { spec: targetSpec, max: MAX_TARGETS, doc: "Credentials jobs may obtain." },
@@ -167,8 +169,11 @@ function crossCheck(
     problems.push({
       ...at(target, target.subject === undefined ? "name" : "subject"),
       message:
-        `target '${target.name}' would be minted with sub '${sub}', the same ${sub === firstSub ? "" : "(ignoring case) "}as target '${first.name}' ` +
-        `(first defined in ${origins.get(first)!.document}): each cloud role trusts exactly one target by its sub, so a job allowed ` +
+        `target '${target.name}' would be minted with sub '${sub}', the same ${
+          sub === firstSub ? "" : "(ignoring " + "case) "
+        }as target '${first.name}' ` +
+        `(first defined in ${origins.get(first)!.document}): each cloud role trusts exactly one target by its sub, ` +
+        `so a job allowed ` +
         `'${target.name}' could obtain '${first.name}''s credential; give one of them a different subject`,
     });
   }

@@ -197,7 +197,10 @@ function unclosedOpener(text: string, limit: number): { offset: number; message:
   return found;
 }
 
-/** Whether a quoted scalar's source ends with its closing quote (`''` inside single quotes and `\"` inside double quotes are escapes). */
+/**
+ * Whether a quoted scalar's source ends with its closing quote (`''` inside single quotes and `\"` inside double
+ * quotes are escapes).
+ */
 function isClosedQuote(source: string): boolean {
   const quote = source[0];
   for (let i = 1; i < source.length; i++) {
@@ -230,12 +233,17 @@ function respelledScalars(doc: Document): { offset: number; message: string }[] 
       if (read === source) return;
       let message: string;
       if (typeof value === "boolean")
-        message = `the boolean ${source} would be read as ${read}: write ${read}, or quote it ("${source}") if it is text`;
+        message =
+          `the boolean ${source} would be read as ${read}: write ${read}, or quote it ("${source}") if it ` + `is text`;
       else if (/^-?\d+$/.test(read) && !Number.isSafeInteger(Number(read))) {
-        message = `the number ${source} is too large to be read exactly (it would be read as ${read}): quote it ("${source}")`;
+        message =
+          `the number ${source} is too large to be read exactly (it would be read as ${read}): quote it ` +
+          `("${source}")`;
       } else {
         const decimal = /^-?\d+(\.\d+)?$/.test(read) ? ` (${read})` : "";
-        message = `the number ${source} would be read as ${read}: write it in plain decimal${decimal}, or quote it ("${source}") if it is text`;
+        message =
+          `the number ${source} would be read as ${read}: write it in plain decimal${decimal}, or quote it ` +
+          `("${source}") if it is text`;
       }
       found.push({ offset: node.range?.[0] ?? 0, message });
     },

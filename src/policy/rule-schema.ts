@@ -27,7 +27,9 @@ import {
 
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** Claims rules for gitlab and github issuers may not name: iss (the rule's issuer decides it) and the token's times. */
+/**
+ * Claims rules for gitlab and github issuers may not name: iss (the rule's issuer decides it) and the token's times.
+ */
 const NOT_FOR_RULES: ReadonlySet<string> = new Set(["iss", "iat", "nbf", "exp"]);
 
 /** Claims GitLab puts in CI ID tokens (the list and its sources: GITLAB_TOKEN_CLAIMS). Rules for `kind: gitlab`
@@ -39,7 +41,9 @@ export const GITLAB_CLAIMS: ReadonlySet<string> = new Set(
     .map(([name]) => name),
 );
 
-/** Claims GitHub documents for Actions ID tokens (GITHUB_TOKEN_CLAIMS): what rules for `kind: github` issuers may name. */
+/**
+ * Claims GitHub documents for Actions ID tokens (GITHUB_TOKEN_CLAIMS): what rules for `kind: github` issuers may name.
+ */
 export const GITHUB_CLAIMS: ReadonlySet<string> = new Set(
   Object.keys(GITHUB_TOKEN_CLAIMS).filter((name) => !NOT_FOR_RULES.has(name)),
 );
@@ -72,7 +76,9 @@ export function claimNameProblem(kind: IssuerConfig["kind"], claim: string): str
 
 // ---- conditions -------------------------------------------------------------------------------
 
-/** A condition value: strings; in sources also `true`/`false` and whole numbers, since claims are compared as strings. */
+/**
+ * A condition value: strings; in sources also `true`/`false` and whole numbers, since claims are compared as strings.
+ */
 function patternValue(value: unknown, ctx: Ctx, path: Path): Out<string> {
   let text: string;
   if (typeof value === "string") text = value;
@@ -130,7 +136,8 @@ const conditionMap: Spec<RuleSpec["match"]> = {
     return {
       type: "object",
       description:
-        "claim: value. A value is an exact string, a glob (* within one /-segment, ** across segments), a list (any of), or { not: ... }. A missing claim never matches.",
+        "claim: value. A value is an exact string, a glob (* within one /-segment, ** across segments), a list (any " +
+        "of), or { not: ... }. A missing claim never matches.",
       additionalProperties: {
         oneOf: [
           alternatives,
@@ -144,7 +151,9 @@ const conditionMap: Spec<RuleSpec["match"]> = {
 /** The shape of an allow entry (also the JSON Schema's pattern): a target name, or a name under gatepass:. */
 const ALLOW_ENTRY = /^(?:[a-z0-9][a-z0-9._-]{0,62}|gatepass:[a-z][a-z-]{0,62})$/;
 
-/** A rule's allow entry: a target name, or one of gatepass's capabilities (capabilities.ts), which need no definition. */
+/**
+ * A rule's allow entry: a target name, or one of gatepass's capabilities (capabilities.ts), which need no definition.
+ */
 function allowEntry(raw: string): { problem: string } | { value: string } {
   const problem = unknownCapabilityProblem(raw);
   return problem === undefined ? { value: raw } : { problem };
@@ -164,13 +173,16 @@ const ruleFields: Fields = {
       str({
         pattern: ALLOW_ENTRY,
         expected:
-          "a name of lower-case letters, digits, '.', '_' and '-' (at most 63 characters), or a gatepass capability (gatepass:…)",
+          "a name of lower-case letters, digits, '.', '_' and '-' (at most 63 characters), or a gatepass capability " +
+          "(gatepass:…)",
         refine: allowEntry,
       }),
       { min: 1, unique: true },
     ),
     required: true,
-    doc: "Targets this rule grants, and gatepass's own capabilities (gatepass:policies-push, gatepass:policies-plan, gatepass:audit-read, gatepass:status-read).",
+    doc:
+      "Targets this rule grants, and gatepass's own capabilities (gatepass:policies-push, " +
+      "gatepass:policies-plan, gatepass:audit-read, gatepass:status-read).",
   },
   acknowledge: {
     spec: object({
@@ -185,7 +197,9 @@ const ruleFields: Fields = {
       },
       path_scope: {
         spec: bool(),
-        doc: "The rule lets privileged targets be reached by project or namespace path alone: a path can be reused after a rename, transfer or deletion, an id cannot.",
+        doc:
+          "The rule lets privileged targets be reached by project or namespace path alone: a path can be reused " +
+          "after a rename, transfer or deletion, an id cannot.",
       },
     }),
     doc: "Explicit acknowledgements that silence lint refusals.",

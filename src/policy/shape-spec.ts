@@ -94,7 +94,8 @@ export function oneOf<T extends string>(values: readonly T[], why?: string): Spe
       return fail(
         ctx,
         path,
-        `expected ${values.length === 1 ? values[0] : `one of ${values.join(", ")}`}, got ${describe(value)}${why ? `: ${why}` : ""}`,
+        `expected ` +
+          `${values.length === 1 ? values[0] : `one of ${values.join(", ")}`}, got ${describe(value)}${why ? `: ${why}` : ""}`,
       );
     },
     schema: () => ({ enum: [...values] }),

@@ -31,7 +31,10 @@ function sortKeys(value: unknown): unknown {
 
 export type SnapshotBody = Pick<PolicySnapshot, "format" | "issuers" | "targets" | "rules">;
 
-/** The hashed part: issuers and targets sorted by name (file layout does not matter), rules in source order (it decides which rule a grant names). */
+/**
+ * The hashed part: issuers and targets sorted by name (file layout does not matter), rules in source order (it decides
+ * which rule a grant names).
+ */
 export function snapshotBody(parts: PolicyParts): SnapshotBody {
   const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   return {

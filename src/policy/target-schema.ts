@@ -86,7 +86,9 @@ function targetBase(lifetime: LifetimeRule, signing: SigningRule = ANY_SIGNING_A
         expected: "printable ASCII without spaces",
         maxLength: MAX_SUBJECT_BYTES,
       }),
-      doc: "sub of the minted token; default target:NAME. Unique across targets (cloud roles trust a target by its sub).",
+      doc:
+        "sub of the minted token; default target:NAME. Unique across targets (cloud roles trust a target by its " +
+        "sub).",
     },
     signing_alg: {
       spec: signingAlgSpec(signing),
@@ -122,10 +124,13 @@ const anyLifetime = { min: TARGET_MIN_LIFETIME_SECONDS, max: TARGET_MAX_LIFETIME
 const ID_TOKEN_AUDIENCE = /^[^\s*]+$/;
 
 const GCP_LIFETIME_WITHOUT_SERVICE_ACCOUNT =
-  "max_lifetime is not enforced without service_account: Google STS decides the federated token's lifetime and gatepass cannot " +
-  "shorten it. Add service_account to bound the credential (its access token lifetime is then at most max_lifetime), or remove max_lifetime";
+  "max_lifetime is not enforced without service_account: Google STS decides the federated token's lifetime and " +
+  "gatepass cannot " +
+  "shorten it. Add service_account to bound the credential (its access token lifetime is then at most " +
+  "max_lifetime), or remove max_lifetime";
 const AZURE_LIFETIME =
-  "max_lifetime cannot be enforced for azure targets: Entra ID decides the access token's lifetime (60-90 minutes by default) and " +
+  "max_lifetime cannot be enforced for azure targets: Entra ID decides the access token's lifetime (60-90 minutes " +
+  "by default) and " +
   "gatepass cannot shorten it. Remove max_lifetime; to change the lifetime, assign an Entra ID token lifetime policy";
 // Entra ID refuses an ES256 client assertion (AADSTS5002738), so an azure target is signed RS256.
 const AZURE_RSA_ONLY = "Entra ID accepts only RSA-signed client assertions";
@@ -137,7 +142,9 @@ export const targetSpec = tagged<Target>("type", {
     ...targetBase({
       min: TARGET_MIN_LIFETIME_SECONDS,
       max: GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS,
-      doc: "Only with service_account: upper bound for the service account access token's lifetime. Without service_account Google STS decides and max_lifetime is refused.",
+      doc:
+        "Only with service_account: upper bound for the service account access token's lifetime. Without " +
+        "service_account Google STS decides and max_lifetime is refused.",
       refuse: (written) =>
         Object.hasOwn(written, "service_account") ? undefined : GCP_LIFETIME_WITHOUT_SERVICE_ACCOUNT,
       refuseSchema: { dependentRequired: { max_lifetime: ["service_account"] } },
@@ -169,7 +176,9 @@ export const targetSpec = tagged<Target>("type", {
         max: MAX_ID_TOKEN_AUDIENCES,
         unique: true,
       }),
-      doc: "Audiences a job may ask a Google ID token for (audience=), compared exactly; none by default (no ID tokens). Needs service_account.",
+      doc:
+        "Audiences a job may ask a Google ID token for (audience=), compared exactly; none by default (no ID " +
+        "tokens). Needs service_account.",
       refuse: (written) => (Object.hasOwn(written, "service_account") ? undefined : ID_TOKENS_WITHOUT_SERVICE_ACCOUNT),
       refuseSchema: { dependentRequired: { id_token_audiences: ["service_account"] } },
     },
@@ -246,7 +255,9 @@ export const targetSpec = tagged<Target>("type", {
     address: {
       spec: str({ refine: httpsOrLoopbackUrl }),
       required: true,
-      doc: "Vault address (origin, optionally with the path prefix of a reverse proxy), e.g. https://vault.example.com:8200.",
+      doc:
+        "Vault address (origin, optionally with the path prefix of a reverse proxy), e.g. " +
+        "https://vault.example.com:8200.",
     },
     mount: {
       spec: str({ pattern: VAULT_MOUNT_PATTERN, expected: "a mount path such as jwt or auth-ci/jwt" }),
@@ -260,7 +271,9 @@ export const targetSpec = tagged<Target>("type", {
     },
     namespace: {
       spec: str({ pattern: VAULT_NAMESPACE_PATTERN, expected: "a Vault namespace path such as admin or admin/team-a" }),
-      doc: "Vault Enterprise / HCP Vault namespace of the mount (HCP: admin); sent as X-Vault-Namespace and exported as VAULT_NAMESPACE.",
+      doc:
+        "Vault Enterprise / HCP Vault namespace of the mount (HCP: admin); sent as X-Vault-Namespace and " +
+        "exported as VAULT_NAMESPACE.",
     },
     audience: audience("aud of the minted token; must be in the role's bound_audiences."),
   },

@@ -114,7 +114,9 @@ async function serve(
   const { active: replaced, headers } = await storage.fallbackState(version);
   // Last check before KV's served keys change: a holder whose lease lapsed may race the next holder.
   if (!(await storage.renewLease(attempt))) {
-    const sentence = `this ${action} took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or rollback may have started`;
+    const sentence =
+      `this ${action} took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or ` +
+      `rollback may have started`;
     await storage.finishAttempt(attempt, "lost", sentence);
     return { outcome: "lost", sentence, servedChanged: false };
   }

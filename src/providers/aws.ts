@@ -11,9 +11,11 @@ import { xmlText } from "./sts-xml";
 
 const HINTS: Record<string, string> = {
   AccessDenied:
-    "the role's trust policy does not allow this token; it must trust gatepass's OIDC provider with sub = the target's subject and aud = the target's audience.",
+    "the role's trust policy does not allow this token; it must trust gatepass's OIDC provider with sub = the " +
+    "target's subject and aud = the target's audience.",
   InvalidIdentityToken:
-    "AWS could not validate the token; check the IAM OIDC provider's URL (GATEPASS_ISSUER) and that its discovery is reachable.",
+    "AWS could not validate the token; check the IAM OIDC provider's URL (GATEPASS_ISSUER) and that its discovery " +
+    "is reachable.",
   IDPRejectedClaim: "the IAM OIDC provider rejected a claim; check its client id list (the target's audience).",
   ExpiredTokenException: "the minted token expired before AWS saw it; check clock skew and retry.",
   ValidationError: "AWS refused a parameter (for instance DurationSeconds above the role's maximum session duration).",

@@ -9,7 +9,8 @@ import { callUpstream, checkedExpiresIn, formBody, malformed, parseJsonObject, s
 
 const HINTS: Record<string, string> = {
   AADSTS700213:
-    "no federated credential matches; add one to the app with issuer = GATEPASS_ISSUER and subject = the target's subject (exact match).",
+    "no federated credential matches; add one to the app with issuer = GATEPASS_ISSUER and subject = the target's " +
+    "subject (exact match).",
   AADSTS700211: "no federated credential has gatepass's issuer; its issuer must equal GATEPASS_ISSUER exactly.",
   AADSTS700212:
     "the federated credential's audience does not match the target's audience (normally api://AzureADTokenExchange).",
@@ -17,7 +18,8 @@ const HINTS: Record<string, string> = {
   AADSTS90002: "the tenant was not found; check tenant_id.",
   // Only a snapshot pushed before azure targets were always signed RS256 can still sign ES256.
   AADSTS5002738:
-    "Entra ID accepts only RS256 assertions: push the policies again with the current gatepass CLI, which signs azure targets RS256.",
+    "Entra ID accepts only RS256 assertions: push the policies again with the current gatepass CLI, which signs " +
+    "azure targets RS256.",
   invalid_scope: "the scope is not valid for this resource; it must be <resource>/.default.",
 };
 

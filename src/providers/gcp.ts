@@ -22,7 +22,8 @@ const CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform";
 
 const STS_HINTS: Record<string, string> = {
   invalid_grant:
-    "the workload identity provider does not accept gatepass's token; check its issuer URI (gatepass's GATEPASS_ISSUER) and allowed audiences.",
+    "the workload identity provider does not accept gatepass's token; check its issuer URI (gatepass's " +
+    "GATEPASS_ISSUER) and allowed audiences.",
   invalid_target:
     "the workload identity pool or provider does not exist or is disabled; check workload_identity_provider.",
   unauthorized_client:
@@ -32,7 +33,8 @@ const STS_HINTS: Record<string, string> = {
 
 const IAM_HINTS: Record<string, string> = {
   PERMISSION_DENIED:
-    "the federated principal lacks roles/iam.workloadIdentityUser (or serviceAccountTokenCreator) on the service account.",
+    "the federated principal lacks roles/iam.workloadIdentityUser (or serviceAccountTokenCreator) on the service " +
+    "account.",
   NOT_FOUND: "the service account does not exist; check service_account.",
   INVALID_ARGUMENT:
     "IAM Credentials refused the parameters (lifetime beyond the organisation's limit, or a bad scope or audience).",

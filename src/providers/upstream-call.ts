@@ -131,7 +131,9 @@ export function checkedExpiresIn(service: string, field: string, value: unknown)
   return value;
 }
 
-/** An absolute expiry (seconds since epoch) from an upstream: after `now`, at most MAX_UPSTREAM_EXPIRY_SECONDS later. */
+/**
+ * An absolute expiry (seconds since epoch) from an upstream: after `now`, at most MAX_UPSTREAM_EXPIRY_SECONDS later.
+ */
 export function checkedExpiresAt(service: string, field: string, value: number, now: number): number {
   if (!Number.isSafeInteger(value) || value <= now || value - now > MAX_UPSTREAM_EXPIRY_SECONDS) {
     throw malformed(service, `${field} is not a time within ${MAX_UPSTREAM_EXPIRY_SECONDS} s from now`);

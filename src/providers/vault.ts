@@ -47,8 +47,10 @@ export async function exchangeVault(
       hint: (code) =>
         // The mount's jwt_supported_algs (when set) lists the algorithms Vault verifies.
         code.includes("unexpected algorithm")
-          ? `the mount's jwt_supported_algs does not include ${target.signing_alg}: add it on auth/${target.mount}/config.`
-          : `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its subject), that mount ${target.mount} ` +
+          ? `the mount's jwt_supported_algs does not include ${target.signing_alg}: add it on ` +
+            `auth/${target.mount}/config.`
+          : `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its ` +
+            `subject), that mount ${target.mount} ` +
             `trusts GATEPASS_ISSUER, and the target's namespace (${target.namespace ?? "none: the root namespace"}).`,
     },
     ctx,
@@ -80,8 +82,10 @@ export async function exchangeVault(
     });
     throw new GatepassError("upstream_ttl_too_long", {
       description:
-        `Vault role ${target.role} issued a token for ${lease} s, longer than target ${target.name}'s max_lifetime of ` +
-        `${target.max_lifetime_seconds} s, so it was not handed out; set the role's token_ttl and token_max_ttl to at most ${target.max_lifetime_seconds}s.`,
+        `Vault role ${target.role} issued a token for ${lease} s, longer than target ${target.name}'s max_lifetime ` +
+        `of ` +
+        `${target.max_lifetime_seconds} s, so it was not handed out; set the role's token_ttl and token_max_ttl to ` +
+        `at most ${target.max_lifetime_seconds}s.`,
       details: {
         upstream_error: "ttl_too_long",
         upstream_lease_seconds: lease,

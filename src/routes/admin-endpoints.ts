@@ -32,7 +32,8 @@ import { requireCapability } from "../admin/ci-caller";
 import { adminPolicyRoutes } from "./admin-policies";
 
 const ONLY_PUSHES =
-  "A push credential (gpk_…) only pushes keys for its issuer (PUT /v1/admin/issuers/<issuer>/jwks); this endpoint needs the admin token.";
+  "A push credential (gpk_…) only pushes keys for its issuer (PUT /v1/admin/issuers/<issuer>/jwks); this endpoint " +
+  "needs the admin token.";
 
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const expected = readConfig(c.env).adminToken;
@@ -139,7 +140,8 @@ adminRoutes.put("/v1/admin/issuers/:name/jwks", requirePusher, async (c) => {
   if (!issuer || issuer.keys.source !== "pushed") {
     throw new GatepassError("issuer_not_pushable", {
       description: issuer
-        ? `Issuer ${name} gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } accept pushed keys.`
+        ? `Issuer ${name} gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } accept ` +
+          `pushed keys.`
         : `No issuer named ${name} is configured in the active policy.`,
     });
   }

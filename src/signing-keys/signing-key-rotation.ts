@@ -59,12 +59,14 @@ export async function rotateSecret(
     const next = ofAlg.find((k) => k.status === "next");
     if (!next) {
       throw new Error(
-        `the secret has no next ${alg} key to promote (every secret \`gatepass keys\` writes has one): start from your complete copy of the live secret`,
+        `the secret has no next ${alg} key to promote (every secret \`gatepass keys\` writes has one): start from ` +
+          `your complete copy of the live secret`,
       );
     }
     if (!options.force && now - next.created_at < ISSUER_DOCUMENT_MAX_AGE_SECONDS) {
       throw new Error(
-        `the next ${alg} key was created less than ${ISSUER_DOCUMENT_MAX_AGE_SECONDS} s ago; relying parties may not know it yet (use --force to rotate anyway)`,
+        `the next ${alg} key was created less than ${ISSUER_DOCUMENT_MAX_AGE_SECONDS} s ago; relying parties may ` +
+          `not know it yet (use --force to rotate anyway)`,
       );
     }
     keys.push({ ...current, status: "previous", retired_at: now });

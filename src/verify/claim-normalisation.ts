@@ -117,7 +117,10 @@ export function normalizeClaims(
   return Object.freeze(claims);
 }
 
-/** GitLab issuers: user-login ID tokens from the same issuer (same JWKS) are refused. GitHub issuers: tokens must name a repository and a run. */
+/**
+ * GitLab issuers: user-login ID tokens from the same issuer (same JWKS) are refused. GitHub issuers: tokens must name
+ * a repository and a run.
+ */
 export function checkCiClaims(claims: NormalizedClaims, issuer: IssuerConfig): void {
   if (issuer.kind === "generic") return;
   const required: readonly string[] = issuer.kind === "github" ? GITHUB_CI_CLAIMS : CI_CLAIMS;
@@ -128,7 +131,8 @@ export function checkCiClaims(claims: NormalizedClaims, issuer: IssuerConfig): v
   if (missing.length > 0) {
     const description =
       issuer.kind === "github"
-        ? `The token is not a GitHub Actions job token (${required.join(", ")} are required); request it from ACTIONS_ID_TOKEN_REQUEST_URL in a workflow job.`
+        ? `The token is not a GitHub Actions job token (${required.join(", ")} are required); request it from ` +
+          `ACTIONS_ID_TOKEN_REQUEST_URL in a workflow job.`
         : undefined;
     throw new GatepassError("not_a_ci_token", {
       ...(description ? { description } : {}),
@@ -179,7 +183,9 @@ function jobConfig(value: unknown): Record<string, string> {
   return read;
 }
 
-/** Claims gatepass does not read: scalars and lists of scalars within the limits are kept; anything else is left out. */
+/**
+ * Claims gatepass does not read: scalars and lists of scalars within the limits are kept; anything else is left out.
+ */
 function otherClaim(value: unknown): Normalized | undefined {
   if (Array.isArray(value)) {
     if (value.length > MAX_CLAIM_ARRAY_LENGTH) return undefined;

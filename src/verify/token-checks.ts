@@ -85,7 +85,8 @@ function checkHeader(header: Record<string, unknown>): TokenHeader {
 export function checkAlgorithm(alg: string, issuer: IssuerConfig): void {
   if (!isSupportedAlgorithm(alg) || !issuer.algorithms.includes(alg)) {
     throw new GatepassError("algorithm_not_allowed", {
-      description: `The token's alg is not allowed for issuer ${issuer.name} (allowed: ${issuer.algorithms.join(", ")}).`,
+      description:
+        `The token's alg is not allowed for issuer ${issuer.name} (allowed: ` + `${issuer.algorithms.join(", ")}).`,
     });
   }
 }
@@ -135,7 +136,9 @@ export function checkRegisteredClaims(
   if (iat > nowSeconds + CLOCK_SKEW_SECONDS) throw new GatepassError("token_not_yet_valid");
   if (nowSeconds - iat > issuer.max_token_age_seconds + CLOCK_SKEW_SECONDS) {
     throw new GatepassError("token_too_old", {
-      description: `The token was issued more than ${issuer.max_token_age_seconds} s ago; gatepass accepts younger tokens from issuer ${issuer.name}. Use the token early in the job.`,
+      description:
+        `The token was issued more than ${issuer.max_token_age_seconds} s ago; gatepass accepts younger ` +
+        `tokens from issuer ${issuer.name}. Use the token early in the job.`,
     });
   }
   if (exp < iat) throw claimInvalid("exp", "The token expires before it was issued.");
@@ -156,13 +159,17 @@ function checkAudience(aud: unknown, issuer: IssuerConfig): void {
     throw claimInvalid("aud", "The token's aud must be a string or an array of strings.");
   if (!audiences.some((a) => issuer.audiences.includes(a as string))) {
     throw new GatepassError("audience_mismatch", {
-      description: `The token's aud is not accepted for issuer ${issuer.name}; set the aud of the id_tokens entry to one of: ${issuer.audiences.join(", ")}.`,
+      description:
+        `The token's aud is not accepted for issuer ${issuer.name}; set the aud of the id_tokens entry ` +
+        `to one of: ${issuer.audiences.join(", ")}.`,
     });
   }
   // Every other audience named is a service that holds the token and could replay it here.
   if (issuer.single_audience === true && audiences.length > 1) {
     throw new GatepassError("audience_multiple", {
-      description: `The token's aud lists ${audiences.length} audiences; issuer ${issuer.name} accepts a token meant for gatepass alone. Give gatepass its own id_tokens entry whose aud is just ${issuer.audiences[0]}.`,
+      description:
+        `The token's aud lists ${audiences.length} audiences; issuer ${issuer.name} accepts a token ` +
+        `meant for gatepass alone. Give gatepass its own id_tokens entry whose aud is just ${issuer.audiences[0]}.`,
     });
   }
 }

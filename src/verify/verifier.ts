@@ -99,7 +99,10 @@ export class Verifier {
     return this.keys.status(issuers, env);
   }
 
-  /** Admin push: stores an already validated key set for an issuer whose keys are pushed (who pushed it, and whether removed keys retire or go at once). */
+  /**
+   * Admin push: stores an already validated key set for an issuer whose keys are pushed (who pushed it, and whether
+   * removed keys retire or go at once).
+   */
   storePushedKeys(
     issuer: IssuerConfig,
     keys: PublicJwk[],
@@ -123,7 +126,10 @@ export async function tokenDigest(token: string): Promise<string> {
   return hex(await crypto.subtle.digest("SHA-256", encoder.encode(end < 0 ? token : token.slice(0, end))));
 }
 
-/** The wire answer for a token whose signature did not verify; the reason is logged and audited (GatepassError.conceals). */
+/**
+ * The wire answer for a token whose signature did not verify; the reason is logged and audited
+ * (GatepassError.conceals).
+ */
 function unverified(reason: GatepassError): GatepassError {
   return new GatepassError("token_unverified", { conceals: reason });
 }
@@ -136,7 +142,9 @@ function checkIssuerScheme(issuer: IssuerConfig, env: Env): void {
   if (issuer.url.startsWith("https://") || isAcceptableIssuerUrl(issuer.url, env.GATEPASS_ENV === "development"))
     return;
   throw new GatepassError("issuer_unknown", {
-    description: `Issuer ${issuer.name} uses http://, which gatepass accepts only on loopback in local development; configure its https:// URL.`,
+    description:
+      `Issuer ${issuer.name} uses http://, which gatepass accepts only on loopback in local development; ` +
+      `configure its https:// URL.`,
   });
 }
 

@@ -58,7 +58,9 @@ const GITHUB: ClaimVocabulary = {
   untrusted: {
     claim: "event_name",
     values: GITHUB_UNTRUSTED_EVENTS,
-    what: "pull-request events (pull_request runs a fork's code; pull_request_target, workflow_run and issue_comment run with the base repository's privileges on runs a fork can start)",
+    what:
+      "pull-request events (pull_request runs a fork's code; pull_request_target, workflow_run and " +
+      "issue_comment run with the base repository's privileges on runs a fork can start)",
     example: "event_name: [push, workflow_dispatch, schedule]",
   },
   // GitHub's ref is the full refs/heads/… or refs/tags/…, so it names its type itself.

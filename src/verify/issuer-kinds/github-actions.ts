@@ -114,7 +114,8 @@ export function githubIssuerUrlProblem(url: string): string | undefined {
   if (parsed.protocol === "http:" && isLoopbackHost(parsed.hostname)) return undefined;
   return (
     `'${url}' is not a GitHub Actions issuer: use https://token.actions.githubusercontent.com, its enterprise form ` +
-    "https://token.actions.githubusercontent.com/<enterprise>, or GitHub Enterprise Server's https://HOST/_services/token"
+    "https://token.actions.githubusercontent.com/<enterprise>, or GitHub Enterprise Server's " +
+    "https://HOST/_services/token"
   );
 }
 
@@ -136,8 +137,10 @@ export function githubAudienceProblem(audience: string, issuerUrl: string): stri
   const owners = new Set(["github.com", issuerHost, issuerHost.replace(/^token\.actions\./, "")]);
   if (!owners.has(aud.hostname.toLowerCase()) || !/^\/[^/]+\/?$/.test(aud.pathname)) return undefined;
   return (
-    `'${audience}' is GitHub's default audience (the repository owner's URL), which every workflow of that owner gets without ` +
-    "asking and passes to other services: choose an audience for gatepass alone (e.g. https://gatepass.example.com) and request it " +
+    `'${audience}' is GitHub's default audience (the repository owner's URL), which every workflow of that owner ` +
+    `gets without ` +
+    "asking and passes to other services: choose an audience for gatepass alone (e.g. https://gatepass.example.com) " +
+    "and request it " +
     "with &audience= on ACTIONS_ID_TOKEN_REQUEST_URL (docs/github.md)"
   );
 }
