@@ -31,5 +31,6 @@ function slowAuditInserts(env: BenchEnv): Env {
 }
 
 export default {
-  fetch: (request: Request, env: BenchEnv, ctx: ExecutionContext) => gatepass.fetch(request, slowAuditInserts(env), ctx),
+  fetch: (request: Request, env: BenchEnv, ctx: ExecutionContext) =>
+    gatepass.fetch(request, slowAuditInserts(env), ctx),
 };

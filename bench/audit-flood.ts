@@ -22,7 +22,12 @@ import { readFileSync } from "node:fs";
 import { wrangler } from "../cli/wrangler";
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { AUDIT_JUNK_ROWS_PER_SECOND, MAX_AUDIT_QUEUE_BYTES, MAX_AUDIT_QUEUE_EVENTS, MAX_AUDIT_QUEUED_JUNK_EVENTS } from "../src/limits";
+import {
+  AUDIT_JUNK_ROWS_PER_SECOND,
+  MAX_AUDIT_QUEUE_BYTES,
+  MAX_AUDIT_QUEUE_EVENTS,
+  MAX_AUDIT_QUEUED_JUNK_EVENTS,
+} from "../src/limits";
 import { benchCiIssuer } from "./ci-issuer";
 import { isolateOf } from "./isolate";
 import { prepareOidcBench, type OidcBench } from "./oidc-setup";
@@ -61,8 +66,12 @@ interface Sample {
 export async function run(): Promise<void> {
   const bench = await prepareOidcBench(2_000);
   try {
-    console.log(`audit-flood: junk tokens as fast as one client sends them (${CONNECTIONS} connections × ${PIPELINING} pipelined) for ${FLOOD_SECONDS} s, ${ISSUE_RATE} verified issuances a second`);
-    console.log(`  caps: ${MAX_AUDIT_QUEUE_EVENTS} events and ${MAX_AUDIT_QUEUE_BYTES / MiB} MiB held per isolate, of which junk ${MAX_AUDIT_QUEUED_JUNK_EVENTS} events`);
+    console.log(
+      `audit-flood: junk tokens as fast as one client sends them (${CONNECTIONS} connections × ${PIPELINING} pipelined) for ${FLOOD_SECONDS} s, ${ISSUE_RATE} verified issuances a second`,
+    );
+    console.log(
+      `  caps: ${MAX_AUDIT_QUEUE_EVENTS} events and ${MAX_AUDIT_QUEUE_BYTES / MiB} MiB held per isolate, of which junk ${MAX_AUDIT_QUEUED_JUNK_EVENTS} events`,
+    );
     console.log(`  junk rate budget: ${AUDIT_JUNK_ROWS_PER_SECOND} rows of their own a second per isolate`);
     if (PHASES.has("junk")) {
       await phase(bench, "junk tokens, local D1", "junk", 0);
@@ -70,8 +79,15 @@ export async function run(): Promise<void> {
     }
     if (PHASES.has("healthz")) await phase(bench, "control: GET /healthz (not audited), local D1", "healthz", 0);
     for (const delay of ISSUE_30_D1_MS) {
-      if (PHASES.has("admin")) await phase(bench, `key push flood, no credential or a made-up gpk_…, D1 ${delay} ms an insert`, "admin", delay);
-      if (PHASES.has("ratelimit")) await phase(bench, `one valid CI token over its rate limit, D1 ${delay} ms an insert`, "ratelimit", delay);
+      if (PHASES.has("admin"))
+        await phase(
+          bench,
+          `key push flood, no credential or a made-up gpk_…, D1 ${delay} ms an insert`,
+          "admin",
+          delay,
+        );
+      if (PHASES.has("ratelimit"))
+        await phase(bench, `one valid CI token over its rate limit, D1 ${delay} ms an insert`, "ratelimit", delay);
     }
   } finally {
     await bench.close();
@@ -84,15 +100,30 @@ type Flood = "junk" | "healthz" | "admin" | "ratelimit";
 function floodRequests(flood: Flood, bench: OidcBench, base: string): Pick<autocannon.Options, "url" | "requests"> {
   switch (flood) {
     case "junk":
-      return { url: `${base}${ROUTE}`, requests: junkTokens(bench.ciIssuer).map((token) => ({ method: "POST" as const, headers: { authorization: `Bearer ${token}` } })) };
+      return {
+        url: `${base}${ROUTE}`,
+        requests: junkTokens(bench.ciIssuer).map((token) => ({
+          method: "POST" as const,
+          headers: { authorization: `Bearer ${token}` },
+        })),
+      };
     case "healthz":
       return { url: `${base}/healthz` };
     case "admin":
       // The attacker picks the path's issuer and the credential id: they must not pass for a real push's.
-      return { url: `${base}/v1/admin/issuers/ci/jwks`, requests: [{ method: "PUT" as const, body: "{}" }, { method: "PUT" as const, body: "{}", headers: { authorization: `Bearer ${MADE_UP_CREDENTIAL}` } }] };
+      return {
+        url: `${base}/v1/admin/issuers/ci/jwks`,
+        requests: [
+          { method: "PUT" as const, body: "{}" },
+          { method: "PUT" as const, body: "{}", headers: { authorization: `Bearer ${MADE_UP_CREDENTIAL}` } },
+        ],
+      };
     case "ratelimit":
       // bench.tokens[0]: a project the interleaved issuances (tokens 20 onwards) never use.
-      return { url: `${base}${ROUTE}`, requests: [{ method: "POST" as const, headers: { authorization: `Bearer ${bench.tokens[0]!}` } }] };
+      return {
+        url: `${base}${ROUTE}`,
+        requests: [{ method: "POST" as const, headers: { authorization: `Bearer ${bench.tokens[0]!}` } }],
+      };
   }
 }
 
@@ -121,27 +152,42 @@ async function phase(bench: OidcBench, name: string, flood: Flood, d1DelayMs: nu
     const issuances: Promise<void>[] = [];
     const issuer = setInterval(() => {
       const token = bench.tokens[nextToken++ % bench.tokens.length]!;
-      issuances.push(issue(url, token).then((r) => {
-        if (r.ok) issued.ok.push(r.requestId);
-        else issued.failed++;
-        issued.latencies.push(r.ms);
-      }));
+      issuances.push(
+        issue(url, token).then((r) => {
+          if (r.ok) issued.ok.push(r.requestId);
+          else issued.failed++;
+          issued.latencies.push(r.ms);
+        }),
+      );
     }, 1000 / ISSUE_RATE);
 
     const samples: Sample[] = [];
     const started = Date.now();
     const sampler = setInterval(() => {
       const rss = rssMb(isolate.pid);
-      void adminStatus(isolate.url).then((audit) => samples.push({
-        second: (Date.now() - started) / 1000, queued: audit.queued_events, queuedBytes: audit.queued_bytes, junkQueued: audit.queued_junk_events,
-        inFlight: audit.inserts_in_flight, folded: audit.folded_refusals_this_isolate, overCap: audit.logged_over_cap_this_isolate,
-        failures: audit.write_failures_this_isolate, rssMb: Math.max(rss, rssMb(isolate.pid)),
-      }), () => {});
+      void adminStatus(isolate.url).then(
+        (audit) =>
+          samples.push({
+            second: (Date.now() - started) / 1000,
+            queued: audit.queued_events,
+            queuedBytes: audit.queued_bytes,
+            junkQueued: audit.queued_junk_events,
+            inFlight: audit.inserts_in_flight,
+            folded: audit.folded_refusals_this_isolate,
+            overCap: audit.logged_over_cap_this_isolate,
+            failures: audit.write_failures_this_isolate,
+            rssMb: Math.max(rss, rssMb(isolate.pid)),
+          }),
+        () => {},
+      );
     }, 1_000);
 
     // In a worker thread, so that this thread's sampling and issuances are not held up by the flood.
     const result = await autocannon({
-      connections: CONNECTIONS, pipelining: PIPELINING, duration: FLOOD_SECONDS, workers: 1,
+      connections: CONNECTIONS,
+      pipelining: PIPELINING,
+      duration: FLOOD_SECONDS,
+      workers: 1,
       ...floodRequests(flood, bench, isolate.url),
     });
     clearInterval(issuer);
@@ -158,32 +204,65 @@ async function phase(bench: OidcBench, name: string, flood: Flood, d1DelayMs: nu
     }
     const drainMs = Date.now() - drainStarted;
     const d1 = (sql: string) => d1Query(server, sql);
-    const [found] = await d1(`SELECT count(*) AS n FROM audit_events WHERE request_id IN (SELECT value FROM json_each('${JSON.stringify(issued.ok)}'))`);
-    const [junkRows] = await d1(`SELECT count(*) AS rows, coalesce(sum(folded_count IS NOT NULL), 0) AS summaries, coalesce(sum(coalesce(folded_count, 1)), 0) AS requests FROM audit_events WHERE issuer IS NULL AND route LIKE 'POST %'`);
-    const codes = await d1("SELECT error_code, sum(folded_count) AS folded, count(*) AS summaries FROM audit_events WHERE folded_count IS NOT NULL GROUP BY error_code ORDER BY error_code");
-    const byCode = await d1("SELECT coalesce(error_code, '-') AS code, count(*) AS rows, sum(folded_count IS NOT NULL) AS summaries, sum(coalesce(folded_count, 1)) AS requests, sum(issuer IS NOT NULL OR actor IS NOT NULL) AS attributed FROM audit_events GROUP BY error_code ORDER BY rows DESC");
+    const [found] = await d1(
+      `SELECT count(*) AS n FROM audit_events WHERE request_id IN (SELECT value FROM json_each('${JSON.stringify(issued.ok)}'))`,
+    );
+    const [junkRows] = await d1(
+      `SELECT count(*) AS rows, coalesce(sum(folded_count IS NOT NULL), 0) AS summaries, coalesce(sum(coalesce(folded_count, 1)), 0) AS requests FROM audit_events WHERE issuer IS NULL AND route LIKE 'POST %'`,
+    );
+    const codes = await d1(
+      "SELECT error_code, sum(folded_count) AS folded, count(*) AS summaries FROM audit_events WHERE folded_count IS NOT NULL GROUP BY error_code ORDER BY error_code",
+    );
+    const byCode = await d1(
+      "SELECT coalesce(error_code, '-') AS code, count(*) AS rows, sum(folded_count IS NOT NULL) AS summaries, sum(coalesce(folded_count, 1)) AS requests, sum(issuer IS NOT NULL OR actor IS NOT NULL) AS attributed FROM audit_events GROUP BY error_code ORDER BY rows DESC",
+    );
     const [rowsAfter] = await d1("SELECT count(*) AS n FROM audit_events");
     const dbAfter = await d1Bytes(server.persistTo);
 
-    console.log(`    ${"s".padStart(4)} ${"queued".padStart(7)} ${"of junk".padStart(8)} ${"KiB".padStart(6)} ${"ins".padStart(4)} ${"folded".padStart(8)} ${"over cap".padStart(9)} ${"failed".padStart(7)} ${"RSS MB".padStart(7)}`);
+    console.log(
+      `    ${"s".padStart(4)} ${"queued".padStart(7)} ${"of junk".padStart(8)} ${"KiB".padStart(6)} ${"ins".padStart(4)} ${"folded".padStart(8)} ${"over cap".padStart(9)} ${"failed".padStart(7)} ${"RSS MB".padStart(7)}`,
+    );
     for (const s of samples.sort((a, b) => a.second - b.second)) {
-      console.log(`    ${s.second.toFixed(1).padStart(4)} ${String(s.queued).padStart(7)} ${String(s.junkQueued).padStart(8)} ${(s.queuedBytes / 1024).toFixed(0).padStart(6)} ${String(s.inFlight).padStart(4)} ${String(s.folded).padStart(8)} ${String(s.overCap).padStart(9)} ${String(s.failures).padStart(7)} ${s.rssMb.toFixed(0).padStart(7)}`);
+      console.log(
+        `    ${s.second.toFixed(1).padStart(4)} ${String(s.queued).padStart(7)} ${String(s.junkQueued).padStart(8)} ${(s.queuedBytes / 1024).toFixed(0).padStart(6)} ${String(s.inFlight).padStart(4)} ${String(s.folded).padStart(8)} ${String(s.overCap).padStart(9)} ${String(s.failures).padStart(7)} ${s.rssMb.toFixed(0).padStart(7)}`,
+      );
     }
     const max = (pick: (s: Sample) => number) => Math.max(...samples.map(pick));
     const rate = result.requests.total / FLOOD_SECONDS;
-    const asked = flood === "junk" ? ` (${TARGET_RATE} asked: ${rate >= TARGET_RATE ? "met" : "not reached on this machine"})` : "";
-    console.log(`    ${flood}: ${result.requests.total} answered, ${rate.toFixed(0)} req/s on average, ${result.requests.min}–${result.requests.max} a second${asked}; non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts}`);
-    console.log(`    issuances: ${issued.ok.length} answered 2xx, ${issued.failed} not; latency p50 ${percentile(issued.latencies, 0.5).toFixed(0)} ms, p99 ${percentile(issued.latencies, 0.99).toFixed(0)} ms`);
+    const asked =
+      flood === "junk" ? ` (${TARGET_RATE} asked: ${rate >= TARGET_RATE ? "met" : "not reached on this machine"})` : "";
+    console.log(
+      `    ${flood}: ${result.requests.total} answered, ${rate.toFixed(0)} req/s on average, ${result.requests.min}–${result.requests.max} a second${asked}; non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts}`,
+    );
+    console.log(
+      `    issuances: ${issued.ok.length} answered 2xx, ${issued.failed} not; latency p50 ${percentile(issued.latencies, 0.5).toFixed(0)} ms, p99 ${percentile(issued.latencies, 0.99).toFixed(0)} ms`,
+    );
     console.log(`    worst queue: ${max((s) => s.queued)} events, ${(max((s) => s.queuedBytes) / MiB).toFixed(2)} MiB`);
-    console.log(`    workerd RSS: ${baselineRss.toFixed(0)} MB after the warm-up, worst ${max((s) => s.rssMb).toFixed(0)} MB during the flood (+${(max((s) => s.rssMb) - baselineRss).toFixed(0)} MB, ${(((max((s) => s.rssMb) - baselineRss) * 1024) / result.requests.total).toFixed(1)} KiB a request), ${rssMb(isolate.pid).toFixed(0)} MB after`);
-    console.log(`    drained ${drainMs} ms after the flood (${after.queued_events} events left, ${after.folded_refusals_unwritten} folded refusals unwritten); ${after.folded_refusals_this_isolate} refusals folded, ${after.logged_over_cap_this_isolate} events logged over the cap, ${after.write_failures_this_isolate} insert failures`);
-    console.log(`    D1: ${found!.n} of ${issued.ok.length} issuances answered 2xx have their audit row: ${found!.n === issued.ok.length ? "OK" : "ROWS MISSING"}`);
-    console.log(`    D1: junk as ${junkRows!.rows} rows (${junkRows!.summaries} of them summaries) standing for ${junkRows!.requests} requests; autocannon counted ${result.requests.total} answered (not those in flight when it stopped)`);
-    for (const row of codes) console.log(`      folded ${String(row.error_code).padEnd(22)} ${row.folded} in ${row.summaries} summary rows`);
-    for (const row of byCode) console.log(`      rows ${String(row.code).padEnd(24)} ${String(row.rows).padStart(6)} rows (${row.summaries} summaries, ${row.attributed} with a verified issuer or actor) for ${row.requests} requests`);
+    console.log(
+      `    workerd RSS: ${baselineRss.toFixed(0)} MB after the warm-up, worst ${max((s) => s.rssMb).toFixed(0)} MB during the flood (+${(max((s) => s.rssMb) - baselineRss).toFixed(0)} MB, ${(((max((s) => s.rssMb) - baselineRss) * 1024) / result.requests.total).toFixed(1)} KiB a request), ${rssMb(isolate.pid).toFixed(0)} MB after`,
+    );
+    console.log(
+      `    drained ${drainMs} ms after the flood (${after.queued_events} events left, ${after.folded_refusals_unwritten} folded refusals unwritten); ${after.folded_refusals_this_isolate} refusals folded, ${after.logged_over_cap_this_isolate} events logged over the cap, ${after.write_failures_this_isolate} insert failures`,
+    );
+    console.log(
+      `    D1: ${found!.n} of ${issued.ok.length} issuances answered 2xx have their audit row: ${found!.n === issued.ok.length ? "OK" : "ROWS MISSING"}`,
+    );
+    console.log(
+      `    D1: junk as ${junkRows!.rows} rows (${junkRows!.summaries} of them summaries) standing for ${junkRows!.requests} requests; autocannon counted ${result.requests.total} answered (not those in flight when it stopped)`,
+    );
+    for (const row of codes)
+      console.log(`      folded ${String(row.error_code).padEnd(22)} ${row.folded} in ${row.summaries} summary rows`);
+    for (const row of byCode)
+      console.log(
+        `      rows ${String(row.code).padEnd(24)} ${String(row.rows).padStart(6)} rows (${row.summaries} summaries, ${row.attributed} with a verified issuer or actor) for ${row.requests} requests`,
+      );
     const rows = Number(rowsAfter!.n) - Number(rowsBefore!.n);
-    console.log(`    D1 grew ${((dbAfter - dbBefore) / 1024).toFixed(0)} KiB for ${rows} rows (${rows > 0 ? ((dbAfter - dbBefore) / rows).toFixed(0) : "-"} bytes a row, indexes included), ${((dbAfter - dbBefore) / FLOOD_SECONDS / 1024).toFixed(1)} KiB a second of flood`);
-    console.log(`    queue bound: worst ${max((s) => s.queued)} of ${MAX_AUDIT_QUEUE_EVENTS} events: ${max((s) => s.queued) <= MAX_AUDIT_QUEUE_EVENTS ? "OK" : "OVER"}`);
+    console.log(
+      `    D1 grew ${((dbAfter - dbBefore) / 1024).toFixed(0)} KiB for ${rows} rows (${rows > 0 ? ((dbAfter - dbBefore) / rows).toFixed(0) : "-"} bytes a row, indexes included), ${((dbAfter - dbBefore) / FLOOD_SECONDS / 1024).toFixed(1)} KiB a second of flood`,
+    );
+    console.log(
+      `    queue bound: worst ${max((s) => s.queued)} of ${MAX_AUDIT_QUEUE_EVENTS} events: ${max((s) => s.queued) <= MAX_AUDIT_QUEUE_EVENTS ? "OK" : "OVER"}`,
+    );
   } finally {
     await server.stop();
   }
@@ -228,12 +307,24 @@ async function adminStatus(base: string): Promise<AuditStatus> {
 async function d1Bytes(persistTo: string): Promise<number> {
   const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
   const names = await readdir(dir).catch(() => [] as string[]);
-  const sizes = await Promise.all(names.filter((name) => name.includes(".sqlite")).map((name) => stat(path.join(dir, name)).then((s) => s.size)));
+  const sizes = await Promise.all(
+    names.filter((name) => name.includes(".sqlite")).map((name) => stat(path.join(dir, name)).then((s) => s.size)),
+  );
   return sizes.reduce((sum, size) => sum + size, 0);
 }
 
 async function d1Query(server: WranglerDev, sql: string): Promise<Record<string, number | string>[]> {
-  const out = await wrangler(["d1", "execute", "DB", "--json", "--local", "--persist-to", server.persistTo, "--command", sql]);
+  const out = await wrangler([
+    "d1",
+    "execute",
+    "DB",
+    "--json",
+    "--local",
+    "--persist-to",
+    server.persistTo,
+    "--command",
+    sql,
+  ]);
   return (JSON.parse(out) as { results: Record<string, number | string>[] }[])[0]!.results;
 }
 

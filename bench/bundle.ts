@@ -6,5 +6,7 @@ export const GZIP_TARGET_KIB = 150;
 
 export async function run(): Promise<void> {
   const { uploadKiB, gzipKiB } = await dryRunDeploy();
-  console.log(`bundle (wrangler deploy --dry-run): ${uploadKiB} KiB, ${gzipKiB} KiB gzip (target ≤ ${GZIP_TARGET_KIB} KiB gzip) ${gzipKiB <= GZIP_TARGET_KIB ? "OK" : "OVER TARGET"}`);
+  console.log(
+    `bundle (wrangler deploy --dry-run): ${uploadKiB} KiB, ${gzipKiB} KiB gzip (target ≤ ${GZIP_TARGET_KIB} KiB gzip) ${gzipKiB <= GZIP_TARGET_KIB ? "OK" : "OVER TARGET"}`,
+  );
 }

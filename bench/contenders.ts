@@ -19,7 +19,10 @@ export interface Contender {
 }
 
 /** inspector false: wrangler's dev server with the DevTools inspector off instead of the CLI. */
-export async function startContenders(bench: OidcBench, inspector: boolean): Promise<{ contenders: Contender[]; stop(): Promise<void> }> {
+export async function startContenders(
+  bench: OidcBench,
+  inspector: boolean,
+): Promise<{ contenders: Contender[]; stop(): Promise<void> }> {
   const servers: WranglerDev[] = [];
   const stop = async () => {
     for (const server of servers.splice(0)) await server.stop();
@@ -30,7 +33,11 @@ export async function startContenders(bench: OidcBench, inspector: boolean): Pro
     return server;
   };
   const bareWorker = (vars: Record<string, string>) =>
-    start({ config: path.resolve("bench/bare.wrangler.toml"), vars: { CI_ISSUER: bench.ciIssuer, ...vars }, secrets: bench.bareSecrets });
+    start({
+      config: path.resolve("bench/bare.wrangler.toml"),
+      vars: { CI_ISSUER: bench.ciIssuer, ...vars },
+      secrets: bench.bareSecrets,
+    });
   const gatepassWorker = (script?: string) =>
     start({ script, vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development" }), ...bench.gatepass });
   try {
@@ -54,10 +61,25 @@ export async function startContenders(bench: OidcBench, inspector: boolean): Pro
 }
 
 /** Exchanges the tokens in turn (one project each, so the per-project rate limit is not what is measured). */
-export function load(url: string, tokens: string[], options: { seconds: number; rate?: number }): Promise<autocannon.Result> {
+export function load(
+  url: string,
+  tokens: string[],
+  options: { seconds: number; rate?: number },
+): Promise<autocannon.Result> {
   let next = 0;
   return autocannon({
-    url, connections: CONNECTIONS, duration: options.seconds, overallRate: options.rate,
-    requests: [{ method: "POST", setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` } }) }],
+    url,
+    connections: CONNECTIONS,
+    duration: options.seconds,
+    overallRate: options.rate,
+    requests: [
+      {
+        method: "POST",
+        setupRequest: (req) => ({
+          ...req,
+          headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` },
+        }),
+      },
+    ],
   });
 }

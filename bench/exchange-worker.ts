@@ -18,7 +18,10 @@ let tokens: string[] = [];
 
 /** Request bodies that cost parsing work before gatepass can refuse them (each under the 32 KiB cap). */
 const HOSTILE_BODIES: Record<string, { type: string; text: string }> = {
-  form: { type: "application/x-www-form-urlencoded", text: Array.from({ length: 3_000 }, (_, i) => `p${i}=1`).join("&") },
+  form: {
+    type: "application/x-www-form-urlencoded",
+    text: Array.from({ length: 3_000 }, (_, i) => `p${i}=1`).join("&"),
+  },
   json: { type: "application/json", text: `{"a":${"[".repeat(16_000)}${"]".repeat(16_000)}}` },
 };
 let next = 0;
@@ -33,7 +36,10 @@ export default {
     }
     const n = Number(url.searchParams.get("n") ?? "0");
     const exchange = (path: string) =>
-      new Request(`${env.GATEPASS_ISSUER}${path}`, { method: "POST", headers: { Authorization: `Bearer ${tokens[next++ % tokens.length]}` } });
+      new Request(`${env.GATEPASS_ISSUER}${path}`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${tokens[next++ % tokens.length]}` },
+      });
     const run = async (call: () => Response | Promise<Response>) => {
       for (let i = 0; i < n; i++) {
         const res = await call();

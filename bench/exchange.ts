@@ -59,13 +59,22 @@ export async function run(): Promise<void> {
         await settle();
       }
     }
-    const perExchange = new Map([...samples].map(([name, values]) => [name, median(values.map((v) => (v - median(empty)) / ITERATIONS))]));
+    const perExchange = new Map(
+      [...samples].map(([name, values]) => [name, median(values.map((v) => (v - median(empty)) / ITERATIONS))]),
+    );
     const bare = perExchange.get("bare")!;
-    console.log(`exchange cost in workerd (oidc target, ${ROUNDS} rounds × ${ITERATIONS} exchanges, medians, µs per exchange)`);
+    console.log(
+      `exchange cost in workerd (oidc target, ${ROUNDS} rounds × ${ITERATIONS} exchanges, medians, µs per exchange)`,
+    );
     const exchange = perExchange.get("gatepass")!;
     for (const [name, us] of perExchange) {
       const hostile = name === "form-3000" || name === "json-32k";
-      const versus = name === "bare" ? "" : hostile ? `   ${(us / exchange).toFixed(2)}× a gatepass exchange` : `   bare / ${name} = ${((bare / us) * 100).toFixed(0)}%`;
+      const versus =
+        name === "bare"
+          ? ""
+          : hostile
+            ? `   ${(us / exchange).toFixed(2)}× a gatepass exchange`
+            : `   bare / ${name} = ${((bare / us) * 100).toFixed(0)}%`;
       console.log(`  ${name.padEnd(10)} ${us.toFixed(1).padStart(6)} µs${versus}`);
     }
   } finally {

@@ -14,7 +14,10 @@ export async function isolateOf(server: WranglerDev): Promise<{ pid: number; url
     if (ports.includes(server.port)) continue;
     for (const port of ports) {
       const url = `http://127.0.0.1:${port}`;
-      const ok = await fetch(`${url}/healthz`).then((res) => res.ok, () => false);
+      const ok = await fetch(`${url}/healthz`).then(
+        (res) => res.ok,
+        () => false,
+      );
       if (ok) return { pid, url };
     }
   }
@@ -22,29 +25,36 @@ export async function isolateOf(server: WranglerDev): Promise<{ pid: number; url
 }
 
 function workerdPids(groupLeader: number): number[] {
-  return readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      return comm === "workerd" && pgrp === groupLeader ? [Number(entry)] : [];
-    } catch {
-      return [];
-    }
-  });
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+        return comm === "workerd" && pgrp === groupLeader ? [Number(entry)] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** TCP ports a process listens on (its socket inodes, found in /proc/net/tcp in state LISTEN). */
 function listeningPorts(pid: number): number[] {
-  const inodes = new Set(readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      return match ? [match[1]!] : [];
-    } catch {
-      return [];
-    }
-  }));
-  return readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1).map((line) => line.trim().split(/\s+/))
+  const inodes = new Set(
+    readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+      try {
+        const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        return match ? [match[1]!] : [];
+      } catch {
+        return [];
+      }
+    }),
+  );
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
     .filter((fields) => fields[3] === "0A" && inodes.has(fields[9]!))
     .map((fields) => parseInt(fields[1]!.split(":")[1]!, 16));
 }

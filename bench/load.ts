@@ -25,13 +25,27 @@ async function main(): Promise<number> {
   const up = `${standins.url}/up/${ns}`;
   const { issuer, jwk: ciJwk, tokens: mintTokens } = benchCiIssuer(`${up}/ci`);
   const target: Target = {
-    name: "gcp-deploy", type: "gcp", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600,
-    workload_identity_provider: WIP, service_account: SA, scopes: ["https://www.googleapis.com/auth/cloud-platform"], audience: `//iam.googleapis.com/${WIP}`,
+    name: "gcp-deploy",
+    type: "gcp",
+    privileged: false,
+    signing_alg: "ES256",
+    max_lifetime_seconds: 3600,
+    workload_identity_provider: WIP,
+    service_account: SA,
+    scopes: ["https://www.googleapis.com/auth/cloud-platform"],
+    audience: `//iam.googleapis.com/${WIP}`,
   };
   const snapshot = await buildTestSnapshot({
     issuers: [issuer],
     targets: [target],
-    rules: [{ name: "infra-main", issuer: "ci", match: { namespace_path: "platform", ref_type: "branch", ref: "main", ref_protected: "true" }, allow: [target.name] }],
+    rules: [
+      {
+        name: "infra-main",
+        issuer: "ci",
+        match: { namespace_path: "platform", ref_type: "branch", ref: "main", ref_protected: "true" },
+        allow: [target.name],
+      },
+    ],
   });
   const now = Math.floor(Date.now() / 1000);
   const tokens = mintTokens(PROJECTS);
@@ -44,20 +58,36 @@ async function main(): Promise<number> {
   try {
     await fetch(`${up}/_control`, {
       method: "PUT",
-      body: JSON.stringify({ trust: { issuer: gatepass.url }, ciJwks: { keys: [ciJwk] }, gcp: { provider: WIP, serviceAccounts: { [SA]: ["target:gcp-deploy"] } } }),
+      body: JSON.stringify({
+        trust: { issuer: gatepass.url },
+        ciJwks: { keys: [ciJwk] },
+        gcp: { provider: WIP, serviceAccounts: { [SA]: ["target:gcp-deploy"] } },
+      }),
     });
     let next = 0;
     const result = await autocannon({
       url: `${gatepass.url}/v1/credentials/gcp-deploy`,
       connections: CONNECTIONS,
       duration: DURATION_SECONDS,
-      requests: [{ method: "POST", setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % PROJECTS]}` } }) }],
+      requests: [
+        {
+          method: "POST",
+          setupRequest: (req) => ({
+            ...req,
+            headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % PROJECTS]}` },
+          }),
+        },
+      ],
     });
     const errors = result.errors + result.timeouts + result.non2xx;
-    console.log(`load: ${CONNECTIONS} connections, ${DURATION_SECONDS} s, POST /v1/credentials/gcp-deploy (verify → policy → mint ES256 → STS + IAM stand-ins)`);
+    console.log(
+      `load: ${CONNECTIONS} connections, ${DURATION_SECONDS} s, POST /v1/credentials/gcp-deploy (verify → policy → mint ES256 → STS + IAM stand-ins)`,
+    );
     console.log(`  requests ${result.requests.total}  (${result.requests.average.toFixed(0)}/s average)`);
     console.log(`  latency  p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms  max ${result.latency.max} ms`);
-    console.log(`  2xx ${result["2xx"]}  non-2xx ${result.non2xx}  errors ${result.errors}  timeouts ${result.timeouts}`);
+    console.log(
+      `  2xx ${result["2xx"]}  non-2xx ${result.non2xx}  errors ${result.errors}  timeouts ${result.timeouts}`,
+    );
     return errors === 0 && result["2xx"] > 0 ? 0 : 1;
   } finally {
     await gatepass.stop();

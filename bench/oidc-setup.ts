@@ -10,7 +10,14 @@ import { upstreamsHandler } from "../test/support/standins/upstreams";
 import type { WranglerDevOptions } from "../test/support/wrangler-dev";
 import { buildTestSnapshot } from "../test/worker/exchange/policy-snapshot";
 
-const OIDC_TARGET: Target = { name: "oidc-rp", type: "oidc", privileged: false, signing_alg: "ES256", max_lifetime_seconds: 3600, audience: "https://rp.example.com" };
+const OIDC_TARGET: Target = {
+  name: "oidc-rp",
+  type: "oidc",
+  privileged: false,
+  signing_alg: "ES256",
+  max_lifetime_seconds: 3600,
+  audience: "https://rp.example.com",
+};
 
 export interface OidcBench {
   /** GitLab-shaped CI tokens, one project each (the per-project rate limit must not be what is measured). */
@@ -31,7 +38,14 @@ export async function prepareOidcBench(tokenCount: number): Promise<OidcBench> {
   const snapshot = await buildTestSnapshot({
     issuers: [issuer],
     targets: [OIDC_TARGET],
-    rules: [{ name: "platform", issuer: "ci", match: { namespace_path: "platform", ref_type: "branch", ref: "main" }, allow: [OIDC_TARGET.name] }],
+    rules: [
+      {
+        name: "platform",
+        issuer: "ci",
+        match: { namespace_path: "platform", ref_type: "branch", ref: "main" },
+        allow: [OIDC_TARGET.name],
+      },
+    ],
   });
   await fetch(`${up}/_control`, { method: "PUT", body: JSON.stringify({ ciJwks: { keys: [ciJwk] } }) });
   const secret = await generateSecret(["ES256"], Math.floor(Date.now() / 1000) - 600);

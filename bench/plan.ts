@@ -22,7 +22,9 @@ export async function run(): Promise<void> {
   const before = { issuers: [ISSUER], targets: TARGETS, rules: rulesFor("mixed", RULES) };
   const after = { ...before, rules: changed(before.rules) };
   const build = async (parts: typeof before) =>
-    compilePolicy((await buildSnapshot(parts, { sourceDigest: "0".repeat(64), createdAt: new Date(0).toISOString() })).snapshot);
+    compilePolicy(
+      (await buildSnapshot(parts, { sourceDigest: "0".repeat(64), createdAt: new Date(0).toISOString() })).snapshot,
+    );
   const seen: SeenIdentity[] = jobsFor(RULES, IDENTITIES).map(({ identity }) => ({
     issuer: identity.issuer,
     claims: identity.claims,
@@ -39,11 +41,19 @@ export async function run(): Promise<void> {
     const [a, b] = await Promise.all([build(before), build(after)]);
     const replay = replayDecisions(a, b, seen);
     record(worst.replay, mark);
-    if (i === 0) console.log(`${diff.targets.length} targets changed; replay: ${replay.changed} of ${replay.identities} identities change decision`);
+    if (i === 0)
+      console.log(
+        `${diff.targets.length} targets changed; replay: ${replay.changed} of ${replay.identities} identities change decision`,
+      );
   }
-  const show = (w: { wall: number; cpu: number }) => `${(w.wall / 1000).toFixed(2)} s wall, ${(w.cpu / 1000).toFixed(2)} s CPU`;
-  console.log(`static diff of two ${RULES}-rule versions (lint included), worst of ${RUNS}: ${show(worst.diff)} (target ≤ 2 s)`);
-  console.log(`replay of ${IDENTITIES} identities against both (compiling both included), worst of ${RUNS}: ${show(worst.replay)} (target ≤ 10 s)`);
+  const show = (w: { wall: number; cpu: number }) =>
+    `${(w.wall / 1000).toFixed(2)} s wall, ${(w.cpu / 1000).toFixed(2)} s CPU`;
+  console.log(
+    `static diff of two ${RULES}-rule versions (lint included), worst of ${RUNS}: ${show(worst.diff)} (target ≤ 2 s)`,
+  );
+  console.log(
+    `replay of ${IDENTITIES} identities against both (compiling both included), worst of ${RUNS}: ${show(worst.replay)} (target ≤ 10 s)`,
+  );
 }
 
 /** Wall and CPU (user + system) milliseconds: the CPU figure holds on a shared machine, the wall one says what a user waits. */

@@ -42,13 +42,23 @@ const target = (i: number) => `target-${i % TARGET_COUNT}`;
 const group = (i: number) => `org-${i % GROUPS}`;
 const team = (i: number) => `${group(i)}/team-${Math.floor(i / GROUPS) % TEAMS_PER_GROUP}`;
 const project = (i: number) => `${team(i)}/project-${i}`;
-const REFS = [{ ref_type: "branch", ref: "main", ref_protected: "true" }, { ref_type: "branch", ref: "release/*" }, { ref_type: "tag", ref: "v*" }] as const;
+const REFS = [
+  { ref_type: "branch", ref: "main", ref_protected: "true" },
+  { ref_type: "branch", ref: "release/*" },
+  { ref_type: "tag", ref: "v*" },
+] as const;
 
 function exactRule(i: number): RuleSpec {
   return {
     name: `project-${i}`,
     issuer: ISSUER.name,
-    match: { project_path: project(i), ref_type: "branch", ref: "main", ref_protected: "true", pipeline_source: ["push", "web", "schedule"] },
+    match: {
+      project_path: project(i),
+      ref_type: "branch",
+      ref: "main",
+      ref_protected: "true",
+      pipeline_source: ["push", "web", "schedule"],
+    },
     allow: [target(i), target(i + 1)],
   };
 }
@@ -56,19 +66,37 @@ function exactRule(i: number): RuleSpec {
 function namespaceRule(i: number): RuleSpec {
   const refs = REFS[i % REFS.length]!;
   // Group-wide rules go round the groups in turn (i / 20), so every group has as many.
-  const scope: RuleSpec["match"] = i % 20 === 0 ? { namespace_path: `${group(i / 20)}/**` } : i % 3 === 2 ? { project_path: `${team(i)}/*` } : { namespace_path: `${team(i)}/**` };
-  return { name: `namespace-${i}`, issuer: ISSUER.name, match: { ...scope, ...refs, pipeline_source: { not: "merge_request_event" } }, allow: [target(i + 2)] };
+  const scope: RuleSpec["match"] =
+    i % 20 === 0
+      ? { namespace_path: `${group(i / 20)}/**` }
+      : i % 3 === 2
+        ? { project_path: `${team(i)}/*` }
+        : { namespace_path: `${team(i)}/**` };
+  return {
+    name: `namespace-${i}`,
+    issuer: ISSUER.name,
+    match: { ...scope, ...refs, pipeline_source: { not: "merge_request_event" } },
+    allow: [target(i + 2)],
+  };
 }
 
 function unscopedRule(i: number): RuleSpec {
   const kinds: RuleSpec["match"][] = [
-    { ci_config_ref_uri: `gitlab.example.com/ci-templates/deploy-${i}//deploy.yml@refs/heads/main`, ref_protected: "true" },
+    {
+      ci_config_ref_uri: `gitlab.example.com/ci-templates/deploy-${i}//deploy.yml@refs/heads/main`,
+      ref_protected: "true",
+    },
     { environment: `env-${i}`, environment_protected: "true" },
     { user_login: `user-${i}`, ref_type: "branch" },
     { groups_direct: `${group(i)}/admins-${i}`, ref_protected: "true" },
   ];
   // One unscoped rule in fifty is truly broad: every token of its kind looks at it.
-  const match: RuleSpec["match"] = i % 50 === 0 ? (i % 100 === 0 ? { ref_type: "tag", ref: "v*" } : { pipeline_source: "schedule", ref_protected: "true" }) : kinds[i % kinds.length]!;
+  const match: RuleSpec["match"] =
+    i % 50 === 0
+      ? i % 100 === 0
+        ? { ref_type: "tag", ref: "v*" }
+        : { pipeline_source: "schedule", ref_protected: "true" }
+      : kinds[i % kinds.length]!;
   return { name: `unscoped-${i}`, issuer: ISSUER.name, match, allow: [target(i + 3)], acknowledge: { broad: true } };
 }
 
@@ -104,7 +132,15 @@ export function jobsFor(count: number, n: number): { identity: VerifiedIdentity;
       ci_config_ref_uri: `gitlab.example.com/${project(i)}//.gitlab-ci.yml@refs/heads/main`,
     };
     return {
-      identity: { issuer: ISSUER.name, issuerUrl: ISSUER.url, claims, tokenSha256: "", issuedAt: 0, expiresAt: 0, legacy: false },
+      identity: {
+        issuer: ISSUER.name,
+        issuerUrl: ISSUER.url,
+        claims,
+        tokenSha256: "",
+        issuedAt: 0,
+        expiresAt: 0,
+        legacy: false,
+      },
       target: target(i + (k % 3)),
     };
   });

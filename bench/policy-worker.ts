@@ -34,7 +34,8 @@ export default {
         return Response.json({ bytes: text.length });
       }
       const stored = await storedSnapshot(snapshot);
-      for (const [i, chunk] of payloadChunks(stored.payload).entries()) await env.POLICIES.put(payloadChunkKey(stored.header, i), chunk);
+      for (const [i, chunk] of payloadChunks(stored.payload).entries())
+        await env.POLICIES.put(payloadChunkKey(stored.header, i), chunk);
       await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, stored.headerText);
       return Response.json({ bytes: stored.text.length, chunks: stored.header.chunks });
     }
@@ -53,7 +54,10 @@ export default {
 } satisfies ExportedHandler<Env>;
 
 async function snapshotOf(mix: Mix, count: number) {
-  const { policy, problems } = normalizePolicy([{ name: "bench", value: { issuers: [ISSUER], targets: TARGETS, rules: rulesFor(mix, count) } }], "snapshot");
+  const { policy, problems } = normalizePolicy(
+    [{ name: "bench", value: { issuers: [ISSUER], targets: TARGETS, rules: rulesFor(mix, count) } }],
+    "snapshot",
+  );
   if (problems.length > 0) throw new Error(`bench policy invalid: ${problems[0]!.message}`);
   return buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: new Date(0).toISOString() });
 }
@@ -77,34 +81,57 @@ async function timed(env: Env, work: () => unknown): Promise<number> {
   return Date.now() - started - empty.sort((a, b) => a - b)[1]!;
 }
 
-async function warm(env: Env, policy: CompiledPolicy, count: number, op: string, jobCount: number, targetMs: number): Promise<{ perJobUs: number[]; decisions: number }> {
+async function warm(
+  env: Env,
+  policy: CompiledPolicy,
+  count: number,
+  op: string,
+  jobCount: number,
+  targetMs: number,
+): Promise<{ perJobUs: number[]; decisions: number }> {
   const jobs = jobsFor(count, jobCount);
-  const run = op === "whoami"
-    ? (job: (typeof jobs)[number]) => {
-        grantsFor(policy, job.identity);
-        explainTarget(policy, job.identity, job.target, "candidates");
-      }
-    : (job: (typeof jobs)[number]) => evaluate(policy, job.identity, job.target);
+  const run =
+    op === "whoami"
+      ? (job: (typeof jobs)[number]) => {
+          grantsFor(policy, job.identity);
+          explainTarget(policy, job.identity, job.target, "candidates");
+        }
+      : (job: (typeof jobs)[number]) => evaluate(policy, job.identity, job.target);
   // Every job once first: rules are compiled on first use, and that is the cold side, not this one.
   let allowed = 0;
   for (const job of jobs) if (evaluate(policy, job.identity, job.target).allowed) allowed++;
   for (const job of jobs) run(job);
   // Repetitions per job so one batch takes about targetMs (the clock has a millisecond's resolution).
   const probe = 2_000;
-  const probeMs = Math.max(1, await timed(env, () => { for (let i = 0; i < probe; i++) run(jobs[i % jobs.length]!); }));
+  const probeMs = Math.max(
+    1,
+    await timed(env, () => {
+      for (let i = 0; i < probe; i++) run(jobs[i % jobs.length]!);
+    }),
+  );
   const reps = Math.max(100, Math.round((probe * targetMs) / probeMs));
   // Each job's cost is the lowest of three batches: a batch the machine's other work interrupted
   // (the benchmark host is shared) says nothing about the job.
   const perJobUs: number[] = [];
   for (const job of jobs) {
     let best = Infinity;
-    for (let batch = 0; batch < 3; batch++) best = Math.min(best, await timed(env, () => { for (let i = 0; i < reps; i++) run(job); }));
+    for (let batch = 0; batch < 3; batch++)
+      best = Math.min(
+        best,
+        await timed(env, () => {
+          for (let i = 0; i < reps; i++) run(job);
+        }),
+      );
     perJobUs.push((best * 1000) / reps);
   }
   return { perJobUs, decisions: allowed };
 }
 
-async function cold(env: Env, source: string, jobNumber: number): Promise<{ ms: number; version: string; allowed: boolean; rules: number }> {
+async function cold(
+  env: Env,
+  source: string,
+  jobNumber: number,
+): Promise<{ ms: number; version: string; allowed: boolean; rules: number }> {
   const header = await env.POLICIES.get(ACTIVE_SNAPSHOT_KEY);
   if (header === null) throw new Error("no snapshot in KV: POST /setup first");
   let count = 0;
@@ -116,9 +143,15 @@ async function cold(env: Env, source: string, jobNumber: number): Promise<{ ms: 
   };
   if (source === "memory") {
     // The values KV would return, as bytes: decoding any of them to text is part of what is timed.
-    const values = new Map<string, ArrayBuffer>([[ACTIVE_SNAPSHOT_KEY, new TextEncoder().encode(header).buffer as ArrayBuffer]]);
+    const values = new Map<string, ArrayBuffer>([
+      [ACTIVE_SNAPSHOT_KEY, new TextEncoder().encode(header).buffer as ArrayBuffer],
+    ]);
     if (header.startsWith(STORED_HEADER_START)) {
-      const { chunks, version, index_sha256 } = JSON.parse(header) as { chunks: number; version: string; index_sha256: string };
+      const { chunks, version, index_sha256 } = JSON.parse(header) as {
+        chunks: number;
+        version: string;
+        index_sha256: string;
+      };
       for (let i = 0; i < chunks; i++) {
         const key = payloadChunkKey({ version, index_sha256 }, i);
         values.set(key, (await env.POLICIES.get(key, "arrayBuffer"))!);
@@ -126,7 +159,14 @@ async function cold(env: Env, source: string, jobNumber: number): Promise<{ ms: 
     }
     const decoder = new TextDecoder();
     const memory = {
-      get: (key: string, type?: string) => Promise.resolve(!values.has(key) ? null : type === "arrayBuffer" ? values.get(key)!.slice(0) : decoder.decode(values.get(key))),
+      get: (key: string, type?: string) =>
+        Promise.resolve(
+          !values.has(key)
+            ? null
+            : type === "arrayBuffer"
+              ? values.get(key)!.slice(0)
+              : decoder.decode(values.get(key)),
+        ),
     } as unknown as KVNamespace;
     decide = async () => {
       const policy = await store.current({ ...env, POLICIES: memory }, () => {});

@@ -50,8 +50,12 @@ async function getJson<T>(worker: Unstable_DevWorker, pathAndQuery: string, init
 }
 
 async function warmInWorkerd(): Promise<void> {
-  console.log(`workerd, warm: µs per call, a per-job mean over ${JOBS} jobs (each repeated ~${BATCH_MS} ms between I/O, lowest of 3 batches); p99 and max over jobs`);
-  console.log("mix        rules   evaluate p50  p99     max     p99 vs 10 rules | whoami p50  p99     max     p99 vs 10 rules");
+  console.log(
+    `workerd, warm: µs per call, a per-job mean over ${JOBS} jobs (each repeated ~${BATCH_MS} ms between I/O, lowest of 3 batches); p99 and max over jobs`,
+  );
+  console.log(
+    "mix        rules   evaluate p50  p99     max     p99 vs 10 rules | whoami p50  p99     max     p99 vs 10 rules",
+  );
   for (const mix of MIXES) {
     // A workerd per mix: one holding every mix's policies at once stopped answering mid-run (twice,
     // at the first request of a new mix), and the mixes share nothing.
@@ -61,10 +65,15 @@ async function warmInWorkerd(): Promise<void> {
       for (const count of WARM_SIZES) {
         const cells: string[] = [];
         for (const op of ["evaluate", "whoami"]) {
-          const { perJobUs } = await getJson<{ perJobUs: number[] }>(worker, `/warm?mix=${mix}&count=${count}&op=${op}&jobs=${JOBS}&ms=${BATCH_MS}`);
+          const { perJobUs } = await getJson<{ perJobUs: number[] }>(
+            worker,
+            `/warm?mix=${mix}&count=${count}&op=${op}&jobs=${JOBS}&ms=${BATCH_MS}`,
+          );
           const p99 = percentile(perJobUs, 0.99);
           if (count === WARM_SIZES[0]) base[op] = p99;
-          cells.push(`${us(median(perJobUs)).padStart(8)}  ${us(p99).padStart(6)}  ${us(Math.max(...perJobUs)).padStart(6)}  ${(p99 / base[op]!).toFixed(2).padStart(6)}×`);
+          cells.push(
+            `${us(median(perJobUs)).padStart(8)}  ${us(p99).padStart(6)}  ${us(Math.max(...perJobUs)).padStart(6)}  ${(p99 / base[op]!).toFixed(2).padStart(6)}×`,
+          );
         }
         console.log(`${mix.padEnd(9)}  ${String(count).padStart(6)}  ${cells[0]}          | ${cells[1]}`);
       }
@@ -75,7 +84,9 @@ async function warmInWorkerd(): Promise<void> {
 }
 
 async function coldInWorkerd(): Promise<void> {
-  console.log(`\nworkerd, cold: the first request's policy work in a fresh workerd (load the snapshot from KV, decide one job), ms; ${COLD_ROUNDS} fresh starts each`);
+  console.log(
+    `\nworkerd, cold: the first request's policy work in a fresh workerd (load the snapshot from KV, decide one job), ms; ${COLD_ROUNDS} fresh starts each`,
+  );
   console.log("snapshot                     stored   CPU (KV values in memory)   with local KV reads");
   const cases: { label: string; count: number; format?: 1 }[] = [
     ...COLD_SIZES.map((count) => ({ label: `mixed, ${count} rules`, count })),
@@ -85,7 +96,11 @@ async function coldInWorkerd(): Promise<void> {
     const state = await mkdtemp(path.join(tmpdir(), "gatepass-bench-policy-"));
     try {
       const setup = await startBench(state);
-      const { bytes } = await getJson<{ bytes: number }>(setup, `/setup?mix=mixed&count=${count}${format ? "&format=1" : ""}`, { method: "POST" });
+      const { bytes } = await getJson<{ bytes: number }>(
+        setup,
+        `/setup?mix=mixed&count=${count}${format ? "&format=1" : ""}`,
+        { method: "POST" },
+      );
       await setup.stop();
       const samples: Record<"memory" | "kv", number[]> = { memory: [], kv: [] };
       for (let round = 0; round < COLD_ROUNDS; round++) {
@@ -100,8 +115,11 @@ async function coldInWorkerd(): Promise<void> {
           }
         }
       }
-      const show = (values: number[]) => `${values.map((v) => String(v).padStart(4)).join(" ")} (median ${median(values)})`;
-      console.log(`${label.padEnd(26)}  ${`${(bytes / 1024 / 1024).toFixed(2)} MiB`.padStart(9)}   ${show(samples.memory).padEnd(26)}  ${show(samples.kv)}`);
+      const show = (values: number[]) =>
+        `${values.map((v) => String(v).padStart(4)).join(" ")} (median ${median(values)})`;
+      console.log(
+        `${label.padEnd(26)}  ${`${(bytes / 1024 / 1024).toFixed(2)} MiB`.padStart(9)}   ${show(samples.memory).padEnd(26)}  ${show(samples.kv)}`,
+      );
     } finally {
       await rm(state, { recursive: true, force: true });
     }
@@ -109,14 +127,21 @@ async function coldInWorkerd(): Promise<void> {
 }
 
 async function perCallInNode(): Promise<void> {
-  console.log(`\nNode, per call (a complement: the same code in V8; each call timed alone; ${NODE_SAMPLES} calls over ${JOBS} jobs), µs`);
+  console.log(
+    `\nNode, per call (a complement: the same code in V8; each call timed alone; ${NODE_SAMPLES} calls over ${JOBS} jobs), µs`,
+  );
   console.log("mix        rules   evaluate p50  p99     p99 vs 10 rules | whoami p50  p99     p99 vs 10 rules");
   for (const mix of MIXES) {
     const base: Record<string, number> = {};
     for (const count of WARM_SIZES) {
-      const { policy: parts, problems } = normalizePolicy([{ name: "bench", value: { issuers: [ISSUER], targets: TARGETS, rules: rulesFor(mix, count) } }], "snapshot");
+      const { policy: parts, problems } = normalizePolicy(
+        [{ name: "bench", value: { issuers: [ISSUER], targets: TARGETS, rules: rulesFor(mix, count) } }],
+        "snapshot",
+      );
       if (problems.length > 0) throw new Error(problems[0]!.message);
-      const policy = compilePolicy((await buildSnapshot(parts, { sourceDigest: "0".repeat(64), createdAt: new Date(0).toISOString() })).snapshot);
+      const policy = compilePolicy(
+        (await buildSnapshot(parts, { sourceDigest: "0".repeat(64), createdAt: new Date(0).toISOString() })).snapshot,
+      );
       const jobs = jobsFor(count, JOBS);
       const ops = {
         evaluate: (job: (typeof jobs)[number]) => evaluate(policy, job.identity, job.target),
@@ -138,7 +163,9 @@ async function perCallInNode(): Promise<void> {
         const values = [...samples];
         const p99 = percentile(values, 0.99);
         if (count === WARM_SIZES[0]) base[name] = p99;
-        cells.push(`${us(percentile(values, 0.5)).padStart(8)}  ${us(p99).padStart(6)}  ${(p99 / base[name]!).toFixed(2).padStart(6)}×`);
+        cells.push(
+          `${us(percentile(values, 0.5)).padStart(8)}  ${us(p99).padStart(6)}  ${(p99 / base[name]!).toFixed(2).padStart(6)}×`,
+        );
       }
       console.log(`${mix.padEnd(9)}  ${String(count).padStart(6)}  ${cells[0]}          | ${cells[1]}`);
     }
@@ -146,14 +173,18 @@ async function perCallInNode(): Promise<void> {
 }
 
 async function pushEndToEnd(): Promise<void> {
-  console.log(`\ngatepass policies push / history / rollback of ${E2E_RULES} rules (mixed), local wrangler state, wall time`);
+  console.log(
+    `\ngatepass policies push / history / rollback of ${E2E_RULES} rules (mixed), local wrangler state, wall time`,
+  );
   const work = await mkdtemp(path.join(tmpdir(), "gatepass-bench-push-"));
   const exec = promisify(execFile);
   const persist = path.join(work, "state");
   const storage = ["--local", "--persist-to", persist];
   const cli = async (...args: string[]) => {
     const started = Date.now();
-    const { stdout } = await exec(process.execPath, [path.resolve("cli/gatepass.mjs"), "policies", ...args], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await exec(process.execPath, [path.resolve("cli/gatepass.mjs"), "policies", ...args], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return { seconds: (Date.now() - started) / 1000, stdout };
   };
   try {
@@ -162,11 +193,19 @@ async function pushEndToEnd(): Promise<void> {
       const at = path.join(work, name);
       await mkdir(at);
       // YAML is a superset of JSON: one rule per line.
-      const yaml = (key: string, items: unknown[]) => `${key}:\n${items.map((item) => `  - ${JSON.stringify(item)}`).join("\n")}\n`;
+      const yaml = (key: string, items: unknown[]) =>
+        `${key}:\n${items.map((item) => `  - ${JSON.stringify(item)}`).join("\n")}\n`;
       // Issuers and targets as policy files write them (snapshots carry every default and *_seconds fields).
       const issuer = { name: ISSUER.name, url: ISSUER.url, audiences: ISSUER.audiences };
-      const targets = TARGETS.map((t) => ({ name: t.name, type: t.type, audience: (t as { audience: string }).audience }));
-      await writeFile(path.join(at, "policy.yaml"), yaml("issuers", [issuer]) + yaml("targets", targets) + yaml("rules", rulesFor("mixed", count)));
+      const targets = TARGETS.map((t) => ({
+        name: t.name,
+        type: t.type,
+        audience: (t as { audience: string }).audience,
+      }));
+      await writeFile(
+        path.join(at, "policy.yaml"),
+        yaml("issuers", [issuer]) + yaml("targets", targets) + yaml("rules", rulesFor("mixed", count)),
+      );
       return at;
     };
     const big = await cli("push", "--dir", await dir("big", E2E_RULES), ...storage, "--by", "bench");
@@ -174,7 +213,9 @@ async function pushEndToEnd(): Promise<void> {
     const small = await cli("push", "--dir", await dir("small", 10), ...storage, "--by", "bench");
     const history = await cli("history", ...storage);
     const rollback = await cli("rollback", version, ...storage);
-    console.log(`  push ${E2E_RULES} rules: ${big.seconds.toFixed(1)} s; push 10 rules: ${small.seconds.toFixed(1)} s; history: ${history.seconds.toFixed(1)} s; rollback to the ${E2E_RULES}-rule version: ${rollback.seconds.toFixed(1)} s`);
+    console.log(
+      `  push ${E2E_RULES} rules: ${big.seconds.toFixed(1)} s; push 10 rules: ${small.seconds.toFixed(1)} s; history: ${history.seconds.toFixed(1)} s; rollback to the ${E2E_RULES}-rule version: ${rollback.seconds.toFixed(1)} s`,
+    );
   } finally {
     await rm(work, { recursive: true, force: true });
   }

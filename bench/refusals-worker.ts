@@ -13,11 +13,23 @@ import { Verifier } from "../src/verify/verifier";
 import { BENCH_ISSUER } from "./bench-issuer";
 
 const ISSUER = BENCH_ISSUER;
-const PINNED: IssuerConfig = { ...ISSUER, name: "bench-pinned", url: "https://pinned.bench.example", allowed_kids: ["pinned-key"] };
+const PINNED: IssuerConfig = {
+  ...ISSUER,
+  name: "bench-pinned",
+  url: "https://pinned.bench.example",
+  allowed_kids: ["pinned-key"],
+};
 const ISSUERS = [ISSUER, PINNED];
 
 /** The refusals compared: an unknown issuer against the ways a configured issuer's forged token fails, for RS256 and ES256 headers. */
-const KINDS = ["unknown_issuer", "bad_signature", "unknown_kid", "pinned_kid", "unknown_issuer_es256", "algorithm_not_allowed"] as const;
+const KINDS = [
+  "unknown_issuer",
+  "bad_signature",
+  "unknown_kid",
+  "pinned_kid",
+  "unknown_issuer_es256",
+  "algorithm_not_allowed",
+] as const;
 type Kind = (typeof KINDS)[number];
 
 const verifier = new Verifier(defaultDeps);
@@ -71,10 +83,22 @@ async function setup(env: Env): Promise<void> {
   const sign = (iss: string, kid: string, key: JoseKey, alg = "RS256") => {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({
-      namespace_id: "72", namespace_path: "platform", project_id: "1234", project_path: "platform/infra",
-      user_id: "42", user_login: "alice", user_email: "alice@example.com", pipeline_id: "98765", pipeline_source: "push",
-      job_id: "555001", ref: "main", ref_type: "branch", ref_path: "refs/heads/main", ref_protected: "true",
-      jti: crypto.randomUUID(), nbf: now - 5,
+      namespace_id: "72",
+      namespace_path: "platform",
+      project_id: "1234",
+      project_path: "platform/infra",
+      user_id: "42",
+      user_login: "alice",
+      user_email: "alice@example.com",
+      pipeline_id: "98765",
+      pipeline_source: "push",
+      job_id: "555001",
+      ref: "main",
+      ref_type: "branch",
+      ref_path: "refs/heads/main",
+      ref_protected: "true",
+      jti: crypto.randomUUID(),
+      nbf: now - 5,
     })
       .setProtectedHeader({ alg, typ: "JWT", kid })
       .setIssuer(iss)

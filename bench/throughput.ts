@@ -32,23 +32,53 @@ export async function run(): Promise<void> {
 
   let stopContenders = async () => {};
   try {
-    console.log(`throughput: oidc target (verify RS256 → policy → mint ES256), ${CONNECTIONS} connections, ${ROUNDS} alternating rounds × ${SECONDS} s, medians`);
+    console.log(
+      `throughput: oidc target (verify RS256 → policy → mint ES256), ${CONNECTIONS} connections, ${ROUNDS} alternating rounds × ${SECONDS} s, medians`,
+    );
     for (const inspector of [true, false]) {
       const { contenders, stop } = await startContenders(bench, inspector);
       stopContenders = stop;
-      console.log(inspector ? "\n  `wrangler dev` (the CLI: DevTools inspector attached)" : "\n  wrangler's dev server with the DevTools inspector off (unstable_startWorker)");
+      console.log(
+        inspector
+          ? "\n  `wrangler dev` (the CLI: DevTools inspector attached)"
+          : "\n  wrangler's dev server with the DevTools inspector off (unstable_startWorker)",
+      );
       const m = await measure(bench.tokens, contenders);
       const gatepassServer = contenders.find((c) => c.name === "gatepass")!.server;
-      const [bareRate, bareLoggingRate, gatepassRate] = [m.rate.get("bare")!, m.rate.get("bare+log")!, m.rate.get("gatepass")!];
-      console.log(`  medians: bare ${bareRate.toFixed(0)} req/s, bare+log ${bareLoggingRate.toFixed(0)} req/s, gatepass ${gatepassRate.toFixed(0)} req/s (p50 ${m.p50.get("gatepass")} ms, p99 ${m.p99.get("gatepass")} ms)`);
-      console.log(`  gatepass = ${((gatepassRate / bareLoggingRate) * 100).toFixed(0)}% of the bare Worker that also logs one line per request`);
-      console.log(`  gatepass without its request log line (gp-no-log, bench/gatepass-without-log.ts) = ${((m.rate.get("gp-no-log")! / bareRate) * 100).toFixed(0)}% of the bare Worker`);
+      const [bareRate, bareLoggingRate, gatepassRate] = [
+        m.rate.get("bare")!,
+        m.rate.get("bare+log")!,
+        m.rate.get("gatepass")!,
+      ];
+      console.log(
+        `  medians: bare ${bareRate.toFixed(0)} req/s, bare+log ${bareLoggingRate.toFixed(0)} req/s, gatepass ${gatepassRate.toFixed(0)} req/s (p50 ${m.p50.get("gatepass")} ms, p99 ${m.p99.get("gatepass")} ms)`,
+      );
+      console.log(
+        `  gatepass = ${((gatepassRate / bareLoggingRate) * 100).toFixed(0)}% of the bare Worker that also logs one line per request`,
+      );
+      console.log(
+        `  gatepass without its request log line (gp-no-log, bench/gatepass-without-log.ts) = ${((m.rate.get("gp-no-log")! / bareRate) * 100).toFixed(0)}% of the bare Worker`,
+      );
       // Batched audit must keep up: every request answered has its event in D1.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
-      const [{ results }] = JSON.parse(await wrangler(["d1", "execute", "DB", "--json", "--local", "--persist-to", gatepassServer.persistTo, "--command", "SELECT count(*) AS n FROM audit_events"])) as [{ results: [{ n: number }] }];
+      const [{ results }] = JSON.parse(
+        await wrangler([
+          "d1",
+          "execute",
+          "DB",
+          "--json",
+          "--local",
+          "--persist-to",
+          gatepassServer.persistTo,
+          "--command",
+          "SELECT count(*) AS n FROM audit_events",
+        ]),
+      ) as [{ results: [{ n: number }] }];
       console.log(`  audit: ${results[0].n} events in D1 for ${m.answered.get("gatepass")} requests answered`);
       const share = gatepassRate / bareRate;
-      console.log(`  gatepass = ${(share * 100).toFixed(0)}% of the bare Worker${inspector ? ` (target ≥ 50%) ${share >= 0.5 ? "OK" : "BELOW TARGET"}` : ""}`);
+      console.log(
+        `  gatepass = ${(share * 100).toFixed(0)}% of the bare Worker${inspector ? ` (target ≥ 50%) ${share >= 0.5 ? "OK" : "BELOW TARGET"}` : ""}`,
+      );
       await stop(); // an idle setup must not share the CPU with the next one
     }
   } finally {
@@ -64,7 +94,8 @@ export async function run(): Promise<void> {
 async function measure(tokens: string[], contenders: Contender[]): Promise<Measured> {
   const answered = new Map<string, number>();
   const results = new Map<string, autocannon.Result[]>(contenders.map((c) => [c.name, []]));
-  const record = (name: string, result: autocannon.Result) => answered.set(name, (answered.get(name) ?? 0) + result.requests.total);
+  const record = (name: string, result: autocannon.Result) =>
+    answered.set(name, (answered.get(name) ?? 0) + result.requests.total);
   for (const { name, url } of contenders) record(name, await load(url, tokens, { seconds: SECONDS })); // warm-up: keys, policy, JIT
   for (let round = 1; round <= ROUNDS; round++) {
     console.log(`  round ${round}`);
@@ -75,6 +106,12 @@ async function measure(tokens: string[], contenders: Contender[]): Promise<Measu
       console.log(line(name, result));
     }
   }
-  const medianOf = (pick: (r: autocannon.Result) => number) => new Map([...results].map(([name, rs]) => [name, median(rs.map(pick))]));
-  return { rate: medianOf((r) => r.requests.average), p50: medianOf((r) => r.latency.p50), p99: medianOf((r) => r.latency.p99), answered };
+  const medianOf = (pick: (r: autocannon.Result) => number) =>
+    new Map([...results].map(([name, rs]) => [name, median(rs.map(pick))]));
+  return {
+    rate: medianOf((r) => r.requests.average),
+    p50: medianOf((r) => r.latency.p50),
+    p99: medianOf((r) => r.latency.p99),
+    answered,
+  };
 }

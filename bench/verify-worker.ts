@@ -36,7 +36,8 @@ export default {
     }
     if (url.pathname === "/webcrypto" && bare) {
       for (let i = 0; i < n; i++) {
-        if (!(await crypto.subtle.verify("RSASSA-PKCS1-v1_5", bare.key, bare.signature, bare.data))) throw new Error("bad signature");
+        if (!(await crypto.subtle.verify("RSASSA-PKCS1-v1_5", bare.key, bare.signature, bare.data)))
+          throw new Error("bad signature");
       }
       return new Response(String(n));
     }
@@ -55,16 +56,38 @@ async function setup(env: Env): Promise<void> {
   await verifier.storePushedKeys(ISSUER, validatePublicJwks({ keys: [jwk] }).keys, env);
   const now = Math.floor(Date.now() / 1000);
   token = await new SignJWT({
-    namespace_id: "72", namespace_path: "platform", project_id: "1234", project_path: "platform/infra",
-    user_id: "42", user_login: "alice", user_email: "alice@example.com", user_access_level: "maintainer",
-    pipeline_id: "98765", pipeline_source: "push", job_id: "555001", ref: "main", ref_type: "branch",
-    ref_path: "refs/heads/main", ref_protected: "true", runner_id: 17, runner_environment: "gitlab-hosted",
-    sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c", project_visibility: "private",
+    namespace_id: "72",
+    namespace_path: "platform",
+    project_id: "1234",
+    project_path: "platform/infra",
+    user_id: "42",
+    user_login: "alice",
+    user_email: "alice@example.com",
+    user_access_level: "maintainer",
+    pipeline_id: "98765",
+    pipeline_source: "push",
+    job_id: "555001",
+    ref: "main",
+    ref_type: "branch",
+    ref_path: "refs/heads/main",
+    ref_protected: "true",
+    runner_id: 17,
+    runner_environment: "gitlab-hosted",
+    sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    project_visibility: "private",
     ci_config_ref_uri: "gitlab.bench.example/platform/infra//.gitlab-ci.yml@refs/heads/main",
-    ci_config_sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c", environment: "production",
-    environment_protected: "false", deployment_tier: "production", environment_action: "start",
-    job_project_id: "1234", job_project_path: "platform/infra", job_namespace_id: "72", job_namespace_path: "platform",
-    groups_direct: ["platform"], jti: crypto.randomUUID(), nbf: now - 5,
+    ci_config_sha: "8f2b1c0e5d3a4b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+    environment: "production",
+    environment_protected: "false",
+    deployment_tier: "production",
+    environment_action: "start",
+    job_project_id: "1234",
+    job_project_path: "platform/infra",
+    job_namespace_id: "72",
+    job_namespace_path: "platform",
+    groups_direct: ["platform"],
+    jti: crypto.randomUUID(),
+    nbf: now - 5,
   })
     .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: "bench-key" })
     .setIssuer(ISSUER.url)
@@ -75,8 +98,17 @@ async function setup(env: Env): Promise<void> {
     .sign(privateKey);
 
   const [header, payload, signature] = token.split(".") as [string, string, string];
-  const key = await crypto.subtle.importKey("jwk", jwk as JsonWebKey, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
+  const key = await crypto.subtle.importKey(
+    "jwk",
+    jwk as JsonWebKey,
+    { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+    false,
+    ["verify"],
+  );
   const sig = Uint8Array.from(atob(signature.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
   bare = { key, data: new TextEncoder().encode(`${header}.${payload}`), signature: sig };
-  signing = { keys: await KeyRing.import(await generateSecret(SIGNING_ALGS, now)), claims: JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/"))) };
+  signing = {
+    keys: await KeyRing.import(await generateSecret(SIGNING_ALGS, now)),
+    claims: JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/"))),
+  };
 }

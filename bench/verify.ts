@@ -23,7 +23,10 @@ export async function run(): Promise<void> {
     // Warm-up: JIT, imported keys, connection.
     for (let i = 0; i < 3; i++) for (const name of names) await call(`${measures[name].path}n=${measures[name].n}`);
     const empty: number[] = [];
-    const samples = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<keyof typeof measures, number[]>;
+    const samples = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<
+      keyof typeof measures,
+      number[]
+    >;
     // Interleaved so drift (other load on the machine) hits every measure alike.
     for (let round = 0; round < ROUNDS; round++) {
       empty.push(await call("/verify?n=0"));
@@ -31,7 +34,9 @@ export async function run(): Promise<void> {
     }
     const perOp = (name: keyof typeof measures) => samples[name].map((v) => (v - median(empty)) / measures[name].n);
     const line = (label: string, values: number[]) =>
-      console.log(`  ${label.padEnd(32)} median ${fmt(median(values))}  min ${fmt(Math.min(...values))}  max ${fmt(Math.max(...values))}`);
+      console.log(
+        `  ${label.padEnd(32)} median ${fmt(median(values))}  min ${fmt(Math.min(...values))}  max ${fmt(Math.max(...values))}`,
+      );
     const [verify, webcrypto] = [perOp("verify"), perOp("webcrypto")];
     const ratio = median(verify) / median(webcrypto);
     console.log(`verify (workerd, ${ROUNDS} rounds × ${ITERATIONS} iterations, µs per operation)`);

@@ -17,7 +17,10 @@ const audit = formatUsage([
       "matches the unverified issuer of refused tokens (e.g. key_unknown)",
     ],
   },
-  { synopsis: ["audit tail [same filters]"], help: ["the newest events (--limit), then every new one,", "oldest first (Ctrl-C to stop)"] },
+  {
+    synopsis: ["audit tail [same filters]"],
+    help: ["the newest events (--limit), then every new one,", "oldest first (Ctrl-C to stop)"],
+  },
 ]);
 
 const deploy = `  deploy [--env NAME] [--config FILE] [--secrets-dir DIR | --signing-keys-file F --admin-token-file F]
@@ -41,7 +44,10 @@ const dev = formatUsage([
       "dev token [--kind gitlab|github] [--project P] [--ref R] [--ref-type branch|tag] [--protected true|false]",
       "[--pipeline-source S] [--event E] [--aud A] [--ttl SECONDS]",
     ],
-    help: ["print a CI token from the local stand-in issuer (--kind github: GitHub Actions' claims; --event sets event_name)"],
+    help: [
+      "print a CI token from the local stand-in issuer (--kind github: GitHub Actions' claims; --event sets " +
+        "event_name)",
+    ],
   },
 ]);
 
@@ -90,7 +96,10 @@ const keys = formatUsage([
     ],
   },
   {
-    synopsis: ["keys rotate --local [--dev-vars FILE] [--force]", "keys rotate --remote [--env NAME] [--from FILE|-] [--out FILE] [--force]"],
+    synopsis: [
+      "keys rotate --local [--dev-vars FILE] [--force]",
+      "keys rotate --remote [--env NAME] [--from FILE|-] [--out FILE] [--force]",
+    ],
     help: [
       "promote next → current, current → previous, add a new next;",
       "--remote reads the current secret from FILE/stdin, sets it with wrangler and",
@@ -99,15 +108,25 @@ const keys = formatUsage([
   },
   {
     synopsis: ["keys add --alg RS256 (--local [--dev-vars FILE] | --remote [--env NAME] [--from FILE|-] [--out FILE])"],
-    help: ["add current + next keys for an algorithm the secret lacks, keeping its keys;", "sets and writes the secret as rotate does"],
+    help: [
+      "add current + next keys for an algorithm the secret lacks, keeping its keys;",
+      "sets and writes the secret as rotate does",
+    ],
   },
 ]);
 
 const policies = formatUsage([
-  { synopsis: ["policies validate [--dir DIR]"], help: ["check policy files (strict parsing + lint), with file:line:column"] },
+  {
+    synopsis: ["policies validate [--dir DIR]"],
+    help: ["check policy files (strict parsing + lint), with file:line:column"],
+  },
   { synopsis: ["policies test [--dir DIR]"], help: ["run the policy tests (*.test.yaml)"] },
   {
-    synopsis: ["policies push [--dir DIR] [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS, "policies push --url URL [--dir DIR] [--force] [--wait SECONDS]"],
+    synopsis: [
+      "policies push [--dir DIR] [--by WHO] [--wait SECONDS]",
+      STORAGE_SYNOPSIS,
+      "policies push --url URL [--dir DIR] [--force] [--wait SECONDS]",
+    ],
     help: [
       "validate, test, and make the policies active (KV) with history (D1); while another",
       "push or rollback runs, waits up to --wait seconds (default 120), then exits 3;",
@@ -116,18 +135,40 @@ const policies = formatUsage([
     ],
   },
   {
-    synopsis: ["policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]", `${STORAGE_SYNOPSIS} | --url URL`],
+    synopsis: [
+      "policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]",
+      `${STORAGE_SYNOPSIS} | --url URL`,
+    ],
     help: [
       "what pushing the local policies would change: rules, privileged reach and lint per target, then every",
       "identity seen in the last N days (default 30) replayed under both; exit 0 no decision changes, 3 changes",
     ],
   },
-  { synopsis: ["policies diff V1 V2 [--json|--markdown]", STORAGE_SYNOPSIS], help: ["the changes between two pushed versions; exit 0 none, 3 some"] },
-  { synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS, "policies history --url URL [--limit N]"], help: ["the newest pushed versions (--limit, default 50, at most 1000);", "--attempts: every push and rollback and what became of it"] },
-  { synopsis: ["policies rollback VERSION [--by WHO] [--wait SECONDS]", STORAGE_SYNOPSIS, "policies rollback VERSION --url URL [--force] [--wait SECONDS]"], help: ["make a pushed version active again (refused if today's lint refuses it)"] },
+  {
+    synopsis: ["policies diff V1 V2 [--json|--markdown]", STORAGE_SYNOPSIS],
+    help: ["the changes between two pushed versions; exit 0 none, 3 some"],
+  },
+  {
+    synopsis: ["policies history [--limit N] [--attempts]", STORAGE_SYNOPSIS, "policies history --url URL [--limit N]"],
+    help: [
+      "the newest pushed versions (--limit, default 50, at most 1000);",
+      "--attempts: every push and rollback and what became of it",
+    ],
+  },
+  {
+    synopsis: [
+      "policies rollback VERSION [--by WHO] [--wait SECONDS]",
+      STORAGE_SYNOPSIS,
+      "policies rollback VERSION --url URL [--force] [--wait SECONDS]",
+    ],
+    help: ["make a pushed version active again (refused if today's lint refuses it)"],
+  },
   {
     synopsis: ["policies explain (--claims FILE | --token FILE) [--issuer NAME] [--target T]... [--dir DIR]"],
-    help: ["why a job gets or is denied each target, with the job's and the rules' ids;", "exit 0 when every target shown is allowed, 1 when one is denied"],
+    help: [
+      "why a job gets or is denied each target, with the job's and the rules' ids;",
+      "exit 0 when every target shown is allowed, 1 when one is denied",
+    ],
   },
   { synopsis: ["policies schema"], help: ["print the JSON Schema of policy files"] },
 ]);
@@ -149,8 +190,12 @@ export const SUMMARY = {
   audit: "gatepass audit: read gatepass's audit events (D1 audit_events), local or deployed",
   deploy: "gatepass deploy: from a clone to a running gatepass on Cloudflare Workers, safe to run again",
   dev: "gatepass dev: gatepass locally on embedded defaults, and CI tokens from its stand-in issuers",
-  jwks: "gatepass jwks: CI issuers' verification keys (the public keys CI tokens are checked with) and their push credentials; gatepass's own signing keys are `gatepass keys`",
-  keys: "gatepass keys: gatepass's own signing keys (the GATEPASS_SIGNING_KEYS secret its tokens are signed with); CI issuers' verification keys are `gatepass jwks`",
+  jwks:
+    "gatepass jwks: CI issuers' verification keys (the public keys CI tokens are checked with) and their push " +
+    "credentials; gatepass's own signing keys are `gatepass keys`",
+  keys:
+    "gatepass keys: gatepass's own signing keys (the GATEPASS_SIGNING_KEYS secret its tokens are signed with); " +
+    "CI issuers' verification keys are `gatepass jwks`",
   policies: "gatepass policies: policy files: validate, test, explain, plan, push, history and rollback",
   status: "gatepass status: a running gatepass's policy, issuer keys, signing keys and errors",
 } as const;

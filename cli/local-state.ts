@@ -14,14 +14,20 @@ function localD1Dir(target: WranglerTarget): string {
 /** The line that says what to run first. */
 export function firstStepsMessage(target: WranglerTarget): string {
   const flags = targetFlags({ ...target, remote: false }).join(" ");
-  return `local storage in ${path.dirname(path.dirname(path.dirname(localD1Dir(target))))} is not set up yet (no D1 database with gatepass's tables): run \`npx wrangler d1 migrations apply DB ${flags}\` first (\`npx gatepass dev\` does it when it starts)`;
+  return (
+    `local storage in ${path.dirname(path.dirname(path.dirname(localD1Dir(target))))} is not set up yet (no D1 ` +
+    `database with gatepass's tables): run \`npx wrangler d1 migrations apply DB ${flags}\` first (\`npx gatepass ` +
+    `dev\` does it when it starts)`
+  );
 }
 
 /** Refuses a local target whose D1 database does not exist yet. */
 export function requireLocalState(target: WranglerTarget): void {
   if (target.remote) return;
   const dir = localD1Dir(target);
-  const databases = existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite") : [];
+  const databases = existsSync(dir)
+    ? readdirSync(dir).filter((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite")
+    : [];
   if (databases.length === 0) throw new Error(firstStepsMessage(target));
 }
 

@@ -3,7 +3,8 @@
 // then starting Miniflare and workerd for one operation), and a `policies push` runs a dozen. This keeps
 // one Miniflare (wrangler's own local engine) per state directory and does what wrangler 4.86's local
 // handlers do, read from its bundle: the same config reading (wrangler's own export) and SQL
-// splitting (its algorithm, cli/sql-split.ts), the same storage ids and on-disk layout (`<persist-to>/v3/{kv,d1}`, by default
+// splitting (its algorithm, cli/sql-split.ts), the same storage ids and on-disk layout (`<persist-to>/v3/{kv,d1}`, by
+// default
 // `.wrangler/state` beside the config), the same KV calls, one D1 batch per command, and the same
 // output. test/node/local-wrangler.test.ts runs each command through this and through wrangler and
 // compares what they print and store. cli/wrangler.ts sends every `--local` command here except
@@ -57,7 +58,10 @@ function parse(args: string[]): Parsed {
       positionals.push(arg);
       continue;
     }
-    if (!(arg in FLAGS)) throw new Error(`local storage: wrangler ${args.join(" ")}: ${arg} is not a flag it knows (add it to cli/local-storage.ts)`);
+    if (!(arg in FLAGS))
+      throw new Error(
+        `local storage: wrangler ${args.join(" ")}: ${arg} is not a flag it knows (add it to cli/local-storage.ts)`,
+      );
     if (FLAGS[arg]) {
       const value = args[++i];
       if (value === undefined) throw new Error(`local storage: ${arg} needs a value`);
@@ -115,7 +119,9 @@ class LocalStates {
     }
     // wrangler's getLocalPersistencePath: --persist-to from the working directory, else beside the config.
     const persistTo = stringFlag(parsed, "--persist-to");
-    const base = persistTo ? path.resolve(cwd, persistTo) : path.resolve(config.userConfigPath ? path.dirname(config.userConfigPath) : cwd, ".wrangler/state");
+    const base = persistTo
+      ? path.resolve(cwd, persistTo)
+      : path.resolve(config.userConfigPath ? path.dirname(config.userConfigPath) : cwd, ".wrangler/state");
     const root = path.join(base, "v3");
     const key = JSON.stringify([[...kvIds.values()].sort(), [...new Set(d1Ids.values())].sort()]);
     let instance = this.instances.get(root);
@@ -135,12 +141,16 @@ class LocalStates {
     return {
       kv: async (binding) => {
         const id = kvIds.get(binding);
-        if (!id) throw new Error(`A namespace with binding name "${binding}" was not found in the configured "kv_namespaces".`);
+        if (!id)
+          throw new Error(
+            `A namespace with binding name "${binding}" was not found in the configured "kv_namespaces".`,
+          );
         return (await mf.getKVNamespace(id)) as unknown as KVNamespace;
       },
       d1: async (name) => {
         const id = d1Ids.get(name);
-        if (!id) throw new Error(`Couldn't find a D1 DB with the name or binding '${name}' in your wrangler.toml file.`);
+        if (!id)
+          throw new Error(`Couldn't find a D1 DB with the name or binding '${name}' in your wrangler.toml file.`);
         return (await mf.getD1Database(id)) as unknown as D1Database;
       },
     };
@@ -164,7 +174,14 @@ function requireFlag(parsed: Parsed, flag: string): string {
   return value;
 }
 
-type KvPair = { key: string; value: string; expiration?: number; expiration_ttl?: number; metadata?: unknown; base64?: boolean };
+type KvPair = {
+  key: string;
+  value: string;
+  expiration?: number;
+  expiration_ttl?: number;
+  metadata?: unknown;
+  base64?: boolean;
+};
 
 async function kvCommand(command: string, parsed: Parsed, storage: Storage, cwd: string): Promise<string> {
   const kv = await storage.kv(requireFlag(parsed, "--binding"));
@@ -173,7 +190,8 @@ async function kvCommand(command: string, parsed: Parsed, storage: Storage, cwd:
     case "key get": {
       const value = await kv.get(name!, "arrayBuffer");
       if (value === null) return "Value not found\n";
-      if (!parsed.flags.has("--text")) throw new Error("local storage: kv key get without --text prints raw bytes; the CLI always passes --text");
+      if (!parsed.flags.has("--text"))
+        throw new Error("local storage: kv key get without --text prints raw bytes; the CLI always passes --text");
       return `${new TextDecoder().decode(value)}\n`;
     }
     case "key put": {
@@ -194,12 +212,17 @@ async function kvCommand(command: string, parsed: Parsed, storage: Storage, cwd:
       const pairs = JSON.parse(await readFile(path.resolve(cwd, name!), "utf8")) as KvPair[];
       for (const pair of pairs) {
         const data = pair.base64 ? Buffer.from(pair.value, "base64").toString() : pair.value;
-        await kv.put(pair.key, data, { expiration: pair.expiration, expirationTtl: pair.expiration_ttl, metadata: pair.metadata });
+        await kv.put(pair.key, data, {
+          expiration: pair.expiration,
+          expirationTtl: pair.expiration_ttl,
+          metadata: pair.metadata,
+        });
       }
       return "Success!\n";
     }
     case "bulk delete": {
-      if (!parsed.flags.has("--force")) throw new Error("local storage: kv bulk delete without --force asks for confirmation");
+      if (!parsed.flags.has("--force"))
+        throw new Error("local storage: kv bulk delete without --force asks for confirmation");
       const items = JSON.parse(await readFile(path.resolve(cwd, name!), "utf8")) as (string | { name: string })[];
       for (const item of items) await kv.delete(typeof item === "string" ? item : item.name);
       return "Success!\n";
@@ -213,7 +236,8 @@ async function d1Execute(parsed: Parsed, storage: Storage, cwd: string): Promise
   const db = await storage.d1(parsed.positionals[2]!);
   const file = stringFlag(parsed, "--file");
   const command = stringFlag(parsed, "--command");
-  if ((file === undefined) === (command === undefined)) throw new Error("local storage: d1 execute takes one of --command and --file");
+  if ((file === undefined) === (command === undefined))
+    throw new Error("local storage: d1 execute takes one of --command and --file");
   const sql = file === undefined ? command! : await readFile(path.resolve(cwd, file), "utf8");
   let results: D1Result[];
   try {
@@ -221,11 +245,20 @@ async function d1Execute(parsed: Parsed, storage: Storage, cwd: string): Promise
   } catch (err) {
     const cause = (err as { cause?: Error }).cause ?? (err as Error);
     // What wrangler prints for a failed --json command, or its error line otherwise.
-    throw new Error(parsed.flags.has("--json") ? JSON.stringify({ error: { text: cause.message } }, null, 2) : `✘ [ERROR] ${cause.message}`);
+    throw new Error(
+      parsed.flags.has("--json")
+        ? JSON.stringify({ error: { text: cause.message } }, null, 2)
+        : `✘ [ERROR] ${cause.message}`,
+    );
   }
   const printed = results.map((result) => ({
     results: (result.results ?? []).map((row) =>
-      Object.fromEntries(Object.entries(row as Record<string, unknown>).map(([column, value]) => [column, Array.isArray(value) ? `[${value.join(", ")}]` : value])),
+      Object.fromEntries(
+        Object.entries(row as Record<string, unknown>).map(([column, value]) => [
+          column,
+          Array.isArray(value) ? `[${value.join(", ")}]` : value,
+        ]),
+      ),
     ),
     success: result.success,
     meta: { duration: result.meta?.duration },
@@ -240,13 +273,20 @@ async function answer(args: string[], options: Options = {}): Promise<string> {
   const cwd = options.cwd ?? process.cwd();
   const parsed = parse(args);
   const [group, verb, subject] = parsed.positionals;
-  if (group === "kv" && (verb === "key" || verb === "bulk")) return kvCommand(`${verb} ${subject}`, parsed, await states.open(parsed, cwd), cwd);
+  if (group === "kv" && (verb === "key" || verb === "bulk"))
+    return kvCommand(`${verb} ${subject}`, parsed, await states.open(parsed, cwd), cwd);
   if (group === "d1" && verb === "execute") return d1Execute(parsed, await states.open(parsed, cwd), cwd);
-  throw new Error(`local storage: wrangler ${args.join(" ")} is not answered in process (only --local kv key/bulk and d1 execute are)`);
+  throw new Error(
+    `local storage: wrangler ${args.join(" ")} is not answered in process (only --local kv key/bulk and d1 execute ` +
+      `are)`,
+  );
 }
 
 /** Answers a local wrangler command as wrangler would: its exit code and output. */
-export async function runLocal(args: string[], options: Options = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runLocal(
+  args: string[],
+  options: Options = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     return { code: 0, stdout: await answer(args, options), stderr: "" };
   } catch (err) {

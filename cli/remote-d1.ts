@@ -56,14 +56,22 @@ export function readWorkerConfig(config: string | undefined, env: string | undef
 /** Refuses an --env the config has no section for: wrangler would warn and act on the top level's resources. */
 export function requireEnvSection(config: string, env: string): void {
   const { rawConfig } = wranglerApi().experimental_readRawConfig({ config });
-  if (!rawConfig.env?.[env]) throw new Error(`${config} has no [env.${env}] section; add one (with its own vars and bindings) or leave out --env`);
+  if (!rawConfig.env?.[env])
+    throw new Error(
+      `${config} has no [env.${env}] section; add one (with its own vars and bindings) or leave out --env`,
+    );
 }
 
 /** The DB binding, with the database_name a lookup needs when it has no database_id. */
 export function requireDbBinding(worker: WorkerConfig, env: string | undefined): D1Binding {
   const db = worker.db;
-  if (!db) throw new Error(`the config${env ? ` for --env ${env}` : ""} has no [[d1_databases]] binding named DB (wrangler does not inherit bindings into [env.NAME]: repeat them there)`);
-  if (!db.database_id && !db.database_name) throw new Error("the DB binding has neither database_name nor database_id; give it a database_name");
+  if (!db)
+    throw new Error(
+      `the config${env ? ` for --env ${env}` : ""} has no [[d1_databases]] binding named DB (wrangler does not ` +
+        `inherit bindings into [env.NAME]: repeat them there)`,
+    );
+  if (!db.database_id && !db.database_name)
+    throw new Error("the DB binding has neither database_name nor database_id; give it a database_name");
   return db;
 }
 
@@ -76,7 +84,9 @@ export async function findDatabase(name: string, flags: string[]): Promise<strin
   } catch {
     throw new Error(`wrangler d1 list --json printed no JSON list:\n${output}`);
   }
-  const found = Array.isArray(list) ? (list as { name?: unknown; uuid?: unknown }[]).find((entry) => entry.name === name) : undefined;
+  const found = Array.isArray(list)
+    ? (list as { name?: unknown; uuid?: unknown }[]).find((entry) => entry.name === name)
+    : undefined;
   return typeof found?.uuid === "string" ? found.uuid : undefined;
 }
 
@@ -84,20 +94,27 @@ export async function findDatabase(name: string, flags: string[]): Promise<strin
  * Writes `dir`/wrangler.json, a minimal config for `wrangler d1`/`kv` --remote: the Worker's name
  * and account, DB with its id, KV by binding. Already resolved for the --env, so used without one.
  */
-export async function writeConfigWithDatabaseId(worker: WorkerConfig, db: D1Binding, uuid: string, dir: string): Promise<string> {
+export async function writeConfigWithDatabaseId(
+  worker: WorkerConfig,
+  db: D1Binding,
+  uuid: string,
+  dir: string,
+): Promise<string> {
   const file = path.join(dir, "wrangler.json");
   const config = {
     name: worker.name,
     ...(worker.accountId ? { account_id: worker.accountId } : {}),
     ...(worker.compatibilityDate ? { compatibility_date: worker.compatibilityDate } : {}),
     kv_namespaces: [{ binding: "JWKS" }, { binding: "POLICIES" }],
-    d1_databases: [{
-      binding: "DB",
-      database_name: db.database_name,
-      database_id: uuid,
-      migrations_dir: path.resolve(path.dirname(worker.configPath), db.migrations_dir ?? "migrations"),
-      ...(db.migrations_table ? { migrations_table: db.migrations_table } : {}),
-    }],
+    d1_databases: [
+      {
+        binding: "DB",
+        database_name: db.database_name,
+        database_id: uuid,
+        migrations_dir: path.resolve(path.dirname(worker.configPath), db.migrations_dir ?? "migrations"),
+        ...(db.migrations_table ? { migrations_table: db.migrations_table } : {}),
+      },
+    ],
   };
   await writeFile(file, `${JSON.stringify(config, null, 2)}\n`);
   return file;
@@ -147,7 +164,8 @@ export class StorageTarget {
     const uuid = await findDatabase(db.database_name!, lookup);
     if (!uuid) {
       throw new Error(
-        `the account has no D1 database named ${db.database_name} (database_name of the DB binding in ${worker.configPath}${env ? ` for --env ${env}` : ""}): ` +
+        `the account has no D1 database named ${db.database_name} (database_name of the DB binding in ` +
+          `${worker.configPath}${env ? ` for --env ${env}` : ""}): ` +
           `run \`npx gatepass deploy${env ? ` --env ${env}` : ""}\` first, which creates it`,
       );
     }

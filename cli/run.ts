@@ -71,8 +71,12 @@ async function dispatch(argv: string[]): Promise<number> {
     const word = argv[unknown.depth]!;
     const suggestion = nearest(word, unknown.known);
     const said = prefix ? `${prefix} ${word}` : word;
-    const hint = suggestion ? `did you mean 'gatepass ${correctedCommand(argv, unknown.depth, suggestion).join(" ")}'? ` : "";
-    process.stderr.write(`gatepass: unknown command '${said}'; ${hint}run 'gatepass ${prefix ? `${argv[0]} ` : ""}--help' for the list\n`);
+    const hint = suggestion
+      ? `did you mean 'gatepass ${correctedCommand(argv, unknown.depth, suggestion).join(" ")}'? `
+      : "";
+    process.stderr.write(
+      `gatepass: unknown command '${said}'; ${hint}run 'gatepass ${prefix ? `${argv[0]} ` : ""}--help' for the list\n`,
+    );
     return 2;
   }
   if (!isGroup(group)) {

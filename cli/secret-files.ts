@@ -16,16 +16,22 @@ const uid = () => process.getuid?.();
 export async function checkSecretDir(dir: string): Promise<void> {
   const info = await lstat(dir);
   if (info.isSymbolicLink()) {
-    throw new SecretFileError(`${dir} is a symbolic link; give the real directory to --secrets-dir (${shellWord(dir)} points elsewhere)`);
+    throw new SecretFileError(
+      `${dir} is a symbolic link; give the real directory to --secrets-dir (${shellWord(dir)} points elsewhere)`,
+    );
   }
   if (!info.isDirectory()) throw new SecretFileError(`${dir} is not a directory`);
   const me = uid();
   if (me !== undefined && info.uid !== me && info.uid !== 0) {
-    throw new SecretFileError(`${dir} belongs to another user (uid ${info.uid}); keep secrets in a directory of your own: mkdir -m 700 DIR and give --secrets-dir DIR`);
+    throw new SecretFileError(
+      `${dir} belongs to another user (uid ${info.uid}); keep secrets in a directory of your own: mkdir -m 700 DIR ` +
+        `and give --secrets-dir DIR`,
+    );
   }
   if ((info.mode & 0o022) !== 0) {
     throw new SecretFileError(
-      `${dir} may be written by other users (mode ${octal(info.mode)}), who could have put a secret of their own there; ` +
+      `${dir} may be written by other users (mode ${octal(info.mode)}), who could have put a secret of their own ` +
+        `there; ` +
         `run: chmod go-w ${shellWord(dir)} (and check its files are yours)`,
     );
   }
@@ -43,19 +49,31 @@ export async function readOwnSecretFile(file: string): Promise<string | undefine
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return undefined;
     if (code === "ELOOP") {
-      throw new SecretFileError(`${file} is a symbolic link, not a file of your own; remove it so a new secret is generated: rm ${shellWord(file)}`);
+      throw new SecretFileError(
+        `${file} is a symbolic link, not a file of your own; remove it so a new secret is generated: rm ` +
+          `${shellWord(file)}`,
+      );
     }
     throw err;
   }
   try {
     const info = await handle.stat();
-    if (!info.isFile()) throw new SecretFileError(`${file} is not a regular file; remove it so a new secret is generated: rm ${shellWord(file)}`);
+    if (!info.isFile())
+      throw new SecretFileError(
+        `${file} is not a regular file; remove it so a new secret is generated: rm ${shellWord(file)}`,
+      );
     const me = uid();
     if (me !== undefined && info.uid !== me) {
-      throw new SecretFileError(`${file} belongs to another user (uid ${info.uid}), who could have chosen its secret; remove it so a new one is generated: rm ${shellWord(file)}`);
+      throw new SecretFileError(
+        `${file} belongs to another user (uid ${info.uid}), who could have chosen its secret; remove it so a new ` +
+          `one is generated: rm ${shellWord(file)}`,
+      );
     }
     if ((info.mode & 0o777) !== 0o600) {
-      throw new SecretFileError(`${file} has mode ${octal(info.mode)}, not 0600 (readable or writable by others); if you made it, run: chmod 600 ${shellWord(file)}; if not, rm ${shellWord(file)}`);
+      throw new SecretFileError(
+        `${file} has mode ${octal(info.mode)}, not 0600 (readable or writable by others); if you made it, run: ` +
+          `chmod 600 ${shellWord(file)}; if not, rm ${shellWord(file)}`,
+      );
     }
     return await handle.readFile("utf8");
   } finally {

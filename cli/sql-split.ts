@@ -51,7 +51,8 @@ function trimSqlQuery(sql: string): string {
   const trimmed = sql.replace("BEGIN TRANSACTION;", "").replace("COMMIT;", "");
   if (trimmed.includes("BEGIN TRANSACTION")) {
     throw new Error(
-      "Wrangler could not process the provided SQL file, as it contains several transactions.\nD1 runs your SQL in a transaction for you.\nPlease export an SQL file from your SQLite database and try again.",
+      "Wrangler could not process the provided SQL file, as it contains several transactions.\nD1 runs your SQL in " +
+        "a transaction for you.\nPlease export an SQL file from your SQLite database and try again.",
     );
   }
   return trimmed;

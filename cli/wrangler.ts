@@ -72,7 +72,10 @@ export function targetFlags(target: WranglerTarget): string[] {
 /** The local path, loaded on first use: Miniflare (and workerd) only for commands that touch local state. */
 let local: Promise<typeof import("./local-storage")> | undefined;
 
-export async function runWrangler(args: string[], options: { input?: string; cwd?: string } = {}): Promise<WranglerResult> {
+export async function runWrangler(
+  args: string[],
+  options: { input?: string; cwd?: string } = {},
+): Promise<WranglerResult> {
   if (answeredInProcess(args)) return (await (local ??= import("./local-storage"))).runLocal(args, options);
   // wrangler opens the local state itself (a migration): the in-process Miniflares let go of it first.
   await closeLocalStorage();
@@ -118,7 +121,9 @@ export function runNode(args: string[], options: { input?: string; cwd?: string 
 export async function wrangler(args: string[], options: { input?: string; cwd?: string } = {}): Promise<string> {
   const result = await runWrangler(args, options);
   if (result.code !== 0) {
-    throw new Error(`wrangler ${args.slice(0, 3).join(" ")} failed (exit ${result.code}):\n${result.stderr || result.stdout}`);
+    throw new Error(
+      `wrangler ${args.slice(0, 3).join(" ")} failed (exit ${result.code}):\n${result.stderr || result.stdout}`,
+    );
   }
   return result.stdout;
 }

@@ -43,7 +43,9 @@ export function options(outdir, write) {
     // .mjs: Node knows each file is an ES module without looking for the nearest package.json.
     outExtension: { ".js": ".mjs" },
     // yaml's Node build is CommonJS and requires Node's built-ins; an ES module has no `require` of its own.
-    banner: { js: 'import { createRequire as __gatepassCreateRequire } from "node:module"; const require = __gatepassCreateRequire(import.meta.url);' },
+    banner: {
+      js: 'import { createRequire as __gatepassCreateRequire } from "node:module"; const require = __gatepassCreateRequire(import.meta.url);',
+    },
   };
 }
 
@@ -52,7 +54,9 @@ export async function buildCli() {
   const esbuild = await import("esbuild");
   // First pass without writing: which sources the bundle holds, and their hash.
   const probe = await esbuild.build(options(path.join(OUT, "probe"), false));
-  const inputs = Object.keys(probe.metafile.inputs).filter((file) => !file.startsWith("node_modules/")).sort();
+  const inputs = Object.keys(probe.metafile.inputs)
+    .filter((file) => !file.startsWith("node_modules/"))
+    .sort();
   const hash = createHash("sha256");
   hash.update(readFileSync(fileURLToPath(import.meta.url)));
   for (const file of inputs) hash.update(`${file}\0`).update(readFileSync(path.join(ROOT, file)));
@@ -72,10 +76,12 @@ export async function buildCli() {
       rmSync(tmp, { recursive: true, force: true }); // another process finished the same build first
     }
   }
-  const sources = Object.fromEntries(inputs.map((file) => {
-    const stat = statSync(path.join(ROOT, file));
-    return [file, [stat.size, stat.mtimeMs]];
-  }));
+  const sources = Object.fromEntries(
+    inputs.map((file) => {
+      const stat = statSync(path.join(ROOT, file));
+      return [file, [stat.size, stat.mtimeMs]];
+    }),
+  );
   const tmpCurrent = `${CURRENT}.tmp-${process.pid}`;
   writeFileSync(tmpCurrent, `${JSON.stringify({ id, sources })}\n`);
   renameSync(tmpCurrent, CURRENT);

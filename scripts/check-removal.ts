@@ -22,12 +22,36 @@ interface Mutant {
 
 /** Mutants no test can kill: checks that cannot be reached, kept to narrow a type or fail closed. */
 const EQUIVALENT: { file: string; contains: string; why: string }[] = [
-  { file: "src/routes/credentials-endpoint.ts", contains: 'type !== "gcp") throw new GatepassError("format_unsupported")', why: "assertFormatFor admits gcloud for gcp only; narrows the type" },
-  { file: "src/exchange/exchange-flow.ts", contains: "if (!target) throw denialError", why: "evaluate() refuses unknown targets first; narrows the type" },
-  { file: "src/routes/sapro-endpoint.ts", contains: 'kind !== "access_token") throw', why: "a gcp target without audience always yields an access token; narrows the type" },
-  { file: "src/routes/google-sts-endpoint.ts", contains: 'kind !== "access_token") throw', why: "the route admits gcp targets only; narrows the type" },
-  { file: "src/issuer-keys/key-set-download.ts", contains: 'throw new Error("pushed keys are never fetched")', why: "callers never fetch pushed issuers; narrows the type" },
-  { file: "src/routes/token-exchange-endpoint.ts", contains: 'throw new GatepassError("format_unsupported");', why: "aws targets are refused before the exchange; keeps the switch exhaustive" },
+  {
+    file: "src/routes/credentials-endpoint.ts",
+    contains: 'type !== "gcp") throw new GatepassError("format_unsupported")',
+    why: "assertFormatFor admits gcloud for gcp only; narrows the type",
+  },
+  {
+    file: "src/exchange/exchange-flow.ts",
+    contains: "if (!target) throw denialError",
+    why: "evaluate() refuses unknown targets first; narrows the type",
+  },
+  {
+    file: "src/routes/sapro-endpoint.ts",
+    contains: 'kind !== "access_token") throw',
+    why: "a gcp target without audience always yields an access token; narrows the type",
+  },
+  {
+    file: "src/routes/google-sts-endpoint.ts",
+    contains: 'kind !== "access_token") throw',
+    why: "the route admits gcp targets only; narrows the type",
+  },
+  {
+    file: "src/issuer-keys/key-set-download.ts",
+    contains: 'throw new Error("pushed keys are never fetched")',
+    why: "callers never fetch pushed issuers; narrows the type",
+  },
+  {
+    file: "src/routes/token-exchange-endpoint.ts",
+    contains: 'throw new GatepassError("format_unsupported");',
+    why: "aws targets are refused before the exchange; keeps the switch exhaustive",
+  },
 ];
 
 /** The tests nearest each part of src/; the whole worker project runs when these pass. */
@@ -54,7 +78,12 @@ function mutantsOf(file: string, text: string): Mutant[] {
     const line = index + 1;
     const thrown = /\bthrow /.exec(original);
     if (thrown && !RETHROW.test(original)) {
-      mutants.push({ file, line, original, mutated: `${original.slice(0, thrown.index)}void ${original.slice(thrown.index + 6)}` });
+      mutants.push({
+        file,
+        line,
+        original,
+        mutated: `${original.slice(0, thrown.index)}void ${original.slice(thrown.index + 6)}`,
+      });
       return;
     }
     const guard = FAIL_GUARD.exec(original);
@@ -104,7 +133,9 @@ function main(args: string[]): number {
     .sort();
   const all = files.flatMap((file) => mutantsOf(file, readFileSync(file, "utf8")));
   const mutants = all.filter((mutant) => whyEquivalent(mutant) === undefined);
-  console.log(`${all.length} checks in ${files.length} files; ${all.length - mutants.length} known to be unreachable are skipped.`);
+  console.log(
+    `${all.length} checks in ${files.length} files; ${all.length - mutants.length} known to be unreachable are skipped.`,
+  );
   if (listOnly) {
     for (const mutant of all) {
       const why = whyEquivalent(mutant);
@@ -135,11 +166,14 @@ function main(args: string[]): number {
       restore();
       restore = undefined;
     }
-    console.log(`${String(index + 1).padStart(4)}/${mutants.length} ${survived ? "SURVIVED" : "killed  "} ${mutant.file}:${mutant.line}`);
+    console.log(
+      `${String(index + 1).padStart(4)}/${mutants.length} ${survived ? "SURVIVED" : "killed  "} ${mutant.file}:${mutant.line}`,
+    );
     if (survived) survivors.push(mutant);
   }
   console.log(`\n${mutants.length - survivors.length} of ${mutants.length} removed checks made a test fail.`);
-  for (const mutant of survivors) console.log(`no test notices removing ${mutant.file}:${mutant.line}: ${mutant.original.trim()}`);
+  for (const mutant of survivors)
+    console.log(`no test notices removing ${mutant.file}:${mutant.line}: ${mutant.original.trim()}`);
   return survivors.length === 0 ? 0 : 1;
 }
 

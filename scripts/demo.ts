@@ -21,7 +21,15 @@ const STANDIN = "STAND-IN — not real";
 
 const base = { privileged: false, signing_alg: "ES256" as const, max_lifetime_seconds: 3600 };
 const targets: Target[] = [
-  { ...base, name: "gcp-deploy", type: "gcp", workload_identity_provider: WIP, service_account: SA, scopes: ["https://www.googleapis.com/auth/cloud-platform"], audience: `//iam.googleapis.com/${WIP}` },
+  {
+    ...base,
+    name: "gcp-deploy",
+    type: "gcp",
+    workload_identity_provider: WIP,
+    service_account: SA,
+    scopes: ["https://www.googleapis.com/auth/cloud-platform"],
+    audience: `//iam.googleapis.com/${WIP}`,
+  },
   { ...base, name: "aws-deploy", type: "aws", role_arn: ROLE, region: "eu-west-1", audience: "sts.amazonaws.com" },
 ];
 
@@ -54,22 +62,50 @@ async function main(): Promise<void> {
     note(`GitLab issuer   (${STANDIN} GitLab): ${issuerUrl}`);
     // On loopback (a kind github issuer's URL may be one for local stand-ins); keys where GitHub serves them.
     const githubUrl = `${standins.url}/issuer/github-demo`;
-    await control(`${githubUrl}/_control`, { jwks: jwksOf(ciKey), discovery: { jwks_uri: `${githubUrl}/.well-known/jwks` } });
+    await control(`${githubUrl}/_control`, {
+      jwks: jwksOf(ciKey),
+      discovery: { jwks_uri: `${githubUrl}/.well-known/jwks` },
+    });
     note(`GitHub issuer   (${STANDIN} GitHub Actions): ${githubUrl}`);
     note(`GCP STS + IAM   (${STANDIN} Google): ${up}/gcp/...`);
     note(`AWS STS         (${STANDIN} AWS):    ${up}/aws/...`);
 
     step("Policy: project platform/infra, protected branches only, may use gcp-deploy and aws-deploy");
     const issuer: IssuerConfig = {
-      name: "gitlab", url: issuerUrl, kind: "gitlab", aliases: [], audiences: [AUDIENCE], algorithms: ["RS256"],
-      keys: { source: "discovery" }, max_token_age_seconds: 3600, accept_legacy_ci_job_jwt: false,
+      name: "gitlab",
+      url: issuerUrl,
+      kind: "gitlab",
+      aliases: [],
+      audiences: [AUDIENCE],
+      algorithms: ["RS256"],
+      keys: { source: "discovery" },
+      max_token_age_seconds: 3600,
+      accept_legacy_ci_job_jwt: false,
     };
     const github: IssuerConfig = { ...issuer, name: "github", kind: "github", url: githubUrl };
     const rules: RuleSpec[] = [
-      { name: "infra-protected", issuer: "gitlab", match: { project_path: "platform/infra", ref_type: "branch", ref_protected: "true" }, allow: targets.map((t) => t.name) },
-      { name: "infra-github-main", issuer: "github", match: { repository_id: "701", ref: "refs/heads/main", ref_protected: "true", event_name: ["push", "workflow_dispatch"] }, allow: ["aws-deploy"] },
+      {
+        name: "infra-protected",
+        issuer: "gitlab",
+        match: { project_path: "platform/infra", ref_type: "branch", ref_protected: "true" },
+        allow: targets.map((t) => t.name),
+      },
+      {
+        name: "infra-github-main",
+        issuer: "github",
+        match: {
+          repository_id: "701",
+          ref: "refs/heads/main",
+          ref_protected: "true",
+          event_name: ["push", "workflow_dispatch"],
+        },
+        allow: ["aws-deploy"],
+      },
     ];
-    const { text: snapshot } = await buildSnapshot({ issuers: [issuer, github], targets, rules }, { sourceDigest: "0".repeat(64), createdAt: new Date().toISOString() });
+    const { text: snapshot } = await buildSnapshot(
+      { issuers: [issuer, github], targets, rules },
+      { sourceDigest: "0".repeat(64), createdAt: new Date().toISOString() },
+    );
     for (const rule of rules) note(JSON.stringify(rule));
 
     step("Starting gatepass (wrangler dev, local KV/D1 in a temporary directory; policy snapshot seeded into KV)");
@@ -78,7 +114,8 @@ async function main(): Promise<void> {
     if (shuttingDown) return;
     gatepassStarting = startWranglerDev({
       vars: (url) => ({
-        GATEPASS_ISSUER: url, GATEPASS_ENV: "development",
+        GATEPASS_ISSUER: url,
+        GATEPASS_ENV: "development",
         ...upstreamUrlVars(up),
       }),
       secrets: { GATEPASS_SIGNING_KEYS: serializeSecret(secret) },
@@ -90,7 +127,11 @@ async function main(): Promise<void> {
     // The cloud stand-ins trust gatepass as an OIDC issuer and fetch its keys through its discovery.
     await control(`${up}/_control`, {
       trust: { issuer: gatepass.url },
-      gcp: { provider: WIP, condition: { project_path: "platform/infra" }, serviceAccounts: { [SA]: ["target:gcp-deploy"] } },
+      gcp: {
+        provider: WIP,
+        condition: { project_path: "platform/infra" },
+        serviceAccounts: { [SA]: ["target:gcp-deploy"] },
+      },
       aws: { roles: { [ROLE]: { sub: "target:aws-deploy", aud: "sts.amazonaws.com" } } },
     });
 
@@ -99,23 +140,68 @@ async function main(): Promise<void> {
     note(`CI_JOB_ID_TOKEN=${secretPreview(mainToken)}`);
 
     const gp = gatepass.url;
-    await show("GET /v1/whoami — what gatepass sees and what this job may use", await call(gp, "GET", "/v1/whoami", mainToken), 200);
-    await show(`POST /v1/credentials/gcp-deploy format=env — GCP access token (${STANDIN} Google)`, await call(gp, "POST", "/v1/credentials/gcp-deploy", mainToken, { format: "env" }), 200);
-    await show(`POST /v1/credentials/aws-deploy format=credential_process — AWS keys (${STANDIN} AWS)`, await call(gp, "POST", "/v1/credentials/aws-deploy", mainToken, { format: "credential_process" }), 200);
+    await show(
+      "GET /v1/whoami — what gatepass sees and what this job may use",
+      await call(gp, "GET", "/v1/whoami", mainToken),
+      200,
+    );
+    await show(
+      `POST /v1/credentials/gcp-deploy format=env — GCP access token (${STANDIN} Google)`,
+      await call(gp, "POST", "/v1/credentials/gcp-deploy", mainToken, { format: "env" }),
+      200,
+    );
+    await show(
+      `POST /v1/credentials/aws-deploy format=credential_process — AWS keys (${STANDIN} AWS)`,
+      await call(gp, "POST", "/v1/credentials/aws-deploy", mainToken, { format: "credential_process" }),
+      200,
+    );
 
     const featureToken = await signToken(ciKey, {
       ...gitlabClaims({ issuer: issuerUrl, audience: AUDIENCE }),
-      ref: "feature/try-things", ref_path: "refs/heads/feature/try-things", ref_protected: "false",
+      ref: "feature/try-things",
+      ref_path: "refs/heads/feature/try-things",
+      ref_protected: "false",
       sub: "project_path:platform/infra:ref_type:branch:ref:feature/try-things",
     });
-    await show("POST /v1/credentials/aws-deploy from unprotected `feature/try-things` — refused", await call(gp, "POST", "/v1/credentials/aws-deploy", featureToken, { format: "credential_process" }), 403, "policy_denied");
-    await show("GET /v1/whoami?target=aws-deploy — why that branch was refused (only `explain` shown)", await call(gp, "GET", "/v1/whoami?target=aws-deploy", featureToken), 200, undefined, "explain");
-    step("Minting a GitHub Actions-shaped ID token (STAND-IN issuer key) for platform/infra (repository_id 701), a push to protected main");
+    await show(
+      "POST /v1/credentials/aws-deploy from unprotected `feature/try-things` — refused",
+      await call(gp, "POST", "/v1/credentials/aws-deploy", featureToken, { format: "credential_process" }),
+      403,
+      "policy_denied",
+    );
+    await show(
+      "GET /v1/whoami?target=aws-deploy — why that branch was refused (only `explain` shown)",
+      await call(gp, "GET", "/v1/whoami?target=aws-deploy", featureToken),
+      200,
+      undefined,
+      "explain",
+    );
+    step(
+      "Minting a GitHub Actions-shaped ID token (STAND-IN issuer key) for platform/infra (repository_id 701), a push to protected main",
+    );
     const githubToken = await signToken(ciKey, githubClaims({ issuer: githubUrl, audience: AUDIENCE }));
-    await show(`POST /v1/credentials/aws-deploy from GitHub Actions — AWS keys (${STANDIN} AWS)`, await call(gp, "POST", "/v1/credentials/aws-deploy", githubToken, { format: "credential_process" }), 200);
-    const forkToken = await signToken(ciKey, { ...githubClaims({ issuer: githubUrl, audience: AUDIENCE }), event_name: "pull_request_target", head_ref: "fork-feature", base_ref: "main" });
-    await show("POST /v1/credentials/aws-deploy from a pull_request_target run on main — refused", await call(gp, "POST", "/v1/credentials/aws-deploy", forkToken, { format: "credential_process" }), 403, "policy_denied");
-    await show("GET /.well-known/openid-configuration — gatepass as an OIDC issuer (what the clouds trust)", await call(gp, "GET", "/.well-known/openid-configuration"), 200);
+    await show(
+      `POST /v1/credentials/aws-deploy from GitHub Actions — AWS keys (${STANDIN} AWS)`,
+      await call(gp, "POST", "/v1/credentials/aws-deploy", githubToken, { format: "credential_process" }),
+      200,
+    );
+    const forkToken = await signToken(ciKey, {
+      ...githubClaims({ issuer: githubUrl, audience: AUDIENCE }),
+      event_name: "pull_request_target",
+      head_ref: "fork-feature",
+      base_ref: "main",
+    });
+    await show(
+      "POST /v1/credentials/aws-deploy from a pull_request_target run on main — refused",
+      await call(gp, "POST", "/v1/credentials/aws-deploy", forkToken, { format: "credential_process" }),
+      403,
+      "policy_denied",
+    );
+    await show(
+      "GET /.well-known/openid-configuration — gatepass as an OIDC issuer (what the clouds trust)",
+      await call(gp, "GET", "/.well-known/openid-configuration"),
+      200,
+    );
 
     step("Demo complete: every response above came from real gatepass; GitLab, GitHub, Google and AWS were STAND-INS.");
   } finally {
@@ -128,7 +214,13 @@ async function control(url: string, body: unknown): Promise<void> {
   if (!res.ok) throw new Error(`stand-in control ${url} answered ${res.status}`);
 }
 
-async function call(base: string, method: "GET" | "POST", path: string, token?: string, form?: Record<string, string>): Promise<Response> {
+async function call(
+  base: string,
+  method: "GET" | "POST",
+  path: string,
+  token?: string,
+  form?: Record<string, string>,
+): Promise<Response> {
   return fetch(`${base}${path}`, {
     method,
     headers: {
@@ -145,7 +237,8 @@ async function show(title: string, res: Response, status: number, code?: string,
   step(title);
   const text = await res.text();
   note(`HTTP ${res.status} ${res.headers.get("content-type") ?? ""}`);
-  const shown = member === undefined ? text : JSON.stringify({ [member]: (JSON.parse(text) as Record<string, unknown>)[member] });
+  const shown =
+    member === undefined ? text : JSON.stringify({ [member]: (JSON.parse(text) as Record<string, unknown>)[member] });
   for (const line of redact(shown).trimEnd().split("\n")) note(line);
   if (res.status !== status) throw new Error(`${title}: expected HTTP ${status}, got ${res.status}`);
   if (code !== undefined && !text.includes(`"${code}"`)) throw new Error(`${title}: expected error code ${code}`);
@@ -154,14 +247,25 @@ async function show(title: string, res: Response, status: number, code?: string,
 /** Pretty-prints JSON and shortens anything secret-looking; other formats are redacted line by line. */
 function redact(text: string): string {
   try {
-    return JSON.stringify(JSON.parse(text) as unknown, (key, value: unknown) => (typeof value === "string" && isSecretKey(key) ? secretPreview(value) : value), 2);
+    return JSON.stringify(
+      JSON.parse(text) as unknown,
+      (key, value: unknown) => (typeof value === "string" && isSecretKey(key) ? secretPreview(value) : value),
+      2,
+    );
   } catch {
-    return text.replace(/^((?:export\s+)?\w*(?:TOKEN|SECRET|KEY|CREDENTIAL)\w*=)(['"]?)(.*?)\2$/gim, (_m, name: string, q: string, v: string) => `${name}${q}${secretPreview(v)}${q}`);
+    return text.replace(
+      /^((?:export\s+)?\w*(?:TOKEN|SECRET|KEY|CREDENTIAL)\w*=)(['"]?)(.*?)\2$/gim,
+      (_m, name: string, q: string, v: string) => `${name}${q}${secretPreview(v)}${q}`,
+    );
   }
 }
 
 function isSecretKey(key: string): boolean {
-  return /token|secret|key|credential|password/i.test(key) && !/^(token_sha256|key_id|kid|token_type|id_token_signing_alg_values_supported)$/i.test(key) && !/_supported$|_uri$|_endpoint$/.test(key);
+  return (
+    /token|secret|key|credential|password/i.test(key) &&
+    !/^(token_sha256|key_id|kid|token_type|id_token_signing_alg_values_supported)$/i.test(key) &&
+    !/_supported$|_uri$|_endpoint$/.test(key)
+  );
 }
 
 function secretPreview(value: string): string {

@@ -42,7 +42,8 @@ export function createApp(deps: Deps = defaultDeps, services: Services = createS
   app.onError((err, c) => {
     const error = toGatepassError(err);
     recordError(c, error);
-    if (error.code === "internal_error") log("error", "unhandled_error", { request_id: c.get("requestId"), error: err });
+    if (error.code === "internal_error")
+      log("error", "unhandled_error", { request_id: c.get("requestId"), error: err });
     if (error.code === "config_invalid") logConfigRefusal(error, { request_id: c.get("requestId") });
     return errorResponse(c.get("requestId") ?? "", error);
   });

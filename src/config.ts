@@ -1,7 +1,12 @@
 // Environment bindings and vars, validated once per isolate. Secrets are read here and nowhere else.
 
 import { GatepassError } from "./errors";
-import { DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS, MAX_PUSHED_KEYS_WARN_AFTER_HOURS, TIME } from "./limits";
+import {
+  DEFAULT_AUDIT_RETENTION_DAYS,
+  DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS,
+  MAX_PUSHED_KEYS_WARN_AFTER_HOURS,
+  TIME,
+} from "./limits";
 import { log } from "./log";
 
 export interface Env {
@@ -20,7 +25,10 @@ export interface Env {
   GATEPASS_SIGNING_KEYS?: string;
   /** Secret: bearer token for /v1/admin/*. Admin API is disabled when unset. */
   GATEPASS_ADMIN_TOKEN?: string;
-  /** "development" (local runs only, never in wrangler.toml) allows http:// issuer URLs on loopback; anything else is production. */
+  /**
+   * "development" (local runs only, never in wrangler.toml) allows http:// issuer URLs on loopback; anything else is
+   * production.
+   */
   GATEPASS_ENV?: string;
   /** Upstream base URLs, overridable for tests and sovereign clouds. */
   GCP_STS_URL?: string;
@@ -31,9 +39,14 @@ export interface Env {
   AZURE_TOKEN_URL?: string;
   /** Days to keep audit events. */
   AUDIT_RETENTION_DAYS?: string;
-  /** Hours after a pushed issuer's last push when the cron logs pushed_keys_stale (whole hours, 1 to 720; default 2). */
+  /**
+   * Hours after a pushed issuer's last push when the cron logs pushed_keys_stale (whole hours, 1 to 720; default 2).
+   */
   PUSHED_KEYS_WARN_AFTER_HOURS?: string;
-  /** "every-request": re-read the active policy before every request (development only; `gatepass dev` sets it so a saved edit is live at once). */
+  /**
+   * "every-request": re-read the active policy before every request (development only; `gatepass dev` sets it so a
+   * saved edit is live at once).
+   */
   GATEPASS_POLICY_RECHECK?: string;
 }
 
@@ -88,8 +101,10 @@ function parseConfig(env: Env): Config {
     // Relying parties fetch <issuer>/.well-known/openid-configuration, and gatepass serves it at its root.
     throw new GatepassError("config_invalid", {
       cause: new Error(
-        `GATEPASS_ISSUER is ${JSON.stringify(env.GATEPASS_ISSUER)}: give gatepass's origin without a path (e.g. https://gatepass.example.com); ` +
-          "clouds read its discovery document at <issuer>/.well-known/openid-configuration, which gatepass serves at the root of its own hostname",
+        `GATEPASS_ISSUER is ${JSON.stringify(env.GATEPASS_ISSUER)}: give gatepass's origin without a path (e.g. ` +
+          `https://gatepass.example.com); ` +
+          "clouds read its discovery document at <issuer>/.well-known/openid-configuration, which gatepass serves " +
+          "at the root of its own hostname",
       ),
     });
   }
@@ -113,13 +128,19 @@ function parseConfig(env: Env): Config {
   };
 }
 
-/** Unset: the default. Anything but a whole number of hours in range is refused, not guessed at: a typo must not silence the warning. */
+/**
+ * Unset: the default. Anything but a whole number of hours in range is refused, not guessed at: a typo must not
+ * silence the warning.
+ */
 function parseWarnAfterHours(value: string | undefined): number {
   if (value === undefined || value === "") return DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS;
   const hours = /^[0-9]{1,4}$/.test(value) ? Number(value) : Number.NaN;
   if (hours >= 1 && hours <= MAX_PUSHED_KEYS_WARN_AFTER_HOURS) return hours;
   throw new GatepassError("config_invalid", {
-    cause: new Error(`PUSHED_KEYS_WARN_AFTER_HOURS is ${JSON.stringify(value)}: give a whole number of hours from 1 to ${MAX_PUSHED_KEYS_WARN_AFTER_HOURS} (or leave it unset for ${DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS})`),
+    cause: new Error(
+      `PUSHED_KEYS_WARN_AFTER_HOURS is ${JSON.stringify(value)}: give a whole number of hours from 1 to ` +
+        `${MAX_PUSHED_KEYS_WARN_AFTER_HOURS} (or leave it unset for ${DEFAULT_PUSHED_KEYS_WARN_AFTER_HOURS})`,
+    ),
   });
 }
 
@@ -136,11 +157,19 @@ export function policyRecheckEveryRequest(env: Pick<Env, "GATEPASS_ENV" | "GATEP
 function checkPolicyRecheck(value: string | undefined, development: boolean): void {
   if (value === undefined || value === "") return;
   if (value !== "every-request") {
-    throw new GatepassError("config_invalid", { cause: new Error(`GATEPASS_POLICY_RECHECK is ${JSON.stringify(value)}: the only value is "every-request" (development only), or leave it unset`) });
+    throw new GatepassError("config_invalid", {
+      cause: new Error(
+        `GATEPASS_POLICY_RECHECK is ${JSON.stringify(value)}: the only value is "every-request" (development only), ` +
+          `or leave it unset`,
+      ),
+    });
   }
   if (!development) {
     throw new GatepassError("config_invalid", {
-      cause: new Error("GATEPASS_POLICY_RECHECK is set on a production Worker: it is for local development only (`gatepass dev` sets it); remove it"),
+      cause: new Error(
+        "GATEPASS_POLICY_RECHECK is set on a production Worker: it is for local development only (`gatepass dev` " +
+          "sets it); remove it",
+      ),
     });
   }
 }
@@ -149,8 +178,14 @@ function checkPolicyRecheck(value: string | undefined, development: boolean): vo
 export const UPSTREAM_VARS = ["GCP_STS_URL", "GCP_IAM_CREDENTIALS_URL", "AWS_STS_URL", "AZURE_TOKEN_URL"] as const;
 type UpstreamVar = (typeof UPSTREAM_VARS)[number];
 
-/** What the URL templates' placeholders stand for when an override is checked (real values are filled in per request). */
-const PLACEHOLDER_SAMPLES: Record<string, string> = { "{region}": "us-east-1", "{dns_suffix}": "amazonaws.com", "{tenant}": "tenant" };
+/**
+ * What the URL templates' placeholders stand for when an override is checked (real values are filled in per request).
+ */
+const PLACEHOLDER_SAMPLES: Record<string, string> = {
+  "{region}": "us-east-1",
+  "{dns_suffix}": "amazonaws.com",
+  "{tenant}": "tenant",
+};
 
 /**
  * An override, or undefined when unset. Upstreams receive gatepass's minted tokens and answer with
@@ -159,7 +194,10 @@ const PLACEHOLDER_SAMPLES: Record<string, string> = { "{region}": "us-east-1", "
  */
 function checkedUpstream(name: UpstreamVar, value: string | undefined, development: boolean): string | undefined {
   if (!value) return undefined;
-  const sample = value.replace(/\{region\}|\{dns_suffix\}|\{tenant\}/g, (placeholder) => PLACEHOLDER_SAMPLES[placeholder]!);
+  const sample = value.replace(
+    /\{region\}|\{dns_suffix\}|\{tenant\}/g,
+    (placeholder) => PLACEHOLDER_SAMPLES[placeholder]!,
+  );
   if (!isAcceptableIssuerUrl(sample, development)) {
     throw new GatepassError("config_invalid", {
       cause: new Error(
@@ -173,7 +211,10 @@ function checkedUpstream(name: UpstreamVar, value: string | undefined, developme
 
 /** Logs why the configuration was refused: a config_invalid answer only tells the caller to look here. */
 export function logConfigRefusal(error: GatepassError, fields: Record<string, unknown> = {}): void {
-  log("error", "config_invalid", { ...fields, reason: error.cause instanceof Error ? error.cause.message : String(error.cause) });
+  log("error", "config_invalid", {
+    ...fields,
+    reason: error.cause instanceof Error ? error.cause.message : String(error.cause),
+  });
 }
 
 /** https anywhere; http only for loopback hosts and only in development. */

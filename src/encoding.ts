@@ -20,7 +20,9 @@ export function decodeBase64url(text: string): Uint8Array | undefined {
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/** Only the last character can carry unused bits (4 of them when length % 4 is 2, 2 when it is 3); they must be zero. */
+/**
+ * Only the last character can carry unused bits (4 of them when length % 4 is 2, 2 when it is 3); they must be zero.
+ */
 function hasCanonicalTail(text: string): boolean {
   const rest = text.length % 4;
   if (rest === 0) return true;

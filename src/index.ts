@@ -47,7 +47,12 @@ export default {
       (async () => {
         const removed = await pruneAuditEvents(env, readConfig(env).auditRetentionDays, defaultDeps.now());
         const counters = await pruneUseCounters(env, nowSeconds(defaultDeps));
-        const seen = await pruneSeenIdentities(env, readConfig(env).auditRetentionDays, defaultDeps.now(), MAX_SEEN_IDENTITIES);
+        const seen = await pruneSeenIdentities(
+          env,
+          readConfig(env).auditRetentionDays,
+          defaultDeps.now(),
+          MAX_SEEN_IDENTITIES,
+        );
         log("info", "storage_pruned", { audit_events: removed, use_counters: counters, seen_identities: seen });
       })(),
     ]);

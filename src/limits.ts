@@ -9,13 +9,18 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
 // ---- request parsing -----------------------------------------------------------------------
-/** GitLab ID tokens are ~1–2 KiB; AWS refuses web-identity tokens over 20 000 chars. 16 KiB leaves room and caps parse cost. */
+/**
+ * GitLab ID tokens are ~1–2 KiB; AWS refuses web-identity tokens over 20 000 chars. 16 KiB leaves room and caps parse
+ * cost.
+ */
 export const MAX_TOKEN_BYTES = 16 * 1024;
 /** Request bodies are a handful of form fields (plus at most one token). */
 export const MAX_REQUEST_BODY_BYTES = 32 * 1024;
 /** A kid is an opaque lookup key; GitLab's are 43-char RFC 7638 thumbprints. */
 export const MAX_KID_LENGTH = 128;
-/** Credential parameters (scopes, audience, token_file, ...) are short by nature; longer ones are refused before use. */
+/**
+ * Credential parameters (scopes, audience, token_file, ...) are short by nature; longer ones are refused before use.
+ */
 export const MAX_SCOPES = 20;
 export const MAX_SCOPE_LENGTH = 256;
 export const MAX_PARAM_VALUE_LENGTH = 512;
@@ -52,7 +57,10 @@ export const MAX_JWKS_BYTES = 100 * 1024;
 export const MAX_JWKS_KEYS = 50;
 /** One issuer fetch (discovery or JWKS) must answer within this; verification waits on it. */
 export const JWKS_FETCH_TIMEOUT_MS = 3_000;
-/** Cache-Control max-age is honoured within [min, max]: GitLab sends 86400, which is too long to notice a rotation by age alone. */
+/**
+ * Cache-Control max-age is honoured within [min, max]: GitLab sends 86400, which is too long to notice a rotation by
+ * age alone.
+ */
 export const JWKS_MIN_FRESH_SECONDS = 5 * MINUTE;
 export const JWKS_MAX_FRESH_SECONDS = 1 * HOUR;
 /** Used when the issuer sends no usable Cache-Control. */
@@ -69,7 +77,10 @@ export const PUSHED_JWKS_MAX_AGE_SECONDS = 365 * DAY;
 export const JWKS_REFRESH_AHEAD_SECONDS = 10 * MINUTE;
 /** A warm isolate re-reads pushed keys from KV this often (in the background), so a push reaches every isolate. */
 export const PUSHED_JWKS_RECHECK_SECONDS = 1 * MINUTE;
-/** Checked token headers remembered per isolate (one per issuer key in practice); the cache is emptied when full, so a flood of odd headers costs memory only up to this. */
+/**
+ * Checked token headers remembered per isolate (one per issuer key in practice); the cache is emptied when full, so a
+ * flood of odd headers costs memory only up to this.
+ */
 export const MAX_CACHED_HEADERS = 256;
 /** Same-origin redirects followed for discovery/JWKS; redirects to another origin are never followed. */
 export const JWKS_MAX_REDIRECTS = 3;
@@ -110,16 +121,24 @@ export const MAX_TARGETS = 1_000;
 export const MAX_EXPLAINED_RULES = 20;
 /** Values in one any-of condition list: evaluation tries each, so the list is bounded. */
 export const MAX_CONDITION_ALTERNATIVES = 100;
-/** YAML aliases and `<<` merge keys let files share blocks; they can also multiply data (billion laughs), so they are capped. */
+/**
+ * YAML aliases and `<<` merge keys let files share blocks; they can also multiply data (billion laughs), so they are
+ * capped.
+ */
 export const MAX_YAML_ALIASES = 100;
 /** Google ID token audiences one gcp target may list (each one a relying party the target serves). */
 export const MAX_ID_TOKEN_AUDIENCES = 20;
 /** Default upper bound of a target's credential lifetime: one hour, the common cloud default. */
 export const TARGET_DEFAULT_MAX_LIFETIME_SECONDS = 1 * HOUR;
-/** A target's lifetime bound may not be shorter (credentials would expire before use) or longer (12 h is the longest any cloud grants). */
+/**
+ * A target's lifetime bound may not be shorter (credentials would expire before use) or longer (12 h is the longest
+ * any cloud grants).
+ */
 export const TARGET_MIN_LIFETIME_SECONDS = 1 * MINUTE;
 export const TARGET_MAX_LIFETIME_SECONDS = 12 * HOUR;
-/** D1 refuses SQL statements over 100 KB (and rows over 1 MB): policy history is written in chunk rows of at most this. */
+/**
+ * D1 refuses SQL statements over 100 KB (and rows over 1 MB): policy history is written in chunk rows of at most this.
+ */
 export const D1_SQL_CHUNK_BYTES = 90 * 1024;
 
 // ---- minted tokens ---------------------------------------------------------------------------
@@ -161,7 +180,10 @@ export const MAX_UPSTREAM_EXPIRY_SECONDS = 1 * DAY;
 export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
 /** Audit events inserted by one statement (an event is usually < 1 KiB of JSON). */
 export const MAX_AUDIT_BATCH_EVENTS = 200;
-/** JSON length (UTF-16 units) of one statement's events: even all non-ASCII, at most 1.5 MB of UTF-8, under D1's 2 MB value cap. */
+/**
+ * JSON length (UTF-16 units) of one statement's events: even all non-ASCII, at most 1.5 MB of UTF-8, under D1's 2 MB
+ * value cap.
+ */
 export const MAX_AUDIT_BATCH_LENGTH = 512 * 1024;
 /**
  * Before inserting a partial batch, a request waits this long so concurrent events join it (audit lags
@@ -231,7 +253,10 @@ export const AUDIT_MAX_JUNK_ROWS_PER_DAY = 50_000;
  * in Workers Logs as the audit row it stands beside. Verified callers' lines are never folded.
  */
 export const LOG_JUNK_LINES_PER_SECOND = 20;
-/** A token's unverified `iss` (or a path issuer, a credential id an unauthenticated caller names) is recorded at most this long. */
+/**
+ * A token's unverified `iss` (or a path issuer, a credential id an unauthenticated caller names) is recorded at most
+ * this long.
+ */
 export const MAX_CLAIMED_VALUE_LENGTH = 256;
 /**
  * An insert D1 has not answered within this is logged as failed (its events go to the Worker log in

@@ -37,7 +37,10 @@ export class RequestLog {
   private readonly open = new Map<string, { status: number; code: string | undefined; count: number }>();
   private openSecond = Number.NaN;
 
-  constructor(private readonly now: () => number, private readonly perSecond: number) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly perSecond: number,
+  ) {}
 
   /** Logs the request's line, or counts it when it is junk beyond this second's budget. */
   write(level: LogLevel, fields: Record<string, unknown> & { status: number; code?: string }, junk: boolean): void {
@@ -62,12 +65,17 @@ export class RequestLog {
   }
 
   status() {
-    return { lines_per_second: this.perSecond, folded_lines_this_isolate: this.folded, folded_lines_unlogged: [...this.open.values()].reduce((sum, s) => sum + s.count, 0) };
+    return {
+      lines_per_second: this.perSecond,
+      folded_lines_this_isolate: this.folded,
+      folded_lines_unlogged: [...this.open.values()].reduce((sum, s) => sum + s.count, 0),
+    };
   }
 
   private flush(): void {
     const second = new Date(this.openSecond * 1000).toISOString();
-    for (const { status, code, count } of this.open.values()) log(status >= 500 ? "error" : "info", "requests_folded", { second, status, code, count });
+    for (const { status, code, count } of this.open.values())
+      log(status >= 500 ? "error" : "info", "requests_folded", { second, status, code, count });
     this.open.clear();
   }
 }

@@ -4,10 +4,7 @@
 
 // ---- issuers -------------------------------------------------------------------------------
 
-export type KeySource =
-  | { source: "discovery" }
-  | { source: "jwks_uri"; jwks_uri: string }
-  | { source: "pushed" };
+export type KeySource = { source: "discovery" } | { source: "jwks_uri"; jwks_uri: string } | { source: "pushed" };
 
 export interface IssuerConfig {
   /** Stable name used in rules, KV keys and audit ("corp-gitlab"). */
@@ -76,7 +73,6 @@ export type ClaimType =
   /** Sent by GitLab but never read (a list of objects): always left out, whatever its size. */
   | "ignored";
 
-
 /** Claims after normalisation: scalars as strings ("true"/"false", ids as decimal strings), string arrays kept. */
 export type NormalizedClaims = Readonly<Record<string, string | readonly string[]>>;
 
@@ -86,7 +82,10 @@ export interface VerifiedIdentity {
   /** Canonical URL of that issuer. */
   issuerUrl: string;
   claims: NormalizedClaims;
-  /** SHA-256 (hex) of the token's signing input (header.payload; see tokenDigest): what audit and logs carry instead of the token. */
+  /**
+   * SHA-256 (hex) of the token's signing input (header.payload; see tokenDigest): what audit and logs carry instead of
+   * the token.
+   */
   tokenSha256: string;
   /** Seconds since epoch. */
   issuedAt: number;
@@ -209,9 +208,7 @@ export interface Grant {
   rule: string;
 }
 
-export type Decision =
-  | { allowed: true; target: string; rule: string }
-  | { allowed: false; target: string };
+export type Decision = { allowed: true; target: string; rule: string } | { allowed: false; target: string };
 
 /** Why a rule did not match, in terms of the token's own claims only. */
 export interface ConditionFailure {

@@ -27,8 +27,13 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: rest,
     options: {
-      project: { type: "string" }, target: { type: "string" }, issuer: { type: "string" }, "claimed-issuer": { type: "string" }, decision: { type: "string" },
-      since: { type: "string" }, limit: { type: "string" },
+      project: { type: "string" },
+      target: { type: "string" },
+      issuer: { type: "string" },
+      "claimed-issuer": { type: "string" },
+      decision: { type: "string" },
+      since: { type: "string" },
+      limit: { type: "string" },
       ...STORAGE_OPTIONS,
     },
   });
@@ -38,7 +43,12 @@ export async function run(args: string[]): Promise<number> {
   return withStorage(target, async (storage) => {
     const events = await select(storage, auditQuerySql(filter));
     for (const event of [...events].reverse()) printEvent(event);
-    if (command === "tail") await follow(storage, filter, events.reduce((max, e) => Math.max(max, e.id), 0));
+    if (command === "tail")
+      await follow(
+        storage,
+        filter,
+        events.reduce((max, e) => Math.max(max, e.id), 0),
+      );
     return 0;
   });
 }
@@ -61,7 +71,11 @@ function filterOf(options: Record<string, string | undefined>) {
  * return, so the caller's cleanup (a remote D1 config copy) runs; a poll under way when the signal
  * came (its wrangler got the terminal's Ctrl-C too) is dropped.
  */
-async function follow(storage: StorageTarget, filter: ReturnType<typeof parseAuditFilter>, lastId: number): Promise<void> {
+async function follow(
+  storage: StorageTarget,
+  filter: ReturnType<typeof parseAuditFilter>,
+  lastId: number,
+): Promise<void> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
@@ -85,7 +99,10 @@ async function follow(storage: StorageTarget, filter: ReturnType<typeof parseAud
   }
 }
 
-async function select(storage: StorageTarget, query: { sql: string; params: (string | number)[] }): Promise<{ id: number }[]> {
+async function select(
+  storage: StorageTarget,
+  query: { sql: string; params: (string | number)[] },
+): Promise<{ id: number }[]> {
   let i = 0;
   const sql = query.sql.replace(/\?/g, () => {
     const value = query.params[i++]!;

@@ -34,7 +34,15 @@ import { dryRunBundle } from "../deploy/dry-run-bundle";
 import { checkDeployed, type DeployDeps } from "../deploy/live-check";
 import { checkPolicies } from "../deploy/policy-check";
 import { remoteD1 } from "../deploy/remote-d1-flags";
-import { ADMIN_TOKEN, liveSecrets, SIGNING_KEYS, secretFile, secretToSet, type SecretFiles, type SecretName } from "../deploy/secrets-step";
+import {
+  ADMIN_TOKEN,
+  liveSecrets,
+  SIGNING_KEYS,
+  secretFile,
+  secretToSet,
+  type SecretFiles,
+  type SecretName,
+} from "../deploy/secrets-step";
 import type { WorkerConfig } from "../remote-d1";
 import { run as policies } from "./policies";
 
@@ -42,7 +50,11 @@ export type { DeployDeps } from "../deploy/live-check";
 
 export const usage = USAGE.deploy;
 
-const realDeps: DeployDeps = { fetch: (input, init) => fetch(input, init), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), now: () => Date.now() };
+const realDeps: DeployDeps = {
+  fetch: (input, init) => fetch(input, init),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  now: () => Date.now(),
+};
 
 export function run(args: string[]): Promise<number> {
   return deploy(args, realDeps);
@@ -78,7 +90,8 @@ async function runSteps(steps: Step[], rerun: string, dryRun: boolean): Promise<
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       out(`  ✗ ${label}`);
-      for (const [later, skipped] of steps.slice(index + 1).entries()) out(`  · ${index + later + 2}/${steps.length} ${skipped.title}: not run`);
+      for (const [later, skipped] of steps.slice(index + 1).entries())
+        out(`  · ${index + later + 2}/${steps.length} ${skipped.title}: not run`);
       process.stderr.write(
         `\ngatepass deploy: step ${index + 1} (${step.title}) failed:\n${indent(reason)}\n` +
           (done.length > 0 ? `Done before it, and still in place: ${done.join("; ")}.\n` : "Nothing was changed.\n") +
@@ -90,7 +103,11 @@ async function runSteps(steps: Step[], rerun: string, dryRun: boolean): Promise<
     out(`  ✓ ${label}: ${detail}`);
     done.push(`${step.title} (${detail})`);
   }
-  out(dryRun ? "\ngatepass deploy --dry-run: the checks pass and the Worker bundles; nothing was changed." : "\ngatepass deploy: done.");
+  out(
+    dryRun
+      ? "\ngatepass deploy --dry-run: the checks pass and the Worker bundles; nothing was changed."
+      : "\ngatepass deploy: done.",
+  );
   return 0;
 }
 
@@ -109,7 +126,8 @@ function parseOptions(args: string[]): Options {
     },
   });
   const explicit = values["signing-keys-file"] !== undefined || values["admin-token-file"] !== undefined;
-  if (values["secrets-dir"] !== undefined && explicit) throw new UsageError("choose --secrets-dir or the --signing-keys-file/--admin-token-file pair, not both");
+  if (values["secrets-dir"] !== undefined && explicit)
+    throw new UsageError("choose --secrets-dir or the --signing-keys-file/--admin-token-file pair, not both");
   for (const flag of ["secrets-dir", "signing-keys-file", "admin-token-file", "env", "config", "dir"] as const) {
     if (values[flag] === "") throw new UsageError(`--${flag} takes a value`);
   }
@@ -146,7 +164,9 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
       issuer = checkIssuer(worker);
       return `worker ${worker.name}, GATEPASS_ISSUER ${issuer}`;
     },
-    byHand: () => `set GATEPASS_ISSUER to your https:// origin under [vars]${options.env ? ` of [env.${options.env}]` : ""} in ${path.relative(".", options.config) || options.config}`,
+    byHand: () =>
+      `set GATEPASS_ISSUER to your https:// origin under ` +
+      `[vars]${options.env ? ` of [env.${options.env}]` : ""} in ${path.relative(".", options.config) || options.config}`,
   };
   const policyCheck: Step = {
     title: "policies",
@@ -181,17 +201,22 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
         }
         return notes.join("; ");
       },
-      byHand: () => "npx gatepass keys generate --out FILE for GATEPASS_SIGNING_KEYS; for GATEPASS_ADMIN_TOKEN 32+ random base64url characters, e.g. openssl rand -base64 32 | tr '+/' '-_' | tr -d '='",
+      byHand: () =>
+        "npx gatepass keys generate --out FILE for GATEPASS_SIGNING_KEYS; for GATEPASS_ADMIN_TOKEN 32+ random " +
+        "base64url characters, e.g. openssl rand -base64 32 | tr '+/' '-_' | tr -d '='",
     },
     {
       title: "secrets set",
       async run() {
         if (missing.size === 0) return "nothing to set";
         // On stdin, never on the command line (which other local users can read).
-        await wrangler(["secret", "bulk", ...env, ...configFlag], { input: JSON.stringify(Object.fromEntries(missing)) });
+        await wrangler(["secret", "bulk", ...env, ...configFlag], {
+          input: JSON.stringify(Object.fromEntries(missing)),
+        });
         return `set ${[...missing.keys()].join(" and ")} with wrangler secret bulk`;
       },
-      byHand: () => `npx wrangler secret put GATEPASS_SIGNING_KEYS${envText} < FILE (and GATEPASS_ADMIN_TOKEN the same way)`,
+      byHand: () =>
+        `npx wrangler secret put GATEPASS_SIGNING_KEYS${envText} < FILE (and GATEPASS_ADMIN_TOKEN the same way)`,
     },
     {
       title: "D1 migrations",
@@ -202,7 +227,9 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
         const applied = [...new Set(output.match(/\b\d{4}_[\w-]+\.sql\b/g) ?? [])];
         return `${note}; ${applied.length > 0 ? `applied ${applied.join(", ")}` : "already up to date"}`;
       },
-      byHand: () => `npx wrangler d1 migrations apply DB --remote${envText} (wrangler 4.86 needs database_id in the config for it; \`npx wrangler d1 list\` shows it)`,
+      byHand: () =>
+        `npx wrangler d1 migrations apply DB --remote${envText} (wrangler 4.86 needs database_id in the config for ` +
+        `it; \`npx wrangler d1 list\` shows it)`,
     },
     {
       title: "deploy",
@@ -210,7 +237,9 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
         const output = await wrangler(["deploy", ...env, ...configFlag]);
         deployedUrls = [...new Set(output.match(/https:\/\/[^\s)]+/g) ?? [])];
         const version = /Current Version ID: ([\w-]+)/.exec(output)?.[1];
-        return `wrangler deploy${version ? ` (version ${version})` : ""}${deployedUrls.length > 0 ? `, at ${deployedUrls.join(", ")}` : ""}`;
+        return `wrangler deploy${
+          version ? ` (version ` + `${version})` : ""
+        }${deployedUrls.length > 0 ? `, at ${deployedUrls.join(", ")}` : ""}`;
       },
       byHand: () => `npx wrangler deploy${envText}`,
     },
@@ -218,8 +247,21 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
       title: "policies push",
       async run() {
         // policies push validates and tests again, and writes D1 history before KV (cli/policy/policy-storage.ts).
-        const { code, output } = await withStdout(() => policies(["push", "--remote", "--dir", options.dir, ...(options.by ? ["--by", options.by] : []), ...remoteConfig]));
-        if (code !== 0) throw new StepFailure(`gatepass policies push exited ${code} (its reason is printed above)${output ? `:\n${output.trimEnd()}` : ""}`);
+        const { code, output } = await withStdout(() =>
+          policies([
+            "push",
+            "--remote",
+            "--dir",
+            options.dir,
+            ...(options.by ? ["--by", options.by] : []),
+            ...remoteConfig,
+          ]),
+        );
+        if (code !== 0)
+          throw new StepFailure(
+            `gatepass policies push exited ${code} (its reason is printed ` +
+              `above)${output ? `:\n${output.trimEnd()}` : ""}`,
+          );
         const version = /pushed policy version ([0-9a-f]{12})/.exec(output)?.[1];
         return `pushed ${options.dir}${version ? ` as version ${version}` : ""}`;
       },
@@ -232,7 +274,11 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
           return await checkDeployed(issuer, deps);
         } catch (err) {
           const elsewhere = deployedUrls.filter((url) => new URL(url).origin !== new URL(issuer).origin);
-          const hint = elsewhere.length > 0 ? `\nwrangler deployed the Worker at ${elsewhere.join(", ")}: route GATEPASS_ISSUER's host to it (a route or custom domain in the wrangler config).` : "";
+          const hint =
+            elsewhere.length > 0
+              ? `\nwrangler deployed the Worker at ${elsewhere.join(", ")}: route GATEPASS_ISSUER's host to it (a ` +
+                `route or custom domain in the wrangler config).`
+              : "";
           throw new StepFailure(`${err instanceof Error ? err.message : String(err)}${hint}`);
         }
       },
@@ -245,7 +291,10 @@ function plan(options: Options, deps: DeployDeps, scratch: string[]): Step[] {
 async function withStdout(command: () => Promise<number>): Promise<{ code: number; output: string }> {
   const write = process.stdout.write;
   let output = "";
-  process.stdout.write = ((chunk: string | Uint8Array) => ((output += String(chunk)), true)) as typeof process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => (
+    (output += String(chunk)),
+    true
+  )) as typeof process.stdout.write;
   try {
     return { code: await command(), output };
   } finally {
@@ -260,5 +309,8 @@ function out(line: string): void {
 }
 
 function indent(text: string): string {
-  return text.split("\n").map((line) => `  ${line}`).join("\n");
+  return text
+    .split("\n")
+    .map((line) => `  ${line}`)
+    .join("\n");
 }

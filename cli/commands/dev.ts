@@ -33,7 +33,8 @@ export const usage = USAGE.dev;
 export async function run(args: string[]): Promise<number> {
   if (args[0] === "token") return printToken(args.slice(1));
   const { values } = parseArgs({ args, options: { port: { type: "string", default: "8787" } } });
-  if (!/^[1-9]\d{0,4}$/.test(values.port) || Number(values.port) > 65535) throw new UsageError(`--port takes a port number from 1 to 65535, not '${values.port}'`);
+  if (!/^[1-9]\d{0,4}$/.test(values.port) || Number(values.port) > 65535)
+    throw new UsageError(`--port takes a port number from 1 to 65535, not '${values.port}'`);
   // gatepass names itself by GATEPASS_ISSUER (discovery, minted iss, gcloud token_url), so on another
   // port it must say so rather than keep wrangler.toml's 8787.
   const url = `http://127.0.0.1:${values.port}`;
@@ -43,7 +44,9 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
   if (!(await portIsFree(Number(values.port)))) {
-    process.stderr.write(`gatepass dev: 127.0.0.1:${values.port} is in use (another gatepass dev?); stop it or pass --port\n`);
+    process.stderr.write(
+      `gatepass dev: 127.0.0.1:${values.port} is in use (another gatepass dev?); stop it or pass --port\n`,
+    );
     return 2;
   }
   forwardStopSignals();
@@ -55,10 +58,15 @@ export async function run(args: string[]): Promise<number> {
     throw err;
   }
   for (const [name, value] of upstreams) step(`${name}=${value} (from the environment)`);
-  process.stderr.write(`\ngatepass: starting wrangler dev on ${url}\n` +
-    `  try:  curl -s -H "Authorization: Bearer $(npx gatepass dev token)" ${url}/v1/whoami\n\n`);
-  // Development only (the Worker refuses it elsewhere): every request re-reads the active policy, so a saved edit is live at once.
-  const vars = [["GATEPASS_ISSUER", url], ["GATEPASS_POLICY_RECHECK", "every-request"], ...upstreams].flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+  process.stderr.write(
+    `\ngatepass: starting wrangler dev on ${url}\n` +
+      `  try:  curl -s -H "Authorization: Bearer $(npx gatepass dev token)" ${url}/v1/whoami\n\n`,
+  );
+  // Development only (the Worker refuses it elsewhere): every request re-reads the active policy, so a saved edit is
+  // live at once.
+  const vars = [["GATEPASS_ISSUER", url], ["GATEPASS_POLICY_RECHECK", "every-request"], ...upstreams].flatMap(
+    ([name, value]) => ["--var", `${name}:${value}`],
+  );
   const stopWatching = watchPolicies();
   try {
     return await runWranglerDev(["dev", "--ip", "127.0.0.1", "--port", values.port!, ...vars]);
@@ -67,7 +75,10 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-/** Whether 127.0.0.1:port can be bound now (wrangler binds it a few seconds later; a race loses with wrangler's own error). */
+/**
+ * Whether 127.0.0.1:port can be bound now (wrangler binds it a few seconds later; a race loses with wrangler's own
+ * error).
+ */
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
@@ -81,9 +92,15 @@ function portIsFree(port: number): Promise<boolean> {
  * or http on loopback: a local run is in development mode); a string says why one is refused.
  */
 function upstreamOverrides(issuer: string): Array<[string, string]> | string {
-  const overrides = UPSTREAM_VARS.flatMap((name) => (process.env[name] ? [[name, process.env[name]] as [string, string]] : []));
+  const overrides = UPSTREAM_VARS.flatMap((name) =>
+    process.env[name] ? [[name, process.env[name]] as [string, string]] : [],
+  );
   try {
-    readConfig({ GATEPASS_ISSUER: issuer, GATEPASS_ENV: "development", ...Object.fromEntries(overrides) } as unknown as Env);
+    readConfig({
+      GATEPASS_ISSUER: issuer,
+      GATEPASS_ENV: "development",
+      ...Object.fromEntries(overrides),
+    } as unknown as Env);
   } catch (err) {
     const cause = (err as { cause?: unknown }).cause;
     return cause instanceof Error ? cause.message : String(err);
@@ -108,11 +125,17 @@ async function printToken(args: string[]): Promise<number> {
   });
   // GitLab sends exactly these spellings, and rules compare them as strings: `--protected no` would
   // mint a token no rule written for GitLab's "false" matches, which tests nothing.
-  for (const [option, allowed] of [["protected", ["true", "false"]], ["ref-type", ["branch", "tag"]], ["kind", ["gitlab", "github"]]] as const) {
+  for (const [option, allowed] of [
+    ["protected", ["true", "false"]],
+    ["ref-type", ["branch", "tag"]],
+    ["kind", ["gitlab", "github"]],
+  ] as const) {
     const value = values[option]!;
-    if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${option} takes ${allowed.join(" or ")}, not '${value}'`);
+    if (!(allowed as readonly string[]).includes(value))
+      throw new UsageError(`--${option} takes ${allowed.join(" or ")}, not '${value}'`);
   }
-  if (!/^[1-9]\d{0,6}$/.test(values.ttl!)) throw new UsageError(`--ttl takes a number of seconds (1 to 9999999), not '${values.ttl}'`);
+  if (!/^[1-9]\d{0,6}$/.test(values.ttl!))
+    throw new UsageError(`--ttl takes a number of seconds (1 to 9999999), not '${values.ttl}'`);
   const jwk = await readIssuerKey();
   if (!jwk) {
     process.stderr.write("gatepass: no local issuer key yet; run `npm run dev` first\n");

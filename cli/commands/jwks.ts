@@ -14,7 +14,13 @@ import { JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES } from "../../src/limits";
 import { loadSnapshot } from "../../src/policy/load-snapshot";
 import { formatFinding } from "../../src/policy/policy-source";
 import type { IssuerConfig } from "../../src/types";
-import { jwksStorageKey, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys } from "../../src/issuer-keys/stored-key-set";
+import {
+  jwksStorageKey,
+  parseStoredKeySet,
+  pushedKeySet,
+  pushGraceSeconds,
+  retireKeys,
+} from "../../src/issuer-keys/stored-key-set";
 import { validatePublicJwks } from "../../src/issuer-keys/key-set-validation";
 import { readCapped } from "../../src/http/capped-body";
 import * as credentials from "../jwks/credential-commands";
@@ -72,7 +78,8 @@ export async function run(args: string[]): Promise<number> {
   if (!issuer || issuer.keys.source !== "pushed") {
     err(
       issuer
-        ? `gatepass jwks: issuer '${issuer.name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } take pushed keys`
+        ? `gatepass jwks: issuer '${issuer.name}' gets its keys by ${issuer.keys.source}; only issuers with keys: { ` +
+            `source: pushed } take pushed keys`
         : `gatepass jwks: no issuer '${values.issuer}' in '${values.dir}'`,
     );
     return 1;
@@ -103,24 +110,51 @@ export async function run(args: string[]): Promise<number> {
   // Keys the stored set has and this one lacks keep verifying a while, as after the admin endpoint's push.
   const previous = values["drop-previous"] ? undefined : await storedKeySet(target, issuer);
   const retired = retireKeys(previous, keys, now, values["drop-previous"] ? 0 : pushGraceSeconds(issuer));
-  const record = pushedKeySet(issuer.url, keys, now, { pushedBy: `wrangler:${(values.by ?? whoAmI()).slice(0, 200)}`, retired });
+  const record = pushedKeySet(issuer.url, keys, now, {
+    pushedBy: `wrangler:${(values.by ?? whoAmI()).slice(0, 200)}`,
+    retired,
+  });
   const dir = await mkdtemp(path.join(tmpdir(), "gatepass-jwks-"));
   try {
     const file = path.join(dir, "record.json");
     await writeFile(file, JSON.stringify(record));
     const ttl = record.fresh_until - record.fetched_at;
-    await wrangler(["kv", "key", "put", jwksStorageKey(issuer.name), "--binding", "JWKS", "--path", file, "--ttl", String(ttl), ...target.kvFlags()]);
+    await wrangler([
+      "kv",
+      "key",
+      "put",
+      jwksStorageKey(issuer.name),
+      "--binding",
+      "JWKS",
+      "--path",
+      file,
+      "--ttl",
+      String(ttl),
+      ...target.kvFlags(),
+    ]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  process.stdout.write(`stored ${keys.length} key(s) for issuer ${issuer.name}: ${keys.map((k) => k.kid).join(", ")}\n`);
-  for (const { key, until } of retired) process.stdout.write(`retired ${key.kid}: verifies until ${new Date(until * 1000).toISOString()}\n`);
+  process.stdout.write(
+    `stored ${keys.length} key(s) for issuer ${issuer.name}: ${keys.map((k) => k.kid).join(", ")}\n`,
+  );
+  for (const { key, until } of retired)
+    process.stdout.write(`retired ${key.kid}: verifies until ${new Date(until * 1000).toISOString()}\n`);
   return 0;
 }
 
 /** The issuer's stored record, if any (wrangler answers a missing key with text that is not JSON). */
 async function storedKeySet(target: StorageTarget, issuer: IssuerConfig) {
-  const text = await wrangler(["kv", "key", "get", jwksStorageKey(issuer.name), "--binding", "JWKS", "--text", ...target.kvFlags()]);
+  const text = await wrangler([
+    "kv",
+    "key",
+    "get",
+    jwksStorageKey(issuer.name),
+    "--binding",
+    "JWKS",
+    "--text",
+    ...target.kvFlags(),
+  ]);
   return parseStoredKeySet(text.replace(/\n$/, ""), issuer);
 }
 
@@ -143,10 +177,20 @@ async function liveIssuerMismatch(target: StorageTarget, local: IssuerConfig): P
     return `the live policy cannot be read (${(error as Error).message}); push the policies first.`;
   }
   const short = version.slice(0, 12);
-  if (!live) return `the live policy (${short}) has no issuer '${local.name}'; push the policies first (gatepass policies push).`;
-  if (live.keys.source !== "pushed") return `in the live policy (${short}) issuer '${local.name}' gets its keys by ${live.keys.source}; push the policies first.`;
+  if (!live)
+    return (
+      `the live policy (${short}) has no issuer '${local.name}'; push the policies first (gatepass policies ` + `push).`
+    );
+  if (live.keys.source !== "pushed")
+    return (
+      `in the live policy (${short}) issuer '${local.name}' gets its keys by ${live.keys.source}; push the ` +
+      `policies first.`
+    );
   if (live.url !== local.url) {
-    return `the live policy (${short}) has issuer '${local.name}' at ${live.url}, the local one at ${local.url}: the Worker would ignore these keys and drop the issuer's; push the policies first.`;
+    return (
+      `the live policy (${short}) has issuer '${local.name}' at ${live.url}, the local one at ` +
+      `${local.url}: the Worker would ignore these keys and drop the issuer's; push the policies first.`
+    );
   }
   return undefined;
 }
@@ -167,11 +211,18 @@ async function fetchKeys(url: string): Promise<string> {
   // Redirects are not followed: one could move the fetch off https or to another host, and whatever
   // it returned would become trusted keys. (Stricter than the Worker's own key fetches, which follow
   // up to JWKS_MAX_REDIRECTS redirects within the issuer's origin: see src/issuer-keys/issuer-fetch.ts.)
-  const response = await fetch(url, { signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS), headers: { Accept: "application/json" }, redirect: "manual" }).catch((error: unknown) => {
+  const response = await fetch(url, {
+    signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS),
+    headers: { Accept: "application/json" },
+    redirect: "manual",
+  }).catch((error: unknown) => {
     throw new Error(`fetching ${url} failed: ${(error as Error).message}.`);
   });
   if (response.status >= 300 && response.status < 400) {
-    throw new Error(`${url} answered a redirect (HTTP ${response.status}); redirects are not followed for keys: pass the final URL to --url.`);
+    throw new Error(
+      `${url} answered a redirect (HTTP ${response.status}); redirects are not followed for keys: pass the final ` +
+        `URL to --url.`,
+    );
   }
   if (response.status !== 200) throw new Error(`${url} answered HTTP ${response.status}.`);
   return readCapped(response, MAX_JWKS_BYTES).catch((error: unknown) => {

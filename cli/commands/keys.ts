@@ -8,7 +8,12 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseSigningKeySecret, SIGNING_ALGS, type SigningAlg } from "../../src/signing-keys/signing-key-secret";
-import { addAlgorithms, generateSecret, rotateSecret, serializeSecret } from "../../src/signing-keys/signing-key-rotation";
+import {
+  addAlgorithms,
+  generateSecret,
+  rotateSecret,
+  serializeSecret,
+} from "../../src/signing-keys/signing-key-rotation";
 import { USAGE } from "../help";
 import { wrangler } from "../wrangler";
 
@@ -60,17 +65,24 @@ async function generate(args: string[]): Promise<number> {
       await writePrivateFile(out, `${text}\n`, { overwrite: values.force });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      process.stderr.write(`gatepass keys generate: ${out} already exists; it may hold a secret you still need. Choose another file, or add --force to replace it\n`);
+      process.stderr.write(
+        `gatepass keys generate: ${out} already exists; it may hold a secret you still need. Choose another file, ` +
+          `or add --force to replace it\n`,
+      );
       return 1;
     }
     process.stderr.write(
       `gatepass keys: wrote ${SECRET_NAME} (${describe(text)}) to ${out} (mode 0600).\n` +
-        `Keep ${out} in your secret store: Cloudflare secrets cannot be read back, and \`gatepass keys rotate --remote --from ${out}\` needs it.\n` +
+        `Keep ${out} in your secret store: Cloudflare secrets cannot be read back, and \`gatepass keys rotate ` +
+        `--remote --from ${out}\` needs it.\n` +
         `Set it: npx wrangler secret put ${SECRET_NAME} < ${out}\n`,
     );
   } else {
     process.stdout.write(`${text}\n`);
-    process.stderr.write("gatepass keys: keep a copy of this secret (or use --out FILE): Cloudflare secrets cannot be read back, and rotation needs it\n");
+    process.stderr.write(
+      "gatepass keys: keep a copy of this secret (or use --out FILE): Cloudflare secrets cannot be read back, and " +
+        "rotation needs it\n",
+    );
   }
   return 0;
 }
@@ -110,7 +122,8 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
   const misuse =
     command === "rotate"
       ? values.alg !== undefined && "rotation covers every algorithm the secret has (--alg belongs to `keys add`)"
-      : (values.force && "--force belongs to `keys rotate`") || (values.alg === undefined && "name the algorithm to add, e.g. --alg RS256");
+      : (values.force && "--force belongs to `keys rotate`") ||
+        (values.alg === undefined && "name the algorithm to add, e.g. --alg RS256");
   if (misuse) {
     process.stderr.write(`gatepass keys ${command}: ${misuse}\n`);
     return 2;
@@ -122,14 +135,20 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
   let changed: string;
   try {
     const [secret, now] = [parseSigningKeySecret(current), nowSeconds()];
-    changed = serializeSecret(command === "add" ? await addAlgorithms(secret, algs!, now) : await rotateSecret(secret, now, { force: values.force }));
+    changed = serializeSecret(
+      command === "add"
+        ? await addAlgorithms(secret, algs!, now)
+        : await rotateSecret(secret, now, { force: values.force }),
+    );
   } catch (err) {
     process.stderr.write(`gatepass keys ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
   if (values.local) {
     await writeDevVars(values["dev-vars"]!, changed);
-    process.stderr.write(`gatepass keys: ${done} ${SECRET_NAME} in ${values["dev-vars"]} (${describe(changed)}); restart wrangler dev\n`);
+    process.stderr.write(
+      `gatepass keys: ${done} ${SECRET_NAME} in ${values["dev-vars"]} (${describe(changed)}); restart wrangler dev\n`,
+    );
     return 0;
   }
   // The operator's copy must match what the Worker has. So --out (possibly the --from file) is replaced
@@ -147,8 +166,10 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
     if (staged) await rm(staged, { force: true });
     process.stderr.write(
       `gatepass keys ${command}: ${err instanceof Error ? err.message : String(err)}\n` +
-        `gatepass keys ${command}: setting ${SECRET_NAME} failed, so the new secret was discarded and no file was changed` +
-        `${out ? ` (${out} is as it was)` : ""}: the secret from ${from} is still the one to keep. Fix the cause and run the same command again.\n`,
+        `gatepass keys ${command}: setting ${SECRET_NAME} failed, so the new secret was discarded and no file was ` +
+        `changed` +
+        `${out ? ` (${out} is as it was)` : ""}: the secret from ${from} is still the one to keep. Fix the cause ` +
+        `and run the same command again.\n`,
     );
     return 1;
   }
@@ -158,7 +179,8 @@ async function changeSecret(command: "rotate" | "add", args: string[]): Promise<
     } catch (err) {
       process.stderr.write(
         `gatepass keys ${command}: ${SECRET_NAME} was set, but moving the new secret to ${out} failed ` +
-          `(${err instanceof Error ? err.message : String(err)}); it is in ${staged} — keep that file, it is the secret the Worker now has\n`,
+          `(${err instanceof Error ? err.message : String(err)}); it is in ${staged} — keep that file, it is the ` +
+          `secret the Worker now has\n`,
       );
       return 1;
     }
@@ -230,7 +252,9 @@ async function readDevVarsSecret(file: string): Promise<string> {
 async function writeDevVars(file: string, secret: string): Promise<void> {
   const text = existsSync(file) ? await readFile(file, "utf8") : "";
   const line = `${SECRET_NAME}='${secret}'`;
-  const updated = LINE.test(text) ? text.replace(LINE, () => line) : `${text}${text === "" || text.endsWith("\n") ? "" : "\n"}${line}\n`;
+  const updated = LINE.test(text)
+    ? text.replace(LINE, () => line)
+    : `${text}${text === "" || text.endsWith("\n") ? "" : "\n"}${line}\n`;
   await writeFile(file, updated, { mode: 0o600 });
   await chmod(file, 0o600);
 }

@@ -2,21 +2,16 @@
 // Policies are read from --dir (default ./policies); storage is reached through wrangler.
 
 import { execFileSync } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { isPlainObject } from "../../src/encoding";
 import { MAX_POLICY_SNAPSHOT_BYTES } from "../../src/limits";
 import type { CompiledPolicy } from "../../src/policy/compile-policy";
 import { verifySnapshot } from "../../src/policy/load-snapshot";
-import { idClaims, scopeClaims, vocabularyOf, type ClaimVocabulary } from "../../src/verify/issuer-kinds/claim-vocabulary";
-import { claimValue, explainTarget, grantsFor } from "../../src/policy/evaluate";
 import { policyJsonSchema } from "../../src/policy/policy-schema";
 import { storedSnapshot } from "../../src/policy/snapshot-format";
 import { snapshotLintErrors } from "../../src/policy/snapshot-lint";
 import { formatFinding, type Finding } from "../../src/policy/policy-source";
-import type { VerifiedIdentity } from "../../src/types";
 import { checkPolicyDir, type Checked } from "../policy/policy-files";
-import { decodeTokenPayload, offlineIdentity, resolveIssuer } from "../policy/offline-identity";
+import { explain } from "../policy/explain-command";
 import { diff, plan } from "../policy/plan-command";
 import { pushViaApi, historyViaApi, rollbackViaApi } from "../policy/remote-commands";
 import { newAttemptId, PolicyStorage } from "../policy/policy-storage";
@@ -63,7 +58,7 @@ export async function run(args: string[]): Promise<number> {
       case "rollback":
         return await rollback(rest);
       case "explain":
-        return await explain(rest);
+        return await explain(rest, { out, err });
       case "schema":
         parseArgs({ args: rest, options: {} });
         out(JSON.stringify(policyJsonSchema(), null, 2));
@@ -99,7 +94,10 @@ async function validate(args: string[]): Promise<number> {
     return 1;
   }
   const { issuers, targets, rules } = result.snapshot;
-  out(`policies are valid: ${issuers.length} issuers, ${targets.length} targets, ${rules.length} rules (version ${result.snapshot.version})`);
+  out(
+    `policies are valid: ${issuers.length} issuers, ${targets.length} targets, ${rules.length} rules (version ` +
+      `${result.snapshot.version})`,
+  );
   return 0;
 }
 
@@ -136,7 +134,10 @@ async function test(args: string[]): Promise<number> {
 
 export function whoAmI(): string {
   try {
-    const email = execFileSync("git", ["config", "user.email"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const email = execFileSync("git", ["config", "user.email"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
     if (email) return email;
   } catch {
     // not a git checkout, or no user.email
@@ -158,14 +159,21 @@ async function push(args: string[]): Promise<number> {
     return 1;
   }
   // The Worker names the pusher (its verified identity) and runs the cases again itself.
-  if (values.url !== undefined) return pushViaApi({ out, err }, values.url, result, parseTestFiles(result.dir.tests, result.policy).cases, { force: values.force === true, waitSeconds });
+  if (values.url !== undefined)
+    return pushViaApi({ out, err }, values.url, result, parseTestFiles(result.dir.tests, result.policy).cases, {
+      force: values.force === true,
+      waitSeconds,
+    });
   const by = (values.by ?? whoAmI()).slice(0, 200);
   const pushedAt = new Date().toISOString();
   // created_at is the push time: D1 keeps the push time, and a rollback restores the snapshot with it.
   const snapshot = { ...result.snapshot, created_at: pushedAt };
   const stored = await storedSnapshot(snapshot);
   if (stored.payload.length > MAX_POLICY_SNAPSHOT_BYTES) {
-    err(`push refused: the stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ${MAX_POLICY_SNAPSHOT_BYTES}; nothing was changed`);
+    err(
+      `push refused: the stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ` +
+        `${MAX_POLICY_SNAPSHOT_BYTES}; nothing was changed`,
+    );
     return 1;
   }
   // The Worker's own gate, for every rule: never write what it would refuse.
@@ -198,10 +206,17 @@ const CLI_CLOCK: WriteClock = {
 function exitStatusOf(result: WriteResult, action: WriteRequest["action"]): number {
   switch (result.outcome) {
     case "activated":
-      if (result.cleanupError !== undefined) err(`warning: deleting unused snapshot chunks from KV failed; the next push deletes them. (${result.cleanupError})`);
+      if (result.cleanupError !== undefined)
+        err(
+          `warning: deleting unused snapshot chunks from KV failed; the next push deletes them. ` +
+            `(${result.cleanupError})`,
+        );
       return 0;
     case "busy":
-      err(`${action} refused: ${result.sentence}; nothing was changed. Run it again once that one has finished (see \`policies history --attempts\`), or give a longer --wait.`);
+      err(
+        `${action} refused: ${result.sentence}; nothing was changed. Run it again once that one has finished (see ` +
+          `\`policies history --attempts\`), or give a longer --wait.`,
+      );
       return EXIT_BUSY;
     case "lost":
       err(
@@ -214,7 +229,15 @@ function exitStatusOf(result: WriteResult, action: WriteRequest["action"]): numb
 }
 
 async function history(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...STORAGE_OPTIONS, limit: { type: "string", default: "50" }, attempts: { type: "boolean" }, url: { type: "string" } } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...STORAGE_OPTIONS,
+      limit: { type: "string", default: "50" },
+      attempts: { type: "boolean" },
+      url: { type: "string" },
+    },
+  });
   // Digits only: parseInt would read "5x" as 5.
   const limit = /^\d{1,4}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
   if (!(limit > 0 && limit <= 1000)) throw new UsageError(`--limit is a number from 1 to 1000, not '${values.limit}'`);
@@ -228,7 +251,11 @@ async function history(args: string[]): Promise<number> {
     out("no policy versions have been pushed");
     return 0;
   }
-  for (const row of rows) out(`${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ${row.source_digest.slice(0, 12)}`);
+  for (const row of rows)
+    out(
+      `${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ` +
+        `${row.source_digest.slice(0, 12)}`,
+    );
   return 0;
 }
 
@@ -241,20 +268,27 @@ async function attemptHistory(target: WranglerTarget, limit: number): Promise<nu
   }
   for (const row of rows) {
     const replaced = row.replaced ? `  replaced ${row.replaced.slice(0, 12)}` : "";
-    out(`#${row.seq} ${row.action} ${row.version}  ${row.pushed_by}  ${row.outcome}${replaced}${row.detail ? `  (${row.detail})` : ""}`);
+    out(
+      `#${row.seq} ${row.action} ${row.version}  ${row.pushed_by}  ${row.outcome}${replaced}${row.detail ? `  (${row.detail})` : ""}`,
+    );
   }
   return 0;
 }
 
 async function rollback(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...STORAGE_OPTIONS, ...WRITE_OPTIONS, ...URL_OPTIONS }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...STORAGE_OPTIONS, ...WRITE_OPTIONS, ...URL_OPTIONS },
+    allowPositionals: true,
+  });
   const [wanted, ...extra] = positionals;
   if (!wanted || extra.length > 0 || !/^[0-9a-f]{8,64}$/.test(wanted)) {
     err("usage: policies rollback VERSION   (the version or at least its first 8 hex digits, see `policies history`)");
     return 2;
   }
   const waitSeconds = parseWait(values.wait);
-  if (values.url !== undefined) return rollbackViaApi({ out, err }, values.url, wanted, { force: values.force === true, waitSeconds });
+  if (values.url !== undefined)
+    return rollbackViaApi({ out, err }, values.url, wanted, { force: values.force === true, waitSeconds });
   const by = (values.by ?? whoAmI()).slice(0, 200);
   return withStorage(storageTarget(values), (target) => rollbackTo(new PolicyStorage(target), wanted, by, waitSeconds));
 }
@@ -262,7 +296,11 @@ async function rollback(args: string[]): Promise<number> {
 async function rollbackTo(storage: PolicyStorage, wanted: string, by: string, waitSeconds: number): Promise<number> {
   const { matches } = await storage.findVersions(wanted);
   if (matches.length !== 1) {
-    err(matches.length === 0 ? `no pushed policy version starts with ${wanted}` : `${wanted} is ambiguous; give more digits`);
+    err(
+      matches.length === 0
+        ? `no pushed policy version starts with ${wanted}`
+        : `${wanted} is ambiguous; give more digits`,
+    );
     return 1;
   }
   const version = matches[0]!;
@@ -272,99 +310,25 @@ async function rollbackTo(storage: PolicyStorage, wanted: string, by: string, wa
     text = await storage.readVersion(version);
     policy = await verifySnapshot(text);
   } catch (e) {
-    err(`rollback refused: the stored snapshot of ${version} is not valid (${(e as Error).message}); nothing was changed`);
+    err(
+      `rollback refused: the stored snapshot of ${version} is not valid (${(e as Error).message}); nothing was changed`,
+    );
     return 1;
   }
   const lintErrors = snapshotLintErrors(text);
   if (lintErrors.length > 0) {
-    err(`rollback refused: ${version} fails checks that push runs today; nothing was changed. Fix the policies and push instead:`);
+    err(
+      `rollback refused: ${version} fails checks that push runs today; nothing was changed. Fix the policies and ` +
+        `push instead:`,
+    );
     for (const line of lintErrors) err(`  ${line}`);
     return 1;
   }
   const stored = await storedSnapshot(policy.snapshot);
-  const code = exitStatusOf(await writePolicy(storage, CLI_CLOCK, { action: "rollback", version, by, waitSeconds }, stored), "rollback");
+  const code = exitStatusOf(
+    await writePolicy(storage, CLI_CLOCK, { action: "rollback", version, by, waitSeconds }, stored),
+    "rollback",
+  );
   if (code === 0) out(`rolled back to policy version ${version}`);
   return code;
-}
-
-/** Exit 0 when every target explained is allowed, 1 when one is denied (or the policies are invalid), 2 on usage. */
-async function explain(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { ...COMMON, claims: { type: "string" }, token: { type: "string" }, issuer: { type: "string" }, target: { type: "string", multiple: true } },
-  });
-  if ((values.claims === undefined) === (values.token === undefined)) {
-    throw new UsageError("give exactly one of --claims FILE (JSON claims) or --token FILE (a JWT; its signature is not checked)");
-  }
-  const result = await checked(values.dir);
-  if (!result.ok) return 1;
-  const identity = await readIdentity(result.policy, values);
-  const targets = values.target ?? [...result.policy.targets.keys()].sort();
-  const unknown = targets.filter((target) => !result.policy.targets.has(target));
-  if (unknown.length > 0) throw new UsageError(`unknown target ${unknown.map((t) => `'${t}'`).join(", ")}; configured: ${[...result.policy.targets.keys()].join(", ")}`);
-  return explainTargets(result.policy, identity, targets) ? 0 : 1;
-}
-
-/** The identity of --claims or --token: a file that cannot be read as one is a usage error (exit 2), not a denial. */
-async function readIdentity(policy: CompiledPolicy, values: { claims?: string; token?: string; issuer?: string }): Promise<VerifiedIdentity> {
-  try {
-    const text = await readFile((values.claims ?? values.token)!, "utf8");
-    const raw = values.claims !== undefined ? parseClaims(text) : decodeTokenPayload(text);
-    return offlineIdentity(resolveIssuer(policy.issuers, values.issuer, raw.iss), raw);
-  } catch (e) {
-    throw new UsageError(`${values.claims !== undefined ? "--claims" : "--token"}: ${(e as Error).message}`);
-  }
-}
-
-function parseClaims(text: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new Error("the claims file is not JSON");
-  }
-  if (!isPlainObject(value)) throw new Error("the claims file must hold a JSON object");
-  return value;
-}
-
-/** The issuer's [id, path] pairs (project, then owner): GitLab's, GitHub's or its profile's (claim-vocabulary.ts). */
-function idScopes(vocabulary: ClaimVocabulary): [string | undefined, string | undefined][] {
-  return [[vocabulary.projectId, vocabulary.projectPath], [vocabulary.ownerId, vocabulary.ownerPath]];
-}
-
-/** Prints the grants and, per target, the rules that allow it with their scope and failed conditions. Returns whether every target is allowed. */
-function explainTargets(policy: CompiledPolicy, identity: VerifiedIdentity, targets: readonly string[]): boolean {
-  const show = (value: unknown) => (value === null || value === undefined ? "(missing)" : JSON.stringify(value));
-  const rules = new Map(policy.snapshot.rules.map((r) => [r.name, r]));
-  out(`issuer ${identity.issuer}; grants: ${grantsFor(policy, identity).map((g) => `${g.target} (rule ${g.rule})`).join(", ") || "none"}`);
-  // Ids next to paths: a rule should name the id (paths are reused after a rename; lint privileged-path-scope).
-  const vocabulary = vocabularyOf(policy.issuers.find((issuer) => issuer.name === identity.issuer));
-  const shown = (claim: string) => `${claim} ${show(claimValue(identity.claims, claim))}`;
-  const pairs = idScopes(vocabulary).filter(([id, path]) => id !== undefined || path !== undefined);
-  out(`job: ${pairs.map(([id, path]) => (id && path ? `${shown(id)} (${shown(path)})` : shown((id ?? path)!))).join(", ")}`);
-  let allAllowed = true;
-  for (const target of targets) {
-    const explanation = explainTarget(policy, identity, target);
-    allAllowed &&= explanation.allowed;
-    out(`\n${target}: ${explanation.allowed ? `ALLOW by rule ${explanation.rule}` : "DENY"}`);
-    if (explanation.rules.length === 0) out(`  no rule of issuer ${identity.issuer} allows ${target}`);
-    for (const rule of explanation.rules) {
-      const match = rules.get(rule.rule)?.match ?? {};
-      out(`  rule ${rule.rule} (${ruleScope(match, vocabulary)}): ${rule.matched ? "matches" : "does not match"}`);
-      for (const failure of rule.failures) {
-        // Admins have the sources anyway, so the CLI shows what the rule wants next to what the token has.
-        out(`    ${failure.claim}: token has ${show(failure.actual)}, rule wants ${JSON.stringify(match[failure.claim])}`);
-      }
-    }
-    if (explanation.omitted) out(`  (${explanation.omitted} more rules allow ${target})`);
-  }
-  return allAllowed;
-}
-
-/** A rule's project and namespace conditions as written, saying when no id is among them. */
-function ruleScope(match: Record<string, unknown>, vocabulary: ClaimVocabulary): string {
-  const scope = scopeClaims(vocabulary).filter((claim) => Object.hasOwn(match, claim)).map((claim) => `${claim} ${JSON.stringify(match[claim])}`);
-  if (scope.length === 0) return "no project or namespace scope";
-  const byId = idClaims(vocabulary).some((id) => Object.hasOwn(match, id));
-  return `scope ${scope.join(", ")}${byId ? "" : ", by path only"}`;
 }

@@ -18,11 +18,15 @@ const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { url: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" } } });
+  const { values } = parseArgs({
+    args,
+    options: { url: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" } },
+  });
   const base = (values.url ?? process.env.GATEPASS_URL ?? "").replace(/\/+$/, "");
   if (!base) throw new UsageError("give --url URL (or set GATEPASS_URL): the gatepass to ask");
   // The admin token must not cross the network in clear text.
-  if (!isAcceptableIssuerUrl(base, true)) throw new UsageError(`--url must be an https URL (http only on loopback), got '${base}'`);
+  if (!isAcceptableIssuerUrl(base, true))
+    throw new UsageError(`--url must be an https URL (http only on loopback), got '${base}'`);
   const token = await adminToken(values["token-file"]);
 
   let response: Response;
@@ -45,7 +49,10 @@ export async function run(args: string[]): Promise<number> {
     body = undefined;
   }
   if (response.status !== 200 || !isPlainObject(body)) {
-    const refusal = isPlainObject(body) && typeof body.code === "string" ? `${str(body.code)}: ${str(body.error_description)}` : `a ${text.length}-byte answer that is not gatepass's JSON`;
+    const refusal =
+      isPlainObject(body) && typeof body.code === "string"
+        ? `${str(body.code)}: ${str(body.error_description)}`
+        : `a ${text.length}-byte answer that is not gatepass's JSON`;
     err(`gatepass status: ${base} answered HTTP ${response.status}, ${refusal}`);
     return 1;
   }
@@ -68,7 +75,10 @@ async function adminToken(file: string | undefined): Promise<string> {
     token = process.env.GATEPASS_ADMIN_TOKEN ?? "";
   }
   token = token.trim();
-  if (!token) throw new UsageError("give the admin token in GATEPASS_ADMIN_TOKEN or a file named by --token-file (never on the command line)");
+  if (!token)
+    throw new UsageError(
+      "give the admin token in GATEPASS_ADMIN_TOKEN or a file named by --token-file (never on the command line)",
+    );
   if (/\s/.test(token)) throw new UsageError("the admin token contains whitespace; the file must hold the token alone");
   return token;
 }
@@ -77,7 +87,8 @@ type Json = Record<string, unknown>;
 const list = (value: unknown): Json[] => (Array.isArray(value) ? value.filter(isPlainObject) : []);
 /** Text from the answer, printed with control characters escaped (a terminal escape must not act). */
 const str = (value: unknown): string => escapeControl(String(value));
-const names = (value: unknown): string => (Array.isArray(value) && value.length > 0 ? value.map(str).join(", ") : "none");
+const names = (value: unknown): string =>
+  Array.isArray(value) && value.length > 0 ? value.map(str).join(", ") : "none";
 
 /** The status for a person: one line per fact, issuers indented. */
 export function describeStatus(body: Json, base: string): string[] {
@@ -85,7 +96,8 @@ export function describeStatus(body: Json, base: string): string[] {
   const policy = isPlainObject(body.policy) ? body.policy : {};
   lines.push(
     typeof policy.version === "string"
-      ? `policy      ${policy.version.slice(0, 12)} (created ${str(policy.created_at)})${policy.last_error ? `; last error: ${str(policy.last_error)}` : ""}`
+      ? `policy      ${policy.version.slice(0, 12)} (created ` +
+          `${str(policy.created_at)})${policy.last_error ? `; last error: ${str(policy.last_error)}` : ""}`
       : `policy      none loaded${policy.last_error ? `: ${str(policy.last_error)}` : ""}`,
   );
   lines.push("issuers");
@@ -101,15 +113,28 @@ export function describeStatus(body: Json, base: string): string[] {
     }
     line += `  kids: ${names(issuer.kids)}`;
     const retired = list(issuer.retired);
-    if (retired.length > 0) line += `  retiring: ${retired.map((r) => `${str(r.kid)} until ${typeof r.until === "number" ? iso(r.until) : "?"}`).join(", ")}`;
+    if (retired.length > 0)
+      line +=
+        `  retiring: ` +
+        `${retired.map((r) => `${str(r.kid)} until ${typeof r.until === "number" ? iso(r.until) : "?"}`).join(", ")}`;
     if (issuer.last_error) line += `  last error: ${str(issuer.last_error)}`;
     lines.push(line);
   }
   const signing = isPlainObject(body.signing_keys) ? body.signing_keys : {};
   if (typeof signing.error === "string") lines.push(`signing     unavailable: ${signing.error}`);
-  else lines.push(`signing     ${list(signing.keys).map((k) => `${str(k.alg)} ${str(k.status)} ${str(k.kid).slice(0, 12)}`).join(", ") || "no keys"}`);
+  else
+    lines.push(
+      `signing     ${
+        list(signing.keys)
+          .map((k) => `${str(k.alg)} ${str(k.status)} ${str(k.kid).slice(0, 12)}`)
+          .join(", ") || "no keys"
+      }`,
+    );
   const errors = isPlainObject(body.errors_last_hour) ? Object.entries(body.errors_last_hour) : [];
-  lines.push(`errors (1h) ${errors.length > 0 ? errors.map(([code, n]) => `${code} ${str(n)}`).join(", ") : body.errors_last_hour === null ? "unknown (D1 unavailable)" : "none"}`);
+  lines.push(
+    `errors (1h) ` +
+      `${errors.length > 0 ? errors.map(([code, n]) => `${code} ${str(n)}`).join(", ") : body.errors_last_hour === null ? "unknown (D1 unavailable)" : "none"}`,
+  );
   return lines;
 }
 
@@ -117,19 +142,23 @@ export function describeStatus(body: Json, base: string): string[] {
 export function statusWarnings(body: Json): string[] {
   const warnings: string[] = [];
   const policy = isPlainObject(body.policy) ? body.policy : {};
-  if (typeof policy.version !== "string") warnings.push("no policy is loaded: every request is refused (gatepass policies push)");
+  if (typeof policy.version !== "string")
+    warnings.push("no policy is loaded: every request is refused (gatepass policies push)");
   for (const issuer of list(body.issuers)) {
     if (issuer.source === "pushed" && issuer.stale === true) {
       warnings.push(
         typeof issuer.age_seconds === "number"
-          ? `issuer ${str(issuer.name)}: keys last pushed ${formatAge(issuer.age_seconds)} ago; check the key push job (templates/jwks-push.gitlab-ci.yml) and its credential`
+          ? `issuer ${str(issuer.name)}: keys last pushed ${formatAge(issuer.age_seconds)} ago; check the key push ` +
+              `job (templates/jwks-push.gitlab-ci.yml) and its credential`
           : `issuer ${str(issuer.name)}: no keys were ever pushed; its tokens fail until the key push job runs`,
       );
     }
   }
   const signing = isPlainObject(body.signing_keys) ? body.signing_keys : {};
   if (Array.isArray(signing.targets_without_key) && signing.targets_without_key.length > 0) {
-    warnings.push(`targets without a signing key (they answer signing_unavailable): ${names(signing.targets_without_key)}`);
+    warnings.push(
+      `targets without a signing key (they answer signing_unavailable): ${names(signing.targets_without_key)}`,
+    );
   }
   return warnings;
 }

@@ -10,13 +10,17 @@ export interface DeployDeps {
   now(): number;
 }
 
-/** /healthz answers, discovery names GATEPASS_ISSUER, and its jwks_uri (on the same origin) serves keys. Retried while a new route settles. */
+/**
+ * /healthz answers, discovery names GATEPASS_ISSUER, and its jwks_uri (on the same origin) serves keys. Retried while
+ * a new route settles.
+ */
 export async function checkDeployed(issuer: string, deps: DeployDeps): Promise<string> {
   const deadline = deps.now() + DEPLOY_CHECK_TIMEOUT_MS;
   for (;;) {
     const problem = await probe(issuer, deps.fetch);
     if (!problem) return `${issuer}/healthz answers, discovery names ${issuer}, and its jwks_uri serves keys`;
-    if (deps.now() + DEPLOY_CHECK_INTERVAL_MS > deadline) throw new StepFailure(`${problem} (still so after ${Math.round(DEPLOY_CHECK_TIMEOUT_MS / 1000)} s)`);
+    if (deps.now() + DEPLOY_CHECK_INTERVAL_MS > deadline)
+      throw new StepFailure(`${problem} (still so after ${Math.round(DEPLOY_CHECK_TIMEOUT_MS / 1000)} s)`);
     await deps.sleep(DEPLOY_CHECK_INTERVAL_MS);
   }
 }
@@ -24,8 +28,17 @@ export async function checkDeployed(issuer: string, deps: DeployDeps): Promise<s
 async function probe(issuer: string, fetcher: typeof fetch): Promise<string | undefined> {
   const get = async (url: string): Promise<Response | string> => {
     try {
-      const res = await fetcher(url, { redirect: "manual", signal: AbortSignal.timeout(DEPLOY_CHECK_REQUEST_TIMEOUT_MS) });
-      return res.ok ? res : `GET ${url} answered ${res.status}${res.status >= 300 && res.status < 400 ? " (a redirect: GATEPASS_ISSUER must be the URL that serves gatepass itself)" : ""}`;
+      const res = await fetcher(url, {
+        redirect: "manual",
+        signal: AbortSignal.timeout(DEPLOY_CHECK_REQUEST_TIMEOUT_MS),
+      });
+      return res.ok
+        ? res
+        : `GET ${url} answered ${res.status}${
+            res.status >= 300 && res.status < 400
+              ? " (a redirect: " + "GATEPASS_ISSUER must be the URL that serves gatepass itself)"
+              : ""
+          }`;
     } catch (err) {
       return `GET ${url} failed: ${err instanceof Error ? err.message : String(err)}`;
     }
@@ -35,11 +48,14 @@ async function probe(issuer: string, fetcher: typeof fetch): Promise<string | un
   const discoveryUrl = `${issuer}/.well-known/openid-configuration`;
   const discovery = await get(discoveryUrl);
   if (typeof discovery === "string") return discovery;
-  const document = (await discovery.json().catch(() => undefined)) as { issuer?: unknown; jwks_uri?: unknown } | undefined;
-  if (document?.issuer !== issuer) return `${discoveryUrl} names issuer ${JSON.stringify(document?.issuer)}, not GATEPASS_ISSUER ${issuer}`;
+  const document = (await discovery.json().catch(() => undefined)) as
+    { issuer?: unknown; jwks_uri?: unknown } | undefined;
+  if (document?.issuer !== issuer)
+    return `${discoveryUrl} names issuer ${JSON.stringify(document?.issuer)}, not GATEPASS_ISSUER ${issuer}`;
   // Only gatepass's own origin is fetched: the check never follows a document to somewhere else.
   const jwksUri = typeof document.jwks_uri === "string" ? document.jwks_uri : "";
-  if (originOf(jwksUri) !== new URL(issuer).origin) return `discovery's jwks_uri ${JSON.stringify(document.jwks_uri)} is not on ${issuer}`;
+  if (originOf(jwksUri) !== new URL(issuer).origin)
+    return `discovery's jwks_uri ${JSON.stringify(document.jwks_uri)} is not on ${issuer}`;
   const jwks = await get(jwksUri);
   if (typeof jwks === "string") return jwks;
   const keys = ((await jwks.json().catch(() => undefined)) as { keys?: unknown } | undefined)?.keys;

@@ -34,7 +34,9 @@ export async function liveSecrets(flags: string[]): Promise<Set<string>> {
     throw new StepFailure(`wrangler secret list printed no JSON list:\n${output}`);
   }
   if (!Array.isArray(list)) throw new StepFailure(`wrangler secret list printed no JSON list:\n${output}`);
-  return new Set(list.map((entry) => (entry as { name?: unknown }).name).filter((name): name is string => typeof name === "string"));
+  return new Set(
+    list.map((entry) => (entry as { name?: unknown }).name).filter((name): name is string => typeof name === "string"),
+  );
 }
 
 export function secretFile(files: SecretFiles, name: SecretName, workerName: string): string | undefined {
@@ -49,10 +51,16 @@ export function secretFile(files: SecretFiles, name: SecretName, workerName: str
  * (and stopped before setting it), else newly generated and saved first, so the operator's copy
  * exists before Cloudflare has the secret (Cloudflare secrets cannot be read back).
  */
-export async function secretToSet(name: SecretName, file: string | undefined): Promise<{ value: string; note: string }> {
+export async function secretToSet(
+  name: SecretName,
+  file: string | undefined,
+): Promise<{ value: string; note: string }> {
   if (!file) {
     const flag = name === SIGNING_KEYS ? "--signing-keys-file" : "--admin-token-file";
-    throw new StepFailure(`the Worker has no ${name}, and a new one needs a file to be kept in (it cannot be read back from Cloudflare): add --secrets-dir DIR (or ${flag} FILE)`);
+    throw new StepFailure(
+      `the Worker has no ${name}, and a new one needs a file to be kept in (it cannot be read back from ` +
+        `Cloudflare): add --secrets-dir DIR (or ${flag} FILE)`,
+    );
   }
   // Whatever is found there is uploaded as the Worker's secret: it must be the operator's own (cli/secret-files.ts).
   const dir = path.dirname(file);
@@ -68,16 +76,23 @@ export async function secretToSet(name: SecretName, file: string | undefined): P
   if (existing !== undefined) {
     const value = existing.trim();
     const problem = secretProblem(name, value);
-    if (problem) throw new StepFailure(`${file} exists but ${problem}; it was left as it is: move it away, or choose another --secrets-dir`);
+    if (problem)
+      throw new StepFailure(
+        `${file} exists but ${problem}; it was left as it is: move it away, or choose another --secrets-dir`,
+      );
     return { value, note: `${name} from ${file} (saved by an earlier run)` };
   }
-  const value = name === SIGNING_KEYS ? serializeSecret(await generateSecret(["ES256", "RS256"], Math.floor(Date.now() / 1000))) : newAdminToken();
+  const value =
+    name === SIGNING_KEYS
+      ? serializeSecret(await generateSecret(["ES256", "RS256"], Math.floor(Date.now() / 1000)))
+      : newAdminToken();
   await createPrivateFile(file, `${value}\n`);
   return { value, note: `${name} generated into ${file} (mode 0600)` };
 }
 
 function secretProblem(name: SecretName, value: string): string | undefined {
-  if (name === ADMIN_TOKEN) return /^[A-Za-z0-9_-]{32,}$/.test(value) ? undefined : "does not hold an admin token (32+ base64url characters)";
+  if (name === ADMIN_TOKEN)
+    return /^[A-Za-z0-9_-]{32,}$/.test(value) ? undefined : "does not hold an admin token (32+ base64url characters)";
   try {
     parseSigningKeySecret(value);
     return undefined;

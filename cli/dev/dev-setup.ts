@@ -41,7 +41,15 @@ async function migrationsPending(): Promise<boolean> {
   const files = (await readdir("migrations")).filter((name) => name.endsWith(".sql"));
   let applied: Set<string>;
   try {
-    const output = await wrangler(["d1", "execute", "DB", "--local", "--json", "--command", "SELECT name FROM d1_migrations"]);
+    const output = await wrangler([
+      "d1",
+      "execute",
+      "DB",
+      "--local",
+      "--json",
+      "--command",
+      "SELECT name FROM d1_migrations",
+    ]);
     applied = new Set((JSON.parse(output) as [{ results: { name: string }[] }])[0].results.map((row) => row.name));
   } catch {
     return true;
@@ -53,14 +61,17 @@ async function ensureDevVars(): Promise<void> {
   const file = ".dev.vars";
   const read = async () => (existsSync(file) ? await readFile(file, "utf8") : "");
   const has = async (name: string) => new RegExp(`^${name}=`, "m").test(await read());
-  const append = async (line: string) => writeFile(file, `${(await read()).replace(/\n?$/, "\n")}${line}\n`, { mode: 0o600 });
+  const append = async (line: string) =>
+    writeFile(file, `${(await read()).replace(/\n?$/, "\n")}${line}\n`, { mode: 0o600 });
   if (!(await has("GATEPASS_SIGNING_KEYS"))) {
     step("generating a local signing key into .dev.vars");
     await mustSucceed("keys", ["generate", "--dev-vars", file]);
   }
   if (!(await has("GATEPASS_ADMIN_TOKEN"))) {
     step("generating a local admin token into .dev.vars");
-    await append(`GATEPASS_ADMIN_TOKEN=${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`);
+    await append(
+      `GATEPASS_ADMIN_TOKEN=${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`,
+    );
   }
   // Local runs only: wrangler.toml leaves it out, so a deployed Worker never runs in development mode.
   if (!(await has("GATEPASS_ENV"))) await append("GATEPASS_ENV=development");

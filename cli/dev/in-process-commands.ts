@@ -9,7 +9,11 @@ type Group = "policies" | "jwks" | "keys";
 export async function runCommand(group: Group, args: string[]): Promise<number> {
   const stopping = stopSignal();
   if (stopping) return signalExitCode(stopping); // asked to stop: start nothing more
-  const commands = { policies: () => import("../commands/policies"), jwks: () => import("../commands/jwks"), keys: () => import("../commands/keys") };
+  const commands = {
+    policies: () => import("../commands/policies"),
+    jwks: () => import("../commands/jwks"),
+    keys: () => import("../commands/keys"),
+  };
   return (await commands[group]()).run(args);
 }
 

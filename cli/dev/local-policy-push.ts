@@ -25,12 +25,16 @@ export async function pushPoliciesUnlessActive(): Promise<void> {
   }
 }
 
-/** The version policies/ compiles to, when it is the active one locally; undefined otherwise (push then reports why). */
+/**
+ * The version policies/ compiles to, when it is the active one locally; undefined otherwise (push then reports why).
+ */
 async function activePolicyVersion(): Promise<string | undefined> {
   const result = await checkPolicyDir(POLICY_DIR);
   if (!result.ok) return undefined;
   const { version } = result.snapshot;
-  const { active } = await withStorage({ remote: false }, (storage) => new PolicyStorage(storage).findVersions(version));
+  const { active } = await withStorage({ remote: false }, (storage) =>
+    new PolicyStorage(storage).findVersions(version),
+  );
   return active === version ? version : undefined;
 }
 
@@ -51,10 +55,13 @@ export function watchPolicies(): () => void {
     pushing = true;
     try {
       step(`${POLICY_DIR}/ changed: validating, testing, pushing (local)`);
-      const code = await runCommand("policies", ["push", "--local", "--by", "gatepass-dev"]).catch((err: Error) => (process.stderr.write(`gatepass: ${err.message}\n`), 1));
+      const code = await runCommand("policies", ["push", "--local", "--by", "gatepass-dev"]).catch(
+        (err: Error) => (process.stderr.write(`gatepass: ${err.message}\n`), 1),
+      );
       if (code !== 0) step("the edit was not pushed; the last good version keeps serving");
     } finally {
-      // Between saves this process holds no state open (wrangler dev's Worker reads it), nor Miniflare's signal handlers.
+      // Between saves this process holds no state open (wrangler dev's Worker reads it), nor Miniflare's signal
+      // handlers.
       await closeLocalStorage();
       keepOnlyForwarders();
       pushing = false;

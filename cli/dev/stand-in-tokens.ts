@@ -42,13 +42,28 @@ function id(text: string): string {
 function gitlabToken(key: SigningKey, kid: string, input: TokenInput): Promise<string> {
   const { project, namespace, refType, now } = input;
   return new SignJWT({
-    namespace_id: id(namespace), namespace_path: namespace, project_id: id(project), project_path: project,
-    user_id: "1", user_login: "dev", user_email: "dev@example.com", user_access_level: "maintainer",
-    pipeline_id: String(now), pipeline_source: input.pipelineSource, job_id: String(now + 1),
-    ref: input.ref, ref_type: refType, ref_path: `refs/${refType === "tag" ? "tags" : "heads"}/${input.ref}`,
-    ref_protected: input.protectedRef, runner_id: 1, runner_environment: "self-hosted", sha: "0".repeat(40),
-    project_visibility: "private", ci_config_ref_uri: `127.0.0.1:8788/${project}//.gitlab-ci.yml@refs/heads/${input.ref}`,
-    ci_config_sha: "0".repeat(40), jti: crypto.randomUUID(),
+    namespace_id: id(namespace),
+    namespace_path: namespace,
+    project_id: id(project),
+    project_path: project,
+    user_id: "1",
+    user_login: "dev",
+    user_email: "dev@example.com",
+    user_access_level: "maintainer",
+    pipeline_id: String(now),
+    pipeline_source: input.pipelineSource,
+    job_id: String(now + 1),
+    ref: input.ref,
+    ref_type: refType,
+    ref_path: `refs/${refType === "tag" ? "tags" : "heads"}/${input.ref}`,
+    ref_protected: input.protectedRef,
+    runner_id: 1,
+    runner_environment: "self-hosted",
+    sha: "0".repeat(40),
+    project_visibility: "private",
+    ci_config_ref_uri: `127.0.0.1:8788/${project}//.gitlab-ci.yml@refs/heads/${input.ref}`,
+    ci_config_sha: "0".repeat(40),
+    jti: crypto.randomUUID(),
   })
     .setProtectedHeader({ alg: "RS256", typ: "JWT", kid })
     .setIssuer(LOCAL_ISSUER.url)
@@ -60,18 +75,39 @@ function gitlabToken(key: SigningKey, kid: string, input: TokenInput): Promise<s
     .sign(key);
 }
 
-/** A token with the claims GitHub's OIDC reference documents (ids as decimal strings), from the local stand-in GitHub issuer. */
+/**
+ * A token with the claims GitHub's OIDC reference documents (ids as decimal strings), from the local stand-in GitHub
+ * issuer.
+ */
 function githubToken(key: SigningKey, kid: string, input: TokenInput): Promise<string> {
   const ref = `refs/${input.refType === "tag" ? "tags" : "heads"}/${input.ref}`;
   const workflowRef = `${input.project}/.github/workflows/deploy.yml@${ref}`;
   const pullRequest = input.event.startsWith("pull_request");
   return new SignJWT({
-    jti: crypto.randomUUID(), ref, ref_type: input.refType, ref_protected: input.protectedRef, sha: "0".repeat(40),
-    repository: input.project, repository_id: id(input.project), repository_owner: input.namespace, repository_owner_id: id(input.namespace),
-    repository_visibility: "private", actor: "dev", actor_id: "1", run_id: String(input.now), run_number: "1", run_attempt: "1",
-    runner_environment: "self-hosted", workflow: "deploy", workflow_ref: workflowRef, workflow_sha: "0".repeat(40),
-    job_workflow_ref: workflowRef, job_workflow_sha: "0".repeat(40), event_name: input.event,
-    head_ref: pullRequest ? "feature" : "", base_ref: pullRequest ? input.ref : "",
+    jti: crypto.randomUUID(),
+    ref,
+    ref_type: input.refType,
+    ref_protected: input.protectedRef,
+    sha: "0".repeat(40),
+    repository: input.project,
+    repository_id: id(input.project),
+    repository_owner: input.namespace,
+    repository_owner_id: id(input.namespace),
+    repository_visibility: "private",
+    actor: "dev",
+    actor_id: "1",
+    run_id: String(input.now),
+    run_number: "1",
+    run_attempt: "1",
+    runner_environment: "self-hosted",
+    workflow: "deploy",
+    workflow_ref: workflowRef,
+    workflow_sha: "0".repeat(40),
+    job_workflow_ref: workflowRef,
+    job_workflow_sha: "0".repeat(40),
+    event_name: input.event,
+    head_ref: pullRequest ? "feature" : "",
+    base_ref: pullRequest ? input.ref : "",
   })
     .setProtectedHeader({ alg: "RS256", typ: "JWT", kid })
     .setIssuer(LOCAL_GITHUB_ISSUER.url)

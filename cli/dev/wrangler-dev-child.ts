@@ -38,7 +38,8 @@ export function stopSignal(): NodeJS.Signals | undefined {
  * local storage is open.
  */
 export function keepOnlyForwarders(): void {
-  for (const signal of STOP_SIGNALS) for (const listener of process.listeners(signal)) if (!forwarders.has(listener)) process.off(signal, listener);
+  for (const signal of STOP_SIGNALS)
+    for (const listener of process.listeners(signal)) if (!forwarders.has(listener)) process.off(signal, listener);
 }
 
 /** The shell's convention for a process ended by a signal. */
@@ -50,7 +51,10 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 export function runWranglerDev(args: string[]): Promise<number> {
   if (stopping) return Promise.resolve(signalExitCode(stopping)); // asked to stop: start nothing more
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.resolve("node_modules/wrangler/bin/wrangler.js"), ...args], { env: wranglerEnv(), stdio: "inherit" });
+    const child = spawn(process.execPath, [path.resolve("node_modules/wrangler/bin/wrangler.js"), ...args], {
+      env: wranglerEnv(),
+      stdio: "inherit",
+    });
     children.add(child);
     child.on("error", (err) => (children.delete(child), reject(err)));
     child.on("exit", (code, signal) => {

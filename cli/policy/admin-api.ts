@@ -13,7 +13,11 @@ const SEEN_PAGE = 5000;
 
 /** A refusal gatepass answered: its stable code and sentence. */
 export class AdminApiError extends Error {
-  constructor(readonly status: number, readonly code: string, description: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    description: string,
+  ) {
     super(`gatepass refused (${status} ${code}): ${description}`);
   }
 }
@@ -26,8 +30,10 @@ export function adminBaseUrl(raw: string): string {
   } catch {
     throw new Error(`--url '${raw}' is not an absolute URL`);
   }
-  if (url.username || url.password || url.search || url.hash) throw new Error("--url must not carry credentials, a query or a fragment");
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) throw new Error("--url must be https:// (http:// only on a loopback host)");
+  if (url.username || url.password || url.search || url.hash)
+    throw new Error("--url must not carry credentials, a query or a fragment");
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname)))
+    throw new Error("--url must be https:// (http:// only on a loopback host)");
   return url.href.replace(/\/+$/, "");
 }
 
@@ -41,12 +47,18 @@ export class AdminApi {
   /** The client for --url, with the token from GATEPASS_ID_TOKEN. */
   static fromEnvironment(url: string, env: NodeJS.ProcessEnv = process.env): AdminApi {
     const token = env[ID_TOKEN_VARIABLE]?.trim();
-    if (!token) throw new Error(`--url needs the CI job's ID token in ${ID_TOKEN_VARIABLE} (id_tokens: in .gitlab-ci.yml); it is never read from a flag`);
+    if (!token)
+      throw new Error(
+        `--url needs the CI job's ID token in ${ID_TOKEN_VARIABLE} (id_tokens: in .gitlab-ci.yml); it is never read ` +
+          `from a flag`,
+      );
     return new AdminApi(adminBaseUrl(url), token);
   }
 
   async history(limit: number): Promise<HistoryRow[]> {
-    const body = (await this.json("GET", `/v1/admin/policies/history?limit=${Math.min(limit, 100)}`)) as { versions: (Omit<HistoryRow, "active"> & { active: boolean })[] };
+    const body = (await this.json("GET", `/v1/admin/policies/history?limit=${Math.min(limit, 100)}`)) as {
+      versions: (Omit<HistoryRow, "active"> & { active: boolean })[];
+    };
     return body.versions.map((v) => ({ ...v, active: v.active ? 1 : 0 }));
   }
 
@@ -57,7 +69,13 @@ export class AdminApi {
   /** Versions (among the newest 100) that start with `prefix`, and the active one. */
   async findVersions(prefix: string): Promise<{ matches: string[]; active: string | undefined }> {
     const rows = await this.history(100);
-    return { matches: rows.filter((row) => row.version.startsWith(prefix)).slice(0, 2).map((row) => row.version), active: rows.find((row) => row.active === 1)?.version };
+    return {
+      matches: rows
+        .filter((row) => row.version.startsWith(prefix))
+        .slice(0, 2)
+        .map((row) => row.version),
+      active: rows.find((row) => row.active === 1)?.version,
+    };
   }
 
   async readVersion(version: string): Promise<string> {
@@ -69,19 +87,39 @@ export class AdminApi {
     let after = "";
     for (;;) {
       const query = `since=${encodeURIComponent(since)}&limit=${SEEN_PAGE}${after ? `&after=${after}` : ""}`;
-      const page = (await this.json("GET", `/v1/admin/seen-identities?${query}`)) as { identities: (Parameters<typeof seenIdentityOf>[0] & { claims: unknown })[]; next: string | null };
+      const page = (await this.json("GET", `/v1/admin/seen-identities?${query}`)) as {
+        identities: (Parameters<typeof seenIdentityOf>[0] & { claims: unknown })[];
+        next: string | null;
+      };
       for (const row of page.identities) out.push(seenIdentityOf({ ...row, claims: JSON.stringify(row.claims) }));
       if (!page.next) return out;
       after = page.next;
     }
   }
 
-  async push(body: { snapshot: string; tests: unknown[]; force: boolean; wait: number }): Promise<{ version: string; replaced: string | null; pushed_by: string }> {
-    return (await this.json("PUT", "/v1/admin/policies", body)) as { version: string; replaced: string | null; pushed_by: string };
+  async push(body: {
+    snapshot: string;
+    tests: unknown[];
+    force: boolean;
+    wait: number;
+  }): Promise<{ version: string; replaced: string | null; pushed_by: string }> {
+    return (await this.json("PUT", "/v1/admin/policies", body)) as {
+      version: string;
+      replaced: string | null;
+      pushed_by: string;
+    };
   }
 
-  async rollback(body: { version: string; force: boolean; wait: number }): Promise<{ version: string; replaced: string | null; pushed_by: string }> {
-    return (await this.json("POST", "/v1/admin/policies/rollback", body)) as { version: string; replaced: string | null; pushed_by: string };
+  async rollback(body: {
+    version: string;
+    force: boolean;
+    wait: number;
+  }): Promise<{ version: string; replaced: string | null; pushed_by: string }> {
+    return (await this.json("POST", "/v1/admin/policies/rollback", body)) as {
+      version: string;
+      replaced: string | null;
+      pushed_by: string;
+    };
   }
 
   private async json(method: string, path: string, body?: unknown): Promise<unknown> {
@@ -92,7 +130,10 @@ export class AdminApi {
     const res = await this.fetchImpl(`${this.base}${path}`, {
       method,
       redirect: "error", // the token goes to --url and nowhere else
-      headers: { Authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      headers: {
+        Authorization: `Bearer ${this.token}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
@@ -103,6 +144,10 @@ export class AdminApi {
     } catch {
       // not gatepass's JSON refusal
     }
-    throw new AdminApiError(res.status, typeof refusal.code === "string" ? refusal.code : "http_error", typeof refusal.error_description === "string" ? refusal.error_description : `HTTP ${res.status}`);
+    throw new AdminApiError(
+      res.status,
+      typeof refusal.code === "string" ? refusal.code : "http_error",
+      typeof refusal.error_description === "string" ? refusal.error_description : `HTTP ${res.status}`,
+    );
   }
 }

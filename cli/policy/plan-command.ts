@@ -31,7 +31,11 @@ export const EXIT_DECISIONS_CHANGE = 3;
 
 const OUTPUT_OPTIONS = { json: { type: "boolean" }, markdown: { type: "boolean" } } as const;
 
-export async function plan(args: string[], print: (text: string) => void, warn: (text: string) => void): Promise<number> {
+export async function plan(
+  args: string[],
+  print: (text: string) => void,
+  warn: (text: string) => void,
+): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -47,7 +51,9 @@ export async function plan(args: string[], print: (text: string) => void, warn: 
   const render = renderer(values);
   const days = Number(values.days);
   if (!/^\d+$/.test(values.days) || days < 1 || days > DEFAULT_AUDIT_RETENTION_DAYS) {
-    throw new UsageError(`--days is a whole number of days from 1 to ${DEFAULT_AUDIT_RETENTION_DAYS} (the audit retention)`);
+    throw new UsageError(
+      `--days is a whole number of days from 1 to ${DEFAULT_AUDIT_RETENTION_DAYS} (the audit retention)`,
+    );
   }
   if (values.against !== undefined) versionPrefix(values.against, "--against");
   const local = await checkPolicyDir(values.dir);
@@ -58,7 +64,9 @@ export async function plan(args: string[], print: (text: string) => void, warn: 
   }
   // --url: the admin API of a running gatepass, with the job's ID token (admin-api.ts); else wrangler.
   const withSource = <T>(use: (source: PlanSource) => Promise<T>): Promise<T> =>
-    values.url !== undefined ? use(AdminApi.fromEnvironment(values.url)) : withStorage(storageTarget(values), (target) => use(new PolicyStorage(target)));
+    values.url !== undefined
+      ? use(AdminApi.fromEnvironment(values.url))
+      : withStorage(storageTarget(values), (target) => use(new PolicyStorage(target)));
   return withSource(async (storage) => {
     const before = await readPushed(storage, values.against);
     if (typeof before === "string") {
@@ -80,8 +88,16 @@ export async function plan(args: string[], print: (text: string) => void, warn: 
   });
 }
 
-export async function diff(args: string[], print: (text: string) => void, warn: (text: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...STORAGE_OPTIONS, ...OUTPUT_OPTIONS }, allowPositionals: true });
+export async function diff(
+  args: string[],
+  print: (text: string) => void,
+  warn: (text: string) => void,
+): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...STORAGE_OPTIONS, ...OUTPUT_OPTIONS },
+    allowPositionals: true,
+  });
   if (positionals.length !== 2) throw new UsageError("give two versions: policies diff V1 V2 (see policies history)");
   const [from, to] = positionals.map((v, i) => versionPrefix(v, i === 0 ? "V1" : "V2")) as [string, string];
   const render = renderer(values);
@@ -109,7 +125,8 @@ function renderer(values: { json?: boolean; markdown?: boolean }): (plan: Plan) 
 }
 
 function versionPrefix(value: string, what: string): string {
-  if (!/^[0-9a-f]{8,64}$/.test(value)) throw new UsageError(`${what}: a version, or at least its first 8 hex digits (see policies history)`);
+  if (!/^[0-9a-f]{8,64}$/.test(value))
+    throw new UsageError(`${what}: a version, or at least its first 8 hex digits (see policies history)`);
   return value;
 }
 
@@ -121,7 +138,10 @@ async function readPushed(storage: PlanSource, prefix: string | undefined): Prom
     if (version === undefined) return "no policy version is active yet: push one first (gatepass policies push)";
   } else {
     const { matches } = await storage.findVersions(prefix);
-    if (matches.length !== 1) return matches.length === 0 ? `no pushed policy version starts with ${prefix}` : `${prefix} is ambiguous; give more digits`;
+    if (matches.length !== 1)
+      return matches.length === 0
+        ? `no pushed policy version starts with ${prefix}`
+        : `${prefix} is ambiguous; give more digits`;
     version = matches[0]!;
   }
   try {

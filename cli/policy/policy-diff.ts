@@ -72,7 +72,9 @@ export function isEmptyDiff(diff: PolicyDiff): boolean {
 }
 
 function diffTargets(before: PolicyParts, after: PolicyParts): TargetDiff[] {
-  const targetChanges = new Map(diffNamed(before.targets, after.targets).map(([name, kind, fields]) => [name, { kind, fields }]));
+  const targetChanges = new Map(
+    diffNamed(before.targets, after.targets).map(([name, kind, fields]) => [name, { kind, fields }]),
+  );
   const rulesBefore = byName(before.rules);
   const rulesAfter = byName(after.rules);
   const privilegedAfter = new Map(after.targets.map((t) => [t.name, t.privileged]));
@@ -82,10 +84,19 @@ function diffTargets(before: PolicyParts, after: PolicyParts): TargetDiff[] {
   for (const target of [...names].sort()) {
     const rules = ruleChangesFor(target, rulesBefore, rulesAfter);
     const privileged = privilegedAfter.get(target) ?? false;
-    const newlyReachable = privileged ? newReaches(target, rulesBefore, rulesAfter, privilegedBefore.get(target) === true, after.issuers) : [];
+    const newlyReachable = privileged
+      ? newReaches(target, rulesBefore, rulesAfter, privilegedBefore.get(target) === true, after.issuers)
+      : [];
     const own = targetChanges.get(target);
     if (!own && rules.length === 0 && newlyReachable.length === 0) continue;
-    diffs.push({ target, ...(own ? { kind: own.kind } : {}), privileged, fields: own?.fields ?? [], rules, newlyReachable });
+    diffs.push({
+      target,
+      ...(own ? { kind: own.kind } : {}),
+      privileged,
+      fields: own?.fields ?? [],
+      rules,
+      newlyReachable,
+    });
   }
   return diffs;
 }
@@ -123,7 +134,8 @@ function newReaches(
 ): NewReach[] {
   const reachKey = (rule: RuleSpec) => canonicalJson({ issuer: rule.issuer, match: rule.match });
   const reachedBefore = new Set<string>();
-  if (wasPrivileged) for (const rule of before.values()) if (rule.allow.includes(target)) reachedBefore.add(reachKey(rule));
+  if (wasPrivileged)
+    for (const rule of before.values()) if (rule.allow.includes(target)) reachedBefore.add(reachKey(rule));
   const reaches: NewReach[] = [];
   for (const rule of after.values()) {
     if (!rule.allow.includes(target) || reachedBefore.has(reachKey(rule))) continue;
@@ -136,7 +148,9 @@ function newReaches(
 /** A rule's project and owner conditions as written, in its issuer's claim names, saying when no id is among them. */
 export function ruleScope(match: RuleSpec["match"], issuer: IssuerConfig | undefined): string {
   const vocabulary = vocabularyOf(issuer);
-  const scope = scopeClaims(vocabulary).filter((claim) => Object.hasOwn(match, claim)).map((claim) => `${claim} ${JSON.stringify(match[claim])}`);
+  const scope = scopeClaims(vocabulary)
+    .filter((claim) => Object.hasOwn(match, claim))
+    .map((claim) => `${claim} ${JSON.stringify(match[claim])}`);
   if (scope.length === 0) return "no project or namespace scope";
   const byId = idClaims(vocabulary).some((claim) => Object.hasOwn(match, claim));
   return `${scope.join(", ")}${byId ? "" : " (by path only)"}`;
@@ -150,7 +164,10 @@ function diffLint(before: readonly LintFinding[], after: readonly LintFinding[])
 }
 
 /** Items keyed by name on both sides: [name, kind, field changes] for each that differs, by name. */
-function diffNamed<T extends { name: string }>(before: readonly T[], after: readonly T[]): [string, ChangeKind, FieldChange[]][] {
+function diffNamed<T extends { name: string }>(
+  before: readonly T[],
+  after: readonly T[],
+): [string, ChangeKind, FieldChange[]][] {
   const a = byName(before);
   const b = byName(after);
   const out: [string, ChangeKind, FieldChange[]][] = [];

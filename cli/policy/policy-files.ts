@@ -26,7 +26,10 @@ export async function readPolicyDir(dir: string): Promise<PolicyDir> {
   const files = await Promise.all(names.map(async (name) => ({ name, bytes: await readFile(path.join(dir, name)) })));
   const policyFiles = files.filter((f) => !isTest(f.name));
   if (policyFiles.length === 0) throw new Error(`no policy files (*.yaml) in '${dir}'`);
-  const asSource = (f: { name: string; bytes: Buffer }): SourceFile => ({ name: f.name, text: f.bytes.toString("utf8") });
+  const asSource = (f: { name: string; bytes: Buffer }): SourceFile => ({
+    name: f.name,
+    text: f.bytes.toString("utf8"),
+  });
   return {
     sources: policyFiles.map(asSource),
     tests: files.filter((f) => isTest(f.name)).map(asSource),

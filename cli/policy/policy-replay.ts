@@ -52,9 +52,22 @@ export interface ReplayResult {
 }
 
 /** Claims that say which job an example is, in the order shown; any the identity lacks are left out. */
-const EXAMPLE_CLAIMS = ["ref_type", "ref", "ref_protected", "pipeline_source", "event_name", "environment", "user_login", "actor"];
+const EXAMPLE_CLAIMS = [
+  "ref_type",
+  "ref",
+  "ref_protected",
+  "pipeline_source",
+  "event_name",
+  "environment",
+  "user_login",
+  "actor",
+];
 
-export function replayDecisions(before: CompiledPolicy, after: CompiledPolicy, seen: Iterable<SeenIdentity>): ReplayResult {
+export function replayDecisions(
+  before: CompiledPolicy,
+  after: CompiledPolicy,
+  seen: Iterable<SeenIdentity>,
+): ReplayResult {
   const groups = new Map<string, Map<string, ChangeGroup>>(); // "target\u0000direction" → group key → group
   let identities = 0;
   let changed = 0;
@@ -65,13 +78,17 @@ export function replayDecisions(before: CompiledPolicy, after: CompiledPolicy, s
     const now = allowedTargets(after, identity);
     let differs = false;
     const scope = scopeOf(entry.claims, vocabularyOf(issuerOf(after, entry.issuer) ?? issuerOf(before, entry.issuer)));
-    for (const target of was) if (!now.has(target)) (differs = true), add(groups, target, "allow_to_deny", entry, scope);
-    for (const target of now) if (!was.has(target)) (differs = true), add(groups, target, "deny_to_allow", entry, scope);
+    for (const target of was)
+      if (!now.has(target)) ((differs = true), add(groups, target, "allow_to_deny", entry, scope));
+    for (const target of now)
+      if (!was.has(target)) ((differs = true), add(groups, target, "deny_to_allow", entry, scope));
     if (differs) changed++;
   }
   const changes: TargetChange[] = [...groups].map(([key, byGroup]) => {
     const [target, direction] = key.split("\u0000") as [string, Direction];
-    const list = [...byGroup.values()].sort((a, b) => b.identities - a.identities || compare(a.namespace + a.project, b.namespace + b.project));
+    const list = [...byGroup.values()].sort(
+      (a, b) => b.identities - a.identities || compare(a.namespace + a.project, b.namespace + b.project),
+    );
     return {
       target,
       direction,
@@ -87,7 +104,8 @@ export function replayDecisions(before: CompiledPolicy, after: CompiledPolicy, s
 function unjudgedRules(before: CompiledPolicy, after: CompiledPolicy): string[] {
   const names = new Set<string>();
   for (const policy of [before, after]) {
-    for (const rule of policy.snapshot.rules) if (Object.keys(rule.match).some((claim) => REPLAY_UNRECORDED_CLAIMS.has(claim))) names.add(rule.name);
+    for (const rule of policy.snapshot.rules)
+      if (Object.keys(rule.match).some((claim) => REPLAY_UNRECORDED_CLAIMS.has(claim))) names.add(rule.name);
   }
   return [...names].sort();
 }
@@ -99,7 +117,15 @@ function allowedTargets(policy: CompiledPolicy, identity: VerifiedIdentity): Set
 }
 
 function asIdentity(entry: SeenIdentity): VerifiedIdentity {
-  return { issuer: entry.issuer, issuerUrl: "", claims: entry.claims, tokenSha256: "", issuedAt: 0, expiresAt: 0, legacy: false };
+  return {
+    issuer: entry.issuer,
+    issuerUrl: "",
+    claims: entry.claims,
+    tokenSha256: "",
+    issuedAt: 0,
+    expiresAt: 0,
+    legacy: false,
+  };
 }
 
 function issuerOf(policy: CompiledPolicy, name: string): IssuerConfig | undefined {
@@ -128,9 +154,10 @@ function add(
 
 /** Namespace (owner) and project labels in the issuer's claim names: path with id where it sends both. */
 export function scopeOf(claims: NormalizedClaims, vocabulary: ClaimVocabulary): { namespace: string; project: string } {
-  const claim = (name: string | undefined) => (name !== undefined && typeof claims[name] === "string" ? (claims[name] as string) : undefined);
+  const claim = (name: string | undefined) =>
+    name !== undefined && typeof claims[name] === "string" ? (claims[name] as string) : undefined;
   const label = (path: string | undefined, id: string | undefined, none: string) =>
-    path !== undefined && id !== undefined ? `${path} (${id})` : path ?? (id !== undefined ? `id ${id}` : none);
+    path !== undefined && id !== undefined ? `${path} (${id})` : (path ?? (id !== undefined ? `id ${id}` : none));
   return {
     namespace: label(claim(vocabulary.ownerPath), claim(vocabulary.ownerId), "(no namespace)"),
     project: label(claim(vocabulary.projectPath), claim(vocabulary.projectId), "(no project)"),

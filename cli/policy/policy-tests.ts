@@ -24,7 +24,10 @@ export { runCase } from "../../src/policy/case-runner";
 const CASE_KEYS = new Set(["name", "issuer", "claims", "token", "expect"]);
 
 /** Parses test files strictly; problems come back as findings with file and line. */
-export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPolicy): { cases: TestCase[]; findings: Finding[] } {
+export function parseTestFiles(
+  files: readonly SourceFile[],
+  policy: CompiledPolicy,
+): { cases: TestCase[]; findings: Finding[] } {
   const cases: TestCase[] = [];
   const findings: Finding[] = [];
   for (const file of files) {
@@ -42,8 +45,10 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
     doc.cases.forEach((raw, index) => {
       const at = (...rest: (string | number)[]): Path => ["cases", index, ...rest];
       const before = findings.length;
-      if (!isPlainObject(raw)) return void problem(at(), "a test case is a mapping with name, claims (or token) and expect");
-      for (const key of Object.keys(raw)) if (!CASE_KEYS.has(key)) problem(at(key), `unknown key '${key}'; expected ${[...CASE_KEYS].join(", ")}`, true);
+      if (!isPlainObject(raw))
+        return void problem(at(), "a test case is a mapping with name, claims (or token) and expect");
+      for (const key of Object.keys(raw))
+        if (!CASE_KEYS.has(key)) problem(at(key), `unknown key '${key}'; expected ${[...CASE_KEYS].join(", ")}`, true);
       const name = raw.name;
       if (typeof name !== "string" || name.length === 0) problem(at("name"), "every case needs a name");
       else if (names.has(name)) problem(at("name"), `duplicate case name '${name}'`);
@@ -51,7 +56,8 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
       if (raw.issuer !== undefined && typeof raw.issuer !== "string") problem(at("issuer"), "issuer is an issuer name");
 
       let claims: Record<string, unknown> = {};
-      if ((raw.claims === undefined) === (raw.token === undefined)) problem(at(), "give exactly one of claims or token");
+      if ((raw.claims === undefined) === (raw.token === undefined))
+        problem(at(), "give exactly one of claims or token");
       else if (raw.claims !== undefined) {
         if (isPlainObject(raw.claims)) claims = raw.claims;
         else problem(at("claims"), "claims is a mapping of claim names to values");
@@ -65,14 +71,17 @@ export function parseTestFiles(files: readonly SourceFile[], policy: CompiledPol
       }
 
       const expect = new Map<string, Expectation>();
-      if (!isPlainObject(raw.expect) || Object.keys(raw.expect).length === 0) problem(at("expect"), "expect maps targets to allow, deny or { allow: RULE }");
+      if (!isPlainObject(raw.expect) || Object.keys(raw.expect).length === 0)
+        problem(at("expect"), "expect maps targets to allow, deny or { allow: RULE }");
       else {
         for (const [target, value] of Object.entries(raw.expect)) {
-          if (!policy.targets.has(target) && !isCapability(target)) problem(at("expect", target), `unknown target '${target}'`, true);
+          if (!policy.targets.has(target) && !isCapability(target))
+            problem(at("expect", target), `unknown target '${target}'`, true);
           else if (value === "allow") expect.set(target, { allow: true });
           else if (value === "deny") expect.set(target, { allow: false });
           else if (isPlainObject(value) && Object.keys(value).length === 1 && typeof value.allow === "string") {
-            if (!policy.snapshot.rules.some((r) => r.name === value.allow)) problem(at("expect", target, "allow"), `unknown rule '${value.allow}'`);
+            if (!policy.snapshot.rules.some((r) => r.name === value.allow))
+              problem(at("expect", target, "allow"), `unknown rule '${value.allow}'`);
             else expect.set(target, { allow: true, rule: value.allow });
           } else problem(at("expect", target), "expected allow, deny or { allow: RULE }");
         }

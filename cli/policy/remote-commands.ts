@@ -29,10 +29,21 @@ function refused(io: Io, action: string, e: unknown): number {
   return e.code === "policy_push_busy" ? EXIT_BUSY : 1;
 }
 
-export async function pushViaApi(io: Io, url: string, result: Extract<Checked, { ok: true }>, cases: readonly TestCase[], options: { force: boolean; waitSeconds: number }): Promise<number> {
+export async function pushViaApi(
+  io: Io,
+  url: string,
+  result: Extract<Checked, { ok: true }>,
+  cases: readonly TestCase[],
+  options: { force: boolean; waitSeconds: number },
+): Promise<number> {
   const api = AdminApi.fromEnvironment(url);
   try {
-    const pushed = await api.push({ snapshot: result.text, tests: casesAsJson(cases), force: options.force, wait: apiWait(options.waitSeconds) });
+    const pushed = await api.push({
+      snapshot: result.text,
+      tests: casesAsJson(cases),
+      force: options.force,
+      wait: apiWait(options.waitSeconds),
+    });
     io.out(`pushed policy version ${pushed.version} (${url}) by ${pushed.pushed_by}`);
     return 0;
   } catch (e) {
@@ -46,19 +57,36 @@ export async function historyViaApi(io: Io, url: string, limit: number): Promise
     io.out("no policy versions have been pushed");
     return 0;
   }
-  for (const row of rows) io.out(`${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ${row.source_digest.slice(0, 12)}`);
+  for (const row of rows)
+    io.out(
+      `${row.active ? "*" : " "} ${row.version}  ${row.pushed_at}  ${row.pushed_by}  sources ` +
+        `${row.source_digest.slice(0, 12)}`,
+    );
   return 0;
 }
 
-export async function rollbackViaApi(io: Io, url: string, wanted: string, options: { force: boolean; waitSeconds: number }): Promise<number> {
+export async function rollbackViaApi(
+  io: Io,
+  url: string,
+  wanted: string,
+  options: { force: boolean; waitSeconds: number },
+): Promise<number> {
   const api = AdminApi.fromEnvironment(url);
   const { matches } = await api.findVersions(wanted);
   if (matches.length !== 1) {
-    io.err(matches.length === 0 ? `no pushed policy version (among the newest 100) starts with ${wanted}` : `${wanted} is ambiguous; give more digits`);
+    io.err(
+      matches.length === 0
+        ? `no pushed policy version (among the newest 100) starts with ${wanted}`
+        : `${wanted} is ambiguous; give more digits`,
+    );
     return 1;
   }
   try {
-    const rolled = await api.rollback({ version: matches[0]!, force: options.force, wait: apiWait(options.waitSeconds) });
+    const rolled = await api.rollback({
+      version: matches[0]!,
+      force: options.force,
+      wait: apiWait(options.waitSeconds),
+    });
     io.out(`rolled back to policy version ${rolled.version}`);
     return 0;
   } catch (e) {

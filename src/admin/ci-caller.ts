@@ -42,11 +42,16 @@ export function requireCapability(capability: Capability): MiddlewareHandler<App
     }
     const header = c.req.header("Authorization") ?? "";
     if (!COMPACT_JWT.test(header)) {
-      const takes = `this endpoint takes the admin token or a CI ID token (id_tokens:) whose job a policy rule grants ${capability}`;
-      if (!expected) throw new GatepassError("admin_disabled", { description: `GATEPASS_ADMIN_TOKEN is not set, so ${takes}.` });
+      const takes =
+        `this endpoint takes the admin token or a CI ID token (id_tokens:) whose job a policy rule ` +
+        `grants ${capability}`;
+      if (!expected)
+        throw new GatepassError("admin_disabled", { description: `GATEPASS_ADMIN_TOKEN is not set, so ${takes}.` });
       const pushCredential = presented !== undefined && looksLikePushCredential(presented);
       throw new GatepassError("admin_unauthorized", {
-        description: pushCredential ? `A push credential (gpk_…) only pushes keys for its issuer; ${takes}.` : `Send the admin token or a CI ID token as 'Authorization: Bearer …': ${takes}.`,
+        description: pushCredential
+          ? `A push credential (gpk_…) only pushes keys for its issuer; ${takes}.`
+          : `Send the admin token or a CI ID token as 'Authorization: Bearer …': ${takes}.`,
       });
     }
     // Refusals here are the credential endpoints' own (token_unverified until a signature verifies).
@@ -57,8 +62,10 @@ export function requireCapability(capability: Capability): MiddlewareHandler<App
     if (!grant.allowed) {
       throw new GatepassError("admin_forbidden", {
         description:
-          `No policy rule grants ${capability} to this job (issuer '${identity.issuer}', project_id '${claimValue(identity.claims, "project_id") ?? "(none)"}'). ` +
-          `Add it to the allow list of a rule matching the policy repository's protected default branch (docs/operations.md, "Running without the admin token").`,
+          `No policy rule grants ${capability} to this job (issuer '${identity.issuer}', project_id ` +
+          `'${claimValue(identity.claims, "project_id") ?? "(none)"}'). ` +
+          `Add it to the allow list of a rule matching the policy repository's protected default branch ` +
+          `(docs/operations.md, "Running without the admin token").`,
         details: { capability },
       });
     }

@@ -35,14 +35,24 @@ export interface PushRequest {
 /** The body's fields, strictly; request_invalid naming what is wrong. */
 export function readPushRequest(body: unknown): PushRequest {
   const fail = (sentence: string) => new GatepassError("request_invalid", { description: sentence });
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw fail("The body is a JSON object: { snapshot, tests, force, wait }.");
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw fail("The body is a JSON object: { snapshot, tests, force, wait }.");
   const fields = body as Record<string, unknown>;
-  for (const key of Object.keys(fields)) if (!["snapshot", "tests", "force", "wait"].includes(key)) throw fail("The body takes only snapshot, tests, force and wait.");
-  if (typeof fields.snapshot !== "string") throw fail("snapshot is the policy snapshot's JSON text, as `gatepass policies push --url` sends it.");
+  for (const key of Object.keys(fields))
+    if (!["snapshot", "tests", "force", "wait"].includes(key))
+      throw fail("The body takes only snapshot, tests, force and wait.");
+  if (typeof fields.snapshot !== "string")
+    throw fail("snapshot is the policy snapshot's JSON text, as `gatepass policies push --url` sends it.");
   const wait = fields.wait ?? 30;
-  if (!Number.isInteger(wait) || (wait as number) < 0 || (wait as number) > MAX_PUSH_WAIT_SECONDS) throw fail(`wait is a whole number of seconds from 0 to ${MAX_PUSH_WAIT_SECONDS}.`);
+  if (!Number.isInteger(wait) || (wait as number) < 0 || (wait as number) > MAX_PUSH_WAIT_SECONDS)
+    throw fail(`wait is a whole number of seconds from 0 to ${MAX_PUSH_WAIT_SECONDS}.`);
   if (fields.force !== undefined && typeof fields.force !== "boolean") throw fail("force is true or false.");
-  return { snapshot: fields.snapshot, tests: (fields.tests ?? []) as unknown[], force: fields.force === true, wait: wait as number };
+  return {
+    snapshot: fields.snapshot,
+    tests: (fields.tests ?? []) as unknown[],
+    force: fields.force === true,
+    wait: wait as number,
+  };
 }
 
 /** Whether some rule of the policy grants gatepass:policies-push. */
@@ -62,11 +72,15 @@ async function checkedSnapshot(text: string): Promise<CompiledPolicy> {
   try {
     policy = await verifySnapshot(text);
   } catch (err) {
-    throw new GatepassError("policy_invalid", { description: `The snapshot is not valid: ${(err as Error).message.slice(0, 500)}. Nothing was changed.` });
+    throw new GatepassError("policy_invalid", {
+      description: `The snapshot is not valid: ${(err as Error).message.slice(0, 500)}. Nothing was changed.`,
+    });
   }
   const lint = snapshotLintErrors(text);
   if (lint.length > 0) {
-    throw new GatepassError("policy_invalid", { description: `Lint refuses the policy; nothing was changed: ${lint.slice(0, 5).join("; ").slice(0, 1500)}` });
+    throw new GatepassError("policy_invalid", {
+      description: `Lint refuses the policy; nothing was changed: ${lint.slice(0, 5).join("; ").slice(0, 1500)}`,
+    });
   }
   return policy;
 }
@@ -80,7 +94,10 @@ export interface WriteContext {
   active: CompiledPolicy | undefined;
 }
 
-export async function pushPolicy(ctx: WriteContext, request: PushRequest): Promise<{ version: string; replaced: string | undefined }> {
+export async function pushPolicy(
+  ctx: WriteContext,
+  request: PushRequest,
+): Promise<{ version: string; replaced: string | undefined }> {
   const checked = await checkedSnapshot(request.snapshot);
   let cases;
   try {
@@ -90,24 +107,49 @@ export async function pushPolicy(ctx: WriteContext, request: PushRequest): Promi
   }
   const failures = cases.flatMap((c) => runCase(checked, c).failures.map((f) => `${c.name}: ${f}`));
   if (failures.length > 0) {
-    throw new GatepassError("policy_tests_failed", { description: `${failures.length} expectation(s) fail; nothing was changed: ${failures.slice(0, 5).join("; ").slice(0, 1500)}` });
+    throw new GatepassError("policy_tests_failed", {
+      description:
+        `${failures.length} expectation(s) fail; nothing was changed: ` +
+        `${failures.slice(0, 5).join("; ").slice(0, 1500)}`,
+    });
   }
   refuseLockout(ctx.active, checked, request.force);
   const pushedAt = new Date(ctx.deps.now()).toISOString();
   // created_at is the push time, as the CLI sets it: D1 keeps it and a rollback restores it.
   const snapshot: PolicySnapshot = { ...checked.snapshot, rules: checked.snapshot.rules, created_at: pushedAt };
   const stored = await storedSnapshot(snapshot);
-  if (stored.payload.length > MAX_POLICY_SNAPSHOT_BYTES) throw new GatepassError("policy_invalid", { description: `The stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ${MAX_POLICY_SNAPSHOT_BYTES}.` });
+  if (stored.payload.length > MAX_POLICY_SNAPSHOT_BYTES)
+    throw new GatepassError("policy_invalid", {
+      description:
+        `The stored snapshot is ${stored.payload.length} bytes; the Worker loads at most ` +
+        `${MAX_POLICY_SNAPSHOT_BYTES}.`,
+    });
   await verifySnapshot(stored.text);
-  const result = await writePolicy(new BindingPolicyStorage(ctx.env), workerClock(ctx.deps), { action: "push", version: snapshot.version, by: ctx.by, waitSeconds: request.wait }, stored, { snapshot, pushedAt });
+  const result = await writePolicy(
+    new BindingPolicyStorage(ctx.env),
+    workerClock(ctx.deps),
+    { action: "push", version: snapshot.version, by: ctx.by, waitSeconds: request.wait },
+    stored,
+    { snapshot, pushedAt },
+  );
   return { version: snapshot.version, replaced: activatedOrThrow(result) };
 }
 
-export async function rollbackPolicy(ctx: WriteContext, text: string, version: string, options: { force: boolean; wait: number }): Promise<{ version: string; replaced: string | undefined }> {
+export async function rollbackPolicy(
+  ctx: WriteContext,
+  text: string,
+  version: string,
+  options: { force: boolean; wait: number },
+): Promise<{ version: string; replaced: string | undefined }> {
   const checked = await checkedSnapshot(text);
   refuseLockout(ctx.active, checked, options.force);
   const stored = await storedSnapshot(checked.snapshot);
-  const result = await writePolicy(new BindingPolicyStorage(ctx.env), workerClock(ctx.deps), { action: "rollback", version, by: ctx.by, waitSeconds: options.wait }, stored);
+  const result = await writePolicy(
+    new BindingPolicyStorage(ctx.env),
+    workerClock(ctx.deps),
+    { action: "rollback", version, by: ctx.by, waitSeconds: options.wait },
+    stored,
+  );
   return { version, replaced: activatedOrThrow(result) };
 }
 
@@ -117,7 +159,11 @@ function activatedOrThrow(result: WriteResult): string | undefined {
     description:
       result.outcome === "busy"
         ? `Not written: ${result.sentence}. Retry once it has finished, or send a longer wait.`
-        : `${result.sentence}${result.servedChanged ? "; push the version that should be active again" : "; nothing served changed, retry"}.`,
+        : `${result.sentence}${
+            result.servedChanged
+              ? "; push the version that should be active again"
+              : "; nothing " + "served changed, retry"
+          }.`,
   });
 }
 
@@ -127,6 +173,7 @@ function workerClock(deps: Deps) {
     now: () => deps.now(),
     sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
     pollMs: { min: 50, max: 1000 },
-    newAttemptId: () => [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join(""),
+    newAttemptId: () =>
+      [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join(""),
   };
 }

@@ -70,30 +70,48 @@ export interface PushTarget {
  * push: before the body is read, and again just before the keys are written (with the issuer's URL),
  * so a revocation or expiry during a slow upload stops the push.
  */
-export async function authenticatePushCredential(env: Env, presented: string, issuer: PushTarget, now: number): Promise<string> {
+export async function authenticatePushCredential(
+  env: Env,
+  presented: string,
+  issuer: PushTarget,
+  now: number,
+): Promise<string> {
   const issuerName = issuer.name;
   const id = pushCredentialId(presented);
   if (id === undefined) throw new GatepassError("push_credential_invalid");
   let row: CredentialRow | null;
   try {
-    row = await env.DB.prepare("SELECT issuer, issuer_url, secret_sha256, expires_at, revoked_at FROM push_credentials WHERE id = ?").bind(id).first<CredentialRow>();
+    row = await env.DB.prepare(
+      "SELECT issuer, issuer_url, secret_sha256, expires_at, revoked_at FROM push_credentials WHERE id = ?",
+    )
+      .bind(id)
+      .first<CredentialRow>();
   } catch (cause) {
-    throw new GatepassError("internal_error", { description: "gatepass could not check the push credential (its D1 database did not answer); retry later.", cause });
+    throw new GatepassError("internal_error", {
+      description: "gatepass could not check the push credential (its D1 database did not answer); retry later.",
+      cause,
+    });
   }
-  if (!(await matchesStoredHash(presented, row?.secret_sha256)) || !row) throw new GatepassError("push_credential_invalid");
+  if (!(await matchesStoredHash(presented, row?.secret_sha256)) || !row)
+    throw new GatepassError("push_credential_invalid");
   if (row.revoked_at !== null) throw new GatepassError("push_credential_revoked");
   if (now >= row.expires_at) throw new GatepassError("push_credential_expired");
   if (row.issuer !== issuerName) {
     throw new GatepassError("push_credential_wrong_issuer", {
-      description: `This push credential pushes keys for issuer ${row.issuer} only, not ${issuerName}; use the credential created with --issuer ${issuerName}.`,
+      description:
+        `This push credential pushes keys for issuer ${row.issuer} only, not ${issuerName}; use the ` +
+        `credential created with --issuer ${issuerName}.`,
     });
   }
   if (issuer.url !== undefined && row.issuer_url !== issuer.url) {
     throw new GatepassError("push_credential_issuer_changed", {
       description:
         row.issuer_url === null
-          ? `This push credential was made before credentials were bound to their issuer's URL; create a new one (gatepass jwks credential create --issuer ${issuerName}) and revoke this one.`
-          : `This push credential was made for issuer ${issuerName} at ${row.issuer_url}; the live policy has ${issuerName} at ${issuer.url}. Create a new one (gatepass jwks credential create --issuer ${issuerName}) for the issuer as it is now.`,
+          ? `This push credential was made before credentials were bound to their issuer's URL; create a new one ` +
+            `(gatepass jwks credential create --issuer ${issuerName}) and revoke this one.`
+          : `This push credential was made for issuer ${issuerName} at ${row.issuer_url}; the live policy has ` +
+            `${issuerName} at ${issuer.url}. Create a new one (gatepass jwks credential create --issuer ` +
+            `${issuerName}) for the issuer as it is now.`,
     });
   }
   return id;
@@ -104,7 +122,10 @@ export async function recordPushCredentialUse(env: Env, id: string, now: number)
   try {
     await env.DB.prepare("UPDATE push_credentials SET last_used_at = ? WHERE id = ?").bind(now, id).run();
   } catch (err) {
-    log("warn", "push_credential_use_not_recorded", { credential: id, reason: err instanceof Error ? err.message : String(err) });
+    log("warn", "push_credential_use_not_recorded", {
+      credential: id,
+      reason: err instanceof Error ? err.message : String(err),
+    });
   }
 }
 

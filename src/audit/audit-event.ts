@@ -37,7 +37,10 @@ export interface AuditEvent {
   folded_from: string | null;
   /** Who made an admin request, once authenticated: "admin" (the admin token) or a push credential's id (gpk_…). */
   actor: string | null;
-  /** Unverified: the issuer a refused token names (configured name, else its iss) or a path issuer an unauthenticated caller named. */
+  /**
+   * Unverified: the issuer a refused token names (configured name, else its iss) or a path issuer an unauthenticated
+   * caller named.
+   */
   claimed_issuer: string | null;
   /** Unverified: the push credential id an unauthenticated caller presented. */
   claimed_actor: string | null;
@@ -63,10 +66,33 @@ export interface AuditDraft {
 }
 
 export const AUDIT_COLUMNS = [
-  "ts", "request_id", "route", "issuer", "token_sha256", "jti", "project_id", "project_path",
-  "namespace_id", "namespace_path", "ref", "ref_type", "pipeline_id", "job_id", "user_login",
-  "target", "rule", "decision", "error_code", "status", "upstream_ms", "policy_version", "folded_count", "folded_from",
-  "actor", "claimed_issuer", "claimed_actor",
+  "ts",
+  "request_id",
+  "route",
+  "issuer",
+  "token_sha256",
+  "jti",
+  "project_id",
+  "project_path",
+  "namespace_id",
+  "namespace_path",
+  "ref",
+  "ref_type",
+  "pipeline_id",
+  "job_id",
+  "user_login",
+  "target",
+  "rule",
+  "decision",
+  "error_code",
+  "status",
+  "upstream_ms",
+  "policy_version",
+  "folded_count",
+  "folded_from",
+  "actor",
+  "claimed_issuer",
+  "claimed_actor",
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export function buildAuditEvent(

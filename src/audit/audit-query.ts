@@ -27,12 +27,16 @@ export function parseAuditFilter(query: Record<string, string | undefined>): Aud
   const known = new Set(["project", "target", "issuer", "claimed_issuer", "decision", "since", "limit"]);
   const unknown = Object.keys(query).filter((key) => !known.has(key));
   const invalid = (description: string) => new GatepassError("request_invalid", { description });
-  if (unknown.length > 0) throw invalid(`Unknown filter ${unknown.join(", ")}; use project, target, issuer, claimed_issuer, decision, since, limit.`);
+  if (unknown.length > 0)
+    throw invalid(
+      `Unknown filter ${unknown.join(", ")}; use project, target, issuer, claimed_issuer, decision, since, limit.`,
+    );
   const filter: AuditFilter = {};
   for (const key of ["project", "target", "issuer", "claimed_issuer"] as const) {
     const value = query[key];
     if (value !== undefined) {
-      if (value.length === 0 || value.length > MAX_AUDIT_FILTER_LENGTH) throw invalid(`${key} must be 1 to ${MAX_AUDIT_FILTER_LENGTH} characters.`);
+      if (value.length === 0 || value.length > MAX_AUDIT_FILTER_LENGTH)
+        throw invalid(`${key} must be 1 to ${MAX_AUDIT_FILTER_LENGTH} characters.`);
       filter[key] = value;
     }
   }
@@ -47,7 +51,8 @@ export function parseAuditFilter(query: Record<string, string | undefined>): Aud
   }
   if (query.limit !== undefined) {
     const limit = Number(query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_QUERY_ROWS) throw invalid(`limit must be 1 to ${MAX_AUDIT_QUERY_ROWS}.`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_QUERY_ROWS)
+      throw invalid(`limit must be 1 to ${MAX_AUDIT_QUERY_ROWS}.`);
     filter.limit = limit;
   }
   return filter;
@@ -56,7 +61,10 @@ export function parseAuditFilter(query: Record<string, string | undefined>): Aud
 /** The newest events matching a filter, newest first (shared by the admin endpoint and `gatepass audit query`). */
 export function auditQuerySql(filter: AuditFilter): { sql: string; params: (string | number)[] } {
   const { where, params } = auditWhere(filter);
-  return { sql: `SELECT * FROM audit_events${where} ORDER BY id DESC LIMIT ?`, params: [...params, filter.limit ?? DEFAULT_AUDIT_QUERY_ROWS] };
+  return {
+    sql: `SELECT * FROM audit_events${where} ORDER BY id DESC LIMIT ?`,
+    params: [...params, filter.limit ?? DEFAULT_AUDIT_QUERY_ROWS],
+  };
 }
 
 /**
@@ -64,7 +72,11 @@ export function auditQuerySql(filter: AuditFilter): { sql: string; params: (stri
  * the page's last id until a page is shorter than pageSize: every event is returned exactly once and in
  * order, however many arrived since the previous call (a newest-first page would skip the oldest).
  */
-export function auditPageAfterSql(filter: AuditFilter, afterId: number, pageSize: number): { sql: string; params: (string | number)[] } {
+export function auditPageAfterSql(
+  filter: AuditFilter,
+  afterId: number,
+  pageSize: number,
+): { sql: string; params: (string | number)[] } {
   const { where, params } = auditWhere(filter, afterId);
   return { sql: `SELECT * FROM audit_events${where} ORDER BY id ASC LIMIT ?`, params: [...params, pageSize] };
 }
@@ -89,14 +101,20 @@ function auditWhere(filter: AuditFilter, afterId?: number): { where: string; par
 
 export async function queryAuditEvents(env: Env, filter: AuditFilter): Promise<AuditEvent[]> {
   const { sql, params } = auditQuerySql(filter);
-  const { results } = await env.DB.prepare(sql).bind(...params).all<AuditEvent & { id: number }>();
+  const { results } = await env.DB.prepare(sql)
+    .bind(...params)
+    .all<AuditEvent & { id: number }>();
   return results.map(({ id: _id, ...event }) => event);
 }
 
-/** Error counts by code since a time, across all isolates (from the audit log; a summary row counts its folded refusals). */
+/**
+ * Error counts by code since a time, across all isolates (from the audit log; a summary row counts its folded
+ * refusals).
+ */
 export async function recentErrorCounts(env: Env, since: string): Promise<Record<string, number>> {
   const { results } = await env.DB.prepare(
-    "SELECT error_code, sum(coalesce(folded_count, 1)) AS n FROM audit_events WHERE ts >= ? AND error_code IS NOT NULL GROUP BY error_code ORDER BY n DESC",
+    "SELECT error_code, sum(coalesce(folded_count, 1)) AS n FROM audit_events WHERE ts >= ? AND error_code IS NOT " +
+      "NULL GROUP BY error_code ORDER BY n DESC",
   )
     .bind(since)
     .all<{ error_code: string; n: number }>();

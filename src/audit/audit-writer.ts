@@ -29,9 +29,20 @@
 import type { Env } from "../config";
 import type { Deps } from "../deps";
 import {
-  AUDIT_BATCH_LINGER_MS, AUDIT_DRAIN_TERM_MS, AUDIT_JUNK_ROWS_PER_SECOND, AUDIT_MAX_JUNK_ROWS_PER_DAY, AUDIT_FOLD_WINDOW_MS, AUDIT_INSERT_TIMEOUT_MS, AUDIT_MAX_INSERTS_IN_FLIGHT,
-  MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH, MAX_AUDIT_QUEUE_BYTES, MAX_AUDIT_QUEUE_EVENTS, MAX_AUDIT_QUEUED_JUNK_BYTES,
-  MAX_AUDIT_QUEUED_JUNK_EVENTS, TIME,
+  AUDIT_BATCH_LINGER_MS,
+  AUDIT_DRAIN_TERM_MS,
+  AUDIT_JUNK_ROWS_PER_SECOND,
+  AUDIT_MAX_JUNK_ROWS_PER_DAY,
+  AUDIT_FOLD_WINDOW_MS,
+  AUDIT_INSERT_TIMEOUT_MS,
+  AUDIT_MAX_INSERTS_IN_FLIGHT,
+  MAX_AUDIT_BATCH_EVENTS,
+  MAX_AUDIT_BATCH_LENGTH,
+  MAX_AUDIT_QUEUE_BYTES,
+  MAX_AUDIT_QUEUE_EVENTS,
+  MAX_AUDIT_QUEUED_JUNK_BYTES,
+  MAX_AUDIT_QUEUED_JUNK_EVENTS,
+  TIME,
 } from "../limits";
 import { log } from "../log";
 import { AUDIT_COLUMNS, auditClassOf, type AuditEvent } from "./audit-event";
@@ -43,7 +54,8 @@ import { BatchBuilder, EventQueue, memoryBytes, type Held } from "./event-queue"
 // and a batch of prepared statements would count one query per row).
 const INSERT_SQL =
   `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) ` +
-  `SELECT ${AUDIT_COLUMNS.map((column) => `json_extract(value, '$.${column}')`).join(", ")} FROM json_each(?) ORDER BY key`;
+  `SELECT ${AUDIT_COLUMNS.map((column) => `json_extract(value, '$.${column}')`).join(", ")} FROM json_each(?) ORDER ` +
+  `BY key`;
 
 interface Insert {
   /** The batch as one JSON array: the bound parameter, and what is logged if the insert fails. */
@@ -115,7 +127,11 @@ export class AuditWriter {
   private queueJunk(event: AuditEvent): void {
     const now = this.deps.now();
     if (this.budget.dayFull(now)) {
-      if (this.budget.countOverCap(now)) log("warn", "audit_junk_daily_cap", { cap: AUDIT_MAX_JUNK_ROWS_PER_DAY, detail: "further junk refusals today are counted in admin status, not stored" });
+      if (this.budget.countOverCap(now))
+        log("warn", "audit_junk_daily_cap", {
+          cap: AUDIT_MAX_JUNK_ROWS_PER_DAY,
+          detail: "further junk refusals today are counted in admin status, not stored",
+        });
       return;
     }
     // Over the second's budget, or the share is full: fold without serialising the event at all.
@@ -142,7 +158,10 @@ export class AuditWriter {
   }
 
   private held(): Held {
-    return { events: this.priority.held.events + this.junk.held.events, bytes: this.priority.held.bytes + this.junk.held.bytes };
+    return {
+      events: this.priority.held.events + this.junk.held.events,
+      bytes: this.priority.held.bytes + this.junk.held.bytes,
+    };
   }
 
   private hasRoom(bytes: number): boolean {
@@ -165,8 +184,10 @@ export class AuditWriter {
   }
 
   private fullBatchWaiting(): boolean {
-    return this.priority.waiting + this.junk.waiting >= MAX_AUDIT_BATCH_EVENTS ||
-      this.priority.waitingLength + this.junk.waitingLength >= MAX_AUDIT_BATCH_LENGTH;
+    return (
+      this.priority.waiting + this.junk.waiting >= MAX_AUDIT_BATCH_EVENTS ||
+      this.priority.waitingLength + this.junk.waitingLength >= MAX_AUDIT_BATCH_LENGTH
+    );
   }
 
   private async drain(env: Env): Promise<void> {
@@ -267,7 +288,10 @@ export class AuditWriter {
 function withinTimeout<T>(insert: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`D1 did not answer the insert within ${AUDIT_INSERT_TIMEOUT_MS} ms`)), AUDIT_INSERT_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`D1 did not answer the insert within ${AUDIT_INSERT_TIMEOUT_MS} ms`)),
+      AUDIT_INSERT_TIMEOUT_MS,
+    );
   });
   return Promise.race([insert, timeout]).finally(() => clearTimeout(timer));
 }

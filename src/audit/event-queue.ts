@@ -17,7 +17,10 @@ export class BatchBuilder {
   readonly rows: string[] = [];
   private length = 0;
 
-  constructor(private readonly maxEvents: number, private readonly maxLength: number) {}
+  constructor(
+    private readonly maxEvents: number,
+    private readonly maxLength: number,
+  ) {}
 
   fits(row: string): boolean {
     return this.rows.length < this.maxEvents && this.length + row.length + 1 <= this.maxLength;

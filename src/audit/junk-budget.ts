@@ -1,4 +1,5 @@
-// The junk rate budget: how many junk audit rows (auditClassOf, audit-event.ts) an isolate stores a second and a UTC day, whatever D1's speed (docs/operations.md, "Audit under a
+// The junk rate budget: how many junk audit rows (auditClassOf, audit-event.ts) an isolate stores a second and a UTC
+// day, whatever D1's speed (docs/operations.md, "Audit under a
 // flood"). Within a second, the first AUDIT_JUNK_ROWS_PER_SECOND junk refusals are rows of their own
 // and the rest fold into that second's summary rows; within a day, once AUDIT_MAX_JUNK_ROWS_PER_DAY
 // rows (own rows and summaries) are stored, further junk is only counted. Time comes from the caller
@@ -15,7 +16,10 @@ export class JunkBudget {
   private day = Number.NaN;
   private rowsToday = 0;
 
-  constructor(private readonly rowsPerSecond: number, private readonly rowsPerDay: number) {}
+  constructor(
+    private readonly rowsPerSecond: number,
+    private readonly rowsPerDay: number,
+  ) {}
 
   /** Whether a junk refusal may be a row of its own now (counts it if so). */
   admitRow(nowMs: number): boolean {
@@ -39,7 +43,10 @@ export class JunkBudget {
     return this.overCapToday++ === 0;
   }
 
-  /** Summary rows count towards the day's rows (they are taken while the day is not full, so a day ends at most one window's summaries over the cap). */
+  /**
+   * Summary rows count towards the day's rows (they are taken while the day is not full, so a day ends at most one
+   * window's summaries over the cap).
+   */
   countSummaries(rows: number, nowMs: number): void {
     this.roll(nowMs);
     this.rowsToday += rows;
@@ -47,7 +54,12 @@ export class JunkBudget {
 
   status(nowMs: number) {
     this.roll(nowMs);
-    return { junk_rows_per_second: this.rowsPerSecond, junk_rows_today: this.rowsToday, junk_rows_per_day_cap: this.rowsPerDay, junk_not_stored_over_daily_cap_this_isolate: this.overDailyCap };
+    return {
+      junk_rows_per_second: this.rowsPerSecond,
+      junk_rows_today: this.rowsToday,
+      junk_rows_per_day_cap: this.rowsPerDay,
+      junk_not_stored_over_daily_cap_this_isolate: this.overDailyCap,
+    };
   }
 
   private roll(nowMs: number): void {

@@ -46,7 +46,19 @@ export class RefusalFolder {
       if (event.ts > summary.last) summary.last = event.ts;
     } else {
       if (this.open.size === 0) this.openedMs = nowMs;
-      this.open.set(key, { route: event.route, issuer: event.issuer, projectId: event.project_id, projectPath: event.project_path, claimedIssuer: event.claimed_issuer, decision: event.decision, errorCode: event.error_code, status: event.status, count: 1, first: event.ts, last: event.ts });
+      this.open.set(key, {
+        route: event.route,
+        issuer: event.issuer,
+        projectId: event.project_id,
+        projectPath: event.project_path,
+        claimedIssuer: event.claimed_issuer,
+        decision: event.decision,
+        errorCode: event.error_code,
+        status: event.status,
+        count: 1,
+        first: event.ts,
+        last: event.ts,
+      });
     }
     this.openCount++;
     this.total++;
@@ -77,8 +89,20 @@ function summaryRow(summary: Summary): AuditEvent {
     // Not a request's id: a summary stands for many requests, whose own ids were not kept.
     request_id: `folded-${crypto.randomUUID()}`,
     route: summary.route,
-    issuer: summary.issuer, token_sha256: null, jti: null, project_id: summary.projectId, project_path: summary.projectPath, namespace_id: null, namespace_path: null,
-    ref: null, ref_type: null, pipeline_id: null, job_id: null, user_login: null, target: null, rule: null,
+    issuer: summary.issuer,
+    token_sha256: null,
+    jti: null,
+    project_id: summary.projectId,
+    project_path: summary.projectPath,
+    namespace_id: null,
+    namespace_path: null,
+    ref: null,
+    ref_type: null,
+    pipeline_id: null,
+    job_id: null,
+    user_login: null,
+    target: null,
+    rule: null,
     decision: summary.decision,
     error_code: summary.errorCode,
     status: summary.status,

@@ -17,7 +17,10 @@ import type { Env } from "../config";
 import type { Deps } from "../deps";
 import { sha256Hex } from "../encoding";
 import {
-  MAX_SEEN_IDENTITY_CLAIMS_LENGTH, MAX_SEEN_IDENTITY_NOTES, MAX_SEEN_IDENTITY_TARGETS, SEEN_IDENTITIES_FLUSH_MS,
+  MAX_SEEN_IDENTITY_CLAIMS_LENGTH,
+  MAX_SEEN_IDENTITY_NOTES,
+  MAX_SEEN_IDENTITY_TARGETS,
+  SEEN_IDENTITIES_FLUSH_MS,
   SEEN_IDENTITIES_FLUSH_TIMEOUT_MS,
 } from "../limits";
 import { log } from "../log";
@@ -29,8 +32,20 @@ import type { AuditDecision } from "./audit-event";
  * commit hashes (which differ for every push). A rule that names one is replayed as if it were missing.
  */
 export const REPLAY_UNRECORDED_CLAIMS: ReadonlySet<string> = new Set([
-  "iss", "iat", "nbf", "exp", "jti", "job_id", "pipeline_id", "run_id", "run_number", "run_attempt", "runner_id",
-  "sha", "workflow_sha", "job_workflow_sha",
+  "iss",
+  "iat",
+  "nbf",
+  "exp",
+  "jti",
+  "job_id",
+  "pipeline_id",
+  "run_id",
+  "run_number",
+  "run_attempt",
+  "runner_id",
+  "sha",
+  "workflow_sha",
+  "job_workflow_sha",
 ]);
 
 interface Note {
@@ -56,7 +71,8 @@ export interface SeenRow {
 // 100). On conflict the counts add up, the times widen and the target lists merge (capped).
 const UPSERT_SQL =
   "INSERT INTO seen_identities (claims_sha256, issuer, claims, first_seen, last_seen, count, targets, last_decision) " +
-  "SELECT json_extract(value, '$.k'), json_extract(value, '$.i'), json_extract(value, '$.c'), json_extract(value, '$.f'), " +
+  "SELECT json_extract(value, '$.k'), json_extract(value, '$.i'), json_extract(value, '$.c'), json_extract(value, " +
+  "'$.f'), " +
   "json_extract(value, '$.l'), json_extract(value, '$.n'), json_extract(value, '$.t'), json_extract(value, '$.d') " +
   "FROM json_each(?) WHERE true " +
   "ON CONFLICT (claims_sha256) DO UPDATE SET count = count + excluded.count, " +
@@ -79,11 +95,20 @@ export class SeenIdentityRecorder {
    * Notes a verified identity's request. Returns a flush (for waitUntil) when one is due and none is
    * under way, else undefined: most requests create no promise at all.
    */
-  note(env: Env, identity: VerifiedIdentity, target: string | undefined, decision: AuditDecision): Promise<void> | undefined {
+  note(
+    env: Env,
+    identity: VerifiedIdentity,
+    target: string | undefined,
+    decision: AuditDecision,
+  ): Promise<void> | undefined {
     const ms = this.deps.now();
     if (this.notes.length < MAX_SEEN_IDENTITY_NOTES) this.notes.push({ identity, target, decision, ms });
     else this.dropped++;
-    if (this.flushing || (ms - this.lastFlushMs < SEEN_IDENTITIES_FLUSH_MS && this.notes.length < MAX_SEEN_IDENTITY_NOTES)) return undefined;
+    if (
+      this.flushing ||
+      (ms - this.lastFlushMs < SEEN_IDENTITIES_FLUSH_MS && this.notes.length < MAX_SEEN_IDENTITY_NOTES)
+    )
+      return undefined;
     return this.flush(env);
   }
 
@@ -98,7 +123,11 @@ export class SeenIdentityRecorder {
     try {
       rows = await seenRows(notes);
       this.dropped += notes.length - rows.reduce((n, row) => n + row.n, 0);
-      if (rows.length > 0) await withTimeout(env.DB.prepare(UPSERT_SQL).bind(JSON.stringify(rows)).run(), SEEN_IDENTITIES_FLUSH_TIMEOUT_MS);
+      if (rows.length > 0)
+        await withTimeout(
+          env.DB.prepare(UPSERT_SQL).bind(JSON.stringify(rows)).run(),
+          SEEN_IDENTITIES_FLUSH_TIMEOUT_MS,
+        );
     } catch (err) {
       this.failures += rows.length;
       log("error", "seen_identities_flush_failed", { identities: rows.length, notes: notes.length, error: err });
@@ -136,12 +165,18 @@ export async function seenRows(notes: readonly Note[]): Promise<SeenRow[]> {
 }
 
 /** Deletes rows not seen within the retention, then the least recently seen beyond the row cap. */
-export async function pruneSeenIdentities(env: Env, retentionDays: number, nowMs: number, maxRows: number): Promise<number> {
+export async function pruneSeenIdentities(
+  env: Env,
+  retentionDays: number,
+  nowMs: number,
+  maxRows: number,
+): Promise<number> {
   const cutoff = new Date(nowMs - retentionDays * 86_400_000).toISOString();
   const [old, surplus] = await env.DB.batch([
     env.DB.prepare("DELETE FROM seen_identities WHERE last_seen < ?").bind(cutoff),
     env.DB.prepare(
-      "DELETE FROM seen_identities WHERE claims_sha256 IN (SELECT claims_sha256 FROM seen_identities ORDER BY last_seen DESC LIMIT -1 OFFSET ?)",
+      "DELETE FROM seen_identities WHERE claims_sha256 IN (SELECT claims_sha256 FROM seen_identities ORDER BY " +
+        "last_seen DESC LIMIT -1 OFFSET ?)",
     ).bind(maxRows),
   ]);
   return (old?.meta.changes ?? 0) + (surplus?.meta.changes ?? 0);
@@ -149,6 +184,8 @@ export async function pruneSeenIdentities(env: Env, retentionDays: number, nowMs
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`D1 did not answer within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`D1 did not answer within ${ms} ms`)), ms)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -64,7 +64,15 @@ export async function issue(c: Context<AppEnv>, authorized: Authorized, request:
   const now = nowSeconds(deps);
   // The claims copied are the caller's issuer's (GitLab's, GitHub's, or its profile's `copy`).
   const copied = vocabularyOf(caller.policy.issuers.find((issuer) => issuer.name === caller.identity.issuer)).copied;
-  const minted = await mintToken(keys, { issuer: config.issuerUrl, target, identity: caller.identity, rule, now, lifetimeSeconds: resolved.mintLifetimeSeconds, copied });
+  const minted = await mintToken(keys, {
+    issuer: config.issuerUrl,
+    target,
+    identity: caller.identity,
+    rule,
+    now,
+    lifetimeSeconds: resolved.mintLifetimeSeconds,
+    copied,
+  });
   const timer = new UpstreamTimer();
   try {
     const { credential } = await exchange(target, minted, resolved, caller.identity, { deps, config, timer });
@@ -94,7 +102,12 @@ function logged(c: Context<AppEnv>, { target, rule, caller }: Authorized, issued
 /** What logs may say about a caller: names and the token's hash, never the token. */
 function identityFields(identity: VerifiedIdentity): Record<string, unknown> {
   const claim = (name: string) => (typeof identity.claims[name] === "string" ? identity.claims[name] : undefined);
-  return { issuer: identity.issuer, token_sha256: identity.tokenSha256, project_path: claim("project_path"), job_id: claim("job_id") };
+  return {
+    issuer: identity.issuer,
+    token_sha256: identity.tokenSha256,
+    project_path: claim("project_path"),
+    job_id: claim("job_id"),
+  };
 }
 
 export const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" } as const;

@@ -15,7 +15,10 @@ export interface Caller {
   identity: VerifiedIdentity;
 }
 
-export async function identifyCaller(c: Context<AppEnv>, token = bearerToken(c.req.header("Authorization"))): Promise<Caller> {
+export async function identifyCaller(
+  c: Context<AppEnv>,
+  token = bearerToken(c.req.header("Authorization")),
+): Promise<Caller> {
   const { policies, verifier } = c.get("services");
   const waitUntil = waitUntilOf(c);
   const policy = await policies.current(c.env, waitUntil);

@@ -17,7 +17,9 @@ export function useLimit(policy: CompiledPolicy, issuer: string, target: string,
 export async function countUse(env: Env, identity: VerifiedIdentity, target: string, max: number): Promise<void> {
   const jobId = identity.claims.job_id;
   if (typeof jobId !== "string") {
-    throw new GatepassError("use_limit_exceeded", { description: `Target '${target}' is limited per job, and this token names no job_id.` });
+    throw new GatepassError("use_limit_exceeded", {
+      description: `Target '${target}' is limited per job, and this token names no job_id.`,
+    });
   }
   let uses: number | undefined;
   try {

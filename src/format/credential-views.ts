@@ -25,25 +25,37 @@ export function credentialJson(credential: Credential, now: number): Record<stri
   switch (credential.kind) {
     case "access_token":
       return {
-        ...common, access_token: credential.accessToken, token_type: "Bearer", scope: credential.scopes.join(" "),
+        ...common,
+        access_token: credential.accessToken,
+        token_type: "Bearer",
+        scope: credential.scopes.join(" "),
         ...(credential.serviceAccount ? { service_account: credential.serviceAccount } : {}),
       };
     case "id_token":
       return {
-        ...common, id_token: credential.idToken, audience: credential.audience,
+        ...common,
+        id_token: credential.idToken,
+        audience: credential.audience,
         ...(credential.serviceAccount ? { service_account: credential.serviceAccount } : {}),
       };
     case "aws":
       return {
-        ...common, access_key_id: credential.accessKeyId, secret_access_key: credential.secretAccessKey,
-        session_token: credential.sessionToken, region: credential.region,
+        ...common,
+        access_key_id: credential.accessKeyId,
+        secret_access_key: credential.secretAccessKey,
+        session_token: credential.sessionToken,
+        region: credential.region,
         ...(credential.assumedRoleArn ? { assumed_role_arn: credential.assumedRoleArn } : {}),
       };
     case "vault":
       return {
-        ...common, client_token: credential.clientToken, vault_addr: credential.address,
+        ...common,
+        client_token: credential.clientToken,
+        vault_addr: credential.address,
         ...(credential.namespace ? { vault_namespace: credential.namespace } : {}),
-        lease_duration: credential.leaseDurationSeconds, renewable: credential.renewable, policies: credential.policies,
+        lease_duration: credential.leaseDurationSeconds,
+        renewable: credential.renewable,
+        policies: credential.policies,
       };
   }
 }
@@ -53,7 +65,10 @@ export function credentialEnv(credential: Credential): EnvEntries {
   switch (credential.kind) {
     case "access_token":
       return credential.provider === "gcp"
-        ? [["GOOGLE_OAUTH_ACCESS_TOKEN", credential.accessToken], ["CLOUDSDK_AUTH_ACCESS_TOKEN", credential.accessToken]]
+        ? [
+            ["GOOGLE_OAUTH_ACCESS_TOKEN", credential.accessToken],
+            ["CLOUDSDK_AUTH_ACCESS_TOKEN", credential.accessToken],
+          ]
         : [["AZURE_ACCESS_TOKEN", credential.accessToken]];
     case "id_token":
       return [[ISSUED_ID_TOKEN_VARIABLE, credential.idToken]];
@@ -76,7 +91,9 @@ export function credentialEnv(credential: Credential): EnvEntries {
 /** AWS CLI/SDK `credential_process` output (Version 1). */
 export function credentialProcess(credential: Credential): Record<string, unknown> {
   if (credential.kind !== "aws") {
-    throw new GatepassError("format_unsupported", { description: "format=credential_process is only available for aws targets." });
+    throw new GatepassError("format_unsupported", {
+      description: "format=credential_process is only available for aws targets.",
+    });
   }
   return {
     Version: 1,

@@ -36,7 +36,9 @@ export function renderCredential(credential: Credential, format: Exclude<Format,
 /** Refuses a format the target cannot produce, before anything is minted or sent upstream. */
 export function assertFormatFor(targetType: string, format: Format): void {
   if (format === "credential_process" && targetType !== "aws") {
-    throw new GatepassError("format_unsupported", { description: "format=credential_process is only available for aws targets." });
+    throw new GatepassError("format_unsupported", {
+      description: "format=credential_process is only available for aws targets.",
+    });
   }
   if (format === "gcloud" && targetType !== "gcp") {
     throw new GatepassError("format_unsupported", { description: "format=gcloud is only available for gcp targets." });

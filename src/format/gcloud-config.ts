@@ -18,12 +18,16 @@ const ABSOLUTE_PATH = /^(\/|[A-Za-z]:[\\/])/;
 export function checkTokenFile(tokenFile: string | undefined): string {
   if (tokenFile === undefined) {
     throw new GatepassError("request_invalid", {
-      description: "format=gcloud needs token_file: the absolute path where the job writes its ID token, e.g. token_file=$CI_PROJECT_DIR/.gatepass/ci-token (the GitLab template does this).",
+      description:
+        "format=gcloud needs token_file: the absolute path where the job writes its ID token, e.g. " +
+        "token_file=$CI_PROJECT_DIR/.gatepass/ci-token (the GitLab template does this).",
     });
   }
   if (!ABSOLUTE_PATH.test(tokenFile)) {
     throw new GatepassError("request_invalid", {
-      description: "token_file must be an absolute path, e.g. $CI_PROJECT_DIR/.gatepass/ci-token: Google's tools resolve a relative one against their own working directory (terraform -chdir changes it).",
+      description:
+        "token_file must be an absolute path, e.g. $CI_PROJECT_DIR/.gatepass/ci-token: Google's tools resolve a " +
+        "relative one against their own working directory (terraform -chdir changes it).",
     });
   }
   return tokenFile;

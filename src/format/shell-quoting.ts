@@ -13,11 +13,19 @@ const NAME = /^[A-Z_][A-Z0-9_]*$/;
  * every gatepass call sends, the others configure the template. Output is evaluated in the job's
  * shell, so exporting over any of them would break later calls; it is a bug, refused outright.
  */
-export const JOB_VARIABLES: ReadonlySet<string> = new Set(["GATEPASS_ID_TOKEN", "GATEPASS_URL", "GATEPASS_TARGET", "GATEPASS_FORMAT", "GATEPASS_LIFETIME", "GATEPASS_SCOPE"]);
+export const JOB_VARIABLES: ReadonlySet<string> = new Set([
+  "GATEPASS_ID_TOKEN",
+  "GATEPASS_URL",
+  "GATEPASS_TARGET",
+  "GATEPASS_FORMAT",
+  "GATEPASS_LIFETIME",
+  "GATEPASS_SCOPE",
+]);
 
 export function shellQuote(value: string): string {
   // NUL cannot be represented in a shell word at all; refuse rather than truncate.
-  if (value.includes("\0")) throw new GatepassError("format_unsupported", { description: "A value contains a NUL byte; use format=json." });
+  if (value.includes("\0"))
+    throw new GatepassError("format_unsupported", { description: "A value contains a NUL byte; use format=json." });
   return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
@@ -36,7 +44,9 @@ export function formatDotenv(entries: EnvEntries): string {
   return entries
     .map(([name, value]) => {
       if (!DOTENV_SAFE.test(value)) {
-        throw new GatepassError("format_unsupported", { description: `The value of ${name} cannot be written safely as dotenv; use format=env or format=json.` });
+        throw new GatepassError("format_unsupported", {
+          description: `The value of ${name} cannot be written safely as dotenv; use format=env or format=json.`,
+        });
       }
       return `${checkedName(name)}=${value}\n`;
     })

@@ -8,7 +8,10 @@ import { errorResponse, recordError } from "./error-response";
 import { log } from "../log";
 import { GatepassError, isGatepassError, toWireError, type ErrorCode, type OAuthError } from "../errors";
 
-/** rfc8693: a bad subject_token is `invalid_request` (RFC 8693 §2.2.2); google-sts: `invalid_grant`, as Google's STS answers. */
+/**
+ * rfc8693: a bad subject_token is `invalid_request` (RFC 8693 §2.2.2); google-sts: `invalid_grant`, as Google's STS
+ * answers.
+ */
 export type OAuthFlavor = "rfc8693" | "google-sts";
 
 const TARGET_REFUSALS: readonly ErrorCode[] = ["policy_denied", "target_unknown", "upstream_denied"];
@@ -22,7 +25,13 @@ export function oauthErrorResponse(c: Context<AppEnv>, err: unknown, flavor: OAu
   const body = { ...toWireError(error, requestId), error: tokenEndpointError(error, flavor) };
   return new Response(JSON.stringify(body), {
     status: 400,
-    headers: { "Content-Type": "application/json", "Cache-Control": "no-store", Pragma: "no-cache", "X-Request-Id": requestId, ...error.headers },
+    headers: {
+      "Content-Type": "application/json",
+      "Cache-Control": "no-store",
+      Pragma: "no-cache",
+      "X-Request-Id": requestId,
+      ...error.headers,
+    },
   });
 }
 

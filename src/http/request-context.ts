@@ -39,15 +39,19 @@ export function requestContext(services: Services): MiddlewareHandler<AppEnv> {
       if (flush) waitUntilOf(c)(flush);
     }
     // Junk lines beyond the per-second budget are counted, not logged (RequestLog, src/log.ts).
-    services.requestLog.write(status >= 500 ? "error" : "info", {
-      request_id: requestId,
-      method: c.req.method,
-      path: c.req.path,
-      status,
-      code: errorCode,
-      duration_ms: services.deps.now() - started,
-      ...c.get("logFields"),
-    }, !authenticated);
+    services.requestLog.write(
+      status >= 500 ? "error" : "info",
+      {
+        request_id: requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status,
+        code: errorCode,
+        duration_ms: services.deps.now() - started,
+        ...c.get("logFields"),
+      },
+      !authenticated,
+    );
   };
 }
 

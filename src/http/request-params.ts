@@ -1,10 +1,17 @@
-// Request parameters for every endpoint that takes them (the exchange endpoints, whoami): from the query string and a JSON or form body,
+// Request parameters for every endpoint that takes them (the exchange endpoints, whoami): from the query string and a
+// JSON or form body,
 // size-capped, strict (unknown or repeated parameters are refused, so typos never pass silently).
 
 import type { Context } from "hono";
 import type { AppEnv } from "./app-env";
 import { GatepassError } from "../errors";
-import { MAX_PARAM_VALUE_LENGTH, MAX_REQUEST_BODY_BYTES, MAX_REQUEST_PARAMETERS, MAX_SCOPE_LENGTH, MAX_SCOPES } from "../limits";
+import {
+  MAX_PARAM_VALUE_LENGTH,
+  MAX_REQUEST_BODY_BYTES,
+  MAX_REQUEST_PARAMETERS,
+  MAX_SCOPE_LENGTH,
+  MAX_SCOPES,
+} from "../limits";
 import { BodyTooLargeError, readCapped } from "./capped-body";
 
 export type Params = Record<string, string>;
@@ -14,7 +21,11 @@ export type Params = Record<string, string>;
  * load-balancer and browser logs, so there they are refused (request_invalid) before the token is
  * looked at, whatever else the request says.
  */
-export async function readParams(c: Context<AppEnv>, allowed: readonly string[], bodyOnly: readonly string[] = []): Promise<Params> {
+export async function readParams(
+  c: Context<AppEnv>,
+  allowed: readonly string[],
+  bodyOnly: readonly string[] = [],
+): Promise<Params> {
   const params: Params = {};
   const add = (name: string, value: string) => {
     if (!allowed.includes(name)) throw unknownParameter(name, allowed);
@@ -26,7 +37,10 @@ export async function readParams(c: Context<AppEnv>, allowed: readonly string[],
   if (inQuery > MAX_REQUEST_PARAMETERS) throw tooMany(allowed);
   for (const name of url.searchParams.keys()) {
     if (bodyOnly.includes(name)) {
-      throw invalid(`${name} carries a token: send it in the request body (application/x-www-form-urlencoded), never in the URL, which proxies and logs record.`);
+      throw invalid(
+        `${name} carries a token: send it in the request body (application/x-www-form-urlencoded), never in the ` +
+          `URL, which proxies and logs record.`,
+      );
     }
   }
   // Both counted before either is taken apart.
@@ -37,7 +51,11 @@ export async function readParams(c: Context<AppEnv>, allowed: readonly string[],
 }
 
 /** Reads the body's parameters; more than `room` of them are refused before they are parsed. */
-async function bodyParams(c: Context<AppEnv>, allowed: readonly string[], room: number): Promise<Array<[string, string]>> {
+async function bodyParams(
+  c: Context<AppEnv>,
+  allowed: readonly string[],
+  room: number,
+): Promise<Array<[string, string]>> {
   if (c.req.method === "GET" || c.req.method === "HEAD") return [];
   const text = await readBodyCapped(c.req.raw);
   if (text.trim() === "") return [];
@@ -98,7 +116,8 @@ function checkFlatJson(text: string, limit: number, allowed: readonly string[]):
     } else if (char === 0x7b /* { */ || char === 0x5b /* [ */) {
       // A top-level array is refused before JSON.parse builds it: its strings are no names to check.
       if (depth === 0 && char === 0x5b) throw notAnObject();
-      if (++depth > 1) throw invalid("The JSON body must be one object whose values are strings or numbers; nothing nested.");
+      if (++depth > 1)
+        throw invalid("The JSON body must be one object whose values are strings or numbers; nothing nested.");
       expectName = true;
     } else if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
       depth--;
@@ -131,7 +150,10 @@ function repeatedParameter(name: string, allowed: readonly string[]): GatepassEr
 }
 
 function tooMany(allowed: readonly string[]): GatepassError {
-  return invalid(`The request has more than ${MAX_REQUEST_PARAMETERS} parameters; this endpoint takes at most: ${allowed.join(", ")}.`);
+  return invalid(
+    `The request has more than ${MAX_REQUEST_PARAMETERS} parameters; this endpoint takes at most: ` +
+      `${allowed.join(", ")}.`,
+  );
 }
 
 /** Reads the body, refusing more than MAX_REQUEST_BODY_BYTES whatever Content-Length claims. */
@@ -160,7 +182,11 @@ export function parseLifetime(value: string | undefined): number | undefined {
 export function parseScopes(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const scopes = [...new Set(value.split(/[\s,]+/).filter((s) => s !== ""))];
-  if (scopes.length === 0 || scopes.length > MAX_SCOPES || scopes.some((s) => !/^[\x21-\x7e]+$/.test(s) || s.length > MAX_SCOPE_LENGTH)) {
+  if (
+    scopes.length === 0 ||
+    scopes.length > MAX_SCOPES ||
+    scopes.some((s) => !/^[\x21-\x7e]+$/.test(s) || s.length > MAX_SCOPE_LENGTH)
+  ) {
     throw invalid(`scope must list 1-${MAX_SCOPES} scopes separated by spaces or commas.`);
   }
   return scopes;

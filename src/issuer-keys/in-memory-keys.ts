@@ -30,7 +30,10 @@ export class IssuerKeys {
   adopt(set: StoredKeySet): void {
     this.set = set;
     const retired = set.retired ?? [];
-    this.byKid = new Map([...retired.map(({ key }) => [key.kid, key] as const), ...set.keys.map((key) => [key.kid, key] as const)]);
+    this.byKid = new Map([
+      ...retired.map(({ key }) => [key.kid, key] as const),
+      ...set.keys.map((key) => [key.kid, key] as const),
+    ]);
     this.retiredUntil = new Map(retired.map(({ key, until }) => [key.kid, until]));
     // New maps, not cleared ones: an import still running for the old set must not land in the new.
     this.imported = new Map();
@@ -81,7 +84,10 @@ export class IssuerKeys {
         },
         (err: unknown) => {
           // Structurally valid but unusable (e.g. an EC point off its curve): no token verifies with it.
-          throw new GatepassError("key_unknown", { description: "The issuer publishes a key for this kid that cannot be used.", cause: err });
+          throw new GatepassError("key_unknown", {
+            description: "The issuer publishes a key for this kid that cannot be used.",
+            cause: err,
+          });
         },
       );
       this.imported.set(cacheKey, key);

@@ -16,14 +16,30 @@
 import type { Env } from "../config";
 import { nowSeconds, type Deps, type WaitUntil } from "../deps";
 import { GatepassError } from "../errors";
-import { JWKS_FAILURE_BACKOFF_SECONDS, JWKS_REFRESH_AHEAD_SECONDS, JWKS_UNKNOWN_KID_COOLDOWN_SECONDS, PUSHED_JWKS_RECHECK_SECONDS } from "../limits";
+import {
+  JWKS_FAILURE_BACKOFF_SECONDS,
+  JWKS_REFRESH_AHEAD_SECONDS,
+  JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
+  PUSHED_JWKS_RECHECK_SECONDS,
+} from "../limits";
 import { log } from "../log";
 import type { IssuerConfig } from "../types";
 import { keyFitsAlgorithm } from "../verify/algorithms";
 import { IssuerKeys } from "./in-memory-keys";
 import type { PublicJwk } from "./key-set-validation";
 import { downloadKeySet } from "./key-set-download";
-import { jwksStorageKey, maxAgeOf, parseStoredKeySet, pushedKeySet, pushGraceSeconds, retireKeys, sameKeySet, supersedes, type IssuerKeyStatus, type StoredKeySet } from "./stored-key-set";
+import {
+  jwksStorageKey,
+  maxAgeOf,
+  parseStoredKeySet,
+  pushedKeySet,
+  pushGraceSeconds,
+  retireKeys,
+  sameKeySet,
+  supersedes,
+  type IssuerKeyStatus,
+  type StoredKeySet,
+} from "./stored-key-set";
 
 export class KeyCache {
   private readonly issuers = new Map<string, IssuerKeys>();
@@ -54,7 +70,10 @@ export class KeyCache {
       // naming this issuer (unsigned ones cost nothing to make) do not each cost a KV read.
       if (now >= state.recheckAt) await this.load(state, issuer, env, defer);
       if (!state.usable(nowSeconds(this.deps))) {
-        throw new GatepassError("jwks_unavailable", { headers: { "Retry-After": String(JWKS_FAILURE_BACKOFF_SECONDS) }, cause: state.lastError });
+        throw new GatepassError("jwks_unavailable", {
+          headers: { "Retry-After": String(JWKS_FAILURE_BACKOFF_SECONDS) },
+          cause: state.lastError,
+        });
       }
     } else if (now >= state.recheckAt) {
       defer(this.load(state, issuer, env, defer));
@@ -69,7 +88,9 @@ export class KeyCache {
       throw new GatepassError("key_unknown");
     }
     if ((jwk.alg !== undefined && jwk.alg !== alg) || !keyFitsAlgorithm(alg, jwk)) {
-      throw new GatepassError("signature_invalid", { description: "The token's alg does not match the key its kid names." });
+      throw new GatepassError("signature_invalid", {
+        description: "The token's alg does not match the key its kid names.",
+      });
     }
     return state.cryptoKey(jwk, alg);
   }
@@ -80,8 +101,20 @@ export class KeyCache {
    * cold load just did): reloading would learn nothing. Pushed sets carry the pushing machine's clock,
    * so for them that test means nothing.
    */
-  private reloadForKid(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: WaitUntil, kid: string, now: number): void {
-    if (state.loading || now < state.kidReloadAllowedAt || (state.set !== undefined && state.set.source !== "pushed" && state.set.fetched_at >= now)) return;
+  private reloadForKid(
+    state: IssuerKeys,
+    issuer: IssuerConfig,
+    env: Env,
+    defer: WaitUntil,
+    kid: string,
+    now: number,
+  ): void {
+    if (
+      state.loading ||
+      now < state.kidReloadAllowedAt ||
+      (state.set !== undefined && state.set.source !== "pushed" && state.set.fetched_at >= now)
+    )
+      return;
     state.kidReloadAllowedAt = now + JWKS_UNKNOWN_KID_COOLDOWN_SECONDS;
     defer(this.load(state, issuer, env, defer, kid));
   }
@@ -128,7 +161,9 @@ export class KeyCache {
         };
         if (issuer.keys.source === "pushed") {
           status.pushed_by = set?.pushed_by ?? null;
-          status.retired = (set?.retired ?? []).filter((r) => r.until > now).map((r) => ({ kid: r.key.kid, until: r.until }));
+          status.retired = (set?.retired ?? [])
+            .filter((r) => r.until > now)
+            .map((r) => ({ kid: r.key.kid, until: r.until }));
         }
         return status;
       }),
@@ -139,7 +174,12 @@ export class KeyCache {
    * Stores a validated pushed key set (KV first, then this isolate's memory). Keys the stored set
    * had and this one lacks are retired for the issuer's grace time, unless `dropPrevious`.
    */
-  async storePushed(issuer: IssuerConfig, keys: PublicJwk[], env: Env, push: { pushedBy: string; dropPrevious?: boolean }): Promise<StoredKeySet> {
+  async storePushed(
+    issuer: IssuerConfig,
+    keys: PublicJwk[],
+    env: Env,
+    push: { pushedBy: string; dropPrevious?: boolean },
+  ): Promise<StoredKeySet> {
     const state = this.stateFor(issuer);
     // A KV read that fails retires nothing it cannot see: fewer keys verify, never more.
     const { set: previous } = push.dropPrevious ? { set: undefined } : await this.readStored(env, issuer, state);
@@ -157,7 +197,14 @@ export class KeyCache {
    * Records a failed refresh on the last good set, unless KV meanwhile holds another set (an isolate
    * fetched or an admin pushed while this refresh was failing): that one must not be overwritten.
    */
-  private async noteRefreshFailure(env: Env, issuer: IssuerConfig, state: IssuerKeys, last: StoredKeySet, error: string, now: number): Promise<void> {
+  private async noteRefreshFailure(
+    env: Env,
+    issuer: IssuerConfig,
+    state: IssuerKeys,
+    last: StoredKeySet,
+    error: string,
+    now: number,
+  ): Promise<void> {
     const { set: current, read } = await this.readStored(env, issuer, state);
     if (!read || (current && !sameKeySet(current, last))) return;
     await this.writeStored(env, issuer.name, { ...last, last_error: error, last_error_at: now });
@@ -182,7 +229,13 @@ export class KeyCache {
     return state.loading;
   }
 
-  private async reload(state: IssuerKeys, issuer: IssuerConfig, env: Env, defer: WaitUntil, wantedKid?: string): Promise<void> {
+  private async reload(
+    state: IssuerKeys,
+    issuer: IssuerConfig,
+    env: Env,
+    defer: WaitUntil,
+    wantedKid?: string,
+  ): Promise<void> {
     const now = nowSeconds(this.deps);
     const { set: stored, read } = await this.readStored(env, issuer, state);
     if (stored && supersedes(stored, state.set)) state.adopt(stored);
@@ -229,7 +282,11 @@ export class KeyCache {
   }
 
   /** KV layer read; `read` is false when KV itself failed (then nothing is concluded from absence). */
-  private async readStored(env: Env, issuer: IssuerConfig, state: IssuerKeys): Promise<{ set: StoredKeySet | undefined; read: boolean }> {
+  private async readStored(
+    env: Env,
+    issuer: IssuerConfig,
+    state: IssuerKeys,
+  ): Promise<{ set: StoredKeySet | undefined; read: boolean }> {
     try {
       return { set: parseStoredKeySet(await env.JWKS.get(jwksStorageKey(issuer.name)), issuer), read: true };
     } catch (err) {

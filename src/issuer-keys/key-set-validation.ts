@@ -46,7 +46,8 @@ export function usablePublicKeys(input: unknown): { keys: PublicJwk[]; dropped: 
 
 function keyEntries(input: unknown): unknown[] {
   if (!isPlainObject(input) || !Array.isArray(input.keys)) throw invalid('a JWKS is a JSON object with a "keys" array');
-  if (input.keys.length > MAX_JWKS_KEYS) throw invalid(`the key set has ${input.keys.length} keys; at most ${MAX_JWKS_KEYS} are accepted`);
+  if (input.keys.length > MAX_JWKS_KEYS)
+    throw invalid(`the key set has ${input.keys.length} keys; at most ${MAX_JWKS_KEYS} are accepted`);
   return input.keys;
 }
 
@@ -58,9 +59,11 @@ function validatePublicJwk(input: unknown, index = 0): PublicJwk {
   }
   const name = `key "${kid}"`;
   for (const member of PRIVATE_MEMBERS) {
-    if (input[member] !== undefined) throw invalid(`${name} contains the private member "${member}"; push public keys only`);
+    if (input[member] !== undefined)
+      throw invalid(`${name} contains the private member "${member}"; push public keys only`);
   }
-  if (use !== undefined && use !== "sig") throw invalid(`${name} has use "${String(use)}"; only "sig" keys verify tokens`);
+  if (use !== undefined && use !== "sig")
+    throw invalid(`${name} has use "${String(use)}"; only "sig" keys verify tokens`);
   if (keyOps !== undefined && !(Array.isArray(keyOps) && keyOps.includes("verify"))) {
     throw invalid(`${name} has key_ops without "verify"`);
   }
@@ -74,7 +77,8 @@ function validatePublicJwk(input: unknown, index = 0): PublicJwk {
   else throw invalid(`${name} has kty "${String(kty)}"; only RSA, EC and OKP public keys are accepted`);
 
   if (alg !== undefined) {
-    if (!keyFitsAlgorithm(alg as string, key)) throw invalid(`${name} has alg "${String(alg)}", which does not fit its key type`);
+    if (!keyFitsAlgorithm(alg as string, key))
+      throw invalid(`${name} has alg "${String(alg)}", which does not fit its key type`);
     key.alg = alg as string;
   }
   if (use !== undefined) key.use = "sig";
@@ -86,7 +90,8 @@ function rsaKey(input: Record<string, unknown>, kid: string, name: string): Publ
   const e = typeof input.e === "string" ? decodeBase64url(input.e) : undefined;
   if (!n || !e) throw invalid(`${name} needs base64url members n and e`);
   const bits = bitLength(n);
-  if (bits < MIN_RSA_BITS) throw invalid(`${name} is an RSA key of ${bits} bits; at least ${MIN_RSA_BITS} are required`);
+  if (bits < MIN_RSA_BITS)
+    throw invalid(`${name} is an RSA key of ${bits} bits; at least ${MIN_RSA_BITS} are required`);
   if (bits > MAX_RSA_BITS) throw invalid(`${name} is an RSA key of ${bits} bits; at most ${MAX_RSA_BITS} are accepted`);
   const exponent = e.length <= 4 ? e.reduce((acc, byte) => acc * 256 + byte, 0) : 0;
   if (exponent < 3 || exponent % 2 === 0) throw invalid(`${name} has an unusable RSA exponent`);

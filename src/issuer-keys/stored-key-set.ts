@@ -56,8 +56,19 @@ export function maxAgeOf(source: KeySourceName): number {
 }
 
 /** The record written for pushed keys, by the admin endpoint and by `gatepass jwks push`. */
-export function pushedKeySet(issuerUrl: string, keys: PublicJwk[], now: number, push: { pushedBy?: string; retired?: RetiredKey[] } = {}): StoredKeySet {
-  const set: StoredKeySet = { issuer_url: issuerUrl, source: "pushed", keys, fetched_at: now, fresh_until: now + PUSHED_JWKS_MAX_AGE_SECONDS };
+export function pushedKeySet(
+  issuerUrl: string,
+  keys: PublicJwk[],
+  now: number,
+  push: { pushedBy?: string; retired?: RetiredKey[] } = {},
+): StoredKeySet {
+  const set: StoredKeySet = {
+    issuer_url: issuerUrl,
+    source: "pushed",
+    keys,
+    fetched_at: now,
+    fresh_until: now + PUSHED_JWKS_MAX_AGE_SECONDS,
+  };
   if (push.pushedBy !== undefined) set.pushed_by = push.pushedBy;
   if (push.retired && push.retired.length > 0) set.retired = push.retired;
   return set;
@@ -78,7 +89,12 @@ export function pushGraceSeconds(issuer: IssuerConfig): number {
  * grace, and its retired keys still verifying, until their own time (a later push never extends
  * one). A key pushed again is current, not retired. Grace 0 drops them all.
  */
-export function retireKeys(previous: StoredKeySet | undefined, keys: readonly PublicJwk[], now: number, graceSeconds: number): RetiredKey[] {
+export function retireKeys(
+  previous: StoredKeySet | undefined,
+  keys: readonly PublicJwk[],
+  now: number,
+  graceSeconds: number,
+): RetiredKey[] {
   if (!previous || previous.source !== "pushed" || graceSeconds <= 0) return [];
   const current = new Set(keys.map((key) => key.kid));
   const retired = new Map<string, RetiredKey>();
@@ -98,7 +114,9 @@ export function retireKeys(previous: StoredKeySet | undefined, keys: readonly Pu
  */
 export function stalePushedIssuers(statuses: readonly IssuerKeyStatus[], warnAfterSeconds: number) {
   return statuses
-    .filter((status) => status.source === "pushed" && (status.age_seconds === null || status.age_seconds > warnAfterSeconds))
+    .filter(
+      (status) => status.source === "pushed" && (status.age_seconds === null || status.age_seconds > warnAfterSeconds),
+    )
     .map((status) => ({
       issuer: status.name,
       age_seconds: status.age_seconds,
@@ -129,12 +147,19 @@ export function parseStoredKeySet(text: string | null, issuer: IssuerConfig): St
     return undefined;
   }
   if (keys.length === 0) return undefined;
-  const set: StoredKeySet = { issuer_url: issuer.url, source: issuer.keys.source, keys, fetched_at: fetchedAt, fresh_until: freshUntil };
+  const set: StoredKeySet = {
+    issuer_url: issuer.url,
+    source: issuer.keys.source,
+    keys,
+    fetched_at: fetchedAt,
+    fresh_until: freshUntil,
+  };
   if (jwksUri !== undefined) set.jwks_uri = jwksUri;
   if (typeof value.last_error === "string") set.last_error = value.last_error;
   if (typeof value.last_error_at === "number") set.last_error_at = value.last_error_at;
   if (set.source === "pushed") {
-    if (typeof value.pushed_by === "string" && value.pushed_by.length <= MAX_PUSHED_BY_LENGTH) set.pushed_by = value.pushed_by;
+    if (typeof value.pushed_by === "string" && value.pushed_by.length <= MAX_PUSHED_BY_LENGTH)
+      set.pushed_by = value.pushed_by;
     const retired = parseRetired(value.retired, keys);
     if (retired.length > 0) set.retired = retired;
   }
@@ -144,7 +169,9 @@ export function parseStoredKeySet(text: string | null, issuer: IssuerConfig): St
 /** Longest `pushed_by` kept from a record ("wrangler:" and an e-mail address fit). */
 const MAX_PUSHED_BY_LENGTH = 256;
 
-/** Retired keys of a stored record; an entry that is not a valid key with a time is dropped (fewer keys, never more). */
+/**
+ * Retired keys of a stored record; an entry that is not a valid key with a time is dropped (fewer keys, never more).
+ */
 function parseRetired(value: unknown, current: readonly PublicJwk[]): RetiredKey[] {
   if (!Array.isArray(value)) return [];
   const kids = new Set(current.map((key) => key.kid));
@@ -178,5 +205,8 @@ export function supersedes(stored: StoredKeySet, current: StoredKeySet | undefin
 }
 
 export function sameKeySet(a: StoredKeySet, b: StoredKeySet): boolean {
-  return a.fetched_at === b.fetched_at && JSON.stringify([a.keys, a.retired ?? []]) === JSON.stringify([b.keys, b.retired ?? []]);
+  return (
+    a.fetched_at === b.fetched_at &&
+    JSON.stringify([a.keys, a.retired ?? []]) === JSON.stringify([b.keys, b.retired ?? []])
+  );
 }

@@ -21,8 +21,26 @@ export function discoveryDocument(issuer: string, keys: KeyRing): Record<string,
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: keys.algorithms(),
     scopes_supported: ["openid"],
-    // GitLab's and GitHub's copied claims (a profile's `copy` names its own, which the policy knows, not this document).
-    claims_supported: [...new Set(["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "target", "rule", "source_issuer", "source_sub", "source_jti", ...COPIED_CI_CLAIMS, ...GITHUB_COPIED_CLAIMS])],
+    // GitLab's and GitHub's copied claims (a profile's `copy` names its own, which the policy knows, not this
+    // document).
+    claims_supported: [
+      ...new Set([
+        "iss",
+        "sub",
+        "aud",
+        "iat",
+        "nbf",
+        "exp",
+        "jti",
+        "target",
+        "rule",
+        "source_issuer",
+        "source_sub",
+        "source_jti",
+        ...COPIED_CI_CLAIMS,
+        ...GITHUB_COPIED_CLAIMS,
+      ]),
+    ],
     token_endpoint: `${issuer}/v1/token`,
     grant_types_supported: ["urn:ietf:params:oauth:grant-type:token-exchange"],
   };

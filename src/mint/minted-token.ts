@@ -14,16 +14,55 @@ import type { KeyRing, SigningAlg } from "../signing-keys/signing-key-secret";
  * unusable in most cloud mappings), aud/iat/exp and target_audience (the CI token's own, meaningless for ours).
  */
 export const COPIED_CI_CLAIMS = [
-  "namespace_id", "namespace_path", "project_id", "project_path", "user_id", "user_login",
-  "user_access_level", "pipeline_id", "pipeline_source", "job_id", "ref", "ref_type", "ref_path",
-  "ref_protected", "sha", "runner_id", "runner_environment", "project_visibility", "ci_config_ref_uri",
-  "ci_config_sha", "environment", "environment_protected", "deployment_tier", "environment_action",
-  "job_project_id", "job_project_path", "job_namespace_id", "job_namespace_path", "job_source",
-  "job_config_url", "job_config_sha",
+  "namespace_id",
+  "namespace_path",
+  "project_id",
+  "project_path",
+  "user_id",
+  "user_login",
+  "user_access_level",
+  "pipeline_id",
+  "pipeline_source",
+  "job_id",
+  "ref",
+  "ref_type",
+  "ref_path",
+  "ref_protected",
+  "sha",
+  "runner_id",
+  "runner_environment",
+  "project_visibility",
+  "ci_config_ref_uri",
+  "ci_config_sha",
+  "environment",
+  "environment_protected",
+  "deployment_tier",
+  "environment_action",
+  "job_project_id",
+  "job_project_path",
+  "job_namespace_id",
+  "job_namespace_path",
+  "job_source",
+  "job_config_url",
+  "job_config_sha",
 ] as const;
 
 /** Claims gatepass sets itself: copying a CI claim never replaces one of them, even when absent (source_sub). */
-const RESERVED_CLAIMS: ReadonlySet<string> = new Set(["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "target", "rule", "source_issuer", "source_sub", "source_jti", "__proto__"]);
+const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  "iss",
+  "sub",
+  "aud",
+  "iat",
+  "nbf",
+  "exp",
+  "jti",
+  "target",
+  "rule",
+  "source_issuer",
+  "source_sub",
+  "source_jti",
+  "__proto__",
+]);
 
 export interface MintedClaims {
   iss: string;
@@ -66,7 +105,9 @@ export interface MintInput {
 export function subjectFor(target: Target): string {
   const subject = target.subject ?? `target:${target.name}`;
   if (new TextEncoder().encode(subject).length > MAX_SUBJECT_BYTES) {
-    throw new GatepassError("internal_error", { cause: new Error(`subject of target ${target.name} exceeds ${MAX_SUBJECT_BYTES} bytes`) });
+    throw new GatepassError("internal_error", {
+      cause: new Error(`subject of target ${target.name} exceeds ${MAX_SUBJECT_BYTES} bytes`),
+    });
   }
   return subject;
 }
@@ -76,8 +117,15 @@ export function subjectFor(target: Target): string {
  * a CI token may carry a fractional exp (NumericDate allows it), but relying parties and
  * docs/issuer.md expect integers, and expires_in is derived from it.
  */
-export function mintedExpiry(now: number, ciExpiresAt: number, targetMaxSeconds: number, lifetimeSeconds: number): number {
-  return Math.floor(Math.min(ciExpiresAt, now + targetMaxSeconds, now + MINTED_TOKEN_MAX_LIFETIME_SECONDS, now + lifetimeSeconds));
+export function mintedExpiry(
+  now: number,
+  ciExpiresAt: number,
+  targetMaxSeconds: number,
+  lifetimeSeconds: number,
+): number {
+  return Math.floor(
+    Math.min(ciExpiresAt, now + targetMaxSeconds, now + MINTED_TOKEN_MAX_LIFETIME_SECONDS, now + lifetimeSeconds),
+  );
 }
 
 export function buildClaims(input: MintInput): MintedClaims {

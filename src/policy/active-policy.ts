@@ -52,7 +52,9 @@ export class PolicyStore {
 
   constructor(private readonly deps: Deps) {}
 
-  /** Last reason a reload did not produce a usable snapshot, or a rule of the loaded one was refused (for admin status). */
+  /**
+   * Last reason a reload did not produce a usable snapshot, or a rule of the loaded one was refused (for admin status).
+   */
   get lastError(): string | undefined {
     return this.reloadError ?? this.policy?.refusal;
   }
@@ -128,14 +130,19 @@ export class PolicyStore {
     let headers: string[];
     try {
       const listed: unknown = JSON.parse((await env.POLICIES.get(FALLBACK_SNAPSHOTS_KEY)) ?? "[]");
-      headers = Array.isArray(listed) ? listed.filter((h): h is string => typeof h === "string").slice(0, MAX_FALLBACK_SNAPSHOTS) : [];
+      headers = Array.isArray(listed)
+        ? listed.filter((h): h is string => typeof h === "string").slice(0, MAX_FALLBACK_SNAPSHOTS)
+        : [];
     } catch {
       return;
     }
     const from = activeText.startsWith(STORED_HEADER_START) ? safeVersion(activeText) : "(format 1 snapshot)";
     for (const headerText of headers) {
       try {
-        const policy = this.policy?.version === readStoredHeader(headerText).version ? this.policy : await loadPointed(env, headerText);
+        const policy =
+          this.policy?.version === readStoredHeader(headerText).version
+            ? this.policy
+            : await loadPointed(env, headerText);
         this.policy = policy;
         this.rawText = activeText;
         this.fallbackFrom = from;
@@ -169,7 +176,9 @@ async function loadPointed(env: Env, headerText: string): Promise<CompiledPolicy
   );
   const missing = chunks.indexOf(null);
   if (missing >= 0) {
-    throw new GatepassError("policy_invalid", { description: `The policy snapshot was refused: its chunk ${missing} of ${header.chunks} is missing.` });
+    throw new GatepassError("policy_invalid", {
+      description: `The policy snapshot was refused: its chunk ${missing} of ${header.chunks} is missing.`,
+    });
   }
   const payload = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk!.byteLength, 0));
   let at = 0;

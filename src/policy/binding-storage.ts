@@ -8,22 +8,48 @@ import { payloadChunks, STORED_HEADER_START, type StoredSnapshot } from "./snaps
 import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, payloadChunkKey } from "./active-policy";
 import type { PolicyWriteStorage } from "./write-protocol";
 import {
-  activateStatements, CHUNK_KEY_PREFIX, fallbackStateOf, fallbackStateStatements, finishAttemptSql, historyBody, KEPT_VERSIONS_SQL, logAttemptSql,
-  recordVersionStatements, releaseLeaseSql, renewLeaseSql, storedVersionCheckSql, takeLeaseStatements, unusedChunkKeys, type AttemptOutcome, type FallbackRow,
+  activateStatements,
+  CHUNK_KEY_PREFIX,
+  fallbackStateOf,
+  fallbackStateStatements,
+  finishAttemptSql,
+  historyBody,
+  KEPT_VERSIONS_SQL,
+  logAttemptSql,
+  recordVersionStatements,
+  releaseLeaseSql,
+  renewLeaseSql,
+  storedVersionCheckSql,
+  takeLeaseStatements,
+  unusedChunkKeys,
+  type AttemptOutcome,
+  type FallbackRow,
 } from "./write-sql";
 
 export class BindingPolicyStorage implements PolicyWriteStorage {
   constructor(private readonly env: Pick<Env, "DB" | "POLICIES">) {}
 
-  async logAttempt(attempt: string, action: "push" | "rollback", version: string, by: string): Promise<string | undefined> {
-    return this.leaseHolder(attempt, await this.batch([logAttemptSql(attempt, action, version, by), ...takeLeaseStatements(attempt, by)]));
+  async logAttempt(
+    attempt: string,
+    action: "push" | "rollback",
+    version: string,
+    by: string,
+  ): Promise<string | undefined> {
+    return this.leaseHolder(
+      attempt,
+      await this.batch([logAttemptSql(attempt, action, version, by), ...takeLeaseStatements(attempt, by)]),
+    );
   }
 
   async takeLease(attempt: string, by: string): Promise<string | undefined> {
     return this.leaseHolder(attempt, await this.batch(takeLeaseStatements(attempt, by)));
   }
 
-  async finishAttempt(attempt: string, outcome: Exclude<AttemptOutcome, "started" | "activated">, detail: string): Promise<void> {
+  async finishAttempt(
+    attempt: string,
+    outcome: Exclude<AttemptOutcome, "started" | "activated">,
+    detail: string,
+  ): Promise<void> {
     await this.env.DB.prepare(finishAttemptSql(attempt, outcome, detail)).run();
   }
 
@@ -38,12 +64,19 @@ export class BindingPolicyStorage implements PolicyWriteStorage {
 
   async recordVersion(snapshot: PolicySnapshot, pushedBy: string, pushedAt: string): Promise<void> {
     await this.batch(recordVersionStatements(snapshot, pushedBy, pushedAt));
-    const stored = await this.env.DB.prepare(storedVersionCheckSql(snapshot.version)).first<{ n: number; bytes: number; chunks: number }>();
-    if (!stored || stored.n !== stored.chunks || stored.bytes !== historyBody(snapshot).length) throw new Error("D1 did not store the whole snapshot; nothing was activated");
+    const stored = await this.env.DB.prepare(storedVersionCheckSql(snapshot.version)).first<{
+      n: number;
+      bytes: number;
+      chunks: number;
+    }>();
+    if (!stored || stored.n !== stored.chunks || stored.bytes !== historyBody(snapshot).length)
+      throw new Error("D1 did not store the whole snapshot; nothing was activated");
   }
 
   async putChunks(stored: StoredSnapshot): Promise<void> {
-    await Promise.all(payloadChunks(stored.payload).map((value, i) => this.env.POLICIES.put(payloadChunkKey(stored.header, i), value)));
+    await Promise.all(
+      payloadChunks(stored.payload).map((value, i) => this.env.POLICIES.put(payloadChunkKey(stored.header, i), value)),
+    );
   }
 
   async fallbackState(version: string): Promise<{ active: string | undefined; headers: string[] }> {
@@ -62,8 +95,16 @@ export class BindingPolicyStorage implements PolicyWriteStorage {
     await this.env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, stored.headerText);
   }
 
-  async activate(version: string, headerText: string, attempt: string, replaced: string | undefined): Promise<{ activated: boolean; kept: string[] }> {
-    const results = await this.batch([...activateStatements(version, headerText, attempt, replaced), KEPT_VERSIONS_SQL]);
+  async activate(
+    version: string,
+    headerText: string,
+    attempt: string,
+    replaced: string | undefined,
+  ): Promise<{ activated: boolean; kept: string[] }> {
+    const results = await this.batch([
+      ...activateStatements(version, headerText, attempt, replaced),
+      KEPT_VERSIONS_SQL,
+    ]);
     const marked = results.at(-2) ?? [];
     const kept = results.at(-1) ?? [];
     return {

@@ -35,7 +35,9 @@ export interface CapabilityLintProfile {
  * GitHub's, or a CI profile's. None (capabilities refused) for a kind: generic issuer without a
  * profile, and for a vocabulary that cannot say a ref is protected, which event ran, or ids.
  */
-export function capabilityProfileFor(issuer: Pick<IssuerConfig, "kind" | "profile">): CapabilityLintProfile | undefined {
+export function capabilityProfileFor(
+  issuer: Pick<IssuerConfig, "kind" | "profile">,
+): CapabilityLintProfile | undefined {
   if (issuer.kind === "generic" && !issuer.profile) return undefined;
   const vocabulary = vocabularyOf(issuer);
   const ids = idClaims(vocabulary);
@@ -56,7 +58,10 @@ export interface CapabilityFinding {
 }
 
 /** Errors for one rule; none when it grants no capability. `issuer` is the rule's issuer (undefined: unknown). */
-export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "kind" | "profile" | "accept_legacy_ci_job_jwt"> | undefined): CapabilityFinding[] {
+export function lintCapabilityRule(
+  rule: RuleSpec,
+  issuer: Pick<IssuerConfig, "kind" | "profile" | "accept_legacy_ci_job_jwt"> | undefined,
+): CapabilityFinding[] {
   const granted = rule.allow.filter(isCapability);
   if (granted.length === 0) return [];
   const names = granted.join(", ");
@@ -67,8 +72,10 @@ export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "k
     add(
       "capability-issuer-kind",
       ["allow"],
-      `capability ${names} cannot be granted to issuer '${rule.issuer}': its kind has no claims gatepass knows to say a ref is protected ` +
-        "which event started the pipeline, and ids; grant it to a kind: gitlab or github issuer (or a profile that names these claims)",
+      `capability ${names} cannot be granted to issuer '${rule.issuer}': its kind has no claims gatepass knows to ` +
+        `say a ref is protected ` +
+        "which event started the pipeline, and ids; grant it to a kind: gitlab or github issuer (or a profile that " +
+        "names these claims)",
     );
     return findings;
   }
@@ -76,17 +83,20 @@ export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "k
     add(
       "capability-legacy-tokens",
       ["allow"],
-      `capability ${names} must not be reachable with legacy CI_JOB_JWT tokens, which carry no aud (any service a job sent one to could replay it): ` +
+      `capability ${names} must not be reachable with legacy CI_JOB_JWT tokens, which carry no aud (any service a ` +
+        `job sent one to could replay it): ` +
         `set accept_legacy_ci_job_jwt: false on issuer '${rule.issuer}'`,
     );
   }
-  const condition = (claim: string) => (Object.hasOwn(rule.match, claim) ? compileCondition(claim, rule.match[claim]!) : undefined);
+  const condition = (claim: string) =>
+    Object.hasOwn(rule.match, claim) ? compileCondition(claim, rule.match[claim]!) : undefined;
   const protectedRef = condition(profile.protectedClaim);
   if (!protectedRef || !protectedRef.matches(profile.protectedValue) || protectedRef.matches("false")) {
     add(
       "capability-unprotected-ref",
       ["match"],
-      `capability ${names} must only be reachable from protected refs: add ${profile.protectedClaim}: "${profile.protectedValue}" (no acknowledgement silences this)`,
+      `capability ${names} must only be reachable from protected refs: add ` +
+        `${profile.protectedClaim}: "${profile.protectedValue}" (no acknowledgement silences this)`,
     );
   }
   const event = condition(profile.eventClaim);
@@ -94,15 +104,18 @@ export function lintCapabilityRule(rule: RuleSpec, issuer: Pick<IssuerConfig, "k
     add(
       "capability-untrusted-events",
       ["match"],
-      `capability ${names} must not be reachable from ${profile.untrustedEvents.join(" or ")} pipelines, which run code proposed from outside: ` +
-        `list the events the policy pipeline runs from (e.g. ${profile.eventClaim}: [push, web]) (no acknowledgement silences this)`,
+      `capability ${names} must not be reachable from ${profile.untrustedEvents.join(" or ")} pipelines, which run ` +
+        `code proposed from outside: ` +
+        `list the events the policy pipeline runs from (e.g. ${profile.eventClaim}: [push, web]) (no ` +
+        `acknowledgement silences this)`,
     );
   }
   if (!profile.idClaims.some((claim) => Object.hasOwn(rule.match, claim) && pinsLiteralIds(rule.match[claim]!))) {
     add(
       "capability-id-scope",
       ["match"],
-      `capability ${names} must be scoped by ${profile.idClaims.join(" or ")} (exact ids: a path can pass to another project after a rename, ` +
+      `capability ${names} must be scoped by ${profile.idClaims.join(" or ")} (exact ids: a path can pass to ` +
+        `another project after a rename, ` +
         "transfer or deletion, an id never does) (no acknowledgement silences this)",
     );
   }

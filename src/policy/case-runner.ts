@@ -72,11 +72,14 @@ export function runCase(policy: CompiledPolicy, testCase: TestCase): CaseResult 
       failures.push(`${target}: unknown target`);
       continue;
     }
-    const decision = isCapability(target) ? grantsCapability(policy, identity, target) : evaluate(policy, identity, target);
+    const decision = isCapability(target)
+      ? grantsCapability(policy, identity, target)
+      : evaluate(policy, identity, target);
     if (expected.allow && !decision.allowed) {
       const closest = isCapability(target) ? undefined : explainTarget(policy, identity, target).rules[0];
       const why = closest
-        ? ` (closest rule '${closest.rule}' fails on ${closest.failures.map((f) => `${f.claim}=${JSON.stringify(f.actual)}`).join(", ")})`
+        ? ` (closest rule '${closest.rule}' fails on ` +
+          `${closest.failures.map((f) => `${f.claim}=${JSON.stringify(f.actual)}`).join(", ")})`
         : " (no rule of this issuer allows the target)";
       failures.push(`${target}: expected allow, got deny${why}`);
     } else if (!expected.allow && decision.allowed) {
@@ -100,19 +103,31 @@ export function readJsonCases(value: unknown): TestCase[] {
   if (value.length > MAX_PUSHED_CASES) throw new Error(`at most ${MAX_PUSHED_CASES} test cases travel with a push`);
   return value.map((raw, index): TestCase => {
     const where = `test case ${index + 1}`;
-    if (!isPlainObject(raw) || Object.keys(raw).some((key) => !["name", "issuer", "claims", "expect"].includes(key))) throw new Error(`${where} has keys other than name, issuer, claims, expect`);
-    if (typeof raw.name !== "string" || raw.name.length === 0 || raw.name.length > 500) throw new Error(`${where} needs a name`);
-    if (raw.issuer !== undefined && typeof raw.issuer !== "string") throw new Error(`${where}: issuer is an issuer name`);
+    if (!isPlainObject(raw) || Object.keys(raw).some((key) => !["name", "issuer", "claims", "expect"].includes(key)))
+      throw new Error(`${where} has keys other than name, issuer, claims, expect`);
+    if (typeof raw.name !== "string" || raw.name.length === 0 || raw.name.length > 500)
+      throw new Error(`${where} needs a name`);
+    if (raw.issuer !== undefined && typeof raw.issuer !== "string")
+      throw new Error(`${where}: issuer is an issuer name`);
     if (!isPlainObject(raw.claims)) throw new Error(`${where}: claims is an object`);
-    if (!isPlainObject(raw.expect) || Object.keys(raw.expect).length === 0) throw new Error(`${where}: expect maps targets to allow, deny or { allow: RULE }`);
+    if (!isPlainObject(raw.expect) || Object.keys(raw.expect).length === 0)
+      throw new Error(`${where}: expect maps targets to allow, deny or { allow: RULE }`);
     const expect = new Map<string, Expectation>();
     for (const [target, wanted] of Object.entries(raw.expect)) {
       if (wanted === "allow") expect.set(target, { allow: true });
       else if (wanted === "deny") expect.set(target, { allow: false });
-      else if (isPlainObject(wanted) && Object.keys(wanted).length === 1 && typeof wanted.allow === "string") expect.set(target, { allow: true, rule: wanted.allow });
+      else if (isPlainObject(wanted) && Object.keys(wanted).length === 1 && typeof wanted.allow === "string")
+        expect.set(target, { allow: true, rule: wanted.allow });
       else throw new Error(`${where}: expect maps targets to allow, deny or { allow: RULE }`);
     }
-    return { file: "(pushed)", line: index + 1, name: raw.name, ...(raw.issuer !== undefined ? { issuer: raw.issuer } : {}), claims: raw.claims, expect };
+    return {
+      file: "(pushed)",
+      line: index + 1,
+      name: raw.name,
+      ...(raw.issuer !== undefined ? { issuer: raw.issuer } : {}),
+      claims: raw.claims,
+      expect,
+    };
   });
 }
 
@@ -122,6 +137,8 @@ export function casesAsJson(cases: readonly TestCase[]): unknown[] {
     name: c.name,
     ...(c.issuer !== undefined ? { issuer: c.issuer } : {}),
     claims: c.claims,
-    expect: Object.fromEntries([...c.expect].map(([target, e]) => [target, !e.allow ? "deny" : e.rule ? { allow: e.rule } : "allow"])),
+    expect: Object.fromEntries(
+      [...c.expect].map(([target, e]) => [target, !e.allow ? "deny" : e.rule ? { allow: e.rule } : "allow"]),
+    ),
   }));
 }

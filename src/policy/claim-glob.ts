@@ -39,7 +39,9 @@ export function compileGlob(pattern: string): Matcher {
   if (!pattern.includes("*")) {
     return { source: pattern, exact: true, matches: (value) => value === pattern };
   }
-  const segments: Segment[] = pattern.split("/").map((s) => (s === "**" ? GLOBSTAR : s.includes("*") ? s.split("*") : s));
+  const segments: Segment[] = pattern
+    .split("/")
+    .map((s) => (s === "**" ? GLOBSTAR : s.includes("*") ? s.split("*") : s));
   return {
     source: pattern,
     exact: false,
@@ -72,7 +74,10 @@ function matchSegments(pattern: readonly Segment[], value: readonly string[]): b
   return p === pattern.length;
 }
 
-/** `parts` is the segment split on `*`: the value must start with the first, end with the last, and contain the rest in order. */
+/**
+ * `parts` is the segment split on `*`: the value must start with the first, end with the last, and contain the rest in
+ * order.
+ */
 function matchSegment(segment: string | readonly string[], value: string): boolean {
   if (typeof segment === "string") return segment === value;
   const first = segment[0]!;

@@ -56,7 +56,10 @@ export class CompiledPolicy {
     this.targets = new Map(targets.map((target) => [target.name, target]));
     this.compiled = new Array<CompiledRule | undefined>(source.count);
     const { version, source_digest, created_at } = meta;
-    const snapshot = { format: SNAPSHOT_FORMAT, version, source_digest, created_at, issuers, targets } as Omit<PolicySnapshot, "rules">;
+    const snapshot = { format: SNAPSHOT_FORMAT, version, source_digest, created_at, issuers, targets } as Omit<
+      PolicySnapshot,
+      "rules"
+    >;
     Object.defineProperty(snapshot, "rules", { enumerable: true, get: () => this.allRules().map((rule) => rule.spec) });
     this.snapshot = snapshot as PolicySnapshot;
   }
@@ -83,7 +86,8 @@ export class CompiledPolicy {
   ruleOf(issuer: string, order: number): CompiledRule {
     const rule = this.rule(order);
     if (rule.spec.issuer === issuer) return rule;
-    const reason = `snapshot ${this.version.slice(0, 12)}: the index files rule ${order} under issuer '${issuer}', not its own`;
+    const reason =
+      `snapshot ${this.version.slice(0, 12)}: the index files rule ${order} under issuer ` + `'${issuer}', not its own`;
     this.refusal ??= reason;
     throw unavailable(reason);
   }
@@ -93,7 +97,9 @@ export class CompiledPolicy {
     const known = this.compiled[order];
     if (known) return known;
     if (!(Number.isSafeInteger(order) && order >= 0 && order < this.source.count)) {
-      const reason = `snapshot ${this.version.slice(0, 12)}: the index names rule ${String(order).slice(0, 20)}, which it does not have`;
+      const reason =
+        `snapshot ${this.version.slice(0, 12)}: the index names rule ` +
+        `${String(order).slice(0, 20)}, which it does not have`;
       this.refusal ??= reason;
       throw unavailable(reason);
     }
@@ -102,7 +108,9 @@ export class CompiledPolicy {
       try {
         return this.compile(order, this.source.spec(order));
       } catch (err) {
-        const reason = `rule ${order} of snapshot ${this.version.slice(0, 12)} was refused: ${err instanceof Error ? err.message : String(err)}`;
+        const reason =
+          `rule ${order} of snapshot ${this.version.slice(0, 12)} was refused: ` +
+          `${err instanceof Error ? err.message : String(err)}`;
         this.refused.set(order, reason);
         this.refusal ??= reason;
       }

@@ -5,7 +5,15 @@
 
 import { GatepassError } from "../errors";
 import { MAX_EXPLAINED_RULES } from "../limits";
-import type { ConditionFailure, Decision, Grant, NormalizedClaims, RuleExplanation, TargetExplanation, VerifiedIdentity } from "../types";
+import type {
+  ConditionFailure,
+  Decision,
+  Grant,
+  NormalizedClaims,
+  RuleExplanation,
+  TargetExplanation,
+  VerifiedIdentity,
+} from "../types";
 import type { Capability } from "./capabilities";
 import type { CompiledPolicy, CompiledRule } from "./compile-policy";
 import { claimValue } from "./rule-condition";
@@ -52,7 +60,11 @@ export interface CapabilityGrant {
  * identity: the same deny-by-default evaluation as a target, without the target lookup that would
  * refuse the name.
  */
-export function grantsCapability(policy: CompiledPolicy, identity: VerifiedIdentity, capability: Capability): CapabilityGrant {
+export function grantsCapability(
+  policy: CompiledPolicy,
+  identity: VerifiedIdentity,
+  capability: Capability,
+): CapabilityGrant {
   let best: CompiledRule | undefined;
   policy.candidates(identity.issuer, identity.claims, (order) => {
     if (best && order >= best.order) return;
@@ -73,11 +85,17 @@ export type ExplainScope = "candidates" | "all";
 /** For one target: the rules (of the token's issuer) that allow it, and for each the conditions that
  *  failed in terms of the token's own claims only (never the rule's patterns). The closest rules come
  *  first and at most MAX_EXPLAINED_RULES are listed. */
-export function explainTarget(policy: CompiledPolicy, identity: VerifiedIdentity, target: string, scope: ExplainScope = "all"): TargetExplanation {
+export function explainTarget(
+  policy: CompiledPolicy,
+  identity: VerifiedIdentity,
+  target: string,
+  scope: ExplainScope = "all",
+): TargetExplanation {
   requireTarget(policy, target);
-  const rules = scope === "all"
-    ? policy.rulesAllowing(identity.issuer, target)
-    : candidateRules(policy, identity).filter((rule) => rule.allows.has(target));
+  const rules =
+    scope === "all"
+      ? policy.rulesAllowing(identity.issuer, target)
+      : candidateRules(policy, identity).filter((rule) => rule.allows.has(target));
   const explained = rules.map((rule): RuleExplanation & { order: number } => {
     const failures: ConditionFailure[] = [];
     for (const condition of rule.conditions) {
@@ -86,7 +104,10 @@ export function explainTarget(policy: CompiledPolicy, identity: VerifiedIdentity
     }
     return { rule: rule.name, matched: failures.length === 0, failures, order: rule.order };
   });
-  const granting = explained.reduce<(typeof explained)[number] | undefined>((first, r) => (r.matched && (!first || r.order < first.order) ? r : first), undefined);
+  const granting = explained.reduce<(typeof explained)[number] | undefined>(
+    (first, r) => (r.matched && (!first || r.order < first.order) ? r : first),
+    undefined,
+  );
   explained.sort((a, b) => a.failures.length - b.failures.length || a.order - b.order);
   const shown = explained.slice(0, MAX_EXPLAINED_RULES).map(({ order: _order, ...rest }) => rest);
   return {
@@ -98,7 +119,10 @@ export function explainTarget(policy: CompiledPolicy, identity: VerifiedIdentity
   };
 }
 
-/** Denial error: GatepassError("policy_denied") whose description names the target and the token's project_path, ref and ref_type. */
+/**
+ * Denial error: GatepassError("policy_denied") whose description names the target and the token's project_path, ref
+ * and ref_type.
+ */
 export function denialError(identity: VerifiedIdentity, target: string): GatepassError {
   const show = (claim: string) => {
     const value = claimValue(identity.claims, claim);
@@ -107,8 +131,10 @@ export function denialError(identity: VerifiedIdentity, target: string): Gatepas
   };
   return new GatepassError("policy_denied", {
     description:
-      `No policy rule lets project '${show("project_path")}' (ref '${show("ref")}', ref_type '${show("ref_type")}') use target '${target}'. ` +
-      `GET /v1/whoami?target=${target} shows which conditions this job does not meet; an admin can add a rule in policies/.`,
+      `No policy rule lets project '${show("project_path")}' (ref '${show("ref")}', ref_type ` +
+      `'${show("ref_type")}') use target '${target}'. ` +
+      `GET /v1/whoami?target=${target} shows which conditions this job does not meet; an admin can add a rule in ` +
+      `policies/.`,
     details: { target },
   });
 }
@@ -117,7 +143,9 @@ function requireTarget(policy: CompiledPolicy, target: string): void {
   if (policy.targets.has(target)) return;
   throw new GatepassError("target_unknown", {
     // Echo the name only when it is a plausible target name: never reflect arbitrary input.
-    description: TARGET_NAME.test(target) ? `No target named '${target}' is configured.` : "No target of that name is configured.",
+    description: TARGET_NAME.test(target)
+      ? `No target named '${target}' is configured.`
+      : "No target of that name is configured.",
   });
 }
 

@@ -39,7 +39,10 @@ export async function loadSnapshot(text: string): Promise<CompiledPolicy> {
   if (!text.startsWith(STORED_HEADER_START)) return loadWholeSnapshot(text);
   const newline = text.indexOf("\n");
   if (newline < 0) throw invalid("it has no payload after its header");
-  return loadStoredSnapshot(readStoredHeader(text.slice(0, newline)), new TextEncoder().encode(text.slice(newline + 1)));
+  return loadStoredSnapshot(
+    readStoredHeader(text.slice(0, newline)),
+    new TextEncoder().encode(text.slice(newline + 1)),
+  );
 }
 
 /**
@@ -60,7 +63,15 @@ export async function verifySnapshot(text: string): Promise<CompiledPolicy> {
     const { problems } = normalizePolicy([{ name: "snapshot", value: { issuers, targets, rules } }], "snapshot");
     if (problems.length > 0) throw invalid(describeProblems(problems));
     const { version, source_digest, created_at } = policy.snapshot;
-    const rebuilt = await storedSnapshot({ format: SNAPSHOT_FORMAT, version, source_digest, created_at, issuers, targets, rules });
+    const rebuilt = await storedSnapshot({
+      format: SNAPSHOT_FORMAT,
+      version,
+      source_digest,
+      created_at,
+      issuers,
+      targets,
+      rules,
+    });
     if (rebuilt.text !== text) throw invalid("its index is not the one its rules give");
   }
   return policy;
@@ -72,7 +83,8 @@ async function loadWholeSnapshot(text: string): Promise<CompiledPolicy> {
   if (text.length > MAX_POLICY_SNAPSHOT_BYTES) throw invalid(`it is larger than ${MAX_POLICY_SNAPSHOT_BYTES} bytes`);
   const fields = parseObject(text, "it");
   const keys = Object.keys(fields).sort();
-  if (keys.join() !== SNAPSHOT_KEYS.join()) throw invalid(`its keys are ${keys.join(", ")}; expected ${SNAPSHOT_KEYS.join(", ")}`);
+  if (keys.join() !== SNAPSHOT_KEYS.join())
+    throw invalid(`its keys are ${keys.join(", ")}; expected ${SNAPSHOT_KEYS.join(", ")}`);
   if (fields.format !== SNAPSHOT_FORMAT) throw invalid(`format ${JSON.stringify(fields.format)} is not supported`);
   const meta = checkMeta(fields);
 
@@ -81,7 +93,8 @@ async function loadWholeSnapshot(text: string): Promise<CompiledPolicy> {
   if (problems.length > 0) throw invalid(describeProblems(problems));
   // A valid snapshot is a fixed point of normalisation: nothing defaulted, reordered or re-spelled.
   const body = snapshotBody(policy);
-  if (canonicalJson(body) !== canonicalJson({ format: SNAPSHOT_FORMAT, ...given })) throw invalid("it is not in canonical form");
+  if (canonicalJson(body) !== canonicalJson({ format: SNAPSHOT_FORMAT, ...given }))
+    throw invalid("it is not in canonical form");
   if ((await snapshotVersion(body)) !== meta.version) throw invalid("its content hash does not match its version");
   return compilePolicy({ ...body, ...meta });
 }
@@ -93,15 +106,21 @@ export function readStoredHeader(text: string): StoredHeader {
   if (text.length > 1024) throw invalid("its header is too long");
   const fields = parseObject(text, "its header");
   const keys = Object.keys(fields).sort();
-  if (keys.join() !== STORED_HEADER_KEYS.join()) throw invalid(`its header's keys are ${keys.join(", ")}; expected ${STORED_HEADER_KEYS.join(", ")}`);
+  if (keys.join() !== STORED_HEADER_KEYS.join())
+    throw invalid(`its header's keys are ${keys.join(", ")}; expected ${STORED_HEADER_KEYS.join(", ")}`);
   if (fields.format !== STORED_FORMAT) throw invalid(`format ${JSON.stringify(fields.format)} is not supported`);
   const meta = checkMeta(fields);
   const { index_length, body_length, chunks, index_sha256 } = fields;
-  const count = (value: unknown, max: number) => Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= max;
-  if (!count(index_length, MAX_POLICY_SNAPSHOT_BYTES) || !count(body_length, MAX_POLICY_SNAPSHOT_BYTES)) throw invalid("its lengths are not byte counts");
-  if ((index_length as number) + (body_length as number) > MAX_POLICY_SNAPSHOT_BYTES) throw invalid(`it is larger than ${MAX_POLICY_SNAPSHOT_BYTES} bytes`);
-  if (!count(chunks, MAX_POLICY_KV_CHUNKS)) throw invalid(`its chunk count is not a number from 1 to ${MAX_POLICY_KV_CHUNKS}`);
-  if (typeof index_sha256 !== "string" || !HEX64.test(index_sha256)) throw invalid("index_sha256 is not a SHA-256 hex digest");
+  const count = (value: unknown, max: number) =>
+    Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= max;
+  if (!count(index_length, MAX_POLICY_SNAPSHOT_BYTES) || !count(body_length, MAX_POLICY_SNAPSHOT_BYTES))
+    throw invalid("its lengths are not byte counts");
+  if ((index_length as number) + (body_length as number) > MAX_POLICY_SNAPSHOT_BYTES)
+    throw invalid(`it is larger than ${MAX_POLICY_SNAPSHOT_BYTES} bytes`);
+  if (!count(chunks, MAX_POLICY_KV_CHUNKS))
+    throw invalid(`its chunk count is not a number from 1 to ${MAX_POLICY_KV_CHUNKS}`);
+  if (typeof index_sha256 !== "string" || !HEX64.test(index_sha256))
+    throw invalid("index_sha256 is not a SHA-256 hex digest");
   const header: StoredHeader = {
     format: STORED_FORMAT,
     ...meta,
@@ -119,7 +138,10 @@ export function readStoredHeader(text: string): StoredHeader {
  * values as bytes, hashes them as they are and decodes only what it parses). Throws policy_invalid.
  */
 export async function loadStoredSnapshot(header: StoredHeader, payload: Uint8Array): Promise<CompiledPolicy> {
-  if (payload.length !== header.index_length + header.body_length) throw invalid(`its payload is ${payload.length} bytes; the header says ${header.index_length + header.body_length}`);
+  if (payload.length !== header.index_length + header.body_length)
+    throw invalid(
+      `its payload is ${payload.length} bytes; the header says ${header.index_length + header.body_length}`,
+    );
   const indexBytes = payload.subarray(0, header.index_length);
   const body = payload.subarray(header.index_length);
   const [indexHash, bodyHash] = await Promise.all([sha256Hex(indexBytes), sha256Hex(body)]);
@@ -134,16 +156,25 @@ export async function loadStoredSnapshot(header: StoredHeader, payload: Uint8Arr
   const targetsAt = body.length - BODY_PARTS.tail.length - stored.targets_length;
   const rulesEnd = targetsAt - BODY_PARTS.targets.length;
   const fixed = (at: number, part: string) => at >= 0 && text(at, at + part.length) === part;
-  if (!fixed(0, BODY_PARTS.head) || !fixed(rulesAt - BODY_PARTS.rules.length, BODY_PARTS.rules) || rulesEnd < rulesAt ||
-      !fixed(rulesEnd, BODY_PARTS.targets) || !fixed(body.length - BODY_PARTS.tail.length, BODY_PARTS.tail) ||
-      (stored.starts.length === 0) !== (rulesEnd === rulesAt) || (stored.starts.length > 0 && stored.starts[0] !== rulesAt)) {
+  if (
+    !fixed(0, BODY_PARTS.head) ||
+    !fixed(rulesAt - BODY_PARTS.rules.length, BODY_PARTS.rules) ||
+    rulesEnd < rulesAt ||
+    !fixed(rulesEnd, BODY_PARTS.targets) ||
+    !fixed(body.length - BODY_PARTS.tail.length, BODY_PARTS.tail) ||
+    (stored.starts.length === 0) !== (rulesEnd === rulesAt) ||
+    (stored.starts.length > 0 && stored.starts[0] !== rulesAt)
+  ) {
     throw invalid("its body does not have the stored layout");
   }
   const issuersText = text(issuersAt, issuersAt + stored.issuers_length);
   const targetsText = text(targetsAt, targetsAt + stored.targets_length);
   const rawIssuers = parseJson(issuersText, "its issuers");
   const rawTargets = parseJson(targetsText, "its targets");
-  const { policy, problems } = normalizePolicy([{ name: "snapshot", value: { issuers: rawIssuers, targets: rawTargets } }], "snapshot");
+  const { policy, problems } = normalizePolicy(
+    [{ name: "snapshot", value: { issuers: rawIssuers, targets: rawTargets } }],
+    "snapshot",
+  );
   if (problems.length > 0) throw invalid(describeProblems(problems));
   const checked = snapshotBody({ ...policy, rules: [] });
   if (canonicalJson(checked.issuers) !== issuersText || canonicalJson(checked.targets) !== targetsText) {
@@ -160,8 +191,15 @@ export async function loadStoredSnapshot(header: StoredHeader, payload: Uint8Arr
     // Rule `order` runs from its start to the comma before the next one (or to the end of the rules).
     const start = starts[order];
     const end = order + 1 < starts.length ? (starts[order + 1] as number) - 1 : rulesEnd;
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || (start as number) < rulesAt || end <= (start as number) || end > rulesEnd ||
-        (order > 0 && body[(start as number) - 1] !== comma) || (order + 1 < starts.length && body[end] !== comma)) {
+    if (
+      !Number.isSafeInteger(start) ||
+      !Number.isSafeInteger(end) ||
+      (start as number) < rulesAt ||
+      end <= (start as number) ||
+      end > rulesEnd ||
+      (order > 0 && body[(start as number) - 1] !== comma) ||
+      (order + 1 < starts.length && body[end] !== comma)
+    ) {
       throw new Error("the index does not place it in the body");
     }
     const ruleText = text(start as number, end);
@@ -169,9 +207,14 @@ export async function loadStoredSnapshot(header: StoredHeader, payload: Uint8Arr
     // Validated with its own issuer and the targets it names, so the same checks as a whole policy apply.
     const fields = isPlainObject(raw) ? raw : {};
     const allow = Array.isArray(fields.allow) ? fields.allow : [];
-    const targets = [...new Set(allow)].flatMap((name) => (rawTargetByName.has(name) ? [rawTargetByName.get(name)] : []));
+    const targets = [...new Set(allow)].flatMap((name) =>
+      rawTargetByName.has(name) ? [rawTargetByName.get(name)] : [],
+    );
     const issuers = rawIssuerByName.has(fields.issuer) ? [rawIssuerByName.get(fields.issuer)] : [];
-    const { policy: one, problems: ruleProblems } = normalizePolicy([{ name: "snapshot", value: { issuers, targets, rules: [raw] } }], "snapshot");
+    const { policy: one, problems: ruleProblems } = normalizePolicy(
+      [{ name: "snapshot", value: { issuers, targets, rules: [raw] } }],
+      "snapshot",
+    );
     if (ruleProblems.length > 0) throw new Error(describeProblems(ruleProblems));
     const rule = one.rules[0]!;
     if (canonicalJson(rule) !== ruleText) throw new Error("it is not in canonical form");
@@ -183,11 +226,17 @@ export async function loadStoredSnapshot(header: StoredHeader, payload: Uint8Arr
 /** Stored snapshots are ASCII (canonical JSON escapes the rest); anything else fails the checks after decoding. */
 const ascii = new TextDecoder();
 
-function readIndex(text: string): { by_issuer: unknown; starts: unknown[]; issuers_length: number; targets_length: number } {
+function readIndex(text: string): {
+  by_issuer: unknown;
+  starts: unknown[];
+  issuers_length: number;
+  targets_length: number;
+} {
   const fields = parseObject(text, "its index");
   if (Object.keys(fields).sort().join() !== STORED_INDEX_KEYS.join()) throw invalid("its index has the wrong keys");
   const { by_issuer, starts, issuers_length, targets_length } = fields;
-  if (!Array.isArray(starts) || starts.length > MAX_RULES) throw invalid(`its index does not place at most ${MAX_RULES} rules`);
+  if (!Array.isArray(starts) || starts.length > MAX_RULES)
+    throw invalid(`its index does not place at most ${MAX_RULES} rules`);
   const natural = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
   if (!natural(issuers_length) || !natural(targets_length)) throw invalid("its index's lengths are not byte counts");
   return { by_issuer, starts, issuers_length: issuers_length as number, targets_length: targets_length as number };
@@ -198,8 +247,10 @@ function readIndex(text: string): { by_issuer: unknown; starts: unknown[]; issue
 function checkMeta(fields: Record<string, unknown>): Pick<PolicySnapshot, "version" | "source_digest" | "created_at"> {
   const { version, source_digest, created_at } = fields;
   if (typeof version !== "string" || !HEX64.test(version)) throw invalid("version is not a SHA-256 hex digest");
-  if (typeof source_digest !== "string" || !HEX64.test(source_digest)) throw invalid("source_digest is not a SHA-256 hex digest");
-  if (typeof created_at !== "string" || created_at.length > 40 || !Number.isFinite(Date.parse(created_at))) throw invalid("created_at is not a timestamp");
+  if (typeof source_digest !== "string" || !HEX64.test(source_digest))
+    throw invalid("source_digest is not a SHA-256 hex digest");
+  if (typeof created_at !== "string" || created_at.length > 40 || !Number.isFinite(Date.parse(created_at)))
+    throw invalid("created_at is not a timestamp");
   return { version, source_digest, created_at };
 }
 
@@ -233,5 +284,8 @@ function invalid(reason: string): GatepassError {
 
 /** `["rules", 3, "match", "ref"]` → `rules[3].match.ref`. */
 function formatPath(path: Path): string {
-  return path.map((part, i) => (typeof part === "number" ? `[${part}]` : i === 0 ? part : `.${part}`)).join("") || "(top level)";
+  return (
+    path.map((part, i) => (typeof part === "number" ? `[${part}]` : i === 0 ? part : `.${part}`)).join("") ||
+    "(top level)"
+  );
 }

@@ -42,11 +42,20 @@ export function lintPolicy(policy: PolicyParts): LintFinding[] {
   return policy.rules.flatMap((rule) => [
     ...lintRule(rule, privileged, acceptingLegacy, vocabularyOf(issuers.get(rule.issuer))),
     // Capabilities: errors whatever the rule acknowledges (capability-lint.ts).
-    ...lintCapabilityRule(rule, issuers.get(rule.issuer)).map((finding): LintFinding => ({ ...finding, severity: "error", rule })),
+    ...lintCapabilityRule(rule, issuers.get(rule.issuer)).map((finding): LintFinding => ({
+      ...finding,
+      severity: "error",
+      rule,
+    })),
   ]);
 }
 
-function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuersAcceptingLegacy: ReadonlySet<string>, vocabulary: ClaimVocabulary): LintFinding[] {
+function lintRule(
+  rule: RuleSpec,
+  privilegedTargets: ReadonlySet<string>,
+  issuersAcceptingLegacy: ReadonlySet<string>,
+  vocabulary: ClaimVocabulary,
+): LintFinding[] {
   const findings: LintFinding[] = [];
   const add = (code: LintCode, at: Path, message: string, severity: LintFinding["severity"] = "error") =>
     findings.push({ code, severity, rule, at, message });
@@ -56,7 +65,9 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
 
   const ids = new Set(idClaims(vocabulary));
   const scopes = scopeClaims(vocabulary);
-  const scopedBy = scopes.filter((claim) => Object.hasOwn(rule.match, claim) && isScoping(claim, rule.match[claim]!, ids));
+  const scopedBy = scopes.filter(
+    (claim) => Object.hasOwn(rule.match, claim) && isScoping(claim, rule.match[claim]!, ids),
+  );
   const scoped = scopedBy.length > 0;
   // A CI hands a path to whoever takes it after a rename, transfer or deletion; an id is never reused.
   const byPathOnly = scoped && !scopedBy.some((claim) => ids.has(claim));
@@ -68,7 +79,13 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
         "with a literal first segment (e.g. 'platform/**'), or set acknowledge: { broad: true } if that is intended",
     );
   }
-  if (scoped && ack.broad) add("unneeded-acknowledgement", ["acknowledge", "broad"], "acknowledge.broad is not needed: the rule is scoped", "warning");
+  if (scoped && ack.broad)
+    add(
+      "unneeded-acknowledgement",
+      ["acknowledge", "broad"],
+      "acknowledge.broad is not needed: the rule is scoped",
+      "warning",
+    );
 
   if (vocabulary.refNeedsRefType && Object.hasOwn(rule.match, "ref")) {
     const refType = Object.hasOwn(rule.match, "ref_type") ? conditionParts(rule.match.ref_type!) : undefined;
@@ -77,7 +94,8 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
       add(
         "ref-without-ref-type",
         ["match", "ref"],
-        "a tag can carry a branch's name (a tag 'main' is not the branch 'main'): add ref_type: branch (or tag) next to ref, " +
+        "a tag can carry a branch's name (a tag 'main' is not the branch 'main'): add ref_type: branch (or tag) " +
+          "next to ref, " +
           "one exact value (a list such as [branch, tag] matches either); split the rule if both are meant",
       );
     }
@@ -89,8 +107,10 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
     add(
       "privileged-legacy-tokens",
       ["allow"],
-      `privileged target(s) ${reachesPrivileged.join(", ")} must not be reachable with legacy CI_JOB_JWT tokens, which carry no aud ` +
-        `(any service a job ever sent one to could replay it): set accept_legacy_ci_job_jwt: false on issuer '${rule.issuer}', ` +
+      `privileged target(s) ${reachesPrivileged.join(", ")} must not be reachable with legacy CI_JOB_JWT tokens, ` +
+        `which carry no aud ` +
+        `(any service a job ever sent one to could replay it): set accept_legacy_ci_job_jwt: false on issuer ` +
+        `'${rule.issuer}', ` +
         "or remove these targets from the rule",
     );
   }
@@ -108,10 +128,13 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
           "privileged-unprotected-ref",
           ["match"],
           protectedRef
-            ? `privileged target(s) ${names} must only be reachable from protected refs: add ${protectedRef.claim}: "${protectedRef.value}", ` +
+            ? `privileged target(s) ${names} must only be reachable from protected refs: add ` +
+                `${protectedRef.claim}: "${protectedRef.value}", ` +
                 "or set acknowledge: { unprotected: true } if that is intended"
-            : `privileged target(s) ${names} must only be reachable from protected refs, and issuer '${rule.issuer}' (${vocabulary.ci}) ` +
-                "names no claim that says a ref is protected: give its profile protected_ref, or set acknowledge: { unprotected: true } " +
+            : `privileged target(s) ${names} must only be reachable from protected refs, and issuer ` +
+                `'${rule.issuer}' (${vocabulary.ci}) ` +
+                "names no claim that says a ref is protected: give its profile protected_ref, or set acknowledge: { " +
+                "unprotected: true } " +
                 "and say in a comment what protects the ref instead",
         );
       }
@@ -125,17 +148,26 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
         );
       }
     } else if (refOk && sourceOk) {
-      add("unneeded-acknowledgement", ["acknowledge", "unprotected"], "acknowledge.unprotected is not needed: the rule already requires protected refs outside merge requests", "warning");
+      add(
+        "unneeded-acknowledgement",
+        ["acknowledge", "unprotected"],
+        "acknowledge.unprotected is not needed: the rule already requires protected refs outside merge requests",
+        "warning",
+      );
     }
     // Only acknowledge.child_pipelines silences this warning (acknowledge.unprotected is for the errors).
-    const childPipelines = vocabulary.childPipelines && sourceOk && source !== undefined && source.matches(CHILD_PIPELINE_SOURCE);
+    const childPipelines =
+      vocabulary.childPipelines && sourceOk && source !== undefined && source.matches(CHILD_PIPELINE_SOURCE);
     if (childPipelines && !ack.child_pipelines) {
       add(
         "privileged-child-pipelines",
         ["match", "pipeline_source"],
-        `privileged target(s) ${names} can be reached from child pipelines (pipeline_source ${CHILD_PIPELINE_SOURCE}), and the child ` +
-          `pipelines of a merge-request pipeline run its code with that source too, so only ref_protected guards them: list the ` +
-          `sources you deploy from (e.g. ${DEPLOY_SOURCES_EXAMPLE}), or set acknowledge: { child_pipelines: true } if child pipelines ` +
+        `privileged target(s) ${names} can be reached from child pipelines (pipeline_source ` +
+          `${CHILD_PIPELINE_SOURCE}), and the child ` +
+          `pipelines of a merge-request pipeline run its code with that source too, so only ref_protected guards ` +
+          `them: list the ` +
+          `sources you deploy from (e.g. ${DEPLOY_SOURCES_EXAMPLE}), or set acknowledge: { child_pipelines: true } ` +
+          `if child pipelines ` +
           "on protected refs need these targets",
         "warning",
       );
@@ -143,16 +175,22 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
       const why = !vocabulary.childPipelines
         ? `${vocabulary.ci} has no child pipelines`
         : sourceOk
-        ? "the rule's pipeline_source excludes child pipelines"
-        : "its pipeline_source admits merge-request pipelines, which privileged-merge-requests is about";
-      add("unneeded-acknowledgement", ["acknowledge", "child_pipelines"], `acknowledge.child_pipelines is not needed: ${why}`, "warning");
+          ? "the rule's pipeline_source excludes child pipelines"
+          : "its pipeline_source admits merge-request pipelines, which privileged-merge-requests is about";
+      add(
+        "unneeded-acknowledgement",
+        ["acknowledge", "child_pipelines"],
+        `acknowledge.child_pipelines is not needed: ${why}`,
+        "warning",
+      );
     }
     if (byPathOnly && !ack.path_scope) {
       const paths = scopedBy.map((claim) => `${claim} ${JSON.stringify(rule.match[claim])}`).join(", ");
       add(
         "privileged-path-scope",
         ["match", scopedBy[0]!],
-        `privileged target(s) ${names} are reached by path alone (${paths}), and ${vocabulary.ci} gives a path to another project after a ` +
+        `privileged target(s) ${names} are reached by path alone (${paths}), and ${vocabulary.ci} gives a path to ` +
+          `another project after a ` +
           `rename, transfer or deletion: match ${idAdvice(vocabulary)}, ` +
           "keeping the path next to it if you like (`gatepass policies explain` shows a job's ids), " +
           "or set acknowledge: { path_scope: true } if the path is meant",
@@ -160,17 +198,31 @@ function lintRule(rule: RuleSpec, privilegedTargets: ReadonlySet<string>, issuer
       );
     } else if (!byPathOnly && ack.path_scope) {
       const why = scoped ? `the rule is scoped by ${orList(idClaims(vocabulary))}` : "the rule has no path scope";
-      add("unneeded-acknowledgement", ["acknowledge", "path_scope"], `acknowledge.path_scope is not needed: ${why}`, "warning");
+      add(
+        "unneeded-acknowledgement",
+        ["acknowledge", "path_scope"],
+        `acknowledge.path_scope is not needed: ${why}`,
+        "warning",
+      );
     }
   } else {
     for (const key of ["unprotected", "child_pipelines", "path_scope"] as const) {
-      if (ack[key]) add("unneeded-acknowledgement", ["acknowledge", key], `acknowledge.${key} is not needed: the rule allows no privileged target`, "warning");
+      if (ack[key])
+        add(
+          "unneeded-acknowledgement",
+          ["acknowledge", key],
+          `acknowledge.${key} is not needed: the rule allows no privileged target`,
+          "warning",
+        );
     }
   }
   return findings;
 }
 
-/** A positive condition whose every alternative pins a literal: an id without wildcards, or a path whose first segment is literal. */
+/**
+ * A positive condition whose every alternative pins a literal: an id without wildcards, or a path whose first segment
+ * is literal.
+ */
 function isScoping(claim: string, spec: RuleSpec["match"][string], ids: ReadonlySet<string>): boolean {
   const { negated, patterns } = conditionParts(spec);
   if (negated) return false;

@@ -16,7 +16,19 @@ import { githubAudienceProblem, githubIssuerUrlProblem } from "../verify/issuer-
 import { isCapability } from "./capabilities";
 import { issuerSpec } from "./issuer-schema";
 import { claimNameProblem, ruleSpec } from "./rule-schema";
-import { describe, fail, INVALID, list, object, type Ctx, type JsonSchema, type Mode, type Path, type Problem, type Spec } from "./shape-spec";
+import {
+  describe,
+  fail,
+  INVALID,
+  list,
+  object,
+  type Ctx,
+  type JsonSchema,
+  type Mode,
+  type Path,
+  type Problem,
+  type Spec,
+} from "./shape-spec";
 import { targetSpec } from "./target-schema";
 
 export type { JsonSchema, Mode, Path, Problem } from "./shape-spec";
@@ -44,7 +56,9 @@ export interface NormalizeResult {
   origins: Map<object, Origin>;
 }
 
-/** A policy file's sections, in the order they are read and reported: what each holds and how many a policy may have. */
+/**
+ * A policy file's sections, in the order they are read and reported: what each holds and how many a policy may have.
+ */
 const SECTIONS: Record<keyof PolicyParts, { spec: Spec<object>; max: number; doc: string }> = {
   issuers: { spec: issuerSpec, max: MAX_ISSUERS, doc: "CI token issuers." },
   targets: { spec: targetSpec, max: MAX_TARGETS, doc: "Credentials jobs may obtain." },
@@ -56,7 +70,9 @@ const SECTIONS: Record<keyof PolicyParts, { spec: Spec<object>; max: number; doc
  *  `gatepass policies validate` stays the authority: cross-file names, lint and canonical URLs are
  *  beyond what JSON Schema can say. */
 export function policyJsonSchema(): JsonSchema {
-  const fields = Object.fromEntries(Object.entries(SECTIONS).map(([key, { spec, max, doc }]) => [key, { spec: list(spec, { max }), doc }]));
+  const fields = Object.fromEntries(
+    Object.entries(SECTIONS).map(([key, { spec, max, doc }]) => [key, { spec: list(spec, { max }), doc }]),
+  );
   return {
     $schema: "https://json-schema.org/draft/2020-12/schema",
     title: "gatepass policy file",
@@ -80,7 +96,8 @@ export function normalizePolicy(documents: readonly PolicyDocument[], mode: Mode
       continue;
     }
     for (const key of Object.keys(value)) {
-      if (!Object.hasOwn(SECTIONS, key)) fail(ctx, [key], `unknown key '${key}'; a policy file has issuers, targets and/or rules`, true);
+      if (!Object.hasOwn(SECTIONS, key))
+        fail(ctx, [key], `unknown key '${key}'; a policy file has issuers, targets and/or rules`, true);
     }
     for (const [key, { spec }] of Object.entries(SECTIONS)) {
       const items = value[key];
@@ -106,7 +123,12 @@ export function normalizePolicy(documents: readonly PolicyDocument[], mode: Mode
   return { policy, problems, origins };
 }
 
-function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems: Problem[], refused: ReadonlySet<string>): void {
+function crossCheck(
+  policy: PolicyParts,
+  origins: Map<object, Origin>,
+  problems: Problem[],
+  refused: ReadonlySet<string>,
+): void {
   const at = (item: object, ...rest: (string | number)[]): Omit<Problem, "message"> => {
     const origin = origins.get(item)!;
     return { document: origin.document, path: [...origin.path, ...rest] };
@@ -115,7 +137,11 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
     const seen = new Map<string, object>();
     for (const item of items) {
       const first = seen.get(item.name);
-      if (first) problems.push({ ...at(item, "name"), message: `duplicate ${kind} name '${item.name}' (first defined in ${origins.get(first)!.document})` });
+      if (first)
+        problems.push({
+          ...at(item, "name"),
+          message: `duplicate ${kind} name '${item.name}' (first defined in ${origins.get(first)!.document})`,
+        });
       else seen.set(item.name, item);
     }
   };
@@ -143,8 +169,11 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
     problems.push({
       ...at(target, target.subject === undefined ? "name" : "subject"),
       message:
-        `target '${target.name}' would be minted with sub '${sub}', the same ${sub === firstSub ? "" : "(ignoring case) "}as target '${first.name}' ` +
-        `(first defined in ${origins.get(first)!.document}): each cloud role trusts exactly one target by its sub, so a job allowed ` +
+        `target '${target.name}' would be minted with sub '${sub}', the same ${
+          sub === firstSub ? "" : "(ignoring " + "case) "
+        }as target '${first.name}' ` +
+        `(first defined in ${origins.get(first)!.document}): each cloud role trusts exactly one target by its sub, ` +
+        `so a job allowed ` +
         `'${target.name}' could obtain '${first.name}''s credential; give one of them a different subject`,
     });
   }
@@ -154,7 +183,8 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
   for (const issuer of policy.issuers) {
     for (const [url, where] of issuerUrls(issuer)) {
       const owner = urls.get(url);
-      if (owner !== undefined) problems.push({ ...at(issuer, ...where), message: `issuer URL '${url}' is already used by issuer '${owner}'` });
+      if (owner !== undefined)
+        problems.push({ ...at(issuer, ...where), message: `issuer URL '${url}' is already used by issuer '${owner}'` });
       else urls.set(url, issuer.name);
     }
   }
@@ -168,7 +198,11 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
       const problem = githubAudienceProblem(audience, issuer.url);
       if (problem) problems.push({ ...at(issuer, "audiences", i), message: problem });
     });
-    if (issuer.accept_legacy_ci_job_jwt) problems.push({ ...at(issuer, "accept_legacy_ci_job_jwt"), message: "legacy CI_JOB_JWT tokens are GitLab's; remove accept_legacy_ci_job_jwt from a github issuer" });
+    if (issuer.accept_legacy_ci_job_jwt)
+      problems.push({
+        ...at(issuer, "accept_legacy_ci_job_jwt"),
+        message: "legacy CI_JOB_JWT tokens are GitLab's; remove accept_legacy_ci_job_jwt from a github issuer",
+      });
   }
 
   const issuers = new Map(policy.issuers.map((issuer) => [issuer.name, issuer]));
@@ -180,7 +214,11 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
   for (const rule of policy.rules) {
     const issuer = issuers.get(rule.issuer);
     if (!issuer) {
-      if (!refused.has(`issuers:${rule.issuer}`)) problems.push({ ...at(rule, "issuer"), message: `unknown issuer '${rule.issuer}'; configured issuers: ${[...issuers.keys()].join(", ") || "none"}` });
+      if (!refused.has(`issuers:${rule.issuer}`))
+        problems.push({
+          ...at(rule, "issuer"),
+          message: `unknown issuer '${rule.issuer}'; configured issuers: ${[...issuers.keys()].join(", ") || "none"}`,
+        });
     } else {
       for (const claim of Object.keys(rule.match)) {
         const problem = claimNameProblem(issuer.kind, claim);
@@ -188,7 +226,8 @@ function crossCheck(policy: PolicyParts, origins: Map<object, Origin>, problems:
       }
     }
     rule.allow.forEach((target, i) => {
-      if (!isCapability(target) && !targets.has(target) && !refused.has(`targets:${target}`)) problems.push({ ...at(rule, "allow", i), message: `unknown target '${target}'; define it under targets:` });
+      if (!isCapability(target) && !targets.has(target) && !refused.has(`targets:${target}`))
+        problems.push({ ...at(rule, "allow", i), message: `unknown target '${target}'; define it under targets:` });
     });
   }
 }

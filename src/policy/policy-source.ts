@@ -1,7 +1,20 @@
 // Policy source files (YAML) → a checked policy, with file and line for every problem. Used by the CLI
 // (validate, test, push, explain); the Worker only ever sees compiled snapshots and never loads YAML.
 
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type CST, type Document, type Node, type YAMLError } from "yaml";
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  Parser,
+  visit,
+  type CST,
+  type Document,
+  type Node,
+  type YAMLError,
+} from "yaml";
 import { MAX_YAML_ALIASES } from "../limits";
 import { lintPolicy, type LintCode } from "./policy-lint";
 import { normalizePolicy, type Path, type PolicyParts, type Problem } from "./policy-schema";
@@ -37,16 +50,25 @@ export function parseYaml(file: SourceFile): ParsedYaml {
     return { line, column: col };
   };
   const syntax = syntaxProblem(file.text, [...doc.errors, ...doc.warnings]);
-  const errors: Finding[] = syntax ? [{ file: file.name, ...position(syntax.offset), severity: "error", message: syntax.message }] : [];
+  const errors: Finding[] = syntax
+    ? [{ file: file.name, ...position(syntax.offset), severity: "error", message: syntax.message }]
+    : [];
   if (errors.length === 0) {
-    for (const { offset, message } of respelledScalars(doc)) errors.push({ file: file.name, ...position(offset), severity: "error", message });
+    for (const { offset, message } of respelledScalars(doc))
+      errors.push({ file: file.name, ...position(offset), severity: "error", message });
   }
   let value: unknown;
   if (errors.length === 0) {
     try {
       value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
     } catch (err) {
-      errors.push({ file: file.name, line: 1, column: 1, severity: "error", message: err instanceof Error ? err.message : String(err) });
+      errors.push({
+        file: file.name,
+        line: 1,
+        column: 1,
+        severity: "error",
+        message: err instanceof Error ? err.message : String(err),
+      });
     }
   }
   return {
@@ -88,12 +110,16 @@ function syntaxProblem(text: string, problems: readonly YAMLError[]): { offset: 
   const at = first.pos[0];
   // A complaint about the blanks that start a line is about indentation: point at the line's content.
   const content = firstNonBlank(text, at);
-  const inIndentation = /^[ \t]*$/.test(text.slice(text.lastIndexOf("\n", at - 1) + 1, at)) && /[^\r\n]/.test(text[content] ?? "\n");
+  const inIndentation =
+    /^[ \t]*$/.test(text.slice(text.lastIndexOf("\n", at - 1) + 1, at)) && /[^\r\n]/.test(text[content] ?? "\n");
   switch (first.code) {
     case "DUPLICATE_KEY":
       return { offset: at, message: `this key is already in the same mapping: keys must be unique ${detail}` };
     case "MULTIPLE_DOCS":
-      return { offset: at, message: `a policy file holds one YAML document: remove this '---' or split the file ${detail}` };
+      return {
+        offset: at,
+        message: `a policy file holds one YAML document: remove this '---' or split the file ${detail}`,
+      };
     case "TAB_AS_INDENT":
       return { offset: at, message: `indent with spaces, not tabs ${detail}` };
     case "MULTILINE_IMPLICIT_KEY":
@@ -103,11 +129,16 @@ function syntaxProblem(text: string, problems: readonly YAMLError[]): { offset: 
       // reads as a key spanning lines; the line to fix is the deeper one.
       const wrapped = problems.find((p) => p.code === "MULTILINE_IMPLICIT_KEY" && p.pos[0] === at);
       const newline = wrapped ? text.slice(at, wrapped.pos[1]).indexOf("\n") : -1;
-      if (newline >= 0) return { offset: firstNonBlank(text, at + newline + 1), message: `this line is indented deeper than the key above it ${detail}` };
+      if (newline >= 0)
+        return {
+          offset: firstNonBlank(text, at + newline + 1),
+          message: `this line is indented deeper than the key above it ${detail}`,
+        };
       break;
     }
   }
-  if (inIndentation && (first.code === "BAD_INDENT" || first.code === "MISSING_CHAR")) return { offset: content, message: `this line is not indented like the lines it belongs with ${detail}` };
+  if (inIndentation && (first.code === "BAD_INDENT" || first.code === "MISSING_CHAR"))
+    return { offset: content, message: `this line is not indented like the lines it belongs with ${detail}` };
   return { offset: at, message: `YAML syntax error ${detail}` };
 }
 
@@ -146,7 +177,13 @@ function unclosedOpener(text: string, limit: number): { offset: number; message:
         const open = token.start.source;
         const close = open === "[" ? "]" : "}";
         const end = token.end.find((t) => t.type === "flow-seq-end" || t.type === "flow-map-end");
-        if (end?.source !== close) note(token.offset, end ? `this '${open}' is closed with '${end.source}', not '${close}'` : `this '${open}' is never closed with '${close}'`);
+        if (end?.source !== close)
+          note(
+            token.offset,
+            end
+              ? `this '${open}' is closed with '${end.source}', not '${close}'`
+              : `this '${open}' is never closed with '${close}'`,
+          );
         break;
       }
       case "single-quoted-scalar":
@@ -160,7 +197,10 @@ function unclosedOpener(text: string, limit: number): { offset: number; message:
   return found;
 }
 
-/** Whether a quoted scalar's source ends with its closing quote (`''` inside single quotes and `\"` inside double quotes are escapes). */
+/**
+ * Whether a quoted scalar's source ends with its closing quote (`''` inside single quotes and `\"` inside double
+ * quotes are escapes).
+ */
 function isClosedQuote(source: string): boolean {
   const quote = source[0];
   for (let i = 1; i < source.length; i++) {
@@ -184,16 +224,26 @@ function respelledScalars(doc: Document): { offset: number; message: string }[] 
   visit(doc, {
     Scalar(_key, node) {
       const { value, source } = node;
-      if ((typeof value !== "number" && typeof value !== "boolean" && typeof value !== "bigint") || source === undefined) return;
+      if (
+        (typeof value !== "number" && typeof value !== "boolean" && typeof value !== "bigint") ||
+        source === undefined
+      )
+        return;
       const read = String(value);
       if (read === source) return;
       let message: string;
-      if (typeof value === "boolean") message = `the boolean ${source} would be read as ${read}: write ${read}, or quote it ("${source}") if it is text`;
+      if (typeof value === "boolean")
+        message =
+          `the boolean ${source} would be read as ${read}: write ${read}, or quote it ("${source}") if it ` + `is text`;
       else if (/^-?\d+$/.test(read) && !Number.isSafeInteger(Number(read))) {
-        message = `the number ${source} is too large to be read exactly (it would be read as ${read}): quote it ("${source}")`;
+        message =
+          `the number ${source} is too large to be read exactly (it would be read as ${read}): quote it ` +
+          `("${source}")`;
       } else {
         const decimal = /^-?\d+(\.\d+)?$/.test(read) ? ` (${read})` : "";
-        message = `the number ${source} would be read as ${read}: write it in plain decimal${decimal}, or quote it ("${source}") if it is text`;
+        message =
+          `the number ${source} would be read as ${read}: write it in plain decimal${decimal}, or quote it ` +
+          `("${source}") if it is text`;
       }
       found.push({ offset: node.range?.[0] ?? 0, message });
     },
@@ -226,7 +276,12 @@ export function checkPolicySources(files: readonly SourceFile[]): CheckedSources
 
   for (const lint of lintPolicy(policy)) {
     const origin = origins.get(lint.rule)!;
-    findings.push({ ...place({ document: origin.document, path: [...origin.path, ...lint.at] }), severity: lint.severity, code: lint.code, message: lint.message });
+    findings.push({
+      ...place({ document: origin.document, path: [...origin.path, ...lint.at] }),
+      severity: lint.severity,
+      code: lint.code,
+      message: lint.message,
+    });
   }
   const sorted = sortFindings(findings);
   return sorted.some((f) => f.severity === "error") ? { findings: sorted } : { policy, findings: sorted };

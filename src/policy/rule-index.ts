@@ -66,10 +66,11 @@ export function chooseFilings(rules: readonly RuleSpec[]): (Filing | undefined)[
   const offered = new Map<string, number>();
   const slot = (issuer: string, claim: string, key: string) => `${issuer}\u0000${claim}\u0000${key}`;
   rules.forEach((rule, i) => {
-    for (const option of options[i]!) for (const key of option.keys) {
-      const at = slot(rule.issuer, option.claim, key);
-      offered.set(at, (offered.get(at) ?? 0) + 1);
-    }
+    for (const option of options[i]!)
+      for (const key of option.keys) {
+        const at = slot(rule.issuer, option.claim, key);
+        offered.set(at, (offered.get(at) ?? 0) + 1);
+      }
   });
   return rules.map((rule, i) => {
     let best: Filing | undefined;
@@ -78,8 +79,10 @@ export function chooseFilings(rules: readonly RuleSpec[]): (Filing | undefined)[
       const cost = option.keys.reduce((sum, key) => sum + offered.get(slot(rule.issuer, option.claim, key))!, 0);
       const better =
         cost < bestCost ||
-        (cost === bestCost && best !== undefined &&
-          (claimRank(option.claim) < claimRank(best.claim) || (claimRank(option.claim) === claimRank(best.claim) && option.claim < best.claim)));
+        (cost === bestCost &&
+          best !== undefined &&
+          (claimRank(option.claim) < claimRank(best.claim) ||
+            (claimRank(option.claim) === claimRank(best.claim) && option.claim < best.claim)));
       if (better) {
         best = option;
         bestCost = cost;
@@ -113,7 +116,8 @@ interface ClaimLookup {
   readonly depth: number;
 }
 
-const own = (buckets: Buckets | undefined, key: string): number[] | undefined => (buckets && Object.hasOwn(buckets, key) ? buckets[key] : undefined);
+const own = (buckets: Buckets | undefined, key: string): number[] | undefined =>
+  buckets && Object.hasOwn(buckets, key) ? buckets[key] : undefined;
 
 /**
  * Finds the rules a token can match. Built from filings (compilePolicy, the stored form's writer) or
@@ -152,7 +156,8 @@ export class RuleIndex {
         const value = key.slice(1);
         const buckets = key[0] === EXACT ? (index.exact[filing.claim] ??= {}) : (index.prefix[filing.claim] ??= {});
         (Object.hasOwn(buckets, value) ? buckets[value]! : (buckets[value] = [])).push(order);
-        if (key[0] === PREFIX) index.depth[filing.claim] = Math.max(index.depth[filing.claim] ?? 0, value.split("/").length);
+        if (key[0] === PREFIX)
+          index.depth[filing.claim] = Math.max(index.depth[filing.claim] ?? 0, value.split("/").length);
       }
     });
     return new RuleIndex(data);
@@ -162,11 +167,17 @@ export class RuleIndex {
   static read(value: unknown, issuers: ReadonlySet<string>): RuleIndex | undefined {
     if (!isRecord(value)) return undefined;
     for (const [issuer, index] of Object.entries(value)) {
-      if (!issuers.has(issuer) || !isRecord(index) || Object.keys(index).sort().join() !== "depth,exact,prefix,scanned") return undefined;
+      if (!issuers.has(issuer) || !isRecord(index) || Object.keys(index).sort().join() !== "depth,exact,prefix,scanned")
+        return undefined;
       const { exact, prefix, depth, scanned } = index;
       if (!isRecord(exact) || !isRecord(prefix) || !isRecord(depth) || !Array.isArray(scanned)) return undefined;
       if (![...Object.values(exact), ...Object.values(prefix)].every(isRecord)) return undefined;
-      if (!Object.values(depth).every((d) => Number.isSafeInteger(d) && (d as number) >= 0 && (d as number) <= MAX_INDEX_PREFIX_SEGMENTS)) return undefined;
+      if (
+        !Object.values(depth).every(
+          (d) => Number.isSafeInteger(d) && (d as number) >= 0 && (d as number) <= MAX_INDEX_PREFIX_SEGMENTS,
+        )
+      )
+        return undefined;
     }
     return new RuleIndex(value as IndexData);
   }
@@ -215,4 +226,5 @@ export class MalformedIndexError extends Error {
   }
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);

@@ -8,7 +8,10 @@ import { str } from "./shape-spec";
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /** An issuer or target name, wherever one is written (its own name, a rule's issuer, a rule's allow). */
-export const nameSpec = str({ pattern: NAME_PATTERN, expected: "a name of lower-case letters, digits, '.', '_' and '-' (at most 63 characters)" });
+export const nameSpec = str({
+  pattern: NAME_PATTERN,
+  expected: "a name of lower-case letters, digits, '.', '_' and '-' (at most 63 characters)",
+});
 
 /** Printable ASCII; `__proto__` is refused because plain objects cannot hold it as an ordinary key. */
 export const CLAIM_NAME = /^(?!__proto__$)[A-Za-z0-9_][\x21-\x7e]{0,127}$/;
@@ -25,7 +28,8 @@ export function httpsOrLoopbackUrl(raw: string): { problem: string } | { value: 
   } catch {
     return { problem: `'${raw}' is not an absolute URL` };
   }
-  if (url.username || url.password || url.search || url.hash) return { problem: "URLs must not carry credentials, a query or a fragment" };
+  if (url.username || url.password || url.search || url.hash)
+    return { problem: "URLs must not carry credentials, a query or a fragment" };
   if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) {
     return { problem: "use https:// (http:// is only allowed for loopback hosts in local development)" };
   }

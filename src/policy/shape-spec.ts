@@ -91,7 +91,12 @@ export function oneOf<T extends string>(values: readonly T[], why?: string): Spe
   return {
     read(value, ctx, path) {
       if (typeof value === "string" && (values as readonly string[]).includes(value)) return value as T;
-      return fail(ctx, path, `expected ${values.length === 1 ? values[0] : `one of ${values.join(", ")}`}, got ${describe(value)}${why ? `: ${why}` : ""}`);
+      return fail(
+        ctx,
+        path,
+        `expected ` +
+          `${values.length === 1 ? values[0] : `one of ${values.join(", ")}`}, got ${describe(value)}${why ? `: ${why}` : ""}`,
+      );
     },
     schema: () => ({ enum: [...values] }),
   };
@@ -99,7 +104,8 @@ export function oneOf<T extends string>(values: readonly T[], why?: string): Spe
 
 export function bool(): Spec<boolean> {
   return {
-    read: (value, ctx, path) => (typeof value === "boolean" ? value : fail(ctx, path, `expected true or false, got ${describe(value)}`)),
+    read: (value, ctx, path) =>
+      typeof value === "boolean" ? value : fail(ctx, path, `expected true or false, got ${describe(value)}`),
     schema: () => ({ type: "boolean" }),
   };
 }
@@ -107,7 +113,8 @@ export function bool(): Spec<boolean> {
 export function int(min: number, max: number): Spec<number> {
   return {
     read(value, ctx, path) {
-      if (typeof value !== "number" || !Number.isInteger(value)) return fail(ctx, path, `expected a whole number, got ${describe(value)}`);
+      if (typeof value !== "number" || !Number.isInteger(value))
+        return fail(ctx, path, `expected a whole number, got ${describe(value)}`);
       if (value < min || value > max) return fail(ctx, path, `must be between ${min} and ${max}`);
       return value;
     },
@@ -125,7 +132,12 @@ export function duration(min: number, max: number): Spec<number> {
     read(value, ctx, path) {
       if (typeof value === "string" && ctx.mode === "source") {
         const match = DURATION.exec(value);
-        if (!match) return fail(ctx, path, `'${value}' is not a duration; write seconds (900) or a number with s, m, h or d (15m)`);
+        if (!match)
+          return fail(
+            ctx,
+            path,
+            `'${value}' is not a duration; write seconds (900) or a number with s, m, h or d (15m)`,
+          );
         return seconds.read(Number(match[1]) * UNIT_SECONDS[match[2]!]!, ctx, path);
       }
       return seconds.read(value, ctx, path);
@@ -157,7 +169,13 @@ export function list<T>(item: Spec<T>, options: { min?: number; max?: number; un
       });
       return ok ? out : INVALID;
     },
-    schema: () => ({ type: "array", items: item.schema(), minItems: min, maxItems: max, ...(options.unique ? { uniqueItems: true } : {}) }),
+    schema: () => ({
+      type: "array",
+      items: item.schema(),
+      minItems: min,
+      maxItems: max,
+      ...(options.unique ? { uniqueItems: true } : {}),
+    }),
   };
 }
 
@@ -232,10 +250,16 @@ export function object<T>(fields: Fields, doc?: string): Spec<T> {
       properties: Object.fromEntries(
         Object.entries(fields).map(([name, field]) => [
           name,
-          { ...field.spec.schema(), description: field.doc, ...(field.default !== undefined && typeof field.default !== "function" ? { default: field.default } : {}) },
+          {
+            ...field.spec.schema(),
+            description: field.doc,
+            ...(field.default !== undefined && typeof field.default !== "function" ? { default: field.default } : {}),
+          },
         ]),
       ),
-      required: Object.entries(fields).filter(([, f]) => f.required).map(([name]) => name),
+      required: Object.entries(fields)
+        .filter(([, f]) => f.required)
+        .map(([name]) => name),
     }),
   };
 }
@@ -243,7 +267,10 @@ export function object<T>(fields: Fields, doc?: string): Spec<T> {
 /** Objects told apart by one key (`type` of a target, `source` of a key set). */
 export function tagged<T>(tag: string, variants: Record<string, Fields>): Spec<T> {
   const specs = Object.fromEntries(
-    Object.entries(variants).map(([name, fields]) => [name, object<T>({ [tag]: { spec: oneOf([name]), required: true, doc: `${tag}: ${name}` }, ...fields })]),
+    Object.entries(variants).map(([name, fields]) => [
+      name,
+      object<T>({ [tag]: { spec: oneOf([name]), required: true, doc: `${tag}: ${name}` }, ...fields }),
+    ]),
   );
   const names = Object.keys(variants);
   return {

@@ -12,7 +12,10 @@ export const SNAPSHOT_FORMAT = 1;
 
 /** JSON with object keys sorted at every level; non-ASCII escaped so the text is plain ASCII. */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value)).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return JSON.stringify(sortKeys(value)).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 function sortKeys(value: unknown): unknown {
@@ -28,10 +31,18 @@ function sortKeys(value: unknown): unknown {
 
 export type SnapshotBody = Pick<PolicySnapshot, "format" | "issuers" | "targets" | "rules">;
 
-/** The hashed part: issuers and targets sorted by name (file layout does not matter), rules in source order (it decides which rule a grant names). */
+/**
+ * The hashed part: issuers and targets sorted by name (file layout does not matter), rules in source order (it decides
+ * which rule a grant names).
+ */
 export function snapshotBody(parts: PolicyParts): SnapshotBody {
   const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  return { format: SNAPSHOT_FORMAT, issuers: [...parts.issuers].sort(byName), targets: [...parts.targets].sort(byName), rules: parts.rules };
+  return {
+    format: SNAPSHOT_FORMAT,
+    issuers: [...parts.issuers].sort(byName),
+    targets: [...parts.targets].sort(byName),
+    rules: parts.rules,
+  };
 }
 
 export async function snapshotVersion(body: SnapshotBody): Promise<string> {
@@ -43,7 +54,12 @@ export async function buildSnapshot(
   meta: { sourceDigest: string; createdAt: string },
 ): Promise<{ snapshot: PolicySnapshot; text: string }> {
   const body = snapshotBody(parts);
-  const snapshot: PolicySnapshot = { ...body, version: await snapshotVersion(body), source_digest: meta.sourceDigest, created_at: meta.createdAt };
+  const snapshot: PolicySnapshot = {
+    ...body,
+    version: await snapshotVersion(body),
+    source_digest: meta.sourceDigest,
+    created_at: meta.createdAt,
+  };
   return { snapshot, text: canonicalJson(snapshot) };
 }
 
@@ -93,7 +109,15 @@ function sortedKeys<T>(keys: Record<keyof T, true>): readonly string[] {
   return Object.keys(keys).sort();
 }
 
-export const SNAPSHOT_KEYS = sortedKeys<PolicySnapshot>({ format: true, version: true, source_digest: true, created_at: true, issuers: true, targets: true, rules: true });
+export const SNAPSHOT_KEYS = sortedKeys<PolicySnapshot>({
+  format: true,
+  version: true,
+  source_digest: true,
+  created_at: true,
+  issuers: true,
+  targets: true,
+  rules: true,
+});
 export const STORED_HEADER_KEYS = sortedKeys<StoredHeader>({
   format: true,
   version: true,
@@ -104,13 +128,23 @@ export const STORED_HEADER_KEYS = sortedKeys<StoredHeader>({
   body_length: true,
   chunks: true,
 });
-export const STORED_INDEX_KEYS = sortedKeys<StoredIndex>({ by_issuer: true, starts: true, issuers_length: true, targets_length: true });
+export const STORED_INDEX_KEYS = sortedKeys<StoredIndex>({
+  by_issuer: true,
+  starts: true,
+  issuers_length: true,
+  targets_length: true,
+});
 
 /** Every stored header starts so (canonical JSON sorts its keys); a format 1 snapshot never does. */
 export const STORED_HEADER_START = '{"body_length":';
 
 /** The body is `{"format":1,"issuers":I,"rules":[R,R,...],"targets":T}`; these are its fixed parts. */
-export const BODY_PARTS = { head: `{"format":${SNAPSHOT_FORMAT},"issuers":`, rules: ',"rules":[', targets: '],"targets":', tail: "}" } as const;
+export const BODY_PARTS = {
+  head: `{"format":${SNAPSHOT_FORMAT},"issuers":`,
+  rules: ',"rules":[',
+  targets: '],"targets":',
+  tail: "}",
+} as const;
 
 export interface StoredSnapshot {
   header: StoredHeader;
@@ -132,7 +166,10 @@ export async function storedSnapshot(snapshot: PolicySnapshot): Promise<StoredSn
   const targetsText = canonicalJson(body.targets);
   const ruleTexts = body.rules.map((rule) => canonicalJson(rule));
   // The layout loadSnapshot relies on, checked here where a change to canonicalJson would show first.
-  if (bodyText !== `${BODY_PARTS.head}${issuersText}${BODY_PARTS.rules}${ruleTexts.join(",")}${BODY_PARTS.targets}${targetsText}${BODY_PARTS.tail}`) {
+  if (
+    bodyText !==
+    `${BODY_PARTS.head}${issuersText}${BODY_PARTS.rules}${ruleTexts.join(",")}${BODY_PARTS.targets}${targetsText}${BODY_PARTS.tail}`
+  ) {
     throw new Error("the canonical body does not have the stored layout");
   }
   const starts: number[] = [];
@@ -166,6 +203,7 @@ export async function storedSnapshot(snapshot: PolicySnapshot): Promise<StoredSn
 /** The payload cut into the KV values the header counts. */
 export function payloadChunks(payload: string): string[] {
   const out: string[] = [];
-  for (let at = 0; at < payload.length; at += POLICY_KV_CHUNK_BYTES) out.push(payload.slice(at, at + POLICY_KV_CHUNK_BYTES));
+  for (let at = 0; at < payload.length; at += POLICY_KV_CHUNK_BYTES)
+    out.push(payload.slice(at, at + POLICY_KV_CHUNK_BYTES));
   return out.length > 0 ? out : [""];
 }

@@ -20,7 +20,11 @@ export interface PolicyWriteStorage {
   /** Logs the attempt as started and tries for the lease once: undefined when taken, else who holds it. */
   logAttempt(attempt: string, action: "push" | "rollback", version: string, by: string): Promise<string | undefined>;
   takeLease(attempt: string, by: string): Promise<string | undefined>;
-  finishAttempt(attempt: string, outcome: Exclude<AttemptOutcome, "started" | "activated">, detail: string): Promise<void>;
+  finishAttempt(
+    attempt: string,
+    outcome: Exclude<AttemptOutcome, "started" | "activated">,
+    detail: string,
+  ): Promise<void>;
   renewLease(attempt: string): Promise<boolean>;
   releaseLease(attempt: string): Promise<void>;
   /** Stores the version (inactive) and checks it is whole. */
@@ -29,7 +33,12 @@ export interface PolicyWriteStorage {
   fallbackState(version: string): Promise<{ active: string | undefined; headers: string[] }>;
   putFallbacks(headers: readonly string[]): Promise<void>;
   putActiveHeader(stored: StoredSnapshot): Promise<void>;
-  activate(version: string, headerText: string, attempt: string, replaced: string | undefined): Promise<{ activated: boolean; kept: string[] }>;
+  activate(
+    version: string,
+    headerText: string,
+    attempt: string,
+    replaced: string | undefined,
+  ): Promise<{ activated: boolean; kept: string[] }>;
   deleteUnusedChunks(keep: readonly string[]): Promise<number>;
 }
 
@@ -58,11 +67,21 @@ export interface WriteClock {
  * Runs a push (with `snapshot`, recorded in history first, so KV never names a version D1 does not
  * know) or a rollback (without) under the lease, steps 0 to 4.
  */
-export async function writePolicy(storage: PolicyWriteStorage, clock: WriteClock, write: WriteRequest, stored: StoredSnapshot, record?: { snapshot: PolicySnapshot; pushedAt: string }): Promise<WriteResult> {
+export async function writePolicy(
+  storage: PolicyWriteStorage,
+  clock: WriteClock,
+  write: WriteRequest,
+  stored: StoredSnapshot,
+  record?: { snapshot: PolicySnapshot; pushedAt: string },
+): Promise<WriteResult> {
   const attempt = clock.newAttemptId();
   const deadline = clock.now() + write.waitSeconds * 1000;
   let holder = await storage.logAttempt(attempt, write.action, write.version, write.by);
-  for (let pause = clock.pollMs.min; holder !== undefined && clock.now() + pause <= deadline; pause = Math.min(pause * 2, clock.pollMs.max)) {
+  for (
+    let pause = clock.pollMs.min;
+    holder !== undefined && clock.now() + pause <= deadline;
+    pause = Math.min(pause * 2, clock.pollMs.max)
+  ) {
     await clock.sleep(pause);
     holder = await storage.takeLease(attempt, write.by);
   }
@@ -83,14 +102,21 @@ export async function writePolicy(storage: PolicyWriteStorage, clock: WriteClock
 }
 
 /** Steps 2 to 4: chunks, `fallbacks`, `active`, the compare-and-swap in D1, then the clean-up. */
-async function serve(storage: PolicyWriteStorage, stored: StoredSnapshot, attempt: string, action: WriteRequest["action"]): Promise<WriteResult> {
+async function serve(
+  storage: PolicyWriteStorage,
+  stored: StoredSnapshot,
+  attempt: string,
+  action: WriteRequest["action"],
+): Promise<WriteResult> {
   const { version } = stored.header;
   await storage.putChunks(stored);
   // Under the lease: the version active until now, read after any other write finished.
   const { active: replaced, headers } = await storage.fallbackState(version);
   // Last check before KV's served keys change: a holder whose lease lapsed may race the next holder.
   if (!(await storage.renewLease(attempt))) {
-    const sentence = `this ${action} took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or rollback may have started`;
+    const sentence =
+      `this ${action} took longer than its ${PUSH_LEASE_SECONDS} s lease and another push or ` +
+      `rollback may have started`;
     await storage.finishAttempt(attempt, "lost", sentence);
     return { outcome: "lost", sentence, servedChanged: false };
   }

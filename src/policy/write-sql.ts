@@ -55,58 +55,86 @@ export function recordVersionStatements(snapshot: PolicySnapshot, pushedBy: stri
   return [
     ...parts.map(
       (data, seq) =>
-        `INSERT INTO policy_history_chunks (version, seq, data) VALUES (${version}, ${seq}, ${sqlString(data)}) ON CONFLICT (version, seq) DO UPDATE SET data = excluded.data;`,
+        `INSERT INTO policy_history_chunks (version, seq, data) VALUES ` +
+        `(${version}, ${seq}, ${sqlString(data)}) ON CONFLICT (version, seq) DO UPDATE SET data = excluded.data;`,
     ),
     `DELETE FROM policy_history_chunks WHERE version = ${version} AND seq >= ${parts.length};`,
-    `INSERT INTO policy_versions (version, source_digest, snapshot, pushed_by, pushed_at, active, snapshot_chunks) VALUES (${version}, ${sqlString(snapshot.source_digest)}, '', ${sqlString(pushedBy)}, ${sqlString(pushedAt)}, 0, ${parts.length}) ` +
-      `ON CONFLICT (version) DO UPDATE SET source_digest = excluded.source_digest, snapshot = '', snapshot_chunks = excluded.snapshot_chunks, pushed_by = excluded.pushed_by, pushed_at = excluded.pushed_at;`,
+    `INSERT INTO policy_versions (version, source_digest, snapshot, pushed_by, pushed_at, active, snapshot_chunks) ` +
+      `VALUES (${version}, ${sqlString(snapshot.source_digest)}, '', ${sqlString(pushedBy)}, ${sqlString(pushedAt)}, 0, ${parts.length}) ` +
+      `ON CONFLICT (version) DO UPDATE SET source_digest = excluded.source_digest, snapshot = '', snapshot_chunks = ` +
+      `excluded.snapshot_chunks, pushed_by = excluded.pushed_by, pushed_at = excluded.pushed_at;`,
   ];
 }
 
 /** Reads back what recordVersionStatements stored: chunk count and bytes, and the chunk count the row names. */
 export function storedVersionCheckSql(version: string): string {
   return (
-    `SELECT count(c.seq) AS n, coalesce(sum(length(c.data)), 0) AS bytes, v.snapshot_chunks AS chunks FROM policy_versions v ` +
-    `LEFT JOIN policy_history_chunks c ON c.version = v.version WHERE v.version = ${sqlString(version)} GROUP BY v.version`
+    `SELECT count(c.seq) AS n, coalesce(sum(length(c.data)), 0) AS bytes, v.snapshot_chunks AS chunks FROM ` +
+    `policy_versions v ` +
+    `LEFT JOIN policy_history_chunks c ON c.version = v.version WHERE v.version = ${sqlString(version)} GROUP BY ` +
+    `v.version`
   );
 }
 
 /** The condition every write under the lease carries: this attempt holds it, unexpired. */
 function leaseHeld(attempt: string): string {
-  return `EXISTS (SELECT 1 FROM policy_push_lease WHERE id = 1 AND holder = ${sqlString(attempt)} AND expires_at > unixepoch())`;
+  return (
+    `EXISTS (SELECT 1 FROM policy_push_lease WHERE id = 1 AND holder = ${sqlString(attempt)} AND expires_at > ` +
+    `unixepoch())`
+  );
 }
 
 export function logAttemptSql(attempt: string, action: "push" | "rollback", version: string, by: string): string {
-  return `INSERT INTO policy_pushes (attempt, action, version, pushed_by, started_at, outcome) VALUES (${sqlString(attempt)}, ${sqlString(action)}, ${sqlString(version)}, ${sqlString(by)}, unixepoch(), 'started');`;
+  return (
+    `INSERT INTO policy_pushes (attempt, action, version, pushed_by, started_at, outcome) VALUES ` +
+    `(${sqlString(attempt)}, ${sqlString(action)}, ${sqlString(version)}, ${sqlString(by)}, unixepoch(), 'started');`
+  );
 }
 
 /** Takes the lease if no unexpired one is held (one conditional upsert, so atomic), then who holds it. */
 export function takeLeaseStatements(attempt: string, by: string): [string, string] {
   return [
-    `INSERT INTO policy_push_lease (id, holder, held_by, expires_at) VALUES (1, ${sqlString(attempt)}, ${sqlString(by)}, unixepoch() + ${PUSH_LEASE_SECONDS}) ` +
-      `ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, held_by = excluded.held_by, expires_at = excluded.expires_at WHERE policy_push_lease.expires_at <= unixepoch();`,
+    `INSERT INTO policy_push_lease (id, holder, held_by, expires_at) VALUES (1, ` +
+      `${sqlString(attempt)}, ${sqlString(by)}, unixepoch() + ${PUSH_LEASE_SECONDS}) ` +
+      `ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, held_by = excluded.held_by, expires_at = ` +
+      `excluded.expires_at WHERE policy_push_lease.expires_at <= unixepoch();`,
     `SELECT holder, held_by FROM policy_push_lease WHERE id = 1`,
   ];
 }
 
-export function finishAttemptSql(attempt: string, outcome: Exclude<AttemptOutcome, "started" | "activated">, detail: string): string {
-  return `UPDATE policy_pushes SET outcome = ${sqlString(outcome)}, finished_at = unixepoch(), detail = ${sqlString(detail.slice(0, 500))} WHERE attempt = ${sqlString(attempt)} AND outcome = 'started'`;
+export function finishAttemptSql(
+  attempt: string,
+  outcome: Exclude<AttemptOutcome, "started" | "activated">,
+  detail: string,
+): string {
+  return (
+    `UPDATE policy_pushes SET outcome = ${sqlString(outcome)}, finished_at = unixepoch(), detail = ` +
+    `${sqlString(detail.slice(0, 500))} WHERE attempt = ${sqlString(attempt)} AND outcome = 'started'`
+  );
 }
 
 export function renewLeaseSql(attempt: string): string {
-  return `UPDATE policy_push_lease SET expires_at = unixepoch() + ${PUSH_LEASE_SECONDS} WHERE id = 1 AND holder = ${sqlString(attempt)} AND expires_at > unixepoch() RETURNING holder`;
+  return (
+    `UPDATE policy_push_lease SET expires_at = unixepoch() + ${PUSH_LEASE_SECONDS} WHERE id = 1 AND holder = ` +
+    `${sqlString(attempt)} AND expires_at > unixepoch() RETURNING holder`
+  );
 }
 
 export function releaseLeaseSql(attempt: string): string {
   return `DELETE FROM policy_push_lease WHERE id = 1 AND holder = ${sqlString(attempt)}`;
 }
 
-/** The version D1 flags active, and the headers of the versions activated before it (other than `version`), newest first. */
+/**
+ * The version D1 flags active, and the headers of the versions activated before it (other than `version`), newest
+ * first.
+ */
 export function fallbackStateStatements(version: string): [string, string] {
   return [
     `SELECT version, stored_header, 1 AS active FROM policy_versions WHERE active = 1;`,
-    `SELECT v.version, v.stored_header, 0 AS active FROM policy_pushes p JOIN policy_versions v ON v.version = p.version ` +
-      `WHERE p.outcome = 'activated' AND p.version != ${sqlString(version)} AND v.stored_header IS NOT NULL GROUP BY p.version ORDER BY max(p.activation) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS}`,
+    `SELECT v.version, v.stored_header, 0 AS active FROM policy_pushes p JOIN policy_versions v ON v.version = ` +
+      `p.version ` +
+      `WHERE p.outcome = 'activated' AND p.version != ${sqlString(version)} AND v.stored_header IS NOT NULL GROUP ` +
+      `BY p.version ORDER BY max(p.activation) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS}`,
   ];
 }
 
@@ -122,12 +150,17 @@ export interface FallbackRow {
  * isolate that cannot load `active` goes (at most MAX_FALLBACK_SNAPSHOTS). A version active before the
  * stored header was kept in D1 (pushed by an older CLI) is taken from KV `active` (readActive).
  */
-export async function fallbackStateOf(rows: readonly FallbackRow[], version: string, readActive: () => Promise<string | undefined>): Promise<{ active: string | undefined; headers: string[] }> {
+export async function fallbackStateOf(
+  rows: readonly FallbackRow[],
+  version: string,
+  readActive: () => Promise<string | undefined>,
+): Promise<{ active: string | undefined; headers: string[] }> {
   const active = rows.find((row) => row.active === 1);
   const headers: string[] = [];
   if (active && active.version !== version) {
     const header = active.stored_header ?? (await readActive());
-    if (header?.startsWith(STORED_HEADER_START) && readStoredHeader(header).version === active.version) headers.push(header);
+    if (header?.startsWith(STORED_HEADER_START) && readStoredHeader(header).version === active.version)
+      headers.push(header);
   }
   for (const row of rows) if (row.active === 0 && row.version !== active?.version) headers.push(row.stored_header!);
   return { active: active?.version, headers: headers.slice(0, MAX_FALLBACK_SNAPSHOTS) };
@@ -138,13 +171,21 @@ export async function fallbackStateOf(rows: readonly FallbackRow[], version: str
  * activated, each only while `attempt` holds the lease. The last statement returns the attempt's row
  * when it was marked (so, when the others applied too).
  */
-export function activateStatements(version: string, headerText: string, attempt: string, replaced: string | undefined): string[] {
+export function activateStatements(
+  version: string,
+  headerText: string,
+  attempt: string,
+  replaced: string | undefined,
+): string[] {
   const held = leaseHeld(attempt);
   const v = sqlString(version);
   return [
     `UPDATE policy_versions SET stored_header = ${sqlString(headerText)} WHERE version = ${v} AND ${held};`,
     `UPDATE policy_versions SET active = CASE WHEN version = ${v} THEN 1 ELSE 0 END WHERE ${held};`,
-    `UPDATE policy_pushes SET outcome = 'activated', finished_at = unixepoch(), activation = (SELECT coalesce(max(activation), 0) + 1 FROM policy_pushes), replaced = ${replaced === undefined ? "NULL" : sqlString(replaced)} WHERE attempt = ${sqlString(attempt)} AND ${held} RETURNING attempt;`,
+    `UPDATE policy_pushes SET outcome = 'activated', finished_at = unixepoch(), activation = (SELECT ` +
+      `coalesce(max(activation), 0) + 1 FROM policy_pushes), replaced = ` +
+      `${replaced === undefined ? "NULL" : sqlString(replaced)} WHERE attempt = ` +
+      `${sqlString(attempt)} AND ${held} RETURNING attempt;`,
   ];
 }
 
@@ -154,12 +195,17 @@ export function activateStatements(version: string, headerText: string, attempt:
  * value still propagating, or a pusher still writing).
  */
 export const KEPT_VERSIONS_SQL =
-  `SELECT version AS kept FROM (SELECT version FROM policy_pushes WHERE outcome = 'activated' GROUP BY version ORDER BY max(activation) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS + 1}) ` +
-  `UNION SELECT version FROM policy_pushes WHERE max(started_at, coalesce(finished_at, 0)) > unixepoch() - ${CHUNK_GRACE_SECONDS} ` +
-  `UNION SELECT replaced FROM policy_pushes WHERE replaced IS NOT NULL AND finished_at > unixepoch() - ${CHUNK_GRACE_SECONDS};`;
+  `SELECT version AS kept FROM (SELECT version FROM policy_pushes WHERE outcome = 'activated' GROUP BY version ` +
+  `ORDER BY max(activation) DESC LIMIT ${MAX_FALLBACK_SNAPSHOTS + 1}) ` +
+  `UNION SELECT version FROM policy_pushes WHERE max(started_at, coalesce(finished_at, 0)) > unixepoch() - ` +
+  `${CHUNK_GRACE_SECONDS} ` +
+  `UNION SELECT replaced FROM policy_pushes WHERE replaced IS NOT NULL AND finished_at > unixepoch() - ` +
+  `${CHUNK_GRACE_SECONDS};`;
 
 /** The chunk keys KV holds for versions other than `keep` (what a push deletes after switching `active`). */
 export function unusedChunkKeys(listed: readonly string[], keep: readonly string[]): string[] {
   const kept = new Set(keep);
-  return listed.filter((key) => key.startsWith(CHUNK_KEY_PREFIX) && !kept.has(key.slice(CHUNK_KEY_PREFIX.length).split(":")[0]!));
+  return listed.filter(
+    (key) => key.startsWith(CHUNK_KEY_PREFIX) && !kept.has(key.slice(CHUNK_KEY_PREFIX.length).split(":")[0]!),
+  );
 }

@@ -10,8 +10,12 @@ import { callUpstream, checkedExpiresAt, formBody, malformed, safeCode } from ".
 import { xmlText } from "./sts-xml";
 
 const HINTS: Record<string, string> = {
-  AccessDenied: "the role's trust policy does not allow this token; it must trust gatepass's OIDC provider with sub = the target's subject and aud = the target's audience.",
-  InvalidIdentityToken: "AWS could not validate the token; check the IAM OIDC provider's URL (GATEPASS_ISSUER) and that its discovery is reachable.",
+  AccessDenied:
+    "the role's trust policy does not allow this token; it must trust gatepass's OIDC provider with sub = the " +
+    "target's subject and aud = the target's audience.",
+  InvalidIdentityToken:
+    "AWS could not validate the token; check the IAM OIDC provider's URL (GATEPASS_ISSUER) and that its discovery " +
+    "is reachable.",
   IDPRejectedClaim: "the IAM OIDC provider rejected a claim; check its client id list (the target's audience).",
   ExpiredTokenException: "the minted token expired before AWS saw it; check clock skew and retry.",
   ValidationError: "AWS refused a parameter (for instance DurationSeconds above the role's maximum session duration).",
@@ -60,8 +64,15 @@ export async function exchangeAws(
   if (!accessKeyId || !secretAccessKey || !sessionToken || !expiration) throw malformed("aws-sts", "no Credentials");
   const expiresAt = checkedExpiresAt("aws-sts", "Expiration", Math.floor(Date.parse(expiration) / 1000), now);
   return {
-    kind: "aws", provider: "aws", target: target.name, accessKeyId, secretAccessKey, sessionToken, expiresAt,
-    assumedRoleArn: xmlText(xml, [...RESULT, "AssumedRoleUser", "Arn"]), region: target.region,
+    kind: "aws",
+    provider: "aws",
+    target: target.name,
+    accessKeyId,
+    secretAccessKey,
+    sessionToken,
+    expiresAt,
+    assumedRoleArn: xmlText(xml, [...RESULT, "AssumedRoleUser", "Arn"]),
+    region: target.region,
   };
 }
 
@@ -70,7 +81,9 @@ export async function exchangeAws(
  * ones under amazonaws.com (the isolated ISO partitions are not supported).
  */
 export function stsUrl(template: string, region: string): string {
-  return template.replace("{region}", region).replace("{dns_suffix}", region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com");
+  return template
+    .replace("{region}", region)
+    .replace("{dns_suffix}", region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com");
 }
 
 /**
@@ -79,6 +92,10 @@ export function stsUrl(template: string, region: string): string {
  */
 export function sessionName(identity: VerifiedIdentity): string {
   const jobId = identity.claims.job_id;
-  const raw = typeof jobId === "string" && jobId !== "" ? `gitlab-${jobId}` : `gatepass-${identity.tokenSha256.slice(0, 16)}`;
-  return raw.replace(/[^\w+=,.@-]/g, "-").slice(0, 64).padEnd(2, "-");
+  const raw =
+    typeof jobId === "string" && jobId !== "" ? `gitlab-${jobId}` : `gatepass-${identity.tokenSha256.slice(0, 16)}`;
+  return raw
+    .replace(/[^\w+=,.@-]/g, "-")
+    .slice(0, 64)
+    .padEnd(2, "-");
 }

@@ -6,5 +6,12 @@ import type { OidcTarget } from "../types";
 import type { IdTokenCredential } from "./provider-credential";
 
 export function oidcCredential(target: OidcTarget, minted: MintedToken): IdTokenCredential {
-  return { kind: "id_token", provider: "oidc", target: target.name, idToken: minted.token, audience: minted.claims.aud, expiresAt: minted.claims.exp };
+  return {
+    kind: "id_token",
+    provider: "oidc",
+    target: target.name,
+    idToken: minted.token,
+    audience: minted.claims.aud,
+    expiresAt: minted.claims.exp,
+  };
 }

@@ -34,7 +34,13 @@ export async function exchange(
   return { credential, upstreamMs: timer.ms };
 }
 
-function dispatch(target: Target, minted: MintedToken, resolved: ResolvedExchange, identity: VerifiedIdentity, ctx: ProviderContext): Promise<Credential> {
+function dispatch(
+  target: Target,
+  minted: MintedToken,
+  resolved: ResolvedExchange,
+  identity: VerifiedIdentity,
+  ctx: ProviderContext,
+): Promise<Credential> {
   switch (target.type) {
     case "gcp":
       return exchangeGcp(target, minted.token, resolved, ctx);

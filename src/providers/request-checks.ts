@@ -34,9 +34,16 @@ export function resolveExchange(target: Target, request: ExchangeRequest): Resol
     case "aws":
       refuseUnless(request.scopes === undefined, "aws targets take no scope; the role's policies decide.");
       refuseUnless(request.audience === undefined, "aws targets take no audience.");
-      return { mintLifetimeSeconds: exchangeMint, scopes: [], lifetimeSeconds: awsDuration(target, request.lifetimeSeconds) };
+      return {
+        mintLifetimeSeconds: exchangeMint,
+        scopes: [],
+        lifetimeSeconds: awsDuration(target, request.lifetimeSeconds),
+      };
     case "azure":
-      refuseUnless(request.lifetimeSeconds === undefined, "Entra ID decides the token lifetime; azure targets take no lifetime.");
+      refuseUnless(
+        request.lifetimeSeconds === undefined,
+        "Entra ID decides the token lifetime; azure targets take no lifetime.",
+      );
       refuseUnless(request.audience === undefined, "azure targets take no audience.");
       refuseUnless(
         request.scopes === undefined || (request.scopes.length === 1 && request.scopes[0] === target.scope),
@@ -44,8 +51,14 @@ export function resolveExchange(target: Target, request: ExchangeRequest): Resol
       );
       return { mintLifetimeSeconds: exchangeMint, scopes: [target.scope] };
     case "vault":
-      refuseUnless(request.lifetimeSeconds === undefined, "The Vault role decides the token TTL; vault targets take no lifetime.");
-      refuseUnless(request.scopes === undefined && request.audience === undefined, "vault targets take no scope or audience.");
+      refuseUnless(
+        request.lifetimeSeconds === undefined,
+        "The Vault role decides the token TTL; vault targets take no lifetime.",
+      );
+      refuseUnless(
+        request.scopes === undefined && request.audience === undefined,
+        "vault targets take no scope or audience.",
+      );
       return { mintLifetimeSeconds: exchangeMint, scopes: [] };
     case "oidc": {
       refuseUnless(request.scopes === undefined, "oidc targets take no scope.");
@@ -66,7 +79,10 @@ function resolveGcp(target: GcpTarget, request: ExchangeRequest, mintLifetimeSec
   refuseUnless(outside.length === 0, `target ${target.name} does not allow the scope(s) ${outside.join(" ")}.`);
   if (!target.service_account) {
     // The federated token's lifetime is fixed by Google STS (1 h); a shorter one cannot be honoured.
-    refuseUnless(request.lifetimeSeconds === undefined, `target ${target.name} has no service account; its lifetime is fixed by Google STS.`);
+    refuseUnless(
+      request.lifetimeSeconds === undefined,
+      `target ${target.name} has no service account; its lifetime is fixed by Google STS.`,
+    );
     refuseUnless(request.audience === undefined, `target ${target.name} has no service account; ID tokens need one.`);
     return { mintLifetimeSeconds, scopes };
   }
@@ -80,17 +96,27 @@ function resolveGcp(target: GcpTarget, request: ExchangeRequest, mintLifetimeSec
         ? `target ${target.name} issues no ID tokens; list the audience under id_token_audiences in the policy.`
         : `target ${target.name} issues ID tokens only for the audience(s) ${allowed.join(" ")}.`,
     );
-    refuseUnless(request.lifetimeSeconds === undefined, "Google ID tokens have a fixed lifetime of 1 h; drop lifetime.");
+    refuseUnless(
+      request.lifetimeSeconds === undefined,
+      "Google ID tokens have a fixed lifetime of 1 h; drop lifetime.",
+    );
     refuseUnless(request.scopes === undefined, "ID tokens take an audience, not scopes.");
     return { mintLifetimeSeconds, scopes: [], audience: request.audience };
   }
   const max = Math.min(target.max_lifetime_seconds, GCP_MAX_ACCESS_TOKEN_LIFETIME_SECONDS);
-  return { mintLifetimeSeconds, scopes, lifetimeSeconds: lifetimeWithin(request.lifetimeSeconds, DEFAULT_CREDENTIAL_LIFETIME_SECONDS, max, 1) };
+  return {
+    mintLifetimeSeconds,
+    scopes,
+    lifetimeSeconds: lifetimeWithin(request.lifetimeSeconds, DEFAULT_CREDENTIAL_LIFETIME_SECONDS, max, 1),
+  };
 }
 
 function awsDuration(target: AwsTarget, requested: number | undefined): number {
   const max = Math.min(target.max_lifetime_seconds, AWS_MAX_DURATION_SECONDS);
-  refuseUnless(max >= AWS_MIN_DURATION_SECONDS, `target ${target.name} allows less than AWS's minimum session of ${AWS_MIN_DURATION_SECONDS} s.`);
+  refuseUnless(
+    max >= AWS_MIN_DURATION_SECONDS,
+    `target ${target.name} allows less than AWS's minimum session of ${AWS_MIN_DURATION_SECONDS} s.`,
+  );
   return lifetimeWithin(requested, DEFAULT_CREDENTIAL_LIFETIME_SECONDS, max, AWS_MIN_DURATION_SECONDS);
 }
 

@@ -6,7 +6,13 @@
 import type { Deps } from "../deps";
 import { isPlainObject } from "../encoding";
 import { GatepassError } from "../errors";
-import { MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_EXPIRY_SECONDS, UPSTREAM_BACKOFF_BASE_MS, UPSTREAM_MAX_ATTEMPTS, UPSTREAM_TIMEOUT_MS } from "../limits";
+import {
+  MAX_UPSTREAM_BODY_BYTES,
+  MAX_UPSTREAM_EXPIRY_SECONDS,
+  UPSTREAM_BACKOFF_BASE_MS,
+  UPSTREAM_MAX_ATTEMPTS,
+  UPSTREAM_TIMEOUT_MS,
+} from "../limits";
 import { log } from "../log";
 import { readBytesCapped } from "../http/capped-body";
 
@@ -96,7 +102,10 @@ export async function callUpstream(request: UpstreamRequest, ctx: UpstreamContex
         details,
       });
     }
-    throw new GatepassError("upstream_denied", { description: `${request.service} refused the exchange (${code}): ${request.hint(code)}`, details });
+    throw new GatepassError("upstream_denied", {
+      description: `${request.service} refused the exchange (${code}): ${request.hint(code)}`,
+      details,
+    });
   }
 }
 
@@ -122,7 +131,9 @@ export function checkedExpiresIn(service: string, field: string, value: unknown)
   return value;
 }
 
-/** An absolute expiry (seconds since epoch) from an upstream: after `now`, at most MAX_UPSTREAM_EXPIRY_SECONDS later. */
+/**
+ * An absolute expiry (seconds since epoch) from an upstream: after `now`, at most MAX_UPSTREAM_EXPIRY_SECONDS later.
+ */
 export function checkedExpiresAt(service: string, field: string, value: number, now: number): number {
   if (!Number.isSafeInteger(value) || value <= now || value - now > MAX_UPSTREAM_EXPIRY_SECONDS) {
     throw malformed(service, `${field} is not a time within ${MAX_UPSTREAM_EXPIRY_SECONDS} s from now`);
@@ -162,7 +173,8 @@ async function attemptOnce(request: UpstreamRequest, deps: Deps, timeoutMs: numb
 
 function isTransient(request: UpstreamRequest, status: number, body: string): boolean {
   if (status === 429 || status >= 500) return true;
-  if (status >= 400 && request.retryableCodes?.length) return request.retryableCodes.includes(request.errorCode(body, status));
+  if (status >= 400 && request.retryableCodes?.length)
+    return request.retryableCodes.includes(request.errorCode(body, status));
   return false;
 }
 
@@ -200,7 +212,11 @@ export function parseJsonObject(text: string): Record<string, unknown> | undefin
 /** An upstream error code made safe to echo: short, printable, no quotes. */
 export function safeCode(value: unknown, fallback: string): string {
   if (typeof value !== "string") return fallback;
-  const cleaned = value.replace(/[^\x20-\x7e]/g, "").replace(/["\\<>]/g, "").trim().slice(0, 200);
+  const cleaned = value
+    .replace(/[^\x20-\x7e]/g, "")
+    .replace(/["\\<>]/g, "")
+    .trim()
+    .slice(0, 200);
   return cleaned || fallback;
 }
 

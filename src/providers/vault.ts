@@ -10,7 +10,11 @@ import type { VaultCredential } from "./provider-credential";
 import type { ProviderContext } from "./provider-context";
 import { callUpstream, malformed, parseJsonObject, safeCode } from "./upstream-call";
 
-export async function exchangeVault(target: VaultTarget, minted: string, ctx: ProviderContext): Promise<VaultCredential> {
+export async function exchangeVault(
+  target: VaultTarget,
+  minted: string,
+  ctx: ProviderContext,
+): Promise<VaultCredential> {
   const address = target.address.replace(/\/+$/, "");
   // Same rule as issuer URLs: https, or http on loopback in development only.
   if (
@@ -18,7 +22,9 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
     !VAULT_MOUNT_PATTERN.test(target.mount) ||
     (target.namespace !== undefined && !VAULT_NAMESPACE_PATTERN.test(target.namespace))
   ) {
-    throw new GatepassError("internal_error", { cause: new Error(`target ${target.name}: bad Vault address, mount or namespace`) });
+    throw new GatepassError("internal_error", {
+      cause: new Error(`target ${target.name}: bad Vault address, mount or namespace`),
+    });
   }
   const now = nowSeconds(ctx.deps);
   const body = await callUpstream(
@@ -41,8 +47,10 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
       hint: (code) =>
         // The mount's jwt_supported_algs (when set) lists the algorithms Vault verifies.
         code.includes("unexpected algorithm")
-          ? `the mount's jwt_supported_algs does not include ${target.signing_alg}: add it on auth/${target.mount}/config.`
-          : `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its subject), that mount ${target.mount} ` +
+          ? `the mount's jwt_supported_algs does not include ${target.signing_alg}: add it on ` +
+            `auth/${target.mount}/config.`
+          : `check the Vault role ${target.role} (bound_audiences = the target's audience, bound_subject = its ` +
+            `subject), that mount ${target.mount} ` +
             `trusts GATEPASS_ISSUER, and the target's namespace (${target.namespace ?? "none: the root namespace"}).`,
     },
     ctx,
@@ -59,24 +67,43 @@ export async function exchangeVault(target: VaultTarget, minted: string, ctx: Pr
       details: { upstream_error: "no_ttl" },
     });
   }
-  if (!Number.isSafeInteger(lease) || lease < 0) throw malformed("vault", "auth.lease_duration is not a whole number of seconds");
+  if (!Number.isSafeInteger(lease) || lease < 0)
+    throw malformed("vault", "auth.lease_duration is not a whole number of seconds");
   if (lease > target.max_lifetime_seconds) {
     // No slack: lease_duration is the TTL Vault computed from the role (a duration, not a clock
     // reading), so there is no skew to allow for. The token is dropped here, never returned or logged.
     // It stays valid in Vault until its TTL runs out: the documented Vault API (JWT login) has no
     // revocation gatepass could call with it, so the fix is the role's token_ttl / token_max_ttl.
-    log("warn", "vault_token_refused", { target: target.name, role: target.role, lease_seconds: lease, max_lifetime_seconds: target.max_lifetime_seconds });
+    log("warn", "vault_token_refused", {
+      target: target.name,
+      role: target.role,
+      lease_seconds: lease,
+      max_lifetime_seconds: target.max_lifetime_seconds,
+    });
     throw new GatepassError("upstream_ttl_too_long", {
       description:
-        `Vault role ${target.role} issued a token for ${lease} s, longer than target ${target.name}'s max_lifetime of ` +
-        `${target.max_lifetime_seconds} s, so it was not handed out; set the role's token_ttl and token_max_ttl to at most ${target.max_lifetime_seconds}s.`,
-      details: { upstream_error: "ttl_too_long", upstream_lease_seconds: lease, max_lifetime_seconds: target.max_lifetime_seconds },
+        `Vault role ${target.role} issued a token for ${lease} s, longer than target ${target.name}'s max_lifetime ` +
+        `of ` +
+        `${target.max_lifetime_seconds} s, so it was not handed out; set the role's token_ttl and token_max_ttl to ` +
+        `at most ${target.max_lifetime_seconds}s.`,
+      details: {
+        upstream_error: "ttl_too_long",
+        upstream_lease_seconds: lease,
+        max_lifetime_seconds: target.max_lifetime_seconds,
+      },
     });
   }
   const policies = Array.isArray(auth.policies) ? auth.policies.filter((p): p is string => typeof p === "string") : [];
   return {
-    kind: "vault", provider: "vault", target: target.name, clientToken: auth.client_token, address,
+    kind: "vault",
+    provider: "vault",
+    target: target.name,
+    clientToken: auth.client_token,
+    address,
     ...(target.namespace ? { namespace: target.namespace } : {}),
-    leaseDurationSeconds: lease, renewable: auth.renewable === true, policies, expiresAt: now + lease,
+    leaseDurationSeconds: lease,
+    renewable: auth.renewable === true,
+    policies,
+    expiresAt: now + lease,
   };
 }

@@ -9,7 +9,13 @@
 
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "../http/app-env";
-import { authenticatePushCredential, looksLikePushCredential, pushCredentialId, recordPushCredentialUse, type PushTarget } from "../admin/push-credentials";
+import {
+  authenticatePushCredential,
+  looksLikePushCredential,
+  pushCredentialId,
+  recordPushCredentialUse,
+  type PushTarget,
+} from "../admin/push-credentials";
 import { parseAuditFilter, queryAuditEvents, recentErrorCounts } from "../audit/audit-query";
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
@@ -25,7 +31,9 @@ import { capabilityOfRoute } from "../admin/capability-routes";
 import { requireCapability } from "../admin/ci-caller";
 import { adminPolicyRoutes } from "./admin-policies";
 
-const ONLY_PUSHES = "A push credential (gpk_…) only pushes keys for its issuer (PUT /v1/admin/issuers/<issuer>/jwks); this endpoint needs the admin token.";
+const ONLY_PUSHES =
+  "A push credential (gpk_…) only pushes keys for its issuer (PUT /v1/admin/issuers/<issuer>/jwks); this endpoint " +
+  "needs the admin token.";
 
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const expected = readConfig(c.env).adminToken;
@@ -33,7 +41,10 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const presented = presentedBearer(c);
   if (presented === undefined || !(await adminTokenMatches(presented, expected))) {
     // Said from the shape alone: no lookup, so nothing about the credential is revealed.
-    throw new GatepassError("admin_unauthorized", presented !== undefined && looksLikePushCredential(presented) ? { description: ONLY_PUSHES } : {});
+    throw new GatepassError(
+      "admin_unauthorized",
+      presented !== undefined && looksLikePushCredential(presented) ? { description: ONLY_PUSHES } : {},
+    );
   }
   auditDraft(c).actor = "admin";
   await next();
@@ -72,7 +83,10 @@ const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
     await checkPushCredential(c, presented, { name }, pathIssuer);
     acceptedCredential.set(c.req.raw, presented);
   } else if (!expected) {
-    throw new GatepassError("admin_disabled", { description: "GATEPASS_ADMIN_TOKEN is not set, so this endpoint takes only a push credential (gpk_…) for the issuer." });
+    throw new GatepassError("admin_disabled", {
+      description:
+        "GATEPASS_ADMIN_TOKEN is not set, so this endpoint takes only a push credential (gpk_…) for the issuer.",
+    });
   } else {
     throw new GatepassError("admin_unauthorized");
   }
@@ -83,7 +97,12 @@ const requirePusher: MiddlewareHandler<AppEnv> = async (c, next) => {
  * A push credential's id once it authenticates for `issuer`. The audit row names the credential and
  * its issuer as actor and issuer once its secret matched, refused or not: the caller holds it.
  */
-async function checkPushCredential(c: Context<AppEnv>, presented: string, issuer: PushTarget, pathIssuer: string | undefined): Promise<string> {
+async function checkPushCredential(
+  c: Context<AppEnv>,
+  presented: string,
+  issuer: PushTarget,
+  pathIssuer: string | undefined,
+): Promise<string> {
   const draft = auditDraft(c);
   try {
     const id = await authenticatePushCredential(c.env, presented, issuer, nowSeconds(c.get("services").deps));
@@ -121,13 +140,17 @@ adminRoutes.put("/v1/admin/issuers/:name/jwks", requirePusher, async (c) => {
   if (!issuer || issuer.keys.source !== "pushed") {
     throw new GatepassError("issuer_not_pushable", {
       description: issuer
-        ? `Issuer ${name} gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } accept pushed keys.`
+        ? `Issuer ${name} gets its keys by ${issuer.keys.source}; only issuers with keys: { source: pushed } accept ` +
+          `pushed keys.`
         : `No issuer named ${name} is configured in the active policy.`,
     });
   }
   const { keys } = validatePublicJwks(await readJsonBody(c.req.raw));
   const credentialId = await recheckPusher(c, issuer);
-  const stored = await verifier.storePushedKeys(issuer, keys, c.env, { pushedBy: credentialId ?? "admin", dropPrevious });
+  const stored = await verifier.storePushedKeys(issuer, keys, c.env, {
+    pushedBy: credentialId ?? "admin",
+    dropPrevious,
+  });
   // Only an accepted push counts as a use (`credential list`'s LAST USED).
   if (credentialId !== undefined) waitUntilOf(c)(recordPushCredentialUse(c.env, credentialId, stored.fetched_at));
   return c.json(
@@ -155,7 +178,10 @@ async function recheckPusher(c: Context<AppEnv>, issuer: { name: string; url: st
 }
 
 /** Pushed issuers get `stale`: true when the cron warns about them (pushed_keys_stale). */
-function markStalePushes(issuers: IssuerKeyStatus[], warnAfterSeconds: number): (IssuerKeyStatus & { stale?: boolean })[] {
+function markStalePushes(
+  issuers: IssuerKeyStatus[],
+  warnAfterSeconds: number,
+): (IssuerKeyStatus & { stale?: boolean })[] {
   const stale = new Set(stalePushedIssuers(issuers, warnAfterSeconds).map((s) => s.issuer));
   return issuers.map((issuer) => (issuer.source === "pushed" ? { ...issuer, stale: stale.has(issuer.name) } : issuer));
 }
@@ -164,10 +190,16 @@ function markStalePushes(issuers: IssuerKeyStatus[], warnAfterSeconds: number): 
 function parsePreviousParam(queries: Record<string, string[]>): boolean {
   const { previous, ...others } = queries;
   const unknown = Object.keys(others);
-  if (unknown.length > 0) throw new GatepassError("request_invalid", { description: `Unknown parameter ${unknown.join(", ")}; the key push takes only previous=keep|drop.` });
+  if (unknown.length > 0)
+    throw new GatepassError("request_invalid", {
+      description: `Unknown parameter ${unknown.join(", ")}; the key push takes only previous=keep|drop.`,
+    });
   if (previous === undefined) return false;
   if (previous.length !== 1 || (previous[0] !== "keep" && previous[0] !== "drop")) {
-    throw new GatepassError("request_invalid", { description: "previous must be keep (removed keys verify for the issuer's max token age) or drop (they stop at once)." });
+    throw new GatepassError("request_invalid", {
+      description:
+        "previous must be keep (removed keys verify for the issuer's max token age) or drop (they stop at once).",
+    });
   }
   return previous[0] === "drop";
 }
@@ -183,7 +215,9 @@ adminRoutes.get("/v1/admin/status", async (c) => {
       (ring) => ({
         keys: ring.describe(nowSeconds(deps)),
         // A target whose algorithm has no current key answers signing_unavailable: say so before a job finds out.
-        targets_without_key: [...(policy?.targets.values() ?? [])].filter((t) => !ring.algorithms().includes(t.signing_alg)).map((t) => t.name),
+        targets_without_key: [...(policy?.targets.values() ?? [])]
+          .filter((t) => !ring.algorithms().includes(t.signing_alg))
+          .map((t) => t.name),
       }),
       (err: unknown) => ({ error: err instanceof GatepassError ? err.code : "internal_error" }),
     ),
@@ -192,7 +226,12 @@ adminRoutes.get("/v1/admin/status", async (c) => {
   return c.json(
     {
       policy: policy
-        ? { version: policy.version, created_at: policy.snapshot.created_at, fallback_from: policies.servingFallbackFrom ?? null, last_error: policies.lastError ?? null }
+        ? {
+            version: policy.version,
+            created_at: policy.snapshot.created_at,
+            fallback_from: policies.servingFallbackFrom ?? null,
+            last_error: policies.lastError ?? null,
+          }
         : { version: null, last_error: policies.lastError ?? "no snapshot loaded" },
       issuers: markStalePushes(issuers, config.pushedKeysWarnAfterSeconds),
       signing_keys: signingKeys,

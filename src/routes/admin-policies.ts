@@ -11,7 +11,14 @@
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { activeVersion, policyHistory, seenIdentitiesPage, versionText } from "../admin/policy-reads";
-import { MAX_PUSH_BODY_BYTES, MAX_PUSH_WAIT_SECONDS, pushPolicy, readPushRequest, rollbackPolicy, type WriteContext } from "../admin/policy-push";
+import {
+  MAX_PUSH_BODY_BYTES,
+  MAX_PUSH_WAIT_SECONDS,
+  pushPolicy,
+  readPushRequest,
+  rollbackPolicy,
+  type WriteContext,
+} from "../admin/policy-push";
 import { GatepassError } from "../errors";
 import { BodyTooLargeError, readCapped } from "../http/capped-body";
 import { auditDraft } from "../http/request-context";
@@ -28,13 +35,19 @@ export const adminPolicyRoutes = new Hono<AppEnv>();
 
 adminPolicyRoutes.get("/v1/admin/policies/active", async (c) => {
   const version = await activeVersion(c.env);
-  if (version === undefined) throw new GatepassError("policy_version_unknown", { description: "No policy version is active yet: push policies first." });
+  if (version === undefined)
+    throw new GatepassError("policy_version_unknown", {
+      description: "No policy version is active yet: push policies first.",
+    });
   return snapshotResponse(c, version);
 });
 
 adminPolicyRoutes.get("/v1/admin/policies/versions/:version", async (c) => {
   const version = c.req.param("version");
-  if (!VERSION.test(version)) throw new GatepassError("request_invalid", { description: "A version is the 64 hexadecimal digits GET /v1/admin/policies/history lists." });
+  if (!VERSION.test(version))
+    throw new GatepassError("request_invalid", {
+      description: "A version is the 64 hexadecimal digits GET /v1/admin/policies/history lists.",
+    });
   return snapshotResponse(c, version);
 });
 
@@ -48,10 +61,13 @@ adminPolicyRoutes.get("/v1/admin/seen-identities", async (c) => {
   const query = queryOf(c, ["since", "after", "limit"]);
   const since = query.since ?? "";
   if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+Z)?$/.test(since) || Number.isNaN(Date.parse(since))) {
-    throw new GatepassError("request_invalid", { description: "since is required: an ISO 8601 UTC date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00Z)." });
+    throw new GatepassError("request_invalid", {
+      description: "since is required: an ISO 8601 UTC date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00Z).",
+    });
   }
   const after = query.after ?? "";
-  if (after !== "" && !SHA256.test(after)) throw new GatepassError("request_invalid", { description: "after is the next value of the previous page." });
+  if (after !== "" && !SHA256.test(after))
+    throw new GatepassError("request_invalid", { description: "after is the next value of the previous page." });
   const limit = boundedInt(query.limit, "limit", MAX_SEEN_PAGE, MAX_SEEN_PAGE);
   const rows = await seenIdentitiesPage(c.env, since, after, limit);
   const identities = rows.map((row) => ({ ...row, claims: JSON.parse(row.claims) as unknown }));
@@ -68,8 +84,12 @@ async function snapshotResponse(c: Context<AppEnv>, version: string): Promise<Re
 function queryOf<K extends string>(c: Context<AppEnv>, allowed: readonly K[]): Partial<Record<K, string>> {
   const out: Partial<Record<K, string>> = {};
   for (const [name, values] of Object.entries(c.req.queries())) {
-    if (!(allowed as readonly string[]).includes(name)) throw new GatepassError("request_invalid", { description: `An unknown parameter was given; this endpoint takes ${allowed.join(", ")}.` });
-    if (values.length !== 1) throw new GatepassError("request_invalid", { description: `${name} is given more than once.` });
+    if (!(allowed as readonly string[]).includes(name))
+      throw new GatepassError("request_invalid", {
+        description: `An unknown parameter was given; this endpoint takes ${allowed.join(", ")}.`,
+      });
+    if (values.length !== 1)
+      throw new GatepassError("request_invalid", { description: `${name} is given more than once.` });
     out[name as K] = values[0]!;
   }
   return out;
@@ -77,28 +97,52 @@ function queryOf<K extends string>(c: Context<AppEnv>, allowed: readonly K[]): P
 
 function boundedInt(value: string | undefined, name: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
-  if (!/^\d{1,6}$/.test(value) || Number(value) < 1 || Number(value) > max) throw new GatepassError("request_invalid", { description: `${name} is a whole number from 1 to ${max}.` });
+  if (!/^\d{1,6}$/.test(value) || Number(value) < 1 || Number(value) > max)
+    throw new GatepassError("request_invalid", { description: `${name} is a whole number from 1 to ${max}.` });
   return Number(value);
 }
 
 adminPolicyRoutes.put("/v1/admin/policies", async (c) => {
   const request = readPushRequest(await readJson(c.req.raw));
   const pushed = await pushPolicy(await writeContext(c), request);
-  return c.json({ version: pushed.version, replaced: pushed.replaced ?? null, pushed_by: auditDraft(c).actor }, 200, NO_STORE);
+  return c.json(
+    { version: pushed.version, replaced: pushed.replaced ?? null, pushed_by: auditDraft(c).actor },
+    200,
+    NO_STORE,
+  );
 });
 
 adminPolicyRoutes.post("/v1/admin/policies/rollback", async (c) => {
   const body = await readJson(c.req.raw);
-  const fields = (typeof body === "object" && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
-  if (Object.keys(fields).some((key) => !["version", "force", "wait"].includes(key)) || typeof fields.version !== "string" || !VERSION.test(fields.version)) {
-    throw new GatepassError("request_invalid", { description: "The body is { version (all 64 hexadecimal digits), force, wait }." });
+  const fields = (typeof body === "object" && body !== null && !Array.isArray(body) ? body : {}) as Record<
+    string,
+    unknown
+  >;
+  if (
+    Object.keys(fields).some((key) => !["version", "force", "wait"].includes(key)) ||
+    typeof fields.version !== "string" ||
+    !VERSION.test(fields.version)
+  ) {
+    throw new GatepassError("request_invalid", {
+      description: "The body is { version (all 64 hexadecimal digits), force, wait }.",
+    });
   }
   const wait = fields.wait ?? 30;
-  if (!Number.isInteger(wait) || (wait as number) < 0 || (wait as number) > MAX_PUSH_WAIT_SECONDS) throw new GatepassError("request_invalid", { description: `wait is a whole number of seconds from 0 to ${MAX_PUSH_WAIT_SECONDS}.` });
+  if (!Number.isInteger(wait) || (wait as number) < 0 || (wait as number) > MAX_PUSH_WAIT_SECONDS)
+    throw new GatepassError("request_invalid", {
+      description: `wait is a whole number of seconds from 0 to ${MAX_PUSH_WAIT_SECONDS}.`,
+    });
   const text = await versionText(c.env, fields.version);
   if (text === undefined) throw new GatepassError("policy_version_unknown");
-  const rolled = await rollbackPolicy(await writeContext(c), text, fields.version, { force: fields.force === true, wait: wait as number });
-  return c.json({ version: rolled.version, replaced: rolled.replaced ?? null, pushed_by: auditDraft(c).actor }, 200, NO_STORE);
+  const rolled = await rollbackPolicy(await writeContext(c), text, fields.version, {
+    force: fields.force === true,
+    wait: wait as number,
+  });
+  return c.json(
+    { version: rolled.version, replaced: rolled.replaced ?? null, pushed_by: auditDraft(c).actor },
+    200,
+    NO_STORE,
+  );
 });
 
 /** Who writes (the authenticated actor) and the version D1 flags active now (the lockout guard's reference). */

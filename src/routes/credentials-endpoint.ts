@@ -26,7 +26,8 @@ credentialsRoutes.post("/v1/credentials/:target", async (c) => {
     audience: parsePrintable("audience", params.audience),
   };
   const tokenFile = parsePrintable("token_file", params.token_file);
-  if (tokenFile !== undefined && format !== "gcloud") throw new GatepassError("request_invalid", { description: "token_file is only used with format=gcloud." });
+  if (tokenFile !== undefined && format !== "gcloud")
+    throw new GatepassError("request_invalid", { description: "token_file is only used with format=gcloud." });
   if (tokenFile !== undefined) checkTokenFile(tokenFile); // a relative path is refused before the token is looked at
 
   const authorized = await authorize(c, targetName);
@@ -37,7 +38,9 @@ credentialsRoutes.post("/v1/credentials/:target", async (c) => {
     if (authorized.target.type !== "gcp") throw new GatepassError("format_unsupported");
     // The config only points Google's tools at gatepass: nothing is minted until they call the STS endpoint.
     if (request.lifetimeSeconds !== undefined || request.scopes !== undefined || request.audience !== undefined) {
-      throw new GatepassError("request_invalid", { description: "format=gcloud takes no lifetime, scope or audience; Google's tools ask for those themselves." });
+      throw new GatepassError("request_invalid", {
+        description: "format=gcloud takes no lifetime, scope or audience; Google's tools ask for those themselves.",
+      });
     }
     const config = gcloudConfig(readConfig(c.env).issuerUrl, authorized.target, checkTokenFile(tokenFile));
     return c.json(config, 200, NO_STORE);

@@ -4,7 +4,13 @@ import { Hono } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { readConfig } from "../config";
 import { nowSeconds } from "../deps";
-import { DISCOVERY_PATH, discoveryDocument, ISSUER_DOCUMENT_CACHE_CONTROL, JWKS_PATH, jwksDocument } from "../mint/issuer-metadata";
+import {
+  DISCOVERY_PATH,
+  discoveryDocument,
+  ISSUER_DOCUMENT_CACHE_CONTROL,
+  JWKS_PATH,
+  jwksDocument,
+} from "../mint/issuer-metadata";
 
 export const discoveryRoutes = new Hono<AppEnv>();
 

@@ -17,7 +17,14 @@ import { invalid, parseScopes, readParams } from "../http/request-params";
 import { BODY_ONLY, subjectToken, TOKEN_TYPE } from "./token-exchange-endpoint";
 import { STS_PATH } from "../format/gcloud-config";
 
-const PARAMS = ["grant_type", "audience", "scope", "requested_token_type", "subject_token", "subject_token_type"] as const;
+const PARAMS = [
+  "grant_type",
+  "audience",
+  "scope",
+  "requested_token_type",
+  "subject_token",
+  "subject_token_type",
+] as const;
 
 export const stsRoutes = new Hono<AppEnv>();
 
@@ -28,12 +35,15 @@ stsRoutes.post(STS_PATH, async (c) => {
     if (params.requested_token_type !== undefined && params.requested_token_type !== TOKEN_TYPE.accessToken) {
       throw invalid(`requested_token_type must be ${TOKEN_TYPE.accessToken}.`);
     }
-    if (!params.audience) throw invalid("audience must name the gatepass target (as in the config from format=gcloud).");
+    if (!params.audience)
+      throw invalid("audience must name the gatepass target (as in the config from format=gcloud).");
     const authorized = await authorize(c, params.audience, token);
     if (authorized.target.type !== "gcp") {
       throw new GatepassError("format_unsupported", { description: "The STS endpoint serves gcp targets only." });
     }
-    const issued = await issue(c, authorized, { scopes: allowedOf(parseScopes(params.scope), authorized.target.scopes) });
+    const issued = await issue(c, authorized, {
+      scopes: allowedOf(parseScopes(params.scope), authorized.target.scopes),
+    });
     if (issued.credential.kind !== "access_token") throw new GatepassError("internal_error");
     return c.json(
       {

@@ -36,7 +36,8 @@ saproRoutes.get("/access", async (c) => {
   if (!allowed) {
     const project = caller.identity.claims.project_path;
     throw new GatepassError("policy_denied", {
-      description: `No policy rule lets ${typeof project === "string" ? project : "this job"} use the service account ${sa}.`,
+      description:
+        `No policy rule lets ${typeof project === "string" ? project : "this job"} use the service ` + `account ${sa}.`,
     });
   }
   const issued = await issue(c, authorizeCaller(c, caller, allowed.name), { scopes, lifetimeSeconds });

@@ -17,7 +17,15 @@ export const TOKEN_TYPE = {
   accessToken: "urn:ietf:params:oauth:token-type:access_token",
 } as const;
 
-const PARAMS = ["grant_type", "subject_token", "subject_token_type", "resource", "audience", "scope", "requested_token_type"] as const;
+const PARAMS = [
+  "grant_type",
+  "subject_token",
+  "subject_token_type",
+  "resource",
+  "audience",
+  "scope",
+  "requested_token_type",
+] as const;
 /** Token-carrying parameters, accepted in the body only (never the query string, which proxies log). */
 export const BODY_ONLY = ["subject_token"] as const;
 
@@ -47,7 +55,9 @@ tokenRoutes.post("/v1/token", async (c) => {
     if (!targetName) throw invalid("Name the target in audience (or resource).");
     const authorized = await authorize(c, targetName, token);
     if (authorized.target.type === "aws") {
-      throw new GatepassError("format_unsupported", { description: "AWS credentials are three values, not one token; use POST /v1/credentials/:target." });
+      throw new GatepassError("format_unsupported", {
+        description: "AWS credentials are three values, not one token; use POST /v1/credentials/:target.",
+      });
     }
     const issuedType = authorized.target.type === "oidc" ? TOKEN_TYPE.jwt : TOKEN_TYPE.accessToken;
     if (params.requested_token_type !== undefined && params.requested_token_type !== issuedType) {
@@ -65,11 +75,27 @@ function exchangeResponse(credential: Credential, now: number) {
   const expires_in = Math.max(1, credential.expiresAt - now);
   switch (credential.kind) {
     case "access_token":
-      return { access_token: credential.accessToken, issued_token_type: TOKEN_TYPE.accessToken, token_type: "Bearer", expires_in, scope: credential.scopes.join(" ") };
+      return {
+        access_token: credential.accessToken,
+        issued_token_type: TOKEN_TYPE.accessToken,
+        token_type: "Bearer",
+        expires_in,
+        scope: credential.scopes.join(" "),
+      };
     case "id_token":
-      return { access_token: credential.idToken, issued_token_type: credential.provider === "oidc" ? TOKEN_TYPE.jwt : TOKEN_TYPE.idToken, token_type: "N_A", expires_in };
+      return {
+        access_token: credential.idToken,
+        issued_token_type: credential.provider === "oidc" ? TOKEN_TYPE.jwt : TOKEN_TYPE.idToken,
+        token_type: "N_A",
+        expires_in,
+      };
     case "vault":
-      return { access_token: credential.clientToken, issued_token_type: TOKEN_TYPE.accessToken, token_type: "N_A", expires_in };
+      return {
+        access_token: credential.clientToken,
+        issued_token_type: TOKEN_TYPE.accessToken,
+        token_type: "N_A",
+        expires_in,
+      };
     case "aws":
       throw new GatepassError("format_unsupported");
   }

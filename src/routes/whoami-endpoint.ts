@@ -24,7 +24,8 @@ export function whoamiBody(identity: VerifiedIdentity) {
 }
 
 export const whoamiRoutes = new Hono<AppEnv>().get("/v1/whoami", async (c) => {
-  // The exchange endpoints' strict reader: an unknown, repeated or 17th parameter is refused, before the token is looked at.
+  // The exchange endpoints' strict reader: an unknown, repeated or 17th parameter is refused, before the token is
+  // looked at.
   const { target } = await readParams(c, ["target"]);
   const { identity, policy } = await identifyCaller(c);
   // The same per-project budget as credential requests: explaining is cheap, but not free.

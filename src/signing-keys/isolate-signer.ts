@@ -27,7 +27,8 @@ export class Signer {
     if (config.signingKeys === undefined) {
       // Only a local run (development, issuer on loopback): a deployed Worker left in development mode
       // by mistake must not sign with keys that differ per isolate and vanish with it.
-      if (!config.development || !isLoopbackHost(new URL(config.issuerUrl).hostname)) throw new GatepassError("signing_unavailable");
+      if (!config.development || !isLoopbackHost(new URL(config.issuerUrl).hostname))
+        throw new GatepassError("signing_unavailable");
       log("warn", "signing_keys_ephemeral", { reason: "GATEPASS_SIGNING_KEYS unset in development" });
       return KeyRing.import(await generateSecret(["ES256", "RS256"], nowSeconds(this.deps)));
     }

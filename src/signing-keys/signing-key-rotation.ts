@@ -7,7 +7,15 @@
 
 import { calculateJwkThumbprint } from "jose";
 import { ISSUER_DOCUMENT_MAX_AGE_SECONDS } from "../limits";
-import { isPublished, parseSigningKeySecret, SIGNING_ALGS, type KeyStatus, type SigningAlg, type SigningKeySecret, type StoredKey } from "./signing-key-secret";
+import {
+  isPublished,
+  parseSigningKeySecret,
+  SIGNING_ALGS,
+  type KeyStatus,
+  type SigningAlg,
+  type SigningKeySecret,
+  type StoredKey,
+} from "./signing-key-secret";
 
 const GENERATE_PARAMS: Record<SigningAlg, SubtleCryptoGenerateKeyAlgorithm> = {
   ES256: { name: "ECDSA", namedCurve: "P-256" },
@@ -38,7 +46,11 @@ export interface RotateOptions {
 }
 
 /** Rotates every algorithm present in the secret. Throws an Error explaining a refusal. */
-export async function rotateSecret(secret: SigningKeySecret, now: number, options: RotateOptions = {}): Promise<SigningKeySecret> {
+export async function rotateSecret(
+  secret: SigningKeySecret,
+  now: number,
+  options: RotateOptions = {},
+): Promise<SigningKeySecret> {
   const keys: StoredKey[] = [];
   for (const alg of SIGNING_ALGS) {
     const ofAlg = secret.keys.filter((k) => k.alg === alg);
@@ -46,18 +58,23 @@ export async function rotateSecret(secret: SigningKeySecret, now: number, option
     const current = ofAlg.find((k) => k.status === "current")!;
     const next = ofAlg.find((k) => k.status === "next");
     if (!next) {
-      throw new Error(`the secret has no next ${alg} key to promote (every secret \`gatepass keys\` writes has one): start from your complete copy of the live secret`);
+      throw new Error(
+        `the secret has no next ${alg} key to promote (every secret \`gatepass keys\` writes has one): start from ` +
+          `your complete copy of the live secret`,
+      );
     }
     if (!options.force && now - next.created_at < ISSUER_DOCUMENT_MAX_AGE_SECONDS) {
       throw new Error(
-        `the next ${alg} key was created less than ${ISSUER_DOCUMENT_MAX_AGE_SECONDS} s ago; relying parties may not know it yet (use --force to rotate anyway)`,
+        `the next ${alg} key was created less than ${ISSUER_DOCUMENT_MAX_AGE_SECONDS} s ago; relying parties may ` +
+          `not know it yet (use --force to rotate anyway)`,
       );
     }
     keys.push({ ...current, status: "previous", retired_at: now });
     keys.push({ ...next, status: "current" });
     keys.push(await generateStoredKey(alg, "next", now));
     for (const other of ofAlg) {
-      if (other !== current && other !== next && other.status === "previous" && isPublished(other, now)) keys.push(other);
+      if (other !== current && other !== next && other.status === "previous" && isPublished(other, now))
+        keys.push(other);
     }
   }
   return parseSigningKeySecret(JSON.stringify({ keys }));
@@ -68,11 +85,17 @@ export async function rotateSecret(secret: SigningKeySecret, now: number, option
  * way to let a live secret sign another algorithm without replacing its signers. Throws for an
  * algorithm it already has (changing those keys is rotation's job).
  */
-export async function addAlgorithms(secret: SigningKeySecret, algs: readonly SigningAlg[], now: number): Promise<SigningKeySecret> {
+export async function addAlgorithms(
+  secret: SigningKeySecret,
+  algs: readonly SigningAlg[],
+  now: number,
+): Promise<SigningKeySecret> {
   const present = algs.filter((alg) => secret.keys.some((k) => k.alg === alg));
-  if (present.length > 0) throw new Error(`the secret already has ${present.join(" and ")} keys; \`gatepass keys rotate\` replaces them`);
+  if (present.length > 0)
+    throw new Error(`the secret already has ${present.join(" and ")} keys; \`gatepass keys rotate\` replaces them`);
   const keys = [...secret.keys];
-  for (const alg of algs) keys.push(await generateStoredKey(alg, "current", now), await generateStoredKey(alg, "next", now));
+  for (const alg of algs)
+    keys.push(await generateStoredKey(alg, "current", now), await generateStoredKey(alg, "next", now));
   return parseSigningKeySecret(JSON.stringify({ keys }));
 }
 

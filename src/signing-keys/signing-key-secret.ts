@@ -159,7 +159,9 @@ export class KeyRing {
     const key = this.current.get(alg);
     if (!key) {
       throw new GatepassError("signing_unavailable", {
-        description: `gatepass has no ${alg} signing key; an admin must add one to its signing key secret (gatepass keys add --alg ${alg}).`,
+        description:
+          `gatepass has no ${alg} signing key; an admin must add one to its signing key secret (gatepass ` +
+          `keys add --alg ${alg}).`,
       });
     }
     return key;

@@ -21,16 +21,50 @@ import { GITHUB_CI_CLAIMS, GITHUB_TOKEN_CLAIMS } from "./issuer-kinds/github-act
  * through its ClaimMapper), and the documented job_source and job_config (18.9).
  */
 export const GITLAB_TOKEN_CLAIMS: Readonly<Record<string, ClaimType>> = {
-  iss: "scalar", sub: "scalar", aud: "list", jti: "scalar", iat: "scalar", nbf: "scalar", exp: "scalar", target_audience: "scalar",
-  namespace_id: "id", namespace_path: "scalar", project_id: "id", project_path: "scalar", project_visibility: "scalar",
-  user_id: "id", user_login: "scalar", user_email: "scalar", user_access_level: "scalar", user_identities: "ignored", groups_direct: "list",
-  job_project_id: "id", job_project_path: "scalar", job_namespace_id: "id", job_namespace_path: "scalar",
-  pipeline_id: "id", pipeline_source: "scalar", job_id: "id", job_source: "scalar", job_config: "job_config",
-  ref: "scalar", ref_type: "scalar", ref_path: "scalar", ref_protected: "scalar", sha: "scalar",
-  runner_id: "id", runner_environment: "scalar", ci_config_ref_uri: "scalar", ci_config_sha: "scalar",
-  environment: "scalar", environment_protected: "scalar", deployment_tier: "scalar", environment_action: "scalar",
+  iss: "scalar",
+  sub: "scalar",
+  aud: "list",
+  jti: "scalar",
+  iat: "scalar",
+  nbf: "scalar",
+  exp: "scalar",
+  target_audience: "scalar",
+  namespace_id: "id",
+  namespace_path: "scalar",
+  project_id: "id",
+  project_path: "scalar",
+  project_visibility: "scalar",
+  user_id: "id",
+  user_login: "scalar",
+  user_email: "scalar",
+  user_access_level: "scalar",
+  user_identities: "ignored",
+  groups_direct: "list",
+  job_project_id: "id",
+  job_project_path: "scalar",
+  job_namespace_id: "id",
+  job_namespace_path: "scalar",
+  pipeline_id: "id",
+  pipeline_source: "scalar",
+  job_id: "id",
+  job_source: "scalar",
+  job_config: "job_config",
+  ref: "scalar",
+  ref_type: "scalar",
+  ref_path: "scalar",
+  ref_protected: "scalar",
+  sha: "scalar",
+  runner_id: "id",
+  runner_environment: "scalar",
+  ci_config_ref_uri: "scalar",
+  ci_config_sha: "scalar",
+  environment: "scalar",
+  environment_protected: "scalar",
+  deployment_tier: "scalar",
+  environment_action: "scalar",
   // job_config, flattened (a token carrying these names itself is read the same way).
-  job_config_url: "scalar", job_config_sha: "scalar",
+  job_config_url: "scalar",
+  job_config_sha: "scalar",
 };
 
 /** What a GitLab issuer's tokens must carry to be CI job tokens rather than user-login ID tokens. */
@@ -42,7 +76,10 @@ const DECIMAL_ID = /^(0|[1-9][0-9]{0,19})$/;
 
 type Normalized = string | readonly string[];
 
-export function normalizeClaims(payload: Record<string, unknown>, kind: IssuerConfig["kind"] = "gitlab"): NormalizedClaims {
+export function normalizeClaims(
+  payload: Record<string, unknown>,
+  kind: IssuerConfig["kind"] = "gitlab",
+): NormalizedClaims {
   const claims: Record<string, Normalized> = {};
   const set = (name: string, value: Normalized) => {
     // A "__proto__" claim must stay a plain key, not replace the object's prototype.
@@ -68,12 +105,22 @@ export function normalizeClaims(payload: Record<string, unknown>, kind: IssuerCo
       }
       continue;
     }
-    set(name, type === "list" ? listClaim(name, value) : type === "id" && strictIds ? idClaim(name, value) : scalarClaim(name, value));
+    set(
+      name,
+      type === "list"
+        ? listClaim(name, value)
+        : type === "id" && strictIds
+          ? idClaim(name, value)
+          : scalarClaim(name, value),
+    );
   }
   return Object.freeze(claims);
 }
 
-/** GitLab issuers: user-login ID tokens from the same issuer (same JWKS) are refused. GitHub issuers: tokens must name a repository and a run. */
+/**
+ * GitLab issuers: user-login ID tokens from the same issuer (same JWKS) are refused. GitHub issuers: tokens must name
+ * a repository and a run.
+ */
 export function checkCiClaims(claims: NormalizedClaims, issuer: IssuerConfig): void {
   if (issuer.kind === "generic") return;
   const required: readonly string[] = issuer.kind === "github" ? GITHUB_CI_CLAIMS : CI_CLAIMS;
@@ -82,14 +129,25 @@ export function checkCiClaims(claims: NormalizedClaims, issuer: IssuerConfig): v
     return typeof value !== "string" || value.length === 0;
   });
   if (missing.length > 0) {
-    const description = issuer.kind === "github" ? `The token is not a GitHub Actions job token (${required.join(", ")} are required); request it from ACTIONS_ID_TOKEN_REQUEST_URL in a workflow job.` : undefined;
-    throw new GatepassError("not_a_ci_token", { ...(description ? { description } : {}), details: { claim: missing.join(",") } });
+    const description =
+      issuer.kind === "github"
+        ? `The token is not a GitHub Actions job token (${required.join(", ")} are required); request it from ` +
+          `ACTIONS_ID_TOKEN_REQUEST_URL in a workflow job.`
+        : undefined;
+    throw new GatepassError("not_a_ci_token", {
+      ...(description ? { description } : {}),
+      details: { claim: missing.join(",") },
+    });
   }
 }
 
 function scalarClaim(name: string, value: unknown): string {
   const text = scalarText(value);
-  if (text === undefined) throw invalid(name, `The token's ${name} claim must be a string, a boolean or a number that is exact (integers below 2^53).`);
+  if (text === undefined)
+    throw invalid(
+      name,
+      `The token's ${name} claim must be a string, a boolean or a number that is exact (integers below 2^53).`,
+    );
   return checkLength(name, text);
 }
 
@@ -102,7 +160,11 @@ function idClaim(name: string, value: unknown): string {
 
 function listClaim(name: string, value: unknown): Normalized {
   if (typeof value === "string") return checkLength(name, value); // aud is often a single string
-  if (!Array.isArray(value) || value.length > MAX_CLAIM_ARRAY_LENGTH || !value.every((item) => typeof item === "string")) {
+  if (
+    !Array.isArray(value) ||
+    value.length > MAX_CLAIM_ARRAY_LENGTH ||
+    !value.every((item) => typeof item === "string")
+  ) {
     throw invalid(name, `The token's ${name} claim must be a list of at most ${MAX_CLAIM_ARRAY_LENGTH} strings.`);
   }
   return Object.freeze(value.map((item: string) => checkLength(name, item)));
@@ -110,16 +172,20 @@ function listClaim(name: string, value: unknown): Normalized {
 
 /** `{ url, sha }` → job_config_url, job_config_sha (each when present); other members are not read. */
 function jobConfig(value: unknown): Record<string, string> {
-  if (typeof value !== "object" || Array.isArray(value) || value === null) throw invalid("job_config", "The token's job_config claim must be an object with url and sha.");
+  if (typeof value !== "object" || Array.isArray(value) || value === null)
+    throw invalid("job_config", "The token's job_config claim must be an object with url and sha.");
   const read: Record<string, string> = {};
   for (const member of ["url", "sha"] as const) {
     const inner = (value as Record<string, unknown>)[member];
-    if (inner !== undefined && inner !== null) read[`job_config_${member}`] = scalarClaim(`job_config_${member}`, inner);
+    if (inner !== undefined && inner !== null)
+      read[`job_config_${member}`] = scalarClaim(`job_config_${member}`, inner);
   }
   return read;
 }
 
-/** Claims gatepass does not read: scalars and lists of scalars within the limits are kept; anything else is left out. */
+/**
+ * Claims gatepass does not read: scalars and lists of scalars within the limits are kept; anything else is left out.
+ */
 function otherClaim(value: unknown): Normalized | undefined {
   if (Array.isArray(value)) {
     if (value.length > MAX_CLAIM_ARRAY_LENGTH) return undefined;
@@ -145,7 +211,8 @@ function isImpreciseNumber(value: number): boolean {
 }
 
 function checkLength(name: string, text: string): string {
-  if (text.length > MAX_CLAIM_VALUE_LENGTH) throw invalid(name, `The token's ${name} claim is longer than ${MAX_CLAIM_VALUE_LENGTH} characters.`);
+  if (text.length > MAX_CLAIM_VALUE_LENGTH)
+    throw invalid(name, `The token's ${name} claim is longer than ${MAX_CLAIM_VALUE_LENGTH} characters.`);
   return text;
 }
 

@@ -16,7 +16,12 @@ const DECOY_KEYS: readonly JsonWebKey[] = [
       "yM-z_4Oh7Hdd77mdrRea3EbNOkFptbNstnnh7C5LuKclnCoHLUqb7KiOPE0A5GFPUmiUdY_ILo31FGGcKQl9td2m41SgAc8K1zHLHY0Xpdai4oXtpCK-RTe5aQ4S35UueUPL1F3p0SwIOH6Rm9SkuA-" +
       "pmVun1IywpdgKzt1ytnxB8XpEpzQj02Gt_7jFDQ",
   },
-  { kty: "EC", crv: "P-256", x: "i_gfDoWKM5nqnfkUXGykJP49FEJx7livfoJYJdH1R5o", y: "Uk0pkWLZ1fdgnZ6E8qJyIBF7H_YaLObjX3mKPOz0U8Q" },
+  {
+    kty: "EC",
+    crv: "P-256",
+    x: "i_gfDoWKM5nqnfkUXGykJP49FEJx7livfoJYJdH1R5o",
+    y: "Uk0pkWLZ1fdgnZ6E8qJyIBF7H_YaLObjX3mKPOz0U8Q",
+  },
   {
     kty: "EC",
     crv: "P-384",

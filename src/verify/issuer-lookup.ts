@@ -29,7 +29,8 @@ function indexOf(issuers: readonly IssuerConfig[]): ReadonlyMap<string, IssuerCo
  * case, default port) but nothing else: `http://` never matches an `https://` issuer.
  */
 export function findIssuer(iss: unknown, issuers: readonly IssuerConfig[]): IssuerConfig {
-  if (typeof iss !== "string") throw new GatepassError("issuer_unknown", { description: "The token has no iss claim (a string)." });
+  if (typeof iss !== "string")
+    throw new GatepassError("issuer_unknown", { description: "The token has no iss claim (a string)." });
   const index = indexOf(issuers);
   // Most tokens carry the canonical spelling already: skip URL parsing for them.
   const issuer = index.get(iss) ?? lookupCanonical(index, iss);

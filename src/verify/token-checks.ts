@@ -35,7 +35,8 @@ export function parseToken(token: string): ParsedToken {
   const header = headerOf(parts[0]!);
   const payload = decodeBase64urlJson(parts[1]!);
   const signature = decodeBase64url(parts[2]!);
-  if (!isPlainObject(payload)) throw new GatepassError("token_malformed", { description: "The token payload is not a base64url JSON object." });
+  if (!isPlainObject(payload))
+    throw new GatepassError("token_malformed", { description: "The token payload is not a base64url JSON object." });
   if (!signature) throw new GatepassError("token_malformed", { description: "The token signature is not base64url." });
   return { header, payload, signature, signingInputLength: parts[0]!.length + 1 + parts[1]!.length };
 }
@@ -50,7 +51,8 @@ function headerOf(segment: string): TokenHeader {
   const known = checkedHeaders.get(segment);
   if (known) return known;
   const decoded = decodeBase64urlJson(segment);
-  if (!isPlainObject(decoded)) throw new GatepassError("token_malformed", { description: "The token header is not a base64url JSON object." });
+  if (!isPlainObject(decoded))
+    throw new GatepassError("token_malformed", { description: "The token header is not a base64url JSON object." });
   const header = checkHeader(decoded);
   if (checkedHeaders.size >= MAX_CACHED_HEADERS) checkedHeaders.clear();
   checkedHeaders.set(segment, header);
@@ -60,16 +62,21 @@ function headerOf(segment: string): TokenHeader {
 function checkHeader(header: Record<string, unknown>): TokenHeader {
   for (const name of REFUSED_HEADER_PARAMETERS) {
     if (Object.hasOwn(header, name)) {
-      throw new GatepassError("header_invalid", { description: `The token header carries "${name}", which gatepass does not accept.` });
+      throw new GatepassError("header_invalid", {
+        description: `The token header carries "${name}", which gatepass does not accept.`,
+      });
     }
   }
   const { alg, kid, typ } = header;
-  if (typeof alg !== "string" || alg.length === 0) throw new GatepassError("token_malformed", { description: "The token header has no alg." });
+  if (typeof alg !== "string" || alg.length === 0)
+    throw new GatepassError("token_malformed", { description: "The token header has no alg." });
   if (typ !== undefined && (typeof typ !== "string" || !/^(application\/)?jwt$/i.test(typ))) {
     throw new GatepassError("header_invalid", { description: "The token header typ must be JWT." });
   }
   if (typeof kid !== "string" || kid.length === 0 || kid.length > MAX_KID_LENGTH) {
-    throw new GatepassError("header_invalid", { description: `The token header needs a kid of 1 to ${MAX_KID_LENGTH} characters.` });
+    throw new GatepassError("header_invalid", {
+      description: `The token header needs a kid of 1 to ${MAX_KID_LENGTH} characters.`,
+    });
   }
   return Object.freeze({ alg, kid });
 }
@@ -78,7 +85,8 @@ function checkHeader(header: Record<string, unknown>): TokenHeader {
 export function checkAlgorithm(alg: string, issuer: IssuerConfig): void {
   if (!isSupportedAlgorithm(alg) || !issuer.algorithms.includes(alg)) {
     throw new GatepassError("algorithm_not_allowed", {
-      description: `The token's alg is not allowed for issuer ${issuer.name} (allowed: ${issuer.algorithms.join(", ")}).`,
+      description:
+        `The token's alg is not allowed for issuer ${issuer.name} (allowed: ` + `${issuer.algorithms.join(", ")}).`,
     });
   }
 }
@@ -86,7 +94,9 @@ export function checkAlgorithm(alg: string, issuer: IssuerConfig): void {
 /** A pinned issuer verifies only with its pinned kids; checked before any key lookup (no refetch for them). */
 export function checkPinnedKid(kid: string, issuer: IssuerConfig): void {
   if (issuer.allowed_kids && !issuer.allowed_kids.includes(kid)) {
-    throw new GatepassError("key_unknown", { description: `The token's kid is not one of the keys pinned for issuer ${issuer.name}.` });
+    throw new GatepassError("key_unknown", {
+      description: `The token's kid is not one of the keys pinned for issuer ${issuer.name}.`,
+    });
   }
 }
 
@@ -98,7 +108,11 @@ export interface CheckedTimes {
 }
 
 /** Registered-claim checks after the signature verified: iss spelling, aud, sub, exp/nbf/iat, max age. */
-export function checkRegisteredClaims(payload: Record<string, unknown>, issuer: IssuerConfig, nowSeconds: number): CheckedTimes {
+export function checkRegisteredClaims(
+  payload: Record<string, unknown>,
+  issuer: IssuerConfig,
+  nowSeconds: number,
+): CheckedTimes {
   const iss = payload.iss as string;
   const legacy = isBareHostIssuer(iss) && payload.aud === undefined;
   if (legacy) {
@@ -111,7 +125,8 @@ export function checkRegisteredClaims(payload: Record<string, unknown>, issuer: 
   } else {
     checkAudience(payload.aud, issuer);
   }
-  if (typeof payload.sub !== "string" || payload.sub.length === 0) throw claimInvalid("sub", "The token has no sub claim (a string).");
+  if (typeof payload.sub !== "string" || payload.sub.length === 0)
+    throw claimInvalid("sub", "The token has no sub claim (a string).");
 
   const exp = numericDate(payload, "exp", true)!;
   const iat = numericDate(payload, "iat", true)!;
@@ -121,7 +136,9 @@ export function checkRegisteredClaims(payload: Record<string, unknown>, issuer: 
   if (iat > nowSeconds + CLOCK_SKEW_SECONDS) throw new GatepassError("token_not_yet_valid");
   if (nowSeconds - iat > issuer.max_token_age_seconds + CLOCK_SKEW_SECONDS) {
     throw new GatepassError("token_too_old", {
-      description: `The token was issued more than ${issuer.max_token_age_seconds} s ago; gatepass accepts younger tokens from issuer ${issuer.name}. Use the token early in the job.`,
+      description:
+        `The token was issued more than ${issuer.max_token_age_seconds} s ago; gatepass accepts younger ` +
+        `tokens from issuer ${issuer.name}. Use the token early in the job.`,
     });
   }
   if (exp < iat) throw claimInvalid("exp", "The token expires before it was issued.");
@@ -133,18 +150,26 @@ function checkAudience(aud: unknown, issuer: IssuerConfig): void {
   let audiences: readonly unknown[];
   if (typeof aud === "string") audiences = [aud];
   else if (Array.isArray(aud)) audiences = aud;
-  else if (aud === undefined) throw new GatepassError("audience_mismatch", { description: `The token has no aud; set it to one of the audiences issuer ${issuer.name} accepts.` });
+  else if (aud === undefined)
+    throw new GatepassError("audience_mismatch", {
+      description: `The token has no aud; set it to one of the audiences issuer ${issuer.name} accepts.`,
+    });
   else throw claimInvalid("aud", "The token's aud must be a string or an array of strings.");
-  if (audiences.some((a) => typeof a !== "string")) throw claimInvalid("aud", "The token's aud must be a string or an array of strings.");
+  if (audiences.some((a) => typeof a !== "string"))
+    throw claimInvalid("aud", "The token's aud must be a string or an array of strings.");
   if (!audiences.some((a) => issuer.audiences.includes(a as string))) {
     throw new GatepassError("audience_mismatch", {
-      description: `The token's aud is not accepted for issuer ${issuer.name}; set the aud of the id_tokens entry to one of: ${issuer.audiences.join(", ")}.`,
+      description:
+        `The token's aud is not accepted for issuer ${issuer.name}; set the aud of the id_tokens entry ` +
+        `to one of: ${issuer.audiences.join(", ")}.`,
     });
   }
   // Every other audience named is a service that holds the token and could replay it here.
   if (issuer.single_audience === true && audiences.length > 1) {
     throw new GatepassError("audience_multiple", {
-      description: `The token's aud lists ${audiences.length} audiences; issuer ${issuer.name} accepts a token meant for gatepass alone. Give gatepass its own id_tokens entry whose aud is just ${issuer.audiences[0]}.`,
+      description:
+        `The token's aud lists ${audiences.length} audiences; issuer ${issuer.name} accepts a token ` +
+        `meant for gatepass alone. Give gatepass its own id_tokens entry whose aud is just ${issuer.audiences[0]}.`,
     });
   }
 }
@@ -152,7 +177,8 @@ function checkAudience(aud: unknown, issuer: IssuerConfig): void {
 function numericDate(payload: Record<string, unknown>, claim: string, required: boolean): number | undefined {
   const value = payload[claim];
   if (value === undefined && !required) return undefined;
-  if (typeof value !== "number" || !Number.isFinite(value)) throw claimInvalid(claim, `The token's ${claim} must be a number (seconds since the epoch).`);
+  if (typeof value !== "number" || !Number.isFinite(value))
+    throw claimInvalid(claim, `The token's ${claim} must be a number (seconds since the epoch).`);
   return value;
 }
 

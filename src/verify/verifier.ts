@@ -58,7 +58,9 @@ export class Verifier {
       checkIssuerScheme(issuer, env);
       checkAlgorithm(header.alg, issuer);
       checkPinnedKid(header.kid, issuer);
-      key = this.keys.warmKey(issuer, header.kid, header.alg) ?? (await this.keys.key(issuer, header.kid, header.alg, env, waitUntil));
+      key =
+        this.keys.warmKey(issuer, header.kid, header.alg) ??
+        (await this.keys.key(issuer, header.kid, header.alg, env, waitUntil));
     } catch (err) {
       digest.catch(() => {});
       // jwks_unavailable stays itself: a retryable 503 that the CI template waits out (docs/errors.md).
@@ -97,8 +99,16 @@ export class Verifier {
     return this.keys.status(issuers, env);
   }
 
-  /** Admin push: stores an already validated key set for an issuer whose keys are pushed (who pushed it, and whether removed keys retire or go at once). */
-  storePushedKeys(issuer: IssuerConfig, keys: PublicJwk[], env: Env, push: { pushedBy: string; dropPrevious?: boolean } = { pushedBy: "admin" }): Promise<StoredKeySet> {
+  /**
+   * Admin push: stores an already validated key set for an issuer whose keys are pushed (who pushed it, and whether
+   * removed keys retire or go at once).
+   */
+  storePushedKeys(
+    issuer: IssuerConfig,
+    keys: PublicJwk[],
+    env: Env,
+    push: { pushedBy: string; dropPrevious?: boolean } = { pushedBy: "admin" },
+  ): Promise<StoredKeySet> {
     return this.keys.storePushed(issuer, keys, env, push);
   }
 }
@@ -116,7 +126,10 @@ export async function tokenDigest(token: string): Promise<string> {
   return hex(await crypto.subtle.digest("SHA-256", encoder.encode(end < 0 ? token : token.slice(0, end))));
 }
 
-/** The wire answer for a token whose signature did not verify; the reason is logged and audited (GatepassError.conceals). */
+/**
+ * The wire answer for a token whose signature did not verify; the reason is logged and audited
+ * (GatepassError.conceals).
+ */
 function unverified(reason: GatepassError): GatepassError {
   return new GatepassError("token_unverified", { conceals: reason });
 }
@@ -126,9 +139,12 @@ function unverified(reason: GatepassError): GatepassError {
  * with pushed keys, which are never fetched: a deployed gatepass trusts https issuers only.
  */
 function checkIssuerScheme(issuer: IssuerConfig, env: Env): void {
-  if (issuer.url.startsWith("https://") || isAcceptableIssuerUrl(issuer.url, env.GATEPASS_ENV === "development")) return;
+  if (issuer.url.startsWith("https://") || isAcceptableIssuerUrl(issuer.url, env.GATEPASS_ENV === "development"))
+    return;
   throw new GatepassError("issuer_unknown", {
-    description: `Issuer ${issuer.name} uses http://, which gatepass accepts only on loopback in local development; configure its https:// URL.`,
+    description:
+      `Issuer ${issuer.name} uses http://, which gatepass accepts only on loopback in local development; ` +
+      `configure its https:// URL.`,
   });
 }
 
@@ -136,6 +152,11 @@ function checkIssuerScheme(issuer: IssuerConfig, env: Env): void {
  * WebCrypto verify over the exact signing input. The key was imported (by jose, once) for this alg
  * and the alg was checked against the issuer and the key, so nothing here comes from the header.
  */
-function verifySignature(signingInput: Uint8Array, signature: Uint8Array, key: CryptoKey, alg: string): Promise<boolean> {
+function verifySignature(
+  signingInput: Uint8Array,
+  signature: Uint8Array,
+  key: CryptoKey,
+  alg: string,
+): Promise<boolean> {
   return crypto.subtle.verify(verifyParams(alg), key, signature, signingInput).catch(() => false);
 }

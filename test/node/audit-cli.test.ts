@@ -10,7 +10,6 @@ import { closeLocalStorage, wrangler } from "../../cli/wrangler";
 import { gatepassInProcess, startInProcess } from "../support/cli";
 import { copyMigratedState } from "../support/wrangler-dev";
 
-
 let work: string;
 let state: string;
 
@@ -21,12 +20,29 @@ beforeAll(async () => {
   state = path.join(work, "state");
   await copyMigratedState(state);
   const row = (id: string, project: string, decision: string, code: string | null) =>
-    `(${AUDIT_COLUMNS.map((c) =>
-      ({ ts: `'2026-11-24T10:00:0${id}.000Z'`, request_id: `'req-${id}'`, route: "'POST /v1/credentials/:target'", project_path: `'${project}'`,
-        target: "'reader'", decision: `'${decision}'`, error_code: code ? `'${code}'` : "NULL", status: decision === "allow" ? "200" : "403" })[c as string] ?? "NULL",
+    `(${AUDIT_COLUMNS.map(
+      (c) =>
+        ({
+          ts: `'2026-11-24T10:00:0${id}.000Z'`,
+          request_id: `'req-${id}'`,
+          route: "'POST /v1/credentials/:target'",
+          project_path: `'${project}'`,
+          target: "'reader'",
+          decision: `'${decision}'`,
+          error_code: code ? `'${code}'` : "NULL",
+          status: decision === "allow" ? "200" : "403",
+        })[c as string] ?? "NULL",
     ).join(", ")})`;
-  await wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--command",
-    `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) VALUES ${row("1", "platform/infra", "allow", null)}, ${row("2", "platform/infra", "deny", "policy_denied")}, ${row("3", "other/app", "deny", "policy_denied")};`]);
+  await wrangler([
+    "d1",
+    "execute",
+    "DB",
+    "--local",
+    "--persist-to",
+    state,
+    "--command",
+    `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) VALUES ${row("1", "platform/infra", "allow", null)}, ${row("2", "platform/infra", "deny", "policy_denied")}, ${row("3", "other/app", "deny", "policy_denied")};`,
+  ]);
 }, 120_000);
 
 afterAll(async () => {
@@ -37,26 +53,64 @@ afterAll(async () => {
 describe("gatepass audit query", () => {
   it("prints matching events as JSON lines, oldest first", async () => {
     const { stdout } = await run("query", "--project", "platform/infra");
-    const events = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    const events = stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(events.map((e) => e.request_id)).toEqual(["req-1", "req-2"]);
   });
 
   it("combines filters and quotes values as data", async () => {
     const { stdout } = await run("query", "--decision", "deny", "--project", "other/app");
-    expect(stdout.trim().split("\n").map((line) => JSON.parse(line).request_id)).toEqual(["req-3"]);
+    expect(
+      stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line).request_id),
+    ).toEqual(["req-3"]);
     const injected = await run("query", "--project", "x' OR '1'='1");
     expect(injected.stdout).toBe("");
   });
 
   it("filters on the claimed (unverified) issuer of refused tokens", async () => {
     const refused = `(${AUDIT_COLUMNS.map((c) => ({ ts: "'2026-11-24T09:00:00.000Z'", request_id: "'req-claimed'", route: "'POST /v1/token'", decision: "'deny'", status: "401", error_code: "'key_unknown'", claimed_issuer: "'corp-gitlab'" })[c as string] ?? "NULL").join(", ")})`;
-    await wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--command", `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) VALUES ${refused};`]);
+    await wrangler([
+      "d1",
+      "execute",
+      "DB",
+      "--local",
+      "--persist-to",
+      state,
+      "--command",
+      `INSERT INTO audit_events (${AUDIT_COLUMNS.join(", ")}) VALUES ${refused};`,
+    ]);
     try {
       const { stdout } = await run("query", "--claimed-issuer", "corp-gitlab");
-      expect(stdout.trim().split("\n").map((line) => JSON.parse(line))).toEqual([expect.objectContaining({ request_id: "req-claimed", error_code: "key_unknown", claimed_issuer: "corp-gitlab", issuer: null })]);
+      expect(
+        stdout
+          .trim()
+          .split("\n")
+          .map((line) => JSON.parse(line)),
+      ).toEqual([
+        expect.objectContaining({
+          request_id: "req-claimed",
+          error_code: "key_unknown",
+          claimed_issuer: "corp-gitlab",
+          issuer: null,
+        }),
+      ]);
     } finally {
       // The tail tests below count this file's denials.
-      await wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--command", "DELETE FROM audit_events WHERE request_id = 'req-claimed';"]);
+      await wrangler([
+        "d1",
+        "execute",
+        "DB",
+        "--local",
+        "--persist-to",
+        state,
+        "--command",
+        "DELETE FROM audit_events WHERE request_id = 'req-claimed';",
+      ]);
     }
   });
 
@@ -75,9 +129,13 @@ describe("gatepass audit tail", () => {
     void tail.done.finally(() => (ended = true));
     const stdout = () => tail.output().stdout;
     const stderr = () => tail.output().stderr;
-    const lines = () => stdout().split("\n").filter(Boolean).map((line) => JSON.parse(line).request_id as string);
+    const lines = () =>
+      stdout()
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line).request_id as string);
     const waitFor = async (count: number, ms: number) => {
-      for (const deadline = Date.now() + ms; lines().length < count && !ended && Date.now() < deadline; ) {
+      for (const deadline = Date.now() + ms; lines().length < count && !ended && Date.now() < deadline;) {
         await new Promise((r) => setTimeout(r, 200));
       }
     };
@@ -86,11 +144,14 @@ describe("gatepass audit tail", () => {
       expect(lines(), stderr()).toEqual(["req-2", "req-3"]);
       // 1 200 events in one statement (so they land between two polls), every other one a deny.
       const file = path.join(state, "burst.sql");
-      await writeFile(file, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
+      await writeFile(
+        file,
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
         INSERT INTO audit_events (ts, request_id, route, project_path, target, decision, error_code, status)
         SELECT '2026-11-24T11:00:00.000Z', 'burst-' || i, 'POST /v1/credentials/:target', 'platform/infra', 'reader',
                CASE WHEN i % 2 = 0 THEN 'deny' ELSE 'allow' END, CASE WHEN i % 2 = 0 THEN 'policy_denied' END, CASE WHEN i % 2 = 0 THEN 403 ELSE 200 END
-        FROM n;`);
+        FROM n;`,
+      );
       await wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--file", file]);
       const expected = Array.from({ length: 600 }, (_, k) => `burst-${2 * (k + 1)}`);
       await waitFor(2 + expected.length, 30_000);

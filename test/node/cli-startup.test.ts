@@ -33,7 +33,10 @@ afterAll(async () => {
 
 /** The packages a `gatepass ...` process loaded by require. */
 async function packagesLoadedBy(args: string[]): Promise<{ code: number; loaded: string[] }> {
-  const result = await gatepassProcess(args, { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: `--require ${PRELOAD}` } });
+  const result = await gatepassProcess(args, {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: `--require ${PRELOAD}` },
+  });
   const line = result.stderr.split("\n").find((l) => l.startsWith("LOADED "));
   return { code: result.code, loaded: JSON.parse(line!.slice("LOADED ".length)) as string[] };
 }
@@ -49,14 +52,17 @@ describe("the built CLI", () => {
     const validate = await packagesLoadedBy(["policies", "validate"]);
     expect(help.code).toBe(0);
     expect(validate.code).toBe(0);
-    for (const { loaded } of [help, validate]) expect(loaded.filter((name) => ["wrangler", "miniflare", "tsx", "esbuild"].includes(name))).toEqual([]);
+    for (const { loaded } of [help, validate])
+      expect(loaded.filter((name) => ["wrangler", "miniflare", "tsx", "esbuild"].includes(name))).toEqual([]);
     // The preload does see wrangler when a command loads it.
     const deployCheck = await packagesLoadedBy(["deploy", "--env", "nowhere", "--config", "no-such.toml", "--dry-run"]);
     expect(deployCheck.loaded).toContain("wrangler");
   });
 
   it("main.mjs imports no command group and no package at load; no chunk imports a package at load (wrangler is required on first use)", async () => {
-    const result = (await esbuild.build(buildOptions(path.join(tmpdir(), "gatepass-cli-probe"), false))) as esbuild.BuildResult<{ metafile: true }>;
+    const result = (await esbuild.build(
+      buildOptions(path.join(tmpdir(), "gatepass-cli-probe"), false),
+    )) as esbuild.BuildResult<{ metafile: true }>;
     const outputs = result.metafile.outputs;
     const staticClosure = (output: string): Set<string> => {
       const seen = new Set<string>([output]);
@@ -70,14 +76,19 @@ describe("the built CLI", () => {
       }
       return seen;
     };
-    const inputsOf = (closure: Set<string>) => [...closure].flatMap((output) => Object.keys(outputs[output]?.inputs ?? {}));
+    const inputsOf = (closure: Set<string>) =>
+      [...closure].flatMap((output) => Object.keys(outputs[output]?.inputs ?? {}));
     const main = Object.keys(outputs).find((output) => output.endsWith("/main.mjs"))!;
     const mainInputs = inputsOf(staticClosure(main));
-    expect(mainInputs.filter((input) => input.startsWith("cli/commands/") || input.startsWith("node_modules/"))).toEqual([]);
+    expect(
+      mainInputs.filter((input) => input.startsWith("cli/commands/") || input.startsWith("node_modules/")),
+    ).toEqual([]);
     expect(mainInputs).toContain("cli/help.ts");
     // yaml and jose are bundled; wrangler, miniflare and esbuild stay packages, and no chunk imports one at load.
     for (const [output, meta] of Object.entries(outputs)) {
-      const packages = meta.imports.filter((i) => i.external && i.kind !== "dynamic-import" && !isBuiltin(i.path)).map((i) => i.path);
+      const packages = meta.imports
+        .filter((i) => i.external && i.kind !== "dynamic-import" && !isBuiltin(i.path))
+        .map((i) => i.path);
       expect(packages, output).toEqual([]);
     }
   });
@@ -88,10 +99,15 @@ describe("the built CLI", () => {
       const before = await gatepassProcess(["--help"], { cwd: copy });
       expect(before.stdout).toContain("check policy files (strict parsing + lint)");
       const help = path.join(copy, "cli/help.ts");
-      await writeFile(help, (await readFile(help, "utf8")).replace("check policy files (strict parsing + lint)", "EDITED DESCRIPTION"));
+      await writeFile(
+        help,
+        (await readFile(help, "utf8")).replace("check policy files (strict parsing + lint)", "EDITED DESCRIPTION"),
+      );
       const { execFile } = await import("node:child_process");
       const after = await new Promise<string>((resolve, reject) =>
-        execFile(process.execPath, [path.join(copy, "cli/gatepass.mjs"), "--help"], { cwd: copy }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+        execFile(process.execPath, [path.join(copy, "cli/gatepass.mjs"), "--help"], { cwd: copy }, (error, stdout) =>
+          error ? reject(error) : resolve(stdout),
+        ),
       );
       expect(after).toContain("EDITED DESCRIPTION");
     } finally {
@@ -105,13 +121,24 @@ describe("a misspelled command", () => {
     const result = await gatepassProcess(["polices", "validate"]);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe("");
-    expect(result.stderr).toBe("gatepass: unknown command 'polices'; did you mean 'gatepass policies validate'? run 'gatepass --help' for the list\n");
+    expect(result.stderr).toBe(
+      "gatepass: unknown command 'polices'; did you mean 'gatepass policies validate'? run 'gatepass --help' for the list\n",
+    );
   });
 
   it.each([
-    [["policies", "valdate"], "unknown command 'policies valdate'; did you mean 'gatepass policies validate'? run 'gatepass policies --help' for the list"],
-    [["jwks", "credential", "crate", "--issuer", "x"], "unknown command 'jwks credential crate'; did you mean 'gatepass jwks credential create'? run 'gatepass jwks --help' for the list"],
-    [["dev", "tokn"], "unknown command 'dev tokn'; did you mean 'gatepass dev token'? run 'gatepass dev --help' for the list"],
+    [
+      ["policies", "valdate"],
+      "unknown command 'policies valdate'; did you mean 'gatepass policies validate'? run 'gatepass policies --help' for the list",
+    ],
+    [
+      ["jwks", "credential", "crate", "--issuer", "x"],
+      "unknown command 'jwks credential crate'; did you mean 'gatepass jwks credential create'? run 'gatepass jwks --help' for the list",
+    ],
+    [
+      ["dev", "tokn"],
+      "unknown command 'dev tokn'; did you mean 'gatepass dev token'? run 'gatepass dev --help' for the list",
+    ],
     [["frobnicate"], "unknown command 'frobnicate'; run 'gatepass --help' for the list"],
     [["--frobnicate"], "unknown command '--frobnicate'; run 'gatepass --help' for the list"],
   ])("gatepass %j", async (args, message) => {

@@ -13,7 +13,6 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 /** In process (test/support/cli.ts). */
 const gatepass = (args: string[]) => gatepassInProcess(...args);
 
-
 /**
  * Lines of a usage text that break its columns. Each line is a command (`  group ...`, with its
  * description after a gap of two or more spaces, at HELP_COLUMN), a continuation of the options above
@@ -45,7 +44,10 @@ describe("help", () => {
   it("lays out descriptions at one column: on a short one-line command, else below; option lines under the first option", () => {
     const text = formatUsage([
       { synopsis: ["tool run [--fast]"], help: ["runs it", "quickly"] },
-      { synopsis: ["tool configure --name N [--a very long option list that does not fit]", "[--more options]"], help: ["configures it"] },
+      {
+        synopsis: ["tool configure --name N [--a very long option list that does not fit]", "[--more options]"],
+        help: ["configures it"],
+      },
     ]);
     const pad = " ".repeat(HELP_COLUMN);
     expect(text.split("\n")).toEqual([
@@ -80,14 +82,24 @@ describe("help", () => {
 
   it("says in the first line of keys --help and jwks --help which keys each handles", async () => {
     const first = async (group: string) => (await gatepass([group, "--help"])).stdout.split("\n")[0];
-    expect(await first("keys")).toMatch(/^gatepass keys: gatepass's own signing keys .*CI issuers' verification keys are `gatepass jwks`$/);
-    expect(await first("jwks")).toMatch(/^gatepass jwks: CI issuers' verification keys .*gatepass's own signing keys are `gatepass keys`$/);
+    expect(await first("keys")).toMatch(
+      /^gatepass keys: gatepass's own signing keys .*CI issuers' verification keys are `gatepass jwks`$/,
+    );
+    expect(await first("jwks")).toMatch(
+      /^gatepass jwks: CI issuers' verification keys .*gatepass's own signing keys are `gatepass keys`$/,
+    );
   });
 });
 
 describe("dev token options", () => {
   it("takes only true or false for --protected (and branch or tag for --ref-type): exit 2, nothing printed", async () => {
-    for (const args of [["--protected", "no"], ["--protected", "TRUE"], ["--protected", ""], ["--ref-type", "Branch"], ["--ttl", "1h"]]) {
+    for (const args of [
+      ["--protected", "no"],
+      ["--protected", "TRUE"],
+      ["--protected", ""],
+      ["--ref-type", "Branch"],
+      ["--ttl", "1h"],
+    ]) {
       const result = await gatepass(["dev", "token", ...args]);
       expect(result.code, args.join(" ")).toBe(2);
       expect(result.stdout, args.join(" ")).toBe("");
@@ -95,12 +107,15 @@ describe("dev token options", () => {
     }
   });
 
-  it("mints the value given: --protected false becomes ref_protected \"false\"", async () => {
+  it('mints the value given: --protected false becomes ref_protected "false"', async () => {
     // A stand-in issuer key where `gatepass dev` keeps it, in a scratch working directory.
     const { privateKey } = await generateKeyPair("RS256", { extractable: true });
     const dir = path.join(work, ".wrangler/gatepass-dev");
     await mkdir(dir, { recursive: true });
-    await writeFile(path.join(dir, "local-gitlab.private.jwk.json"), JSON.stringify({ ...(await exportJWK(privateKey)), kid: "k1", alg: "RS256" }));
+    await writeFile(
+      path.join(dir, "local-gitlab.private.jwk.json"),
+      JSON.stringify({ ...(await exportJWK(privateKey)), kid: "k1", alg: "RS256" }),
+    );
     // As a process, in a working directory of its own (`gatepass dev` keeps its issuer key under ./.wrangler).
     const result = await gatepassProcess(["dev", "token", "--protected", "false"], { cwd: work });
     expect(result.code).toBe(0);
@@ -109,15 +124,27 @@ describe("dev token options", () => {
 
   it("--kind github mints GitHub Actions' claims from the local-github stand-in (policies/github.yaml), --event included", async () => {
     // The key written by the test above (same scratch working directory).
-    const result = await gatepassProcess(["dev", "token", "--kind", "github", "--event", "pull_request_target"], { cwd: work });
+    const result = await gatepassProcess(["dev", "token", "--kind", "github", "--event", "pull_request_target"], {
+      cwd: work,
+    });
     expect(result.code, result.stderr).toBe(0);
     const claims = decodeJwt(result.stdout.trim());
     expect(claims).toMatchObject({
-      iss: "http://127.0.0.1:8789/_services/token", aud: "http://127.0.0.1:8787", repository: "platform/infra", repository_id: "801891",
-      repository_owner: "platform", ref: "refs/heads/main", ref_protected: "true", event_name: "pull_request_target", head_ref: "feature", base_ref: "main",
+      iss: "http://127.0.0.1:8789/_services/token",
+      aud: "http://127.0.0.1:8787",
+      repository: "platform/infra",
+      repository_id: "801891",
+      repository_owner: "platform",
+      ref: "refs/heads/main",
+      ref_protected: "true",
+      event_name: "pull_request_target",
+      head_ref: "feature",
+      base_ref: "main",
     });
     expect(claims).not.toHaveProperty("project_id");
-    expect((await gatepass(["dev", "token", "--kind", "circleci"])).stderr).toMatch(/^gatepass: --kind takes gitlab or github/);
+    expect((await gatepass(["dev", "token", "--kind", "circleci"])).stderr).toMatch(
+      /^gatepass: --kind takes gitlab or github/,
+    );
   });
 });
 
@@ -126,7 +153,10 @@ describe("YAML syntax errors at the command line", () => {
     const dir = path.join(work, "policies");
     await cp(path.join(ROOT, "policies"), dir, { recursive: true });
     const rules = await readFile(path.join(dir, "rules.yaml"), "utf8");
-    await writeFile(path.join(dir, "rules.yaml"), rules.replace("allow: [gcp-deployer, aws-readonly]", "allow: [gcp-deployer, aws-readonly"));
+    await writeFile(
+      path.join(dir, "rules.yaml"),
+      rules.replace("allow: [gcp-deployer, aws-readonly]", "allow: [gcp-deployer, aws-readonly"),
+    );
     const line = rules.slice(0, rules.indexOf("allow: [gcp-deployer, aws-readonly]")).split("\n").length;
     const result = await gatepass(["policies", "validate", "--dir", dir]);
     expect(result.code).toBe(1);

@@ -29,7 +29,11 @@ async function interruptDemo(stop: (demo: ChildProcess) => void): Promise<void> 
   const scratch = await mkdtemp(path.join(tmpdir(), "gatepass-demo-test-"));
   const marker = `TMPDIR=${scratch}`;
   // Detached: its own process group, like a terminal job, so a group signal is a Ctrl-C.
-  const demo = spawn(process.execPath, [TSX, "scripts/demo.ts"], { env: { ...process.env, TMPDIR: scratch }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const demo = spawn(process.execPath, [TSX, "scripts/demo.ts"], {
+    env: { ...process.env, TMPDIR: scratch },
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   let url: string | undefined;
   const collect = (d: string) => {
@@ -49,9 +53,17 @@ async function interruptDemo(stop: (demo: ChildProcess) => void): Promise<void> 
     expect(code, output).not.toBe(0);
     // workerd gets the same SIGTERM as wrangler and may outlive it by a moment.
     let left = await processesWith(marker);
-    for (const deadline = Date.now() + 5_000; left.length > 0 && Date.now() < deadline; left = await processesWith(marker)) await new Promise((r) => setTimeout(r, 250));
+    for (
+      const deadline = Date.now() + 5_000;
+      left.length > 0 && Date.now() < deadline;
+      left = await processesWith(marker)
+    )
+      await new Promise((r) => setTimeout(r, 250));
     expect(left, output).toEqual([]);
-    expect((await readdir(scratch)).filter((name) => name.startsWith("gatepass-dev-")), output).toEqual([]);
+    expect(
+      (await readdir(scratch)).filter((name) => name.startsWith("gatepass-dev-")),
+      output,
+    ).toEqual([]);
     await expect(fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) })).rejects.toThrow();
     expect(output).toContain("stopping the servers");
   } finally {
@@ -78,8 +90,16 @@ describe("npm run demo", () => {
     expect(code, output).toBe(0);
     const steps = [...output.matchAll(/^▶ (.*)$/gm)].map((m) => m[1]!);
     expect(steps.filter((step) => step.includes("STAND-IN")).length).toBeGreaterThanOrEqual(4); // clearly labelled
-    for (const expected of ["POST /v1/credentials/gcp-deploy format=env", "POST /v1/credentials/aws-deploy format=credential_process", "from unprotected `feature/try-things` — refused", "Demo complete"]) {
-      expect(steps.some((step) => step.includes(expected)), expected).toBe(true);
+    for (const expected of [
+      "POST /v1/credentials/gcp-deploy format=env",
+      "POST /v1/credentials/aws-deploy format=credential_process",
+      "from unprotected `feature/try-things` — refused",
+      "Demo complete",
+    ]) {
+      expect(
+        steps.some((step) => step.includes(expected)),
+        expected,
+      ).toBe(true);
     }
     expect(output).toMatch(/"code": ?"policy_denied"/);
   }, 120_000);

@@ -32,7 +32,9 @@ describe("gatepass dev", () => {
       );
     });
     expect(code).toBe(1);
-    expect(output).toMatch(/^gatepass dev: AWS_STS_URL is "http:\/\/sts\.example\.com\/\{region\}\/": give an https:\/\/ URL/);
+    expect(output).toMatch(
+      /^gatepass dev: AWS_STS_URL is "http:\/\/sts\.example\.com\/\{region\}\/": give an https:\/\/ URL/,
+    );
     await expect(stat(path.join(sandbox, ".dev.vars"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
@@ -43,12 +45,17 @@ describe("gatepass dev", () => {
     const before = await readdir(sandbox);
     try {
       const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
-        const child = execFile(process.execPath, [path.join(sandbox, "cli/gatepass.mjs"), "dev", "--port", port], { cwd: sandbox }, (_err, stdout, stderr) =>
-          resolve({ code: child.exitCode, output: stdout + stderr }),
+        const child = execFile(
+          process.execPath,
+          [path.join(sandbox, "cli/gatepass.mjs"), "dev", "--port", port],
+          { cwd: sandbox },
+          (_err, stdout, stderr) => resolve({ code: child.exitCode, output: stdout + stderr }),
         );
       });
       expect(code).toBe(2);
-      expect(output).toBe(`gatepass dev: 127.0.0.1:${port} is in use (another gatepass dev?); stop it or pass --port\n`);
+      expect(output).toBe(
+        `gatepass dev: 127.0.0.1:${port} is in use (another gatepass dev?); stop it or pass --port\n`,
+      );
       expect(await readdir(sandbox)).toEqual(before); // no .dev.vars, no .wrangler/
     } finally {
       await new Promise((resolve) => (busy as Server).close(resolve));

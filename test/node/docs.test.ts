@@ -14,7 +14,7 @@ const rows = [...reference.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|\s*(`[a-z_]+`)
 const documented = new Set(rows.map((m) => `${m[1]} ${m[2]}`));
 
 describe("docs/errors.md", () => {
-  it("names the request log line by the field the log writes (`\"event\":\"request\"`)", () => {
+  it('names the request log line by the field the log writes (`"event":"request"`)', () => {
     const lines: string[] = [];
     const spy = vi.spyOn(console, "log").mockImplementation((line: string) => void lines.push(line));
     try {
@@ -34,13 +34,19 @@ describe("docs/errors.md", () => {
 
   it("marks exactly the codes the Verifier conceals behind token_unverified (test/worker/exchange/routes.test.ts checks the wire)", () => {
     const concealed = rows.filter((m) => m[3] !== undefined).map((m) => `${m[1]} as ${m[3]}`);
-    expect(concealed.sort()).toEqual(["algorithm_not_allowed", "issuer_unknown", "key_unknown", "signature_invalid"].map((c) => `${c} as \`token_unverified\``));
+    expect(concealed.sort()).toEqual(
+      ["algorithm_not_allowed", "issuer_unknown", "key_unknown", "signature_invalid"].map(
+        (c) => `${c} as \`token_unverified\``,
+      ),
+    );
   });
 
   it("documents only codes that gatepass raises (src/ or cli/, beyond their definition)", () => {
     const root = new URL("../..", import.meta.url).pathname;
     const sources = ["src", "cli"]
-      .flatMap((dir) => readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" }).map((file) => path.join(dir, file)))
+      .flatMap((dir) =>
+        readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" }).map((file) => path.join(dir, file)),
+      )
       .filter((file) => file.endsWith(".ts") && file !== path.join("src", "errors.ts"))
       .map((file) => readFileSync(path.join(root, file), "utf8"))
       .join("\n");
@@ -62,7 +68,11 @@ describe("the GitLab component's version", () => {
     const root = new URL("../..", import.meta.url).pathname;
     const { version } = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string };
     for (const file of ["README.md", "docs/gitlab.md", "templates/gatepass.yml"]) {
-      const versions = [...readFileSync(path.join(root, file), "utf8").matchAll(/component: \$CI_SERVER_FQDN\/[\w/-]+\/gatepass@([^\s]+)/g)].map((m) => m[1]);
+      const versions = [
+        ...readFileSync(path.join(root, file), "utf8").matchAll(
+          /component: \$CI_SERVER_FQDN\/[\w/-]+\/gatepass@([^\s]+)/g,
+        ),
+      ].map((m) => m[1]);
       expect(versions.length, file).toBeGreaterThan(0);
       expect(new Set(versions), file).toEqual(new Set([version]));
     }
@@ -86,7 +96,9 @@ describe("docs/architecture.md", () => {
     expect(named.length).toBeGreaterThan(20);
     expect(named.filter((file) => !existsSync(path.join(root, file)))).toEqual([]);
     const modules = ["src", "cli"]
-      .flatMap((dir) => readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" }).map((file) => path.join(dir, file)))
+      .flatMap((dir) =>
+        readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" }).map((file) => path.join(dir, file)),
+      )
       .filter((file) => /\.(ts|mjs)$/.test(file) && !file.endsWith(".d.ts"));
     const onPage = (file: string) => page.includes(path.basename(file)) || page.includes(`\`${path.dirname(file)}/\``);
     expect(modules.filter((file) => !onPage(file))).toEqual([]);

@@ -27,7 +27,8 @@ function unexplainedAcknowledgements(files: readonly SourceFile[]): string[] {
       if (!pair) continue;
       const key = pair.key as { commentBefore?: string | null };
       const value = pair.value as { comment?: string | null; commentBefore?: string | null } | null;
-      if (![key.commentBefore, value?.comment, value?.commentBefore].some((c) => c?.trim())) found.push(`${file.name}: rule ${String(rule.get("name"))}`);
+      if (![key.commentBefore, value?.comment, value?.commentBefore].some((c) => c?.trim()))
+        found.push(`${file.name}: rule ${String(rule.get("name"))}`);
     }
   }
   return found;
@@ -46,9 +47,19 @@ describe("the example policies", () => {
     expect(unexplainedAcknowledgements(sources)).toEqual([]);
     // The check itself sees an acknowledgement without a comment, and accepts one with.
     const rule = (ack: string) => `rules:\n  - name: r\n    match: { ref_type: tag }\n${ack}`;
-    expect(unexplainedAcknowledgements([{ name: "x.yaml", text: rule("    acknowledge: { broad: true }\n") }])).toEqual(["x.yaml: rule r"]);
-    expect(unexplainedAcknowledgements([{ name: "x.yaml", text: rule("    acknowledge: { broad: true } # every project's tags\n") }])).toEqual([]);
-    expect(unexplainedAcknowledgements([{ name: "x.yaml", text: rule("    # every project's tags\n    acknowledge: { broad: true }\n") }])).toEqual([]);
+    expect(unexplainedAcknowledgements([{ name: "x.yaml", text: rule("    acknowledge: { broad: true }\n") }])).toEqual(
+      ["x.yaml: rule r"],
+    );
+    expect(
+      unexplainedAcknowledgements([
+        { name: "x.yaml", text: rule("    acknowledge: { broad: true } # every project's tags\n") },
+      ]),
+    ).toEqual([]);
+    expect(
+      unexplainedAcknowledgements([
+        { name: "x.yaml", text: rule("    # every project's tags\n    acknowledge: { broad: true }\n") },
+      ]),
+    ).toEqual([]);
   });
 
   it("make every target privileged except the read-only ones named here, registry-push included", async () => {

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeLocalStorage } from "../../cli/wrangler";
 import { gatepassInProcess } from "../support/cli";
 
-
 let work: string;
 
 beforeAll(async () => {
@@ -37,7 +36,9 @@ describe("a storage command before any local state exists", () => {
     const state = path.join(work, `fresh-${args.join("-")}`);
     const result = await gatepassInProcess(...args, "--local", "--persist-to", state);
     expect(result.code).toBe(1);
-    expect(result.stderr.split("\n").filter((line) => line.startsWith("gatepass"))).toEqual([firstStep(state).trimEnd()]);
+    expect(result.stderr.split("\n").filter((line) => line.startsWith("gatepass"))).toEqual([
+      firstStep(state).trimEnd(),
+    ]);
     expect(result.stderr.endsWith(firstStep(state))).toBe(true);
     expect(existsSync(state), "the state directory was created").toBe(false);
   });
@@ -58,16 +59,27 @@ describe("a bad option value", () => {
     [["dev", "--port", "abc"], "--port takes a port number from 1 to 65535, not 'abc'"],
     [["dev", "--port", "65536"], "--port takes a port number from 1 to 65535, not '65536'"],
     [["audit", "query", "--limit", "abc"], "--limit must be 1 to 500, not 'abc'"],
-    [["audit", "query", "--since", "yesterday"], "--since must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z, not 'yesterday'"],
+    [
+      ["audit", "query", "--since", "yesterday"],
+      "--since must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z, not 'yesterday'",
+    ],
     [["policies", "history", "--limit", "5x"], "--limit is a number from 1 to 1000, not '5x'"],
-    [["jwks", "credential", "create", "--issuer", "x", "--expires", "5y"], "--expires takes a duration from 1h to 365d (e.g. 90d or 12h), got '5y'"],
+    [
+      ["jwks", "credential", "create", "--issuer", "x", "--expires", "5y"],
+      "--expires takes a duration from 1h to 365d (e.g. 90d or 12h), got '5y'",
+    ],
     [["dev", "token", "--ttl", "soon"], "--ttl takes a number of seconds (1 to 9999999), not 'soon'"],
     [["keys", "generate", "--alg", "XX256"], "--alg takes ES256 and/or RS256 (got XX256)"],
-    [["status", "--url", "ftp://example.com"], "--url must be an https URL (http only on loopback), got 'ftp://example.com'"],
+    [
+      ["status", "--url", "ftp://example.com"],
+      "--url must be an https URL (http only on loopback), got 'ftp://example.com'",
+    ],
   ])("gatepass %j is a usage error naming the option, before anything runs", async (args, sentence) => {
     const result = await gatepassInProcess(...args);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe("");
-    expect(result.stderr.split("\n")[0]).toMatch(new RegExp(`^gatepass( [a-z]+)?: ${sentence.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`));
+    expect(result.stderr.split("\n")[0]).toMatch(
+      new RegExp(`^gatepass( [a-z]+)?: ${sentence.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`),
+    );
   });
 });

@@ -32,8 +32,13 @@ const HOSTILE = [
 
 describe("format=env through a real sh", () => {
   it.each(HOSTILE.map((v) => [JSON.stringify(v), v]))("round-trips %s without executing it", (_label, value) => {
-    const script = formatEnv([["GATEPASS_TEST_VALUE", value], ["SECOND", "after"]]);
-    const out = execFileSync("sh", ["-c", 'eval "$1"; printf "%s|%s" "$GATEPASS_TEST_VALUE" "$SECOND"', "sh", script], { encoding: "utf8" });
+    const script = formatEnv([
+      ["GATEPASS_TEST_VALUE", value],
+      ["SECOND", "after"],
+    ]);
+    const out = execFileSync("sh", ["-c", 'eval "$1"; printf "%s|%s" "$GATEPASS_TEST_VALUE" "$SECOND"', "sh", script], {
+      encoding: "utf8",
+    });
     expect(out).toBe(`${value}|after`);
     expect(existsSync(canary)).toBe(false);
   });
@@ -44,7 +49,9 @@ describe("format=env through a real sh", () => {
 // use_limit_exceeded (max_uses_per_job: 1), and a cut-off 200 may hold part of a credential.
 type Answer = { status: number; body: string; cut?: boolean } | { drop: true };
 
-async function fakeGatepass(answers: Answer[]): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+async function fakeGatepass(
+  answers: Answer[],
+): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
   let requests = 0;
   const server = createServer((req, res) => {
     req.resume();
@@ -54,12 +61,17 @@ async function fakeGatepass(answers: Answer[]): Promise<{ url: string; requests:
       if ("drop" in answer) return void req.socket.destroy();
       if (answer.cut) {
         // Announces more than it sends, then closes: curl sees a truncated 200.
-        res.writeHead(answer.status, { "Content-Type": "text/plain", "Content-Length": String(answer.body.length + 100) });
+        res.writeHead(answer.status, {
+          "Content-Type": "text/plain",
+          "Content-Length": String(answer.body.length + 100),
+        });
         res.write(answer.body);
         setTimeout(() => res.socket?.destroy(), 20);
         return;
       }
-      res.writeHead(answer.status, { "Content-Type": answer.body.startsWith("{") ? "application/json" : "text/plain" }).end(answer.body);
+      res
+        .writeHead(answer.status, { "Content-Type": answer.body.startsWith("{") ? "application/json" : "text/plain" })
+        .end(answer.body);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -74,9 +86,17 @@ async function fakeGatepass(answers: Answer[]): Promise<{ url: string; requests:
 function runSnippet(url: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const beforeScript = includeComponent({ url })[".gatepass"]!.before_script!.join("\n");
   return new Promise((resolve) => {
-    const child = spawn("sh", ["-e", "-c", `${beforeScript}\nprintf 'ID=%s\\nISSUED=%s\\nAWS=%s\\n' "$GATEPASS_ID_TOKEN" "\${GATEPASS_ISSUED_ID_TOKEN:-}" "\${AWS_SECRET_ACCESS_KEY:-}"`], {
-      env: { PATH: process.env.PATH, GATEPASS_URL: url, GATEPASS_ID_TOKEN: "job-token", GATEPASS_TARGET: "t" },
-    });
+    const child = spawn(
+      "sh",
+      [
+        "-e",
+        "-c",
+        `${beforeScript}\nprintf 'ID=%s\\nISSUED=%s\\nAWS=%s\\n' "$GATEPASS_ID_TOKEN" "\${GATEPASS_ISSUED_ID_TOKEN:-}" "\${AWS_SECRET_ACCESS_KEY:-}"`,
+      ],
+      {
+        env: { PATH: process.env.PATH, GATEPASS_URL: url, GATEPASS_ID_TOKEN: "job-token", GATEPASS_TARGET: "t" },
+      },
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -85,7 +105,8 @@ function runSnippet(url: string): Promise<{ code: number; stdout: string; stderr
   });
 }
 
-const error = (code: string, extra: Record<string, unknown> = {}) => JSON.stringify({ error: "x", error_description: "d", code, request_id: "r", ...extra });
+const error = (code: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ error: "x", error_description: "d", code, request_id: "r", ...extra });
 const AWS_ENV = "export AWS_ACCESS_KEY_ID='ASIAX'\nexport AWS_SECRET_ACCESS_KEY='s3cr3t'\n";
 
 describe("the GitLab template's snippet through a real sh", () => {
@@ -109,7 +130,10 @@ describe("the GitLab template's snippet through a real sh", () => {
     ["503 signing_unavailable", 503, error("signing_unavailable")],
     ["500 from something else", 500, "<html>oops</html>"],
   ])("does not retry %s (a use may be counted) and prints the error body", async (_name, status, body) => {
-    const fake = await fakeGatepass([{ status, body }, { status: 200, body: AWS_ENV }]);
+    const fake = await fakeGatepass([
+      { status, body },
+      { status: 200, body: AWS_ENV },
+    ]);
     try {
       const { code, stdout, stderr } = await runSnippet(fake.url);
       expect(code).not.toBe(0);
@@ -126,7 +150,10 @@ describe("the GitLab template's snippet through a real sh", () => {
     ["503 jwks_unavailable", 503, error("jwks_unavailable", { retry_after: 0 })],
     ["503 policy_unavailable", 503, error("policy_unavailable", { retry_after: 0 })],
   ])("retries %s (refused before any use is counted), waiting retry_after", async (_name, status, body) => {
-    const fake = await fakeGatepass([{ status, body }, { status: 200, body: AWS_ENV }]);
+    const fake = await fakeGatepass([
+      { status, body },
+      { status: 200, body: AWS_ENV },
+    ]);
     try {
       const { code, stdout, stderr } = await runSnippet(fake.url);
       expect(code).toBe(0);
@@ -140,7 +167,12 @@ describe("the GitLab template's snippet through a real sh", () => {
 
   it("gives up after three attempts and shows the last error", async () => {
     const limited = error("rate_limited", { retry_after: 0 });
-    const fake = await fakeGatepass([{ status: 429, body: limited }, { status: 429, body: limited }, { status: 429, body: limited }, { status: 200, body: AWS_ENV }]);
+    const fake = await fakeGatepass([
+      { status: 429, body: limited },
+      { status: 429, body: limited },
+      { status: 429, body: limited },
+      { status: 200, body: AWS_ENV },
+    ]);
     try {
       const { code, stderr } = await runSnippet(fake.url);
       expect(code).not.toBe(0);
@@ -165,7 +197,10 @@ describe("the GitLab template's snippet through a real sh", () => {
   });
 
   it.each([
-    ["a cut-off 200", { status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\nexport AWS_SECRET_ACCESS_KEY='PARTIALSECRET", cut: true }],
+    [
+      "a cut-off 200",
+      { status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\nexport AWS_SECRET_ACCESS_KEY='PARTIALSECRET", cut: true },
+    ],
     ["a 200 that is not env output", { status: 200, body: "<html>PARTIALSECRET</html>" }],
     ["a redirect", { status: 302, body: "PARTIALSECRET" }],
   ])("neither evaluates nor prints %s, and does not retry it", async (_name, answer) => {
@@ -189,11 +224,20 @@ describe("docs/credentials.md's curl commands through a real sh", () => {
   const docs = readFileSync(path.resolve("docs/credentials.md"), "utf8");
   const ORIGIN = "https://gatepass.example.com";
 
-  function runDocumented(command: string, url: string, cwd = dir): Promise<{ code: number; stdout: string; stderr: string }> {
+  function runDocumented(
+    command: string,
+    url: string,
+    cwd = dir,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = spawn("sh", ["-e", "-c", `${command.replaceAll(ORIGIN, url)}\nprintf 'AWS=%s\\n' "\${AWS_SECRET_ACCESS_KEY:-}"`], {
-        cwd, env: { PATH: process.env.PATH, GATEPASS_ID_TOKEN: "job-token", CI_PROJECT_DIR: cwd },
-      });
+      const child = spawn(
+        "sh",
+        ["-e", "-c", `${command.replaceAll(ORIGIN, url)}\nprintf 'AWS=%s\\n' "\${AWS_SECRET_ACCESS_KEY:-}"`],
+        {
+          cwd,
+          env: { PATH: process.env.PATH, GATEPASS_ID_TOKEN: "job-token", CI_PROJECT_DIR: cwd },
+        },
+      );
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -234,7 +278,13 @@ describe("docs/credentials.md's curl commands through a real sh", () => {
     });
 
     it("neither evaluates nor shows a cut-off answer", async () => {
-      const fake = await fakeGatepass([{ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\nexport AWS_SECRET_ACCESS_KEY='PARTIALSECRET", cut: true }]);
+      const fake = await fakeGatepass([
+        {
+          status: 200,
+          body: "export AWS_ACCESS_KEY_ID='ASIAX'\nexport AWS_SECRET_ACCESS_KEY='PARTIALSECRET",
+          cut: true,
+        },
+      ]);
       try {
         const { code, stdout, stderr } = await runDocumented(line, fake.url);
         expect(code).toBe(1);

@@ -30,13 +30,20 @@ function imports(file: string, text: string): string[] {
     }
   }
   const visit = (node: ts.Node): void => {
-    if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
+    if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments[0] &&
+      ts.isStringLiteral(node.arguments[0])
+    ) {
       specifiers.push(node.arguments[0].text);
     }
     ts.forEachChild(node, visit);
   };
   visit(source);
-  return specifiers.filter((s) => s.startsWith(".")).map((s) => path.resolve(path.dirname(file), /\.(ts|js|mjs)$/.test(s) ? s.replace(/\.js$/, ".ts") : `${s}.ts`));
+  return specifiers
+    .filter((s) => s.startsWith("."))
+    .map((s) => path.resolve(path.dirname(file), /\.(ts|js|mjs)$/.test(s) ? s.replace(/\.js$/, ".ts") : `${s}.ts`));
 }
 
 /** Every cycle a depth-first walk meets, each as the chain of files that closes it. */
@@ -60,7 +67,9 @@ function importCycles(graph: Map<string, string[]>): string[][] {
 
 describe("module imports", () => {
   it.each(["src", "cli"])("%s/ has no import cycle", (dir) => {
-    const graph = new Map(modulesUnder(path.join(ROOT, dir)).map((file) => [file, imports(file, readFileSync(file, "utf8"))]));
+    const graph = new Map(
+      modulesUnder(path.join(ROOT, dir)).map((file) => [file, imports(file, readFileSync(file, "utf8"))]),
+    );
     expect(graph.size).toBeGreaterThan(10);
     expect(importCycles(graph).map((cycle) => cycle.map((file) => path.relative(ROOT, file)).join(" -> "))).toEqual([]);
   });
@@ -68,10 +77,32 @@ describe("module imports", () => {
   it("follows value, type-only and dynamic imports, and finds the cycles they close", () => {
     const read = (text: string) => imports("/m/a.ts", text);
     expect(read('import { b } from "./b";\nexport * from "./c";')).toEqual(["/m/b.ts", "/m/c.ts"]);
-    expect(read('import type { B } from "./b";\nimport { type C } from "./c";\nexport type { D } from "./d";')).toEqual(["/m/b.ts", "/m/c.ts", "/m/d.ts"]);
-    expect(read('import { type B, b } from "./b";\nimport x from "./x";\nimport "./y.js";')).toEqual(["/m/b.ts", "/m/x.ts", "/m/y.ts"]);
+    expect(read('import type { B } from "./b";\nimport { type C } from "./c";\nexport type { D } from "./d";')).toEqual(
+      ["/m/b.ts", "/m/c.ts", "/m/d.ts"],
+    );
+    expect(read('import { type B, b } from "./b";\nimport x from "./x";\nimport "./y.js";')).toEqual([
+      "/m/b.ts",
+      "/m/x.ts",
+      "/m/y.ts",
+    ]);
     expect(read('const run = () => import("./commands/e");\nimport p from "node:path";')).toEqual(["/m/commands/e.ts"]);
-    expect(importCycles(new Map([["a", ["b"]], ["b", ["c"]], ["c", ["a"]]]))).toEqual([["a", "b", "c", "a"]]);
-    expect(importCycles(new Map([["a", ["b", "c"]], ["b", ["c"]], ["c", []]]))).toEqual([]);
+    expect(
+      importCycles(
+        new Map([
+          ["a", ["b"]],
+          ["b", ["c"]],
+          ["c", ["a"]],
+        ]),
+      ),
+    ).toEqual([["a", "b", "c", "a"]]);
+    expect(
+      importCycles(
+        new Map([
+          ["a", ["b", "c"]],
+          ["b", ["c"]],
+          ["c", []],
+        ]),
+      ),
+    ).toEqual([]);
   });
 });

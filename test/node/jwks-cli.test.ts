@@ -14,7 +14,6 @@ import { closeLocalStorage, runWrangler } from "../../cli/wrangler";
 import { gatepassInProcess as gatepass } from "../support/cli";
 import { createTestKey, jwksOf, type TestKey } from "../support/tokens";
 
-
 const CONFIG = path.resolve("wrangler.toml");
 const PRIVATE_URL = "http://127.0.0.1:8788";
 
@@ -60,10 +59,24 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const push = (...args: string[]) => gatepass("jwks", "push", "--dir", policies, "--local", "--persist-to", state, "--config", CONFIG, ...args);
+const push = (...args: string[]) =>
+  gatepass("jwks", "push", "--dir", policies, "--local", "--persist-to", state, "--config", CONFIG, ...args);
 
 async function storedText(): Promise<string | undefined> {
-  const result = await runWrangler(["kv", "key", "get", jwksStorageKey("private-gitlab"), "--binding", "JWKS", "--local", "--persist-to", state, "--config", CONFIG, "--text"]);
+  const result = await runWrangler([
+    "kv",
+    "key",
+    "get",
+    jwksStorageKey("private-gitlab"),
+    "--binding",
+    "JWKS",
+    "--local",
+    "--persist-to",
+    state,
+    "--config",
+    CONFIG,
+    "--text",
+  ]);
   return result.code === 0 ? result.stdout.trim() : undefined;
 }
 
@@ -129,23 +142,75 @@ describe("gatepass jwks push", () => {
     expect((await push("--file", file)).code).toBe(2);
   });
   it("refuses keys for an issuer whose URL differs from the live policy's (the Worker would drop its keys), and stores them once they agree", async () => {
-    const pushPolicies = (dirName: string) => gatepass("policies", "push", "--dir", dirName, "--local", "--persist-to", state, "--config", CONFIG, "--by", "test");
-    expect((await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state, "--config", CONFIG])).code).toBe(0);
+    const pushPolicies = (dirName: string) =>
+      gatepass(
+        "policies",
+        "push",
+        "--dir",
+        dirName,
+        "--local",
+        "--persist-to",
+        state,
+        "--config",
+        CONFIG,
+        "--by",
+        "test",
+      );
+    expect(
+      (await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state, "--config", CONFIG]))
+        .code,
+    ).toBe(0);
     expect((await pushPolicies(policies)).code).toBe(0);
     const before = await storedText();
     const edited = path.join(dir, "edited-policies");
     await mkdir(edited, { recursive: true });
-    await writeFile(path.join(edited, "issuers.yaml"), (await readFile(path.join(policies, "issuers.yaml"), "utf8")).replace(`${PRIVATE_URL}/`, "http://127.0.0.1:8799/gitlab"));
+    await writeFile(
+      path.join(edited, "issuers.yaml"),
+      (await readFile(path.join(policies, "issuers.yaml"), "utf8")).replace(
+        `${PRIVATE_URL}/`,
+        "http://127.0.0.1:8799/gitlab",
+      ),
+    );
     const file = path.join(dir, "live-check.json");
     await writeFile(file, JSON.stringify(jwksOf(key)));
 
-    const refused = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", file);
+    const refused = await gatepass(
+      "jwks",
+      "push",
+      "--dir",
+      edited,
+      "--local",
+      "--persist-to",
+      state,
+      "--config",
+      CONFIG,
+      "--issuer",
+      "private-gitlab",
+      "--file",
+      file,
+    );
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/the live policy \([0-9a-f]{12}\) has issuer 'private-gitlab' at http:\/\/127\.0\.0\.1:8788, the local one at http:\/\/127\.0\.0\.1:8799\/gitlab/);
+    expect(refused.stderr).toMatch(
+      /the live policy \([0-9a-f]{12}\) has issuer 'private-gitlab' at http:\/\/127\.0\.0\.1:8788, the local one at http:\/\/127\.0\.0\.1:8799\/gitlab/,
+    );
     expect(await storedText()).toBe(before);
 
     expect((await pushPolicies(edited)).code).toBe(0);
-    const stored = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", file);
+    const stored = await gatepass(
+      "jwks",
+      "push",
+      "--dir",
+      edited,
+      "--local",
+      "--persist-to",
+      state,
+      "--config",
+      CONFIG,
+      "--issuer",
+      "private-gitlab",
+      "--file",
+      file,
+    );
     expect(stored.code).toBe(0);
     expect(JSON.parse((await storedText())!)).toMatchObject({ issuer_url: "http://127.0.0.1:8799/gitlab" });
   });
@@ -156,9 +221,28 @@ describe("gatepass jwks push", () => {
 describe("gatepass jwks credential", () => {
   /** The live URL of private-gitlab, as the tests above left it: each credential is bound to it. */
   const LIVE_URL = "http://127.0.0.1:8799/gitlab";
-  const credential = (...args: string[]) => gatepass("jwks", "credential", ...args, "--local", "--persist-to", state, "--config", CONFIG);
+  const credential = (...args: string[]) =>
+    gatepass("jwks", "credential", ...args, "--local", "--persist-to", state, "--config", CONFIG);
   const rows = async () =>
-    (JSON.parse((await runWrangler(["d1", "execute", "DB", "--json", "--command", "SELECT * FROM push_credentials ORDER BY created_at, id", "--local", "--persist-to", state, "--config", CONFIG])).stdout) as [{ results: Record<string, unknown>[] }])[0].results;
+    (
+      JSON.parse(
+        (
+          await runWrangler([
+            "d1",
+            "execute",
+            "DB",
+            "--json",
+            "--command",
+            "SELECT * FROM push_credentials ORDER BY created_at, id",
+            "--local",
+            "--persist-to",
+            state,
+            "--config",
+            CONFIG,
+          ])
+        ).stdout,
+      ) as [{ results: Record<string, unknown>[] }]
+    )[0].results;
   let id: string;
 
   it("create prints the credential alone on stdout and stores only its hash, who made it and an expiry (90 days by default)", async () => {
@@ -168,13 +252,23 @@ describe("gatepass jwks credential", () => {
     expect(made.stdout).toMatch(/^gpk_[0-9a-f]{16}_[0-9a-f]{64}\n$/);
     const value = made.stdout.trim();
     id = value.slice(0, 20);
-    expect(made.stderr).toContain(`created push credential ${id} for issuer private-gitlab at ${LIVE_URL} (local), expires `);
+    expect(made.stderr).toContain(
+      `created push credential ${id} for issuer private-gitlab at ${LIVE_URL} (local), expires `,
+    );
     expect(made.stderr).not.toContain(value.slice(21));
     const hash = Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value))).toString("hex");
     const [row] = await rows();
     expect(row).toEqual({
-      id, issuer: "private-gitlab", issuer_url: LIVE_URL, secret_sha256: hash, created_by: "alice@example.com", created_at: expect.any(Number), expires_at: expect.any(Number),
-      revoked_at: null, revoked_by: null, last_used_at: null,
+      id,
+      issuer: "private-gitlab",
+      issuer_url: LIVE_URL,
+      secret_sha256: hash,
+      created_by: "alice@example.com",
+      created_at: expect.any(Number),
+      expires_at: expect.any(Number),
+      revoked_at: null,
+      revoked_by: null,
+      last_used_at: null,
     });
     expect(row!.created_at).toBeGreaterThanOrEqual(before);
     expect(row!.expires_at).toBe((row!.created_at as number) + 90 * 86400);
@@ -184,12 +278,22 @@ describe("gatepass jwks credential", () => {
   it("create refuses an issuer the live policy lacks or does not push keys for, and expiries outside 1h to 365d", async () => {
     const unknown = await credential("create", "--issuer", "nobody");
     expect(unknown).toMatchObject({ code: 1, stdout: "" });
-    expect(unknown.stderr).toContain("the live policy has no issuer 'nobody' (it has: private-gitlab, public-gitlab). No credential was created.");
+    expect(unknown.stderr).toContain(
+      "the live policy has no issuer 'nobody' (it has: private-gitlab, public-gitlab). No credential was created.",
+    );
     const fetched = await credential("create", "--issuer", "public-gitlab");
     expect(fetched).toMatchObject({ code: 1, stdout: "" });
     expect(fetched.stderr).toContain("issuer 'public-gitlab' gets its keys by discovery");
     for (const expires of ["366d", "59m", "forever", "0d"]) {
-      const refused = await gatepass("jwks", "credential", "create", "--issuer", "private-gitlab", "--expires", expires);
+      const refused = await gatepass(
+        "jwks",
+        "credential",
+        "create",
+        "--issuer",
+        "private-gitlab",
+        "--expires",
+        expires,
+      );
       expect(refused.code, expires).toBe(2);
       expect(refused.stderr).toContain("--expires takes a duration from 1h to 365d");
     }
@@ -211,15 +315,28 @@ describe("gatepass jwks credential", () => {
     expect(second).toMatchObject({ created_by: "bob", expires_at: (second!.created_at as number) + 7200 });
 
     const listed = await credential("list", "--json");
-    const entries = listed.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    const entries = listed.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(entries).toHaveLength(2);
-    expect(entries).toEqual(expect.arrayContaining([
-      expect.objectContaining({ id, issuer_url: LIVE_URL, state: "revoked", revoked_by: "carol", created_by: "alice@example.com" }),
-      expect.objectContaining({ id: short.stdout.slice(0, 20), state: "active", last_used_at: null }),
-    ]));
+    expect(entries).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          id,
+          issuer_url: LIVE_URL,
+          state: "revoked",
+          revoked_by: "carol",
+          created_by: "alice@example.com",
+        }),
+        expect.objectContaining({ id: short.stdout.slice(0, 20), state: "active", last_used_at: null }),
+      ]),
+    );
     const table = await credential("list", "--issuer", "private-gitlab");
     expect(table.stdout.split("\n")[0]).toMatch(/^ID +ISSUER +STATE +CREATED +BY +EXPIRES +LAST USED$/);
-    expect(table.stdout).toMatch(new RegExp(`\\n${id}  private-gitlab  revoked  \\S+Z  alice@example.com  \\S+Z  never\\n`));
+    expect(table.stdout).toMatch(
+      new RegExp(`\\n${id}  private-gitlab  revoked  \\S+Z  alice@example.com  \\S+Z  never\\n`),
+    );
 
     const unknown = await credential("revoke", "gpk_0000000000000000");
     expect(unknown.code).toBe(1);
@@ -234,16 +351,52 @@ describe("gatepass jwks credential", () => {
 describe("gatepass jwks push over an earlier push", () => {
   it("retires the keys it removes for the issuer's max token age, records who pushed, and --drop-previous drops them", async () => {
     const edited = path.join(dir, "edited-policies");
-    const file = (name: string, ...keys: TestKey[]) => writeFile(path.join(dir, name), JSON.stringify(jwksOf(...keys))).then(() => path.join(dir, name));
+    const file = (name: string, ...keys: TestKey[]) =>
+      writeFile(path.join(dir, name), JSON.stringify(jwksOf(...keys))).then(() => path.join(dir, name));
     const next = await createTestKey();
-    const rotated = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", await file("next.json", next), "--by", "erin");
+    const rotated = await gatepass(
+      "jwks",
+      "push",
+      "--dir",
+      edited,
+      "--local",
+      "--persist-to",
+      state,
+      "--config",
+      CONFIG,
+      "--issuer",
+      "private-gitlab",
+      "--file",
+      await file("next.json", next),
+      "--by",
+      "erin",
+    );
     expect(rotated.code).toBe(0);
     expect(rotated.stdout).toMatch(new RegExp(`\\nretired ${key.kid}: verifies until \\S+Z\\n$`));
     const record = JSON.parse((await storedText())!) as StoredKeySet;
-    expect(record).toMatchObject({ pushed_by: "wrangler:erin", keys: [{ kid: next.kid }], retired: [{ key: { kid: key.kid } }] });
+    expect(record).toMatchObject({
+      pushed_by: "wrangler:erin",
+      keys: [{ kid: next.kid }],
+      retired: [{ key: { kid: key.kid } }],
+    });
     expect(record.retired![0]!.until).toBe(record.fetched_at + 3600 + 60);
 
-    const dropped = await gatepass("jwks", "push", "--dir", edited, "--local", "--persist-to", state, "--config", CONFIG, "--issuer", "private-gitlab", "--file", await file("next.json", next), "--drop-previous");
+    const dropped = await gatepass(
+      "jwks",
+      "push",
+      "--dir",
+      edited,
+      "--local",
+      "--persist-to",
+      state,
+      "--config",
+      CONFIG,
+      "--issuer",
+      "private-gitlab",
+      "--file",
+      await file("next.json", next),
+      "--drop-previous",
+    );
     expect(dropped.code).toBe(0);
     expect(dropped.stdout).not.toContain("retired");
     expect(JSON.parse((await storedText())!)).not.toHaveProperty("retired");

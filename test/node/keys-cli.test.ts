@@ -19,7 +19,6 @@ afterAll(async () => {
 
 const gatepass = gatepassInProcess;
 
-
 function secretIn(devVars: string) {
   const line = /^GATEPASS_SIGNING_KEYS='(.*)'$/m.exec(devVars);
   expect(line).not.toBeNull();
@@ -30,12 +29,25 @@ describe("gatepass keys", () => {
   it("generate prints a valid secret: ES256 and RS256 current + next by default, ES256 alone on request", async () => {
     const both = await gatepass("keys", "generate");
     expect(both.code).toBe(0);
-    expect(parseSigningKeySecret(both.stdout).keys.map((k) => `${k.alg}:${k.status}`)).toEqual(["ES256:current", "ES256:next", "RS256:current", "RS256:next"]);
+    expect(parseSigningKeySecret(both.stdout).keys.map((k) => `${k.alg}:${k.status}`)).toEqual([
+      "ES256:current",
+      "ES256:next",
+      "RS256:current",
+      "RS256:next",
+    ]);
     const es = await gatepass("keys", "generate", "--alg", "ES256");
-    expect(parseSigningKeySecret(es.stdout).keys.map((k) => `${k.alg}:${k.status}`)).toEqual(["ES256:current", "ES256:next"]);
+    expect(parseSigningKeySecret(es.stdout).keys.map((k) => `${k.alg}:${k.status}`)).toEqual([
+      "ES256:current",
+      "ES256:next",
+    ]);
     // ES256 is the default signer, so a secret always has it.
     const rs = await gatepass("keys", "generate", "--alg", "RS256");
-    expect(parseSigningKeySecret(rs.stdout).keys.map((k) => `${k.alg}:${k.status}`)).toEqual(["ES256:current", "ES256:next", "RS256:current", "RS256:next"]);
+    expect(parseSigningKeySecret(rs.stdout).keys.map((k) => `${k.alg}:${k.status}`)).toEqual([
+      "ES256:current",
+      "ES256:next",
+      "RS256:current",
+      "RS256:next",
+    ]);
     expect((await gatepass("keys", "generate", "--alg", "HS256")).code).toBe(2);
   });
 
@@ -61,7 +73,12 @@ describe("gatepass keys", () => {
     expect(result.stderr).toMatch(/secret store/);
     expect(result.stderr).not.toMatch(/"d"/);
     const first = await readFile(file, "utf8");
-    expect(parseSigningKeySecret(first).keys.map((k) => `${k.alg}:${k.status}`)).toEqual(["ES256:current", "ES256:next", "RS256:current", "RS256:next"]);
+    expect(parseSigningKeySecret(first).keys.map((k) => `${k.alg}:${k.status}`)).toEqual([
+      "ES256:current",
+      "ES256:next",
+      "RS256:current",
+      "RS256:next",
+    ]);
     expect(result.stderr).not.toContain(parseSigningKeySecret(first).keys[0]!.d as string);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
 
@@ -89,8 +106,12 @@ describe("gatepass keys", () => {
     // No Cloudflare credentials (and a private HOME, so no wrangler login either): the upload fails.
     const home = path.join(dir, "no-login-home");
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: home, CI: "true" };
-    for (const name of ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CLOUDFLARE_EMAIL", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
-    const result = await gatepassProcess(["keys", "rotate", "--remote", "--from", file, "--out", file], { cwd: dir, env });
+    for (const name of ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CLOUDFLARE_EMAIL", "CLOUDFLARE_ACCOUNT_ID"])
+      delete env[name];
+    const result = await gatepassProcess(["keys", "rotate", "--remote", "--from", file, "--out", file], {
+      cwd: dir,
+      env,
+    });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/no file was changed/);
     expect(result.stdout).toBe("");
@@ -123,7 +144,12 @@ describe("gatepass keys", () => {
     expect(added.code, added.stderr).toBe(0);
     const after = secretIn(await readFile(file, "utf8"));
     expect(after.keys.filter((k) => k.alg === "ES256")).toEqual(before.keys);
-    expect(after.keys.filter((k) => k.alg === "RS256").map((k) => k.status).sort()).toEqual(["current", "next"]);
+    expect(
+      after.keys
+        .filter((k) => k.alg === "RS256")
+        .map((k) => k.status)
+        .sort(),
+    ).toEqual(["current", "next"]);
 
     const again = await gatepass("keys", "add", "--alg", "RS256", "--local", "--dev-vars", file);
     expect(again.code).toBe(1);
@@ -135,7 +161,12 @@ describe("gatepass keys", () => {
     const file = path.join(dir, "misuse.vars");
     await gatepass("keys", "generate", "--alg", "ES256", "--dev-vars", file);
     const before = await readFile(file, "utf8");
-    for (const args of [["add", "--local"], ["add", "--local", "--alg", "RS256", "--force"], ["add", "--local", "--alg", "RS512"], ["rotate", "--local", "--alg", "RS256"]]) {
+    for (const args of [
+      ["add", "--local"],
+      ["add", "--local", "--alg", "RS256", "--force"],
+      ["add", "--local", "--alg", "RS512"],
+      ["rotate", "--local", "--alg", "RS256"],
+    ]) {
       const result = await gatepass("keys", ...args, "--dev-vars", file);
       expect(result.code, args.join(" ")).toBe(2);
       expect(result.stderr, args.join(" ")).toMatch(/--alg|--force/);
@@ -160,16 +191,25 @@ describe("gatepass keys", () => {
     ]) {
       const result = await gatepass(...args);
       expect(result.code, args.join(" ")).toBe(2);
-      expect(result.stderr, args.join(" ")).toMatch(/choose one of --local and --remote|--persist-to only applies to --local/);
+      expect(result.stderr, args.join(" ")).toMatch(
+        /choose one of --local and --remote|--persist-to only applies to --local/,
+      );
     }
   });
 
   it("prints a command group's usage on --help, wherever it stands (exit 0)", async () => {
-    for (const args of [["keys", "--help"], ["keys", "generate", "--help"], ["audit", "query", "-h"], ["dev", "token", "--help"]]) {
+    for (const args of [
+      ["keys", "--help"],
+      ["keys", "generate", "--help"],
+      ["audit", "query", "-h"],
+      ["dev", "token", "--help"],
+    ]) {
       const result = await gatepass(...args);
       expect(result.code, args.join(" ")).toBe(0);
       // The group's one-line summary (which keys it handles, for keys and jwks), then its usage.
-      expect(result.stdout, args.join(" ")).toMatch(new RegExp(`^gatepass ${args[0]}: [^\\n]+\\nusage:\\n  ${args[0]} `));
+      expect(result.stdout, args.join(" ")).toMatch(
+        new RegExp(`^gatepass ${args[0]}: [^\\n]+\\nusage:\\n  ${args[0]} `),
+      );
     }
     const everything = await gatepass("--help");
     expect(everything.code).toBe(0);

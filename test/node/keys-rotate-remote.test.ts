@@ -52,7 +52,10 @@ describe("keys rotate --remote", () => {
       return "";
     });
     expect(await run(["rotate", "--remote", "--from", file, "--out", file, "--env", "production"])).toBe(0);
-    expect(upload).toHaveBeenCalledWith(["secret", "put", "GATEPASS_SIGNING_KEYS", "--env", "production"], expect.anything());
+    expect(upload).toHaveBeenCalledWith(
+      ["secret", "put", "GATEPASS_SIGNING_KEYS", "--env", "production"],
+      expect.anything(),
+    );
     expect(fileDuringUpload).toBe(original);
     expect(await readFile(file, "utf8")).toBe(`${uploaded}\n`);
     const before = parseSigningKeySecret(original).keys;

@@ -86,24 +86,49 @@ describe("policies explain: exit codes", () => {
 
   it("gives a script the same exit codes as a process: 1 on DENY, 0 on ALLOW", async () => {
     const claims = await claimsFile("process.json", INFRA_MAIN);
-    const asProcess = (target: string) => gatepassProcess(["policies", "explain", "--claims", claims, "--target", target], { cwd: ROOT });
-    expect(await asProcess("registry-push")).toMatchObject({ code: 1, stdout: expect.stringContaining("registry-push: DENY") });
-    expect(await asProcess("gcp-deployer")).toMatchObject({ code: 0, stdout: expect.stringContaining("gcp-deployer: ALLOW") });
+    const asProcess = (target: string) =>
+      gatepassProcess(["policies", "explain", "--claims", claims, "--target", target], { cwd: ROOT });
+    expect(await asProcess("registry-push")).toMatchObject({
+      code: 1,
+      stdout: expect.stringContaining("registry-push: DENY"),
+    });
+    expect(await asProcess("gcp-deployer")).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining("gcp-deployer: ALLOW"),
+    });
   });
 });
 
 describe("policies explain: ids", () => {
   it("shows the job's project and namespace ids next to their paths", async () => {
     const result = await explain("--claims", await claimsFile("ids.json", INFRA_MAIN), "--target", "aws-readonly");
-    expect(result.stdout).toContain(`job: project_id "101" (project_path "platform/infra"), namespace_id "10" (namespace_path "platform")`);
-    const missing = await explain("--claims", await claimsFile("no-ids.json", { ...INFRA_MAIN, project_id: undefined, namespace_id: undefined }), "--target", "aws-readonly");
-    expect(missing.stdout).toContain(`job: project_id (missing) (project_path "platform/infra"), namespace_id (missing) (namespace_path "platform")`);
+    expect(result.stdout).toContain(
+      `job: project_id "101" (project_path "platform/infra"), namespace_id "10" (namespace_path "platform")`,
+    );
+    const missing = await explain(
+      "--claims",
+      await claimsFile("no-ids.json", { ...INFRA_MAIN, project_id: undefined, namespace_id: undefined }),
+      "--target",
+      "aws-readonly",
+    );
+    expect(missing.stdout).toContain(
+      `job: project_id (missing) (project_path "platform/infra"), namespace_id (missing) (namespace_path "platform")`,
+    );
   });
 
   it("shows each rule's project and namespace scope, saying which scope by path only", async () => {
-    const result = await explain("--claims", await claimsFile("scopes.json", INFRA_MAIN), "--target", "aws-readonly", "--target", "vault-ci");
+    const result = await explain(
+      "--claims",
+      await claimsFile("scopes.json", INFRA_MAIN),
+      "--target",
+      "aws-readonly",
+      "--target",
+      "vault-ci",
+    );
     expect(result.stdout).toContain(`  rule infra-main-deploys (scope project_id "101"): matches`);
-    expect(result.stdout).toContain(`  rule platform-reads (scope namespace_path "platform/**", by path only): matches`);
+    expect(result.stdout).toContain(
+      `  rule platform-reads (scope namespace_path "platform/**", by path only): matches`,
+    );
     expect(result.stdout).toContain(`  rule ci-secrets (scope namespace_id ["10","20"]): matches`);
   });
 });
@@ -111,12 +136,21 @@ describe("policies explain: ids", () => {
 describe("policies explain: a GitHub Actions job (policies/github.yaml)", () => {
   it("prints the job's repository and owner ids next to their names, and each rule's scope in GitHub's claims", async () => {
     const claims = await claimsFile("github.json", {
-      iss: "https://token.actions.githubusercontent.com", repository: "platform/infra", repository_id: "701", repository_owner: "platform",
-      repository_owner_id: "70", ref: "refs/heads/main", ref_protected: "true", event_name: "pull_request_target", run_id: "1",
+      iss: "https://token.actions.githubusercontent.com",
+      repository: "platform/infra",
+      repository_id: "701",
+      repository_owner: "platform",
+      repository_owner_id: "70",
+      ref: "refs/heads/main",
+      ref_protected: "true",
+      event_name: "pull_request_target",
+      run_id: "1",
     });
     const result = await explain("--claims", claims, "--target", "gcp-deployer", "--target", "aws-readonly");
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain('job: repository_id "701" (repository "platform/infra"), repository_owner_id "70" (repository_owner "platform")');
+    expect(result.stdout).toContain(
+      'job: repository_id "701" (repository "platform/infra"), repository_owner_id "70" (repository_owner "platform")',
+    );
     expect(result.stdout).toContain('rule infra-github-main-deploys (scope repository_id "701"): does not match');
     expect(result.stdout).toContain('event_name: token has "pull_request_target"');
     expect(result.stdout).toContain("aws-readonly: ALLOW by rule platform-github-reads");

@@ -14,7 +14,6 @@ import { readStoredHeader } from "../../src/policy/load-snapshot";
 import { payloadChunkKey, PolicyStore } from "../../src/policy/active-policy";
 import { copyMigratedState } from "../support/wrangler-dev";
 
-
 const ROOT = path.resolve(__dirname, "../..");
 const PUSHERS = 5;
 const ROUNDS = 3;
@@ -29,7 +28,9 @@ async function sql<T>(command: string): Promise<T[]> {
 }
 
 async function kvGet(key: string): Promise<string | null> {
-  const out = (await wrangler(["kv", "key", "get", key, "--binding", "POLICIES", "--text", ...storage()], { cwd: ROOT })).replace(/\n$/, "");
+  const out = (
+    await wrangler(["kv", "key", "get", key, "--binding", "POLICIES", "--text", ...storage()], { cwd: ROOT })
+  ).replace(/\n$/, "");
   return out === "Value not found" ? null : out;
 }
 
@@ -52,7 +53,10 @@ async function policyDir(name: string): Promise<string> {
   const dir = path.join(work, name);
   await cp(path.join(ROOT, "policies"), dir, { recursive: true });
   const targets = await readFile(path.join(dir, "targets.yaml"), "utf8");
-  await writeFile(path.join(dir, "targets.yaml"), targets.replace("Read-only access to the shared AWS account.", `pushed by ${name}`));
+  await writeFile(
+    path.join(dir, "targets.yaml"),
+    targets.replace("Read-only access to the shared AWS account.", `pushed by ${name}`),
+  );
   return dir;
 }
 
@@ -99,64 +103,91 @@ afterAll(async () => {
 });
 
 describe("concurrent pushes and rollbacks", () => {
-  it(`${PUSHERS} pushes (and a rollback) at once, ${ROUNDS} rounds: one version active, whole, served, and every run in history`, { timeout: 120_000 }, async () => {
-    for (let round = 0; round < ROUNDS; round++) {
-      const { before } = (await sql<{ before: number }>("SELECT coalesce(max(seq), 0) AS before FROM policy_pushes"))[0]!;
-      const { previous } = (await sql<{ previous: string }>("SELECT version AS previous FROM policy_versions WHERE active = 1"))[0]!;
-      const dirs = await Promise.all(Array.from({ length: PUSHERS }, (_, i) => policyDir(`round-${round}-pusher-${i}`)));
-      const commands = dirs.map((dir, i) => ["policies", "push", "--dir", dir, ...storage(), "--by", `pusher-${i}`]);
-      // From the second round on, a rollback to the first version races the pushes.
-      if (round > 0) commands.splice(round, 0, ["policies", "rollback", first.slice(0, 16), ...storage(), "--by", "rollback"]);
-      const { codes, output } = await concurrently(commands);
-      expect(codes, output).toEqual(commands.map(() => 0));
+  it(
+    `${PUSHERS} pushes (and a rollback) at once, ${ROUNDS} rounds: one version active, whole, served, and every run in history`,
+    { timeout: 120_000 },
+    async () => {
+      for (let round = 0; round < ROUNDS; round++) {
+        const { before } = (
+          await sql<{ before: number }>("SELECT coalesce(max(seq), 0) AS before FROM policy_pushes")
+        )[0]!;
+        const { previous } = (
+          await sql<{ previous: string }>("SELECT version AS previous FROM policy_versions WHERE active = 1")
+        )[0]!;
+        const dirs = await Promise.all(
+          Array.from({ length: PUSHERS }, (_, i) => policyDir(`round-${round}-pusher-${i}`)),
+        );
+        const commands = dirs.map((dir, i) => ["policies", "push", "--dir", dir, ...storage(), "--by", `pusher-${i}`]);
+        // From the second round on, a rollback to the first version races the pushes.
+        if (round > 0)
+          commands.splice(round, 0, ["policies", "rollback", first.slice(0, 16), ...storage(), "--by", "rollback"]);
+        const { codes, output } = await concurrently(commands);
+        expect(codes, output).toEqual(commands.map(() => 0));
 
-      // History: every run of the round activated, in a chain of replacements ending at the active version.
-      const attempts = await sql<Attempt>(`SELECT seq, action, version, pushed_by, outcome, activation, replaced FROM policy_pushes WHERE seq > ${before} ORDER BY activation`);
-      expect(attempts.map((a) => a.pushed_by).sort()).toEqual(commands.map((c) => c[c.indexOf("--by") + 1]!).sort());
-      expect(attempts.every((a) => a.outcome === "activated")).toBe(true);
-      attempts.forEach((attempt, i) => expect(attempt.replaced).toBe(i === 0 ? previous : attempts[i - 1]!.version));
-      const last = attempts.at(-1)!.version;
+        // History: every run of the round activated, in a chain of replacements ending at the active version.
+        const attempts = await sql<Attempt>(
+          `SELECT seq, action, version, pushed_by, outcome, activation, replaced FROM policy_pushes WHERE seq > ${before} ORDER BY activation`,
+        );
+        expect(attempts.map((a) => a.pushed_by).sort()).toEqual(commands.map((c) => c[c.indexOf("--by") + 1]!).sort());
+        expect(attempts.every((a) => a.outcome === "activated")).toBe(true);
+        attempts.forEach((attempt, i) => expect(attempt.replaced).toBe(i === 0 ? previous : attempts[i - 1]!.version));
+        const last = attempts.at(-1)!.version;
 
-      // D1: one active row, the last activation's; the lease released.
-      expect(await sql<{ version: string }>("SELECT version FROM policy_versions WHERE active = 1")).toEqual([{ version: last }]);
-      expect(await sql("SELECT holder FROM policy_push_lease")).toEqual([]);
+        // D1: one active row, the last activation's; the lease released.
+        expect(await sql<{ version: string }>("SELECT version FROM policy_versions WHERE active = 1")).toEqual([
+          { version: last },
+        ]);
+        expect(await sql("SELECT holder FROM policy_push_lease")).toEqual([]);
 
-      // KV: `active` names it, all its chunks are there, and a cold isolate serves it.
-      const header = readStoredHeader((await kvGet("active"))!);
-      expect(header.version).toBe(last);
-      for (let i = 0; i < header.chunks; i++) expect(await kvGet(payloadChunkKey(header, i))).not.toBeNull();
-      expect(await coldIsolateVersion()).toBe(last);
+        // KV: `active` names it, all its chunks are there, and a cold isolate serves it.
+        const header = readStoredHeader((await kvGet("active"))!);
+        expect(header.version).toBe(last);
+        for (let i = 0; i < header.chunks; i++) expect(await kvGet(payloadChunkKey(header, i))).not.toBeNull();
+        expect(await coldIsolateVersion()).toBe(last);
 
-      // `fallbacks` names earlier activations whose chunks are all there too.
-      const fallbacks = JSON.parse((await kvGet("fallbacks"))!) as string[];
-      expect(fallbacks.length).toBeGreaterThan(0);
-      for (const text of fallbacks) {
-        const fallback = readStoredHeader(text);
-        expect(fallback.version).not.toBe(last);
-        for (let i = 0; i < fallback.chunks; i++) expect(await kvGet(payloadChunkKey(fallback, i))).not.toBeNull();
+        // `fallbacks` names earlier activations whose chunks are all there too.
+        const fallbacks = JSON.parse((await kvGet("fallbacks"))!) as string[];
+        expect(fallbacks.length).toBeGreaterThan(0);
+        for (const text of fallbacks) {
+          const fallback = readStoredHeader(text);
+          expect(fallback.version).not.toBe(last);
+          for (let i = 0; i < fallback.chunks; i++) expect(await kvGet(payloadChunkKey(fallback, i))).not.toBeNull();
+        }
       }
-    }
-  });
+    },
+  );
 });
 
 describe("the write lease", () => {
   it("refuses a push while another holds the lease (exit 3, nothing changed, recorded busy), and takes a lapsed one", async () => {
-    const { active } = (await sql<{ active: string }>("SELECT version AS active FROM policy_versions WHERE active = 1"))[0]!;
+    const { active } = (
+      await sql<{ active: string }>("SELECT version AS active FROM policy_versions WHERE active = 1")
+    )[0]!;
     const activeHeader = await kvGet("active");
     const dir = await policyDir("while-leased");
     // Another pusher in the middle of its write.
-    await sql("INSERT INTO policy_push_lease (id, holder, held_by, expires_at) VALUES (1, 'other-attempt', 'ci-job-7', unixepoch() + 300)");
-    const refused = await concurrently([["policies", "push", "--dir", dir, ...storage(), "--by", "second", "--wait", "0"]]);
+    await sql(
+      "INSERT INTO policy_push_lease (id, holder, held_by, expires_at) VALUES (1, 'other-attempt', 'ci-job-7', unixepoch() + 300)",
+    );
+    const refused = await concurrently([
+      ["policies", "push", "--dir", dir, ...storage(), "--by", "second", "--wait", "0"],
+    ]);
     expect(refused.codes).toEqual([3]);
-    expect(refused.output).toContain("push refused: another policy push or rollback (by ci-job-7) was still running after 0 s; nothing was changed.");
+    expect(refused.output).toContain(
+      "push refused: another policy push or rollback (by ci-job-7) was still running after 0 s; nothing was changed.",
+    );
     expect(await kvGet("active")).toBe(activeHeader);
     expect(await sql("SELECT version FROM policy_versions WHERE active = 1")).toEqual([{ version: active }]);
-    const [busy] = await sql<Attempt & { detail: string }>("SELECT outcome, pushed_by, detail FROM policy_pushes ORDER BY seq DESC LIMIT 1");
+    const [busy] = await sql<Attempt & { detail: string }>(
+      "SELECT outcome, pushed_by, detail FROM policy_pushes ORDER BY seq DESC LIMIT 1",
+    );
     expect(busy).toMatchObject({ outcome: "busy", pushed_by: "second" });
 
     // That pusher died: once its lease lapses, the next push takes it.
     await sql("UPDATE policy_push_lease SET expires_at = unixepoch() - 1");
-    const taken = await concurrently([["policies", "push", "--dir", dir, ...storage(), "--by", "third", "--wait", "0"]]);
+    const taken = await concurrently([
+      ["policies", "push", "--dir", dir, ...storage(), "--by", "third", "--wait", "0"],
+    ]);
     expect(taken.codes, taken.output).toEqual([0]);
     const { version } = (await sql<{ version: string }>("SELECT version FROM policy_versions WHERE active = 1"))[0]!;
     expect(version).not.toBe(active);
@@ -166,6 +197,8 @@ describe("the write lease", () => {
     expect(history.codes).toEqual([0]);
     const lines = history.output.trim().split("\n");
     expect(lines[0]).toMatch(new RegExp(`^#\\d+ push ${version}  third  activated  replaced ${active.slice(0, 12)}$`));
-    expect(lines[1]).toMatch(/^#\d+ push [0-9a-f]{64}  second  busy  \(another policy push or rollback \(by ci-job-7\) was still running after 0 s\)$/);
+    expect(lines[1]).toMatch(
+      /^#\d+ push [0-9a-f]{64}  second  busy  \(another policy push or rollback \(by ci-job-7\) was still running after 0 s\)$/,
+    );
   });
 });

@@ -18,7 +18,6 @@ import { gatepassInProcess, gatepassProcess, type CliResult } from "../support/c
 import { createTestKey, gitlabClaims, jwksOf, signToken, type TestKey } from "../support/tokens";
 import { copyMigratedState, startWranglerDev, type WranglerDev } from "../support/wrangler-dev";
 
-
 const ISSUER = "https://gitlab.policy.example";
 const AUDIENCE = "https://gatepass.example.com";
 const TEMPLATE_TEXT = readFileSync(path.resolve("templates/policy-repo.gitlab-ci.yml"), "utf8");
@@ -74,17 +73,36 @@ beforeAll(async () => {
   const keysUrl = `http://127.0.0.1:${(keys.address() as AddressInfo).port}/keys`;
 
   await mkdir(policies);
-  await writeFile(path.join(policies, "issuers.yaml"), `issuers:\n  - name: gitlab\n    url: ${ISSUER}\n    audiences: [${AUDIENCE}]\n    keys: { source: jwks_uri, jwks_uri: "${keysUrl}" }\n`);
-  await writeFile(path.join(policies, "targets.yaml"), "targets:\n  - { name: reader, type: oidc, audience: https://reader.example.com }\n");
+  await writeFile(
+    path.join(policies, "issuers.yaml"),
+    `issuers:\n  - name: gitlab\n    url: ${ISSUER}\n    audiences: [${AUDIENCE}]\n    keys: { source: jwks_uri, jwks_uri: "${keysUrl}" }\n`,
+  );
+  await writeFile(
+    path.join(policies, "targets.yaml"),
+    "targets:\n  - { name: reader, type: oidc, audience: https://reader.example.com }\n",
+  );
   await writeFile(path.join(policies, "repo.test.yaml"), TESTS);
   await writePolicies();
   // Bootstrap, once, by the admin: the first version that grants the policy repository its capabilities.
   const state = path.join(dir, "state");
   await copyMigratedState(state);
-  const pushed = await gatepassInProcess("policies", "push", "--local", "--persist-to", state, "--dir", policies, "--by", "bootstrap");
+  const pushed = await gatepassInProcess(
+    "policies",
+    "push",
+    "--local",
+    "--persist-to",
+    state,
+    "--dir",
+    policies,
+    "--by",
+    "bootstrap",
+  );
   expect(pushed.code, pushed.stderr).toBe(0);
   await closeLocalStorage();
-  gatepass = await startWranglerDev({ persistTo: state, vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development" }) });
+  gatepass = await startWranglerDev({
+    persistTo: state,
+    vars: (url) => ({ GATEPASS_ISSUER: url, GATEPASS_ENV: "development" }),
+  });
 }, 240_000);
 
 afterAll(async () => {
@@ -101,7 +119,16 @@ describe("policies --url with the job's ID token", () => {
     match: { project_path: "deploy/**" }
     allow: [reader]
 `);
-    const plan = await asJob(await idToken(), "policies", "plan", "--url", gatepass.url, "--dir", policies, "--markdown");
+    const plan = await asJob(
+      await idToken(),
+      "policies",
+      "plan",
+      "--url",
+      gatepass.url,
+      "--dir",
+      policies,
+      "--markdown",
+    );
     expect([0, 3], plan.stderr).toContain(plan.code);
     expect(plan.stdout).toContain("apps-deploy-reader");
   });
@@ -119,7 +146,15 @@ describe("policies --url with the job's ID token", () => {
     const missing = await asJob("", "policies", "history", "--url", gatepass.url);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/GATEPASS_ID_TOKEN/);
-    const mr = await asJob(await idToken({ pipeline_source: "merge_request_event", ref_protected: "false" }), "policies", "push", "--url", gatepass.url, "--dir", policies);
+    const mr = await asJob(
+      await idToken({ pipeline_source: "merge_request_event", ref_protected: "false" }),
+      "policies",
+      "push",
+      "--url",
+      gatepass.url,
+      "--dir",
+      policies,
+    );
     expect(mr.code).toBe(1);
     expect(mr.stderr).toMatch(/admin_forbidden.*gatepass:policies-push/);
   });
@@ -127,15 +162,32 @@ describe("policies --url with the job's ID token", () => {
   it("takes two pushes at once: both answer (pushed or busy), one version ends active, pushed by one of them", async () => {
     const dirOne = path.join(dir, "one");
     const dirTwo = path.join(dir, "two");
-    for (const [target, extra] of [[dirOne, "one"], [dirTwo, "two"]] as const) {
+    for (const [target, extra] of [
+      [dirOne, "one"],
+      [dirTwo, "two"],
+    ] as const) {
       await mkdir(target);
-      for (const file of ["issuers.yaml", "targets.yaml", "repo.test.yaml"]) await writeFile(path.join(target, file), await readFile(path.join(policies, file)));
-      await writeFile(path.join(target, "rules.yaml"), RULES(`  - { name: race-${extra}, issuer: gitlab, match: { project_path: "race/${extra}/**" }, allow: [reader] }\n`));
+      for (const file of ["issuers.yaml", "targets.yaml", "repo.test.yaml"])
+        await writeFile(path.join(target, file), await readFile(path.join(policies, file)));
+      await writeFile(
+        path.join(target, "rules.yaml"),
+        RULES(
+          `  - { name: race-${extra}, issuer: gitlab, match: { project_path: "race/${extra}/**" }, allow: [reader] }\n`,
+        ),
+      );
     }
     const env = () => ({ PATH: process.env.PATH, HOME: dir });
     const [one, two] = await Promise.all([
-      idToken({ job_id: "7001" }).then((t) => gatepassProcess(["policies", "push", "--url", gatepass.url, "--dir", dirOne], { env: { ...env(), GATEPASS_ID_TOKEN: t } })),
-      idToken({ job_id: "7002" }).then((t) => gatepassProcess(["policies", "push", "--url", gatepass.url, "--dir", dirTwo], { env: { ...env(), GATEPASS_ID_TOKEN: t } })),
+      idToken({ job_id: "7001" }).then((t) =>
+        gatepassProcess(["policies", "push", "--url", gatepass.url, "--dir", dirOne], {
+          env: { ...env(), GATEPASS_ID_TOKEN: t },
+        }),
+      ),
+      idToken({ job_id: "7002" }).then((t) =>
+        gatepassProcess(["policies", "push", "--url", gatepass.url, "--dir", dirTwo], {
+          env: { ...env(), GATEPASS_ID_TOKEN: t },
+        }),
+      ),
     ]);
     for (const result of [one, two]) expect([0, 3], result.stderr).toContain(result.code);
     expect([one.code, two.code]).toContain(0);
@@ -148,8 +200,16 @@ describe("policies --url with the job's ID token", () => {
 });
 
 /** A template job's before_script and script under dash in `cwd` (the repository checkout), as a runner would. */
-function runJob(job: string, cwd: string, env: Record<string, string>, inputs: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const jobs = includeComponent({ url: gatepass.url, audience: AUDIENCE, cli: CLI, ...inputs }, TEMPLATE_TEXT) as Record<string, { before_script?: string[]; script: string[]; extends?: string }>;
+function runJob(
+  job: string,
+  cwd: string,
+  env: Record<string, string>,
+  inputs: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const jobs = includeComponent(
+    { url: gatepass.url, audience: AUDIENCE, cli: CLI, ...inputs },
+    TEMPLATE_TEXT,
+  ) as Record<string, { before_script?: string[]; script: string[]; extends?: string }>;
   const base = jobs[".gatepass-policies"]!;
   const script = [...(base.before_script ?? []), ...jobs[job]!.script].join("\n");
   return new Promise((resolve) => {
@@ -170,15 +230,21 @@ describe("templates/policy-repo.gitlab-ci.yml under dash against a local gatepas
     expect(ok.stdout).toMatch(/1\/1 policy test cases passed/);
     const bad = path.join(dir, "bad");
     await mkdir(path.join(bad, "policies"), { recursive: true });
-    for (const file of ["issuers.yaml", "targets.yaml"]) await writeFile(path.join(bad, "policies", file), await readFile(path.join(policies, file)));
-    await writeFile(path.join(bad, "policies", "rules.yaml"), "rules:\n  - { name: loose, issuer: gitlab, match: { project_id: \"9\" }, allow: [gatepass:policies-push] }\n");
+    for (const file of ["issuers.yaml", "targets.yaml"])
+      await writeFile(path.join(bad, "policies", file), await readFile(path.join(policies, file)));
+    await writeFile(
+      path.join(bad, "policies", "rules.yaml"),
+      'rules:\n  - { name: loose, issuer: gitlab, match: { project_id: "9" }, allow: [gatepass:policies-push] }\n',
+    );
     const refused = await runJob("gatepass-policies-check", bad, {});
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/capability-unprotected-ref/);
   });
 
   it("the protected default branch plans (log and artifact show the change) and pushes with its own ID token", async () => {
-    await writePolicies(`  - { name: template-added, issuer: gitlab, match: { project_path: "template/**" }, allow: [reader] }\n`);
+    await writePolicies(
+      `  - { name: template-added, issuer: gitlab, match: { project_path: "template/**" }, allow: [reader] }\n`,
+    );
     const token = await idToken({ job_id: "8001" });
     const pushed = await runJob("gatepass-policies-push", dir, { GATEPASS_ID_TOKEN: token });
     expect(pushed.code, pushed.stderr).toBe(0);
@@ -188,7 +254,10 @@ describe("templates/policy-repo.gitlab-ci.yml under dash against a local gatepas
   });
 
   it("refuses to run when a GATEPASS_URL variable is set, before anything is sent", async () => {
-    const res = await runJob("gatepass-policies-push", dir, { GATEPASS_ID_TOKEN: await idToken(), GATEPASS_URL: "https://attacker.example" });
+    const res = await runJob("gatepass-policies-push", dir, {
+      GATEPASS_ID_TOKEN: await idToken(),
+      GATEPASS_URL: "https://attacker.example",
+    });
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/GATEPASS_URL is set/);
   });

@@ -14,7 +14,10 @@ import { checkPolicyDir } from "../../cli/policy/policy-files";
 import { historyReadBack, type HistoryReadBack } from "../support/history-readback";
 import { wrangler } from "../../cli/wrangler";
 
-vi.mock("../../cli/wrangler", async (importOriginal) => ({ ...(await importOriginal<typeof import("../../cli/wrangler")>()), wrangler: vi.fn() }));
+vi.mock("../../cli/wrangler", async (importOriginal) => ({
+  ...(await importOriginal<typeof import("../../cli/wrangler")>()),
+  wrangler: vi.fn(),
+}));
 const recorder = vi.mocked(wrangler);
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -47,8 +50,10 @@ async function writeConfig({ id, production = true }: { id?: string; production?
     `name = "gatepass"\nmain = ${JSON.stringify(path.join(ROOT, "src/index.ts"))}\ncompatibility_date = "2026-04-01"\n\n` +
       `[[kv_namespaces]]\nbinding = "JWKS"\n\n[[kv_namespaces]]\nbinding = "POLICIES"\n\n` +
       `[[d1_databases]]\nbinding = "DB"\ndatabase_name = "gatepass"\n${id ? `database_id = "${id}"\n` : ""}migrations_dir = "../migrations-elsewhere"\n\n` +
-      (production ? `[[env.production.kv_namespaces]]\nbinding = "JWKS"\n\n[[env.production.kv_namespaces]]\nbinding = "POLICIES"\n\n` +
-      `[[env.production.d1_databases]]\nbinding = "DB"\ndatabase_name = "gatepass-production"\nmigrations_dir = ${JSON.stringify(MIGRATIONS)}\n` : ""),
+      (production
+        ? `[[env.production.kv_namespaces]]\nbinding = "JWKS"\n\n[[env.production.kv_namespaces]]\nbinding = "POLICIES"\n\n` +
+          `[[env.production.d1_databases]]\nbinding = "DB"\ndatabase_name = "gatepass-production"\nmigrations_dir = ${JSON.stringify(MIGRATIONS)}\n`
+        : ""),
   );
   return file;
 }
@@ -66,10 +71,14 @@ let stdout: string;
 let stderr: string;
 
 const head = (call: Call) => call.args.slice(0, call.args[0] === "kv" ? 3 : 2).join(" ");
-const flagValue = (call: Call, flag: string) => (call.args.includes(flag) ? call.args[call.args.indexOf(flag) + 1] : undefined);
+const flagValue = (call: Call, flag: string) =>
+  call.args.includes(flag) ? call.args[call.args.indexOf(flag) + 1] : undefined;
 
 beforeEach(() => {
-  databases = new Map([["gatepass", DB_UUID], ["gatepass-production", PRODUCTION_UUID]]);
+  databases = new Map([
+    ["gatepass", DB_UUID],
+    ["gatepass-production", PRODUCTION_UUID],
+  ]);
   failing = undefined;
   calls = [];
   stdout = "";
@@ -79,18 +88,39 @@ beforeEach(() => {
     const config = call.args.includes("--config") ? flagValue(call, "--config")! : undefined;
     if (config?.endsWith(".json")) call.copy = JSON.parse(await readFile(config, "utf8")) as Record<string, unknown>;
     calls.push(call);
-    if (failing?.(args)) throw new Error("wrangler d1 execute DB failed (exit 1):\n✘ [ERROR] A request to the Cloudflare API failed: Authentication error [code: 10000]");
+    if (failing?.(args))
+      throw new Error(
+        "wrangler d1 execute DB failed (exit 1):\n✘ [ERROR] A request to the Cloudflare API failed: Authentication error [code: 10000]",
+      );
     const [group, command] = args;
-    if (group === "d1" && command === "list") return JSON.stringify([{ uuid: "00000000-0000-4000-8000-000000000000", name: "other" }, ...[...databases].map(([name, uuid]) => ({ uuid, name }))]);
+    if (group === "d1" && command === "list")
+      return JSON.stringify([
+        { uuid: "00000000-0000-4000-8000-000000000000", name: "other" },
+        ...[...databases].map(([name, uuid]) => ({ uuid, name })),
+      ]);
     if (group === "d1" && command === "execute") {
       if (!args.includes("--json")) return "🚣 executed";
       const sql = flagValue(call, "--command")!;
       // The policy write lease is free, and stays this attempt's (its id is the first 24-hex-digit literal).
       const attempt = /'([0-9a-f]{24})'/.exec(sql)?.[1];
-      if (sql.includes("INTO policy_push_lease")) return JSON.stringify([{ results: [] }, { results: [] }, { results: [{ holder: attempt, held_by: "ops" }] }]);
+      if (sql.includes("INTO policy_push_lease"))
+        return JSON.stringify([{ results: [] }, { results: [] }, { results: [{ holder: attempt, held_by: "ops" }] }]);
       if (sql.includes("UPDATE policy_push_lease")) return JSON.stringify([{ results: [{ holder: attempt }] }]);
-      if (sql.includes("RETURNING attempt")) return JSON.stringify([{ results: [] }, { results: [] }, { results: [{ attempt }] }, { results: [] }]);
-      const results = sql.includes("count(c.seq)") ? [history] : sql.startsWith("SELECT version,") ? [{ version: "a".repeat(64), source_digest: "b".repeat(64), pushed_by: "ops", pushed_at: "2026-11-24T10:00:00.000Z", active: 1 }] : [];
+      if (sql.includes("RETURNING attempt"))
+        return JSON.stringify([{ results: [] }, { results: [] }, { results: [{ attempt }] }, { results: [] }]);
+      const results = sql.includes("count(c.seq)")
+        ? [history]
+        : sql.startsWith("SELECT version,")
+          ? [
+              {
+                version: "a".repeat(64),
+                source_digest: "b".repeat(64),
+                pushed_by: "ops",
+                pushed_at: "2026-11-24T10:00:00.000Z",
+                active: 1,
+              },
+            ]
+          : [];
       return JSON.stringify([{ results }]);
     }
     if (group === "kv" && command === "key" && args[2] === "get") return `${snapshot}\n`;
@@ -108,7 +138,12 @@ afterEach(() => {
 });
 
 /** Every D1 command ran against the one copy, which carries the database's id, and which is gone now. */
-async function expectD1ThroughRemovedCopy(database: { name: string; uuid: string; worker: string; migrations: string }): Promise<void> {
+async function expectD1ThroughRemovedCopy(database: {
+  name: string;
+  uuid: string;
+  worker: string;
+  migrations: string;
+}): Promise<void> {
   const d1 = calls.filter((call) => head(call) === "d1 execute");
   expect(d1.length).toBeGreaterThan(0);
   const copies = new Set(d1.map((call) => flagValue(call, "--config")));
@@ -120,7 +155,14 @@ async function expectD1ThroughRemovedCopy(database: { name: string; uuid: string
       name: database.worker,
       compatibility_date: "2026-04-01",
       kv_namespaces: [{ binding: "JWKS" }, { binding: "POLICIES" }],
-      d1_databases: [{ binding: "DB", database_name: database.name, database_id: database.uuid, migrations_dir: database.migrations }],
+      d1_databases: [
+        {
+          binding: "DB",
+          database_name: database.name,
+          database_id: database.uuid,
+          migrations_dir: database.migrations,
+        },
+      ],
     });
   }
   await expect(stat(path.dirname([...copies][0]!))).rejects.toMatchObject({ code: "ENOENT" });
@@ -135,11 +177,29 @@ describe("--remote D1 commands with a config whose database has no id", () => {
     // read (here also `active` from KV: this account's history holds no stored header yet, as after an
     // upgrade), the lease renewed; `fallbacks`, `active`; the compare-and-swap; the clean-up; the lease released.
     expect(calls.map(head)).toEqual([
-      "d1 list", "d1 execute", "d1 execute", "d1 execute", "kv bulk put", "d1 execute", "kv key get", "d1 execute", "kv key put", "kv key put", "d1 execute", "kv key list", "d1 execute",
+      "d1 list",
+      "d1 execute",
+      "d1 execute",
+      "d1 execute",
+      "kv bulk put",
+      "d1 execute",
+      "kv key get",
+      "d1 execute",
+      "kv key put",
+      "kv key put",
+      "d1 execute",
+      "kv key list",
+      "d1 execute",
     ]);
     expect(calls[0]!.args).toEqual(["d1", "list", "--json", "--config", config]);
-    await expectD1ThroughRemovedCopy({ name: "gatepass", uuid: DB_UUID, worker: "gatepass", migrations: path.resolve(path.dirname(config), "../migrations-elsewhere") });
-    for (const call of calls.filter((c) => c.args[0] === "kv")) expect(call.args.slice(-3)).toEqual(["--remote", "--config", config]);
+    await expectD1ThroughRemovedCopy({
+      name: "gatepass",
+      uuid: DB_UUID,
+      worker: "gatepass",
+      migrations: path.resolve(path.dirname(config), "../migrations-elsewhere"),
+    });
+    for (const call of calls.filter((c) => c.args[0] === "kv"))
+      expect(call.args.slice(-3)).toEqual(["--remote", "--config", config]);
     expect(stdout).toMatch(/\npushed policy version [0-9a-f]{64} \(remote\) by ops\n$/);
   });
 
@@ -147,7 +207,12 @@ describe("--remote D1 commands with a config whose database has no id", () => {
     const config = await writeConfig();
     expect(await audit(["query", "--decision", "deny", "--remote", "--config", config])).toBe(0);
     expect(calls.map(head)).toEqual(["d1 list", "d1 execute"]);
-    await expectD1ThroughRemovedCopy({ name: "gatepass", uuid: DB_UUID, worker: "gatepass", migrations: path.resolve(path.dirname(config), "../migrations-elsewhere") });
+    await expectD1ThroughRemovedCopy({
+      name: "gatepass",
+      uuid: DB_UUID,
+      worker: "gatepass",
+      migrations: path.resolve(path.dirname(config), "../migrations-elsewhere"),
+    });
   });
 
   it("policies history and jwks credential create|list: the same (create reads the live policy from KV with the operator's config)", async () => {
@@ -158,7 +223,9 @@ describe("--remote D1 commands with a config whose database has no id", () => {
     await expectD1ThroughRemovedCopy({ name: "gatepass", uuid: DB_UUID, worker: "gatepass", migrations });
 
     calls = [];
-    expect(await jwks(["credential", "create", "--issuer", "local-gitlab", "--by", "ops", "--remote", "--config", config])).toBe(0);
+    expect(
+      await jwks(["credential", "create", "--issuer", "local-gitlab", "--by", "ops", "--remote", "--config", config]),
+    ).toBe(0);
     expect(calls.map(head)).toEqual(["kv key get", "d1 list", "d1 execute"]);
     expect(calls[0]!.args.slice(-3)).toEqual(["--remote", "--config", config]);
     await expectD1ThroughRemovedCopy({ name: "gatepass", uuid: DB_UUID, worker: "gatepass", migrations });
@@ -173,7 +240,12 @@ describe("--remote D1 commands with a config whose database has no id", () => {
     const config = await writeConfig();
     expect(await audit(["query", "--remote", "--env", "production", "--config", config])).toBe(0);
     expect(calls[0]!.args).toEqual(["d1", "list", "--json", "--env", "production", "--config", config]);
-    await expectD1ThroughRemovedCopy({ name: "gatepass-production", uuid: PRODUCTION_UUID, worker: "gatepass-production", migrations: MIGRATIONS });
+    await expectD1ThroughRemovedCopy({
+      name: "gatepass-production",
+      uuid: PRODUCTION_UUID,
+      worker: "gatepass-production",
+      migrations: MIGRATIONS,
+    });
   });
 
   it("removes the copy when a D1 command fails", async () => {
@@ -181,7 +253,12 @@ describe("--remote D1 commands with a config whose database has no id", () => {
     failing = (args) => args[0] === "d1" && args[1] === "execute";
     await expect(policies(["history", "--remote", "--config", config])).rejects.toThrow("Authentication error");
     expect(calls.map(head)).toEqual(["d1 list", "d1 execute"]);
-    await expectD1ThroughRemovedCopy({ name: "gatepass", uuid: DB_UUID, worker: "gatepass", migrations: path.resolve(path.dirname(config), "../migrations-elsewhere") });
+    await expectD1ThroughRemovedCopy({
+      name: "gatepass",
+      uuid: DB_UUID,
+      worker: "gatepass",
+      migrations: path.resolve(path.dirname(config), "../migrations-elsewhere"),
+    });
   });
 
   it("audit tail: Ctrl-C ends it normally, and the copy is removed", async () => {
@@ -194,7 +271,12 @@ describe("--remote D1 commands with a config whose database has no id", () => {
     expect(handlers).toHaveLength(1);
     handlers[0]!("SIGINT");
     expect(await tail).toBe(0);
-    await expectD1ThroughRemovedCopy({ name: "gatepass", uuid: DB_UUID, worker: "gatepass", migrations: path.resolve(path.dirname(config), "../migrations-elsewhere") });
+    await expectD1ThroughRemovedCopy({
+      name: "gatepass",
+      uuid: DB_UUID,
+      worker: "gatepass",
+      migrations: path.resolve(path.dirname(config), "../migrations-elsewhere"),
+    });
     expect(process.listeners("SIGINT")).toEqual(before);
   });
 
@@ -205,16 +287,22 @@ describe("--remote D1 commands with a config whose database has no id", () => {
       `the account has no D1 database named gatepass (database_name of the DB binding in ${config}): run \`npx gatepass deploy\` first, which creates it`,
     );
     databases.delete("gatepass-production");
-    await expect(policies(["push", "--remote", "--env", "production", "--config", config, "--dir", POLICIES])).rejects.toThrow("run `npx gatepass deploy --env production` first");
+    await expect(
+      policies(["push", "--remote", "--env", "production", "--config", config, "--dir", POLICIES]),
+    ).rejects.toThrow("run `npx gatepass deploy --env production` first");
     expect(calls.map(head)).toEqual(["d1 list", "d1 list"]);
   });
 
   it("an --env the config has no section for is refused before any lookup (wrangler would use the top level's database)", async () => {
     // wrangler itself refuses it when the config has other environments; without any, only warns.
     const withOthers = await writeConfig();
-    await expect(audit(["query", "--remote", "--env", "staging", "--config", withOthers])).rejects.toThrow('No environment found in configuration with name "staging"');
+    await expect(audit(["query", "--remote", "--env", "staging", "--config", withOthers])).rejects.toThrow(
+      'No environment found in configuration with name "staging"',
+    );
     const withNone = await writeConfig({ production: false });
-    await expect(audit(["query", "--remote", "--env", "staging", "--config", withNone])).rejects.toThrow(`${withNone} has no [env.staging] section`);
+    await expect(audit(["query", "--remote", "--env", "staging", "--config", withNone])).rejects.toThrow(
+      `${withNone} has no [env.staging] section`,
+    );
     expect(calls).toEqual([]);
   });
 });
@@ -238,6 +326,8 @@ describe("--remote D1 commands that need no lookup", () => {
     await mkdir(d1, { recursive: true });
     await writeFile(path.join(d1, "db.sqlite"), "");
     expect(await audit(["query", "--local", "--persist-to", persist, "--config", config])).toBe(0);
-    expect(calls.map((call) => call.args)).toEqual([expect.arrayContaining(["d1", "execute", "--local", "--persist-to", persist, "--config", config])]);
+    expect(calls.map((call) => call.args)).toEqual([
+      expect.arrayContaining(["d1", "execute", "--local", "--persist-to", persist, "--config", config]),
+    ]);
   });
 });

@@ -13,9 +13,16 @@ import { normalizeClaims } from "../../src/verify/claim-normalisation";
 import { referenceCondition } from "../worker/fuzz/reference";
 
 const guide = readFileSync(new URL("../../docs/policies.md", import.meta.url), "utf8");
-const section = guide.split("#### What each condition does with each kind of claim value")[1]?.split("\n\n").find((block) => block.startsWith("| condition"));
+const section = guide
+  .split("#### What each condition does with each kind of claim value")[1]
+  ?.split("\n\n")
+  .find((block) => block.startsWith("| condition"));
 const lines = (section ?? "").trim().split("\n");
-const cells = (line: string) => line.split("|").slice(1, -1).map((cell) => cell.trim());
+const cells = (line: string) =>
+  line
+    .split("|")
+    .slice(1, -1)
+    .map((cell) => cell.trim());
 const header = cells(lines[0] ?? "|");
 const rows = lines.slice(2).map(cells);
 
@@ -47,8 +54,21 @@ function codeDecides(condition: ConditionSpec, value: unknown): boolean {
 
 describe("the semantics table in docs/policies.md", () => {
   it("has a row for each operator and a column for each kind of claim value", () => {
-    expect(header.slice(1).map((h) => h.replace(/ `.*`$/, ""))).toEqual(["string", "number", "boolean", "array", "empty array", "missing claim"]);
-    expect(rows.map((row) => row[0]!.replace(/ `.*`$/, ""))).toEqual(["literal", "`*` glob", "`**` glob", "any-of list", "`not`"]);
+    expect(header.slice(1).map((h) => h.replace(/ `.*`$/, ""))).toEqual([
+      "string",
+      "number",
+      "boolean",
+      "array",
+      "empty array",
+      "missing claim",
+    ]);
+    expect(rows.map((row) => row[0]!.replace(/ `.*`$/, ""))).toEqual([
+      "literal",
+      "`*` glob",
+      "`**` glob",
+      "any-of list",
+      "`not`",
+    ]);
     for (const row of rows) for (const cell of row.slice(1)) expect(cell).toMatch(/^(match|no match): /);
   });
 

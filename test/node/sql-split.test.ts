@@ -6,15 +6,57 @@ import { describe, expect, it } from "vitest";
 import { unstable_splitSqlQuery as wranglerSplit } from "wrangler";
 import { splitSqlQuery } from "../../cli/sql-split";
 
-const PIECES = ["'", '"', "`", "''", "$", "$a$", "$1", "--", "-", "/*", "*/", "/", "*", ";", "\n", " ", "\t", "BEGIN", "begin", "CASE", "END", "END;", "BEGIN TRANSACTION;", "COMMIT;", "x", "é", "😀", "SELECT 1", "INSERT INTO t VALUES ('a;b')"];
+const PIECES = [
+  "'",
+  '"',
+  "`",
+  "''",
+  "$",
+  "$a$",
+  "$1",
+  "--",
+  "-",
+  "/*",
+  "*/",
+  "/",
+  "*",
+  ";",
+  "\n",
+  " ",
+  "\t",
+  "BEGIN",
+  "begin",
+  "CASE",
+  "END",
+  "END;",
+  "BEGIN TRANSACTION;",
+  "COMMIT;",
+  "x",
+  "é",
+  "😀",
+  "SELECT 1",
+  "INSERT INTO t VALUES ('a;b')",
+];
 
 describe("splitSqlQuery", () => {
   it("splits generated SQL exactly as wrangler does", () => {
     fc.assert(
       fc.property(fc.array(fc.constantFrom(...PIECES), { maxLength: 40 }), (pieces) => {
         const sql = pieces.join("");
-        const ours = (() => { try { return splitSqlQuery(sql); } catch (err) { return `throws ${(err as Error).message}`; } })();
-        const theirs = (() => { try { return wranglerSplit(sql); } catch (err) { return `throws ${(err as Error).message}`; } })();
+        const ours = (() => {
+          try {
+            return splitSqlQuery(sql);
+          } catch (err) {
+            return `throws ${(err as Error).message}`;
+          }
+        })();
+        const theirs = (() => {
+          try {
+            return wranglerSplit(sql);
+          } catch (err) {
+            return `throws ${(err as Error).message}`;
+          }
+        })();
         expect(ours).toEqual(theirs);
       }),
       { numRuns: 3000 },

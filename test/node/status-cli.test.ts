@@ -15,11 +15,44 @@ const NOW = Math.floor(Date.now() / 1000);
 const STATUS = {
   policy: { version: "0123456789abcdef".repeat(4), created_at: "2026-11-24T00:00:00.000Z", last_error: null },
   issuers: [
-    { name: "corp-gitlab", source: "pushed", fetched_at: NOW - 5400, fresh_until: NOW + 1e6, kids: ["k2"], last_error: null, age_seconds: 5400, pushed_by: "gpk_0123456789abcdef", retired: [{ kid: "k1", until: NOW + 600 }], stale: false },
-    { name: "lab-gitlab", source: "pushed", fetched_at: NOW - 3 * 86400, fresh_until: NOW + 1e6, kids: ["k9"], last_error: null, age_seconds: 3 * 86400 + 7200, pushed_by: "admin", retired: [], stale: true },
-    { name: "gitlab-com", source: "discovery", fetched_at: NOW - 120, fresh_until: NOW + 780, kids: ["a", "b"], last_error: "\u001b[31mred\u001b[0m", age_seconds: 120 },
+    {
+      name: "corp-gitlab",
+      source: "pushed",
+      fetched_at: NOW - 5400,
+      fresh_until: NOW + 1e6,
+      kids: ["k2"],
+      last_error: null,
+      age_seconds: 5400,
+      pushed_by: "gpk_0123456789abcdef",
+      retired: [{ kid: "k1", until: NOW + 600 }],
+      stale: false,
+    },
+    {
+      name: "lab-gitlab",
+      source: "pushed",
+      fetched_at: NOW - 3 * 86400,
+      fresh_until: NOW + 1e6,
+      kids: ["k9"],
+      last_error: null,
+      age_seconds: 3 * 86400 + 7200,
+      pushed_by: "admin",
+      retired: [],
+      stale: true,
+    },
+    {
+      name: "gitlab-com",
+      source: "discovery",
+      fetched_at: NOW - 120,
+      fresh_until: NOW + 780,
+      kids: ["a", "b"],
+      last_error: "\u001b[31mred\u001b[0m",
+      age_seconds: 120,
+    },
   ],
-  signing_keys: { keys: [{ kid: "es256-current-kid-long", alg: "ES256", status: "current", published: true }], targets_without_key: ["azure-deploy"] },
+  signing_keys: {
+    keys: [{ kid: "es256-current-kid-long", alg: "ES256", status: "current", published: true }],
+    targets_without_key: ["azure-deploy"],
+  },
   audit: { write_failures_this_isolate: 0, last_failure: null },
   errors_last_hour: { policy_denied: 3 },
 };
@@ -33,7 +66,16 @@ beforeAll(async () => {
     seen.push({ url: req.url!, authorization: req.headers.authorization });
     if (req.url === "/moved/v1/admin/status") return void res.writeHead(302, { Location: "/v1/admin/status" }).end();
     if (req.headers.authorization !== "Bearer the-admin-token") {
-      return void res.writeHead(401, { "Content-Type": "application/json" }).end(JSON.stringify({ error: "invalid_token", error_description: "Send the admin token.", code: "admin_unauthorized", request_id: "r" }));
+      return void res
+        .writeHead(401, { "Content-Type": "application/json" })
+        .end(
+          JSON.stringify({
+            error: "invalid_token",
+            error_description: "Send the admin token.",
+            code: "admin_unauthorized",
+            request_id: "r",
+          }),
+        );
     }
     res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(STATUS));
   });
@@ -79,7 +121,10 @@ describe("gatepass status", () => {
   it("reads the token from --token-file (trailing newline ignored), before GATEPASS_ADMIN_TOKEN; --json prints the answer; GATEPASS_URL is the default URL", async () => {
     const file = path.join(dir, "admin-token");
     writeFileSync(file, "the-admin-token\n", { mode: 0o600 });
-    const { code, stdout } = await status(["--token-file", file, "--json"], { GATEPASS_URL: base, GATEPASS_ADMIN_TOKEN: "wrong" });
+    const { code, stdout } = await status(["--token-file", file, "--json"], {
+      GATEPASS_URL: base,
+      GATEPASS_ADMIN_TOKEN: "wrong",
+    });
     expect(code).toBe(0);
     expect(JSON.parse(stdout)).toEqual(STATUS);
   });
@@ -100,11 +145,31 @@ describe("gatepass status", () => {
   });
 
   it.each([
-    ["no token anywhere", ["--url", "http://127.0.0.1:9"], {}, "give the admin token in GATEPASS_ADMIN_TOKEN or a file"],
-    ["an unreadable token file", ["--url", "http://127.0.0.1:9", "--token-file", "/nonexistent/token"], {}, "cannot read --token-file"],
-    ["a token on the command line", ["--url", "http://127.0.0.1:9", "--token", "secret"], { GATEPASS_ADMIN_TOKEN: "t" }, "Unknown option '--token'"],
+    [
+      "no token anywhere",
+      ["--url", "http://127.0.0.1:9"],
+      {},
+      "give the admin token in GATEPASS_ADMIN_TOKEN or a file",
+    ],
+    [
+      "an unreadable token file",
+      ["--url", "http://127.0.0.1:9", "--token-file", "/nonexistent/token"],
+      {},
+      "cannot read --token-file",
+    ],
+    [
+      "a token on the command line",
+      ["--url", "http://127.0.0.1:9", "--token", "secret"],
+      { GATEPASS_ADMIN_TOKEN: "t" },
+      "Unknown option '--token'",
+    ],
     ["no URL", [], { GATEPASS_ADMIN_TOKEN: "t" }, "give --url URL"],
-    ["http:// off loopback", ["--url", "http://gatepass.example.com"], { GATEPASS_ADMIN_TOKEN: "t" }, "--url must be an https URL"],
+    [
+      "http:// off loopback",
+      ["--url", "http://gatepass.example.com"],
+      { GATEPASS_ADMIN_TOKEN: "t" },
+      "--url must be an https URL",
+    ],
   ])("refuses %s with a usage error (exit 2), sending nothing", async (_name, args, env, message) => {
     seen.length = 0;
     const { code, stderr } = await status(args, env);

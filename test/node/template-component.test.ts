@@ -45,7 +45,11 @@ describe("the component's spec", () => {
       if (spec.options) expect(spec.options, name).toContain(spec.default);
       if (spec.regex) expect(new RegExp(spec.regex).test(spec.default), name).toBe(true);
     }
-    expect(Object.entries(inputs).filter(([, spec]) => spec.default === undefined).map(([name]) => name)).toEqual(["url"]);
+    expect(
+      Object.entries(inputs)
+        .filter(([, spec]) => spec.default === undefined)
+        .map(([name]) => name),
+    ).toEqual(["url"]);
     expect(inputs.format!.options).toEqual(["env", "gcloud"]);
   });
 
@@ -53,12 +57,25 @@ describe("the component's spec", () => {
     // No input is spliced into shell text (no injection), with one exception: url decides where the job's
     // ID token goes, and a variable can be outranked by a pipeline variable, so the script takes url from
     // the input itself (the interpolation happens at include time, out of any pipeline's reach).
-    const jobs = includeComponent({ url: URL_INPUT, target: "aws-readonly", format: "gcloud", lifetime: "15m", scope: "a b", name: "gp-prod" });
+    const jobs = includeComponent({
+      url: URL_INPUT,
+      target: "aws-readonly",
+      format: "gcloud",
+      lifetime: "15m",
+      scope: "a b",
+      name: "gp-prod",
+    });
     expect(Object.keys(jobs)).toEqual([".gp-prod", ...PROVIDERS.map((p) => `.gp-prod-${p}`)]);
     for (const provider of PROVIDERS) expect(jobs[`.gp-prod-${provider}`]!.extends).toBe(".gp-prod");
     const job = jobs[".gp-prod"]!;
     expect(job.id_tokens).toEqual({ GATEPASS_ID_TOKEN: { aud: URL_INPUT } });
-    expect(job.variables).toEqual({ GATEPASS_URL: URL_INPUT, GATEPASS_TARGET: "aws-readonly", GATEPASS_FORMAT: "gcloud", GATEPASS_LIFETIME: "15m", GATEPASS_SCOPE: "a b" });
+    expect(job.variables).toEqual({
+      GATEPASS_URL: URL_INPUT,
+      GATEPASS_TARGET: "aws-readonly",
+      GATEPASS_FORMAT: "gcloud",
+      GATEPASS_LIFETIME: "15m",
+      GATEPASS_SCOPE: "a b",
+    });
     const script = job.before_script!.join("\n");
     expect(script.split(URL_INPUT)).toHaveLength(2);
     expect(script.split("\n")).toContain(`gatepass_url='${URL_INPUT}'`);
@@ -70,7 +87,36 @@ describe("the component's spec", () => {
   it("url's regex admits nothing that could end the single-quoted word or the YAML string", () => {
     const { inputs } = readComponent();
     const regex = new RegExp(inputs.url!.regex!);
-    for (const c of ["'", '"', "\\", "$", "`", ";", "&", "|", "<", ">", "(", ")", "{", "}", "*", "?", "[", "]", "!", "#", "~", " ", "\t", "\n", "\r", "@", "%", "/"]) {
+    for (const c of [
+      "'",
+      '"',
+      "\\",
+      "$",
+      "`",
+      ";",
+      "&",
+      "|",
+      "<",
+      ">",
+      "(",
+      ")",
+      "{",
+      "}",
+      "*",
+      "?",
+      "[",
+      "]",
+      "!",
+      "#",
+      "~",
+      " ",
+      "\t",
+      "\n",
+      "\r",
+      "@",
+      "%",
+      "/",
+    ]) {
       expect(regex.test(`https://gatepass${c}example.com`), JSON.stringify(c)).toBe(false);
       expect(regex.test(`https://gatepass.example.com:443${c}`), JSON.stringify(c)).toBe(false);
     }
@@ -80,7 +126,11 @@ describe("the component's spec", () => {
     ["url", "https://gatepass.example.com/", "a trailing slash (the audience must match exactly)"],
     ["url", "https://gatepass.example.com/path", "a path"],
     ["url", 'https://x"; touch /tmp/p; "', "shell or YAML syntax"],
-    ["url", "http://gatepass.example.com", "http:// off loopback (the job's ID token would cross the network in clear text)"],
+    [
+      "url",
+      "http://gatepass.example.com",
+      "http:// off loopback (the job's ID token would cross the network in clear text)",
+    ],
     ["url", "http://localhost:1@evil.example", "userinfo before another host"],
     ["url", "http://127.0.0.1.evil.example", "a host that only starts like loopback"],
     ["url", "http://[::1]:8787", "a bracketed host"],
@@ -131,15 +181,28 @@ async function standIn(answer: (body: URLSearchParams) => { status: number; body
 }
 
 /** The included job's before_script, then `after`, under dash with the job's variables (and overrides) as GitLab sets them. */
-function runJob(inputs: Record<string, string>, env: Record<string, string>, after: string, cwd = dir): Promise<{ code: number; stdout: string; stderr: string }> {
+function runJob(
+  inputs: Record<string, string>,
+  env: Record<string, string>,
+  after: string,
+  cwd = dir,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const job = includeComponent(inputs)[`.${inputs.name ?? "gatepass"}`]!;
   return runScript(job.before_script!, { ...job.variables, GATEPASS_ID_TOKEN: "job.id.token", ...env }, after, cwd);
 }
 
 /** `lines`, then `after`, under dash with exactly `env` (and PATH, or `env.PATH` when given). */
-function runScript(lines: string[], env: Record<string, string>, after: string, cwd = dir): Promise<{ code: number; stdout: string; stderr: string }> {
+function runScript(
+  lines: string[],
+  env: Record<string, string>,
+  after: string,
+  cwd = dir,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn("dash", ["-e", "-c", [...lines, after].join("\n")], { cwd, env: { PATH: process.env.PATH, ...env } });
+    const child = spawn("dash", ["-e", "-c", [...lines, after].join("\n")], {
+      cwd,
+      env: { PATH: process.env.PATH, ...env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -148,7 +211,12 @@ function runScript(lines: string[], env: Record<string, string>, after: string, 
   });
 }
 
-const GCLOUD_CONFIG = (tokenFile: string) => JSON.stringify({ type: "external_account", audience: "gcp-deployer", credential_source: { file: tokenFile, format: { type: "text" } } });
+const GCLOUD_CONFIG = (tokenFile: string) =>
+  JSON.stringify({
+    type: "external_account",
+    audience: "gcp-deployer",
+    credential_source: { file: tokenFile, format: { type: "text" } },
+  });
 
 describe("the component's before_script under dash", () => {
   it("format env: asks with the inputs' defaults and evaluates the answer", async () => {
@@ -183,7 +251,10 @@ describe("the component's before_script under dash", () => {
       expect(Object.fromEntries(stand.bodies[0]!)).toEqual({ format: "gcloud", token_file: tokenFile });
       expect(stdout).toBe(`${configFile}\n${configFile}\n`);
       expect(await readFile(tokenFile, "utf8")).toBe("job.id.token");
-      expect(JSON.parse(await readFile(configFile, "utf8"))).toMatchObject({ type: "external_account", credential_source: { file: tokenFile } });
+      expect(JSON.parse(await readFile(configFile, "utf8"))).toMatchObject({
+        type: "external_account",
+        credential_source: { file: tokenFile },
+      });
       expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
       expect((await stat(configFile)).mode & 0o777).toBe(0o600);
     } finally {
@@ -194,7 +265,11 @@ describe("the component's before_script under dash", () => {
   it("format gcloud refuses a CI_PROJECT_DIR that is not absolute, before asking gatepass", async () => {
     const stand = await standIn(() => ({ status: 500, body: "{}" }));
     try {
-      const { code, stderr } = await runJob({ url: stand.url, format: "gcloud" }, { CI_PROJECT_DIR: "builds/p", GATEPASS_TARGET: "gcp-deployer" }, "true");
+      const { code, stderr } = await runJob(
+        { url: stand.url, format: "gcloud" },
+        { CI_PROJECT_DIR: "builds/p", GATEPASS_TARGET: "gcp-deployer" },
+        "true",
+      );
       expect(code).not.toBe(0);
       expect(stderr).toBe('gatepass: format gcloud needs CI_PROJECT_DIR to be an absolute path (it is "builds/p")\n');
       expect(stand.bodies).toEqual([]);
@@ -207,7 +282,11 @@ describe("the component's before_script under dash", () => {
     const project = await mkdtemp(path.join(dir, "project-"));
     const stand = await standIn(() => ({ status: 200, body: "export GOOGLE_OAUTH_ACCESS_TOKEN='ya29.secret'\n" }));
     try {
-      const { code, stdout, stderr } = await runJob({ url: stand.url, format: "gcloud" }, { CI_PROJECT_DIR: project, GATEPASS_TARGET: "gcp-deployer" }, `printf '%s' "\${GOOGLE_APPLICATION_CREDENTIALS:-}"`);
+      const { code, stdout, stderr } = await runJob(
+        { url: stand.url, format: "gcloud" },
+        { CI_PROJECT_DIR: project, GATEPASS_TARGET: "gcp-deployer" },
+        `printf '%s' "\${GOOGLE_APPLICATION_CREDENTIALS:-}"`,
+      );
       expect(code).not.toBe(0);
       expect(stdout).toBe("");
       expect(stderr).toMatch(/^gatepass: no usable answer \(curl exit 0, HTTP 200\)/);
@@ -222,27 +301,38 @@ describe("the component's before_script under dash", () => {
     ["http://127.0.0.1:1", "another loopback port"],
     ["STAND/", "the input with a trailing slash"],
     ["", "an empty value"],
-  ])("refuses a GATEPASS_URL variable %j that differs from the input (a pipeline variable outranks the job's), before sending the ID token: %s", async (value) => {
-    const stand = await standIn(() => ({ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\n" }));
-    try {
-      const url = value.replace("STAND", stand.url);
-      const { code, stderr } = await runJob({ url: stand.url, target: "aws-readonly" }, { GATEPASS_URL: url }, "true");
-      expect(code).not.toBe(0);
-      expect(stderr).toBe(
-        `gatepass: the variable GATEPASS_URL ("${url}") differs from the include input url ("${stand.url}"), and this job sends its ID token only to the input, so a pipeline or project variable cannot redirect it: delete that variable, or change url in the include\n`,
-      );
-      expect(stand.bodies).toEqual([]);
-    } finally {
-      await stand.close();
-    }
-  });
+  ])(
+    "refuses a GATEPASS_URL variable %j that differs from the input (a pipeline variable outranks the job's), before sending the ID token: %s",
+    async (value) => {
+      const stand = await standIn(() => ({ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\n" }));
+      try {
+        const url = value.replace("STAND", stand.url);
+        const { code, stderr } = await runJob(
+          { url: stand.url, target: "aws-readonly" },
+          { GATEPASS_URL: url },
+          "true",
+        );
+        expect(code).not.toBe(0);
+        expect(stderr).toBe(
+          `gatepass: the variable GATEPASS_URL ("${url}") differs from the include input url ("${stand.url}"), and this job sends its ID token only to the input, so a pipeline or project variable cannot redirect it: delete that variable, or change url in the include\n`,
+        );
+        expect(stand.bodies).toEqual([]);
+      } finally {
+        await stand.close();
+      }
+    },
+  );
 
   it("sends the ID token to the input when no GATEPASS_URL variable is set at all", async () => {
     const stand = await standIn(() => ({ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\n" }));
     try {
       const job = includeComponent({ url: stand.url, target: "aws-readonly" })[".gatepass"]!;
       const { GATEPASS_URL: _dropped, ...variables } = job.variables!;
-      const { code, stdout, stderr } = await runScript(job.before_script!, { ...variables, GATEPASS_ID_TOKEN: "job.id.token" }, `printf '%s' "$AWS_ACCESS_KEY_ID"`);
+      const { code, stdout, stderr } = await runScript(
+        job.before_script!,
+        { ...variables, GATEPASS_ID_TOKEN: "job.id.token" },
+        `printf '%s' "$AWS_ACCESS_KEY_ID"`,
+      );
       expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: "ASIAX", stderr: "" });
       expect(stand.bodies).toHaveLength(1);
     } finally {
@@ -265,7 +355,11 @@ describe("the component's before_script under dash", () => {
     const withoutRegex = text.replace(/^ {6}regex: \^\(https:.*$/m, "");
     expect(withoutRegex).not.toBe(text);
     const job = includeComponent({ url, target: "aws-readonly" }, withoutRegex)[".gatepass"]!;
-    const { code, stderr } = await runScript(job.before_script!, { ...job.variables, GATEPASS_ID_TOKEN: "job.id.token" }, "true");
+    const { code, stderr } = await runScript(
+      job.before_script!,
+      { ...job.variables, GATEPASS_ID_TOKEN: "job.id.token" },
+      "true",
+    );
     expect(code).not.toBe(0);
     expect(stderr.startsWith(`gatepass: the include input url ("${url}") ${message}`), stderr).toBe(true);
     expect(stderr).toMatch(/; the ID token of this job would be sent there\n$/);
@@ -274,7 +368,11 @@ describe("the component's before_script under dash", () => {
   it("leaves no helper behind in the job's shell", async () => {
     const stand = await standIn(() => ({ status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\n" }));
     try {
-      const { code, stdout } = await runJob({ url: stand.url, target: "aws-readonly" }, {}, `command -v gatepass_url_problem || true; printf '[%s%s%s%s]' "\${gatepass_problem:-}" "\${gatepass_u_host:-}" "\${gatepass_u_rest:-}" "\${gatepass_url:-}\${gatepass_unverified_retried:-}"`);
+      const { code, stdout } = await runJob(
+        { url: stand.url, target: "aws-readonly" },
+        {},
+        `command -v gatepass_url_problem || true; printf '[%s%s%s%s]' "\${gatepass_problem:-}" "\${gatepass_u_host:-}" "\${gatepass_u_rest:-}" "\${gatepass_url:-}\${gatepass_unverified_retried:-}"`,
+      );
       expect(code).toBe(0);
       expect(stdout).toBe("[]");
     } finally {
@@ -283,7 +381,11 @@ describe("the component's before_script under dash", () => {
   });
 
   it("a job's own GATEPASS_FORMAT must be env or gcloud", async () => {
-    const { code, stderr } = await runJob({ url: URL_INPUT }, { GATEPASS_FORMAT: "json", GATEPASS_TARGET: "t" }, "true");
+    const { code, stderr } = await runJob(
+      { url: URL_INPUT },
+      { GATEPASS_FORMAT: "json", GATEPASS_TARGET: "t" },
+      "true",
+    );
     expect(code).not.toBe(0);
     expect(stderr).toBe('gatepass: GATEPASS_FORMAT is "json"; use env or gcloud\n');
   });
@@ -293,14 +395,17 @@ describe("the component's before_script under dash", () => {
 // refused at once with 401 token_unverified while that isolate refetches its keys (docs/verification.md,
 // "After a key rotation"). The component retries that answer once, 5 s later, and nothing else by that rule.
 describe("the component's one retry of 401 token_unverified, under dash", () => {
-  const refusal = (code: ErrorCode, extra: Record<string, number> = {}) => JSON.stringify({ ...toWireError(new GatepassError(code), "req-1"), ...extra });
+  const refusal = (code: ErrorCode, extra: Record<string, number> = {}) =>
+    JSON.stringify({ ...toWireError(new GatepassError(code), "req-1"), ...extra });
   const AWS = { status: 200, body: "export AWS_ACCESS_KEY_ID='ASIAX'\n" };
 
   /**
    * The job run with a `sleep` on PATH that records what it was asked to wait and returns at once: the
    * 5 s stays fixed in the script (no variable a pipeline could lower), and the test stays fast.
    */
-  async function runWithAnswers(answers: Array<{ status: number; body: string }>): Promise<{ code: number; stdout: string; stderr: string; requests: number; waits: string[] }> {
+  async function runWithAnswers(
+    answers: Array<{ status: number; body: string }>,
+  ): Promise<{ code: number; stdout: string; stderr: string; requests: number; waits: string[] }> {
     const bin = await mkdtemp(path.join(dir, "bin-"));
     const log = path.join(bin, "waits");
     await writeFile(log, "");
@@ -308,8 +413,16 @@ describe("the component's one retry of 401 token_unverified, under dash", () => 
     await chmod(path.join(bin, "sleep"), 0o755);
     const stand = await standIn(() => answers.shift() ?? { status: 500, body: refusal("internal_error") });
     try {
-      const run = await runJob({ url: stand.url, target: "aws-readonly" }, { PATH: `${bin}:${process.env.PATH}` }, `printf '%s' "\${AWS_ACCESS_KEY_ID:-}"`);
-      return { ...run, requests: stand.bodies.length, waits: (await readFile(log, "utf8")).split("\n").filter(Boolean) };
+      const run = await runJob(
+        { url: stand.url, target: "aws-readonly" },
+        { PATH: `${bin}:${process.env.PATH}` },
+        `printf '%s' "\${AWS_ACCESS_KEY_ID:-}"`,
+      );
+      return {
+        ...run,
+        requests: stand.bodies.length,
+        waits: (await readFile(log, "utf8")).split("\n").filter(Boolean),
+      };
     } finally {
       await stand.close();
     }
@@ -317,17 +430,33 @@ describe("the component's one retry of 401 token_unverified, under dash", () => 
 
   it("retries a 401 token_unverified once, after 5 s, and installs the answer", async () => {
     const run = await runWithAnswers([{ status: 401, body: refusal("token_unverified") }, AWS]);
-    expect(run).toEqual({ code: 0, stdout: "ASIAX", stderr: "gatepass: HTTP 401, retrying in 5 s (attempt 2 of 3)\n", requests: 2, waits: ["5"] });
+    expect(run).toEqual({
+      code: 0,
+      stdout: "ASIAX",
+      stderr: "gatepass: HTTP 401, retrying in 5 s (attempt 2 of 3)\n",
+      requests: 2,
+      waits: ["5"],
+    });
   });
 
   it("retries token_unverified only once: a second one fails the job with gatepass's answer", async () => {
     const body = refusal("token_unverified");
     const run = await runWithAnswers([{ status: 401, body }, { status: 401, body }, AWS]);
-    expect(run).toEqual({ code: 1, stdout: "", stderr: `gatepass: HTTP 401, retrying in 5 s (attempt 2 of 3)\ngatepass: HTTP 401: ${body}\n`, requests: 2, waits: ["5"] });
+    expect(run).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `gatepass: HTTP 401, retrying in 5 s (attempt 2 of 3)\ngatepass: HTTP 401: ${body}\n`,
+      requests: 2,
+      waits: ["5"],
+    });
   });
 
   it("keeps one budget of 3 attempts with the other retries: token_unverified, then rate_limited, then the answer", async () => {
-    const run = await runWithAnswers([{ status: 401, body: refusal("token_unverified") }, { status: 429, body: refusal("rate_limited", { retry_after: 2 }) }, AWS]);
+    const run = await runWithAnswers([
+      { status: 401, body: refusal("token_unverified") },
+      { status: 429, body: refusal("rate_limited", { retry_after: 2 }) },
+      AWS,
+    ]);
     expect(run).toMatchObject({ code: 0, stdout: "ASIAX", requests: 3, waits: ["5", "2"] });
   });
 

@@ -23,7 +23,11 @@ function processInfo(pid: number): { ppid: number; pgid: number; argv: string[] 
     // stat: "pid (comm) state ppid pgrp ...", where comm may hold spaces and parentheses.
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const [, ppid, pgid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { ppid: Number(ppid), pgid: Number(pgid), argv: readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0$/, "").split("\0") };
+    return {
+      ppid: Number(ppid),
+      pgid: Number(pgid),
+      argv: readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0$/, "").split("\0"),
+    };
   } catch {
     return undefined; // gone meanwhile
   }
@@ -33,7 +37,12 @@ function processInfo(pid: number): { ppid: number; pgid: number; argv: string[] 
 function gatepassDevPid(pgid: number): number | undefined {
   for (const entry of readdirSync("/proc")) {
     const info = /^\d+$/.test(entry) ? processInfo(Number(entry)) : undefined;
-    if (info?.pgid === pgid && info.argv.some((arg) => arg.endsWith("wrangler/bin/wrangler.js")) && info.argv.includes("dev")) return info.ppid;
+    if (
+      info?.pgid === pgid &&
+      info.argv.some((arg) => arg.endsWith("wrangler/bin/wrangler.js")) &&
+      info.argv.includes("dev")
+    )
+      return info.ppid;
   }
   return undefined;
 }
@@ -133,24 +142,38 @@ describe("README: npm run dev and the local walkthrough", () => {
     const code = await new Promise((resolve) => shell.once("exit", resolve));
     expect(code, stderr).toBe(0);
 
-    const [gp, token, whoami, issued, branch, denied, why, discovery] = stdout.split(`\n${STEP}\n`).map((part) => part.trim());
+    const [gp, token, whoami, issued, branch, denied, why, discovery] = stdout
+      .split(`\n${STEP}\n`)
+      .map((part) => part.trim());
     expect([gp, token, branch]).toEqual(["", "", ""]); // the three assignments print nothing
-    expect(JSON.parse(whoami!)).toMatchObject({ issuer: "local-gitlab", claims: { project_path: "platform/infra", ref: "main", ref_protected: "true" } });
+    expect(JSON.parse(whoami!)).toMatchObject({
+      issuer: "local-gitlab",
+      claims: { project_path: "platform/infra", ref: "main", ref_protected: "true" },
+    });
     expect(issued).toMatch(/^export GATEPASS_ISSUED_ID_TOKEN='[\w-]+\.[\w-]+\.[\w-]+'$/);
     const [deniedBody, deniedStatus] = denied!.split("\n");
     expect(deniedStatus).toBe("HTTP 403");
     const refusal = JSON.parse(deniedBody!) as Record<string, string>;
     expect(refusal).toMatchObject({ code: "policy_denied" });
     expect(refusal.error_description).toMatch(/^No policy rule lets project 'platform\/infra' \(ref 'feature', /);
-    const { explain } = JSON.parse(why!) as { explain: { target: string; allowed: boolean; rules: { failures: { claim: string }[] }[] } };
+    const { explain } = JSON.parse(why!) as {
+      explain: { target: string; allowed: boolean; rules: { failures: { claim: string }[] }[] };
+    };
     expect(explain).toMatchObject({ target: "gcp-deployer", allowed: false });
     expect(explain.rules[0]!.failures.map((failure) => failure.claim)).toEqual(["ref", "ref_protected"]);
-    expect(JSON.parse(discovery!)).toMatchObject({ issuer: `http://127.0.0.1:${port}`, jwks_uri: `http://127.0.0.1:${port}/.well-known/jwks.json` });
+    expect(JSON.parse(discovery!)).toMatchObject({
+      issuer: `http://127.0.0.1:${port}`,
+      jwks_uri: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    });
   }, 60_000);
   it("pushes a save under policies/ after validating and testing it, and the next request sees it; a failing edit keeps the last good version", async () => {
-    const adminToken = /^GATEPASS_ADMIN_TOKEN=(.*)$/m.exec(await readFile(path.join(sandbox, ".dev.vars"), "utf8"))![1]!;
+    const adminToken = /^GATEPASS_ADMIN_TOKEN=(.*)$/m.exec(
+      await readFile(path.join(sandbox, ".dev.vars"), "utf8"),
+    )![1]!;
     const served = async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/v1/admin/status`, { headers: { Authorization: `Bearer ${adminToken}` } });
+      const res = await fetch(`http://127.0.0.1:${port}/v1/admin/status`, {
+        headers: { Authorization: `Bearer ${adminToken}` },
+      });
       return ((await res.json()) as { policy: { version: string } }).policy.version;
     };
     const count = (pattern: RegExp) => [...output.matchAll(pattern)].length;
@@ -168,7 +191,10 @@ describe("README: npm run dev and the local walkthrough", () => {
     expect(await served()).toBe(before);
 
     const pushesBefore = pushed().length;
-    await writeFile(targets, original.replace("Read-only access to the shared AWS account.", "edited while gatepass dev runs"));
+    await writeFile(
+      targets,
+      original.replace("Read-only access to the shared AWS account.", "edited while gatepass dev runs"),
+    );
     expect(await waitFor(() => pushed().length > pushesBefore, 30_000), output).toBe(true);
     const edited = pushed().at(-1)!;
     expect(edited).not.toBe(before);
@@ -178,7 +204,11 @@ describe("README: npm run dev and the local walkthrough", () => {
 
   it("serves the local-github stand-in too: a `dev token --kind github` token is verified with its pushed keys and granted", async () => {
     const token = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(sandbox, "cli/gatepass.mjs"), "dev", "token", "--kind", "github"], { cwd: sandbox, stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn(
+        process.execPath,
+        [path.join(sandbox, "cli/gatepass.mjs"), "dev", "token", "--kind", "github"],
+        { cwd: sandbox, stdio: ["ignore", "pipe", "inherit"] },
+      );
       let out = "";
       child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
       child.once("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`dev token exited ${code}`))));
@@ -192,19 +222,32 @@ describe("README: npm run dev and the local walkthrough", () => {
   it("passes upstream overrides to the Worker, and a SIGTERM to gatepass dev alone stops wrangler and workerd, freeing the port", async () => {
     expect(output).toContain("gatepass dev: AWS_STS_URL=http://127.0.0.1:");
     const token = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(sandbox, "cli/gatepass.mjs"), "dev", "token"], { cwd: sandbox, stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn(process.execPath, [path.join(sandbox, "cli/gatepass.mjs"), "dev", "token"], {
+        cwd: sandbox,
+        stdio: ["ignore", "pipe", "inherit"],
+      });
       let out = "";
       child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
       child.once("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`dev token exited ${code}`))));
     });
-    const res = await fetch(`http://127.0.0.1:${port}/v1/credentials/aws-readonly`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/credentials/aws-readonly`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}` },
+    });
     expect(res.status).toBe(502); // the stand-in's 503, after gatepass's retries
     expect(stsCalls.length).toBeGreaterThan(0);
     expect(stsCalls.every((call) => call === "POST /aws/eu-west-1/")).toBe(true);
 
     const gatepassDev = gatepassDevPid(dev.pid!);
-    expect(processInfo(gatepassDev!)?.argv.slice(-4), "the parent of wrangler dev").toEqual(["cli/gatepass.mjs", "dev", "--port", String(port)]);
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => dev.once("exit", (code, signal) => resolve({ code, signal })));
+    expect(processInfo(gatepassDev!)?.argv.slice(-4), "the parent of wrangler dev").toEqual([
+      "cli/gatepass.mjs",
+      "dev",
+      "--port",
+      String(port),
+    ]);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      dev.once("exit", (code, signal) => resolve({ code, signal })),
+    );
     process.kill(gatepassDev!, "SIGTERM"); // the gatepass dev process only, not its group
     // It exits with wrangler's status, and npm with its.
     expect(await exited).toEqual({ code: expect.any(Number), signal: null });

@@ -21,7 +21,13 @@ describe("runNode (how the CLI runs wrangler)", () => {
   });
 
   it("passes input on stdin and reports the exit code", async () => {
-    const result = await runNode(["-e", `let s = ""; process.stdin.setEncoding("utf8").on("data", (d) => (s += d)).on("end", () => { process.stdout.write(s.toUpperCase()); process.exit(3); });`], { input: "schlüssel" });
+    const result = await runNode(
+      [
+        "-e",
+        `let s = ""; process.stdin.setEncoding("utf8").on("data", (d) => (s += d)).on("end", () => { process.stdout.write(s.toUpperCase()); process.exit(3); });`,
+      ],
+      { input: "schlüssel" },
+    );
     expect(result).toEqual({ code: 3, stdout: "SCHLÜSSEL", stderr: "" });
   });
 });

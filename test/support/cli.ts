@@ -32,8 +32,14 @@ export function startInProcess(...args: string[]): RunningCli {
   let stderr = "";
   const writeOut = process.stdout.write;
   const writeErr = process.stderr.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += text(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += text(chunk)), true)) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => (
+    (stdout += text(chunk)),
+    true
+  )) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => (
+    (stderr += text(chunk)),
+    true
+  )) as typeof process.stderr.write;
   const done = runCli(args)
     .then((code) => ({ code, stdout, stderr }))
     .finally(() => {
@@ -48,7 +54,10 @@ export function gatepassInProcess(...args: string[]): Promise<CliResult> {
 }
 
 /** `node cli/gatepass.mjs ...` as a process; its exit status, and what it printed. */
-export function gatepassProcess(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function gatepassProcess(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], options, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });

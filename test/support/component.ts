@@ -25,12 +25,17 @@ export interface ComponentJob {
 export const INTERPOLATION = /\$\[\[\s*inputs\.([\w-]+)\s*\]\]/g;
 
 /** The header's inputs and the configuration text after the `---` separator. */
-export function readComponent(text = readFileSync(COMPONENT_FILE, "utf8")): { inputs: Record<string, InputSpec>; body: string } {
+export function readComponent(text = readFileSync(COMPONENT_FILE, "utf8")): {
+  inputs: Record<string, InputSpec>;
+  body: string;
+} {
   const docs = parseAllDocuments(text);
-  if (!Array.isArray(docs) || docs.length !== 2) throw new Error("a component is a spec header and its configuration, separated by ---");
+  if (!Array.isArray(docs) || docs.length !== 2)
+    throw new Error("a component is a spec header and its configuration, separated by ---");
   for (const doc of docs) if (doc.errors.length > 0) throw new Error(doc.errors.map((e) => e.message).join("\n"));
   const header = docs[0]!.toJS() as { spec?: { inputs?: Record<string, InputSpec> } };
-  if (Object.keys(header).join() !== "spec" || !header.spec?.inputs) throw new Error("the header holds spec: inputs: only");
+  if (Object.keys(header).join() !== "spec" || !header.spec?.inputs)
+    throw new Error("the header holds spec: inputs: only");
   return { inputs: header.spec.inputs, body: text.slice(docs[1]!.range[0]) };
 }
 
@@ -41,13 +46,16 @@ export function includeComponent(given: Record<string, string>, text?: string): 
   for (const [name, spec] of Object.entries(inputs)) {
     const value = given[name] ?? spec.default;
     if (value === undefined) throw new Error(`input ${name} is required`);
-    if (spec.options && !spec.options.includes(value)) throw new Error(`input ${name}: ${value} is not one of ${spec.options.join(", ")}`);
-    if (spec.regex && !new RegExp(spec.regex).test(value)) throw new Error(`input ${name}: ${JSON.stringify(value)} does not match ${spec.regex}`);
+    if (spec.options && !spec.options.includes(value))
+      throw new Error(`input ${name}: ${value} is not one of ${spec.options.join(", ")}`);
+    if (spec.regex && !new RegExp(spec.regex).test(value))
+      throw new Error(`input ${name}: ${JSON.stringify(value)} does not match ${spec.regex}`);
     values[name] = value;
   }
   for (const name of Object.keys(given)) if (!(name in inputs)) throw new Error(`unknown input ${name}`);
   const interpolated = body.replace(INTERPOLATION, (_match, name: string) => values[name]!);
   const docs = parseAllDocuments(interpolated);
-  if (!Array.isArray(docs) || docs.length !== 1 || docs[0]!.errors.length > 0) throw new Error("the interpolated configuration does not parse");
+  if (!Array.isArray(docs) || docs.length !== 1 || docs[0]!.errors.length > 0)
+    throw new Error("the interpolated configuration does not parse");
   return docs[0]!.toJS() as Record<string, ComponentJob>;
 }

@@ -13,7 +13,13 @@ const worker = await unstable_startWorker({
   ...(script ? { entrypoint: script } : {}),
   envFiles: [envFile],
   bindings: Object.fromEntries(Object.entries(vars).map(([name, value]) => [name, { type: "plain_text", value }])),
-  dev: { inspector: false, persist: persistTo, server: { hostname: "127.0.0.1", port }, watch: false, logLevel: "info" },
+  dev: {
+    inspector: false,
+    persist: persistTo,
+    server: { hostname: "127.0.0.1", port },
+    watch: false,
+    logLevel: "info",
+  },
 });
 await worker.ready;
 const stop = () => void worker.dispose().finally(() => process.exit(0));

@@ -9,5 +9,8 @@ export async function walkthroughCommands(): Promise<string[]> {
   const readme = await readFile(path.join(ROOT, "README.md"), "utf8");
   const block = /\n## Run it\n[\s\S]*?```sh\n(GP=[\s\S]*?)```/.exec(readme)?.[1];
   if (!block) throw new Error("README has no local walkthrough block");
-  return block.replace(/\\\n\s*/g, "").split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
+  return block
+    .replace(/\\\n\s*/g, "")
+    .split("\n")
+    .filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
 }

@@ -15,7 +15,11 @@ const UNKNOWN_MS: Record<string, number> = { node: 10_000, worker: 1_000 };
 
 export class QuickThenSlowestSequencer extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
-    const ranked = files.map((spec) => ({ spec, expectedMs: this.expectedMs(spec), size: statSync(spec.moduleId).size }));
+    const ranked = files.map((spec) => ({
+      spec,
+      expectedMs: this.expectedMs(spec),
+      size: statSync(spec.moduleId).size,
+    }));
     ranked.sort((a, b) => b.expectedMs - a.expectedMs || b.size - a.size);
     const quick = ranked.length > 2 * this.workers() ? ranked.splice(-this.workers()).reverse() : [];
     return [...quick, ...ranked].map(({ spec }) => spec);

@@ -128,11 +128,19 @@ export function buildkiteClaims(options: ClaimOptions): Record<string, unknown> 
     iss: options.issuer,
     sub: "organization:acme-inc:pipeline:deploy:ref:refs/heads/main:commit:9f3182061f1e2cca4702c368cbc039b7dc9d4485:step:deploy",
     aud: options.audience ?? "https://gatepass.test",
-    iat, nbf: iat, exp: iat + (options.lifetime ?? 300),
-    organization_slug: "acme-inc", pipeline_slug: "deploy", build_number: 42, build_branch: "main",
-    build_commit: "9f3182061f1e2cca4702c368cbc039b7dc9d4485", step_key: "deploy",
-    job_id: "0184990a-477b-4fa8-9968-496074483cee", agent_id: "0184990a-4782-42b5-afc1-16715b10b8ff",
-    organization_id: "0184990a-477b-4fa8-9968-496074483a77", pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1a0",
+    iat,
+    nbf: iat,
+    exp: iat + (options.lifetime ?? 300),
+    organization_slug: "acme-inc",
+    pipeline_slug: "deploy",
+    build_number: 42,
+    build_branch: "main",
+    build_commit: "9f3182061f1e2cca4702c368cbc039b7dc9d4485",
+    step_key: "deploy",
+    job_id: "0184990a-477b-4fa8-9968-496074483cee",
+    agent_id: "0184990a-4782-42b5-afc1-16715b10b8ff",
+    organization_id: "0184990a-477b-4fa8-9968-496074483a77",
+    pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1a0",
   };
 }
 
@@ -143,7 +151,8 @@ export function circleciClaims(options: ClaimOptions): Record<string, unknown> {
     iss: options.issuer,
     sub: "org/8c2a1e3e-0000-4000-8000-000000000001/project/5e1a0000-0000-4000-8000-000000000002/user/7f000000-0000-4000-8000-000000000003",
     aud: options.audience ?? "https://gatepass.test",
-    iat, exp: iat + (options.lifetime ?? 3600),
+    iat,
+    exp: iat + (options.lifetime ?? 3600),
     "oidc.circleci.com/project-id": "5e1a0000-0000-4000-8000-000000000002",
     "oidc.circleci.com/vcs-origin": "github.com/acme/deploy",
     "oidc.circleci.com/vcs-ref": "refs/heads/main",
@@ -163,7 +172,11 @@ export function legacyClaims(options: Omit<ClaimOptions, "audience">): Record<st
 }
 
 /** Signs a payload with the key; header members can be overridden or added (e.g. to test attacks). */
-export async function signToken(key: TestKey, payload: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
+export async function signToken(
+  key: TestKey,
+  payload: Record<string, unknown>,
+  header: Record<string, unknown> = {},
+): Promise<string> {
   return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
     .setProtectedHeader({ alg: key.alg, typ: "JWT", kid: key.kid, ...header } as { alg: string })
     .sign(key.privateKey);
@@ -175,7 +188,11 @@ const ECDSA_HASH: Record<string, string> = { "P-256": "SHA-256", "P-384": "SHA-3
  * Signs header.payload with WebCrypto directly, without any header validation (jose's signer refuses
  * crit and friends): for tokens that carry what an attacker would put there.
  */
-export async function signRaw(privateKey: CryptoKey, header: Record<string, unknown>, payload: Record<string, unknown>): Promise<string> {
+export async function signRaw(
+  privateKey: CryptoKey,
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+): Promise<string> {
   const encoder = new TextEncoder();
   return signBytes(privateKey, encoder.encode(JSON.stringify(header)), encoder.encode(JSON.stringify(payload)));
 }
@@ -199,7 +216,11 @@ export async function withHash(key: TestKey, hash: "SHA-256" | "SHA-384" | "SHA-
 }
 
 /** Builds a compact token from parts without signing (alg none, stripped or forged signatures). */
-export function assembleToken(header: Record<string, unknown>, payload: Record<string, unknown>, signature: string | Uint8Array = ""): string {
+export function assembleToken(
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+  signature: string | Uint8Array = "",
+): string {
   const encode = (value: unknown) => base64url.encode(JSON.stringify(value));
   const sig = typeof signature === "string" ? signature : base64url.encode(signature);
   return `${encode(header)}.${encode(payload)}.${sig}`;

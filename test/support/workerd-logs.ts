@@ -18,7 +18,11 @@ const DROPPED_CONNECTION_LINES = [
 /** True when every line of a workerd log message reports a dropped connection. */
 export function isDroppedConnectionLog(message: string): boolean {
   const lines = message.split("\n").filter((line) => line !== "");
-  return lines.length > 0 && lines.some((line) => !line.startsWith("stack:")) && lines.every((line) => DROPPED_CONNECTION_LINES.some((re) => re.test(line)));
+  return (
+    lines.length > 0 &&
+    lines.some((line) => !line.startsWith("stack:")) &&
+    lines.every((line) => DROPPED_CONNECTION_LINES.some((re) => re.test(line)))
+  );
 }
 
 /** Filters process.stdout until the returned function is called. */

@@ -15,7 +15,9 @@ export function wranglerConfigForTests(root: string): string {
     ...rawConfig,
     // Paths in a config are relative to its own directory.
     ...(rawConfig.main ? { main: path.resolve(root, rawConfig.main) } : {}),
-    d1_databases: rawConfig.d1_databases?.map((db: { migrations_dir?: string }) => (db.migrations_dir ? { ...db, migrations_dir: path.resolve(root, db.migrations_dir) } : db)),
+    d1_databases: rawConfig.d1_databases?.map((db: { migrations_dir?: string }) =>
+      db.migrations_dir ? { ...db, migrations_dir: path.resolve(root, db.migrations_dir) } : db,
+    ),
   };
   const dir = path.join(root, "node_modules/.cache/gatepass-tests");
   mkdirSync(dir, { recursive: true });

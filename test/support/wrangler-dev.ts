@@ -72,7 +72,10 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   const putKv = async (seed: KvSeed) => {
     const file = path.join(scratch, `kv-${crypto.randomUUID()}`);
     await writeFile(file, seed.value, { mode: 0o600 });
-    await wrangler(["kv", "key", "put", seed.key, "--binding", seed.binding, "--path", file, "--local", "--persist-to", persistTo], { cwd: ROOT });
+    await wrangler(
+      ["kv", "key", "put", seed.key, "--binding", seed.binding, "--path", file, "--local", "--persist-to", persistTo],
+      { cwd: ROOT },
+    );
     await rm(file);
   };
 
@@ -82,17 +85,42 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   await closeLocalStorage();
 
   const envFile = path.join(scratch, "secrets.env");
-  await writeFile(envFile, Object.entries(options.secrets ?? {}).map(([k, v]) => `${k}=${dotenvQuote(v)}\n`).join(""), { mode: 0o600 });
+  await writeFile(
+    envFile,
+    Object.entries(options.secrets ?? {})
+      .map(([k, v]) => `${k}=${dotenvQuote(v)}\n`)
+      .join(""),
+    { mode: 0o600 },
+  );
   const vars = typeof options.vars === "function" ? options.vars(url) : (options.vars ?? {});
   const config = options.config ?? path.join(ROOT, "wrangler.toml");
-  const args = options.inspector === false
-    ? [path.join(import.meta.dirname, "dev-server-without-inspector.mjs"), JSON.stringify({ config, script: options.script, port, persistTo, envFile, vars })]
-    : [
-      WRANGLER_BIN, "dev", ...(options.script ? [options.script] : []), "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
-      "--persist-to", persistTo, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "info",
-      ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
-      "--config", config,
-    ];
+  const args =
+    options.inspector === false
+      ? [
+          path.join(import.meta.dirname, "dev-server-without-inspector.mjs"),
+          JSON.stringify({ config, script: options.script, port, persistTo, envFile, vars }),
+        ]
+      : [
+          WRANGLER_BIN,
+          "dev",
+          ...(options.script ? [options.script] : []),
+          "--ip",
+          "127.0.0.1",
+          "--port",
+          String(port),
+          "--inspector-port",
+          String(inspectorPort),
+          "--persist-to",
+          persistTo,
+          "--env-file",
+          envFile,
+          "--show-interactive-dev-session=false",
+          "--log-level",
+          "info",
+          ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+          "--config",
+          config,
+        ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     detached: true, // its own process group, so stop() also ends workerd
@@ -134,7 +162,8 @@ async function migratedStateTemplate(): Promise<string> {
   const hash = createHash("sha256");
   hash.update(JSON.parse(await readFile(path.join(ROOT, "node_modules/wrangler/package.json"), "utf8")).version);
   const migrations = path.join(ROOT, "migrations");
-  for (const name of (await readdir(migrations)).sort()) hash.update(`\0${name}\0`).update(await readFile(path.join(migrations, name)));
+  for (const name of (await readdir(migrations)).sort())
+    hash.update(`\0${name}\0`).update(await readFile(path.join(migrations, name)));
   const template = path.join(STATE_TEMPLATES, hash.digest("hex").slice(0, 16));
   if (await stat(template).catch(() => undefined)) return template;
   await mkdir(STATE_TEMPLATES, { recursive: true });
@@ -152,7 +181,8 @@ async function migratedStateTemplate(): Promise<string> {
 
 /** dotenv: a single-quoted value is literal; refuse what cannot be expressed that way. */
 function dotenvQuote(value: string): string {
-  if (value.includes("'") || value.includes("\n")) throw new Error("secret values must not contain a single quote or newline");
+  if (value.includes("'") || value.includes("\n"))
+    throw new Error("secret values must not contain a single quote or newline");
   return `'${value}'`;
 }
 
@@ -204,7 +234,9 @@ export function freePort(): Promise<number> {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }

@@ -41,7 +41,9 @@ describe("per-request cost", () => {
   });
 
   it("a junk token's refusal builds one Response, its request id the one in the body", async () => {
-    const { res, built } = await responsesBuiltBy(() => h.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer("junk-token") }));
+    const { res, built } = await responsesBuiltBy(() =>
+      h.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer("junk-token") }),
+    );
     expect(res.status).toBe(401);
     const body = (await res.json()) as Record<string, string>;
     expect(body.code).toBe("token_malformed");
@@ -59,14 +61,29 @@ describe("per-request cost", () => {
     expect(call![1]).toBeUndefined();
     const line = JSON.parse(h.takeLogs().trim().split("\n").at(-1)!) as Record<string, unknown>;
     expect(line).toMatchObject({ level: "info", event: "request", method: "GET", path: "/healthz", status: 200 });
-    expect(Object.keys(line)).toEqual(["level", "event", "time", "request_id", "method", "path", "status", "duration_ms"]);
+    expect(Object.keys(line)).toEqual([
+      "level",
+      "event",
+      "time",
+      "request_id",
+      "method",
+      "path",
+      "status",
+      "duration_ms",
+    ]);
   });
 
   it("an Error in a log line's fields still goes out as its name and message", () => {
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
-    log("error", "unhandled_error", { request_id: "r", error: new TypeError("boom"), nested: { cause: new Error("inner") } });
+    log("error", "unhandled_error", {
+      request_id: "r",
+      error: new TypeError("boom"),
+      nested: { cause: new Error("inner") },
+    });
     expect(JSON.parse(error.mock.calls[0]![0] as string)).toMatchObject({
-      event: "unhandled_error", error: { name: "TypeError", message: "boom" }, nested: { cause: { name: "Error", message: "inner" } },
+      event: "unhandled_error",
+      error: { name: "TypeError", message: "boom" },
+      nested: { cause: { name: "Error", message: "inner" } },
     });
   });
 });

@@ -10,18 +10,25 @@ const UNSET = Object.fromEntries(UPSTREAM_VARS.map((name) => [name, undefined]))
 const PRODUCTION = { ...UNSET, GATEPASS_ENV: undefined, GATEPASS_ISSUER: "https://gatepass.example.com" };
 const DEVELOPMENT = { ...UNSET, GATEPASS_ENV: "development", GATEPASS_ISSUER: "http://127.0.0.1:8787" };
 
-const logEvents = (logs: string) => logs.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>);
+const logEvents = (logs: string) =>
+  logs
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 
 describe("upstream overrides", () => {
-  it.each(UPSTREAM_VARS)("%s over http:// outside development refuses the configuration (503 config_invalid), naming the variable", async (name) => {
-    const h = await createHarness();
-    h.takeLogs();
-    const res = await h.request("/healthz", {}, { ...PRODUCTION, [name]: "http://127.0.0.1:9000/x" });
-    expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ code: "config_invalid" });
-    const [refusal] = logEvents(h.takeLogs()).filter((entry) => entry.event === "config_invalid");
-    expect(refusal).toMatchObject({ reason: expect.stringContaining(`${name} is "http://127.0.0.1:9000/x"`) });
-  });
+  it.each(UPSTREAM_VARS)(
+    "%s over http:// outside development refuses the configuration (503 config_invalid), naming the variable",
+    async (name) => {
+      const h = await createHarness();
+      h.takeLogs();
+      const res = await h.request("/healthz", {}, { ...PRODUCTION, [name]: "http://127.0.0.1:9000/x" });
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ code: "config_invalid" });
+      const [refusal] = logEvents(h.takeLogs()).filter((entry) => entry.event === "config_invalid");
+      expect(refusal).toMatchObject({ reason: expect.stringContaining(`${name} is "http://127.0.0.1:9000/x"`) });
+    },
+  );
 
   it("accepts https:// overrides in production, placeholders included, and uses them", async () => {
     const h = await createHarness();
@@ -42,7 +49,15 @@ describe("upstream overrides", () => {
 
   it("in development, accepts http:// on loopback (stand-ins, moto) but nowhere else", async () => {
     const h = await createHarness();
-    expect((await h.request("/healthz", {}, { ...DEVELOPMENT, AWS_STS_URL: "http://127.0.0.1:5000/{region}/", GCP_STS_URL: "http://localhost:9000/sts" })).status).toBe(200);
+    expect(
+      (
+        await h.request(
+          "/healthz",
+          {},
+          { ...DEVELOPMENT, AWS_STS_URL: "http://127.0.0.1:5000/{region}/", GCP_STS_URL: "http://localhost:9000/sts" },
+        )
+      ).status,
+    ).toBe(200);
     const offLoopback = await h.request("/healthz", {}, { ...DEVELOPMENT, AWS_STS_URL: "http://moto.internal:5000/" });
     expect(offLoopback.status).toBe(503);
     expect(await offLoopback.json()).toMatchObject({ code: "config_invalid" });
@@ -50,7 +65,13 @@ describe("upstream overrides", () => {
 
   it("refuses an override that is not a URL, or carries credentials, a query or a fragment", async () => {
     const h = await createHarness();
-    for (const value of ["sts.googleapis.com", "https://user:pw@sts.example.com/", "https://sts.example.com/?x=1", "https://sts.example.com/#x", "ftp://sts.example.com/"]) {
+    for (const value of [
+      "sts.googleapis.com",
+      "https://user:pw@sts.example.com/",
+      "https://sts.example.com/?x=1",
+      "https://sts.example.com/#x",
+      "ftp://sts.example.com/",
+    ]) {
       const res = await h.request("/healthz", {}, { ...PRODUCTION, GCP_STS_URL: value });
       expect(res.status, value).toBe(503);
       expect(await res.json(), value).toMatchObject({ code: "config_invalid" });

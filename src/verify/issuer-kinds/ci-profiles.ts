@@ -18,7 +18,19 @@ const BUILDKITE: IssuerProfile = {
   project_id: "pipeline_id",
   owner_id: "organization_id",
   owner_path: "organization_slug",
-  copy: ["organization_id", "organization_slug", "pipeline_id", "pipeline_slug", "build_number", "build_branch", "build_tag", "build_commit", "step_key", "job_id", "agent_id"],
+  copy: [
+    "organization_id",
+    "organization_slug",
+    "pipeline_id",
+    "pipeline_slug",
+    "build_number",
+    "build_branch",
+    "build_tag",
+    "build_commit",
+    "step_key",
+    "job_id",
+    "agent_id",
+  ],
 };
 
 /**
@@ -37,4 +49,6 @@ const CIRCLECI: IssuerProfile = {
 };
 
 /** The profiles gatepass ships, by the name an issuer's `profile:` may give. */
-export const SHIPPED_PROFILES: ReadonlyMap<string, IssuerProfile> = new Map([BUILDKITE, CIRCLECI].map((profile) => [profile.name!, profile]));
+export const SHIPPED_PROFILES: ReadonlyMap<string, IssuerProfile> = new Map(
+  [BUILDKITE, CIRCLECI].map((profile) => [profile.name!, profile]),
+);

@@ -17,7 +17,12 @@ export interface ClaimVocabulary {
   /** The claim and value that say the job runs on a protected ref; absent: the tokens cannot say. */
   readonly protectedRef?: { readonly claim: string; readonly value: string };
   /** The claim whose values mark runs of code or commands from outside the protected refs. */
-  readonly untrusted?: { readonly claim: string; readonly values: readonly string[]; readonly what: string; readonly example: string };
+  readonly untrusted?: {
+    readonly claim: string;
+    readonly values: readonly string[];
+    readonly what: string;
+    readonly example: string;
+  };
   /** GitLab: `ref` is a bare name, so a tag can carry a branch's name (lint ref-without-ref-type). */
   readonly refNeedsRefType: boolean;
   /** GitLab: child pipelines run with pipeline_source parent_pipeline (lint privileged-child-pipelines). */
@@ -53,7 +58,9 @@ const GITHUB: ClaimVocabulary = {
   untrusted: {
     claim: "event_name",
     values: GITHUB_UNTRUSTED_EVENTS,
-    what: "pull-request events (pull_request runs a fork's code; pull_request_target, workflow_run and issue_comment run with the base repository's privileges on runs a fork can start)",
+    what:
+      "pull-request events (pull_request runs a fork's code; pull_request_target, workflow_run and " +
+      "issue_comment run with the base repository's privileges on runs a fork can start)",
     example: "event_name: [push, workflow_dispatch, schedule]",
   },
   // GitHub's ref is the full refs/heads/… or refs/tags/…, so it names its type itself.
@@ -76,7 +83,13 @@ function profileVocabulary(profile: IssuerProfile): ClaimVocabulary {
       ...(profile.owner_path ? { ownerPath: profile.owner_path } : {}),
       ...(profile.protected_ref ? { protectedRef: profile.protected_ref } : {}),
       ...(untrusted
-        ? { untrusted: { ...untrusted, what: `runs the profile marks untrusted (${untrusted.claim}: ${untrusted.values.join(", ")})`, example: `${untrusted.claim}: { not: [${untrusted.values.join(", ")}] }` } }
+        ? {
+            untrusted: {
+              ...untrusted,
+              what: `runs the profile marks untrusted (${untrusted.claim}: ${untrusted.values.join(", ")})`,
+              example: `${untrusted.claim}: { not: [${untrusted.values.join(", ")}] }`,
+            },
+          }
         : {}),
       refNeedsRefType: false,
       childPipelines: false,
@@ -99,7 +112,9 @@ export function vocabularyOf(issuer: Pick<IssuerConfig, "kind" | "profile"> | un
 
 /** The claims that scope a rule to projects, ids first. */
 export function scopeClaims(vocabulary: ClaimVocabulary): string[] {
-  return [vocabulary.projectId, vocabulary.projectPath, vocabulary.ownerId, vocabulary.ownerPath].filter((claim): claim is string => claim !== undefined);
+  return [vocabulary.projectId, vocabulary.projectPath, vocabulary.ownerId, vocabulary.ownerPath].filter(
+    (claim): claim is string => claim !== undefined,
+  );
 }
 
 /** The claims that scope by an id (never reused after a rename, transfer or deletion). */

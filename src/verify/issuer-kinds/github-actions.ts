@@ -13,13 +13,40 @@ import type { ClaimType } from "../../types";
  * satisfies `ref_protected: "true"`, so its absence can only deny.
  */
 export const GITHUB_TOKEN_CLAIMS: Readonly<Record<string, ClaimType>> = {
-  iss: "scalar", sub: "scalar", aud: "list", jti: "scalar", iat: "scalar", nbf: "scalar", exp: "scalar",
-  actor: "scalar", actor_id: "id", base_ref: "scalar", head_ref: "scalar", check_run_id: "id",
-  enterprise: "scalar", enterprise_id: "id", environment: "scalar", event_name: "scalar",
-  job_workflow_ref: "scalar", job_workflow_sha: "scalar", ref: "scalar", ref_type: "scalar", ref_protected: "scalar",
-  repository: "scalar", repository_id: "id", repository_owner: "scalar", repository_owner_id: "id", repository_visibility: "scalar",
-  run_id: "id", run_number: "id", run_attempt: "id", runner_environment: "scalar", sha: "scalar",
-  workflow: "scalar", workflow_ref: "scalar", workflow_sha: "scalar",
+  iss: "scalar",
+  sub: "scalar",
+  aud: "list",
+  jti: "scalar",
+  iat: "scalar",
+  nbf: "scalar",
+  exp: "scalar",
+  actor: "scalar",
+  actor_id: "id",
+  base_ref: "scalar",
+  head_ref: "scalar",
+  check_run_id: "id",
+  enterprise: "scalar",
+  enterprise_id: "id",
+  environment: "scalar",
+  event_name: "scalar",
+  job_workflow_ref: "scalar",
+  job_workflow_sha: "scalar",
+  ref: "scalar",
+  ref_type: "scalar",
+  ref_protected: "scalar",
+  repository: "scalar",
+  repository_id: "id",
+  repository_owner: "scalar",
+  repository_owner_id: "id",
+  repository_visibility: "scalar",
+  run_id: "id",
+  run_number: "id",
+  run_attempt: "id",
+  runner_environment: "scalar",
+  sha: "scalar",
+  workflow: "scalar",
+  workflow_ref: "scalar",
+  workflow_sha: "scalar",
 };
 
 /** What a GitHub issuer's tokens must carry to be workflow job tokens. */
@@ -32,14 +59,36 @@ export const GITHUB_CI_CLAIMS = ["repository_id", "repository_owner_id", "run_id
  * `workflow_run` / `issue_comment` (privileged runs that pull-request authors can trigger).
  */
 export const GITHUB_UNTRUSTED_EVENTS = [
-  "pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment", "workflow_run", "issue_comment",
+  "pull_request",
+  "pull_request_target",
+  "pull_request_review",
+  "pull_request_review_comment",
+  "workflow_run",
+  "issue_comment",
 ] as const;
 
 /** Claims copied into minted tokens: strings that cloud conditions use; `actor` (a person) is left out. */
 export const GITHUB_COPIED_CLAIMS = [
-  "repository", "repository_id", "repository_owner", "repository_owner_id", "repository_visibility", "ref", "ref_type",
-  "ref_protected", "sha", "environment", "event_name", "workflow_ref", "workflow_sha", "job_workflow_ref", "job_workflow_sha",
-  "run_id", "run_attempt", "runner_environment", "enterprise", "enterprise_id",
+  "repository",
+  "repository_id",
+  "repository_owner",
+  "repository_owner_id",
+  "repository_visibility",
+  "ref",
+  "ref_type",
+  "ref_protected",
+  "sha",
+  "environment",
+  "event_name",
+  "workflow_ref",
+  "workflow_sha",
+  "job_workflow_ref",
+  "job_workflow_sha",
+  "run_id",
+  "run_attempt",
+  "runner_environment",
+  "enterprise",
+  "enterprise_id",
 ] as const;
 
 /**
@@ -58,13 +107,15 @@ export function githubIssuerUrlProblem(url: string): string | undefined {
   }
   const path = parsed.pathname.replace(/\/$/, "");
   if (parsed.hostname === "token.actions.githubusercontent.com" && /^(\/[A-Za-z0-9-]+)?$/.test(path)) return undefined;
-  if (/^token\.actions\.[a-z0-9-]+\.ghe\.com$/.test(parsed.hostname) && /^(\/[A-Za-z0-9-]+)?$/.test(path)) return undefined;
+  if (/^token\.actions\.[a-z0-9-]+\.ghe\.com$/.test(parsed.hostname) && /^(\/[A-Za-z0-9-]+)?$/.test(path))
+    return undefined;
   if (path === "/_services/token") return undefined;
   // Local stand-ins (`gatepass dev`, tests): http on loopback, which the Worker accepts only in development mode.
   if (parsed.protocol === "http:" && isLoopbackHost(parsed.hostname)) return undefined;
   return (
     `'${url}' is not a GitHub Actions issuer: use https://token.actions.githubusercontent.com, its enterprise form ` +
-    "https://token.actions.githubusercontent.com/<enterprise>, or GitHub Enterprise Server's https://HOST/_services/token"
+    "https://token.actions.githubusercontent.com/<enterprise>, or GitHub Enterprise Server's " +
+    "https://HOST/_services/token"
   );
 }
 
@@ -86,8 +137,10 @@ export function githubAudienceProblem(audience: string, issuerUrl: string): stri
   const owners = new Set(["github.com", issuerHost, issuerHost.replace(/^token\.actions\./, "")]);
   if (!owners.has(aud.hostname.toLowerCase()) || !/^\/[^/]+\/?$/.test(aud.pathname)) return undefined;
   return (
-    `'${audience}' is GitHub's default audience (the repository owner's URL), which every workflow of that owner gets without ` +
-    "asking and passes to other services: choose an audience for gatepass alone (e.g. https://gatepass.example.com) and request it " +
+    `'${audience}' is GitHub's default audience (the repository owner's URL), which every workflow of that owner ` +
+    `gets without ` +
+    "asking and passes to other services: choose an audience for gatepass alone (e.g. https://gatepass.example.com) " +
+    "and request it " +
     "with &audience= on ACTIONS_ID_TOKEN_REQUEST_URL (docs/github.md)"
   );
 }

@@ -105,7 +105,9 @@ function misbehave(req: IncomingMessage, res: ServerResponse, fault: IssuerFault
       return true;
     case "oversize": {
       const filler = `{"keys":[],"pad":"${"x".repeat(200 * 1024)}"}`;
-      res.writeHead(200, { "Content-Type": "application/json", "Content-Length": String(Buffer.byteLength(filler)) }).end(filler);
+      res
+        .writeHead(200, { "Content-Type": "application/json", "Content-Length": String(Buffer.byteLength(filler)) })
+        .end(filler);
       return true;
     }
     case "oversize-chunked": {
@@ -143,7 +145,10 @@ export function standinIssuerUrl(standinUrl: string, name: string): string {
 }
 
 export async function setIssuerScenario(standinUrl: string, name: string, scenario: IssuerScenario): Promise<void> {
-  const res = await fetch(`${standinIssuerUrl(standinUrl, name)}/_control`, { method: "PUT", body: JSON.stringify(scenario) });
+  const res = await fetch(`${standinIssuerUrl(standinUrl, name)}/_control`, {
+    method: "PUT",
+    body: JSON.stringify(scenario),
+  });
   if (!res.ok) throw new Error(`stand-in issuer control failed: ${res.status}`);
   await res.arrayBuffer();
 }

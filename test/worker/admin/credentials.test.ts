@@ -19,22 +19,59 @@ const now = () => Math.floor(Date.now() / 1000);
 let key: TestKey;
 
 beforeAll(async () => {
-  const pushed = (name: string) => ({ name, url: `https://${name}.corp.example`, audiences: ["https://gatepass.test"], keys: { source: "pushed" } });
+  const pushed = (name: string) => ({
+    name,
+    url: `https://${name}.corp.example`,
+    audiences: ["https://gatepass.test"],
+    keys: { source: "pushed" },
+  });
   const { policy, problems } = normalizePolicy(
-    [{ name: "issuers.yaml", value: { issuers: [pushed("alpha"), pushed("beta"), { name: "public", url: "https://gitlab.example.com", audiences: ["https://gatepass.test"] }] } }],
+    [
+      {
+        name: "issuers.yaml",
+        value: {
+          issuers: [
+            pushed("alpha"),
+            pushed("beta"),
+            { name: "public", url: "https://gitlab.example.com", audiences: ["https://gatepass.test"] },
+          ],
+        },
+      },
+    ],
     "source",
   );
   expect(problems).toEqual([]);
-  await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, (await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: new Date().toISOString() })).text);
+  await env.POLICIES.put(
+    ACTIVE_SNAPSHOT_KEY,
+    (await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: new Date().toISOString() })).text,
+  );
   key = await createTestKey();
 });
 
 /** A credential stored as `gatepass jwks credential create` stores it: bound to the issuer's live URL unless issuerUrl says otherwise. */
-async function credential(issuer: string, row: { expiresAt?: number; revokedAt?: number; issuerUrl?: string | null } = {}): Promise<{ id: string; credential: string }> {
+async function credential(
+  issuer: string,
+  row: { expiresAt?: number; revokedAt?: number; issuerUrl?: string | null } = {},
+): Promise<{ id: string; credential: string }> {
   const created = await newPushCredential();
-  const issuerUrl = row.issuerUrl === undefined ? (issuer === "public" ? "https://gitlab.example.com" : `https://${issuer}.corp.example`) : row.issuerUrl;
-  await env.DB.prepare("INSERT INTO push_credentials (id, issuer, issuer_url, secret_sha256, created_by, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, 'test', ?, ?, ?)")
-    .bind(created.id, issuer, issuerUrl, created.secretSha256, now(), row.expiresAt ?? now() + 3600, row.revokedAt ?? null)
+  const issuerUrl =
+    row.issuerUrl === undefined
+      ? issuer === "public"
+        ? "https://gitlab.example.com"
+        : `https://${issuer}.corp.example`
+      : row.issuerUrl;
+  await env.DB.prepare(
+    "INSERT INTO push_credentials (id, issuer, issuer_url, secret_sha256, created_by, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, 'test', ?, ?, ?)",
+  )
+    .bind(
+      created.id,
+      issuer,
+      issuerUrl,
+      created.secretSha256,
+      now(),
+      row.expiresAt ?? now() + 3600,
+      row.revokedAt ?? null,
+    )
     .run();
   return created;
 }
@@ -50,20 +87,38 @@ async function send(path: string, init: RequestInit, bindings: Env = env as unkn
   const ctx = createExecutionContext();
   const res = await app.request(`https://gatepass.test${path}`, init, bindings, ctx);
   await waitOnExecutionContext(ctx);
-  return { status: res.status, body: (await res.json()) as Record<string, any>, requestId: res.headers.get("X-Request-Id")! };
+  return {
+    status: res.status,
+    body: (await res.json()) as Record<string, any>,
+    requestId: res.headers.get("X-Request-Id")!,
+  };
 }
 
 const push = (issuer: string, bearer: string, bindings?: Env) =>
-  send(`/v1/admin/issuers/${issuer}/jwks`, { method: "PUT", headers: { Authorization: `Bearer ${bearer}`, "Content-Type": "application/json" }, body: JSON.stringify(jwksOf(key)) }, bindings);
+  send(
+    `/v1/admin/issuers/${issuer}/jwks`,
+    {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${bearer}`, "Content-Type": "application/json" },
+      body: JSON.stringify(jwksOf(key)),
+    },
+    bindings,
+  );
 
 async function auditRow(requestId: string): Promise<Record<string, unknown>> {
-  const row = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ?").bind(requestId).first<Record<string, unknown>>();
+  const row = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ?")
+    .bind(requestId)
+    .first<Record<string, unknown>>();
   expect(row).not.toBeNull();
   return row!;
 }
 
-const lastUsed = async (id: string) => (await env.DB.prepare("SELECT last_used_at FROM push_credentials WHERE id = ?").bind(id).first<{ last_used_at: number | null }>())!.last_used_at;
-const stored = async (issuer: string) => JSON.parse((await env.JWKS.get(jwksStorageKey(issuer))) ?? "null") as StoredKeySet | null;
+const lastUsed = async (id: string) =>
+  (await env.DB.prepare("SELECT last_used_at FROM push_credentials WHERE id = ?")
+    .bind(id)
+    .first<{ last_used_at: number | null }>())!.last_used_at;
+const stored = async (issuer: string) =>
+  JSON.parse((await env.JWKS.get(jwksStorageKey(issuer))) ?? "null") as StoredKeySet | null;
 
 describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
   it("pushes keys for its own issuer: the record and the audit row name the credential's id, its last use is noted", async () => {
@@ -73,7 +128,14 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
     expect(await stored("alpha")).toMatchObject({ source: "pushed", pushed_by: alpha.id, keys: [{ kid: key.kid }] });
     expect(await lastUsed(alpha.id)).toBeGreaterThanOrEqual(now() - 5);
     const row = await auditRow(answer.requestId);
-    expect(row).toMatchObject({ route: "PUT /v1/admin/issuers/:name/jwks", actor: alpha.id, issuer: "alpha", decision: "allow", status: 200, error_code: null });
+    expect(row).toMatchObject({
+      route: "PUT /v1/admin/issuers/:name/jwks",
+      actor: alpha.id,
+      issuer: "alpha",
+      decision: "allow",
+      status: 200,
+      error_code: null,
+    });
     expect(JSON.stringify(row)).not.toContain(alpha.credential.slice(alpha.id.length));
   });
 
@@ -82,17 +144,32 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
     const before = await env.JWKS.get(jwksStorageKey("beta"));
     const alpha = await credential("alpha");
     const answer = await push("beta", alpha.credential);
-    expect(answer).toMatchObject({ status: 403, body: { code: "push_credential_wrong_issuer", error: "access_denied" } });
-    expect(answer.body.error_description).toBe("This push credential pushes keys for issuer alpha only, not beta; use the credential created with --issuer beta.");
+    expect(answer).toMatchObject({
+      status: 403,
+      body: { code: "push_credential_wrong_issuer", error: "access_denied" },
+    });
+    expect(answer.body.error_description).toBe(
+      "This push credential pushes keys for issuer alpha only, not beta; use the credential created with --issuer beta.",
+    );
     expect(await env.JWKS.get(jwksStorageKey("beta"))).toBe(before);
-    expect(await auditRow(answer.requestId)).toMatchObject({ actor: alpha.id, issuer: "beta", decision: "deny", status: 403, error_code: "push_credential_wrong_issuer" });
+    expect(await auditRow(answer.requestId)).toMatchObject({
+      actor: alpha.id,
+      issuer: "beta",
+      decision: "deny",
+      status: 403,
+      error_code: "push_credential_wrong_issuer",
+    });
     expect(await lastUsed(alpha.id)).toBeNull();
   });
 
   it.each([
     ["an expired credential", "push_credential_expired", { expiresAt: now() - 1 }],
     ["a revoked credential", "push_credential_revoked", { revokedAt: now() - 60 }],
-    ["a revoked credential that also expired", "push_credential_revoked", { revokedAt: now() - 60, expiresAt: now() - 1 }],
+    [
+      "a revoked credential that also expired",
+      "push_credential_revoked",
+      { revokedAt: now() - 60, expiresAt: now() - 1 },
+    ],
   ])("refuses %s with %s and stores nothing", async (_name, code, row) => {
     const issuerCredential = await credential("alpha", row);
     const before = await env.JWKS.get(jwksStorageKey("alpha"));
@@ -107,10 +184,19 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
     const t = now() + 7 * 86400;
     const at = (seconds: number) => createApp({ ...defaultDeps, now: () => seconds * 1000 });
     const alpha = await credential("alpha", { expiresAt: t });
-    const request = () => ({ method: "PUT", headers: { Authorization: `Bearer ${alpha.credential}` }, body: JSON.stringify(jwksOf(key)) });
-    expect((await at(t - 1).request("https://gatepass.test/v1/admin/issuers/alpha/jwks", request(), env)).status).toBe(200);
+    const request = () => ({
+      method: "PUT",
+      headers: { Authorization: `Bearer ${alpha.credential}` },
+      body: JSON.stringify(jwksOf(key)),
+    });
+    expect((await at(t - 1).request("https://gatepass.test/v1/admin/issuers/alpha/jwks", request(), env)).status).toBe(
+      200,
+    );
     const expired = await at(t).request("https://gatepass.test/v1/admin/issuers/alpha/jwks", request(), env);
-    expect({ status: expired.status, body: await expired.json() }).toMatchObject({ status: 401, body: { code: "push_credential_expired" } });
+    expect({ status: expired.status, body: await expired.json() }).toMatchObject({
+      status: 401,
+      body: { code: "push_credential_expired" },
+    });
   });
 
   it("answers an unknown id and a wrong secret alike (push_credential_invalid), so ids cannot be probed", async () => {
@@ -118,11 +204,22 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
     const unknownId = (await newPushCredential()).credential;
     const wrongSecret = `${alpha.id}_${"0".repeat(64)}`;
     const lastCharFlipped = `${alpha.credential.slice(0, -1)}${alpha.credential.endsWith("0") ? "1" : "0"}`;
-    const answers = [await push("alpha", unknownId), await push("alpha", wrongSecret), await push("alpha", lastCharFlipped)];
-    for (const answer of answers) expect(answer).toMatchObject({ status: 401, body: { code: "push_credential_invalid" } });
+    const answers = [
+      await push("alpha", unknownId),
+      await push("alpha", wrongSecret),
+      await push("alpha", lastCharFlipped),
+    ];
+    for (const answer of answers)
+      expect(answer).toMatchObject({ status: 401, body: { code: "push_credential_invalid" } });
     expect(new Set(answers.map((a) => a.body.error_description)).size).toBe(1);
     // A wrong secret proves nothing: the id it names is only claimed (issue 30), never the row's actor.
-    expect(await auditRow(answers[1]!.requestId)).toMatchObject({ actor: null, claimed_actor: alpha.id, issuer: null, claimed_issuer: "alpha", error_code: "push_credential_invalid" });
+    expect(await auditRow(answers[1]!.requestId)).toMatchObject({
+      actor: null,
+      claimed_actor: alpha.id,
+      issuer: null,
+      claimed_issuer: "alpha",
+      error_code: "push_credential_invalid",
+    });
     expect(await lastUsed(alpha.id)).toBeNull();
   });
 
@@ -130,9 +227,21 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
     const alpha = await credential("alpha");
     const noDatabase = {
       ...(env as unknown as Env),
-      DB: { prepare: () => { throw new Error("D1 must not be read for a malformed credential"); } } as unknown as D1Database,
+      DB: {
+        prepare: () => {
+          throw new Error("D1 must not be read for a malformed credential");
+        },
+      } as unknown as D1Database,
     };
-    for (const malformed of ["gpk_", "gpk_123", `${alpha.credential}0`, alpha.credential.slice(0, -1), alpha.credential.toUpperCase().replace("GPK_", "gpk_"), alpha.id, `${alpha.id}-${alpha.credential.slice(21)}`]) {
+    for (const malformed of [
+      "gpk_",
+      "gpk_123",
+      `${alpha.credential}0`,
+      alpha.credential.slice(0, -1),
+      alpha.credential.toUpperCase().replace("GPK_", "gpk_"),
+      alpha.id,
+      `${alpha.id}-${alpha.credential.slice(21)}`,
+    ]) {
       const answer = await push("alpha", malformed, noDatabase);
       expect(answer, malformed).toMatchObject({ status: 401, body: { code: "push_credential_invalid" } });
     }
@@ -141,7 +250,14 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
   it("fails closed when D1 cannot be read: internal_error with a sentence, nothing stored", async () => {
     const alpha = await credential("alpha");
     const before = await env.JWKS.get(jwksStorageKey("alpha"));
-    const failing = { ...(env as unknown as Env), DB: { prepare: () => { throw new Error("D1 is down"); } } as unknown as D1Database };
+    const failing = {
+      ...(env as unknown as Env),
+      DB: {
+        prepare: () => {
+          throw new Error("D1 is down");
+        },
+      } as unknown as D1Database,
+    };
     const answer = await push("alpha", alpha.credential, failing);
     expect(answer).toMatchObject({ status: 500, body: { code: "internal_error" } });
     expect(answer.body.error_description).toContain("could not check the push credential");
@@ -151,7 +267,10 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
   it("works without GATEPASS_ADMIN_TOKEN, where any other bearer gets admin_disabled", async () => {
     const noAdmin = { ...(env as unknown as Env), GATEPASS_ADMIN_TOKEN: undefined };
     const alpha = await credential("alpha");
-    expect(await push("alpha", alpha.credential, noAdmin)).toMatchObject({ status: 200, body: { pushed_by: alpha.id } });
+    expect(await push("alpha", alpha.credential, noAdmin)).toMatchObject({
+      status: 200,
+      body: { pushed_by: alpha.id },
+    });
     const other = await push("alpha", "test-admin-token", noAdmin);
     expect(other).toMatchObject({ status: 403, body: { code: "admin_disabled" } });
     expect(other.body.error_description).toContain("takes only a push credential");
@@ -174,7 +293,10 @@ describe("PUT /v1/admin/issuers/:name/jwks with a push credential", () => {
  * A push whose body is held back until the test releases it: `requested` resolves when gatepass starts
  * reading the body (authentication is done by then), so the test can act in between without sleeping.
  */
-function heldPush(bearer: string, pushApp = app): { requested: Promise<void>; release: () => void; answer: Promise<Answer> } {
+function heldPush(
+  bearer: string,
+  pushApp = app,
+): { requested: Promise<void>; release: () => void; answer: Promise<Answer> } {
   let requested!: () => void;
   let release!: () => void;
   const requestedP = new Promise<void>((resolve) => (requested = resolve));
@@ -192,9 +314,18 @@ function heldPush(bearer: string, pushApp = app): { requested: Promise<void>; re
   );
   const answer = (async () => {
     const ctx = createExecutionContext();
-    const res = await pushApp.request("https://gatepass.test/v1/admin/issuers/alpha/jwks", { method: "PUT", headers: { Authorization: `Bearer ${bearer}` }, body, duplex: "half" } as RequestInit, env, ctx);
+    const res = await pushApp.request(
+      "https://gatepass.test/v1/admin/issuers/alpha/jwks",
+      { method: "PUT", headers: { Authorization: `Bearer ${bearer}` }, body, duplex: "half" } as RequestInit,
+      env,
+      ctx,
+    );
     await waitOnExecutionContext(ctx);
-    return { status: res.status, body: (await res.json()) as Record<string, any>, requestId: res.headers.get("X-Request-Id")! };
+    return {
+      status: res.status,
+      body: (await res.json()) as Record<string, any>,
+      requestId: res.headers.get("X-Request-Id")!,
+    };
   })();
   return { requested: requestedP, release, answer };
 }
@@ -206,7 +337,9 @@ describe("a push credential is checked again when the keys are written", () => {
     const alpha = await credential("alpha");
     const held = heldPush(alpha.credential);
     await held.requested; // authenticated: gatepass is reading the body
-    await env.DB.prepare("UPDATE push_credentials SET revoked_at = ?, revoked_by = 'test' WHERE id = ?").bind(now(), alpha.id).run();
+    await env.DB.prepare("UPDATE push_credentials SET revoked_at = ?, revoked_by = 'test' WHERE id = ?")
+      .bind(now(), alpha.id)
+      .run();
     held.release();
     const answer = await held.answer;
     expect(answer).toMatchObject({ status: 401, body: { code: "push_credential_revoked" } });
@@ -227,20 +360,35 @@ describe("a push credential is checked again when the keys are written", () => {
 
   it("a push that is refused after authentication (an invalid key set) does not count as a use", async () => {
     const alpha = await credential("alpha");
-    const answer = await send("/v1/admin/issuers/alpha/jwks", { method: "PUT", headers: { Authorization: `Bearer ${alpha.credential}` }, body: JSON.stringify({ keys: [{ kty: "oct", k: "c2VjcmV0" }] }) });
+    const answer = await send("/v1/admin/issuers/alpha/jwks", {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${alpha.credential}` },
+      body: JSON.stringify({ keys: [{ kty: "oct", k: "c2VjcmV0" }] }),
+    });
     expect(answer).toMatchObject({ status: 400, body: { code: "jwks_invalid" } });
     expect(await lastUsed(alpha.id)).toBeNull();
   });
 
   it.each([
-    ["made for the issuer at another URL (its name was reused)", "https://old-alpha.corp.example", "was made for issuer alpha at https://old-alpha.corp.example; the live policy has alpha at https://alpha.corp.example."],
-    ["made before credentials were bound to URLs", null, "was made before credentials were bound to their issuer's URL"],
+    [
+      "made for the issuer at another URL (its name was reused)",
+      "https://old-alpha.corp.example",
+      "was made for issuer alpha at https://old-alpha.corp.example; the live policy has alpha at https://alpha.corp.example.",
+    ],
+    [
+      "made before credentials were bound to URLs",
+      null,
+      "was made before credentials were bound to their issuer's URL",
+    ],
   ])("refuses a credential %s with push_credential_issuer_changed, storing nothing", async (_name, issuerUrl, says) => {
     await push("alpha", "test-admin-token");
     const before = await env.JWKS.get(jwksStorageKey("alpha"));
     const alpha = await credential("alpha", { issuerUrl });
     const answer = await push("alpha", alpha.credential);
-    expect(answer).toMatchObject({ status: 403, body: { code: "push_credential_issuer_changed", error: "access_denied" } });
+    expect(answer).toMatchObject({
+      status: 403,
+      body: { code: "push_credential_issuer_changed", error: "access_denied" },
+    });
     expect(answer.body.error_description).toContain(says);
     expect(answer.body.error_description).toContain("gatepass jwks credential create --issuer alpha");
     expect(await env.JWKS.get(jwksStorageKey("alpha"))).toBe(before);
@@ -255,9 +403,15 @@ describe("a push credential does nothing else", () => {
       .filter((route) => route.path.startsWith("/v1/admin/") && route.method !== "ALL")
       .filter((route) => !(route.method === "PUT" && route.path === "/v1/admin/issuers/:name/jwks"))
       .map((route) => ({ method: route.method, path: route.path.replace(":name", "alpha") }));
-    expect(others.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(["GET /v1/admin/status", "GET /v1/admin/audit"]));
+    expect(others.map((r) => `${r.method} ${r.path}`)).toEqual(
+      expect.arrayContaining(["GET /v1/admin/status", "GET /v1/admin/audit"]),
+    );
     // The push path with another method, and paths no route serves, want the admin token too.
-    others.push({ method: "GET", path: "/v1/admin/issuers/alpha/jwks" }, { method: "DELETE", path: "/v1/admin/issuers/alpha/jwks" }, { method: "GET", path: "/v1/admin/credentials" });
+    others.push(
+      { method: "GET", path: "/v1/admin/issuers/alpha/jwks" },
+      { method: "DELETE", path: "/v1/admin/issuers/alpha/jwks" },
+      { method: "GET", path: "/v1/admin/credentials" },
+    );
     for (const { method, path } of others) {
       const answer = await send(path, { method, headers: { Authorization: `Bearer ${alpha.credential}` } });
       expect(answer, `${method} ${path}`).toMatchObject({ status: 401, body: { code: "admin_unauthorized" } });
@@ -271,7 +425,10 @@ describe("a push credential does nothing else", () => {
     const alpha = await credential("alpha");
     for (const path of ["/v1/admin/status", "/v1/admin/audit"]) {
       for (const bearer of [alpha.credential, "test-admin-token"]) {
-        expect(await send(path, { headers: { Authorization: `Bearer ${bearer}` } }, noAdmin), path).toMatchObject({ status: 403, body: { code: "admin_disabled" } });
+        expect(await send(path, { headers: { Authorization: `Bearer ${bearer}` } }, noAdmin), path).toMatchObject({
+          status: 403,
+          body: { code: "admin_disabled" },
+        });
       }
     }
   });

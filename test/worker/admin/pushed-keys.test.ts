@@ -12,7 +12,12 @@ import { normalizePolicy } from "../../../src/policy/policy-schema";
 import { buildSnapshot } from "../../../src/policy/snapshot-format";
 import { ACTIVE_SNAPSHOT_KEY } from "../../../src/policy/active-policy";
 import type { IssuerConfig } from "../../../src/types";
-import { jwksStorageKey, parseStoredKeySet, pushedKeySet, type StoredKeySet } from "../../../src/issuer-keys/stored-key-set";
+import {
+  jwksStorageKey,
+  parseStoredKeySet,
+  pushedKeySet,
+  type StoredKeySet,
+} from "../../../src/issuer-keys/stored-key-set";
 import type { PublicJwk } from "../../../src/issuer-keys/key-set-validation";
 import { createTestKey, gitlabClaims, jwksOf, signToken, type TestKey } from "../../support/tokens";
 
@@ -28,12 +33,28 @@ let c: TestKey;
 
 beforeAll(async () => {
   const { policy, problems } = normalizePolicy(
-    [{ name: "issuers.yaml", value: { issuers: ISSUERS.map((name) => ({ name, url: url(name), audiences: [AUDIENCE], keys: { source: "pushed" }, max_token_age: MAX_TOKEN_AGE })) } }],
+    [
+      {
+        name: "issuers.yaml",
+        value: {
+          issuers: ISSUERS.map((name) => ({
+            name,
+            url: url(name),
+            audiences: [AUDIENCE],
+            keys: { source: "pushed" },
+            max_token_age: MAX_TOKEN_AGE,
+          })),
+        },
+      },
+    ],
     "source",
   );
   expect(problems).toEqual([]);
   issuers = policy.issuers;
-  await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, (await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: new Date().toISOString() })).text);
+  await env.POLICIES.put(
+    ACTIVE_SNAPSHOT_KEY,
+    (await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: new Date().toISOString() })).text,
+  );
   [a, b, c] = await Promise.all([createTestKey(), createTestKey(), createTestKey()]);
 });
 
@@ -54,7 +75,11 @@ function isolate(start: number) {
       clock = seconds;
     },
     push: (issuer: string, keys: TestKey[], query = "") =>
-      request(`/v1/admin/issuers/${issuer}/jwks${query}`, { method: "PUT", headers: { Authorization: "Bearer test-admin-token" }, body: JSON.stringify(jwksOf(...keys)) }),
+      request(`/v1/admin/issuers/${issuer}/jwks${query}`, {
+        method: "PUT",
+        headers: { Authorization: "Bearer test-admin-token" },
+        body: JSON.stringify(jwksOf(...keys)),
+      }),
     /**
      * whoami with a token of `issuer` signed by `key`, issued now: "verified", or the refusal's code as
      * logged (the wire says token_unverified for every unverified token; the log line keeps the reason).
@@ -63,7 +88,9 @@ function isolate(start: number) {
       const token = await signToken(key, gitlabClaims({ issuer: url(issuer), audience: AUDIENCE, now: clock }));
       const logged = vi.spyOn(console, "log").mockImplementation(() => {});
       const { status, body } = await request("/v1/whoami", { headers: { Authorization: `Bearer ${token}` } });
-      const line = logged.mock.calls.map(([text]) => JSON.parse(String(text))).find((entry) => entry.event === "request");
+      const line = logged.mock.calls
+        .map(([text]) => JSON.parse(String(text)))
+        .find((entry) => entry.event === "request");
       logged.mockRestore();
       if (status === 200) return "verified";
       expect(body.code).toBe("token_unverified");
@@ -133,7 +160,10 @@ describe("keys a push removes", () => {
     await gp.push("extend", [a]);
     const before = await env.JWKS.get(jwksStorageKey("extend"));
     for (const query of ["?previous=yes", "?previous=keep&previous=drop", "?previous=", "?grace=0"]) {
-      expect(await gp.push("extend", [c], query), query).toMatchObject({ status: 400, body: { code: "request_invalid" } });
+      expect(await gp.push("extend", [c], query), query).toMatchObject({
+        status: 400,
+        body: { code: "request_invalid" },
+      });
     }
     expect(await env.JWKS.get(jwksStorageKey("extend"))).toBe(before);
   });
@@ -154,7 +184,9 @@ describe("keys a push removes", () => {
     const parsed = parseStoredKeySet(JSON.stringify(record), issuer)!;
     expect(parsed.retired).toEqual([{ key: expect.objectContaining({ kid: a.kid }), until: 5_000 }]);
     expect(parsed.pushed_by).toBe("admin");
-    expect(parseStoredKeySet(JSON.stringify({ ...record, pushed_by: "x".repeat(257) }), issuer)!.pushed_by).toBeUndefined();
+    expect(
+      parseStoredKeySet(JSON.stringify({ ...record, pushed_by: "x".repeat(257) }), issuer)!.pushed_by,
+    ).toBeUndefined();
   });
 });
 
@@ -167,8 +199,16 @@ describe("GET /v1/admin/status for pushed issuers", () => {
     gp.at(t0 + 30 * 60);
     const fresh = (await gp.status()).body.issuers.find((i: { name: string }) => i.name === "status");
     expect(fresh).toEqual({
-      name: "status", source: "pushed", fetched_at: t0, fresh_until: expect.any(Number), kids: [b.kid], last_error: null,
-      age_seconds: 30 * 60, pushed_by: "admin", retired: [{ kid: a.kid, until: t0 + GRACE }], stale: false,
+      name: "status",
+      source: "pushed",
+      fetched_at: t0,
+      fresh_until: expect.any(Number),
+      kids: [b.kid],
+      last_error: null,
+      age_seconds: 30 * 60,
+      pushed_by: "admin",
+      retired: [{ kid: a.kid, until: t0 + GRACE }],
+      stale: false,
     });
     gp.at(t0 + 2 * 3600 + 1);
     const stale = (await gp.status()).body.issuers.find((i: { name: string }) => i.name === "status");
@@ -182,7 +222,12 @@ describe("the cron's pushed_keys_stale warning", () => {
   it("names pushed issuers whose last push is older than PUSHED_KEYS_WARN_AFTER_HOURS, and those never pushed", async () => {
     const now = Math.floor(Date.now() / 1000);
     const put = (name: string, age: number) =>
-      env.JWKS.put(jwksStorageKey(name), JSON.stringify(pushedKeySet(url(name), [a.publicJwk as PublicJwk], now - age, { pushedBy: "gpk_0123456789abcdef" })));
+      env.JWKS.put(
+        jwksStorageKey(name),
+        JSON.stringify(
+          pushedKeySet(url(name), [a.publicJwk as PublicJwk], now - age, { pushedBy: "gpk_0123456789abcdef" }),
+        ),
+      );
     await put("fresh", 90 * 60);
     await put("old", 150 * 60);
     const warned = async (bindings: Env) => {
@@ -190,7 +235,9 @@ describe("the cron's pushed_keys_stale warning", () => {
       const ctx = createExecutionContext();
       await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), bindings, ctx);
       await waitOnExecutionContext(ctx);
-      const events = warn.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((e) => e.event === "pushed_keys_stale");
+      const events = warn.mock.calls
+        .map(([line]) => JSON.parse(String(line)) as Record<string, unknown>)
+        .filter((e) => e.event === "pushed_keys_stale");
       warn.mockRestore();
       return Object.fromEntries(events.map((e) => [e.issuer, e]));
     };
@@ -198,7 +245,13 @@ describe("the cron's pushed_keys_stale warning", () => {
     const byDefault = await warned({ ...(env as unknown as Env) });
     expect(Object.keys(byDefault).sort()).toEqual(expect.arrayContaining(["never", "old"]));
     expect(byDefault).not.toHaveProperty("fresh");
-    expect(byDefault.old).toMatchObject({ level: "warn", age_seconds: expect.any(Number), pushed_by: "gpk_0123456789abcdef", kids: [a.kid], warn_after_seconds: 2 * 3600 });
+    expect(byDefault.old).toMatchObject({
+      level: "warn",
+      age_seconds: expect.any(Number),
+      pushed_by: "gpk_0123456789abcdef",
+      kids: [a.kid],
+      warn_after_seconds: 2 * 3600,
+    });
     expect(byDefault.old!.last_push).toBe(new Date((now - 150 * 60) * 1000).toISOString());
     expect(byDefault.never).toMatchObject({ age_seconds: null, last_push: null, kids: [] });
 
@@ -211,7 +264,8 @@ describe("the cron's pushed_keys_stale warning", () => {
 });
 
 describe("PUSHED_KEYS_WARN_AFTER_HOURS", () => {
-  const config = (value: string | undefined) => readConfig({ ...(env as unknown as Env), PUSHED_KEYS_WARN_AFTER_HOURS: value });
+  const config = (value: string | undefined) =>
+    readConfig({ ...(env as unknown as Env), PUSHED_KEYS_WARN_AFTER_HOURS: value });
 
   it("defaults to 2 hours and takes whole hours from 1 to 720", () => {
     expect(config(undefined).pushedKeysWarnAfterSeconds).toBe(2 * TIME.HOUR);
@@ -220,7 +274,15 @@ describe("PUSHED_KEYS_WARN_AFTER_HOURS", () => {
     expect(config("720").pushedKeysWarnAfterSeconds).toBe(720 * TIME.HOUR);
   });
 
-  it.each(["0", "721", "2h", "1.5", "-1", " 2", "two", "99999"])("refuses %j with config_invalid naming the variable", (value) => {
-    expect(() => config(value)).toThrow(expect.objectContaining({ code: "config_invalid", cause: expect.objectContaining({ message: expect.stringContaining("PUSHED_KEYS_WARN_AFTER_HOURS") }) }));
-  });
+  it.each(["0", "721", "2h", "1.5", "-1", " 2", "two", "99999"])(
+    "refuses %j with config_invalid naming the variable",
+    (value) => {
+      expect(() => config(value)).toThrow(
+        expect.objectContaining({
+          code: "config_invalid",
+          cause: expect.objectContaining({ message: expect.stringContaining("PUSHED_KEYS_WARN_AFTER_HOURS") }),
+        }),
+      );
+    },
+  );
 });

@@ -29,7 +29,14 @@ let version: string;
 
 beforeAll(async () => {
   const source = {
-    issuers: [{ name: "corp-gitlab", url: "https://gitlab.example.com", audiences: ["https://gatepass.test"], keys: { source: "pushed" } }],
+    issuers: [
+      {
+        name: "corp-gitlab",
+        url: "https://gitlab.example.com",
+        audiences: ["https://gatepass.test"],
+        keys: { source: "pushed" },
+      },
+    ],
     targets: [
       { name: "reader", type: "oidc", audience: "read.example" },
       { name: "reader-rsa", type: "oidc", audience: "rsa-only.example", signing_alg: "RS256" },
@@ -44,19 +51,48 @@ beforeAll(async () => {
 
   const writer = new AuditWriter(defaultDeps, briefLinger);
   const event = (overrides: Partial<AuditEvent>): AuditEvent => ({
-    ...buildAuditEvent({ route: "POST /v1/credentials/:target" }, { requestId: crypto.randomUUID(), status: 200, now: Date.now() }),
+    ...buildAuditEvent(
+      { route: "POST /v1/credentials/:target" },
+      { requestId: crypto.randomUUID(), status: 200, now: Date.now() },
+    ),
     ...overrides,
   });
-  await writer.write(env, event({ project_path: "platform/infra", project_id: "42", target: "reader", decision: "allow" }));
-  await writer.write(env, event({ project_path: "platform/infra", project_id: "42", target: "reader", decision: "deny", status: 403, error_code: "policy_denied" }));
-  await writer.write(env, event({ project_path: "other/app", project_id: "7", target: "reader", decision: "deny", status: 403, error_code: "policy_denied" }));
+  await writer.write(
+    env,
+    event({ project_path: "platform/infra", project_id: "42", target: "reader", decision: "allow" }),
+  );
+  await writer.write(
+    env,
+    event({
+      project_path: "platform/infra",
+      project_id: "42",
+      target: "reader",
+      decision: "deny",
+      status: 403,
+      error_code: "policy_denied",
+    }),
+  );
+  await writer.write(
+    env,
+    event({
+      project_path: "other/app",
+      project_id: "7",
+      target: "reader",
+      decision: "deny",
+      status: 403,
+      error_code: "policy_denied",
+    }),
+  );
 });
 
 describe("admin authentication", () => {
   it("refuses status and audit without the admin token, with admin_unauthorized", async () => {
     for (const path of ["/v1/admin/status", "/v1/admin/audit"]) {
       expect(await get(path, {})).toMatchObject({ status: 401, body: { code: "admin_unauthorized" } });
-      expect(await get(path, { Authorization: "Bearer test-admin-toke" })).toMatchObject({ status: 401, body: { code: "admin_unauthorized" } });
+      expect(await get(path, { Authorization: "Bearer test-admin-toke" })).toMatchObject({
+        status: 401,
+        body: { code: "admin_unauthorized" },
+      });
     }
   });
 
@@ -64,7 +100,10 @@ describe("admin authentication", () => {
     expect((await get("/v1/admin/status", { Authorization: "Bearer \t test-admin-token" })).status).toBe(200);
     // Padded inside: fetch strips trailing whitespace from header values.
     const padded = `Bearer${" \t".repeat(550)}test-admin-token`;
-    expect(await get("/v1/admin/status", { Authorization: padded })).toMatchObject({ status: 401, body: { code: "admin_unauthorized" } });
+    expect(await get("/v1/admin/status", { Authorization: padded })).toMatchObject({
+      status: 401,
+      body: { code: "admin_unauthorized" },
+    });
   });
 });
 
@@ -75,10 +114,16 @@ describe("GET /v1/admin/status", () => {
     expect(body.policy).toMatchObject({ version, created_at: "2026-11-24T00:00:00.000Z", last_error: null });
     expect(body.issuers).toEqual([expect.objectContaining({ name: "corp-gitlab", source: "pushed" })]);
     // Development mode without a secret: ephemeral keys, one ES256 key signing.
-    expect(body.signing_keys.keys).toEqual(expect.arrayContaining([expect.objectContaining({ alg: "ES256", status: "current" })]));
+    expect(body.signing_keys.keys).toEqual(
+      expect.arrayContaining([expect.objectContaining({ alg: "ES256", status: "current" })]),
+    );
     expect(body.signing_keys.targets_without_key).toEqual([]);
     expect(body.errors_last_hour).toMatchObject({ policy_denied: 2 });
-    expect(body.audit).toMatchObject({ write_failures_this_isolate: 0, last_failure: null, logged_over_cap_this_isolate: 0 });
+    expect(body.audit).toMatchObject({
+      write_failures_this_isolate: 0,
+      last_failure: null,
+      logged_over_cap_this_isolate: 0,
+    });
   });
 
   it("reports this isolate's audit queue, so an operator sees a flood: depth, bytes, folded refusals", async () => {
@@ -86,25 +131,37 @@ describe("GET /v1/admin/status", () => {
     services.audit = new AuditWriter(defaultDeps, undefined, noRateBudget()); // the queue's own caps, as under a stalled D1
     const held = countingDb("until-released");
     for (let i = 0; i < MAX_AUDIT_QUEUED_JUNK_EVENTS + 40; i++) void services.audit.write(held.env, refusal());
-    const res = await createApp(defaultDeps, services).request("https://gatepass.test/v1/admin/status", { headers: ADMIN }, env);
+    const res = await createApp(defaultDeps, services).request(
+      "https://gatepass.test/v1/admin/status",
+      { headers: ADMIN },
+      env,
+    );
     const body = (await res.json()) as Record<string, any>;
     expect(body.audit).toMatchObject({
-      queued_events: MAX_AUDIT_QUEUED_JUNK_EVENTS, queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS, inserts_in_flight: 3,
-      folded_refusals_this_isolate: 40, folded_refusals_unwritten: 40, logged_over_cap_this_isolate: 0,
+      queued_events: MAX_AUDIT_QUEUED_JUNK_EVENTS,
+      queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS,
+      inserts_in_flight: 3,
+      folded_refusals_this_isolate: 40,
+      folded_refusals_unwritten: 40,
+      logged_over_cap_this_isolate: 0,
       queue_limit: { events: expect.any(Number), bytes: expect.any(Number) },
-      junk_rows_today: expect.any(Number), junk_not_stored_over_daily_cap_this_isolate: 0,
+      junk_rows_today: expect.any(Number),
+      junk_not_stored_over_daily_cap_this_isolate: 0,
     });
     expect(body.request_log).toMatchObject({ lines_per_second: expect.any(Number), folded_lines_this_isolate: 0 });
     expect(body.audit.queued_bytes).toBeGreaterThan(0);
   });
 
   it("counts each refusal a summary row folded in errors_last_hour", async () => {
-    const count = async () => ((await get("/v1/admin/status")).body.errors_last_hour.token_malformed as number | undefined) ?? 0;
+    const count = async () =>
+      ((await get("/v1/admin/status")).body.errors_last_hour.token_malformed as number | undefined) ?? 0;
     const before = await count();
     const db = countingDb("until-released");
     const clock = testClock(); // its linger moves it, so the summaries' window ends
     const writer = new AuditWriter(clock.deps, clock.sleep, noRateBudget());
-    const writes = Array.from({ length: MAX_AUDIT_QUEUED_JUNK_EVENTS + 25 }, () => writer.write(db.env, refusal({ ts: new Date().toISOString() })));
+    const writes = Array.from({ length: MAX_AUDIT_QUEUED_JUNK_EVENTS + 25 }, () =>
+      writer.write(db.env, refusal({ ts: new Date().toISOString() })),
+    );
     db.release();
     await Promise.all(writes);
     expect(await count()).toBe(before + MAX_AUDIT_QUEUED_JUNK_EVENTS + 25);
@@ -112,7 +169,11 @@ describe("GET /v1/admin/status", () => {
 
   it("names the targets whose signing algorithm has no current key (they would answer signing_unavailable)", async () => {
     const esOnly = serializeSecret(await generateSecret(["ES256"], Math.floor(Date.now() / 1000)));
-    const res = await createApp(defaultDeps).request("https://gatepass.test/v1/admin/status", { headers: ADMIN }, { ...env, GATEPASS_SIGNING_KEYS: esOnly });
+    const res = await createApp(defaultDeps).request(
+      "https://gatepass.test/v1/admin/status",
+      { headers: ADMIN },
+      { ...env, GATEPASS_SIGNING_KEYS: esOnly },
+    );
     const body = (await res.json()) as Record<string, any>;
     expect(body.signing_keys.keys.map((k: { alg: string }) => k.alg)).toEqual(["ES256", "ES256"]);
     expect(body.signing_keys.targets_without_key).toEqual(["reader-rsa"]);
@@ -124,7 +185,9 @@ describe("GET /v1/admin/audit", () => {
     const byPath = await get("/v1/admin/audit?project=platform/infra");
     expect(byPath.body.events.map((e: AuditEvent) => e.decision).sort()).toEqual(["allow", "deny"]);
     const byId = await get("/v1/admin/audit?project=7&decision=deny");
-    expect(byId.body.events).toEqual([expect.objectContaining({ project_path: "other/app", error_code: "policy_denied" })]);
+    expect(byId.body.events).toEqual([
+      expect.objectContaining({ project_path: "other/app", error_code: "policy_denied" }),
+    ]);
   });
 
   it("treats filter values as data, never as SQL", async () => {
@@ -138,7 +201,15 @@ describe("GET /v1/admin/audit", () => {
 
   it("refuses unknown or malformed filters with request_invalid", async () => {
     const tooLong = "p".repeat(MAX_AUDIT_FILTER_LENGTH + 1);
-    for (const query of ["?user=root", "?decision=maybe", "?since=yesterday", "?limit=0", "?limit=100000", "?project=", `?target=${tooLong}`]) {
+    for (const query of [
+      "?user=root",
+      "?decision=maybe",
+      "?since=yesterday",
+      "?limit=0",
+      "?limit=100000",
+      "?project=",
+      `?target=${tooLong}`,
+    ]) {
       expect(await get(`/v1/admin/audit${query}`)).toMatchObject({ status: 400, body: { code: "request_invalid" } });
     }
   });
@@ -148,13 +219,21 @@ describe("GET /v1/admin/audit", () => {
     const db = countingDb("until-released");
     const clock = testClock();
     const writer = new AuditWriter(clock.deps, clock.sleep, noRateBudget());
-    const events = Array.from({ length: MAX_AUDIT_QUEUED_JUNK_EVENTS + 3 }, (_, i) => refusal({ route, ts: new Date(Date.parse("2026-11-24T12:00:00Z") + i).toISOString() }));
+    const events = Array.from({ length: MAX_AUDIT_QUEUED_JUNK_EVENTS + 3 }, (_, i) =>
+      refusal({ route, ts: new Date(Date.parse("2026-11-24T12:00:00Z") + i).toISOString() }),
+    );
     const writes = events.map((event) => writer.write(db.env, event));
     db.release();
     await Promise.all(writes);
     const { body } = await get("/v1/admin/audit?decision=deny&limit=500");
     expect(body.events.filter((e: AuditEvent) => e.route === route && e.folded_count !== null)).toEqual([
-      expect.objectContaining({ error_code: "token_malformed", status: 401, folded_count: 3, folded_from: events.at(-3)!.ts, ts: events.at(-1)!.ts }),
+      expect.objectContaining({
+        error_code: "token_malformed",
+        status: 401,
+        folded_count: 3,
+        folded_from: events.at(-3)!.ts,
+        ts: events.at(-1)!.ts,
+      }),
     ]);
   });
 
@@ -169,7 +248,11 @@ describe("auditPageAfterSql (gatepass audit tail)", () => {
     const page = async (afterId: number, size: number) => {
       // target: this file's other tests add denials of unverified tokens, which name no target.
       const { sql, params } = auditPageAfterSql({ decision: "deny", target: "reader" }, afterId, size);
-      return (await env.DB.prepare(sql).bind(...params).all<AuditEvent & { id: number }>()).results;
+      return (
+        await env.DB.prepare(sql)
+          .bind(...params)
+          .all<AuditEvent & { id: number }>()
+      ).results;
     };
     const first = await page(0, 1);
     const second = await page(first[0]!.id, 1);

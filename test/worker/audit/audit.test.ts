@@ -4,18 +4,33 @@ import { buildAuditEvent } from "../../../src/audit/audit-event";
 import { AuditWriter, pruneAuditEvents } from "../../../src/audit/audit-writer";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
-import { AUDIT_BATCH_LINGER_MS, AUDIT_INSERT_TIMEOUT_MS, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_BATCH_LENGTH } from "../../../src/limits";
+import {
+  AUDIT_BATCH_LINGER_MS,
+  AUDIT_INSERT_TIMEOUT_MS,
+  MAX_AUDIT_BATCH_EVENTS,
+  MAX_AUDIT_BATCH_LENGTH,
+} from "../../../src/limits";
 import worker from "../../../src/index";
 import { tokenDigest } from "../../../src/verify/verifier";
 import { bearer, createHarness as createAppHarness } from "../exchange/app-harness";
 import { auditEventsFor } from "./events";
-import { briefLinger, countingDb, issuance as sampleEvent, manualLinger, settlesWithin, storedEvents, waitFor } from "./writer-support";
+import {
+  briefLinger,
+  countingDb,
+  issuance as sampleEvent,
+  manualLinger,
+  settlesWithin,
+  storedEvents,
+  waitFor,
+} from "./writer-support";
 
 afterEach(() => vi.restoreAllMocks());
 
 describe("audit events", () => {
   it("records one event for a refused request, with the stable code and no token", async () => {
-    const res = await SELF.fetch("https://gatepass.test/v1/unknown-endpoint", { headers: { Authorization: "Bearer not.a.token" } });
+    const res = await SELF.fetch("https://gatepass.test/v1/unknown-endpoint", {
+      headers: { Authorization: "Bearer not.a.token" },
+    });
     const requestId = res.headers.get("X-Request-Id")!;
     const events = await auditEventsFor(requestId);
     expect(events).toHaveLength(1);
@@ -30,7 +45,11 @@ describe("audit events", () => {
     const res = await app.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer(expired) });
     expect(res.status).toBe(401);
     const [event] = await auditEventsFor(res.headers.get("X-Request-Id")!);
-    expect(event).toMatchObject({ error_code: "token_expired", token_sha256: await tokenDigest(expired), decision: "deny" });
+    expect(event).toMatchObject({
+      error_code: "token_expired",
+      token_sha256: await tokenDigest(expired),
+      decision: "deny",
+    });
   });
 
   it("does not audit health checks", async () => {
@@ -42,20 +61,30 @@ describe("audit events", () => {
     const at = { requestId: "r", now: 0 };
     expect(buildAuditEvent({ route: "x" }, { ...at, status: 200 }).decision).toBe("allow");
     expect(buildAuditEvent({ route: "x" }, { ...at, status: 403, errorCode: "policy_denied" }).decision).toBe("deny");
-    expect(buildAuditEvent({ route: "x" }, { ...at, status: 503, errorCode: "jwks_unavailable" }).decision).toBe("error");
+    expect(buildAuditEvent({ route: "x" }, { ...at, status: 503, errorCode: "jwks_unavailable" }).decision).toBe(
+      "error",
+    );
   });
 
   it("falls back to the log, in full, and counts every event of a batch D1 refused", async () => {
     const errors: string[] = [];
     vi.spyOn(console, "error").mockImplementation((line: string) => void errors.push(line));
-    const brokenDb = { prepare: () => { throw new Error("D1 is down"); } } as unknown as D1Database;
+    const brokenDb = {
+      prepare: () => {
+        throw new Error("D1 is down");
+      },
+    } as unknown as D1Database;
     const writer = new AuditWriter(defaultDeps, briefLinger);
     const events = [sampleEvent(), sampleEvent(), sampleEvent()];
     await Promise.all(events.map((event) => writer.write({ ...env, DB: brokenDb } as Env, event)));
     expect(writer.failures).toBe(3);
     expect(writer.lastFailure).toBe("D1 is down");
     const logged = errors.map((line) => JSON.parse(line));
-    expect(logged.map((entry) => entry.event)).toEqual(["audit_write_failed", "audit_write_failed", "audit_write_failed"]);
+    expect(logged.map((entry) => entry.event)).toEqual([
+      "audit_write_failed",
+      "audit_write_failed",
+      "audit_write_failed",
+    ]);
     expect(logged.map((entry) => entry.audit)).toEqual(events);
   });
 
@@ -68,23 +97,37 @@ describe("audit events", () => {
     await writer.write(env, recent);
     const removed = await pruneAuditEvents(env, 90, now);
     expect(removed).toBeGreaterThanOrEqual(1);
-    const { results } = await env.DB.prepare("SELECT request_id FROM audit_events WHERE request_id IN ('old-event', 'recent-event')").all<{ request_id: string }>();
+    const { results } = await env.DB.prepare(
+      "SELECT request_id FROM audit_events WHERE request_id IN ('old-event', 'recent-event')",
+    ).all<{ request_id: string }>();
     expect(results.map((r) => r.request_id)).toEqual(["recent-event"]);
   });
 
   it("is pruned by the cron, even when no policy is loaded", async () => {
-    await new AuditWriter(defaultDeps, briefLinger).write(env, sampleEvent({ ts: "2000-01-01T00:00:00.000Z", request_id: "ancient-event" }));
+    await new AuditWriter(defaultDeps, briefLinger).write(
+      env,
+      sampleEvent({ ts: "2000-01-01T00:00:00.000Z", request_id: "ancient-event" }),
+    );
     const ctx = createExecutionContext();
     await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env as unknown as Env, ctx);
     await waitOnExecutionContext(ctx);
-    const row = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE request_id = 'ancient-event'").first<{ n: number }>();
+    const row = await env.DB.prepare(
+      "SELECT count(*) AS n FROM audit_events WHERE request_id = 'ancient-event'",
+    ).first<{ n: number }>();
     expect(row?.n).toBe(0);
   });
 });
 
 describe("audit group commit", () => {
   it("stores every field of an event as it was built: strings, integers and nulls", async () => {
-    const event = sampleEvent({ issuer: "corp-gitlab", token_sha256: "ab".repeat(32), project_id: "42", status: 201, upstream_ms: 37, rule: null });
+    const event = sampleEvent({
+      issuer: "corp-gitlab",
+      token_sha256: "ab".repeat(32),
+      project_id: "42",
+      status: 201,
+      upstream_ms: 37,
+      rule: null,
+    });
     await new AuditWriter(defaultDeps, briefLinger).write(env, event);
     expect(await storedEvents([event.request_id])).toEqual([event]);
   });
@@ -139,7 +182,9 @@ describe("audit group commit", () => {
     const { env: countedEnv, statements } = countingDb();
     const writer = new AuditWriter(defaultDeps, briefLinger);
     const long = "é".repeat(1024); // the longest claim value gatepass accepts; 3 bytes of UTF-8 per character
-    const events = Array.from({ length: 100 }, () => sampleEvent({ project_path: long, namespace_path: long, ref: long, user_login: long, jti: long }));
+    const events = Array.from({ length: 100 }, () =>
+      sampleEvent({ project_path: long, namespace_path: long, ref: long, user_login: long, jti: long }),
+    );
     await Promise.all(events.map((event) => writer.write(countedEnv, event)));
     const perEvent = JSON.stringify(events[0]).length + 1;
     expect(statements.length).toBeGreaterThan(1);
@@ -186,7 +231,9 @@ describe("audit group commit", () => {
       await vi.advanceTimersByTimeAsync(1);
       expect(settled).toBe(true);
       expect(writer.failures).toBe(1);
-      expect(errors.map((line) => JSON.parse(line))).toEqual([expect.objectContaining({ event: "audit_write_failed", audit: event })]);
+      expect(errors.map((line) => JSON.parse(line))).toEqual([
+        expect.objectContaining({ event: "audit_write_failed", audit: event }),
+      ]);
     } finally {
       vi.useRealTimers();
     }
@@ -200,4 +247,3 @@ describe("audit group commit", () => {
     for (const id of ids) expect(await auditEventsFor(id)).toHaveLength(1);
   });
 });
-

@@ -8,14 +8,24 @@ import { createApp } from "../../../src/app";
 import { JunkBudget } from "../../../src/audit/junk-budget";
 import type { AuditEvent } from "../../../src/audit/audit-event";
 import { AuditWriter } from "../../../src/audit/audit-writer";
-import { AUDIT_JUNK_ROWS_PER_SECOND, AUDIT_MAX_JUNK_ROWS_PER_DAY, LOG_JUNK_LINES_PER_SECOND, MAX_AUDIT_QUEUED_JUNK_EVENTS, TIME } from "../../../src/limits";
+import {
+  AUDIT_JUNK_ROWS_PER_SECOND,
+  AUDIT_MAX_JUNK_ROWS_PER_DAY,
+  LOG_JUNK_LINES_PER_SECOND,
+  MAX_AUDIT_QUEUED_JUNK_EVENTS,
+  TIME,
+} from "../../../src/limits";
 import { RequestLog } from "../../../src/log";
 import { createServices } from "../../../src/services";
 import { countingDb, issuance, refusal, rowsOfRoute, storedEvents, testClock } from "./writer-support";
 
 afterEach(() => vi.restoreAllMocks());
 
-const CODES = [{ error_code: "token_malformed", status: 401 }, { error_code: "issuer_unknown", status: 401 }, { error_code: "key_unknown", status: 401 }];
+const CODES = [
+  { error_code: "token_malformed", status: 401 },
+  { error_code: "issuer_unknown", status: 401 },
+  { error_code: "key_unknown", status: 401 },
+];
 
 function junk(count: number, route: string): AuditEvent[] {
   return Array.from({ length: count }, (_, i) => refusal({ route, ...CODES[i % CODES.length] }));
@@ -23,7 +33,14 @@ function junk(count: number, route: string): AuditEvent[] {
 
 /** A verified caller's refusal for being over its project's rate limit. */
 function overLimit(project: string, route: string): AuditEvent {
-  return refusal({ route, issuer: "corp-gitlab", project_id: project, project_path: `platform/p${project}`, status: 429, error_code: "rate_limited" });
+  return refusal({
+    route,
+    issuer: "corp-gitlab",
+    project_id: project,
+    project_path: `platform/p${project}`,
+    status: 429,
+    error_code: "rate_limited",
+  });
 }
 
 const sumFolded = (rows: AuditEvent[]) => rows.reduce((sum, row) => sum + (row.folded_count ?? 1), 0);
@@ -44,7 +61,11 @@ describe("the junk rate budget", () => {
     expect(own).toHaveLength(3 * AUDIT_JUNK_ROWS_PER_SECOND);
     expect(summaries).toHaveLength(3 * CODES.length); // one per code and second
     expect(sumFolded(rows)).toBe(300);
-    expect(writer.status()).toMatchObject({ queued_events: 0, folded_refusals_unwritten: 0, junk_rows_today: 3 * (AUDIT_JUNK_ROWS_PER_SECOND + CODES.length) });
+    expect(writer.status()).toMatchObject({
+      queued_events: 0,
+      folded_refusals_unwritten: 0,
+      junk_rows_today: 3 * (AUDIT_JUNK_ROWS_PER_SECOND + CODES.length),
+    });
   });
 
   it("caps junk rows a day: the surplus is counted, not stored, and the next day starts afresh", async () => {
@@ -105,9 +126,15 @@ describe("a verified caller over its rate limit", () => {
     await Promise.all(writes);
     expect(await storedEvents(others.map((e) => e.request_id))).toEqual(others);
     const summaries = (await rowsOfRoute(route)).filter((row) => row.folded_count !== null);
-    const own = (await rowsOfRoute(route)).filter((row) => row.folded_count === null && row.error_code === "rate_limited");
+    const own = (await rowsOfRoute(route)).filter(
+      (row) => row.folded_count === null && row.error_code === "rate_limited",
+    );
     expect(own).toHaveLength(AUDIT_JUNK_ROWS_PER_SECOND);
-    expect(summaries.map(({ issuer, project_id, project_path, error_code }) => ({ issuer, project_id, project_path, error_code })).sort((a, b) => a.project_id!.localeCompare(b.project_id!))).toEqual([
+    expect(
+      summaries
+        .map(({ issuer, project_id, project_path, error_code }) => ({ issuer, project_id, project_path, error_code }))
+        .sort((a, b) => a.project_id!.localeCompare(b.project_id!)),
+    ).toEqual([
       { issuer: "corp-gitlab", project_id: "1", project_path: "platform/p1", error_code: "rate_limited" },
       { issuer: "corp-gitlab", project_id: "2", project_path: "platform/p2", error_code: "rate_limited" },
     ]);
@@ -117,13 +144,21 @@ describe("a verified caller over its rate limit", () => {
   it(`holds at most the junk share (${MAX_AUDIT_QUEUED_JUNK_EVENTS} events) of a stalled queue, which gives way to other callers`, () => {
     const db = countingDb("until-released");
     const clock = testClock();
-    const writer = new AuditWriter(clock.deps, () => new Promise(() => {}), new JunkBudget(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY));
+    const writer = new AuditWriter(
+      clock.deps,
+      () => new Promise(() => {}),
+      new JunkBudget(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY),
+    );
     const route = `POST /v1/flood/${crypto.randomUUID()}`;
     for (let i = 0; i < 5_000; i++) void writer.write(db.env, overLimit("1", route));
     expect(writer.status().queued_junk_events).toBe(MAX_AUDIT_QUEUED_JUNK_EVENTS);
     // 600 of that share are in the three inserts D1 holds; the 400 still waiting can give way.
     for (let i = 0; i < 9_200; i++) void writer.write(db.env, issuance());
-    expect(writer.status()).toMatchObject({ queued_events: 10_000, queued_junk_events: 800, logged_over_cap_this_isolate: 0 });
+    expect(writer.status()).toMatchObject({
+      queued_events: 10_000,
+      queued_junk_events: 800,
+      logged_over_cap_this_isolate: 0,
+    });
   });
 });
 
@@ -133,10 +168,14 @@ describe("request log lines", () => {
     vi.spyOn(console, "log").mockImplementation((line: string) => void lines.push(JSON.parse(line)));
     let nowMs = Date.parse("2026-11-24T10:00:00Z");
     const requestLog = new RequestLog(() => nowMs, LOG_JUNK_LINES_PER_SECOND);
-    for (let i = 0; i < 100; i++) requestLog.write("info", { status: 401, code: i % 2 ? "token_malformed" : "issuer_unknown" }, true);
+    for (let i = 0; i < 100; i++)
+      requestLog.write("info", { status: 401, code: i % 2 ? "token_malformed" : "issuer_unknown" }, true);
     for (let i = 0; i < 5; i++) requestLog.write("info", { status: 200 }, false); // authenticated: never folded
     expect(lines.filter((l) => l.event === "request")).toHaveLength(LOG_JUNK_LINES_PER_SECOND + 5);
-    expect(requestLog.status()).toMatchObject({ folded_lines_this_isolate: 100 - LOG_JUNK_LINES_PER_SECOND, folded_lines_unlogged: 100 - LOG_JUNK_LINES_PER_SECOND });
+    expect(requestLog.status()).toMatchObject({
+      folded_lines_this_isolate: 100 - LOG_JUNK_LINES_PER_SECOND,
+      folded_lines_unlogged: 100 - LOG_JUNK_LINES_PER_SECOND,
+    });
     nowMs += 1000;
     requestLog.write("info", { status: 401, code: "token_malformed" }, true);
     const folded = lines.filter((l) => l.event === "requests_folded");
@@ -155,7 +194,12 @@ describe("request log lines", () => {
     const deps = { ...(await import("../../../src/deps")).defaultDeps, now: () => nowMs };
     const services = createServices(deps);
     const app = createApp(deps, services);
-    for (let i = 0; i < 40; i++) await app.request("https://gatepass.test/v1/no-such-endpoint", { headers: { Authorization: "Bearer not-a-jwt" } }, env);
+    for (let i = 0; i < 40; i++)
+      await app.request(
+        "https://gatepass.test/v1/no-such-endpoint",
+        { headers: { Authorization: "Bearer not-a-jwt" } },
+        env,
+      );
     expect(lines.filter((l) => l.event === "request")).toHaveLength(LOG_JUNK_LINES_PER_SECOND);
     expect(lines.filter((l) => l.event === "request").every((l) => l.code === "not_found")).toBe(true);
     expect(services.requestLog.status().folded_lines_this_isolate).toBe(40 - LOG_JUNK_LINES_PER_SECOND);

@@ -5,7 +5,9 @@ import type { AuditEvent } from "../../../src/audit/audit-event";
 
 export async function auditEventsFor(requestId: string): Promise<AuditEvent[]> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ?").bind(requestId).all<AuditEvent>();
+    const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ?")
+      .bind(requestId)
+      .all<AuditEvent>();
     if (results.length > 0) return results;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -9,12 +9,27 @@ import { AuditWriter } from "../../../src/audit/audit-writer";
 import type { Env } from "../../../src/config";
 import { defaultDeps } from "../../../src/deps";
 import {
-  AUDIT_FOLD_WINDOW_MS, AUDIT_MAX_INSERTS_IN_FLIGHT, MAX_AUDIT_BATCH_EVENTS, MAX_AUDIT_QUEUE_BYTES, MAX_AUDIT_QUEUE_EVENTS,
-  MAX_AUDIT_QUEUED_JUNK_BYTES, MAX_AUDIT_QUEUED_JUNK_EVENTS,
+  AUDIT_FOLD_WINDOW_MS,
+  AUDIT_MAX_INSERTS_IN_FLIGHT,
+  MAX_AUDIT_BATCH_EVENTS,
+  MAX_AUDIT_QUEUE_BYTES,
+  MAX_AUDIT_QUEUE_EVENTS,
+  MAX_AUDIT_QUEUED_JUNK_BYTES,
+  MAX_AUDIT_QUEUED_JUNK_EVENTS,
 } from "../../../src/limits";
 import { auditEventsFor } from "./events";
 import { JunkBudget } from "../../../src/audit/junk-budget";
-import { briefLinger, countingDb, issuance, manualLinger, refusal, rowsOfRoute, storedEvents, testClock, waitFor } from "./writer-support";
+import {
+  briefLinger,
+  countingDb,
+  issuance,
+  manualLinger,
+  refusal,
+  rowsOfRoute,
+  storedEvents,
+  testClock,
+  waitFor,
+} from "./writer-support";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -28,8 +43,14 @@ const CODES = [
 ];
 
 /** Refusals of a flood on a route of its own, one millisecond apart, cycling through CODES. */
-function flood(count: number, route = `POST /v1/flood/${crypto.randomUUID()}`, startMs = Date.parse("2026-11-24T10:00:00Z")): AuditEvent[] {
-  return Array.from({ length: count }, (_, i) => refusal({ route, ...CODES[i % CODES.length], ts: new Date(startMs + i).toISOString() }));
+function flood(
+  count: number,
+  route = `POST /v1/flood/${crypto.randomUUID()}`,
+  startMs = Date.parse("2026-11-24T10:00:00Z"),
+): AuditEvent[] {
+  return Array.from({ length: count }, (_, i) =>
+    refusal({ route, ...CODES[i % CODES.length], ts: new Date(startMs + i).toISOString() }),
+  );
 }
 
 function capturedErrors(): () => Record<string, any>[] {
@@ -42,16 +63,53 @@ describe("audit event classes", () => {
   it("puts verified callers (any decision) and authenticated admin requests first, whatever the refusal code", () => {
     const verified = { issuer: "corp-gitlab" };
     expect(auditClassOf(issuance())).toBe("priority");
-    expect(auditClassOf(refusal({ ...verified, status: 403, decision: "deny", error_code: "policy_denied" }))).toBe("priority");
-    expect(auditClassOf(refusal({ ...verified, status: 502, decision: "error", error_code: "upstream_error" }))).toBe("priority");
-    expect(auditClassOf(refusal({ route: "GET /v1/admin/status", status: 200, decision: "allow", error_code: null, actor: "admin" }))).toBe("priority");
-    expect(auditClassOf(refusal({ route: "PUT /v1/admin/issuers/:name/jwks", status: 400, error_code: "jwks_invalid", actor: "gpk_0123456789abcdef", issuer: "corp-gitlab" }))).toBe("priority");
+    expect(auditClassOf(refusal({ ...verified, status: 403, decision: "deny", error_code: "policy_denied" }))).toBe(
+      "priority",
+    );
+    expect(auditClassOf(refusal({ ...verified, status: 502, decision: "error", error_code: "upstream_error" }))).toBe(
+      "priority",
+    );
+    expect(
+      auditClassOf(
+        refusal({ route: "GET /v1/admin/status", status: 200, decision: "allow", error_code: null, actor: "admin" }),
+      ),
+    ).toBe("priority");
+    expect(
+      auditClassOf(
+        refusal({
+          route: "PUT /v1/admin/issuers/:name/jwks",
+          status: 400,
+          error_code: "jwks_invalid",
+          actor: "gpk_0123456789abcdef",
+          issuer: "corp-gitlab",
+        }),
+      ),
+    ).toBe("priority");
     // Claims of an unauthenticated caller are junk: a path issuer, a made-up credential id.
-    expect(auditClassOf(refusal({ route: "PUT /v1/admin/issuers/:name/jwks", status: 401, error_code: "push_credential_invalid", claimed_actor: "gpk_0123456789abcdef", claimed_issuer: "corp-gitlab" }))).toBe("junk");
+    expect(
+      auditClassOf(
+        refusal({
+          route: "PUT /v1/admin/issuers/:name/jwks",
+          status: 401,
+          error_code: "push_credential_invalid",
+          claimed_actor: "gpk_0123456789abcdef",
+          claimed_issuer: "corp-gitlab",
+        }),
+      ),
+    ).toBe("junk");
     // A verified caller over its rate or use limit: junk (folded per caller), though its issuer is verified.
-    for (const error_code of ["rate_limited", "use_limit_exceeded"]) expect(auditClassOf(refusal({ ...verified, status: 429, error_code }))).toBe("junk");
+    for (const error_code of ["rate_limited", "use_limit_exceeded"])
+      expect(auditClassOf(refusal({ ...verified, status: 429, error_code }))).toBe("junk");
     // Junk: no verified identity, whatever code the refusal carries (generic or detailed).
-    for (const error_code of ["invalid_token", "token_malformed", "token_expired", "issuer_unknown", "not_found", "admin_unauthorized", "admin_disabled"]) {
+    for (const error_code of [
+      "invalid_token",
+      "token_malformed",
+      "token_expired",
+      "issuer_unknown",
+      "not_found",
+      "admin_unauthorized",
+      "admin_disabled",
+    ]) {
       expect(auditClassOf(refusal({ error_code }))).toBe("junk");
     }
     expect(auditClassOf(refusal({ route: "GET /v1/admin/*", error_code: "admin_unauthorized" }))).toBe("junk");
@@ -89,7 +147,9 @@ describe("audit queue caps", () => {
     const db = countingDb("until-released");
     const writer = new AuditWriter(defaultDeps, manualLinger().sleep, noRateBudget());
     const long = "ł".repeat(1024);
-    const events = Array.from({ length: 2_000 }, () => issuance({ project_path: long, namespace_path: long, ref: long }));
+    const events = Array.from({ length: 2_000 }, () =>
+      issuance({ project_path: long, namespace_path: long, ref: long }),
+    );
     const perEvent = memoryBytes(JSON.stringify(events[0]));
     for (const event of events) void writer.write(db.env, event);
     const { queued_events, queued_bytes, logged_over_cap_this_isolate } = writer.status();
@@ -102,7 +162,10 @@ describe("audit queue caps", () => {
     const db = countingDb("until-released");
     const writer = new AuditWriter(defaultDeps, manualLinger().sleep, noRateBudget());
     for (const event of flood(MAX_AUDIT_QUEUED_JUNK_EVENTS + 50)) void writer.write(db.env, event);
-    expect(writer.status()).toMatchObject({ queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS, folded_refusals_this_isolate: 50 });
+    expect(writer.status()).toMatchObject({
+      queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS,
+      folded_refusals_this_isolate: 50,
+    });
 
     const bulky = new AuditWriter(defaultDeps, manualLinger().sleep, noRateBudget());
     const long = "x".repeat(4_000);
@@ -128,13 +191,25 @@ describe("folded refusals", () => {
     const rows = await rowsOfRoute(events[0]!.route);
     const single = rows.filter((row) => row.folded_count === null);
     const summaries = rows.filter((row) => row.folded_count !== null);
-    expect(single.map((row) => row.request_id).sort()).toEqual(events.slice(0, MAX_AUDIT_QUEUED_JUNK_EVENTS).map((e) => e.request_id).sort());
+    expect(single.map((row) => row.request_id).sort()).toEqual(
+      events
+        .slice(0, MAX_AUDIT_QUEUED_JUNK_EVENTS)
+        .map((e) => e.request_id)
+        .sort(),
+    );
     const folded = events.slice(MAX_AUDIT_QUEUED_JUNK_EVENTS);
     const expected = CODES.map(({ error_code, status, decision = "deny" }) => {
       const ofCode = folded.filter((e) => e.error_code === error_code);
       return expect.objectContaining({
-        error_code, status, decision, route: events[0]!.route, issuer: null, token_sha256: null,
-        folded_count: ofCode.length, folded_from: ofCode[0]!.ts, ts: ofCode.at(-1)!.ts,
+        error_code,
+        status,
+        decision,
+        route: events[0]!.route,
+        issuer: null,
+        token_sha256: null,
+        folded_count: ofCode.length,
+        folded_from: ofCode[0]!.ts,
+        ts: ofCode.at(-1)!.ts,
         request_id: expect.stringMatching(/^folded-/),
       });
     });
@@ -142,7 +217,11 @@ describe("folded refusals", () => {
     expect(summaries).toHaveLength(CODES.length);
     // Nothing dropped: every refusal is a row of its own or counted in a summary.
     expect(single.length + summaries.reduce((sum, row) => sum + row.folded_count!, 0)).toBe(events.length);
-    expect(writer.status()).toMatchObject({ queued_events: 0, folded_refusals_this_isolate: 300, folded_refusals_unwritten: 0 });
+    expect(writer.status()).toMatchObject({
+      queued_events: 0,
+      folded_refusals_this_isolate: 300,
+      folded_refusals_unwritten: 0,
+    });
   });
 
   it(`go out with the next batch once a window (${AUDIT_FOLD_WINDOW_MS} ms) has passed, even while full batches still wait`, async () => {
@@ -180,8 +259,20 @@ describe("folded refusals", () => {
     expect(folder.windowElapsed(AUDIT_FOLD_WINDOW_MS - 1, AUDIT_FOLD_WINDOW_MS)).toBe(false);
     expect(folder.windowElapsed(AUDIT_FOLD_WINDOW_MS, AUDIT_FOLD_WINDOW_MS)).toBe(true);
     expect(folder.take()).toEqual([
-      expect.objectContaining({ error_code: "issuer_unknown", route: "GET /access", folded_count: 1, folded_from: b!.ts, ts: b!.ts }),
-      expect.objectContaining({ error_code: "token_malformed", route: "*", folded_count: 2, folded_from: a!.ts, ts: c!.ts }),
+      expect.objectContaining({
+        error_code: "issuer_unknown",
+        route: "GET /access",
+        folded_count: 1,
+        folded_from: b!.ts,
+        ts: b!.ts,
+      }),
+      expect.objectContaining({
+        error_code: "token_malformed",
+        route: "*",
+        folded_count: 2,
+        folded_from: a!.ts,
+        ts: c!.ts,
+      }),
     ]);
     expect([folder.pending, folder.total]).toEqual([0, 3]);
   });
@@ -220,8 +311,10 @@ describe("verified callers under a junk flood", () => {
     expect(writer.status()).toMatchObject({ queued_events: MAX_AUDIT_QUEUE_EVENTS, folded_refusals_this_isolate: 0 });
     for (let i = 0; i < 10; i++) void writer.write(db.env, issuance());
     expect(writer.status()).toMatchObject({
-      queued_events: MAX_AUDIT_QUEUE_EVENTS, queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS - 10,
-      folded_refusals_this_isolate: 10, logged_over_cap_this_isolate: 0,
+      queued_events: MAX_AUDIT_QUEUE_EVENTS,
+      queued_junk_events: MAX_AUDIT_QUEUED_JUNK_EVENTS - 10,
+      folded_refusals_this_isolate: 10,
+      logged_over_cap_this_isolate: 0,
     });
   });
 });
@@ -260,9 +353,14 @@ describe("audit inserts", () => {
     const clock = testClock(); // its linger moves it, so summaries' windows end
     const writer = new AuditWriter(clock.deps, clock.sleep, noRateBudget());
     let release!: () => void;
-    const down = new Promise<void>((resolve) => (release = resolve)).then(() => Promise.reject(new Error("D1 is down")));
+    const down = new Promise<void>((resolve) => (release = resolve)).then(() =>
+      Promise.reject(new Error("D1 is down")),
+    );
     down.catch(() => {});
-    const brokenDb = { ...env, DB: { prepare: () => ({ bind: () => ({ run: () => down }) }) } as unknown as D1Database } as Env;
+    const brokenDb = {
+      ...env,
+      DB: { prepare: () => ({ bind: () => ({ run: () => down }) }) } as unknown as D1Database,
+    } as Env;
     const events = flood(MAX_AUDIT_QUEUED_JUNK_EVENTS + 20);
     const writes = events.map((event) => writer.write(brokenDb, event));
     release();
@@ -270,14 +368,31 @@ describe("audit inserts", () => {
     const logged = errors().filter((entry) => entry.event === "audit_write_failed");
     expect(logged.every((entry) => entry.reason === "D1 is down")).toBe(true);
     const audits = logged.map((entry) => entry.audit as AuditEvent);
-    expect(audits.filter((a) => a.folded_count === null).map((a) => a.request_id).sort()).toEqual(events.slice(0, MAX_AUDIT_QUEUED_JUNK_EVENTS).map((e) => e.request_id).sort());
+    expect(
+      audits
+        .filter((a) => a.folded_count === null)
+        .map((a) => a.request_id)
+        .sort(),
+    ).toEqual(
+      events
+        .slice(0, MAX_AUDIT_QUEUED_JUNK_EVENTS)
+        .map((e) => e.request_id)
+        .sort(),
+    );
     expect(audits.reduce((sum, a) => sum + (a.folded_count ?? 0), 0)).toBe(20);
     expect(writer.failures).toBe(logged.length);
-    expect(writer.status()).toMatchObject({ queued_events: 0, write_failures_this_isolate: logged.length, last_failure: "D1 is down" });
+    expect(writer.status()).toMatchObject({
+      queued_events: 0,
+      write_failures_this_isolate: logged.length,
+      last_failure: "D1 is down",
+    });
   });
 });
 
 // Keeps buildAuditEvent's shape and the summary columns in step.
 it("gives every event of a request null summary columns", () => {
-  expect(buildAuditEvent({ route: "x" }, { requestId: "r", status: 200, now: 0 })).toMatchObject({ folded_count: null, folded_from: null });
+  expect(buildAuditEvent({ route: "x" }, { requestId: "r", status: 200, now: 0 })).toMatchObject({
+    folded_count: null,
+    folded_from: null,
+  });
 });

@@ -9,7 +9,10 @@ import { AUDIT_JUNK_ROWS_PER_SECOND } from "../../../src/limits";
 
 /** A verified caller's credential issuance (priority: `issuer` is set only for a verified token). */
 export const issuance = (overrides: Partial<AuditEvent> = {}): AuditEvent => ({
-  ...buildAuditEvent({ route: "POST /v1/credentials/:target", target: "aws-readonly" }, { requestId: crypto.randomUUID(), status: 200, now: Date.now() }),
+  ...buildAuditEvent(
+    { route: "POST /v1/credentials/:target", target: "aws-readonly" },
+    { requestId: crypto.randomUUID(), status: 200, now: Date.now() },
+  ),
   issuer: "corp-gitlab",
   project_path: "platform/infra",
   ...overrides,
@@ -17,7 +20,10 @@ export const issuance = (overrides: Partial<AuditEvent> = {}): AuditEvent => ({
 
 /** A refused unverified token (junk). */
 export const refusal = (overrides: Partial<AuditEvent> = {}): AuditEvent => ({
-  ...buildAuditEvent({ route: "POST /v1/credentials/:target" }, { requestId: crypto.randomUUID(), status: 401, errorCode: "token_malformed", now: Date.now() }),
+  ...buildAuditEvent(
+    { route: "POST /v1/credentials/:target" },
+    { requestId: crypto.randomUUID(), status: 401, errorCode: "token_malformed", now: Date.now() },
+  ),
   ...overrides,
 });
 
@@ -38,7 +44,8 @@ export interface CountingDb {
  */
 export function countingDb(hold: "none" | "until-released" | number = "none"): CountingDb {
   let release: () => void = () => {};
-  let gate: Promise<void> | undefined = hold === "until-released" ? new Promise((resolve) => (release = resolve)) : undefined;
+  let gate: Promise<void> | undefined =
+    hold === "until-released" ? new Promise((resolve) => (release = resolve)) : undefined;
   const state: CountingDb = {
     env: undefined as unknown as Env,
     statements: [],
@@ -95,24 +102,32 @@ export function manualLinger() {
 export const briefLinger = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 export async function waitFor(condition: () => boolean): Promise<void> {
-  for (let attempt = 0; attempt < 100 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 5));
+  for (let attempt = 0; attempt < 100 && !condition(); attempt++)
+    await new Promise((resolve) => setTimeout(resolve, 5));
   expect(condition()).toBe(true);
 }
 
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+  return Promise.race([
+    promise.then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms)),
+  ]);
 }
 
 export async function storedEvents(requestIds: string[]): Promise<AuditEvent[]> {
   const { results } = await env.DB.prepare(
     `SELECT * FROM audit_events WHERE request_id IN (SELECT value FROM json_each(?)) ORDER BY id`,
-  ).bind(JSON.stringify(requestIds)).all<AuditEvent & { id: number }>();
+  )
+    .bind(JSON.stringify(requestIds))
+    .all<AuditEvent & { id: number }>();
   return results.map(({ id: _id, ...event }) => event);
 }
 
 /** Every row of a route (tests give their floods a route of their own), summaries included. */
 export async function rowsOfRoute(route: string): Promise<AuditEvent[]> {
-  const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE route = ? ORDER BY id").bind(route).all<AuditEvent & { id: number }>();
+  const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE route = ? ORDER BY id")
+    .bind(route)
+    .all<AuditEvent & { id: number }>();
   return results.map(({ id: _id, ...event }) => event);
 }
 
@@ -134,7 +149,12 @@ export function testClock(startMs = Date.parse("2026-11-24T10:00:00Z")) {
 }
 
 /** Writes junk within the rate budget (AUDIT_JUNK_ROWS_PER_SECOND a second, stepping the clock a second each time), as a slow flood would. */
-export function writePaced(writer: AuditWriter, env: Env, events: AuditEvent[], clock: ReturnType<typeof testClock>): Promise<void>[] {
+export function writePaced(
+  writer: AuditWriter,
+  env: Env,
+  events: AuditEvent[],
+  clock: ReturnType<typeof testClock>,
+): Promise<void>[] {
   return events.map((event, i) => {
     if (i % AUDIT_JUNK_ROWS_PER_SECOND === 0) clock.nextSecond();
     return writer.write(env, event);

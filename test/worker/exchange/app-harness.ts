@@ -14,7 +14,21 @@ import type { Deps } from "../../../src/deps";
 import type { IssuerConfig, RuleSpec, Target } from "../../../src/types";
 import type { Scenario } from "../../support/standins/upstreams";
 import {
-  awsTarget, azureTarget, CI_CLAIMS, deps, gcpTarget, ISSUER, oidcTarget, setScenario, testSecret, upstreamBase, upstreamVars, VAULT_ALGS, vaultTarget, WIP, SA,
+  awsTarget,
+  azureTarget,
+  CI_CLAIMS,
+  deps,
+  gcpTarget,
+  ISSUER,
+  oidcTarget,
+  setScenario,
+  testSecret,
+  upstreamBase,
+  upstreamVars,
+  VAULT_ALGS,
+  vaultTarget,
+  WIP,
+  SA,
 } from "./fixtures";
 import { buildTestSnapshot } from "./policy-snapshot";
 
@@ -38,7 +52,14 @@ export interface Harness {
  * `rule` overrides fields of the file's single policy rule (e.g. max_uses_per_job); `deps` the app's clock or fetch;
  * `issuer` fields of its CI issuer (kind: github) and `ciClaims` the claims its tokens carry (default: GitLab's).
  */
-export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: Partial<Deps>; issuer?: Partial<IssuerConfig>; ciClaims?: Record<string, unknown> } = {}): Promise<Harness> {
+export async function createHarness(
+  options: {
+    rule?: Partial<RuleSpec>;
+    deps?: Partial<Deps>;
+    issuer?: Partial<IssuerConfig>;
+    ciClaims?: Record<string, unknown>;
+  } = {},
+): Promise<Harness> {
   const baseClaims = options.ciClaims ?? CI_CLAIMS;
   const ns = crypto.randomUUID();
   const ciIssuerUrl = `${upstreamBase(ns)}/ci`;
@@ -56,19 +77,29 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
     oidcTarget(),
   ];
   const issuer: IssuerConfig = {
-    name: "ci", url: ciIssuerUrl, kind: "gitlab", aliases: [], audiences: [CI_AUDIENCE], algorithms: ["RS256"],
-    keys: { source: "discovery" }, max_token_age_seconds: 3600, accept_legacy_ci_job_jwt: false,
+    name: "ci",
+    url: ciIssuerUrl,
+    kind: "gitlab",
+    aliases: [],
+    audiences: [CI_AUDIENCE],
+    algorithms: ["RS256"],
+    keys: { source: "discovery" },
+    max_token_age_seconds: 3600,
+    accept_legacy_ci_job_jwt: false,
     ...options.issuer,
   };
   const snapshot = await buildTestSnapshot({
     issuers: [issuer],
     targets,
-    rules: [{
-      name: "infra-main", issuer: "ci",
-      match: { project_path: "platform/infra", ref_type: "branch", ref: "main", ref_protected: "true" },
-      allow: targets.map((t) => t.name),
-      ...options.rule,
-    }],
+    rules: [
+      {
+        name: "infra-main",
+        issuer: "ci",
+        match: { project_path: "platform/infra", ref_type: "branch", ref: "main", ref_protected: "true" },
+        allow: targets.map((t) => t.name),
+        ...options.rule,
+      },
+    ],
   });
   await env.POLICIES.put(ACTIVE_SNAPSHOT_KEY, snapshot);
 
@@ -84,7 +115,12 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
     audit: new AuditWriter(appDeps, async () => {}, new JunkBudget(unlimited, unlimited)),
     requestLog: new RequestLog(appDeps.now, unlimited),
   });
-  const baseVars = { GATEPASS_ISSUER: ISSUER, GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: secret, ...upstreamVars(ns) };
+  const baseVars = {
+    GATEPASS_ISSUER: ISSUER,
+    GATEPASS_ENV: "development",
+    GATEPASS_SIGNING_KEYS: secret,
+    ...upstreamVars(ns),
+  };
 
   let logs = "";
   for (const level of ["log", "warn", "error"] as const) {
@@ -122,9 +158,35 @@ export async function createHarness(options: { rule?: Partial<RuleSpec>; deps?: 
         trust: { issuer: ISSUER, jwks: jwks as NonNullable<Scenario["trust"]["jwks"]> },
         ciJwks: { keys: [publicJwk] } as NonNullable<Scenario["ciJwks"]>,
         gcp: { provider: WIP, serviceAccounts: { [SA]: ["target:gcp-deploy"] } },
-        aws: { roles: { "arn:aws:iam::111122223333:role/deploy": { sub: "target:aws-deploy", aud: "sts.amazonaws.com", maxSessionDuration: 7200 } } },
-        azure: { apps: { "11111111-2222-3333-4444-555555555555": { tenant: "00000000-0000-0000-0000-00000000000a", sub: "target:azure-deploy" } } },
-        vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 900, policies: ["deploy"] } } },
+        aws: {
+          roles: {
+            "arn:aws:iam::111122223333:role/deploy": {
+              sub: "target:aws-deploy",
+              aud: "sts.amazonaws.com",
+              maxSessionDuration: 7200,
+            },
+          },
+        },
+        azure: {
+          apps: {
+            "11111111-2222-3333-4444-555555555555": {
+              tenant: "00000000-0000-0000-0000-00000000000a",
+              sub: "target:azure-deploy",
+            },
+          },
+        },
+        vault: {
+          jwtSupportedAlgs: VAULT_ALGS,
+          roles: {
+            ci: {
+              mount: "gatepass",
+              boundAudiences: ["vault"],
+              boundSubject: "target:vault-ci",
+              ttl: 900,
+              policies: ["deploy"],
+            },
+          },
+        },
         ...scenario,
       });
     },

@@ -48,20 +48,40 @@ const base = { privileged: false, signing_alg: "ES256" as const, max_lifetime_se
 
 export function gcpTarget(overrides: Partial<GcpTarget> = {}): GcpTarget {
   return {
-    ...base, name: "gcp-deploy", type: "gcp", workload_identity_provider: WIP, service_account: SA,
+    ...base,
+    name: "gcp-deploy",
+    type: "gcp",
+    workload_identity_provider: WIP,
+    service_account: SA,
     scopes: ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/devstorage.read_only"],
-    audience: `//iam.googleapis.com/${WIP}`, ...overrides,
+    audience: `//iam.googleapis.com/${WIP}`,
+    ...overrides,
   };
 }
 
 export function awsTarget(overrides: Partial<AwsTarget> = {}): AwsTarget {
-  return { ...base, name: "aws-deploy", type: "aws", role_arn: "arn:aws:iam::111122223333:role/deploy", region: "eu-west-1", audience: "sts.amazonaws.com", ...overrides };
+  return {
+    ...base,
+    name: "aws-deploy",
+    type: "aws",
+    role_arn: "arn:aws:iam::111122223333:role/deploy",
+    region: "eu-west-1",
+    audience: "sts.amazonaws.com",
+    ...overrides,
+  };
 }
 
 export function azureTarget(overrides: Partial<AzureTarget> = {}): AzureTarget {
   return {
-    ...base, signing_alg: "RS256", name: "azure-deploy", type: "azure", tenant_id: "00000000-0000-0000-0000-00000000000a", client_id: "11111111-2222-3333-4444-555555555555",
-    scope: "https://management.azure.com/.default", audience: "api://AzureADTokenExchange", ...overrides,
+    ...base,
+    signing_alg: "RS256",
+    name: "azure-deploy",
+    type: "azure",
+    tenant_id: "00000000-0000-0000-0000-00000000000a",
+    client_id: "11111111-2222-3333-4444-555555555555",
+    scope: "https://management.azure.com/.default",
+    audience: "api://AzureADTokenExchange",
+    ...overrides,
   };
 }
 
@@ -69,7 +89,16 @@ export function azureTarget(overrides: Partial<AzureTarget> = {}): AzureTarget {
 export const VAULT_ALGS = ["ES256", "RS256"];
 
 export function vaultTarget(ns: string, overrides: Partial<VaultTarget> = {}): VaultTarget {
-  return { ...base, name: "vault-ci", type: "vault", address: `${upstreamBase(ns)}/vault`, mount: "gatepass", role: "ci", audience: "vault", ...overrides };
+  return {
+    ...base,
+    name: "vault-ci",
+    type: "vault",
+    address: `${upstreamBase(ns)}/vault`,
+    mount: "gatepass",
+    role: "ci",
+    audience: "vault",
+    ...overrides,
+  };
 }
 
 export function oidcTarget(overrides: Partial<OidcTarget> = {}): OidcTarget {
@@ -79,17 +108,37 @@ export function oidcTarget(overrides: Partial<OidcTarget> = {}): OidcTarget {
 export const CI_CLAIMS = {
   sub: "project_path:platform/infra:ref_type:branch:ref:main",
   jti: "11111111-2222-3333-4444-555555555555",
-  namespace_id: "10", namespace_path: "platform", project_id: "42", project_path: "platform/infra",
-  user_id: "7", user_login: "alice", user_email: "alice@example.com", user_access_level: "maintainer",
-  pipeline_id: "900", pipeline_source: "push", job_id: "1234", ref: "main", ref_type: "branch",
-  ref_path: "refs/heads/main", ref_protected: "true", sha: "a".repeat(40), runner_id: "5",
-  runner_environment: "self-hosted", groups_direct: ["platform", "ops"],
+  namespace_id: "10",
+  namespace_path: "platform",
+  project_id: "42",
+  project_path: "platform/infra",
+  user_id: "7",
+  user_login: "alice",
+  user_email: "alice@example.com",
+  user_access_level: "maintainer",
+  pipeline_id: "900",
+  pipeline_source: "push",
+  job_id: "1234",
+  ref: "main",
+  ref_type: "branch",
+  ref_path: "refs/heads/main",
+  ref_protected: "true",
+  sha: "a".repeat(40),
+  runner_id: "5",
+  runner_environment: "self-hosted",
+  groups_direct: ["platform", "ops"],
 };
 
 export function identity(now: number, overrides: Partial<VerifiedIdentity> = {}): VerifiedIdentity {
   return {
-    issuer: "corp-gitlab", issuerUrl: "https://gitlab.example.com", claims: CI_CLAIMS, tokenSha256: "ab".repeat(32),
-    issuedAt: now - 10, expiresAt: now + 3000, legacy: false, ...overrides,
+    issuer: "corp-gitlab",
+    issuerUrl: "https://gitlab.example.com",
+    claims: CI_CLAIMS,
+    tokenSha256: "ab".repeat(32),
+    issuedAt: now - 10,
+    expiresAt: now + 3000,
+    legacy: false,
+    ...overrides,
   };
 }
 
@@ -112,7 +161,6 @@ export async function publishedJwks(): Promise<{ keys: NodeJsonWebKey[] }> {
 export function deps(overrides: Partial<Deps> = {}): Deps {
   return { ...defaultDeps, ...overrides };
 }
-
 
 /** The GatepassError a promise rejects with (other errors are rethrown; success fails the test). */
 export async function failure(promise: Promise<unknown>): Promise<GatepassError> {

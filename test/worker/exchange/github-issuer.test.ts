@@ -22,7 +22,12 @@ beforeAll(async () => {
     ciClaims: claims(),
     rule: {
       name: "infra-github-main",
-      match: { repository_id: "701", ref: "refs/heads/main", ref_protected: "true", event_name: ["push", "workflow_dispatch", "schedule"] },
+      match: {
+        repository_id: "701",
+        ref: "refs/heads/main",
+        ref_protected: "true",
+        event_name: ["push", "workflow_dispatch", "schedule"],
+      },
     },
   });
 });
@@ -40,15 +45,30 @@ describe("a GitHub Actions issuer (kind: github)", () => {
     const res = await h.request("/v1/whoami", { headers: bearer(await h.ciToken()) });
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body).toMatchObject({ issuer: "ci", claims: { repository: "platform/infra", repository_id: "701", event_name: "push", ref_protected: "true" } });
+    expect(body).toMatchObject({
+      issuer: "ci",
+      claims: { repository: "platform/infra", repository_id: "701", event_name: "push", ref_protected: "true" },
+    });
     expect((body.grants as { rule: string }[]).map((g) => g.rule)).toContain("infra-github-main");
   });
 
   it("mints a token carrying GitHub's claims, copied as the issuer's vocabulary says", async () => {
-    const res = await h.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer(await h.ciToken(), FORM), body: "lifetime=120" });
+    const res = await h.request("/v1/credentials/oidc-any", {
+      method: "POST",
+      headers: bearer(await h.ciToken(), FORM),
+      body: "lifetime=120",
+    });
     expect(res.status).toBe(200);
     const minted = decodeJwt(((await json(res)) as { id_token: string }).id_token);
-    expect(minted).toMatchObject({ repository: "platform/infra", repository_id: "701", repository_owner_id: "70", event_name: "push", ref: "refs/heads/main", workflow_ref: expect.stringContaining("deploy.yml"), rule: "infra-github-main" });
+    expect(minted).toMatchObject({
+      repository: "platform/infra",
+      repository_id: "701",
+      repository_owner_id: "70",
+      event_name: "push",
+      ref: "refs/heads/main",
+      workflow_ref: expect.stringContaining("deploy.yml"),
+      rule: "infra-github-main",
+    });
     expect(minted).not.toHaveProperty("actor");
     expect(minted).not.toHaveProperty("project_id");
   });
@@ -59,13 +79,27 @@ describe("a GitHub Actions issuer (kind: github)", () => {
     expect(res.status).toBe(403);
     expect((await json(res)).code).toBe("policy_denied");
     const explained = await json(await h.request("/v1/whoami?target=oidc-any", { headers: bearer(token) }));
-    expect(explained.explain).toMatchObject({ allowed: false, rules: [{ rule: "infra-github-main", matched: false, failures: [{ claim: "event_name", actual: "pull_request_target" }] }] });
+    expect(explained.explain).toMatchObject({
+      allowed: false,
+      rules: [
+        {
+          rule: "infra-github-main",
+          matched: false,
+          failures: [{ claim: "event_name", actual: "pull_request_target" }],
+        },
+      ],
+    });
   });
 
   it("refuses a token without GitHub's repository and run ids (not a workflow job token)", async () => {
-    const res = await h.request("/v1/whoami", { headers: bearer(await h.ciToken({ repository_id: undefined, run_id: undefined })) });
+    const res = await h.request("/v1/whoami", {
+      headers: bearer(await h.ciToken({ repository_id: undefined, run_id: undefined })),
+    });
     expect(res.status).toBe(401);
-    expect(await json(res)).toMatchObject({ code: "not_a_ci_token", error_description: expect.stringMatching(/GitHub Actions job token/) });
+    expect(await json(res)).toMatchObject({
+      code: "not_a_ci_token",
+      error_description: expect.stringMatching(/GitHub Actions job token/),
+    });
   });
 
   it("refuses ids GitHub would never send (claims_invalid), so '701 ' or 701.0 cannot pass for 701", async () => {
@@ -76,10 +110,19 @@ describe("a GitHub Actions issuer (kind: github)", () => {
   });
 
   it("files rules under repository_id in the index (the condition fewest rules share), so a token looks only at its repository's rules", async () => {
-    const rule = (name: string, repository_id: string) => ({ name, issuer: "ci", match: { repository_id, ref_protected: "true" }, allow: ["t"] });
+    const rule = (name: string, repository_id: string) => ({
+      name,
+      issuer: "ci",
+      match: { repository_id, ref_protected: "true" },
+      allow: ["t"],
+    });
     const policy = compilePolicy({
-      format: 1, version: "0".repeat(64), source_digest: "0".repeat(64), created_at: "2026-01-01T00:00:00Z",
-      issuers: [], targets: [],
+      format: 1,
+      version: "0".repeat(64),
+      source_digest: "0".repeat(64),
+      created_at: "2026-01-01T00:00:00Z",
+      issuers: [],
+      targets: [],
       rules: [rule("a", "701"), rule("b", "702"), rule("c", "703")],
     });
     const found = (repository_id: string) => {

@@ -2,8 +2,18 @@ import { describe, expect, it } from "vitest";
 import { readConfig } from "../../../src/config";
 import { GatepassError } from "../../../src/errors";
 import { PREVIOUS_KEY_PUBLISH_SECONDS } from "../../../src/limits";
-import { KeyRing, parseSigningKeySecret, publicJwkOf, type StoredKey } from "../../../src/signing-keys/signing-key-secret";
-import { addAlgorithms, generateSecret, generateStoredKey, rotateSecret } from "../../../src/signing-keys/signing-key-rotation";
+import {
+  KeyRing,
+  parseSigningKeySecret,
+  publicJwkOf,
+  type StoredKey,
+} from "../../../src/signing-keys/signing-key-secret";
+import {
+  addAlgorithms,
+  generateSecret,
+  generateStoredKey,
+  rotateSecret,
+} from "../../../src/signing-keys/signing-key-rotation";
 import { Signer } from "../../../src/signing-keys/isolate-signer";
 import { deps, testSecret } from "./fixtures";
 import { env } from "cloudflare:test";
@@ -32,10 +42,14 @@ describe("signing key secret", () => {
     expect(published).toHaveLength(4);
     for (const jwk of published) {
       for (const member of PRIVATE) expect(jwk).not.toHaveProperty(member);
-      expect(Object.keys(jwk).sort()).toEqual(jwk.kty === "EC" ? ["alg", "crv", "kid", "kty", "use", "x", "y"] : ["alg", "e", "kid", "kty", "n", "use"]);
+      expect(Object.keys(jwk).sort()).toEqual(
+        jwk.kty === "EC" ? ["alg", "crv", "kid", "kty", "use", "x", "y"] : ["alg", "e", "kid", "kty", "n", "use"],
+      );
     }
     expect(ring.algorithms()).toEqual(["ES256", "RS256"]);
-    expect(ring.signingKey("ES256").kid).toBe(secret.keys.find((k) => k.alg === "ES256" && k.status === "current")!.kid);
+    expect(ring.signingKey("ES256").kid).toBe(
+      secret.keys.find((k) => k.alg === "ES256" && k.status === "current")!.kid,
+    );
   });
 
   it.each([
@@ -89,7 +103,9 @@ describe("signing key secret", () => {
     )) as CryptoKeyPair;
     const jwk = (await crypto.subtle.exportKey("jwk", pair.privateKey)) as JsonWebKey;
     const es = await generateStoredKey("ES256", "current", NOW);
-    expect(() => parseSigningKeySecret(withKeys([es, { ...jwk, kid: "small", alg: "RS256", status: "current", created_at: NOW }]))).toThrow(/2048/);
+    expect(() =>
+      parseSigningKeySecret(withKeys([es, { ...jwk, kid: "small", alg: "RS256", status: "current", created_at: NOW }])),
+    ).toThrow(/2048/);
   });
 
   it("publishes a previous key only until its window ends", async () => {
@@ -104,7 +120,10 @@ describe("signing key secret", () => {
   it("has no RS256 signing key unless the secret holds one", async () => {
     const ring = await KeyRing.import(await generateSecret(["ES256"], NOW));
     expect(() => ring.signingKey("RS256")).toThrow(
-      expect.objectContaining({ code: "signing_unavailable", description: expect.stringContaining("(gatepass keys add --alg RS256)") }),
+      expect.objectContaining({
+        code: "signing_unavailable",
+        description: expect.stringContaining("(gatepass keys add --alg RS256)"),
+      }),
     );
   });
 
@@ -117,15 +136,26 @@ describe("signing key secret", () => {
 describe("rotation", () => {
   it("promotes next, retires current, generates a new next, keeps previous keys still in their window", async () => {
     const first = await generateSecret(["ES256"], NOW);
-    const [current, next] = [first.keys.find((k) => k.status === "current")!, first.keys.find((k) => k.status === "next")!];
+    const [current, next] = [
+      first.keys.find((k) => k.status === "current")!,
+      first.keys.find((k) => k.status === "next")!,
+    ];
     const second = await rotateSecret(first, NOW + 3600);
     expect(second.keys.find((k) => k.status === "current")!.kid).toBe(next.kid);
-    expect(second.keys.find((k) => k.status === "previous")).toMatchObject({ kid: current.kid, retired_at: NOW + 3600 });
+    expect(second.keys.find((k) => k.status === "previous")).toMatchObject({
+      kid: current.kid,
+      retired_at: NOW + 3600,
+    });
     const newNext = second.keys.find((k) => k.status === "next")!;
     expect([current.kid, next.kid]).not.toContain(newNext.kid);
 
     const third = await rotateSecret(second, NOW + 3600 + 600);
-    expect(third.keys.filter((k) => k.status === "previous").map((k) => k.kid).sort()).toEqual([current.kid, next.kid].sort());
+    expect(
+      third.keys
+        .filter((k) => k.status === "previous")
+        .map((k) => k.kid)
+        .sort(),
+    ).toEqual([current.kid, next.kid].sort());
     const fourth = await rotateSecret(third, NOW + 3600 + 600 + PREVIOUS_KEY_PUBLISH_SECONDS);
     // current's window (retired at NOW+3600) has ended: dropped; next's (retired at NOW+4200) has too.
     expect(fourth.keys.filter((k) => k.status === "previous").map((k) => k.kid)).toEqual([newNext.kid]);
@@ -141,7 +171,12 @@ describe("rotation", () => {
     const secret = await generateSecret(["ES256"], NOW);
     const added = await addAlgorithms(secret, ["RS256"], NOW + 60);
     expect(added.keys.filter((k) => k.alg === "ES256")).toEqual(secret.keys);
-    expect(added.keys.filter((k) => k.alg === "RS256").map((k) => k.status).sort()).toEqual(["current", "next"]);
+    expect(
+      added.keys
+        .filter((k) => k.alg === "RS256")
+        .map((k) => k.status)
+        .sort(),
+    ).toEqual(["current", "next"]);
     const ring = await KeyRing.import(added);
     expect(ring.signingKey("ES256").kid).toBe(secret.keys.find((k) => k.status === "current")!.kid);
     expect(ring.signingKey("RS256").alg).toBe("RS256");
@@ -149,7 +184,9 @@ describe("rotation", () => {
 
   it("adds no key for an algorithm the secret already has", async () => {
     const secret = await generateSecret(["ES256", "RS256"], NOW);
-    await expect(addAlgorithms(secret, ["RS256"], NOW + 60)).rejects.toThrow(/already has RS256 keys; `gatepass keys rotate` replaces them/);
+    await expect(addAlgorithms(secret, ["RS256"], NOW + 60)).rejects.toThrow(
+      /already has RS256 keys; `gatepass keys rotate` replaces them/,
+    );
   });
 
   it("refuses a secret without a next key", async () => {
@@ -173,7 +210,12 @@ describe("Signer", () => {
   });
 
   it("generates ephemeral ES256 and RS256 keys in a local run (development, issuer on loopback) without a secret", async () => {
-    const config = readConfig({ ...baseEnv, GATEPASS_ISSUER: "http://127.0.0.1:8787", GATEPASS_ENV: "development", GATEPASS_SIGNING_KEYS: undefined });
+    const config = readConfig({
+      ...baseEnv,
+      GATEPASS_ISSUER: "http://127.0.0.1:8787",
+      GATEPASS_ENV: "development",
+      GATEPASS_SIGNING_KEYS: undefined,
+    });
     const ring = await new Signer(deps()).keyRing(config);
     expect(ring.algorithms()).toEqual(["ES256", "RS256"]);
   });

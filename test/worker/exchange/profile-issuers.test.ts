@@ -18,16 +18,31 @@ const CASES = [
   {
     profile: "buildkite",
     claims: withoutRegistered(buildkiteClaims({ issuer: "unused" })),
-    match: { organization_id: "0184990a-477b-4fa8-9968-496074483a77", pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1a0", build_branch: "main" },
-    copied: { organization_slug: "acme-inc", pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1a0", build_branch: "main", job_id: "0184990a-477b-4fa8-9968-496074483cee" },
+    match: {
+      organization_id: "0184990a-477b-4fa8-9968-496074483a77",
+      pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1a0",
+      build_branch: "main",
+    },
+    copied: {
+      organization_slug: "acme-inc",
+      pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1a0",
+      build_branch: "main",
+      job_id: "0184990a-477b-4fa8-9968-496074483cee",
+    },
     other: { pipeline_id: "0184990a-4782-42b5-afc1-16715b10b1ff" },
     failing: "pipeline_id",
   },
   {
     profile: "circleci",
     claims: withoutRegistered(circleciClaims({ issuer: "unused" })),
-    match: { "oidc.circleci.com/project-id": "5e1a0000-0000-4000-8000-000000000002", "oidc.circleci.com/ssh-rerun": "false" },
-    copied: { "oidc.circleci.com/project-id": "5e1a0000-0000-4000-8000-000000000002", "oidc.circleci.com/vcs-ref": "refs/heads/main" },
+    match: {
+      "oidc.circleci.com/project-id": "5e1a0000-0000-4000-8000-000000000002",
+      "oidc.circleci.com/ssh-rerun": "false",
+    },
+    copied: {
+      "oidc.circleci.com/project-id": "5e1a0000-0000-4000-8000-000000000002",
+      "oidc.circleci.com/vcs-ref": "refs/heads/main",
+    },
     other: { "oidc.circleci.com/ssh-rerun": true },
     failing: "oidc.circleci.com/ssh-rerun",
   },
@@ -36,16 +51,26 @@ const CASES = [
 describe.each(CASES)("profile $profile", ({ profile, claims, match, copied, other, failing }) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await createHarness({ issuer: { kind: "generic", profile: SHIPPED_PROFILES.get(profile)! }, ciClaims: claims, rule: { name: `${profile}-deploys`, match } });
+    h = await createHarness({
+      issuer: { kind: "generic", profile: SHIPPED_PROFILES.get(profile)! },
+      ciClaims: claims,
+      rule: { name: `${profile}-deploys`, match },
+    });
   });
   beforeEach(async () => {
     await h.scenario();
   });
 
   it("verifies the token, grants by the profile's project id, and copies the profile's claims into the minted token", async () => {
-    const whoami = (await (await h.request("/v1/whoami", { headers: bearer(await h.ciToken()) })).json()) as { grants: { rule: string }[] };
+    const whoami = (await (await h.request("/v1/whoami", { headers: bearer(await h.ciToken()) })).json()) as {
+      grants: { rule: string }[];
+    };
     expect(whoami.grants.map((g) => g.rule)).toContain(`${profile}-deploys`);
-    const res = await h.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer(await h.ciToken(), FORM), body: "" });
+    const res = await h.request("/v1/credentials/oidc-any", {
+      method: "POST",
+      headers: bearer(await h.ciToken(), FORM),
+      body: "",
+    });
     expect(res.status).toBe(200);
     const minted = decodeJwt(((await res.json()) as { id_token: string }).id_token);
     expect(minted).toMatchObject({ ...copied, rule: `${profile}-deploys` });
@@ -56,7 +81,9 @@ describe.each(CASES)("profile $profile", ({ profile, claims, match, copied, othe
     const token = await h.ciToken(other);
     const res = await h.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer(token, FORM), body: "" });
     expect(((await res.json()) as { code: string }).code).toBe("policy_denied");
-    const explained = (await (await h.request("/v1/whoami?target=oidc-any", { headers: bearer(token) })).json()) as { explain: { rules: { failures: { claim: string }[] }[] } };
+    const explained = (await (await h.request("/v1/whoami?target=oidc-any", { headers: bearer(token) })).json()) as {
+      explain: { rules: { failures: { claim: string }[] }[] };
+    };
     expect(explained.explain.rules.flatMap((r) => r.failures.map((f) => f.claim))).toContain(failing);
   });
 });

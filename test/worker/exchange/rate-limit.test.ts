@@ -20,7 +20,11 @@ describe("rate limits", () => {
     const seen: string[] = [];
     const limiter = { limit: async ({ key }: { key: string }) => (seen.push(key), { success: seen.length <= 2 }) };
     const res = async (projectId: string) =>
-      h.request("/v1/credentials/oidc-any", { method: "POST", headers: bearer(await h.ciToken({ project_id: projectId })) }, { RATE_LIMITER: limiter });
+      h.request(
+        "/v1/credentials/oidc-any",
+        { method: "POST", headers: bearer(await h.ciToken({ project_id: projectId })) },
+        { RATE_LIMITER: limiter },
+      );
     expect((await res("42")).status).toBe(200);
     expect((await res("42")).status).toBe(200);
     const refused = await res("42");
@@ -32,21 +36,31 @@ describe("rate limits", () => {
   });
 
   it("limits the Sapro-compatible GET /access too", async () => {
-    const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": await h.ciToken() } }, { RATE_LIMITER: overLimit });
+    const res = await h.request(
+      `/access?sa=${SA}`,
+      { headers: { "Gitlab-Token": await h.ciToken() } },
+      { RATE_LIMITER: overLimit },
+    );
     expect(res.status).toBe(429);
     expect(await res.json()).toMatchObject({ code: "rate_limited" });
   });
 
   it("limits GET /v1/whoami too, from the same per-project budget", async () => {
-    const res = await h.request("/v1/whoami?target=oidc-any", { headers: bearer(await h.ciToken()) }, { RATE_LIMITER: overLimit });
+    const res = await h.request(
+      "/v1/whoami?target=oidc-any",
+      { headers: bearer(await h.ciToken()) },
+      { RATE_LIMITER: overLimit },
+    );
     expect(res.status).toBe(429);
     expect(await res.json()).toMatchObject({ code: "rate_limited" });
   });
 
   it("keeps 429 and Retry-After on the OAuth token endpoint", async () => {
     const body = new URLSearchParams({
-      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: await h.ciToken(),
-      subject_token_type: "urn:ietf:params:oauth:token-type:jwt", audience: "oidc-any",
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: await h.ciToken(),
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      audience: "oidc-any",
     }).toString();
     const res = await h.request("/v1/token", { method: "POST", headers: FORM, body }, { RATE_LIMITER: overLimit });
     expect(res.status).toBe(429);

@@ -18,7 +18,10 @@ function refusal(target: Target, request: ExchangeRequest): string | undefined {
 describe("resolveExchange: defaults", () => {
   it("gcp: first scope, 1 h (within the target max)", () => {
     expect(resolveExchange(gcpTarget(), {})).toMatchObject({ scopes: [CP], lifetimeSeconds: 3600 });
-    expect(resolveExchange(gcpTarget({ max_lifetime_seconds: 600 }), {})).toMatchObject({ lifetimeSeconds: 600, mintLifetimeSeconds: 300 });
+    expect(resolveExchange(gcpTarget({ max_lifetime_seconds: 600 }), {})).toMatchObject({
+      lifetimeSeconds: 600,
+      mintLifetimeSeconds: 300,
+    });
   });
   it("aws: 1 h, never below AWS's 900 s", () => {
     expect(resolveExchange(awsTarget({ max_lifetime_seconds: 7200 }), {}).lifetimeSeconds).toBe(3600);
@@ -29,16 +32,29 @@ describe("resolveExchange: defaults", () => {
     expect(resolveExchange(oidcTarget(), { lifetimeSeconds: 1800 }).mintLifetimeSeconds).toBe(1800);
   });
   it("gcp: an ID token only for an audience the target lists, exactly", () => {
-    const target = gcpTarget({ id_token_audiences: ["https://run.example.app", "32555940559.apps.googleusercontent.com"] });
-    expect(resolveExchange(target, { audience: "https://run.example.app" })).toMatchObject({ audience: "https://run.example.app", scopes: [] });
-    expect(resolveExchange(target, { audience: "32555940559.apps.googleusercontent.com" }).audience).toBe("32555940559.apps.googleusercontent.com");
+    const target = gcpTarget({
+      id_token_audiences: ["https://run.example.app", "32555940559.apps.googleusercontent.com"],
+    });
+    expect(resolveExchange(target, { audience: "https://run.example.app" })).toMatchObject({
+      audience: "https://run.example.app",
+      scopes: [],
+    });
+    expect(resolveExchange(target, { audience: "32555940559.apps.googleusercontent.com" }).audience).toBe(
+      "32555940559.apps.googleusercontent.com",
+    );
   });
   it("gcp: ID tokens are off unless the target lists audiences, and the refusal says how to turn them on", () => {
     expect(() => resolveExchange(gcpTarget(), { audience: "https://run.example.app" })).toThrow(
-      expect.objectContaining({ code: "invalid_scope", description: expect.stringMatching(/issues no ID tokens; list the audience under id_token_audiences/) }),
+      expect.objectContaining({
+        code: "invalid_scope",
+        description: expect.stringMatching(/issues no ID tokens; list the audience under id_token_audiences/),
+      }),
     );
     expect(() => resolveExchange(gcpTarget({ id_token_audiences: ["https://a"] }), { audience: "https://b" })).toThrow(
-      expect.objectContaining({ code: "invalid_scope", description: expect.stringMatching(/issues ID tokens only for the audience\(s\) https:\/\/a\./) }),
+      expect.objectContaining({
+        code: "invalid_scope",
+        description: expect.stringMatching(/issues ID tokens only for the audience\(s\) https:\/\/a\./),
+      }),
     );
   });
   it("azure: the target's scope", () => {
@@ -53,13 +69,37 @@ describe("resolveExchange: refusals are invalid_scope, never a silent clamp", ()
     ["gcp lifetime above the target max", gcpTarget({ max_lifetime_seconds: 1800 }), { lifetimeSeconds: 1801 }],
     ["gcp lifetime without a service account", gcpTarget({ service_account: undefined }), { lifetimeSeconds: 600 }],
     ["gcp ID token without a service account", gcpTarget({ service_account: undefined }), { audience: "https://x" }],
-    ["gcp ID token with a lifetime", gcpTarget({ id_token_audiences: ["https://x"] }), { audience: "https://x", lifetimeSeconds: 600 }],
-    ["gcp ID token with scopes", gcpTarget({ id_token_audiences: ["https://x"] }), { audience: "https://x", scopes: [CP] }],
+    [
+      "gcp ID token with a lifetime",
+      gcpTarget({ id_token_audiences: ["https://x"] }),
+      { audience: "https://x", lifetimeSeconds: 600 },
+    ],
+    [
+      "gcp ID token with scopes",
+      gcpTarget({ id_token_audiences: ["https://x"] }),
+      { audience: "https://x", scopes: [CP] },
+    ],
     ["gcp ID token from a target listing no audiences", gcpTarget(), { audience: "https://x" }],
-    ["gcp ID token for an audience the target does not list", gcpTarget({ id_token_audiences: ["https://x"] }), { audience: "https://evil.example" }],
-    ["gcp ID token audience differing in case", gcpTarget({ id_token_audiences: ["https://x"] }), { audience: "https://X" }],
-    ["gcp ID token audience with a trailing slash", gcpTarget({ id_token_audiences: ["https://x"] }), { audience: "https://x/" }],
-    ["gcp ID token audience as a prefix", gcpTarget({ id_token_audiences: ["https://x"] }), { audience: "https://x.evil.example" }],
+    [
+      "gcp ID token for an audience the target does not list",
+      gcpTarget({ id_token_audiences: ["https://x"] }),
+      { audience: "https://evil.example" },
+    ],
+    [
+      "gcp ID token audience differing in case",
+      gcpTarget({ id_token_audiences: ["https://x"] }),
+      { audience: "https://X" },
+    ],
+    [
+      "gcp ID token audience with a trailing slash",
+      gcpTarget({ id_token_audiences: ["https://x"] }),
+      { audience: "https://x/" },
+    ],
+    [
+      "gcp ID token audience as a prefix",
+      gcpTarget({ id_token_audiences: ["https://x"] }),
+      { audience: "https://x.evil.example" },
+    ],
     ["aws lifetime above the target max", awsTarget({ max_lifetime_seconds: 3600 }), { lifetimeSeconds: 3601 }],
     ["aws lifetime above AWS's 12 h", awsTarget({ max_lifetime_seconds: 86400 }), { lifetimeSeconds: 43201 }],
     ["aws lifetime below AWS's 900 s", awsTarget(), { lifetimeSeconds: 899 }],

@@ -44,12 +44,18 @@ describe("discovery", () => {
     const config = await h.request("/.well-known/openid-configuration");
     expect(config.status).toBe(200);
     expect(config.headers.get("Cache-Control")).toBe("public, max-age=300");
-    expect(await json(config)).toMatchObject({ issuer: ISSUER, jwks_uri: `${ISSUER}/.well-known/jwks.json`, id_token_signing_alg_values_supported: ["ES256", "RS256"] });
+    expect(await json(config)).toMatchObject({
+      issuer: ISSUER,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+      id_token_signing_alg_values_supported: ["ES256", "RS256"],
+    });
     const jwks = await h.request("/.well-known/jwks.json");
     expect(jwks.headers.get("Cache-Control")).toBe("public, max-age=300");
     const { keys } = (await jwks.json()) as { keys: Record<string, unknown>[] };
     expect(keys).toHaveLength(4);
-    for (const key of keys) for (const member of ["d", "p", "q", "dp", "dq", "qi", "status", "created_at"]) expect(key).not.toHaveProperty(member);
+    for (const key of keys)
+      for (const member of ["d", "p", "q", "dp", "dq", "qi", "status", "created_at"])
+        expect(key).not.toHaveProperty(member);
   });
 
   it("is served by the deployed Worker entry too (development keys without a secret)", async () => {
@@ -59,7 +65,16 @@ describe("discovery", () => {
   });
 
   it("fails closed without a signing key in production", async () => {
-    const res = await h.request("/.well-known/jwks.json", {}, { GATEPASS_ENV: "production", ...NO_UPSTREAM_OVERRIDES, GATEPASS_ISSUER: "https://gatepass.example.com", GATEPASS_SIGNING_KEYS: undefined });
+    const res = await h.request(
+      "/.well-known/jwks.json",
+      {},
+      {
+        GATEPASS_ENV: "production",
+        ...NO_UPSTREAM_OVERRIDES,
+        GATEPASS_ISSUER: "https://gatepass.example.com",
+        GATEPASS_SIGNING_KEYS: undefined,
+      },
+    );
     expect(res.status).toBe(503);
     expect((await json(res)).code).toBe("signing_unavailable");
   });
@@ -87,19 +102,39 @@ describe("POST /v1/credentials/:target", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
     const body = await json(res);
-    expect(body).toMatchObject({ target: "gcp-deploy", provider: "gcp", token_type: "Bearer", service_account: SA, scope: "https://www.googleapis.com/auth/cloud-platform" });
+    expect(body).toMatchObject({
+      target: "gcp-deploy",
+      provider: "gcp",
+      token_type: "Bearer",
+      service_account: SA,
+      scope: "https://www.googleapis.com/auth/cloud-platform",
+    });
     expect(body.access_token).toMatch(/^ya29\.sa-/);
     expect(body.expires_in).toBe(1200);
     const [sts, iam] = await capturedRequests(h.ns);
-    expect(sts!.claims).toMatchObject({ iss: ISSUER, sub: "target:gcp-deploy", rule: "infra-main", project_path: "platform/infra", source_issuer: h.ciIssuerUrl });
+    expect(sts!.claims).toMatchObject({
+      iss: ISSUER,
+      sub: "target:gcp-deploy",
+      rule: "infra-main",
+      project_path: "platform/infra",
+      source_issuer: h.ciIssuerUrl,
+    });
     expect(sts!.claims).not.toHaveProperty("user_email");
     expect(iam!.body.lifetime).toBe("1200s");
   });
 
   it("accepts JSON bodies and query parameters alike", async () => {
-    const viaJson = await post("/v1/credentials/gcp-deploy", JSON.stringify({ lifetime: 600 }), bearer(token, { "Content-Type": "application/json" }));
+    const viaJson = await post(
+      "/v1/credentials/gcp-deploy",
+      JSON.stringify({ lifetime: 600 }),
+      bearer(token, { "Content-Type": "application/json" }),
+    );
     expect(viaJson.status).toBe(200);
-    const viaJsonString = await post("/v1/credentials/gcp-deploy", JSON.stringify({ lifetime: "10m" }), bearer(token, { "Content-Type": "application/json" }));
+    const viaJsonString = await post(
+      "/v1/credentials/gcp-deploy",
+      JSON.stringify({ lifetime: "10m" }),
+      bearer(token, { "Content-Type": "application/json" }),
+    );
     expect(viaJsonString.status).toBe(200);
     const viaQuery = await post("/v1/credentials/gcp-deploy?lifetime=600", undefined, bearer(token));
     expect(viaQuery.status).toBe(200);
@@ -110,7 +145,9 @@ describe("POST /v1/credentials/:target", () => {
   it("aws: env, dotenv and credential_process", async () => {
     const env = await post("/v1/credentials/aws-deploy", "format=env");
     expect(env.headers.get("Content-Type")).toMatch(/^text\/plain/);
-    expect(await env.text()).toMatch(/^export AWS_ACCESS_KEY_ID='ASIA[0-9A-F]+'\nexport AWS_SECRET_ACCESS_KEY='.+'\nexport AWS_SESSION_TOKEN='.+'\nexport AWS_CREDENTIAL_EXPIRATION='.+Z'\n$/);
+    expect(await env.text()).toMatch(
+      /^export AWS_ACCESS_KEY_ID='ASIA[0-9A-F]+'\nexport AWS_SECRET_ACCESS_KEY='.+'\nexport AWS_SESSION_TOKEN='.+'\nexport AWS_CREDENTIAL_EXPIRATION='.+Z'\n$/,
+    );
     const dotenv = await post("/v1/credentials/aws-deploy", "format=dotenv");
     expect(await dotenv.text()).toMatch(/^AWS_ACCESS_KEY_ID=ASIA/);
     const process = await post("/v1/credentials/aws-deploy", "format=credential_process&lifetime=7200");
@@ -127,8 +164,14 @@ describe("POST /v1/credentials/:target", () => {
   });
 
   it("azure, vault and oidc", async () => {
-    expect(await json(await post("/v1/credentials/azure-deploy", ""))).toMatchObject({ provider: "azure", access_token: expect.any(String) });
-    expect(await json(await post("/v1/credentials/vault-ci", ""))).toMatchObject({ client_token: expect.stringMatching(/^hvs\./), lease_duration: 900 });
+    expect(await json(await post("/v1/credentials/azure-deploy", ""))).toMatchObject({
+      provider: "azure",
+      access_token: expect.any(String),
+    });
+    expect(await json(await post("/v1/credentials/vault-ci", ""))).toMatchObject({
+      client_token: expect.stringMatching(/^hvs\./),
+      lease_duration: 900,
+    });
     const oidc = await json(await post("/v1/credentials/oidc-any", "lifetime=120"));
     expect(oidc).toMatchObject({ provider: "oidc", audience: "https://rp.example.com", expires_in: 120 });
   });
@@ -142,20 +185,47 @@ describe("POST /v1/credentials/:target", () => {
   });
 
   it("vault: a lease beyond the target's max_lifetime (Vault's 768 h default) is refused, the token never returned", async () => {
-    await h.scenario({ vault: { jwtSupportedAlgs: VAULT_ALGS, roles: { ci: { mount: "gatepass", boundAudiences: ["vault"], boundSubject: "target:vault-ci", ttl: 768 * 3600, policies: ["deploy"] } } } });
+    await h.scenario({
+      vault: {
+        jwtSupportedAlgs: VAULT_ALGS,
+        roles: {
+          ci: {
+            mount: "gatepass",
+            boundAudiences: ["vault"],
+            boundSubject: "target:vault-ci",
+            ttl: 768 * 3600,
+            policies: ["deploy"],
+          },
+        },
+      },
+    });
     const res = await post("/v1/credentials/vault-ci", "format=env");
     expect(res.status).toBe(502);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
     const text = await res.text();
-    expect(JSON.parse(text)).toMatchObject({ code: "upstream_ttl_too_long", upstream_error: "ttl_too_long", upstream_lease_seconds: 2_764_800, max_lifetime_seconds: 3600 });
+    expect(JSON.parse(text)).toMatchObject({
+      code: "upstream_ttl_too_long",
+      upstream_error: "ttl_too_long",
+      upstream_lease_seconds: 2_764_800,
+      max_lifetime_seconds: 3600,
+    });
     expect(text).not.toContain("hvs.");
     expect(h.takeLogs()).not.toContain("hvs.");
   });
 
   it.each([
-    ["gcp-federated", { "gcp-sts": [{ status: 200, body: '{"access_token":"ya29.x","token_type":"Bearer","expires_in":1e300}' }] }],
-    ["azure-deploy", { azure: [{ status: 200, body: '{"token_type":"Bearer","expires_in":"1e300","access_token":"eyJ0.x"}' }] }],
-    ["vault-ci", { vault: [{ status: 200, body: '{"auth":{"client_token":"hvs.x","policies":[],"lease_duration":1e300}}' }] }],
+    [
+      "gcp-federated",
+      { "gcp-sts": [{ status: 200, body: '{"access_token":"ya29.x","token_type":"Bearer","expires_in":1e300}' }] },
+    ],
+    [
+      "azure-deploy",
+      { azure: [{ status: 200, body: '{"token_type":"Bearer","expires_in":"1e300","access_token":"eyJ0.x"}' }] },
+    ],
+    [
+      "vault-ci",
+      { vault: [{ status: 200, body: '{"auth":{"client_token":"hvs.x","policies":[],"lease_duration":1e300}}' }] },
+    ],
   ])("%s: an absurd upstream expiry is a 502 upstream_unavailable, not a 500 after issuing", async (target, faults) => {
     await h.scenario({ faults });
     for (const format of ["json", "env"]) {
@@ -168,34 +238,82 @@ describe("POST /v1/credentials/:target", () => {
 
   it("format=gcloud says what token_file needs: given, and absolute", async () => {
     const missing = await json(await post("/v1/credentials/gcp-deploy", "format=gcloud"));
-    expect(missing).toMatchObject({ code: "request_invalid", error_description: expect.stringContaining("format=gcloud needs token_file: the absolute path") });
-    const relative = await json(await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=.gatepass/ci-token"));
-    expect(relative).toMatchObject({ code: "request_invalid", error_description: expect.stringContaining("token_file must be an absolute path") });
+    expect(missing).toMatchObject({
+      code: "request_invalid",
+      error_description: expect.stringContaining("format=gcloud needs token_file: the absolute path"),
+    });
+    const relative = await json(
+      await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=.gatepass/ci-token"),
+    );
+    expect(relative).toMatchObject({
+      code: "request_invalid",
+      error_description: expect.stringContaining("token_file must be an absolute path"),
+    });
   });
 
   it("format=gcloud accepts a Windows runner's absolute token_file too", async () => {
-    const res = await post("/v1/credentials/gcp-deploy", `format=gcloud&token_file=${encodeURIComponent("C:\\GitLab-Runner\\builds\\ci-token")}`);
+    const res = await post(
+      "/v1/credentials/gcp-deploy",
+      `format=gcloud&token_file=${encodeURIComponent("C:\\GitLab-Runner\\builds\\ci-token")}`,
+    );
     expect(res.status).toBe(200);
-    expect((await json(res)).credential_source).toEqual({ file: "C:\\GitLab-Runner\\builds\\ci-token", format: { type: "text" } });
+    expect((await json(res)).credential_source).toEqual({
+      file: "C:\\GitLab-Runner\\builds\\ci-token",
+      format: { type: "text" },
+    });
   });
 
   it("format=gcloud: an external_account config pointing at gatepass, without any upstream call", async () => {
     const res = await post("/v1/credentials/gcp-deploy", "format=gcloud&token_file=/builds/ci-token");
     expect(res.headers.get("Cache-Control")).toBe("no-store");
     expect(await json(res)).toEqual({
-      type: "external_account", audience: "gcp-deploy", subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
-      token_url: `${ISSUER}/v1/sts/token`, credential_source: { file: "/builds/ci-token", format: { type: "text" } }, universe_domain: "googleapis.com",
+      type: "external_account",
+      audience: "gcp-deploy",
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      token_url: `${ISSUER}/v1/sts/token`,
+      credential_source: { file: "/builds/ci-token", format: { type: "text" } },
+      universe_domain: "googleapis.com",
     });
     expect(await capturedRequests(h.ns)).toHaveLength(0);
   });
 
   it.each([
     ["a lifetime beyond the target", "/v1/credentials/gcp-deploy", "lifetime=2h", 400, "invalid_scope"],
-    ["a scope the target does not allow", "/v1/credentials/gcp-deploy", "scope=https://www.googleapis.com/auth/admin", 400, "invalid_scope"],
-    ["an ID token audience the target does not list", "/v1/credentials/gcp-deploy", "audience=https://evil.example.app", 400, "invalid_scope"],
-    ["an ID token audience differing only in a trailing slash", "/v1/credentials/gcp-deploy", "audience=https://run.example.app/", 400, "invalid_scope"],
-    ["an ID token from a target without service account or id_token_audiences", "/v1/credentials/gcp-federated", "audience=https://run.example.app", 400, "invalid_scope"],
-    ["credential_process for gcp", "/v1/credentials/gcp-deploy", "format=credential_process", 400, "format_unsupported"],
+    [
+      "a scope the target does not allow",
+      "/v1/credentials/gcp-deploy",
+      "scope=https://www.googleapis.com/auth/admin",
+      400,
+      "invalid_scope",
+    ],
+    [
+      "an ID token audience the target does not list",
+      "/v1/credentials/gcp-deploy",
+      "audience=https://evil.example.app",
+      400,
+      "invalid_scope",
+    ],
+    [
+      "an ID token audience differing only in a trailing slash",
+      "/v1/credentials/gcp-deploy",
+      "audience=https://run.example.app/",
+      400,
+      "invalid_scope",
+    ],
+    [
+      "an ID token from a target without service account or id_token_audiences",
+      "/v1/credentials/gcp-federated",
+      "audience=https://run.example.app",
+      400,
+      "invalid_scope",
+    ],
+    [
+      "credential_process for gcp",
+      "/v1/credentials/gcp-deploy",
+      "format=credential_process",
+      400,
+      "format_unsupported",
+    ],
     ["gcloud for aws", "/v1/credentials/aws-deploy", "format=gcloud", 400, "format_unsupported"],
     ["an unknown format", "/v1/credentials/aws-deploy", "format=yaml", 400, "format_unsupported"],
     ["an unknown parameter", "/v1/credentials/aws-deploy", "lifetim=900", 400, "request_invalid"],
@@ -203,10 +321,34 @@ describe("POST /v1/credentials/:target", () => {
     ["a malformed lifetime", "/v1/credentials/aws-deploy", "lifetime=-5", 400, "request_invalid"],
     ["token_file without gcloud", "/v1/credentials/aws-deploy", "token_file=x", 400, "request_invalid"],
     ["an empty scope list", "/v1/credentials/gcp-deploy", "scope=,", 400, "request_invalid"],
-    ["an audience with a control character", "/v1/credentials/gcp-deploy", "audience=https://run.example.app%0A", 400, "request_invalid"],
-    ["gcloud with a lifetime", "/v1/credentials/gcp-deploy", "format=gcloud&lifetime=900&token_file=/builds/t", 400, "request_invalid"],
-    ["gcloud without token_file (no default could be absolute)", "/v1/credentials/gcp-deploy", "format=gcloud", 400, "request_invalid"],
-    ["a relative token_file (Google's tools would resolve it elsewhere)", "/v1/credentials/gcp-deploy", "format=gcloud&token_file=.gatepass/ci-token", 400, "request_invalid"],
+    [
+      "an audience with a control character",
+      "/v1/credentials/gcp-deploy",
+      "audience=https://run.example.app%0A",
+      400,
+      "request_invalid",
+    ],
+    [
+      "gcloud with a lifetime",
+      "/v1/credentials/gcp-deploy",
+      "format=gcloud&lifetime=900&token_file=/builds/t",
+      400,
+      "request_invalid",
+    ],
+    [
+      "gcloud without token_file (no default could be absolute)",
+      "/v1/credentials/gcp-deploy",
+      "format=gcloud",
+      400,
+      "request_invalid",
+    ],
+    [
+      "a relative token_file (Google's tools would resolve it elsewhere)",
+      "/v1/credentials/gcp-deploy",
+      "format=gcloud&token_file=.gatepass/ci-token",
+      400,
+      "request_invalid",
+    ],
     ["an unknown target", "/v1/credentials/nope", "", 404, "target_unknown"],
   ])("refuses %s before any upstream call", async (_name, path, body, status, code) => {
     const res = await post(path, body);
@@ -254,15 +396,29 @@ describe("POST /v1/credentials/:target", () => {
   });
 
   it("refuses a body that is not UTF-8 (request_invalid), never decoding it loosely", async () => {
-    const res = await h.request("/v1/credentials/gcp-deploy", { method: "POST", headers: bearer(token, FORM), body: new Uint8Array([0x73, 0x63, 0x6f, 0x70, 0x65, 0x3d, 0xff]) });
+    const res = await h.request("/v1/credentials/gcp-deploy", {
+      method: "POST",
+      headers: bearer(token, FORM),
+      body: new Uint8Array([0x73, 0x63, 0x6f, 0x70, 0x65, 0x3d, 0xff]),
+    });
     expect(res.status).toBe(400);
-    expect(await json(res)).toMatchObject({ code: "request_invalid", error_description: "The body could not be read as UTF-8 text." });
+    expect(await json(res)).toMatchObject({
+      code: "request_invalid",
+      error_description: "The body could not be read as UTF-8 text.",
+    });
   });
 
   it("refuses a body in another media type (request_invalid)", async () => {
-    const res = await post("/v1/credentials/gcp-deploy", "lifetime=600", bearer(token, { "Content-Type": "text/plain" }));
+    const res = await post(
+      "/v1/credentials/gcp-deploy",
+      "lifetime=600",
+      bearer(token, { "Content-Type": "text/plain" }),
+    );
     expect(res.status).toBe(400);
-    expect(await json(res)).toMatchObject({ code: "request_invalid", error_description: "Send parameters as application/x-www-form-urlencoded or application/json." });
+    expect(await json(res)).toMatchObject({
+      code: "request_invalid",
+      error_description: "Send parameters as application/x-www-form-urlencoded or application/json.",
+    });
   });
 
   it.each([
@@ -270,7 +426,11 @@ describe("POST /v1/credentials/:target", () => {
     ["is null", "null", "The JSON body must be an object."],
     ["is a list", '["lifetime"]', "The JSON body must be an object."],
     ["is a string", '"lifetime=600"', "The JSON body must be an object."],
-    ["has a nested value", '{"lifetime":{"seconds":600}}', "The JSON body must be one object whose values are strings or numbers; nothing nested."],
+    [
+      "has a nested value",
+      '{"lifetime":{"seconds":600}}',
+      "The JSON body must be one object whose values are strings or numbers; nothing nested.",
+    ],
   ])("refuses a JSON body that %s (request_invalid)", async (_name, body, description) => {
     const res = await post("/v1/credentials/gcp-deploy", body, bearer(token, { "Content-Type": "application/json" }));
     expect(res.status).toBe(400);
@@ -293,7 +453,9 @@ describe("POST /v1/credentials/:target", () => {
   });
 
   it("maps an upstream that keeps failing to upstream_unavailable after retries", async () => {
-    await h.scenario({ faults: { azure: [1, 2, 3].map(() => ({ status: 503, body: '{"error":"temporarily_unavailable"}' })) } });
+    await h.scenario({
+      faults: { azure: [1, 2, 3].map(() => ({ status: 503, body: '{"error":"temporarily_unavailable"}' })) },
+    });
     const res = await post("/v1/credentials/azure-deploy", "");
     expect(res.status).toBe(502);
     expect(await json(res)).toMatchObject({ code: "upstream_unavailable", upstream_error: "temporarily_unavailable" });
@@ -313,18 +475,24 @@ describe("POST /v1/credentials/:target", () => {
     const minted = (await capturedRequests(h.ns))[0]!.body.WebIdentityToken as string;
     const logs = h.takeLogs();
     expect(logs).toContain("credential_issued");
-    for (const secret of [token, minted, body.secret_access_key, body.session_token]) expect(logs).not.toContain(String(secret));
+    for (const secret of [token, minted, body.secret_access_key, body.session_token])
+      expect(logs).not.toContain(String(secret));
   });
 });
 
 describe("POST /v1/token (RFC 8693)", () => {
-  const grant = "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token_type=urn:ietf:params:oauth:token-type:jwt";
+  const grant =
+    "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token_type=urn:ietf:params:oauth:token-type:jwt";
 
   it("exchanges for a gcp access token", async () => {
     const res = await post("/v1/token", `${grant}&subject_token=${token}&audience=gcp-deploy`, FORM);
     expect(res.status).toBe(200);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
-    expect(await json(res)).toMatchObject({ issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: expect.any(Number) });
+    expect(await json(res)).toMatchObject({
+      issued_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      token_type: "Bearer",
+      expires_in: expect.any(Number),
+    });
   });
 
   it("answers whole seconds when the CI token's exp is fractional (expires_in and the minted exp)", async () => {
@@ -332,26 +500,58 @@ describe("POST /v1/token (RFC 8693)", () => {
     const res = await post("/v1/token", `${grant}&subject_token=${fractional}&resource=oidc-any`, FORM);
     const body = await json(res);
     expect(Number.isInteger(body.expires_in)).toBe(true);
-    const minted = JSON.parse(Buffer.from(String(body.access_token).split(".")[1]!, "base64url").toString()) as { iat: number; nbf: number; exp: number };
+    const minted = JSON.parse(Buffer.from(String(body.access_token).split(".")[1]!, "base64url").toString()) as {
+      iat: number;
+      nbf: number;
+      exp: number;
+    };
     expect([minted.iat, minted.nbf, minted.exp].every(Number.isInteger)).toBe(true);
     expect(minted.exp - minted.iat).toBe(body.expires_in);
   });
 
   it("exchanges for gatepass's own JWT (oidc target, via resource)", async () => {
     const res = await post("/v1/token", `${grant}&subject_token=${token}&resource=oidc-any`, FORM);
-    expect(await json(res)).toMatchObject({ issued_token_type: "urn:ietf:params:oauth:token-type:jwt", token_type: "N_A" });
+    expect(await json(res)).toMatchObject({
+      issued_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      token_type: "N_A",
+    });
   });
 
   it.each([
-    ["a wrong grant type", `grant_type=client_credentials&subject_token=T&audience=gcp-deploy`, "unsupported_grant_type", "grant_type_unsupported"],
+    [
+      "a wrong grant type",
+      `grant_type=client_credentials&subject_token=T&audience=gcp-deploy`,
+      "unsupported_grant_type",
+      "grant_type_unsupported",
+    ],
     ["a missing subject token", `${grant}&audience=gcp-deploy`, "invalid_request", "request_invalid"],
-    ["a missing subject token type", "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=T&audience=gcp-deploy", "invalid_request", "request_invalid"],
+    [
+      "a missing subject token type",
+      "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=T&audience=gcp-deploy",
+      "invalid_request",
+      "request_invalid",
+    ],
     ["no target", `${grant}&subject_token=T`, "invalid_request", "request_invalid"],
-    ["an invalid subject token", `${grant}&subject_token=not.a.jwt&audience=gcp-deploy`, "invalid_request", "token_malformed"],
+    [
+      "an invalid subject token",
+      `${grant}&subject_token=not.a.jwt&audience=gcp-deploy`,
+      "invalid_request",
+      "token_malformed",
+    ],
     ["an unknown target", `${grant}&subject_token=T&audience=nope`, "invalid_target", "target_unknown"],
     ["an aws target", `${grant}&subject_token=T&audience=aws-deploy`, "invalid_request", "format_unsupported"],
-    ["a token type the target does not issue", `${grant}&subject_token=T&audience=gcp-deploy&requested_token_type=urn:ietf:params:oauth:token-type:jwt`, "invalid_request", "request_invalid"],
-    ["a scope beyond the target", `${grant}&subject_token=T&audience=gcp-deploy&scope=https://www.googleapis.com/auth/admin`, "invalid_scope", "invalid_scope"],
+    [
+      "a token type the target does not issue",
+      `${grant}&subject_token=T&audience=gcp-deploy&requested_token_type=urn:ietf:params:oauth:token-type:jwt`,
+      "invalid_request",
+      "request_invalid",
+    ],
+    [
+      "a scope beyond the target",
+      `${grant}&subject_token=T&audience=gcp-deploy&scope=https://www.googleapis.com/auth/admin`,
+      "invalid_scope",
+      "invalid_scope",
+    ],
   ])("answers %s with HTTP 400 and an RFC 6749 error", async (_name, body, error, code) => {
     const res = await post("/v1/token", body.replace("subject_token=T", `subject_token=${token}`), FORM);
     expect(res.status).toBe(400);
@@ -360,19 +560,31 @@ describe("POST /v1/token (RFC 8693)", () => {
   });
 
   // Proxies and load balancers log URLs: a token there is refused before it is even looked at.
-  it.each(["/v1/token", "/v1/sts/token"])("%s refuses subject_token in the query string, whatever the body says", async (path) => {
-    const rest = "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token_type=urn:ietf:params:oauth:token-type:jwt&audience=gcp-deploy";
-    for (const [url, body] of [[`${path}?subject_token=${token}`, rest], [`${path}?subject_token=${token}&${rest}`, ""], [`${path}?subject_token=`, `${rest}&subject_token=${token}`]]) {
-      const res = await post(url!, body, FORM);
-      expect(res.status).toBe(400);
-      const text = await res.text();
-      expect(JSON.parse(text)).toMatchObject({ error: "invalid_request", code: "request_invalid", error_description: expect.stringMatching(/subject_token .*request body/) });
-      expect(text).not.toContain(token);
-    }
-    expect(await capturedRequests(h.ns)).toHaveLength(0);
-    // The same request with the token in the body is served.
-    expect((await post(path, `${rest}&subject_token=${token}`, FORM)).status).toBe(200);
-  });
+  it.each(["/v1/token", "/v1/sts/token"])(
+    "%s refuses subject_token in the query string, whatever the body says",
+    async (path) => {
+      const rest =
+        "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token_type=urn:ietf:params:oauth:token-type:jwt&audience=gcp-deploy";
+      for (const [url, body] of [
+        [`${path}?subject_token=${token}`, rest],
+        [`${path}?subject_token=${token}&${rest}`, ""],
+        [`${path}?subject_token=`, `${rest}&subject_token=${token}`],
+      ]) {
+        const res = await post(url!, body, FORM);
+        expect(res.status).toBe(400);
+        const text = await res.text();
+        expect(JSON.parse(text)).toMatchObject({
+          error: "invalid_request",
+          code: "request_invalid",
+          error_description: expect.stringMatching(/subject_token .*request body/),
+        });
+        expect(text).not.toContain(token);
+      }
+      expect(await capturedRequests(h.ns)).toHaveLength(0);
+      // The same request with the token in the body is served.
+      expect((await post(path, `${rest}&subject_token=${token}`, FORM)).status).toBe(200);
+    },
+  );
 
   it("refuses audience and resource naming different targets before anything is sent upstream", async () => {
     const res = await post("/v1/token", `${grant}&subject_token=${token}&audience=gcp-deploy&resource=oidc-any`, FORM);
@@ -397,27 +609,52 @@ describe("POST /v1/token (RFC 8693)", () => {
 describe("POST /v1/sts/token (Google STS-compatible)", () => {
   const form = (subject: string, audience = "gcp-deploy") =>
     new URLSearchParams({
-      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", audience, scope: "https://www.googleapis.com/auth/cloud-platform",
-      requested_token_type: "urn:ietf:params:oauth:token-type:access_token", subject_token: subject, subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      audience,
+      scope: "https://www.googleapis.com/auth/cloud-platform",
+      requested_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      subject_token: subject,
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
     }).toString();
 
   it("answers like Google STS: snake_case, integer expires_in", async () => {
     const res = await post("/v1/sts/token", form(token), FORM);
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body).toEqual({ access_token: expect.stringMatching(/^ya29\.sa-/), issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: expect.any(Number) });
+    expect(body).toEqual({
+      access_token: expect.stringMatching(/^ya29\.sa-/),
+      issued_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      token_type: "Bearer",
+      expires_in: expect.any(Number),
+    });
     expect(Number.isInteger(body.expires_in)).toBe(true);
     expect(body.expires_in).toBeGreaterThan(0);
   });
 
   it.each([
-    ["Terraform's", ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"]],
-    ["gcloud's", ["openid", "https://www.googleapis.com/auth/userinfo.email", "https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/appengine.admin", "https://www.googleapis.com/auth/sqlservice.login", "https://www.googleapis.com/auth/compute"]],
+    [
+      "Terraform's",
+      ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"],
+    ],
+    [
+      "gcloud's",
+      [
+        "openid",
+        "https://www.googleapis.com/auth/userinfo.email",
+        "https://www.googleapis.com/auth/cloud-platform",
+        "https://www.googleapis.com/auth/appengine.admin",
+        "https://www.googleapis.com/auth/sqlservice.login",
+        "https://www.googleapis.com/auth/compute",
+      ],
+    ],
   ])("grants from %s fixed scope set only the scopes the target allows", async (_client, scopes) => {
     const body = new URLSearchParams(form(token));
     body.set("scope", scopes.join(" "));
     // gcloud also authenticates as its own OAuth client; that says nothing about the job, and is ignored.
-    const res = await post("/v1/sts/token", body.toString(), { ...FORM, Authorization: `Basic ${btoa("32555940559.apps.googleusercontent.com:secret")}` });
+    const res = await post("/v1/sts/token", body.toString(), {
+      ...FORM,
+      Authorization: `Basic ${btoa("32555940559.apps.googleusercontent.com:secret")}`,
+    });
     expect(res.status).toBe(200);
     const iam = (await capturedRequests(h.ns)).find((r) => r.service === "gcp-iam")!;
     expect(iam.body.scope).toEqual(["https://www.googleapis.com/auth/cloud-platform"]);
@@ -428,8 +665,10 @@ describe("POST /v1/sts/token (Google STS-compatible)", () => {
     body.set("scope", "openid https://www.googleapis.com/auth/userinfo.email");
     const res = await post("/v1/sts/token", body.toString(), FORM);
     expect(await json(res)).toMatchObject({
-      error: "invalid_scope", code: "invalid_scope",
-      error_description: "target gcp-deploy does not allow the scope(s) openid https://www.googleapis.com/auth/userinfo.email.",
+      error: "invalid_scope",
+      code: "invalid_scope",
+      error_description:
+        "target gcp-deploy does not allow the scope(s) openid https://www.googleapis.com/auth/userinfo.email.",
     });
     expect(await capturedRequests(h.ns)).toHaveLength(0);
   });
@@ -457,14 +696,20 @@ describe("POST /v1/sts/token (Google STS-compatible)", () => {
     body.delete("audience");
     const res = await post("/v1/sts/token", body.toString(), FORM);
     expect(res.status).toBe(400);
-    expect(await json(res)).toMatchObject({ error: "invalid_request", code: "request_invalid", error_description: expect.stringMatching(/^audience must name the gatepass target/) });
+    expect(await json(res)).toMatchObject({
+      error: "invalid_request",
+      code: "request_invalid",
+      error_description: expect.stringMatching(/^audience must name the gatepass target/),
+    });
     expect(await capturedRequests(h.ns)).toHaveLength(0);
   });
 });
 
 describe("GET /access (Sapro compatibility)", () => {
   it("returns the access token as text/plain for the target holding the service account", async () => {
-    const res = await h.request(`/access?sa=${SA}&scopes=cloud-platform&lifetime=10`, { headers: { "Gitlab-Token": token } });
+    const res = await h.request(`/access?sa=${SA}&scopes=cloud-platform&lifetime=10`, {
+      headers: { "Gitlab-Token": token },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toMatch(/^text\/plain/);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
@@ -474,7 +719,9 @@ describe("GET /access (Sapro compatibility)", () => {
   });
 
   it("refuses a service account no allowed target holds, and a lifetime beyond the target", async () => {
-    const unknown = await h.request(`/access?sa=other@p.iam.gserviceaccount.com`, { headers: { "Gitlab-Token": token } });
+    const unknown = await h.request(`/access?sa=other@p.iam.gserviceaccount.com`, {
+      headers: { "Gitlab-Token": token },
+    });
     expect(unknown.status).toBe(403);
     expect((await json(unknown)).code).toBe("policy_denied");
     const long = await h.request(`/access?sa=${SA}&lifetime=120`, { headers: { "Gitlab-Token": token } });
@@ -484,7 +731,11 @@ describe("GET /access (Sapro compatibility)", () => {
   });
 
   it.each([
-    ["scopes with a control character", `scopes=${encodeURIComponent("cloud-platform\u0001")}`, "scopes must be a comma-separated list of scopes."],
+    [
+      "scopes with a control character",
+      `scopes=${encodeURIComponent("cloud-platform\u0001")}`,
+      "scopes must be a comma-separated list of scopes.",
+    ],
     ["an empty scope", "scopes=cloud-platform,", "scopes must be a comma-separated list of scopes."],
     ["a lifetime in hours", "lifetime=1h", "lifetime is a number of minutes."],
     ["a lifetime of zero", "lifetime=0", "lifetime is a number of minutes."],
@@ -510,16 +761,45 @@ describe("refusals before the signature verifies", () => {
     const rsa = await generateKeyPair("RS256");
     const ec = await generateKeyPair("ES256");
     const now = Math.floor(Date.now() / 1000);
-    const forge = (key: CryptoKey, claims: Record<string, unknown>, header: { alg: string; kid: string }, iss: string | null = h.ciIssuerUrl) => {
-      const jwt = new SignJWT({ ...CI_CLAIMS, ...claims }).setProtectedHeader({ ...header, typ: "JWT" }).setAudience(CI_AUDIENCE).setIssuedAt(now).setExpirationTime(now + 600);
+    const forge = (
+      key: CryptoKey,
+      claims: Record<string, unknown>,
+      header: { alg: string; kid: string },
+      iss: string | null = h.ciIssuerUrl,
+    ) => {
+      const jwt = new SignJWT({ ...CI_CLAIMS, ...claims })
+        .setProtectedHeader({ ...header, typ: "JWT" })
+        .setAudience(CI_AUDIENCE)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 600);
       return (iss === null ? jwt : jwt.setIssuer(iss)).sign(key);
     };
     return [
-      { label: "an unknown issuer", token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }, "https://gitlab.private.example"), recorded: "issuer_unknown" },
-      { label: "no iss", token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }, null), recorded: "issuer_unknown" },
-      { label: "a configured issuer, another key's signature", token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }), recorded: "signature_invalid" },
-      { label: "a configured issuer, an algorithm it does not allow", token: await forge(ec.privateKey, {}, { alg: "ES256", kid: "ci-key-1" }), recorded: "algorithm_not_allowed" },
-      { label: "a configured issuer, a kid it does not publish", token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-9" }), recorded: "key_unknown" },
+      {
+        label: "an unknown issuer",
+        token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }, "https://gitlab.private.example"),
+        recorded: "issuer_unknown",
+      },
+      {
+        label: "no iss",
+        token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }, null),
+        recorded: "issuer_unknown",
+      },
+      {
+        label: "a configured issuer, another key's signature",
+        token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-1" }),
+        recorded: "signature_invalid",
+      },
+      {
+        label: "a configured issuer, an algorithm it does not allow",
+        token: await forge(ec.privateKey, {}, { alg: "ES256", kid: "ci-key-1" }),
+        recorded: "algorithm_not_allowed",
+      },
+      {
+        label: "a configured issuer, a kid it does not publish",
+        token: await forge(rsa.privateKey, {}, { alg: "RS256", kid: "ci-key-9" }),
+        recorded: "key_unknown",
+      },
     ];
   }
 
@@ -535,8 +815,13 @@ describe("refusals before the signature verifies", () => {
       // Nothing in the answer names the issuer, its URL or its algorithms.
       expect(JSON.stringify(body)).not.toMatch(/ci-key|RS256|gitlab\.private|"ci"|\/ci\b/);
       // The operator sees the reason: the audit row's error_code and the request's log line.
-      expect(await auditEventsFor(requestId)).toMatchObject([{ error_code: recorded, status: 401, decision: "deny", token_sha256: await tokenDigest(forged) }]);
-      const line = h.takeLogs().split("\n").find((l) => l.includes(requestId));
+      expect(await auditEventsFor(requestId)).toMatchObject([
+        { error_code: recorded, status: 401, decision: "deny", token_sha256: await tokenDigest(forged) },
+      ]);
+      const line = h
+        .takeLogs()
+        .split("\n")
+        .find((l) => l.includes(requestId));
       expect(line, label).toContain(`"code":"${recorded}"`);
       expect(line, label).toContain('"reason":');
     }
@@ -546,7 +831,12 @@ describe("refusals before the signature verifies", () => {
   it("answers the token endpoints alike: one body for every refusal before the signature verifies", async () => {
     const answers = new Set<string>();
     for (const { token: forged } of await forgeries()) {
-      const body = new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: forged, subject_token_type: TOKEN_TYPE.jwt, audience: "oidc-any" }).toString();
+      const body = new URLSearchParams({
+        grant_type: TOKEN_EXCHANGE_GRANT,
+        subject_token: forged,
+        subject_token_type: TOKEN_TYPE.jwt,
+        audience: "oidc-any",
+      }).toString();
       const res = await h.request("/v1/token", { method: "POST", headers: FORM, body });
       const answer = await json(res);
       expect(answer).toMatchObject({ code: "token_unverified", error: "invalid_request" });
@@ -567,21 +857,39 @@ describe("HEAD on routes that mint or exchange", () => {
     ["POST /v1/credentials/:target", "/v1/credentials/gcp-deploy", { Authorization: "Bearer TOKEN" }, "POST"],
     ["POST /v1/token", "/v1/token", {}, "POST"],
     ["POST /v1/sts/token", "/v1/sts/token", {}, "POST"],
-  ])("%s: HEAD is refused (405 method_not_allowed, Allow) before any exchange", async (_route, path, headers, allow) => {
-    const withToken = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, value.replace("TOKEN", token)]));
-    const res = await h.request(path, { method: "HEAD", headers: withToken });
-    expect(res.status).toBe(405);
-    expect(res.headers.get("Allow")).toBe(allow);
-    expect(await capturedRequests(h.ns)).toHaveLength(0);
-    expect(await auditEventsFor(res.headers.get("X-Request-Id")!)).toMatchObject([{ error_code: "method_not_allowed", status: 405, target: null }]);
-  });
+  ])(
+    "%s: HEAD is refused (405 method_not_allowed, Allow) before any exchange",
+    async (_route, path, headers, allow) => {
+      const withToken = Object.fromEntries(
+        Object.entries(headers).map(([name, value]) => [name, value.replace("TOKEN", token)]),
+      );
+      const res = await h.request(path, { method: "HEAD", headers: withToken });
+      expect(res.status).toBe(405);
+      expect(res.headers.get("Allow")).toBe(allow);
+      expect(await capturedRequests(h.ns)).toHaveLength(0);
+      expect(await auditEventsFor(res.headers.get("X-Request-Id")!)).toMatchObject([
+        { error_code: "method_not_allowed", status: 405, target: null },
+      ]);
+    },
+  );
 
   it("every GET route either only reads, or refuses HEAD", async () => {
     const readOnly = [
-      "/healthz", "/templates/gitlab-ci.yml", "/v1/whoami", "/v1/admin/status", "/v1/admin/audit", "/.well-known/openid-configuration", "/.well-known/jwks.json",
-      "/v1/admin/policies/active", "/v1/admin/policies/versions/:version", "/v1/admin/policies/history", "/v1/admin/seen-identities",
+      "/healthz",
+      "/templates/gitlab-ci.yml",
+      "/v1/whoami",
+      "/v1/admin/status",
+      "/v1/admin/audit",
+      "/.well-known/openid-configuration",
+      "/.well-known/jwks.json",
+      "/v1/admin/policies/active",
+      "/v1/admin/policies/versions/:version",
+      "/v1/admin/policies/history",
+      "/v1/admin/seen-identities",
     ];
-    const getPaths = createApp().routes.filter((r) => r.method === "GET").map((r) => r.path);
+    const getPaths = createApp()
+      .routes.filter((r) => r.method === "GET")
+      .map((r) => r.path);
     expect(getPaths.filter((path) => !readOnly.includes(path)).sort()).toEqual([...CREDENTIAL_GET_PATHS].sort());
     expect((await h.request("/healthz", { method: "HEAD" })).status).toBe(200);
   });
@@ -591,20 +899,34 @@ describe("over-long headers (up to the 128 KiB Cloudflare lets through to the Wo
   const huge = "a".repeat(100 * 1024);
 
   it.each([
-    ["POST /v1/credentials/:target", "/v1/credentials/gcp-deploy", "POST", { Authorization: `Bearer ${huge}` }, 401, "token_too_large"],
+    [
+      "POST /v1/credentials/:target",
+      "/v1/credentials/gcp-deploy",
+      "POST",
+      { Authorization: `Bearer ${huge}` },
+      401,
+      "token_too_large",
+    ],
     ["GET /v1/whoami", "/v1/whoami", "GET", { Authorization: `Bearer ${huge}` }, 401, "token_too_large"],
     ["GET /access (Gitlab-Token)", `/access?sa=${SA}`, "GET", { "Gitlab-Token": huge }, 401, "token_too_large"],
     ["an admin route", "/v1/admin/status", "GET", { Authorization: `Bearer ${huge}` }, 401, "admin_unauthorized"],
-  ])("%s answers gatepass's JSON refusal for a 100 KiB credential header", async (_route, path, method, headers, status, code) => {
-    const res = await h.request(path, { method, headers }, { GATEPASS_ADMIN_TOKEN: "test-admin-token" });
-    expect(res.status).toBe(status);
-    expect(res.headers.get("Content-Type")).toBe("application/json");
-    expect(await json(res)).toMatchObject({ code, request_id: res.headers.get("X-Request-Id") });
-    expect(await capturedRequests(h.ns)).toHaveLength(0);
-  });
+  ])(
+    "%s answers gatepass's JSON refusal for a 100 KiB credential header",
+    async (_route, path, method, headers, status, code) => {
+      const res = await h.request(path, { method, headers }, { GATEPASS_ADMIN_TOKEN: "test-admin-token" });
+      expect(res.status).toBe(status);
+      expect(res.headers.get("Content-Type")).toBe("application/json");
+      expect(await json(res)).toMatchObject({ code, request_id: res.headers.get("X-Request-Id") });
+      expect(await capturedRequests(h.ns)).toHaveLength(0);
+    },
+  );
 
   it("ignores a 100 KiB header it does not read", async () => {
-    const res = await post("/v1/credentials/oidc-any", "", bearer(token, { ...FORM, Cookie: `c=${huge}`, "X-Padding": huge }));
+    const res = await post(
+      "/v1/credentials/oidc-any",
+      "",
+      bearer(token, { ...FORM, Cookie: `c=${huge}`, "X-Padding": huge }),
+    );
     expect(res.status).toBe(200);
   });
 });
@@ -615,8 +937,14 @@ describe("audit of credential requests", () => {
     expect(res.status).toBe(200);
     const event = (await auditEventsFor(res.headers.get("X-Request-Id")!))[0];
     expect(event).toMatchObject({
-      route: "POST /v1/credentials/:target", token_sha256: await tokenDigest(token), project_path: "platform/infra",
-      target: "aws-deploy", rule: "infra-main", decision: "allow", status: 200, policy_version: expect.stringMatching(/^[0-9a-f]{64}$/),
+      route: "POST /v1/credentials/:target",
+      token_sha256: await tokenDigest(token),
+      project_path: "platform/infra",
+      target: "aws-deploy",
+      rule: "infra-main",
+      decision: "allow",
+      status: 200,
+      policy_version: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(event!.upstream_ms).toEqual(expect.any(Number));
   });
@@ -624,6 +952,11 @@ describe("audit of credential requests", () => {
   it("records Sapro-compatible GET /access requests too", async () => {
     const res = await h.request(`/access?sa=${SA}`, { headers: { "Gitlab-Token": token } });
     expect(res.status).toBe(200);
-    expect((await auditEventsFor(res.headers.get("X-Request-Id")!))[0]).toMatchObject({ route: "GET /access", token_sha256: await tokenDigest(token), target: "gcp-deploy", decision: "allow" });
+    expect((await auditEventsFor(res.headers.get("X-Request-Id")!))[0]).toMatchObject({
+      route: "GET /access",
+      token_sha256: await tokenDigest(token),
+      target: "gcp-deploy",
+      decision: "allow",
+    });
   });
 });

@@ -3,7 +3,8 @@ import { callUpstream, safeCode, UpstreamTimer, type UpstreamRequest } from "../
 import { capturedRequests, deps, failure, FAST_RETRY, newNamespace, setScenario, upstreamBase } from "./fixtures";
 import type { Fault } from "../../support/standins/upstreams";
 
-const ERROR_JSON = (code: string) => JSON.stringify({ error: code, error_description: "raw upstream text that must not leak" });
+const ERROR_JSON = (code: string) =>
+  JSON.stringify({ error: code, error_description: "raw upstream text that must not leak" });
 
 async function scenario(faults: Fault[]) {
   const ns = newNamespace();
@@ -31,8 +32,14 @@ const ok = { status: 200, body: '{"fine":true}' };
 
 describe("callUpstream", () => {
   it("retries 5xx and 429, then succeeds", async () => {
-    const { ns, request } = await scenario([{ status: 503, body: "busy" }, { status: 429, body: ERROR_JSON("rate") }, ok]);
-    expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() })).toBe('{"fine":true}');
+    const { ns, request } = await scenario([
+      { status: 503, body: "busy" },
+      { status: 429, body: ERROR_JSON("rate") },
+      ok,
+    ]);
+    expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() })).toBe(
+      '{"fine":true}',
+    );
     expect(await capturedRequests(ns)).toHaveLength(3);
   });
 
@@ -64,7 +71,10 @@ describe("callUpstream", () => {
 
   it("retries a 4xx whose code is declared transient", async () => {
     const { ns, request } = await scenario([{ status: 400, body: ERROR_JSON("IDPCommunicationError") }, ok]);
-    await callUpstream({ ...request, retryableCodes: ["IDPCommunicationError"] }, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() });
+    await callUpstream(
+      { ...request, retryableCodes: ["IDPCommunicationError"] },
+      { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() },
+    );
     expect(await capturedRequests(ns)).toHaveLength(2);
   });
 
@@ -73,7 +83,9 @@ describe("callUpstream", () => {
     const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
     try {
       await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() });
-      const retries = warnings.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((l) => l.event === "upstream_retry");
+      const retries = warnings.mock.calls
+        .map(([line]) => JSON.parse(String(line)) as Record<string, unknown>)
+        .filter((l) => l.event === "upstream_retry");
       expect(retries).toEqual([
         expect.objectContaining({ service: "test-upstream", attempt: 1, status: 503 }),
         expect.objectContaining({ service: "test-upstream", attempt: 2, reason: expect.any(String) }),
@@ -87,7 +99,9 @@ describe("callUpstream", () => {
 
   it("retries network errors (connection dropped)", async () => {
     const { ns, request } = await scenario([{ drop: true }, ok]);
-    expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() })).toContain("fine");
+    expect(await callUpstream(request, { deps: deps(), retry: FAST_RETRY, timer: new UpstreamTimer() })).toContain(
+      "fine",
+    );
     expect(await capturedRequests(ns)).toHaveLength(2);
   });
 
@@ -101,7 +115,9 @@ describe("callUpstream", () => {
   it("bounds a slow upstream by the timeout, without retrying", async () => {
     const { ns, request } = await scenario([{ delayMs: 1500 }]);
     const started = Date.now();
-    const err = await failure(callUpstream(request, { deps: deps(), retry: { ...FAST_RETRY, timeoutMs: 200 }, timer: new UpstreamTimer() }));
+    const err = await failure(
+      callUpstream(request, { deps: deps(), retry: { ...FAST_RETRY, timeoutMs: 200 }, timer: new UpstreamTimer() }),
+    );
     expect(err.code).toBe("upstream_timeout");
     expect(Date.now() - started).toBeLessThan(1200);
     expect(await capturedRequests(ns)).toHaveLength(1);
@@ -135,6 +151,7 @@ describe("safeCode", () => {
     expect(safeCode("invalid_grant", "unknown_error")).toBe("invalid_grant");
     expect(safeCode('bad"<code>\u0007\\', "unknown_error")).toBe("badcode");
     expect(safeCode("x".repeat(300), "unknown_error")).toHaveLength(200);
-    for (const value of [5, null, undefined, { code: "x" }, ["invalid_grant"], "", " \u0001 "]) expect(safeCode(value, "unknown_error")).toBe("unknown_error");
+    for (const value of [5, null, undefined, { code: "x" }, ["invalid_grant"], "", " \u0001 "])
+      expect(safeCode(value, "unknown_error")).toBe("unknown_error");
   });
 });

@@ -30,16 +30,25 @@ describe("max_uses_per_job", () => {
 
   it("fails closed with use_limit_unavailable when D1 cannot count, keeping D1's error for the log", async () => {
     const down = new Error("D1 is down");
-    const brokenDb = { prepare: () => { throw down; } } as unknown as D1Database;
+    const brokenDb = {
+      prepare: () => {
+        throw down;
+      },
+    } as unknown as D1Database;
     const identity = { issuer: "ci", claims: { job_id: "1" }, expiresAt: 1 } as unknown as VerifiedIdentity;
-    await expect(countUse({ ...env, DB: brokenDb } as Env, identity, "oidc-any", 5)).rejects.toMatchObject({ code: "use_limit_unavailable", cause: down });
+    await expect(countUse({ ...env, DB: brokenDb } as Env, identity, "oidc-any", 5)).rejects.toMatchObject({
+      code: "use_limit_unavailable",
+      cause: down,
+    });
   });
 
   it("fails closed with use_limit_unavailable when D1 returns no count", async () => {
     const statement = { bind: () => statement, first: async () => null };
     const silentDb = { prepare: () => statement } as unknown as D1Database;
     const identity = { issuer: "ci", claims: { job_id: "1" }, expiresAt: 1 } as unknown as VerifiedIdentity;
-    await expect(countUse({ ...env, DB: silentDb } as Env, identity, "oidc-any", 5)).rejects.toMatchObject({ code: "use_limit_unavailable" });
+    await expect(countUse({ ...env, DB: silentDb } as Env, identity, "oidc-any", 5)).rejects.toMatchObject({
+      code: "use_limit_unavailable",
+    });
   });
 
   // Only generic issuers' tokens can lack job_id: a limited target is refused, never left unlimited.

@@ -17,7 +17,18 @@ const anyNumber = fc.oneof(
   fc.double(),
   fc.integer(),
   fc.integer({ min: -2, max: MAX_UPSTREAM_EXPIRY_SECONDS + 2 }),
-  fc.constantFrom(1e300, 9e15, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 2, 8.64e12, 0.5, -0, Number.NaN, Infinity, -Infinity),
+  fc.constantFrom(
+    1e300,
+    9e15,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_SAFE_INTEGER + 2,
+    8.64e12,
+    0.5,
+    -0,
+    Number.NaN,
+    Infinity,
+    -Infinity,
+  ),
 );
 const anyValue = fc.oneof(anyNumber, fc.string(), fc.constant(null), fc.boolean(), anyNumber.map(String));
 
@@ -25,7 +36,16 @@ const anyValue = fc.oneof(anyNumber, fc.string(), fc.constant(null), fc.boolean(
 function renders(expiresAt: number): void {
   const credentials: Credential[] = [
     { kind: "access_token", provider: "gcp", target: "g", accessToken: "ya29.x", scopes: ["s"], expiresAt },
-    { kind: "aws", provider: "aws", target: "a", accessKeyId: "ASIA", secretAccessKey: "s", sessionToken: "t", region: "eu-west-1", expiresAt },
+    {
+      kind: "aws",
+      provider: "aws",
+      target: "a",
+      accessKeyId: "ASIA",
+      secretAccessKey: "s",
+      sessionToken: "t",
+      region: "eu-west-1",
+      expiresAt,
+    },
   ];
   for (const credential of credentials) {
     for (const format of ["json", "env", "dotenv"] as const) renderCredential(credential, format, NOW);
@@ -38,7 +58,11 @@ function malformedOrRenders(check: () => number): void {
   try {
     expiry = check();
   } catch (err) {
-    expect(isGatepassError(err) && err.code === "upstream_unavailable" && err.details.upstream_error === "malformed_response").toBe(true);
+    expect(
+      isGatepassError(err) &&
+        err.code === "upstream_unavailable" &&
+        err.details.upstream_error === "malformed_response",
+    ).toBe(true);
     return;
   }
   expect(Number.isSafeInteger(expiry)).toBe(true);
@@ -63,9 +87,17 @@ describe("upstream expiry checks", () => {
   it("an absolute expiry (a parsed date string) lies in (now, now + bound], or is malformed", () => {
     const dateText = fc.oneof(
       fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
-      fc.integer({ min: -10, max: MAX_UPSTREAM_EXPIRY_SECONDS + 10 }).map((s) => new Date((NOW + s) * 1000).toISOString()),
+      fc
+        .integer({ min: -10, max: MAX_UPSTREAM_EXPIRY_SECONDS + 10 })
+        .map((s) => new Date((NOW + s) * 1000).toISOString()),
       fc.string(),
-      fc.constantFrom("+275760-09-13T00:00:00.000Z", "-271821-04-20T00:00:00.000Z", "9999-12-31T23:59:59Z", "0", "1e300"),
+      fc.constantFrom(
+        "+275760-09-13T00:00:00.000Z",
+        "-271821-04-20T00:00:00.000Z",
+        "9999-12-31T23:59:59Z",
+        "0",
+        "1e300",
+      ),
     );
     fc.assert(
       fc.property(dateText, (text) => {

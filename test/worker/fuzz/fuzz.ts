@@ -22,17 +22,38 @@ export function timed<T>(fn: () => T): { value: T; ms: number } {
 // `*`/`**` segments of near-miss parts, ending in a part the values below never contain.
 const TEMPLATES = ["*a", "a*", "*a*/", "**/a/", "**/*a*/", "**/", "**/*/", "*/"];
 const TAILS = ["b", "*b", "b*", "**/b"];
-const starSegment = fc.oneof(fc.constant("**"), fc.constant("*"), fc.string({ unit: fc.constantFrom("a", "*"), minLength: 1, maxLength: 8 }).filter((s) => !s.includes("**")));
+const starSegment = fc.oneof(
+  fc.constant("**"),
+  fc.constant("*"),
+  fc.string({ unit: fc.constantFrom("a", "*"), minLength: 1, maxLength: 8 }).filter((s) => !s.includes("**")),
+);
 
 export const adversarialPattern: fc.Arbitrary<string> = fc
   .oneof(
-    { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...TEMPLATES), fc.constantFrom(...TAILS), fc.double({ min: 0.5, max: 1, noNaN: true })).map(([unit, tail, fill]) => unit.repeat(Math.floor((fill * (MAX_PATTERN_LENGTH - tail.length)) / unit.length)) + tail) },
-    { weight: 1, arbitrary: fc.tuple(fc.array(starSegment, { minLength: 1, maxLength: 60 }), fc.constantFrom(...TAILS)).map(([segments, tail]) => `${segments.join("/")}/${tail}`.slice(-MAX_PATTERN_LENGTH)) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(fc.constantFrom(...TEMPLATES), fc.constantFrom(...TAILS), fc.double({ min: 0.5, max: 1, noNaN: true }))
+        .map(
+          ([unit, tail, fill]) =>
+            unit.repeat(Math.floor((fill * (MAX_PATTERN_LENGTH - tail.length)) / unit.length)) + tail,
+        ),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.array(starSegment, { minLength: 1, maxLength: 60 }), fc.constantFrom(...TAILS))
+        .map(([segments, tail]) => `${segments.join("/")}/${tail}`.slice(-MAX_PATTERN_LENGTH)),
+    },
   )
   .filter((p) => patternProblem(p) === undefined);
 
 /** Values of half to full `maxLength` characters. */
 export const adversarialValue = (maxLength: number): fc.Arbitrary<string> =>
   fc
-    .tuple(fc.constantFrom("a", "a/", "aa/", "a/a"), fc.integer({ min: Math.ceil(maxLength / 2), max: maxLength }), fc.constantFrom("", "c", "/c", "ab"))
+    .tuple(
+      fc.constantFrom("a", "a/", "aa/", "a/a"),
+      fc.integer({ min: Math.ceil(maxLength / 2), max: maxLength }),
+      fc.constantFrom("", "c", "/c", "ab"),
+    )
     .map(([unit, length, end]) => unit.repeat(length).slice(0, length - end.length) + end);

@@ -10,19 +10,38 @@ import { referenceGlob } from "./reference";
 // A small alphabet makes near-misses (shared prefixes, repeated parts) common.
 const char = fc.constantFrom("a", "b", "-", ".");
 const word = (maxLength = 4) => fc.string({ unit: char, maxLength });
-const wordWithStars = fc.string({ unit: fc.constantFrom("a", "b", "-", "*"), maxLength: 5 }).filter((s) => !s.includes("**"));
+const wordWithStars = fc
+  .string({ unit: fc.constantFrom("a", "b", "-", "*"), maxLength: 5 })
+  .filter((s) => !s.includes("**"));
 const patternArb = fc
-  .array(fc.oneof({ weight: 1, arbitrary: fc.constant("**") }, { weight: 4, arbitrary: wordWithStars }), { minLength: 1, maxLength: 5 })
+  .array(fc.oneof({ weight: 1, arbitrary: fc.constant("**") }, { weight: 4, arbitrary: wordWithStars }), {
+    minLength: 1,
+    maxLength: 5,
+  })
   .map((segments) => segments.join("/"))
   .filter((p) => patternProblem(p) === undefined);
 const valueArb = fc.array(word(), { minLength: 1, maxLength: 6 }).map((segments) => segments.join("/"));
 /** A literal path (no wildcard) that is a valid pattern. */
-const literalArb = fc.array(word(6), { minLength: 1, maxLength: 4 }).map((s) => s.join("/")).filter((p) => patternProblem(p) === undefined);
+const literalArb = fc
+  .array(word(6), { minLength: 1, maxLength: 4 })
+  .map((s) => s.join("/"))
+  .filter((p) => patternProblem(p) === undefined);
 
 /** A value the pattern must match: each `*` replaced by a run without `/`, each `**` by 0–3 whole segments. */
 const instanceOf = (pattern: string) =>
   fc
-    .tuple(...pattern.split("/").map((segment) => (segment === "**" ? fc.array(word(), { maxLength: 3 }) : fc.tuple(...segment.split("*").map(() => word())).map((fills) => [segment.split("*").map((part, i) => (i === 0 ? part : fills[i - 1] + part)).join("")]))))
+    .tuple(
+      ...pattern.split("/").map((segment) =>
+        segment === "**"
+          ? fc.array(word(), { maxLength: 3 })
+          : fc.tuple(...segment.split("*").map(() => word())).map((fills) => [
+              segment
+                .split("*")
+                .map((part, i) => (i === 0 ? part : fills[i - 1] + part))
+                .join(""),
+            ]),
+      ),
+    )
     .map((expanded) => expanded.flat().join("/"));
 
 const matches = (pattern: string, value: string) => compileGlob(pattern).matches(value);
@@ -39,16 +58,25 @@ describe("glob semantics (against the reference matcher)", () => {
 
   it("matches every instantiation of a pattern (and the reference agrees)", () => {
     fc.assert(
-      fc.property(patternArb.chain((p) => fc.tuple(fc.constant(p), instanceOf(p))), ([pattern, value]) => {
-        expect(referenceGlob(pattern, value)).toBe(true);
-        expect(matches(pattern, value)).toBe(true);
-      }),
+      fc.property(
+        patternArb.chain((p) => fc.tuple(fc.constant(p), instanceOf(p))),
+        ([pattern, value]) => {
+          expect(referenceGlob(pattern, value)).toBe(true);
+          expect(matches(pattern, value)).toBe(true);
+        },
+      ),
       runs(1_000),
     );
   });
 
   it("agrees with the reference on arbitrary Unicode, and only refused patterns fail to compile", () => {
-    const text = fc.oneof(fc.string({ unit: "binary", maxLength: 40 }), fc.string({ unit: fc.constantFrom("*", "/", "a", "\u0000", "\u00e9", "\ud83d\ude00", "\ud800", "."), maxLength: 40 }));
+    const text = fc.oneof(
+      fc.string({ unit: "binary", maxLength: 40 }),
+      fc.string({
+        unit: fc.constantFrom("*", "/", "a", "\u0000", "\u00e9", "\ud83d\ude00", "\ud800", "."),
+        maxLength: 40,
+      }),
+    );
     fc.assert(
       fc.property(text, text, (pattern, value) => {
         const problem = patternProblem(pattern);
@@ -65,28 +93,44 @@ describe("glob semantics (against the reference matcher)", () => {
 
 describe("glob security properties", () => {
   it("a pattern without wildcards matches only itself", () => {
-    const near = (p: string) => fc.oneof(fc.constant(p), fc.string({ maxLength: 3 }).map((s) => p + s), fc.string({ maxLength: 3 }).map((s) => s + p), fc.constant(p.toUpperCase()), valueArb);
+    const near = (p: string) =>
+      fc.oneof(
+        fc.constant(p),
+        fc.string({ maxLength: 3 }).map((s) => p + s),
+        fc.string({ maxLength: 3 }).map((s) => s + p),
+        fc.constant(p.toUpperCase()),
+        valueArb,
+      );
     fc.assert(
-      fc.property(literalArb.chain((p) => fc.tuple(fc.constant(p), near(p))), ([pattern, value]) => {
-        const matcher = compileGlob(pattern);
-        expect(matcher.exact).toBe(true);
-        expect(matcher.matches(value)).toBe(value === pattern);
-      }),
+      fc.property(
+        literalArb.chain((p) => fc.tuple(fc.constant(p), near(p))),
+        ([pattern, value]) => {
+          const matcher = compileGlob(pattern);
+          expect(matcher.exact).toBe(true);
+          expect(matcher.matches(value)).toBe(value === pattern);
+        },
+      ),
       runs(2_000),
     );
   });
 
   it("`*` never crosses `/`: without `**`, a match has as many segments as the pattern", () => {
     fc.assert(
-      fc.property(patternArb.filter((p) => !p.split("/").includes("**")), fc.oneof(valueArb, fc.string({ unit: fc.constantFrom("a", "/", "-"), maxLength: 12 })), (pattern, value) => {
-        if (matches(pattern, value)) expect(value.split("/").length).toBe(pattern.split("/").length);
-      }),
+      fc.property(
+        patternArb.filter((p) => !p.split("/").includes("**")),
+        fc.oneof(valueArb, fc.string({ unit: fc.constantFrom("a", "/", "-"), maxLength: 12 })),
+        (pattern, value) => {
+          if (matches(pattern, value)) expect(value.split("/").length).toBe(pattern.split("/").length);
+        },
+      ),
       runs(2_000),
     );
   });
 
   it("`P`, `P/*` and `P/**` never match a look-alike `P<suffix>` such as platform/infra-evil", () => {
-    const suffix = fc.tuple(fc.constantFrom("-", ".", "_", "a", "\u0000", " "), fc.string({ maxLength: 6 })).map(([c, s]) => c + s);
+    const suffix = fc
+      .tuple(fc.constantFrom("-", ".", "_", "a", "\u0000", " "), fc.string({ maxLength: 6 }))
+      .map(([c, s]) => c + s);
     const rest = fc.option(valueArb, { nil: undefined });
     fc.assert(
       fc.property(literalArb, suffix, rest, (prefix, extra, tail) => {
@@ -101,9 +145,14 @@ describe("glob security properties", () => {
 
   it("never matches a value over the claim cap, whatever the pattern", () => {
     fc.assert(
-      fc.property(patternArb, fc.integer({ min: MAX_CLAIM_VALUE_LENGTH + 1, max: MAX_CLAIM_VALUE_LENGTH + 64 }), fc.constantFrom("a", "/", "a/"), (pattern, length, unit) => {
-        expect(matches(pattern, unit.repeat(length).slice(0, length))).toBe(false);
-      }),
+      fc.property(
+        patternArb,
+        fc.integer({ min: MAX_CLAIM_VALUE_LENGTH + 1, max: MAX_CLAIM_VALUE_LENGTH + 64 }),
+        fc.constantFrom("a", "/", "a/"),
+        (pattern, length, unit) => {
+          expect(matches(pattern, unit.repeat(length).slice(0, length))).toBe(false);
+        },
+      ),
       runs(300),
     );
   });

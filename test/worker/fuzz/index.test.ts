@@ -27,11 +27,18 @@ beforeAll(async () => {
 const segment = fc.constantFrom("a", "b", "ab", "team-1");
 const path = fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join("/"));
 const patternArb = fc
-  .array(fc.oneof({ weight: 4, arbitrary: segment }, { weight: 2, arbitrary: fc.constantFrom("*", "**", "a*", "*b", "t*-1") }), { minLength: 1, maxLength: 4 })
+  .array(
+    fc.oneof(
+      { weight: 4, arbitrary: segment },
+      { weight: 2, arbitrary: fc.constantFrom("*", "**", "a*", "*b", "t*-1") },
+    ),
+    { minLength: 1, maxLength: 4 },
+  )
   .map((s) => s.join("/"))
   .filter((p) => patternProblem(p) === undefined);
 const idArb = fc.constantFrom("1", "2", "12");
-const anyOf = <T>(one: fc.Arbitrary<T>): fc.Arbitrary<T | T[]> => fc.oneof({ weight: 3, arbitrary: one }, { weight: 1, arbitrary: fc.array(one, { minLength: 1, maxLength: 3 }) });
+const anyOf = <T>(one: fc.Arbitrary<T>): fc.Arbitrary<T | T[]> =>
+  fc.oneof({ weight: 3, arbitrary: one }, { weight: 1, arbitrary: fc.array(one, { minLength: 1, maxLength: 3 }) });
 const condition = (values: fc.Arbitrary<string>): fc.Arbitrary<ConditionSpec> =>
   fc.oneof({ weight: 4, arbitrary: anyOf(values) }, { weight: 1, arbitrary: anyOf(values).map((not) => ({ not })) });
 
@@ -49,10 +56,18 @@ const CLAIMS = Object.keys(CONDITIONS);
 
 const ruleArb = fc.record({
   issuer: fc.constantFrom(...ISSUERS),
-  match: fc.uniqueArray(fc.constantFrom(...CLAIMS), { maxLength: 3 }).chain((claims) => fc.tuple(...claims.map((claim) => CONDITIONS[claim]!)).map((conditions) => Object.fromEntries(claims.map((claim, i) => [claim, conditions[i]!])))),
+  match: fc
+    .uniqueArray(fc.constantFrom(...CLAIMS), { maxLength: 3 })
+    .chain((claims) =>
+      fc
+        .tuple(...claims.map((claim) => CONDITIONS[claim]!))
+        .map((conditions) => Object.fromEntries(claims.map((claim, i) => [claim, conditions[i]!]))),
+    ),
   allow: fc.subarray([...TARGETS], { minLength: 1 }),
 });
-const rulesArb = fc.array(ruleArb, { minLength: 200, maxLength: 1500, size: "max" }).map((rules): RuleSpec[] => rules.map((rule, i) => ({ name: `r${i}`, ...rule })));
+const rulesArb = fc
+  .array(ruleArb, { minLength: 200, maxLength: 1500, size: "max" })
+  .map((rules): RuleSpec[] => rules.map((rule, i) => ({ name: `r${i}`, ...rule })));
 
 const claimsArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
   {
@@ -66,23 +81,37 @@ const claimsArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
   },
   { requiredKeys: [] },
 );
-const identitiesArb = fc.array(fc.record({ issuer: fc.constantFrom(...ISSUERS), claims: claimsArb }), { minLength: 30, maxLength: 30 });
+const identitiesArb = fc.array(fc.record({ issuer: fc.constantFrom(...ISSUERS), claims: claimsArb }), {
+  minLength: 30,
+  maxLength: 30,
+});
 
 const matches = (rule: RuleSpec, issuer: string, claims: Record<string, unknown>) =>
-  rule.issuer === issuer && Object.entries(rule.match).every(([name, spec]) => referenceCondition(spec, Object.hasOwn(claims, name) ? claims[name] : undefined));
+  rule.issuer === issuer &&
+  Object.entries(rule.match).every(([name, spec]) =>
+    referenceCondition(spec, Object.hasOwn(claims, name) ? claims[name] : undefined),
+  );
 
-function checkAgainstScan(policy: CompiledPolicy, rules: readonly RuleSpec[], issuer: string, claims: Record<string, unknown>): number {
+function checkAgainstScan(
+  policy: CompiledPolicy,
+  rules: readonly RuleSpec[],
+  issuer: string,
+  claims: Record<string, unknown>,
+): number {
   const id = identity(claims as NormalizedClaims, issuer);
   const found = new Set<number>();
   policy.index.candidates(issuer, id.claims, (order) => found.add(order));
   const matching = rules.flatMap((rule, order) => (matches(rule, issuer, claims) ? [order] : []));
-  for (const order of matching) expect(found.has(order), `rule ${order} ${JSON.stringify(rules[order])} for ${JSON.stringify(claims)}`).toBe(true);
+  for (const order of matching)
+    expect(found.has(order), `rule ${order} ${JSON.stringify(rules[order])} for ${JSON.stringify(claims)}`).toBe(true);
   const grants: { target: string; rule: string }[] = [];
   for (const target of TARGETS) {
     const first = matching.find((order) => rules[order]!.allow.includes(target));
     const expected = first === undefined ? undefined : rules[first]!.name;
     if (expected) grants.push({ target, rule: expected });
-    expect(evaluate(policy, id, target)).toEqual(expected ? { allowed: true, target, rule: expected } : { allowed: false, target });
+    expect(evaluate(policy, id, target)).toEqual(
+      expected ? { allowed: true, target, rule: expected } : { allowed: false, target },
+    );
     const explained = explainTarget(policy, id, target, "candidates");
     expect(explained.allowed).toBe(expected !== undefined);
     expect(explained.rule).toBe(expected);
@@ -98,7 +127,10 @@ describe("the policy index (against a scan over every rule)", () => {
     let evaluatedIdentities = 0;
     await fc.assert(
       fc.asyncProperty(rulesArb, identitiesArb, async (rules, identities) => {
-        const { snapshot } = await buildSnapshot({ issuers: base.issuers, targets: base.targets, rules }, { sourceDigest: "0".repeat(64), createdAt: base.created_at });
+        const { snapshot } = await buildSnapshot(
+          { issuers: base.issuers, targets: base.targets, rules },
+          { sourceDigest: "0".repeat(64), createdAt: base.created_at },
+        );
         const policies = [compilePolicy(snapshot), await loadSnapshot((await storedSnapshot(snapshot)).text)];
         rulesSeen += rules.length;
         for (const { issuer, claims } of identities) {

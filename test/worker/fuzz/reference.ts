@@ -7,11 +7,16 @@ import type { ConditionSpec } from "../../../src/types";
 /** `*` matches any run of characters (UTF-16 units) inside one segment. */
 function segmentMatches(pattern: string, value: string): boolean {
   // can[i][j]: pattern[i..] matches value[j..].
-  const can: boolean[][] = Array.from({ length: pattern.length + 1 }, () => Array<boolean>(value.length + 1).fill(false));
+  const can: boolean[][] = Array.from({ length: pattern.length + 1 }, () =>
+    Array<boolean>(value.length + 1).fill(false),
+  );
   can[pattern.length]![value.length] = true;
   for (let i = pattern.length - 1; i >= 0; i--) {
     for (let j = value.length; j >= 0; j--) {
-      can[i]![j] = pattern[i] === "*" ? can[i + 1]![j]! || (j < value.length && can[i]![j + 1]!) : j < value.length && pattern[i] === value[j] && can[i + 1]![j + 1]!;
+      can[i]![j] =
+        pattern[i] === "*"
+          ? can[i + 1]![j]! || (j < value.length && can[i]![j + 1]!)
+          : j < value.length && pattern[i] === value[j] && can[i + 1]![j + 1]!;
     }
   }
   return can[0]![0]!;

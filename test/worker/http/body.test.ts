@@ -18,7 +18,7 @@ function streamOf(chunks: string[], close: boolean): ReadableStream<Uint8Array> 
 
 describe("readBytesCapped", () => {
   it("returns the whole body, and an empty one for no body", async () => {
-    expect(decoder.decode(await readBytesCapped(streamOf(["{\"keys\"", ":[]}"], true), 100))).toBe('{"keys":[]}');
+    expect(decoder.decode(await readBytesCapped(streamOf(['{"keys"', ":[]}"], true), 100))).toBe('{"keys":[]}');
     expect(await readBytesCapped(null, 100)).toEqual(new Uint8Array(0));
   });
 
@@ -38,22 +38,28 @@ describe("readCapped", () => {
   it("refuses a declared Content-Length over the cap without reading a byte, and cancels the body", async () => {
     let pulls = 0;
     let cancelled = false;
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        pulls++;
-        controller.enqueue(encoder.encode("x"));
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          pulls++;
+          controller.enqueue(encoder.encode("x"));
+        },
+        cancel() {
+          cancelled = true;
+        },
       },
-      cancel() {
-        cancelled = true;
-      },
-    }, { highWaterMark: 0 });
+      { highWaterMark: 0 },
+    );
     const message = { headers: new Headers({ "Content-Length": "101" }), body } as unknown as Request;
     await expect(readCapped(message, 100)).rejects.toBeInstanceOf(BodyTooLargeError);
     expect({ pulls, cancelled }).toEqual({ pulls: 0, cancelled: true });
   });
 
   it("still counts the bytes of a body that declares less than it sends", async () => {
-    const message = { headers: new Headers({ "Content-Length": "3" }), body: streamOf(["12345", "6"], true) } as unknown as Request;
+    const message = {
+      headers: new Headers({ "Content-Length": "3" }),
+      body: streamOf(["12345", "6"], true),
+    } as unknown as Request;
     await expect(readCapped(message, 5)).rejects.toBeInstanceOf(BodyTooLargeError);
   });
 });

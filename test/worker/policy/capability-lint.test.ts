@@ -8,10 +8,18 @@ const SAFE = `project_id: "101"\nref_protected: "true"\npipeline_source: [push, 
 const EVERY_ACK = "acknowledge: { broad: true, unprotected: true, child_pipelines: true, path_scope: true }";
 
 /** Error codes (and messages for schema problems) for one rule added to the fixture policy. */
-function errors(match: string, allow = "[gatepass:policies-push]", extra = "", issuers = ISSUERS_YAML, issuer = "corp-gitlab"): string[] {
+function errors(
+  match: string,
+  allow = "[gatepass:policies-push]",
+  extra = "",
+  issuers = ISSUERS_YAML,
+  issuer = "corp-gitlab",
+): string[] {
   const rule = `name: r\nissuer: ${issuer}\nmatch:\n${match.replace(/^/gm, "  ")}\nallow: ${allow}${extra ? `\n${extra}` : ""}`;
   const rules = `rules:\n${rule.replace(/^/gm, "    ").replace(/^ {4}/, "  - ")}\n`;
-  return checkPolicySources(sources({ rules, issuers })).findings.filter((f) => f.severity === "error").map((f) => f.code ?? f.message);
+  return checkPolicySources(sources({ rules, issuers }))
+    .findings.filter((f) => f.severity === "error")
+    .map((f) => f.code ?? f.message);
 }
 
 describe("capabilities in policy", () => {
@@ -23,14 +31,22 @@ describe("capabilities in policy", () => {
   });
 
   it("refuses a name under gatepass: that is not a capability, listing the capabilities", () => {
-    expect(errors(SAFE, "[gatepass:everything]")).toEqual([expect.stringMatching(/'gatepass:everything' is not a gatepass capability; the capabilities are gatepass:policies-push, /)]);
-    expect(errors(SAFE, "[other:thing]")).toEqual([expect.stringMatching(/'other:thing' is not a name of lower-case letters.*, or a gatepass capability/)]);
+    expect(errors(SAFE, "[gatepass:everything]")).toEqual([
+      expect.stringMatching(
+        /'gatepass:everything' is not a gatepass capability; the capabilities are gatepass:policies-push, /,
+      ),
+    ]);
+    expect(errors(SAFE, "[other:thing]")).toEqual([
+      expect.stringMatching(/'other:thing' is not a name of lower-case letters.*, or a gatepass capability/),
+    ]);
   });
 
   it("refuses a target defined with a capability's name (target names cannot contain ':')", () => {
     const targets = `targets:\n  - { name: "gatepass:policies-push", type: oidc, audience: https://x.example.com }\n`;
     const found = checkPolicySources(sources({ targets })).findings.map((f) => f.message);
-    expect(found).toEqual(expect.arrayContaining([expect.stringMatching(/'gatepass:policies-push' is not a name of lower-case letters/)]));
+    expect(found).toEqual(
+      expect.arrayContaining([expect.stringMatching(/'gatepass:policies-push' is not a name of lower-case letters/)]),
+    );
   });
 
   it("requires a protected ref, even with every acknowledgement", () => {
@@ -53,7 +69,9 @@ describe("capabilities in policy", () => {
   it("requires id scope: a path, a wildcard id or a negated id is refused, even acknowledged", () => {
     const safe = `ref_protected: "true"\npipeline_source: [push, web]`;
     expect(errors(`project_path: platform/policies\n${safe}`)).toEqual(["capability-id-scope"]);
-    expect(errors(`project_path: platform/policies\n${safe}`, undefined, "acknowledge: { path_scope: true }")).toEqual(["capability-id-scope"]);
+    expect(errors(`project_path: platform/policies\n${safe}`, undefined, "acknowledge: { path_scope: true }")).toEqual([
+      "capability-id-scope",
+    ]);
     expect(errors(`project_id: "10*"\n${safe}`)).toEqual(expect.arrayContaining(["capability-id-scope"]));
     expect(errors(`project_id: { not: "5" }\n${safe}`)).toEqual(expect.arrayContaining(["capability-id-scope"]));
     expect(errors(`namespace_id: ["10", "11"]\n${safe}`)).toEqual([]);
@@ -62,7 +80,10 @@ describe("capabilities in policy", () => {
 
   it("applies to every capability, read-only ones included", () => {
     for (const capability of ["gatepass:policies-plan", "gatepass:audit-read", "gatepass:status-read"]) {
-      expect(errors(`project_id: "101"`, `[${capability}]`), capability).toEqual(["capability-unprotected-ref", "capability-untrusted-events"]);
+      expect(errors(`project_id: "101"`, `[${capability}]`), capability).toEqual([
+        "capability-unprotected-ref",
+        "capability-untrusted-events",
+      ]);
     }
   });
 
@@ -73,14 +94,26 @@ describe("capabilities in policy", () => {
 
   it("refuses capabilities for an issuer kind with no protected-ref and event claims (generic)", () => {
     const issuers = `${ISSUERS_YAML}  - { name: oidc, kind: generic, url: https://idp.example.com, audiences: [https://gatepass.example.com] }\n`;
-    expect(errors(`project_id: "101"\nref_protected: "true"\npipeline_source: push`, undefined, "", issuers, "oidc")).toEqual(["capability-issuer-kind"]);
+    expect(
+      errors(`project_id: "101"\nref_protected: "true"\npipeline_source: push`, undefined, "", issuers, "oidc"),
+    ).toEqual(["capability-issuer-kind"]);
   });
 
   it("reads a GitHub issuer's rule in GitHub's claims: protected ref, trusted events and a repository or owner id", () => {
     const issuers = `${ISSUERS_YAML}  - { name: gh, kind: github, url: https://token.actions.githubusercontent.com, audiences: [https://gatepass.example.com] }\n`;
     const safe = `repository_id: "701"\nref_protected: "true"\nevent_name: [push, workflow_dispatch]`;
     expect(errors(safe, undefined, "", issuers, "gh")).toEqual([]);
-    expect(errors(`repository_id: "701"\nref_protected: "true"\nevent_name: { not: pull_request }`, undefined, "", issuers, "gh")).toEqual(["capability-untrusted-events"]);
-    expect(errors(`repository: org/policies\nref_protected: "true"\nevent_name: push`, undefined, "", issuers, "gh")).toEqual(["capability-id-scope"]);
+    expect(
+      errors(
+        `repository_id: "701"\nref_protected: "true"\nevent_name: { not: pull_request }`,
+        undefined,
+        "",
+        issuers,
+        "gh",
+      ),
+    ).toEqual(["capability-untrusted-events"]);
+    expect(
+      errors(`repository: org/policies\nref_protected: "true"\nevent_name: push`, undefined, "", issuers, "gh"),
+    ).toEqual(["capability-id-scope"]);
   });
 });

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { isGatepassError } from "../../../src/errors";
-import { MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_EXPLAINED_RULES, MAX_INDEX_PREFIX_SEGMENTS } from "../../../src/limits";
+import {
+  MAX_CLAIM_ARRAY_LENGTH,
+  MAX_CLAIM_VALUE_LENGTH,
+  MAX_EXPLAINED_RULES,
+  MAX_INDEX_PREFIX_SEGMENTS,
+} from "../../../src/limits";
 import { compilePolicy } from "../../../src/policy/compile-policy";
 import { chooseFilings, keyOf, RuleIndex } from "../../../src/policy/rule-index";
 import { denialError, evaluate, explainTarget, grantsFor } from "../../../src/policy/evaluate";
@@ -34,7 +39,8 @@ describe("evaluate", () => {
 
   it("refuses a look-alike project, a tag named like the branch, unprotected refs and merge requests", async () => {
     const policy = await policyOf();
-    const denied = (claims: Record<string, string>) => evaluate(policy, identity({ ...INFRA_MAIN, ...claims }), "deployer").allowed;
+    const denied = (claims: Record<string, string>) =>
+      evaluate(policy, identity({ ...INFRA_MAIN, ...claims }), "deployer").allowed;
     expect(denied({ project_path: "platform/infra-evil" })).toBe(false);
     expect(denied({ project_path: "platform/infra/sub" })).toBe(false);
     expect(denied({ ref_type: "tag" })).toBe(false);
@@ -56,7 +62,9 @@ describe("evaluate", () => {
     // platform-reads only needs namespace_path and pipeline_source: { not: merge_request_event }.
     expect(evaluate(policy, identity({ namespace_path: "platform" }), "reader").allowed).toBe(false);
     expect(evaluate(policy, identity(withoutSource), "reader").allowed).toBe(false);
-    expect(evaluate(policy, identity({ namespace_path: "platform", pipeline_source: "push" }), "reader")).toMatchObject({ allowed: true, rule: "platform-reads" });
+    expect(evaluate(policy, identity({ namespace_path: "platform", pipeline_source: "push" }), "reader")).toMatchObject(
+      { allowed: true, rule: "platform-reads" },
+    );
   });
 
   it("matches array claims when any element matches, and ignores malformed or oversized values", async () => {
@@ -67,19 +75,27 @@ describe("evaluate", () => {
     expect(evaluate(policy, apps([]), "registry").allowed).toBe(false);
     // An element that is no claim value at all (an object) makes the claim malformed: it matches nothing.
     expect(evaluate(policy, apps([{}, "apps/registry-x"]), "registry").allowed).toBe(false);
-    expect(evaluate(policy, apps(Array(MAX_CLAIM_ARRAY_LENGTH + 1).fill("apps/registry-x")), "registry").allowed).toBe(false);
-    expect(evaluate(policy, apps(`apps/registry-${"x".repeat(MAX_CLAIM_VALUE_LENGTH)}`), "registry").allowed).toBe(false);
+    expect(evaluate(policy, apps(Array(MAX_CLAIM_ARRAY_LENGTH + 1).fill("apps/registry-x")), "registry").allowed).toBe(
+      false,
+    );
+    expect(evaluate(policy, apps(`apps/registry-${"x".repeat(MAX_CLAIM_VALUE_LENGTH)}`), "registry").allowed).toBe(
+      false,
+    );
     // An oversized value does not satisfy a negation either (platform-reads: pipeline_source: { not: merge_request_event }).
-    const reads = (source: string) => evaluate(policy, identity({ namespace_path: "platform", pipeline_source: source }), "reader").allowed;
+    const reads = (source: string) =>
+      evaluate(policy, identity({ namespace_path: "platform", pipeline_source: source }), "reader").allowed;
     expect(reads("x".repeat(MAX_CLAIM_VALUE_LENGTH))).toBe(true);
     expect(reads("x".repeat(MAX_CLAIM_VALUE_LENGTH + 1))).toBe(false);
   });
 
   it("holds a negation on an array claim only when no element matches", async () => {
     const policy = await policyOf(
-      sources({ rules: `rules:\n  - name: not-contractors\n    issuer: corp-gitlab\n    match: { namespace_path: "apps/**", groups_direct: { not: "apps/contractors" } }\n    allow: [registry]\n` }),
+      sources({
+        rules: `rules:\n  - name: not-contractors\n    issuer: corp-gitlab\n    match: { namespace_path: "apps/**", groups_direct: { not: "apps/contractors" } }\n    allow: [registry]\n`,
+      }),
     );
-    const member = (groups: string[]) => evaluate(policy, identity({ namespace_path: "apps/web", groups_direct: groups }), "registry").allowed;
+    const member = (groups: string[]) =>
+      evaluate(policy, identity({ namespace_path: "apps/web", groups_direct: groups }), "registry").allowed;
     expect(member(["apps/web-devs"])).toBe(true);
     expect(member(["apps/contractors"])).toBe(false);
     // Another group does not outweigh the excluded one.
@@ -90,19 +106,24 @@ describe("evaluate", () => {
 
   it("does not read inherited properties as claims", async () => {
     const policy = await policyOf(
-      sources({ rules: `rules:\n  - name: proto\n    issuer: other-gitlab\n    match: { project_path: "a/**", __proto__: { not: x } }\n    allow: [registry]\n` }),
+      sources({
+        rules: `rules:\n  - name: proto\n    issuer: other-gitlab\n    match: { project_path: "a/**", __proto__: { not: x } }\n    allow: [registry]\n`,
+      }),
     ).catch((err: Error) => err);
     // A `__proto__` condition could silently vanish from a plain object: it is refused at parse time.
     expect(policy).toBeInstanceOf(Error);
     expect((policy as Error).message).toMatch(/rules\.yaml:4:\d+: error: '__proto__' is not a claim name/);
     const generic = await policyOf(
       sources({
-        issuers: "issuers:\n  - { name: other-gitlab, kind: generic, url: https://ci.example, audiences: [x] }\n  - { name: corp-gitlab, url: https://gitlab.example.com, audiences: [x] }\n",
+        issuers:
+          "issuers:\n  - { name: other-gitlab, kind: generic, url: https://ci.example, audiences: [x] }\n  - { name: corp-gitlab, url: https://gitlab.example.com, audiences: [x] }\n",
         rules: `rules:\n  - name: proto\n    issuer: other-gitlab\n    match: { repo: "a/**", constructor: { not: x } }\n    allow: [registry]\n    acknowledge: { broad: true }\n`,
       }),
     );
     expect(evaluate(generic, identity({ repo: "a/b" }, "other-gitlab"), "registry").allowed).toBe(false);
-    expect(evaluate(generic, identity({ repo: "a/b", constructor: "y" }, "other-gitlab"), "registry").allowed).toBe(true);
+    expect(evaluate(generic, identity({ repo: "a/b", constructor: "y" }, "other-gitlab"), "registry").allowed).toBe(
+      true,
+    );
   });
 
   it("throws target_unknown for a target that is not configured, without echoing odd input", async () => {
@@ -124,14 +145,20 @@ describe("grantsFor", () => {
       { target: "deployer", rule: "infra-main" },
       { target: "reader", rule: "infra-main" },
     ]);
-    expect(grantsFor(policy, identity({ ...INFRA_MAIN, ref: "dev" }))).toEqual([{ target: "reader", rule: "platform-reads" }]);
+    expect(grantsFor(policy, identity({ ...INFRA_MAIN, ref: "dev" }))).toEqual([
+      { target: "reader", rule: "platform-reads" },
+    ]);
   });
 });
 
 describe("explainTarget", () => {
   it("lists the rules that allow the target with the failed conditions, in the token's own values only", async () => {
     const policy = await policyOf();
-    const explanation = explainTarget(policy, identity({ ...INFRA_MAIN, ref: "feature/x", ref_protected: "false" }), "deployer");
+    const explanation = explainTarget(
+      policy,
+      identity({ ...INFRA_MAIN, ref: "feature/x", ref_protected: "false" }),
+      "deployer",
+    );
     expect(explanation).toEqual({
       target: "deployer",
       allowed: false,
@@ -156,11 +183,18 @@ describe("explainTarget", () => {
     // Closest first: the matching rule, then infra-main with its missing claims.
     expect(reader.rules[0]).toEqual({ rule: "platform-reads", matched: true, failures: [] });
     expect(reader.rules[1]?.failures).toContainEqual({ claim: "project_path", actual: null });
-    expect(explainTarget(policy, identity(INFRA_MAIN, "other-gitlab"), "reader")).toEqual({ target: "reader", allowed: false, rules: [] });
+    expect(explainTarget(policy, identity(INFRA_MAIN, "other-gitlab"), "reader")).toEqual({
+      target: "reader",
+      allowed: false,
+      rules: [],
+    });
   });
 
   it("caps the list of explained rules", async () => {
-    const rules = Array.from({ length: MAX_EXPLAINED_RULES + 5 }, (_, i) => `  - { name: r${i}, issuer: corp-gitlab, match: { project_path: p/${i} }, allow: [reader] }`);
+    const rules = Array.from(
+      { length: MAX_EXPLAINED_RULES + 5 },
+      (_, i) => `  - { name: r${i}, issuer: corp-gitlab, match: { project_path: p/${i} }, allow: [reader] }`,
+    );
     const policy = await policyOf(sources({ rules: `rules:\n${rules.join("\n")}\n` }));
     const explanation = explainTarget(policy, identity(), "reader");
     expect(explanation.rules).toHaveLength(MAX_EXPLAINED_RULES);
@@ -179,7 +213,9 @@ describe("denialError", () => {
     expect(err.description).toContain("ref_type 'branch'");
     expect(err.details).toEqual({ target: "deployer" });
     expect(denialError(identity({}), "deployer").description).toContain("project '(none)'");
-    expect(denialError(identity({ ...INFRA_MAIN, ref: "r".repeat(1000) }), "deployer").description).toContain(`ref '${"r".repeat(200)}…'`);
+    expect(denialError(identity({ ...INFRA_MAIN, ref: "r".repeat(1000) }), "deployer").description).toContain(
+      `ref '${"r".repeat(200)}…'`,
+    );
   });
 });
 
@@ -208,13 +244,20 @@ describe("the index", () => {
     expect(keyOf("team-5/**")).toBe("^team-5");
     expect(keyOf("group/*")).toBe("^group");
     expect(keyOf("a/b*/c")).toBe("^a");
-    expect(keyOf(["a", "b", "c", "d", "e", "f", "*"].join("/"))).toBe(`^${["a", "b", "c", "d", "e", "f"].slice(0, MAX_INDEX_PREFIX_SEGMENTS).join("/")}`);
+    expect(keyOf(["a", "b", "c", "d", "e", "f", "*"].join("/"))).toBe(
+      `^${["a", "b", "c", "d", "e", "f"].slice(0, MAX_INDEX_PREFIX_SEGMENTS).join("/")}`,
+    );
     expect(keyOf("*/infra")).toBeUndefined();
     expect(keyOf("plat*/infra")).toBeUndefined();
   });
 
   it("files under the condition fewest rules share; negations and leading wildcards are never filed, and unfiled rules are looked at for every token", () => {
-    const rule = (name: string, match: RuleSpec["match"]): RuleSpec => ({ name, issuer: "corp-gitlab", match, allow: ["reader"] });
+    const rule = (name: string, match: RuleSpec["match"]): RuleSpec => ({
+      name,
+      issuer: "corp-gitlab",
+      match,
+      allow: ["reader"],
+    });
     const rules = [
       rule("a", { ref_type: "branch", namespace_path: "team-1/**" }),
       rule("b", { ref_type: "branch", namespace_path: "team-2/**" }),
@@ -242,11 +285,15 @@ describe("the index", () => {
   it("decides exactly like a scan over every rule (randomised policies)", async () => {
     // Deterministic pseudo-random generator so failures reproduce.
     let seed = 42;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
     const pick = <T>(xs: readonly T[]) => xs[rand(xs.length)]!;
     const paths = ["g/a", "g/b", "g/a/c", "h/a", "g/a-evil"];
     const conditionFor = (claim: string): RuleSpec["match"][string] => {
-      const values = claim.endsWith("_id") ? ["1", "2", "3"] : claim === "ref" ? ["main", "dev", "v*"] : [...paths, "g/*", "g/**", "**/a"];
+      const values = claim.endsWith("_id")
+        ? ["1", "2", "3"]
+        : claim === "ref"
+          ? ["main", "dev", "v*"]
+          : [...paths, "g/*", "g/**", "**/a"];
       const kind = rand(4);
       if (kind === 0) return pick(values);
       if (kind === 1) return [pick(values), pick(values)];
@@ -261,14 +308,24 @@ describe("the index", () => {
     });
     const base = (await snapshotOf()).snapshot;
     const parts: PolicyParts = { issuers: base.issuers, targets: base.targets, rules };
-    const policy = compilePolicy((await buildSnapshot(parts, { sourceDigest: DIGEST, createdAt: CREATED_AT })).snapshot);
+    const policy = compilePolicy(
+      (await buildSnapshot(parts, { sourceDigest: DIGEST, createdAt: CREATED_AT })).snapshot,
+    );
     for (let i = 0; i < 500; i++) {
       const claims: Record<string, string> = {};
-      for (const claim of claimsPool) if (rand(5)) claims[claim] = claim.endsWith("_id") ? pick(["1", "2", "3"]) : claim === "ref" ? pick(["main", "dev", "v1"]) : pick(paths);
+      for (const claim of claimsPool)
+        if (rand(5))
+          claims[claim] = claim.endsWith("_id")
+            ? pick(["1", "2", "3"])
+            : claim === "ref"
+              ? pick(["main", "dev", "v1"])
+              : pick(paths);
       const id = identity(claims);
       for (const target of ["reader", "registry", "deployer"]) {
         const naive = explainTarget(policy, id, target); // looks at every rule allowing the target
-        const first = rules.findIndex((r) => r.allow.includes(target) && naive.rules.some((e) => e.rule === r.name && e.matched));
+        const first = rules.findIndex(
+          (r) => r.allow.includes(target) && naive.rules.some((e) => e.rule === r.name && e.matched),
+        );
         const decision = evaluate(policy, id, target);
         expect(decision.allowed, JSON.stringify({ claims, target })).toBe(first >= 0);
         if (decision.allowed) expect(decision.rule).toBe(rules[first]!.name);

@@ -91,7 +91,10 @@ export const INFRA_MAIN = {
   pipeline_source: "push",
 } as const;
 
-export function identity(claims: Record<string, string | readonly string[]> = INFRA_MAIN, issuer = "corp-gitlab"): VerifiedIdentity {
+export function identity(
+  claims: Record<string, string | readonly string[]> = INFRA_MAIN,
+  issuer = "corp-gitlab",
+): VerifiedIdentity {
   return {
     issuer,
     issuerUrl: issuer === "corp-gitlab" ? "https://gitlab.example.com" : "https://gitlab.other.example",

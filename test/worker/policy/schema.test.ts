@@ -8,19 +8,26 @@ describe("strict parsing with file and line", () => {
   it("accepts the fixture policy, whose only finding is the warning on its path-scoped deploy rule", () => {
     const checked = checkPolicySources(sources());
     expect(checked.policy).toBeDefined();
-    expect(checked.findings.map((f) => `${f.file}:${f.line}: ${f.severity} ${f.code}`)).toEqual(["rules.yaml:5: warning privileged-path-scope"]);
+    expect(checked.findings.map((f) => `${f.file}:${f.line}: ${f.severity} ${f.code}`)).toEqual([
+      "rules.yaml:5: warning privileged-path-scope",
+    ]);
   });
 
   it("refuses unknown keys, pointing at the key", () => {
-    expect(problemsOf({ rules: RULES_YAML.replace("    allow: [reader]\n", "    allow: [reader]\n    alow: [deployer]\n") })).toEqual([
-      expect.stringMatching(/^rules\.yaml:15: unknown key 'alow'/),
+    expect(
+      problemsOf({ rules: RULES_YAML.replace("    allow: [reader]\n", "    allow: [reader]\n    alow: [deployer]\n") }),
+    ).toEqual([expect.stringMatching(/^rules\.yaml:15: unknown key 'alow'/)]);
+    expect(problemsOf({ targets: `${TARGETS_YAML}    regoin: eu-west-1\n` })).toEqual([
+      expect.stringMatching(/^targets\.yaml:\d+: unknown key 'regoin'/),
     ]);
-    expect(problemsOf({ targets: `${TARGETS_YAML}    regoin: eu-west-1\n` })).toEqual([expect.stringMatching(/^targets\.yaml:\d+: unknown key 'regoin'/)]);
-    expect(problemsOf({ issuers: `${ISSUERS_YAML}extra: 1\n` })).toEqual([expect.stringMatching(/^issuers\.yaml:8: unknown key 'extra'/)]);
+    expect(problemsOf({ issuers: `${ISSUERS_YAML}extra: 1\n` })).toEqual([
+      expect.stringMatching(/^issuers\.yaml:8: unknown key 'extra'/),
+    ]);
   });
 
   it("refuses unknown targets and issuers in rules", () => {
-    const rules = "rules:\n  - name: r\n    issuer: nobody\n    match: { project_path: a/b }\n    allow: [reader, ghost]\n";
+    const rules =
+      "rules:\n  - name: r\n    issuer: nobody\n    match: { project_path: a/b }\n    allow: [reader, ghost]\n";
     expect(problemsOf({ rules })).toEqual([
       expect.stringMatching(/^rules\.yaml:3: unknown issuer 'nobody'/),
       expect.stringMatching(/^rules\.yaml:5: unknown target 'ghost'/),
@@ -29,20 +36,32 @@ describe("strict parsing with file and line", () => {
 
   it("refuses duplicate names across files and duplicate keys within a file", () => {
     const targets = `${TARGETS_YAML}  - name: reader\n    type: oidc\n    audience: x\n`;
-    expect(problemsOf({ targets })).toEqual([expect.stringMatching(/^targets\.yaml:12: duplicate target name 'reader' \(first defined in targets\.yaml\)/)]);
+    expect(problemsOf({ targets })).toEqual([
+      expect.stringMatching(/^targets\.yaml:12: duplicate target name 'reader' \(first defined in targets\.yaml\)/),
+    ]);
     const rules = `${RULES_YAML}  - name: groups\n    issuer: corp-gitlab\n    match: { project_path: a/b }\n    allow: [reader]\n`;
     expect(problemsOf({ rules })).toEqual([expect.stringMatching(/^rules\.yaml:19: duplicate rule name 'groups'/)]);
-    expect(problemsOf({ rules: "rules:\n  - name: a\n    name: b\n" })).toEqual([expect.stringMatching(/^rules\.yaml:3: .*[Uu]nique/)]);
+    expect(problemsOf({ rules: "rules:\n  - name: a\n    name: b\n" })).toEqual([
+      expect.stringMatching(/^rules\.yaml:3: .*[Uu]nique/),
+    ]);
   });
 
   it("refuses issuers whose URLs collide, and claims GitLab does not send", () => {
     const issuers = `${ISSUERS_YAML}  - name: again\n    url: HTTPS://GitLab.Example.com/\n    audiences: [x]\n`;
-    expect(problemsOf({ issuers })).toEqual([expect.stringMatching(/^issuers\.yaml:9: issuer URL 'https:\/\/gitlab\.example\.com' is already used by issuer 'corp-gitlab'/)]);
+    expect(problemsOf({ issuers })).toEqual([
+      expect.stringMatching(
+        /^issuers\.yaml:9: issuer URL 'https:\/\/gitlab\.example\.com' is already used by issuer 'corp-gitlab'/,
+      ),
+    ]);
     const rules = RULES_YAML.replace("ref_type: branch", "ref_typ: branch");
-    expect(problemsOf({ rules })).toContainEqual(expect.stringMatching(/^rules\.yaml:6: 'ref_typ' is not a GitLab CI token claim/));
+    expect(problemsOf({ rules })).toContainEqual(
+      expect.stringMatching(/^rules\.yaml:6: 'ref_typ' is not a GitLab CI token claim/),
+    );
     // GitLab sends user_identities, but as a list of objects, which verification drops.
     const identities = RULES_YAML.replace("ref_type: branch", "user_identities: saml");
-    expect(problemsOf({ rules: identities })).toContainEqual(expect.stringMatching(/^rules\.yaml:6: 'user_identities' is a list of objects.*never matches/));
+    expect(problemsOf({ rules: identities })).toContainEqual(
+      expect.stringMatching(/^rules\.yaml:6: 'user_identities' is a list of objects.*never matches/),
+    );
   });
 
   it("reports every bad value with its line and a sentence saying what to write", () => {
@@ -106,9 +125,10 @@ describe("strict parsing with file and line", () => {
   });
 
   it("reports a non-mapping file with its line", () => {
-    expect(problemsOf({ rules: "- just a list\n" })).toEqual([expect.stringMatching(/^rules\.yaml:1: a policy file is a mapping/)]);
+    expect(problemsOf({ rules: "- just a list\n" })).toEqual([
+      expect.stringMatching(/^rules\.yaml:1: a policy file is a mapping/),
+    ]);
   });
-
 
   it("caps alias expansion (billion laughs)", () => {
     const bomb = `a: &a [x, x, x, x, x, x, x, x, x, x]
@@ -133,7 +153,9 @@ describe("YAML syntax errors: one file:line:column finding per file, where the f
     expect(syntax(`${RULE}    match: { project_id: "1"\n    allow: [reader]\n`)).toEqual([
       expect.stringMatching(/^rules\.yaml:4:12: error: this '\{' is never closed with '\}' \(YAML: /),
     ]);
-    expect(syntax(`${RULE}    match: { ref: [main, dev } }\n`)).toEqual([expect.stringMatching(/^rules\.yaml:4:19: error: this '\[' is closed with '\}', not '\]' \(YAML: /)]);
+    expect(syntax(`${RULE}    match: { ref: [main, dev } }\n`)).toEqual([
+      expect.stringMatching(/^rules\.yaml:4:19: error: this '\[' is closed with '\}', not '\]' \(YAML: /),
+    ]);
   });
 
   it("reports an unclosed quote at the quote", () => {
@@ -141,8 +163,12 @@ describe("YAML syntax errors: one file:line:column finding per file, where the f
       expect.stringMatching(/^rules\.yaml:4:18: error: this " quote is never closed \(YAML: Missing closing "quote\)$/),
     ]);
     // Escaped quotes inside are not the end; a closed string is no error.
-    expect(syntax(`${RULE}    description: 'it''s\n    allow: [reader]\n`)).toEqual([expect.stringMatching(/^rules\.yaml:4:18: error: this ' quote is never closed/)]);
-    expect(syntax(`${RULE}    description: 'it''s'\n    match: { project_path: a/b }\n    allow: [reader]\n`)).toEqual([]);
+    expect(syntax(`${RULE}    description: 'it''s\n    allow: [reader]\n`)).toEqual([
+      expect.stringMatching(/^rules\.yaml:4:18: error: this ' quote is never closed/),
+    ]);
+    expect(syntax(`${RULE}    description: 'it''s'\n    match: { project_path: a/b }\n    allow: [reader]\n`)).toEqual(
+      [],
+    );
   });
 
   it("reports a bad indent at the line's first character", () => {
@@ -150,7 +176,11 @@ describe("YAML syntax errors: one file:line:column finding per file, where the f
     expect(syntax(`${RULE}    match:\n      ref_type: branch\n     ref: main\n    allow: [reader]\n`)).toEqual([
       "rules.yaml:6:6: error: this line is not indented like the lines it belongs with (YAML: All mapping items must start at the same column)",
     ]);
-    expect(syntax(`${RULE}   allow: [reader]\n`)).toEqual([expect.stringMatching(/^rules\.yaml:4:4: error: this line is not indented like the lines it belongs with \(YAML: /)]);
+    expect(syntax(`${RULE}   allow: [reader]\n`)).toEqual([
+      expect.stringMatching(
+        /^rules\.yaml:4:4: error: this line is not indented like the lines it belongs with \(YAML: /,
+      ),
+    ]);
     expect(syntax(`${RULE}    match: { project_path: a/b }\n      allow: [reader]\n`)).toEqual([
       "rules.yaml:5:7: error: this line is not indented like the lines it belongs with (YAML: All mapping items must start at the same column)",
     ]);
@@ -158,7 +188,9 @@ describe("YAML syntax errors: one file:line:column finding per file, where the f
     expect(syntax(`${RULE}    allow: [reader]\n    description: x\n      match: { project_path: a/b }\n`)).toEqual([
       "rules.yaml:6:7: error: this line is indented deeper than the key above it (YAML: Nested mappings are not allowed in compact mappings)",
     ]);
-    expect(syntax("rules:\n\t- name: r\n")).toEqual([expect.stringMatching(/^rules\.yaml:2:1: error: indent with spaces, not tabs \(YAML: /)]);
+    expect(syntax("rules:\n\t- name: r\n")).toEqual([
+      expect.stringMatching(/^rules\.yaml:2:1: error: indent with spaces, not tabs \(YAML: /),
+    ]);
   });
 
   it("reports a duplicate key at the second one", () => {
@@ -169,10 +201,13 @@ describe("YAML syntax errors: one file:line:column finding per file, where the f
 
   it("reports one finding per file, the first problem in it", () => {
     const findings = checkPolicySources([
-      { name: "a.yaml", text: "rules:\n  - name: [x\n    issuer: y\n  - name: \"z\n" },
+      { name: "a.yaml", text: 'rules:\n  - name: [x\n    issuer: y\n  - name: "z\n' },
       { name: "b.yaml", text: "rules:\n  - name: a\n    name: b\n    name: c\n" },
     ]).findings.map(formatFinding);
-    expect(findings).toEqual([expect.stringMatching(/^a\.yaml:2:11: error: this '\[' is never closed/), expect.stringMatching(/^b\.yaml:3:5: error: this key is already/)]);
+    expect(findings).toEqual([
+      expect.stringMatching(/^a\.yaml:2:11: error: this '\[' is never closed/),
+      expect.stringMatching(/^b\.yaml:3:5: error: this key is already/),
+    ]);
   });
 });
 
@@ -190,8 +225,12 @@ describe("defaults and canonical forms", () => {
     max_token_age: 15m
 `;
     // The alias equals the canonical URL here, which is a collision.
-    expect(problemsOf({ issuers })).toEqual([expect.stringMatching(/^issuers\.yaml:4: issuer URL 'https:\/\/gitlab\.example\.com\/gitlab' is already used/)]);
-    const policy = checkedPolicyOf({ issuers: issuers.replace("aliases: [gitlab.example.com/gitlab]", "aliases: [gitlab.example.com]") });
+    expect(problemsOf({ issuers })).toEqual([
+      expect.stringMatching(/^issuers\.yaml:4: issuer URL 'https:\/\/gitlab\.example\.com\/gitlab' is already used/),
+    ]);
+    const policy = checkedPolicyOf({
+      issuers: issuers.replace("aliases: [gitlab.example.com/gitlab]", "aliases: [gitlab.example.com]"),
+    });
     expect(policy.issuers[0]).toEqual({
       name: "corp-gitlab",
       url: "https://gitlab.example.com/gitlab",
@@ -204,26 +243,44 @@ describe("defaults and canonical forms", () => {
       accept_legacy_ci_job_jwt: false,
       single_audience: true,
     });
-    expect(policy.issuers[1]).toMatchObject({ keys: { source: "jwks_uri", jwks_uri: "https://keys.other.example/jwks.json" }, max_token_age_seconds: 900 });
+    expect(policy.issuers[1]).toMatchObject({
+      keys: { source: "jwks_uri", jwks_uri: "https://keys.other.example/jwks.json" },
+      max_token_age_seconds: 900,
+    });
   });
 
   it("allows http only for loopback issuers, and refuses pushed-key issuers with a jwks_uri", () => {
-    const issuer = (url: string, keys = "{ source: pushed }") => `issuers:\n  - { name: corp-gitlab, url: "${url}", audiences: [a], keys: ${keys} }\n  - { name: other-gitlab, url: https://o.example, audiences: [a] }\n`;
-    expect(checkedPolicyOf({ issuers: issuer("http://127.0.0.1:8788") }).issuers[0]).toMatchObject({ url: "http://127.0.0.1:8788", keys: { source: "pushed" } });
-    expect(problemsOf({ issuers: issuer("http://gitlab.example.com") })).toEqual([expect.stringMatching(/^issuers\.yaml:2: use https:\/\//)]);
-    expect(problemsOf({ issuers: issuer("https://gitlab.example.com?x=1") })).toEqual([expect.stringMatching(/^issuers\.yaml:2: .* is not an issuer URL/)]);
-    expect(problemsOf({ issuers: issuer("https://g.example", "{ source: pushed, jwks_uri: https://k.example }") })).toEqual([
-      expect.stringMatching(/^issuers\.yaml:2: unknown key 'jwks_uri'/),
+    const issuer = (url: string, keys = "{ source: pushed }") =>
+      `issuers:\n  - { name: corp-gitlab, url: "${url}", audiences: [a], keys: ${keys} }\n  - { name: other-gitlab, url: https://o.example, audiences: [a] }\n`;
+    expect(checkedPolicyOf({ issuers: issuer("http://127.0.0.1:8788") }).issuers[0]).toMatchObject({
+      url: "http://127.0.0.1:8788",
+      keys: { source: "pushed" },
+    });
+    expect(problemsOf({ issuers: issuer("http://gitlab.example.com") })).toEqual([
+      expect.stringMatching(/^issuers\.yaml:2: use https:\/\//),
     ]);
+    expect(problemsOf({ issuers: issuer("https://gitlab.example.com?x=1") })).toEqual([
+      expect.stringMatching(/^issuers\.yaml:2: .* is not an issuer URL/),
+    ]);
+    expect(
+      problemsOf({ issuers: issuer("https://g.example", "{ source: pushed, jwks_uri: https://k.example }") }),
+    ).toEqual([expect.stringMatching(/^issuers\.yaml:2: unknown key 'jwks_uri'/)]);
   });
 
   it("accepts durations in seconds or with a unit and stores seconds", () => {
-    const targets = (lifetime: string) => TARGETS_YAML.replace("    audience: https://registry.example.com\n", `    audience: https://registry.example.com\n    max_lifetime: ${lifetime}\n`);
-    const lifetime = (value: string) => checkedPolicyOf({ targets: targets(value) }).targets.find((t) => t.name === "registry")!.max_lifetime_seconds;
+    const targets = (lifetime: string) =>
+      TARGETS_YAML.replace(
+        "    audience: https://registry.example.com\n",
+        `    audience: https://registry.example.com\n    max_lifetime: ${lifetime}\n`,
+      );
+    const lifetime = (value: string) =>
+      checkedPolicyOf({ targets: targets(value) }).targets.find((t) => t.name === "registry")!.max_lifetime_seconds;
     expect(lifetime("600")).toBe(600);
     expect(lifetime("15m")).toBe(900);
     expect(lifetime("1h")).toBe(3600);
-    expect(problemsOf({ targets: targets("2h") })).toEqual([expect.stringMatching(/^targets\.yaml:\d+: must be between 60 and 3600/)]);
+    expect(problemsOf({ targets: targets("2h") })).toEqual([
+      expect.stringMatching(/^targets\.yaml:\d+: must be between 60 and 3600/),
+    ]);
     expect(problemsOf({ targets: targets("1.5h") })).toEqual([expect.stringMatching(/is not a duration/)]);
   });
 
@@ -239,17 +296,24 @@ describe("defaults and canonical forms", () => {
       scopes: ["https://www.googleapis.com/auth/cloud-platform"],
       audience: "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/prov",
     });
-    expect(targets.find((t) => t.name === "reader")).toMatchObject({ region: "us-east-1", audience: "sts.amazonaws.com", privileged: false });
+    expect(targets.find((t) => t.name === "reader")).toMatchObject({
+      region: "us-east-1",
+      audience: "sts.amazonaws.com",
+      privileged: false,
+    });
   });
 
   it("signs azure targets with RS256 only: Entra ID refuses an ES256 assertion", () => {
     const azure = (extra = "") =>
       `${TARGETS_YAML}  - name: azure-deployer\n    type: azure\n    tenant_id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n    client_id: 0b2a7a33-5a5d-4a2a-9d3e-1f2c3b4a5d6e\n${extra}`;
-    const alg = (targets: string) => checkedPolicyOf({ targets }).targets.find((t) => t.name === "azure-deployer")!.signing_alg;
+    const alg = (targets: string) =>
+      checkedPolicyOf({ targets }).targets.find((t) => t.name === "azure-deployer")!.signing_alg;
     expect(alg(azure())).toBe("RS256");
     expect(alg(azure("    signing_alg: RS256\n"))).toBe("RS256");
     expect(problemsOf({ targets: azure("    signing_alg: ES256\n") })).toEqual([
-      expect.stringMatching(/^targets\.yaml:\d+: expected RS256, got string "ES256": Entra ID accepts only RSA-signed client assertions$/),
+      expect.stringMatching(
+        /^targets\.yaml:\d+: expected RS256, got string "ES256": Entra ID accepts only RSA-signed client assertions$/,
+      ),
     ]);
     // Other clouds verify ES256, gatepass's cheaper default.
     expect(checkedPolicyOf().targets.find((t) => t.name === "reader")!.signing_alg).toBe("ES256");
@@ -258,41 +322,77 @@ describe("defaults and canonical forms", () => {
   it("takes a Vault namespace path, and refuses one that is not a plain path", () => {
     const vault = (namespace: string) =>
       `${TARGETS_YAML}  - name: vault-ci\n    type: vault\n    address: https://vault.example.com\n    role: ci\n    audience: vault\n    namespace: "${namespace}"\n`;
-    expect(checkedPolicyOf({ targets: vault("admin/team-a") }).targets.find((t) => t.name === "vault-ci")).toMatchObject({ namespace: "admin/team-a" });
+    expect(
+      checkedPolicyOf({ targets: vault("admin/team-a") }).targets.find((t) => t.name === "vault-ci"),
+    ).toMatchObject({ namespace: "admin/team-a" });
     for (const bad of ["admin/", "/admin", "admin//a", "admin/../root", "a b", "admin\\r\\nX: 1"]) {
-      expect(problemsOf({ targets: vault(bad) })).toEqual([expect.stringMatching(/^targets\.yaml:\d+: .* is not a Vault namespace path such as admin or admin\/team-a$/)]);
+      expect(problemsOf({ targets: vault(bad) })).toEqual([
+        expect.stringMatching(/^targets\.yaml:\d+: .* is not a Vault namespace path such as admin or admin\/team-a$/),
+      ]);
     }
   });
 
   it("turns unquoted true and whole numbers in conditions into the strings claims carry", () => {
-    const rules = "rules:\n  - name: r\n    issuer: corp-gitlab\n    match: { project_id: 42, ref_protected: true, ref_type: [branch], ref: main }\n    allow: [reader]\n";
-    expect(checkedPolicyOf({ rules }).rules[0]!.match).toEqual({ project_id: "42", ref_protected: "true", ref_type: ["branch"], ref: "main" });
-    expect(problemsOf({ rules: rules.replace("42", "4.2") })).toEqual([expect.stringMatching(/expected a string \(claims are compared as strings\)/)]);
+    const rules =
+      "rules:\n  - name: r\n    issuer: corp-gitlab\n    match: { project_id: 42, ref_protected: true, ref_type: [branch], ref: main }\n    allow: [reader]\n";
+    expect(checkedPolicyOf({ rules }).rules[0]!.match).toEqual({
+      project_id: "42",
+      ref_protected: "true",
+      ref_type: ["branch"],
+      ref: "main",
+    });
+    expect(problemsOf({ rules: rules.replace("42", "4.2") })).toEqual([
+      expect.stringMatching(/expected a string \(claims are compared as strings\)/),
+    ]);
   });
 
   it("requires match to be a mapping of claim: condition", () => {
     const rules = "rules:\n  - name: r\n    issuer: corp-gitlab\n    match: main\n    allow: [reader]\n";
-    expect(problemsOf({ rules })).toEqual([expect.stringMatching(/^rules\.yaml:4: expected a mapping of claim: condition, got string "main"/)]);
+    expect(problemsOf({ rules })).toEqual([
+      expect.stringMatching(/^rules\.yaml:4: expected a mapping of claim: condition, got string "main"/),
+    ]);
   });
 
   it("requires session policies to be JSON objects", () => {
-    const targets = TARGETS_YAML.replace("role/reader\n", "role/reader\n    session_policy: '{\"Version\": \"2012-10-17\"'\n");
-    expect(problemsOf({ targets })).toEqual([expect.stringMatching(/session_policy must be the text of a JSON object/)]);
+    const targets = TARGETS_YAML.replace(
+      "role/reader\n",
+      'role/reader\n    session_policy: \'{"Version": "2012-10-17"\'\n',
+    );
+    expect(problemsOf({ targets })).toEqual([
+      expect.stringMatching(/session_policy must be the text of a JSON object/),
+    ]);
   });
 });
 
 describe("size caps", () => {
   it("refuses more rules than MAX_RULES, and condition lists longer than MAX_CONDITION_ALTERNATIVES", () => {
     const policy = checkedPolicyOf();
-    const rule = (i: number) => ({ name: `r${i}`, issuer: "corp-gitlab", match: { project_path: `a/${i}` }, allow: ["reader"] });
-    const documents = (count: number) => [{ name: "snapshot", value: { issuers: policy.issuers, targets: policy.targets, rules: Array.from({ length: count }, (_, i) => rule(i)) } }];
+    const rule = (i: number) => ({
+      name: `r${i}`,
+      issuer: "corp-gitlab",
+      match: { project_path: `a/${i}` },
+      allow: ["reader"],
+    });
+    const documents = (count: number) => [
+      {
+        name: "snapshot",
+        value: {
+          issuers: policy.issuers,
+          targets: policy.targets,
+          rules: Array.from({ length: count }, (_, i) => rule(i)),
+        },
+      },
+    ];
     expect(normalizePolicy(documents(MAX_RULES), "snapshot").problems).toEqual([]);
     expect(normalizePolicy(documents(MAX_RULES + 1), "snapshot").problems).toEqual([
       { document: "snapshot", path: ["rules", MAX_RULES], message: `at most ${MAX_RULES} rules are supported` },
     ]);
     const values = (n: number) => `[${Array.from({ length: n }, (_, i) => `v${i}`).join(", ")}]`;
-    const rules = (n: number) => `rules:\n  - { name: r, issuer: corp-gitlab, match: { project_path: a/b, ref_type: branch, ref: ${values(n)} }, allow: [reader] }\n`;
+    const rules = (n: number) =>
+      `rules:\n  - { name: r, issuer: corp-gitlab, match: { project_path: a/b, ref_type: branch, ref: ${values(n)} }, allow: [reader] }\n`;
     expect(problemsOf({ rules: rules(MAX_CONDITION_ALTERNATIVES) })).toEqual([]);
-    expect(problemsOf({ rules: rules(MAX_CONDITION_ALTERNATIVES + 1) })).toEqual([expect.stringMatching(/^rules\.yaml:2: may list at most 100 values/)]);
+    expect(problemsOf({ rules: rules(MAX_CONDITION_ALTERNATIVES + 1) })).toEqual([
+      expect.stringMatching(/^rules\.yaml:2: may list at most 100 values/),
+    ]);
   });
 });

@@ -1,7 +1,20 @@
 // The shape toolkit under the policy schema: each reader refuses what it does not describe, with the
 // path and the sentence a policy author sees, and passes what it does.
 import { describe, expect, it } from "vitest";
-import { bool, duration, int, INVALID, list, object, oneOf, str, tagged, type Ctx, type Mode, type Spec } from "../../../src/policy/shape-spec";
+import {
+  bool,
+  duration,
+  int,
+  INVALID,
+  list,
+  object,
+  oneOf,
+  str,
+  tagged,
+  type Ctx,
+  type Mode,
+  type Spec,
+} from "../../../src/policy/shape-spec";
 
 function read<T>(spec: Spec<T>, value: unknown, mode: Mode = "source") {
   const ctx: Ctx = { mode, document: "doc.yaml", problems: [] };
@@ -41,7 +54,9 @@ describe("str", () => {
 
 describe("refusal messages", () => {
   it("escape the control characters of the values they quote", () => {
-    expect(refusal(str({ pattern: /^a$/, expected: "a" }), "a\u001b[31m\r\nX")).toEqual(["at: 'a\\u001b[31m\\u000d\\u000aX' is not a"]);
+    expect(refusal(str({ pattern: /^a$/, expected: "a" }), "a\u001b[31m\r\nX")).toEqual([
+      "at: 'a\\u001b[31m\\u000d\\u000aX' is not a",
+    ]);
   });
 });
 
@@ -49,7 +64,9 @@ describe("oneOf and bool", () => {
   it("pass only the listed values", () => {
     expect(read(oneOf(["a", "b"]), "b").out).toBe("b");
     expect(refusal(oneOf(["a", "b"]), "c")).toEqual(['at: expected one of a, b, got string "c"']);
-    expect(refusal(oneOf(["a"], "only a works here"), "c")).toEqual(['at: expected a, got string "c": only a works here']);
+    expect(refusal(oneOf(["a"], "only a works here"), "c")).toEqual([
+      'at: expected a, got string "c": only a works here',
+    ]);
     expect(read(bool(), false).out).toBe(false);
     expect(refusal(bool(), "true")).toEqual(['at: expected true or false, got string "true"']);
   });
@@ -70,7 +87,9 @@ describe("int and duration", () => {
     expect(read(lifetime, "15m").out).toBe(900);
     expect(read(lifetime, 900, "snapshot").out).toBe(900);
     expect(refusal(lifetime, "15m", "snapshot")).toEqual(['at: expected a whole number, got string "15m"']);
-    expect(refusal(lifetime, "15 minutes")).toEqual(["at: '15 minutes' is not a duration; write seconds (900) or a number with s, m, h or d (15m)"]);
+    expect(refusal(lifetime, "15 minutes")).toEqual([
+      "at: '15 minutes' is not a duration; write seconds (900) or a number with s, m, h or d (15m)",
+    ]);
     expect(refusal(lifetime, "2h")).toEqual(["at: must be between 60 and 3600"]);
   });
 });
@@ -101,12 +120,19 @@ describe("object", () => {
   const target = object<{ name: string; lifetime_seconds: number; note?: string }>({
     name: { spec: str(), required: true, doc: "" },
     lifetime: { spec: duration(60, 3600), stored: "lifetime_seconds", default: 900, doc: "" },
-    note: { spec: str(), doc: "", refuse: (written) => (written.name === "fixed" ? "a fixed target takes no note" : undefined) },
+    note: {
+      spec: str(),
+      doc: "",
+      refuse: (written) => (written.name === "fixed" ? "a fixed target takes no note" : undefined),
+    },
   });
 
   it("fills defaults and stores renamed keys", () => {
     expect(read(target, { name: "a" }).out).toEqual({ name: "a", lifetime_seconds: 900 });
-    expect(read(target, { name: "a", lifetime_seconds: 120 }, "snapshot").out).toEqual({ name: "a", lifetime_seconds: 120 });
+    expect(read(target, { name: "a", lifetime_seconds: 120 }, "snapshot").out).toEqual({
+      name: "a",
+      lifetime_seconds: 120,
+    });
   });
 
   it.each([
@@ -134,7 +160,10 @@ describe("object", () => {
 });
 
 describe("tagged", () => {
-  const key = tagged<{ source: string }>("source", { fetch: { url: { spec: str(), required: true, doc: "" } }, pushed: {} });
+  const key = tagged<{ source: string }>("source", {
+    fetch: { url: { spec: str(), required: true, doc: "" } },
+    pushed: {},
+  });
 
   it("reads the variant its tag names", () => {
     expect(read(key, { source: "pushed" }).out).toEqual({ source: "pushed" });
@@ -142,7 +171,7 @@ describe("tagged", () => {
   });
 
   it.each([
-    ["fetch", "at: expected a mapping, got string \"fetch\""],
+    ["fetch", 'at: expected a mapping, got string "fetch"'],
     [{ source: "ftp" }, "at.source: 'source' must be one of fetch, pushed, got string \"ftp\""],
     [{ source: "__proto__" }, "at.source: 'source' must be one of fetch, pushed, got string \"__proto__\""],
     [{}, "at.source: 'source' must be one of fetch, pushed, got nothing"],

@@ -8,7 +8,12 @@ import { evaluate } from "../../../src/policy/evaluate";
 import { canonicalJson, payloadChunks, storedSnapshot, type StoredSnapshot } from "../../../src/policy/snapshot-format";
 import { createApp } from "../../../src/app";
 import { defaultDeps } from "../../../src/deps";
-import { ACTIVE_SNAPSHOT_KEY, FALLBACK_SNAPSHOTS_KEY, payloadChunkKey, PolicyStore } from "../../../src/policy/active-policy";
+import {
+  ACTIVE_SNAPSHOT_KEY,
+  FALLBACK_SNAPSHOTS_KEY,
+  payloadChunkKey,
+  PolicyStore,
+} from "../../../src/policy/active-policy";
 import { createServices } from "../../../src/services";
 import { identity, INFRA_MAIN, RULES_YAML, snapshotOf, sources } from "./fixtures";
 
@@ -20,7 +25,8 @@ function instrumented() {
       if (prop === "get") {
         return async (...args: unknown[]) => {
           state.reads++;
-          if (state.failing || (state.chunksFailing && String(args[0]).startsWith("snapshot:"))) throw new Error("KV unavailable");
+          if (state.failing || (state.chunksFailing && String(args[0]).startsWith("snapshot:")))
+            throw new Error("KV unavailable");
           return (target.get as (...a: unknown[]) => Promise<unknown>)(...args);
         };
       }
@@ -55,7 +61,11 @@ beforeEach(async () => {
 
 /** The fixture policy plus `count` project rules: past POLICY_KV_CHUNK_BYTES from about 4 000. */
 async function largeStored(count: number, ref = "main"): Promise<StoredSnapshot> {
-  const bulk = Array.from({ length: count }, (_, i) => `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: ${ref} }, allow: [reader] }`);
+  const bulk = Array.from(
+    { length: count },
+    (_, i) =>
+      `  - { name: bulk-${i}, issuer: corp-gitlab, match: { project_path: bulk/project-${i}, ref_type: branch, ref: ${ref} }, allow: [reader] }`,
+  );
   const { snapshot } = await snapshotOf(sources({ rules: `${RULES_YAML}${bulk.join("\n")}\n` }));
   return storedSnapshot(snapshot);
 }
@@ -117,9 +127,13 @@ describe("PolicyStore", () => {
       // The clock stands still: only the per-request re-check can see the push.
       return (await store.current(withVars, waitUntil)).version;
     };
-    expect(await served({ GATEPASS_ENV: "development", GATEPASS_POLICY_RECHECK: "every-request" })).toBe(second.snapshot.version);
+    expect(await served({ GATEPASS_ENV: "development", GATEPASS_POLICY_RECHECK: "every-request" })).toBe(
+      second.snapshot.version,
+    );
     expect(await served({ GATEPASS_ENV: "development" })).toBe(first.snapshot.version);
-    expect(await served({ GATEPASS_ENV: "production", GATEPASS_POLICY_RECHECK: "every-request" })).toBe(first.snapshot.version);
+    expect(await served({ GATEPASS_ENV: "production", GATEPASS_POLICY_RECHECK: "every-request" })).toBe(
+      first.snapshot.version,
+    );
   });
 
   it("single-flights concurrent cold loads", async () => {
@@ -280,7 +294,11 @@ describe("PolicyStore", () => {
   it("serves the newest loadable version of `fallbacks` when `active` names missing chunks, and says so in admin status", async () => {
     const { env: e } = instrumented();
     const { store, waitUntil, settle, advance } = setup();
-    const [oldest, older, broken] = await Promise.all([largeStored(10, "a"), largeStored(10, "b"), largeStored(10, "c")]);
+    const [oldest, older, broken] = await Promise.all([
+      largeStored(10, "a"),
+      largeStored(10, "b"),
+      largeStored(10, "c"),
+    ]);
     await putStored(oldest);
     await putStored(older, 0); // a fallback whose chunks went too: skipped
     await putStored(broken, 0); // `active`: a push whose chunks another one deleted
@@ -289,11 +307,23 @@ describe("PolicyStore", () => {
     // A cold isolate: the newest fallback that loads, not 503.
     expect((await store.current(e, waitUntil)).version).toBe(oldest.header.version);
     expect(store.servingFallbackFrom).toBe(broken.header.version);
-    expect(store.lastError).toMatch(new RegExp(`chunk 0 of 1 is missing.*; serving the newest loadable earlier version ${oldest.header.version} instead`));
+    expect(store.lastError).toMatch(
+      new RegExp(
+        `chunk 0 of 1 is missing.*; serving the newest loadable earlier version ${oldest.header.version} instead`,
+      ),
+    );
     const services = createServices(defaultDeps);
-    const res = await createApp(defaultDeps, services).request("https://gatepass.test/v1/admin/status", { headers: { Authorization: "Bearer test-admin-token" } }, env);
+    const res = await createApp(defaultDeps, services).request(
+      "https://gatepass.test/v1/admin/status",
+      { headers: { Authorization: "Bearer test-admin-token" } },
+      env,
+    );
     const body = (await res.json()) as { policy: Record<string, unknown> };
-    expect(body.policy).toMatchObject({ version: oldest.header.version, fallback_from: broken.header.version, last_error: expect.stringContaining("is missing") });
+    expect(body.policy).toMatchObject({
+      version: oldest.header.version,
+      fallback_from: broken.header.version,
+      last_error: expect.stringContaining("is missing"),
+    });
 
     // It stays so across re-checks of the same `active` (no reload), and ends with a good push.
     advance(POLICY_RECHECK_MS);
@@ -334,7 +364,10 @@ describe("PolicyStore", () => {
     const { store, waitUntil } = setup();
     const stored = await largeStored(10);
     // A rule text that hashes right but names a target the snapshot lacks (only a writer bypassing push could do this).
-    const payload = stored.payload.replace('"allow":["reader"],"issuer":"corp-gitlab","match":{"project_path":"bulk/project-3"', '"allow":["readex"],"issuer":"corp-gitlab","match":{"project_path":"bulk/project-3"');
+    const payload = stored.payload.replace(
+      '"allow":["reader"],"issuer":"corp-gitlab","match":{"project_path":"bulk/project-3"',
+      '"allow":["readex"],"issuer":"corp-gitlab","match":{"project_path":"bulk/project-3"',
+    );
     const body = payload.slice(stored.header.index_length);
     const header = { ...stored.header, version: await sha256Hex(body) };
     await env.POLICIES.put(payloadChunkKey(header, 0), payload);

@@ -26,9 +26,19 @@ beforeAll(async () => {
       { name: "secret-rule-target", type: "oidc", audience: "other.example" },
     ],
     rules: [
-      { name: "infra-main", issuer: issuerName, match: { project_path: "platform/infra", ref_type: "branch", ref: "main", ref_protected: "true" }, allow: ["deployer"] },
+      {
+        name: "infra-main",
+        issuer: issuerName,
+        match: { project_path: "platform/infra", ref_type: "branch", ref: "main", ref_protected: "true" },
+        allow: ["deployer"],
+      },
       { name: "platform-reads", issuer: issuerName, match: { namespace_path: "platform/**" }, allow: ["reader"] },
-      { name: "hidden", issuer: issuerName, match: { project_path: "secret/vault-of-secrets", ref_type: "tag", ref: "v*" }, allow: ["secret-rule-target"] },
+      {
+        name: "hidden",
+        issuer: issuerName,
+        match: { project_path: "secret/vault-of-secrets", ref_type: "tag", ref: "v*" },
+        allow: ["secret-rule-target"],
+      },
     ],
   };
   const { policy, problems } = normalizePolicy([{ name: "policy.yaml", value: source }], "source");
@@ -38,14 +48,26 @@ beforeAll(async () => {
 });
 
 async function whoami(claims: Record<string, unknown>, query = ""): Promise<Record<string, any>> {
-  const token = await signToken(key, { ...gitlabClaims({ issuer: standinIssuerUrl(env.STANDIN_URL, issuerName), audience: AUDIENCE }), ...claims });
-  const res = await app.request(`https://gatepass.test/v1/whoami${query}`, { headers: { Authorization: `Bearer ${token}` } }, env);
+  const token = await signToken(key, {
+    ...gitlabClaims({ issuer: standinIssuerUrl(env.STANDIN_URL, issuerName), audience: AUDIENCE }),
+    ...claims,
+  });
+  const res = await app.request(
+    `https://gatepass.test/v1/whoami${query}`,
+    { headers: { Authorization: `Bearer ${token}` } },
+    env,
+  );
   return { status: res.status, ...((await res.json()) as Record<string, unknown>) };
 }
 
 describe("GET /v1/whoami grants", () => {
   it("lists every target the token may use with the rule granting it", async () => {
-    const body = await whoami({ project_path: "platform/infra", ref: "main", ref_type: "branch", ref_protected: "true" });
+    const body = await whoami({
+      project_path: "platform/infra",
+      ref: "main",
+      ref_type: "branch",
+      ref_protected: "true",
+    });
     expect(body.status).toBe(200);
     expect(body.grants).toEqual([
       { target: "deployer", rule: "infra-main" },
@@ -55,14 +77,19 @@ describe("GET /v1/whoami grants", () => {
   });
 
   it("grants nothing from an unprotected ref and explains why in the token's own claims", async () => {
-    const body = await whoami({ project_path: "platform/infra", ref: "feature", ref_type: "branch", ref_protected: "false" }, "?target=deployer");
+    const body = await whoami(
+      { project_path: "platform/infra", ref: "feature", ref_type: "branch", ref_protected: "false" },
+      "?target=deployer",
+    );
     expect(body.grants).toEqual([{ target: "reader", rule: "platform-reads" }]);
     expect(body.explain).toMatchObject({ target: "deployer", allowed: false });
     const failures = body.explain.rules[0].failures as { claim: string; actual: unknown }[];
-    expect(failures).toEqual(expect.arrayContaining([
-      { claim: "ref", actual: "feature" },
-      { claim: "ref_protected", actual: "false" },
-    ]));
+    expect(failures).toEqual(
+      expect.arrayContaining([
+        { claim: "ref", actual: "feature" },
+        { claim: "ref_protected", actual: "false" },
+      ]),
+    );
   });
 
   it("never reveals another rule's patterns", async () => {
@@ -74,11 +101,26 @@ describe("GET /v1/whoami grants", () => {
   });
 
   it("explains only the rules the policy index finds for the job: a rule scoped to another project is not listed, not even by name", async () => {
-    const res = await whoami({ project_path: "platform/infra", ref: "v1", ref_type: "tag" }, "?target=secret-rule-target");
+    const res = await whoami(
+      { project_path: "platform/infra", ref: "v1", ref_type: "tag" },
+      "?target=secret-rule-target",
+    );
     expect(res.explain).toEqual({ target: "secret-rule-target", allowed: false, rules: [] });
     expect(JSON.stringify(res)).not.toContain("hidden");
-    const own = await whoami({ project_path: "secret/vault-of-secrets", ref: "main", ref_type: "branch" }, "?target=secret-rule-target");
-    expect(own.explain.rules).toEqual([{ rule: "hidden", matched: false, failures: [{ claim: "ref", actual: "main" }, { claim: "ref_type", actual: "branch" }] }]);
+    const own = await whoami(
+      { project_path: "secret/vault-of-secrets", ref: "main", ref_type: "branch" },
+      "?target=secret-rule-target",
+    );
+    expect(own.explain.rules).toEqual([
+      {
+        rule: "hidden",
+        matched: false,
+        failures: [
+          { claim: "ref", actual: "main" },
+          { claim: "ref_type", actual: "branch" },
+        ],
+      },
+    ]);
   });
 
   it("refuses to explain an unknown target with target_unknown", async () => {

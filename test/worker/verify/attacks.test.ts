@@ -4,11 +4,37 @@ import { Buffer } from "node:buffer";
 import { env } from "cloudflare:test";
 import { base64url } from "jose";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { CLOCK_SKEW_SECONDS, MAX_CLAIM_ARRAY_LENGTH, MAX_CLAIM_VALUE_LENGTH, MAX_KID_LENGTH, MAX_TOKEN_BYTES } from "../../../src/limits";
+import {
+  CLOCK_SKEW_SECONDS,
+  MAX_CLAIM_ARRAY_LENGTH,
+  MAX_CLAIM_VALUE_LENGTH,
+  MAX_KID_LENGTH,
+  MAX_TOKEN_BYTES,
+} from "../../../src/limits";
 import { setIssuerScenario } from "../../support/standins/issuer";
-import { assembleToken, createTestKey, gitlabClaims, jwksOf, signBytes, signRaw, signToken, splitToken, withHash } from "../../support/tokens";
+import {
+  assembleToken,
+  createTestKey,
+  gitlabClaims,
+  jwksOf,
+  signBytes,
+  signRaw,
+  signToken,
+  splitToken,
+  withHash,
+} from "../../support/tokens";
 import { tokenDigest } from "../../../src/verify/verifier";
-import { AUDIENCE, createHarness, expectCode, expectUnverified, issuerConfig, standinIssuer, uniqueName, type Harness, type StandinIssuer } from "./harness";
+import {
+  AUDIENCE,
+  createHarness,
+  expectCode,
+  expectUnverified,
+  issuerConfig,
+  standinIssuer,
+  uniqueName,
+  type Harness,
+  type StandinIssuer,
+} from "./harness";
 
 let h: Harness;
 let iss: StandinIssuer;
@@ -23,16 +49,29 @@ beforeEach(async () => {
 });
 
 const verify = (token: string, issuers = [iss.config]) => h.verifier.verify(token, issuers, h.env, h.waitUntil);
-const claims = (overrides: Record<string, unknown> = {}) => ({ ...gitlabClaims({ issuer: iss.config.url, audience: AUDIENCE, now: h.now() }), ...overrides });
+const claims = (overrides: Record<string, unknown> = {}) => ({
+  ...gitlabClaims({ issuer: iss.config.url, audience: AUDIENCE, now: h.now() }),
+  ...overrides,
+});
 
 describe("1. alg none", () => {
   it.each(["none", "None", "NONE", "nOnE"])("refuses alg %s", async (alg) => {
     await expectCode(verify(assembleToken({ alg, typ: "JWT", kid: iss.key.kid }, claims(), "")), "token_malformed");
-    await expectUnverified(verify(assembleToken({ alg, typ: "JWT", kid: iss.key.kid }, claims(), "AAAA")), "algorithm_not_allowed");
+    await expectUnverified(
+      verify(assembleToken({ alg, typ: "JWT", kid: iss.key.kid }, claims(), "AAAA")),
+      "algorithm_not_allowed",
+    );
   });
 
-  it.each([["no alg", {}], ["an empty alg", { alg: "" }], ["a non-string alg", { alg: ["RS256"] }]])("refuses a header with %s as malformed", async (_name, alg) => {
-    await expectCode(verify(assembleToken({ typ: "JWT", kid: iss.key.kid, ...alg }, claims(), "AAAA")), "token_malformed");
+  it.each([
+    ["no alg", {}],
+    ["an empty alg", { alg: "" }],
+    ["a non-string alg", { alg: ["RS256"] }],
+  ])("refuses a header with %s as malformed", async (_name, alg) => {
+    await expectCode(
+      verify(assembleToken({ typ: "JWT", kid: iss.key.kid, ...alg }, claims(), "AAAA")),
+      "token_malformed",
+    );
   });
 });
 
@@ -48,11 +87,18 @@ describe("2. algorithm confusion", () => {
 
   it("refuses a symmetric alg even when an issuer is misconfigured to list it", async () => {
     const misconfigured = { ...iss.config, algorithms: ["RS256", "HS256"] };
-    await expectUnverified(verify(assembleToken({ alg: "HS256", kid: iss.key.kid }, claims(), "AAAA"), [misconfigured]), "algorithm_not_allowed");
+    await expectUnverified(
+      verify(assembleToken({ alg: "HS256", kid: iss.key.kid }, claims(), "AAAA"), [misconfigured]),
+      "algorithm_not_allowed",
+    );
   });
 
   it("takes the allowed algorithms from the issuer, not the header (RS512 with the right key is refused)", async () => {
-    const rs512 = await signRaw(await withHash(iss.key, "SHA-512"), { alg: "RS512", typ: "JWT", kid: iss.key.kid }, claims());
+    const rs512 = await signRaw(
+      await withHash(iss.key, "SHA-512"),
+      { alg: "RS512", typ: "JWT", kid: iss.key.kid },
+      claims(),
+    );
     await expectUnverified(verify(rs512), "algorithm_not_allowed");
     // Allowed by the issuer, it is still refused: the published key says alg RS256.
     await expectUnverified(verify(rs512, [{ ...iss.config, algorithms: ["RS256", "RS512"] }]), "signature_invalid");
@@ -67,7 +113,11 @@ describe("2. algorithm confusion", () => {
   it("refuses an RS256 token naming an EC key published without alg (the key type decides)", async () => {
     const ec = await createTestKey("ES256");
     const { alg: _alg, ...withoutAlg } = ec.publicJwk;
-    const es = await standinIssuer(h, { key: ec, config: { algorithms: ["RS256", "ES256"] }, scenario: { jwks: { keys: [withoutAlg] } } });
+    const es = await standinIssuer(h, {
+      key: ec,
+      config: { algorithms: ["RS256", "ES256"] },
+      scenario: { jwks: { keys: [withoutAlg] } },
+    });
     expect(await verify(await es.token(), [es.config])).toMatchObject({ issuer: es.name });
     const rsa = await createTestKey("RS256", { kid: ec.kid });
     await expectUnverified(verify(await es.token({}, rsa), [es.config]), "signature_invalid");
@@ -92,7 +142,10 @@ describe("3. signature shape", () => {
     await expectUnverified(verify(`${header}.${payload}.${signature.slice(0, -2)}`), "signature_invalid");
     await expectUnverified(verify(`${header}.${payload}.${signature}AAAA`), "signature_invalid");
     const flipped = (signature[10] === "A" ? "B" : "A") as string;
-    await expectUnverified(verify(`${header}.${payload}.${signature.slice(0, 10)}${flipped}${signature.slice(11)}`), "signature_invalid");
+    await expectUnverified(
+      verify(`${header}.${payload}.${signature.slice(0, 10)}${flipped}${signature.slice(11)}`),
+      "signature_invalid",
+    );
   });
 
   it("refuses a payload changed after signing", async () => {
@@ -115,7 +168,9 @@ describe("4. ECDSA zero signature (CVE-2022-21449)", () => {
     await setIssuerScenario(env.STANDIN_URL, name, { jwks: jwksOf(ec) });
     const config = issuerConfig(name, { algorithms: ["ES256"] });
     const payload = { ...gitlabClaims({ issuer: config.url, audience: AUDIENCE, now: h.now() }) };
-    expect(await h.verifier.verify(await signToken(ec, payload), [config], h.env, h.waitUntil)).toMatchObject({ issuer: name });
+    expect(await h.verifier.verify(await signToken(ec, payload), [config], h.env, h.waitUntil)).toMatchObject({
+      issuer: name,
+    });
     const zero = assembleToken({ alg: "ES256", typ: "JWT", kid: ec.kid }, payload, new Uint8Array(64));
     await expectUnverified(h.verifier.verify(zero, [config], h.env, h.waitUntil), "signature_invalid");
   });
@@ -127,29 +182,36 @@ describe("4b. ECDSA signature malleability", () => {
   // tokens; instead a token is identified by its signing input, which both spellings share.
   const ORDERS = {
     ES256: { crv: "P-256", n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n, bytes: 32 },
-    ES384: { crv: "P-384", n: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n, bytes: 48 },
+    ES384: {
+      crv: "P-384",
+      n: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+      bytes: 48,
+    },
   } as const;
 
-  it.each(Object.keys(ORDERS) as (keyof typeof ORDERS)[])("a token and its %s high-S twin get one token_sha256", async (alg) => {
-    const { n, bytes } = ORDERS[alg];
-    const key = await createTestKey(alg);
-    const name = uniqueName("ecmal");
-    await setIssuerScenario(env.STANDIN_URL, name, { jwks: jwksOf(key) });
-    const config = issuerConfig(name, { algorithms: [alg] });
-    const token = await signToken(key, gitlabClaims({ issuer: config.url, audience: AUDIENCE, now: h.now() }));
-    const [header, payload, signature] = splitToken(token);
-    const raw = base64url.decode(signature);
-    const toInt = (part: Uint8Array) => BigInt(`0x${[...part].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
-    const twinS = n - toInt(raw.subarray(bytes));
-    const twin = `${header}.${payload}.${base64url.encode(Uint8Array.from([...raw.subarray(0, bytes), ...Buffer.from(twinS.toString(16).padStart(bytes * 2, "0"), "hex")]))}`;
-    expect(twin).not.toBe(token);
+  it.each(Object.keys(ORDERS) as (keyof typeof ORDERS)[])(
+    "a token and its %s high-S twin get one token_sha256",
+    async (alg) => {
+      const { n, bytes } = ORDERS[alg];
+      const key = await createTestKey(alg);
+      const name = uniqueName("ecmal");
+      await setIssuerScenario(env.STANDIN_URL, name, { jwks: jwksOf(key) });
+      const config = issuerConfig(name, { algorithms: [alg] });
+      const token = await signToken(key, gitlabClaims({ issuer: config.url, audience: AUDIENCE, now: h.now() }));
+      const [header, payload, signature] = splitToken(token);
+      const raw = base64url.decode(signature);
+      const toInt = (part: Uint8Array) => BigInt(`0x${[...part].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
+      const twinS = n - toInt(raw.subarray(bytes));
+      const twin = `${header}.${payload}.${base64url.encode(Uint8Array.from([...raw.subarray(0, bytes), ...Buffer.from(twinS.toString(16).padStart(bytes * 2, "0"), "hex")]))}`;
+      expect(twin).not.toBe(token);
 
-    const original = await h.verifier.verify(token, [config], h.env, h.waitUntil);
-    const variant = await h.verifier.verify(twin, [config], h.env, h.waitUntil);
-    expect(variant.claims.jti).toBe(original.claims.jti); // the twin verifies: it is the same token
-    expect(variant.tokenSha256).toBe(original.tokenSha256);
-    expect(await tokenDigest(twin)).toBe(original.tokenSha256); // a refused spelling is audited under the same hash
-  });
+      const original = await h.verifier.verify(token, [config], h.env, h.waitUntil);
+      const variant = await h.verifier.verify(twin, [config], h.env, h.waitUntil);
+      expect(variant.claims.jti).toBe(original.claims.jti); // the twin verifies: it is the same token
+      expect(variant.tokenSha256).toBe(original.tokenSha256);
+      expect(await tokenDigest(twin)).toBe(original.tokenSha256); // a refused spelling is audited under the same hash
+    },
+  );
 });
 
 describe("5–6. keys named by the token itself", () => {
@@ -195,7 +257,9 @@ describe("7. kid tricks", () => {
     await expectUnverified(verify(await iss.token(), [pinned]), "key_unknown");
     await expectUnverified(verify(await iss.token({}, iss.key, { kid: "unknown" }), [pinned]), "key_unknown");
     expect(h.counters).toEqual({ fetches: [], kvGets: 0, kvPuts: 0 });
-    expect(await verify(await iss.token(), [{ ...iss.config, allowed_kids: [iss.key.kid] }])).toMatchObject({ issuer: iss.name });
+    expect(await verify(await iss.token(), [{ ...iss.config, allowed_kids: [iss.key.kid] }])).toMatchObject({
+      issuer: iss.name,
+    });
   });
 });
 
@@ -254,7 +318,9 @@ describe("10. unknown or look-alike issuers", () => {
 describe("11. audience", () => {
   it("accepts aud as a string or as an array containing a configured audience", async () => {
     expect(await verify(await iss.token({ aud: AUDIENCE }))).toMatchObject({ issuer: iss.name });
-    expect(await verify(await iss.token({ aud: ["https://vault.example", AUDIENCE] }))).toMatchObject({ issuer: iss.name });
+    expect(await verify(await iss.token({ aud: ["https://vault.example", AUDIENCE] }))).toMatchObject({
+      issuer: iss.name,
+    });
   });
 
   it("refuses another audience, an empty list, or no aud", async () => {
@@ -264,12 +330,15 @@ describe("11. audience", () => {
     await expectCode(verify(await iss.token({ aud: undefined })), "audience_mismatch");
   });
 
-  it.each([[[AUDIENCE, 5]], [[AUDIENCE, { aud: AUDIENCE }]], [5], [{ aud: AUDIENCE }]])("refuses aud %j, which is not a string or a list of strings", async (aud) => {
-    await expect(verify(await iss.token({ aud }))).rejects.toMatchObject({
-      code: "claims_invalid",
-      description: "The token's aud must be a string or an array of strings.",
-    });
-  });
+  it.each([[[AUDIENCE, 5]], [[AUDIENCE, { aud: AUDIENCE }]], [5], [{ aud: AUDIENCE }]])(
+    "refuses aud %j, which is not a string or a list of strings",
+    async (aud) => {
+      await expect(verify(await iss.token({ aud }))).rejects.toMatchObject({
+        code: "claims_invalid",
+        description: "The token's aud must be a string or an array of strings.",
+      });
+    },
+  );
 
   it.each([
     ["a longer host", `${AUDIENCE}.evil`],
@@ -291,28 +360,43 @@ describe("12. times", () => {
   it("refuses an expired token, allowing 60 s of skew", async () => {
     const now = h.now();
     await expectCode(verify(await iss.token({ iat: now - 400, nbf: now - 405, exp: now - 61 })), "token_expired");
-    expect(await verify(await iss.token({ iat: now - 400, nbf: now - 405, exp: now - 59 }))).toMatchObject({ expiresAt: now - 59 });
+    expect(await verify(await iss.token({ iat: now - 400, nbf: now - 405, exp: now - 59 }))).toMatchObject({
+      expiresAt: now - 59,
+    });
   });
 
   it("counts exp exactly at the edge of the skew as expired", async () => {
     const now = h.now();
-    await expectCode(verify(await iss.token({ iat: now - 400, nbf: now - 405, exp: now - CLOCK_SKEW_SECONDS })), "token_expired");
+    await expectCode(
+      verify(await iss.token({ iat: now - 400, nbf: now - 405, exp: now - CLOCK_SKEW_SECONDS })),
+      "token_expired",
+    );
   });
 
   it("refuses nbf or iat in the future beyond the skew", async () => {
     const now = h.now();
     await expectCode(verify(await iss.token({ nbf: now + 61 })), "token_not_yet_valid");
     await expectCode(verify(await iss.token({ iat: now + 61, nbf: now, exp: now + 600 })), "token_not_yet_valid");
-    expect(await verify(await iss.token({ iat: now + 30, nbf: now + 25, exp: now + 600 }))).toMatchObject({ issuer: iss.name });
+    expect(await verify(await iss.token({ iat: now + 30, nbf: now + 25, exp: now + 600 }))).toMatchObject({
+      issuer: iss.name,
+    });
   });
 
   it("refuses a token older than the issuer's maximum age, though not expired (GitLab tokens can live a month)", async () => {
     const now = h.now();
     const month = 30 * 24 * 3600;
-    await expectCode(verify(await iss.token({ iat: now - 3600 - 61, nbf: now - 3666, exp: now + month })), "token_too_old");
+    await expectCode(
+      verify(await iss.token({ iat: now - 3600 - 61, nbf: now - 3666, exp: now + month })),
+      "token_too_old",
+    );
     const young = { ...iss.config, max_token_age_seconds: 600 };
-    await expectCode(verify(await iss.token({ iat: now - 700, nbf: now - 705, exp: now + 600 }), [young]), "token_too_old");
-    expect(await verify(await iss.token({ iat: now - 500, nbf: now - 505, exp: now + 600 }), [young])).toMatchObject({ issuer: iss.name });
+    await expectCode(
+      verify(await iss.token({ iat: now - 700, nbf: now - 705, exp: now + 600 }), [young]),
+      "token_too_old",
+    );
+    expect(await verify(await iss.token({ iat: now - 500, nbf: now - 505, exp: now + 600 }), [young])).toMatchObject({
+      issuer: iss.name,
+    });
   });
 
   it("requires exp and iat as numbers", async () => {
@@ -334,9 +418,18 @@ describe("12. times", () => {
 describe("13. claim type confusion", () => {
   it("refuses a payload that is not a JSON object", async () => {
     const header = { alg: "RS256", typ: "JWT", kid: iss.key.kid };
-    await expectCode(verify(`${splitToken(assembleToken(header, {}))[0]}.${base64url.encode("[1,2]")}.AAAA`), "token_malformed");
-    await expectCode(verify(`${splitToken(assembleToken(header, {}))[0]}.${base64url.encode("not json")}.AAAA`), "token_malformed");
-    await expectCode(verify(`${base64url.encode('"RS256"')}.${splitToken(assembleToken(header, {}))[1]}.AAAA`), "token_malformed");
+    await expectCode(
+      verify(`${splitToken(assembleToken(header, {}))[0]}.${base64url.encode("[1,2]")}.AAAA`),
+      "token_malformed",
+    );
+    await expectCode(
+      verify(`${splitToken(assembleToken(header, {}))[0]}.${base64url.encode("not json")}.AAAA`),
+      "token_malformed",
+    );
+    await expectCode(
+      verify(`${base64url.encode('"RS256"')}.${splitToken(assembleToken(header, {}))[1]}.AAAA`),
+      "token_malformed",
+    );
   });
 
   it("refuses arrays or objects where GitLab sends strings", async () => {
@@ -346,7 +439,9 @@ describe("13. claim type confusion", () => {
   });
 
   it("normalises booleans and numbers explicitly to GitLab's strings", async () => {
-    const identity = await verify(await iss.token({ ref_protected: true, project_id: 1234, environment_protected: false }));
+    const identity = await verify(
+      await iss.token({ ref_protected: true, project_id: 1234, environment_protected: false }),
+    );
     expect(identity.claims.ref_protected).toBe("true");
     expect(identity.claims.project_id).toBe("1234");
     expect(identity.claims.environment_protected).toBe("false");
@@ -364,7 +459,9 @@ describe("14. size caps", () => {
     await expectCode(verify(await iss.token({ ref: "r".repeat(MAX_CLAIM_VALUE_LENGTH + 1) })), "claims_invalid");
     await expectCode(verify(await iss.token({ groups_direct: tooMany })), "claims_invalid");
     // A claim gatepass does not read never refuses the token; over the caps it is left out, so no rule matches on it.
-    const identity = await verify(await iss.token({ custom_list: tooMany, custom_text: "x".repeat(MAX_CLAIM_VALUE_LENGTH + 1) }));
+    const identity = await verify(
+      await iss.token({ custom_list: tooMany, custom_text: "x".repeat(MAX_CLAIM_VALUE_LENGTH + 1) }),
+    );
     expect(identity.claims).not.toHaveProperty("custom_list");
     expect(identity.claims).not.toHaveProperty("custom_text");
   });
@@ -372,16 +469,25 @@ describe("14. size caps", () => {
 
 describe("15. small RSA keys", () => {
   it("never verifies with an RSA key under 2048 bits published by the issuer", async () => {
-    const small = (await crypto.subtle.generateKey({ name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+    const small = (await crypto.subtle.generateKey(
+      { name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+      true,
+      ["sign", "verify"],
+    )) as CryptoKeyPair;
     const jwk = (await crypto.subtle.exportKey("jwk", small.publicKey)) as JsonWebKey;
     const name = uniqueName("small");
     await setIssuerScenario(env.STANDIN_URL, name, { jwks: { keys: [{ ...jwk, kid: "small", alg: "RS256" }] } });
     const config = issuerConfig(name);
     const payload = gitlabClaims({ issuer: config.url, audience: AUDIENCE, now: h.now() });
     const unsigned = assembleToken({ alg: "RS256", typ: "JWT", kid: "small" }, payload).slice(0, -1);
-    const sig = new Uint8Array(await crypto.subtle.sign("RSASSA-PKCS1-v1_5", small.privateKey, new TextEncoder().encode(unsigned)));
+    const sig = new Uint8Array(
+      await crypto.subtle.sign("RSASSA-PKCS1-v1_5", small.privateKey, new TextEncoder().encode(unsigned)),
+    );
     // The only key is dropped as unusable, so the issuer has no keys at all.
-    await expectCode(h.verifier.verify(`${unsigned}.${base64url.encode(sig)}`, [config], h.env, h.waitUntil), "jwks_unavailable");
+    await expectCode(
+      h.verifier.verify(`${unsigned}.${base64url.encode(sig)}`, [config], h.env, h.waitUntil),
+      "jwks_unavailable",
+    );
   });
 });
 
@@ -392,12 +498,19 @@ describe("18. no token in errors or logs", () => {
   it("never puts the raw token into an error or a log line", async () => {
     const lines: string[] = [];
     for (const method of ["log", "warn", "error"] as const) {
-      spies.push(vi.spyOn(console, method).mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" "))));
+      spies.push(
+        vi
+          .spyOn(console, method)
+          .mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" "))),
+      );
     }
     const token = await iss.token({ aud: "https://elsewhere.example" });
     const tampered = `${token.slice(0, -6)}AAAAAA`;
     for (const candidate of [token, tampered, `${token}.extra`]) {
-      const error = await verify(candidate).then(() => undefined, (err: unknown) => err as Error);
+      const error = await verify(candidate).then(
+        () => undefined,
+        (err: unknown) => err as Error,
+      );
       expect(error).toBeDefined();
       const [, payload, signature] = splitToken(candidate);
       expect(JSON.stringify({ message: error!.message, ...(error as object) })).not.toContain(payload);
@@ -410,7 +523,9 @@ describe("18. no token in errors or logs", () => {
     const token = await iss.token();
     const identity = await verify(token);
     const [header, payload, signature] = splitToken(token);
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${header}.${payload}`)));
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${header}.${payload}`)),
+    );
     expect(identity.tokenSha256).toBe([...digest].map((b) => b.toString(16).padStart(2, "0")).join(""));
     expect(await tokenDigest(token)).toBe(identity.tokenSha256);
     expect(JSON.stringify(identity)).not.toContain(signature);

@@ -25,7 +25,10 @@ describe("single_audience: true", () => {
       code: "audience_multiple",
       description: expect.stringContaining(`aud is just ${AUDIENCE}`),
     });
-    await expectCode(verify(await iss.token({ aud: ["https://vault.example", AUDIENCE] }), single), "audience_multiple");
+    await expectCode(
+      verify(await iss.token({ aud: ["https://vault.example", AUDIENCE] }), single),
+      "audience_multiple",
+    );
   });
 
   it("accepts aud as gatepass's audience alone, as a string or a list of one", async () => {
@@ -36,46 +39,65 @@ describe("single_audience: true", () => {
 
   it("still answers audience_mismatch when no audience is gatepass's", async () => {
     const single = { ...iss.config, single_audience: true };
-    await expectCode(verify(await iss.token({ aud: ["https://a.example", "https://b.example"] }), single), "audience_mismatch");
+    await expectCode(
+      verify(await iss.token({ aud: ["https://a.example", "https://b.example"] }), single),
+      "audience_mismatch",
+    );
   });
 });
 
 describe("single_audience: false", () => {
   it("accepts a token whose aud also names other services", async () => {
     const several = { ...iss.config, single_audience: false };
-    expect(await verify(await iss.token({ aud: [AUDIENCE, "https://vault.example"] }), several)).toMatchObject({ issuer: iss.name });
+    expect(await verify(await iss.token({ aud: [AUDIENCE, "https://vault.example"] }), several)).toMatchObject({
+      issuer: iss.name,
+    });
   });
 });
 
 describe("its default", () => {
-  const source = (issuer: Record<string, unknown>) => normalizePolicy([{ name: "issuers.yaml", value: { issuers: [issuer] } }], "source");
+  const source = (issuer: Record<string, unknown>) =>
+    normalizePolicy([{ name: "issuers.yaml", value: { issuers: [issuer] } }], "source");
   const written = { name: "corp-gitlab", url: "https://gitlab.example.com", audiences: ["gatepass"] };
 
   it("is true in policy files, and the pushed snapshot says so", async () => {
     const { policy, problems } = source(written);
     expect(problems).toEqual([]);
     expect(policy.issuers[0]!.single_audience).toBe(true);
-    const { text } = await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: "2026-01-01T00:00:00.000Z" });
+    const { text } = await buildSnapshot(policy, {
+      sourceDigest: "0".repeat(64),
+      createdAt: "2026-01-01T00:00:00.000Z",
+    });
     expect((await loadSnapshot(text)).issuers[0]!.single_audience).toBe(true);
     expect(source({ ...written, single_audience: false }).policy.issuers[0]!.single_audience).toBe(false);
   });
 
   it("leaves a snapshot pushed before the option existed loadable and unchanged: it keeps accepting several audiences", async () => {
     const { policy } = source(written);
-    const { snapshot } = await buildSnapshot(policy, { sourceDigest: "0".repeat(64), createdAt: "2026-01-01T00:00:00.000Z" });
+    const { snapshot } = await buildSnapshot(policy, {
+      sourceDigest: "0".repeat(64),
+      createdAt: "2026-01-01T00:00:00.000Z",
+    });
     // The same snapshot as an older gatepass wrote it: no single_audience key, hashed without it.
     const issuers = snapshot.issuers.map(({ single_audience: _dropped, ...rest }) => rest) as IssuerConfig[];
-    const { text: old } = await buildSnapshot({ ...policy, issuers }, { sourceDigest: "0".repeat(64), createdAt: "2026-01-01T00:00:00.000Z" });
+    const { text: old } = await buildSnapshot(
+      { ...policy, issuers },
+      { sourceDigest: "0".repeat(64), createdAt: "2026-01-01T00:00:00.000Z" },
+    );
     expect(old).not.toContain("single_audience");
     const loaded = await loadSnapshot(old);
     expect(loaded.issuers[0]!.single_audience).toBeUndefined();
     expect(canonicalJson(loaded.issuers)).toBe(canonicalJson(issuers));
 
     const legacy = { ...iss.config, single_audience: loaded.issuers[0]!.single_audience };
-    expect(await verify(await iss.token({ aud: [AUDIENCE, "https://vault.example"] }), legacy)).toMatchObject({ issuer: iss.name });
+    expect(await verify(await iss.token({ aud: [AUDIENCE, "https://vault.example"] }), legacy)).toMatchObject({
+      issuer: iss.name,
+    });
   });
 
   it("refuses a value that is not a boolean", () => {
-    expect(source({ ...written, single_audience: "yes" }).problems).toEqual([expect.objectContaining({ path: ["issuers", 0, "single_audience"] })]);
+    expect(source({ ...written, single_audience: "yes" }).problems).toEqual([
+      expect.objectContaining({ path: ["issuers", 0, "single_audience"] }),
+    ]);
   });
 });

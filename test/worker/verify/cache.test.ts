@@ -13,15 +13,29 @@ import {
   JWKS_UNKNOWN_KID_COOLDOWN_SECONDS,
   PUSHED_JWKS_RECHECK_SECONDS,
 } from "../../../src/limits";
-import { jwksStorageKey, parseStoredKeySet, pushedKeySet, type StoredKeySet } from "../../../src/issuer-keys/stored-key-set";
+import {
+  jwksStorageKey,
+  parseStoredKeySet,
+  pushedKeySet,
+  type StoredKeySet,
+} from "../../../src/issuer-keys/stored-key-set";
 import type { PublicJwk } from "../../../src/issuer-keys/key-set-validation";
 import { Verifier } from "../../../src/verify/verifier";
 import { issuerStats, setIssuerScenario } from "../../support/standins/issuer";
 import { createTestKey, jwksOf } from "../../support/tokens";
-import { createHarness, expectCode, expectUnverified, issuerConfig, standinIssuer, uniqueName, type Harness } from "./harness";
+import {
+  createHarness,
+  expectCode,
+  expectUnverified,
+  issuerConfig,
+  standinIssuer,
+  uniqueName,
+  type Harness,
+} from "./harness";
 
 const storedRecord = async (name: string) => JSON.parse((await env.JWKS.get(jwksStorageKey(name)))!) as StoredKeySet;
-const verifyWith = (h: Harness, token: string, issuers: Parameters<Harness["verifier"]["verify"]>[1]) => h.verifier.verify(token, issuers, h.env, h.waitUntil);
+const verifyWith = (h: Harness, token: string, issuers: Parameters<Harness["verifier"]["verify"]>[1]) =>
+  h.verifier.verify(token, issuers, h.env, h.waitUntil);
 
 describe("layers", () => {
   it("cold: discovery + JWKS once, stored in KV; warm: zero fetches and zero KV reads", async () => {
@@ -29,7 +43,10 @@ describe("layers", () => {
     const iss = await standinIssuer(h);
     await verifyWith(h, await iss.token(), [iss.config]);
     await h.settle();
-    expect(h.counters.fetches).toEqual([`${iss.config.url}/.well-known/openid-configuration`, `${iss.config.url}/oauth/discovery/keys`]);
+    expect(h.counters.fetches).toEqual([
+      `${iss.config.url}/.well-known/openid-configuration`,
+      `${iss.config.url}/oauth/discovery/keys`,
+    ]);
     expect(h.counters.kvGets).toBe(1);
     expect(h.counters.kvPuts).toBe(1);
     expect((await storedRecord(iss.name)).keys.map((k) => k.kid)).toEqual([iss.key.kid]);
@@ -84,7 +101,13 @@ describe("layers", () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
     const stranger = await createTestKey();
-    const record: StoredKeySet = { issuer_url: "https://elsewhere.example", source: "discovery", keys: [stranger.publicJwk as PublicJwk], fetched_at: h.now(), fresh_until: h.now() + 600 };
+    const record: StoredKeySet = {
+      issuer_url: "https://elsewhere.example",
+      source: "discovery",
+      keys: [stranger.publicJwk as PublicJwk],
+      fetched_at: h.now(),
+      fresh_until: h.now() + 600,
+    };
     await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(record));
     await verifyWith(h, await iss.token(), [iss.config]);
     expect(h.counters.fetches).toHaveLength(2);
@@ -93,14 +116,27 @@ describe("layers", () => {
   it("ignores a stored record fetched from another jwks_uri: keys from a URL the admin moved away from stop verifying", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
-    const config = { ...iss.config, keys: { source: "jwks_uri" as const, jwks_uri: `${iss.config.url}/oauth/discovery/keys` } };
+    const config = {
+      ...iss.config,
+      keys: { source: "jwks_uri" as const, jwks_uri: `${iss.config.url}/oauth/discovery/keys` },
+    };
     const stranger = await createTestKey();
-    const fromOldUrl: StoredKeySet = { issuer_url: config.url, source: "jwks_uri", jwks_uri: "https://old-keys.example/jwks", keys: [stranger.publicJwk as PublicJwk], fetched_at: h.now(), fresh_until: h.now() + 600 };
+    const fromOldUrl: StoredKeySet = {
+      issuer_url: config.url,
+      source: "jwks_uri",
+      jwks_uri: "https://old-keys.example/jwks",
+      keys: [stranger.publicJwk as PublicJwk],
+      fetched_at: h.now(),
+      fresh_until: h.now() + 600,
+    };
     await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(fromOldUrl));
     await expectUnverified(verifyWith(h, await iss.token({}, stranger), [config]), "key_unknown");
     expect(h.counters.fetches).toEqual([config.keys.jwks_uri]);
     await h.settle();
-    expect(await storedRecord(iss.name)).toMatchObject({ jwks_uri: config.keys.jwks_uri, keys: [expect.objectContaining({ kid: iss.key.kid })] });
+    expect(await storedRecord(iss.name)).toMatchObject({
+      jwks_uri: config.keys.jwks_uri,
+      keys: [expect.objectContaining({ kid: iss.key.kid })],
+    });
 
     // The record the Worker wrote for the configured URL is used by the next isolate.
     const next = createHarness();
@@ -112,7 +148,10 @@ describe("layers", () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
     const stranger = await createTestKey();
-    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(pushedKeySet(iss.config.url, [stranger.publicJwk as PublicJwk], h.now())));
+    await env.JWKS.put(
+      jwksStorageKey(iss.name),
+      JSON.stringify(pushedKeySet(iss.config.url, [stranger.publicJwk as PublicJwk], h.now())),
+    );
     await expectUnverified(verifyWith(h, await iss.token({}, stranger), [iss.config]), "key_unknown");
     expect(h.counters.fetches).toHaveLength(2);
   });
@@ -120,11 +159,17 @@ describe("layers", () => {
 
 describe("stored records (parseStoredKeySet)", () => {
   const discovery = issuerConfig("stored-disc");
-  const direct = issuerConfig("stored-uri", { keys: { source: "jwks_uri", jwks_uri: "https://keys.example.com/jwks" } });
+  const direct = issuerConfig("stored-uri", {
+    keys: { source: "jwks_uri", jwks_uri: "https://keys.example.com/jwks" },
+  });
   const recordFor = async (issuer: typeof discovery, overrides: Record<string, unknown> = {}) => {
     const key = await createTestKey();
     return {
-      issuer_url: issuer.url, source: issuer.keys.source, keys: [key.publicJwk], fetched_at: 1_800_000_000, fresh_until: 1_800_000_600,
+      issuer_url: issuer.url,
+      source: issuer.keys.source,
+      keys: [key.publicJwk],
+      fetched_at: 1_800_000_000,
+      fresh_until: 1_800_000_600,
       ...(issuer.keys.source === "jwks_uri" ? { jwks_uri: issuer.keys.jwks_uri } : {}),
       ...overrides,
     };
@@ -132,7 +177,10 @@ describe("stored records (parseStoredKeySet)", () => {
 
   it("reads back what was stored, with the last refresh error", async () => {
     const record = await recordFor(direct, { last_error: "HTTP 500", last_error_at: 1_800_000_300 });
-    expect(parseStoredKeySet(JSON.stringify(record), direct)).toEqual({ ...record, keys: [expect.objectContaining({ kid: record.keys[0]!.kid })] });
+    expect(parseStoredKeySet(JSON.stringify(record), direct)).toEqual({
+      ...record,
+      keys: [expect.objectContaining({ kid: record.keys[0]!.kid })],
+    });
     const plain = await recordFor(discovery);
     const read = parseStoredKeySet(JSON.stringify(plain), discovery)!;
     expect(read).not.toHaveProperty("jwks_uri");
@@ -224,9 +272,13 @@ describe("issuer down", () => {
     expect((await issuerStats(env.STANDIN_URL, iss.name)).discovery).toBe(1);
 
     h.advance(JWKS_MAX_STALE_SECONDS);
-    const error = await verifyWith(h, await iss.token(), [iss.config]).catch((err: unknown) => err as { code: string; headers: Record<string, string> });
+    const error = await verifyWith(h, await iss.token(), [iss.config]).catch(
+      (err: unknown) => err as { code: string; headers: Record<string, string> },
+    );
     expect(error).toMatchObject({ code: "jwks_unavailable" });
-    expect((error as { headers: Record<string, string> }).headers["Retry-After"]).toBe(String(JWKS_FAILURE_BACKOFF_SECONDS));
+    expect((error as { headers: Record<string, string> }).headers["Retry-After"]).toBe(
+      String(JWKS_FAILURE_BACKOFF_SECONDS),
+    );
   });
 
   it("recovers when the issuer answers again", async () => {
@@ -252,9 +304,16 @@ describe("unknown kid", () => {
     h.advance(1); // keys fetched this very second are not refetched for a kid
 
     const flood = async () => {
-      const tokens = await Promise.all(Array.from({ length: 50 }, () => iss.token({}, iss.key, { kid: crypto.randomUUID() })));
+      const tokens = await Promise.all(
+        Array.from({ length: 50 }, () => iss.token({}, iss.key, { kid: crypto.randomUUID() })),
+      );
       const results = await Promise.allSettled(tokens.map((token) => verifyWith(h, token, [iss.config])));
-      expect(results.every((r) => r.status === "rejected" && (r.reason as { conceals?: { code: string } }).conceals?.code === "key_unknown")).toBe(true);
+      expect(
+        results.every(
+          (r) =>
+            r.status === "rejected" && (r.reason as { conceals?: { code: string } }).conceals?.code === "key_unknown",
+        ),
+      ).toBe(true);
     };
     await flood();
     await h.settle();
@@ -275,7 +334,10 @@ describe("unknown kid", () => {
   it("a cold request with an unknown kid fetches once, not twice", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
-    await expectUnverified(verifyWith(h, await iss.token({}, iss.key, { kid: "not-published" }), [iss.config]), "key_unknown");
+    await expectUnverified(
+      verifyWith(h, await iss.token({}, iss.key, { kid: "not-published" }), [iss.config]),
+      "key_unknown",
+    );
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
   });
 
@@ -360,17 +422,23 @@ describe("fetch hygiene", () => {
     expect(h.counters.fetches.some((url) => url.includes("internal"))).toBe(false);
   });
 
-  it.each(["ftp://gitlab.example", "file://"])("refuses a discovery jwks_uri on %s without fetching its path from the issuer", async (base) => {
-    const h = createHarness();
-    const iss = await standinIssuer(h);
-    // The path does serve the keys on the issuer's origin, so only the scheme check can refuse it.
-    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: jwksOf(iss.key), discovery: { jwks_uri: `${base}/issuer/${iss.name}/oauth/discovery/keys` } });
-    await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
-    expect(h.counters.fetches).toEqual([`${iss.config.url}/.well-known/openid-configuration`]);
-    expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 0 });
-    const [status] = await h.verifier.keyStatus([iss.config], h.env);
-    expect(status!.last_error).toBe(`jwks_uri ${base}/issuer/${iss.name}/oauth/discovery/keys is not an http(s) URL`);
-  });
+  it.each(["ftp://gitlab.example", "file://"])(
+    "refuses a discovery jwks_uri on %s without fetching its path from the issuer",
+    async (base) => {
+      const h = createHarness();
+      const iss = await standinIssuer(h);
+      // The path does serve the keys on the issuer's origin, so only the scheme check can refuse it.
+      await setIssuerScenario(env.STANDIN_URL, iss.name, {
+        jwks: jwksOf(iss.key),
+        discovery: { jwks_uri: `${base}/issuer/${iss.name}/oauth/discovery/keys` },
+      });
+      await expectCode(verifyWith(h, await iss.token(), [iss.config]), "jwks_unavailable");
+      expect(h.counters.fetches).toEqual([`${iss.config.url}/.well-known/openid-configuration`]);
+      expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 0 });
+      const [status] = await h.verifier.keyStatus([iss.config], h.env);
+      expect(status!.last_error).toBe(`jwks_uri ${base}/issuer/${iss.name}/oauth/discovery/keys is not an http(s) URL`);
+    },
+  );
 
   it.each([[null], [42]])("refuses a discovery document whose jwks_uri is %j", async (jwksUri) => {
     const h = createHarness();
@@ -433,13 +501,18 @@ describe("fetch hygiene", () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
     const production = { ...h.env, GATEPASS_ENV: "production" };
-    await expectUnverified(h.verifier.verify(await iss.token(), [iss.config], production, h.waitUntil), "issuer_unknown");
+    await expectUnverified(
+      h.verifier.verify(await iss.token(), [iss.config], production, h.waitUntil),
+      "issuer_unknown",
+    );
     const pushed = { ...iss.config, keys: { source: "pushed" as const } };
     await h.verifier.storePushedKeys(pushed, [iss.key.publicJwk as PublicJwk], h.env);
     h.resetCounters(); // the push itself reads the stored set (to retire removed keys)
     await expectUnverified(h.verifier.verify(await iss.token(), [pushed], production, h.waitUntil), "issuer_unknown");
     expect(h.counters).toMatchObject({ fetches: [], kvGets: 0 });
-    expect(await h.verifier.verify(await iss.token(), [pushed], h.env, h.waitUntil)).toMatchObject({ issuer: iss.name }); // development
+    expect(await h.verifier.verify(await iss.token(), [pushed], h.env, h.waitUntil)).toMatchObject({
+      issuer: iss.name,
+    }); // development
   });
 
   it("in development too, accepts http:// issuers and fetches http:// URLs only on loopback", async () => {
@@ -447,9 +520,18 @@ describe("fetch hygiene", () => {
     const iss = await standinIssuer(h);
     const offLoopback = { ...iss.config, url: "http://gitlab.internal.example" };
     const development = { ...h.env, GATEPASS_ENV: "development" };
-    await expectUnverified(h.verifier.verify(await iss.token({ iss: offLoopback.url }), [offLoopback], development, h.waitUntil), "issuer_unknown");
-    const keysOffLoopback = { ...iss.config, keys: { source: "jwks_uri" as const, jwks_uri: "http://gitlab.internal.example/oauth/discovery/keys" } };
-    await expectCode(h.verifier.verify(await iss.token(), [keysOffLoopback], development, h.waitUntil), "jwks_unavailable");
+    await expectUnverified(
+      h.verifier.verify(await iss.token({ iss: offLoopback.url }), [offLoopback], development, h.waitUntil),
+      "issuer_unknown",
+    );
+    const keysOffLoopback = {
+      ...iss.config,
+      keys: { source: "jwks_uri" as const, jwks_uri: "http://gitlab.internal.example/oauth/discovery/keys" },
+    };
+    await expectCode(
+      h.verifier.verify(await iss.token(), [keysOffLoopback], development, h.waitUntil),
+      "jwks_unavailable",
+    );
     expect(h.counters.fetches).toEqual([]);
   });
 
@@ -476,7 +558,9 @@ describe("fetch hygiene", () => {
     const h = createHarness();
     const good = await createTestKey();
     const iss = await standinIssuer(h, { key: good });
-    await setIssuerScenario(env.STANDIN_URL, iss.name, { jwks: { keys: [{ kty: "oct", kid: "hmac", k: "c2VjcmV0" }, good.publicJwk] } });
+    await setIssuerScenario(env.STANDIN_URL, iss.name, {
+      jwks: { keys: [{ kty: "oct", kid: "hmac", k: "c2VjcmV0" }, good.publicJwk] },
+    });
     expect(await verifyWith(h, await iss.token(), [iss.config])).toMatchObject({ issuer: iss.name });
     await expectUnverified(verifyWith(h, await iss.token({}, good, { kid: "hmac" }), [iss.config]), "key_unknown");
   });
@@ -531,9 +615,15 @@ describe("pushed keys", () => {
     const iss = await standinIssuer(warm, { config: { keys: { source: "pushed" } } });
     const old = await createTestKey();
     // Pushed from a machine whose clock runs an hour ahead, then revoked by a push stamped with the right time.
-    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(pushedKeySet(iss.config.url, [old.publicJwk as PublicJwk], warm.now() + 3600)));
+    await env.JWKS.put(
+      jwksStorageKey(iss.name),
+      JSON.stringify(pushedKeySet(iss.config.url, [old.publicJwk as PublicJwk], warm.now() + 3600)),
+    );
     expect(await verifyWith(warm, await iss.token({}, old), [iss.config])).toMatchObject({ issuer: iss.name });
-    await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(pushedKeySet(iss.config.url, [iss.key.publicJwk as PublicJwk], warm.now())));
+    await env.JWKS.put(
+      jwksStorageKey(iss.name),
+      JSON.stringify(pushedKeySet(iss.config.url, [iss.key.publicJwk as PublicJwk], warm.now())),
+    );
 
     warm.advance(PUSHED_JWKS_RECHECK_SECONDS);
     await verifyWith(warm, await iss.token({}, old), [iss.config]); // served from memory; the re-check runs in the background
@@ -594,7 +684,12 @@ describe("cron refresh and status", () => {
     expect(failed.keys.map((k) => k.kid)).toEqual([iss.key.kid]);
 
     const [status] = await h.verifier.keyStatus([iss.config], h.env);
-    expect(status).toMatchObject({ name: iss.name, source: "discovery", kids: [iss.key.kid], fetched_at: failed.fetched_at });
+    expect(status).toMatchObject({
+      name: iss.name,
+      source: "discovery",
+      kids: [iss.key.kid],
+      fetched_at: failed.fetched_at,
+    });
     expect(status!.last_error).toMatch(/HTTP 500/);
   });
 
@@ -607,7 +702,12 @@ describe("cron refresh and status", () => {
     h.advance(600);
     // While the cron's fetch is failing, another isolate stores the issuer's rotated keys.
     const rotated = await createTestKey();
-    const newer: StoredKeySet = { ...before, keys: [rotated.publicJwk as PublicJwk], fetched_at: h.now(), fresh_until: h.now() + 600 };
+    const newer: StoredKeySet = {
+      ...before,
+      keys: [rotated.publicJwk as PublicJwk],
+      fetched_at: h.now(),
+      fresh_until: h.now() + 600,
+    };
     const realFetch = fetch;
     const racing: typeof fetch = async (input, init) => {
       const response = await realFetch(input, init);
@@ -624,7 +724,11 @@ describe("cron refresh and status", () => {
     await h.verifier.refresh([iss.config], h.env);
     h.advance(600);
     // Another isolate (or the cron elsewhere) refreshed the set meanwhile.
-    const fresher: StoredKeySet = { ...(await storedRecord(iss.name)), fetched_at: h.now(), fresh_until: h.now() + JWKS_REFRESH_AHEAD_SECONDS + 600 };
+    const fresher: StoredKeySet = {
+      ...(await storedRecord(iss.name)),
+      fetched_at: h.now(),
+      fresh_until: h.now() + JWKS_REFRESH_AHEAD_SECONDS + 600,
+    };
     await env.JWKS.put(jwksStorageKey(iss.name), JSON.stringify(fresher));
     await h.verifier.refresh([iss.config], h.env);
     expect(await issuerStats(env.STANDIN_URL, iss.name)).toEqual({ discovery: 1, jwks: 1 });
@@ -651,7 +755,17 @@ describe("cron refresh and status", () => {
     await h.verifier.refresh([iss.config], h.env);
     expect(h.counters.fetches).toEqual([]);
     expect(await h.verifier.keyStatus([iss.config], h.env)).toEqual([
-      { name: iss.name, source: "pushed", fetched_at: null, fresh_until: null, kids: [], last_error: null, age_seconds: null, pushed_by: null, retired: [] },
+      {
+        name: iss.name,
+        source: "pushed",
+        fetched_at: null,
+        fresh_until: null,
+        kids: [],
+        last_error: null,
+        age_seconds: null,
+        pushed_by: null,
+        retired: [],
+      },
     ]);
   });
 });

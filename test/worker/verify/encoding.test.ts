@@ -25,7 +25,9 @@ describe("canonical base64url", () => {
     const h = createHarness();
     const issuer = await standinIssuer(h);
     const token = await issuer.token();
-    await expect(h.verifier.verify(token, [issuer.config], h.env, h.waitUntil)).resolves.toMatchObject({ issuer: issuer.name });
+    await expect(h.verifier.verify(token, [issuer.config], h.env, h.waitUntil)).resolves.toMatchObject({
+      issuer: issuer.name,
+    });
     // RS256-2048 signatures are 256 bytes: 342 characters, the last carrying 4 unused bits.
     const respelled = token.slice(0, -1) + flipLowBit(token.at(-1)!);
     await expectCode(h.verifier.verify(respelled, [issuer.config], h.env, h.waitUntil), "token_malformed");
@@ -43,7 +45,12 @@ describe("strict UTF-8", () => {
     const header = { alg: "RS256", typ: "JWT", kid: issuer.key.kid };
     const payload = gitlabClaims({ issuer: issuer.config.url, audience: AUDIENCE, now: h.now() });
     const verify = async (hdr: object, claims: object) =>
-      h.verifier.verify(await signBytes(issuer.key.privateKey, bytes(hdr), bytes(claims)), [issuer.config], h.env, h.waitUntil);
+      h.verifier.verify(
+        await signBytes(issuer.key.privateKey, bytes(hdr), bytes(claims)),
+        [issuer.config],
+        h.env,
+        h.waitUntil,
+      );
     await expect(verify(header, payload)).resolves.toMatchObject({ issuer: issuer.name });
     await expectCode(verify(header, { ...payload, project_path: `platform/${INVALID}` }), "token_malformed");
     await expectCode(verify({ ...header, x: INVALID }, payload), "token_malformed");

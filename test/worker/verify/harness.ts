@@ -30,7 +30,9 @@ export interface Harness {
   waitUntil: (promise: Promise<unknown>) => void;
 }
 
-export function createHarness(options: { fetchTimeoutMs?: number; beforeFetch?: (url: string) => Promise<void> } = {}): Harness {
+export function createHarness(
+  options: { fetchTimeoutMs?: number; beforeFetch?: (url: string) => Promise<void> } = {},
+): Harness {
   let nowMs = Date.now();
   const counters: Counters = { fetches: [], kvGets: 0, kvPuts: 0 };
   const pending: Promise<unknown>[] = [];
@@ -109,7 +111,10 @@ export interface StandinIssuer {
 }
 
 /** A discovery issuer on the stand-in publishing one fresh RS256 key. */
-export async function standinIssuer(h: Harness, options: { prefix?: string; config?: Partial<IssuerConfig>; scenario?: IssuerScenario; key?: TestKey } = {}): Promise<StandinIssuer> {
+export async function standinIssuer(
+  h: Harness,
+  options: { prefix?: string; config?: Partial<IssuerConfig>; scenario?: IssuerScenario; key?: TestKey } = {},
+): Promise<StandinIssuer> {
   const name = uniqueName(options.prefix ?? "iss");
   const key = options.key ?? (await createTestKey("RS256"));
   const config = issuerConfig(name, options.config);
@@ -119,7 +124,11 @@ export async function standinIssuer(h: Harness, options: { prefix?: string; conf
     config,
     key,
     token: (overrides = {}, signWith = key, header = {}) =>
-      signToken(signWith, { ...gitlabClaims({ issuer: config.url, audience: AUDIENCE, now: h.now() }), ...overrides }, header),
+      signToken(
+        signWith,
+        { ...gitlabClaims({ issuer: config.url, audience: AUDIENCE, now: h.now() }), ...overrides },
+        header,
+      ),
   };
 }
 
@@ -129,8 +138,12 @@ export async function standinIssuer(h: Harness, options: { prefix?: string; conf
  */
 export async function expectUnverified(promise: Promise<unknown>, recorded: string): Promise<void> {
   await expectCode(promise, "token_unverified");
-  const concealed = await promise.then(() => undefined, (err: unknown) => (err as { conceals?: { code?: string } }).conceals?.code);
-  if (concealed !== recorded) throw new Error(`expected token_unverified standing for ${recorded}, got it standing for ${concealed}`);
+  const concealed = await promise.then(
+    () => undefined,
+    (err: unknown) => (err as { conceals?: { code?: string } }).conceals?.code,
+  );
+  if (concealed !== recorded)
+    throw new Error(`expected token_unverified standing for ${recorded}, got it standing for ${concealed}`);
 }
 
 /** Asserts the promise rejects with a GatepassError of this code. */

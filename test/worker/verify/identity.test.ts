@@ -15,7 +15,13 @@ describe("verified identity", () => {
     const token = await iss.token();
     const identity = await h.verifier.verify(token, [iss.config], h.env, h.waitUntil);
     const now = h.now();
-    expect(identity).toMatchObject({ issuer: iss.name, issuerUrl: iss.config.url, issuedAt: now, expiresAt: now + 300, legacy: false });
+    expect(identity).toMatchObject({
+      issuer: iss.name,
+      issuerUrl: iss.config.url,
+      issuedAt: now,
+      expiresAt: now + 300,
+      legacy: false,
+    });
     expect(identity.tokenSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(identity.claims).toMatchObject({
       iss: iss.config.url,
@@ -45,8 +51,12 @@ describe("verified identity", () => {
   });
 
   it("keeps unknown claims that are scalars or lists of scalars, as strings, and leaves out the rest", () => {
-    expect(normalizeClaims({ sub: "x", tier: 2, tags: ["a", 1, true], mixed: ["a", { b: 1 }], nested: { a: 1 } })).toEqual({
-      sub: "x", tier: "2", tags: ["a", "1", "true"],
+    expect(
+      normalizeClaims({ sub: "x", tier: 2, tags: ["a", 1, true], mixed: ["a", { b: 1 }], nested: { a: 1 } }),
+    ).toEqual({
+      sub: "x",
+      tier: "2",
+      tags: ["a", "1", "true"],
     });
   });
 
@@ -57,8 +67,12 @@ describe("verified identity", () => {
   });
 
   it("refuses known claims holding integers past 2^53 (rounded by JSON.parse) and leaves unknown ones out", () => {
-    const payload = JSON.parse('{"sub": "x", "project_id": 12345678901234567891, "custom": 12345678901234567891, "small": 9007199254740991}') as Record<string, unknown>;
-    expect(() => normalizeClaims(payload)).toThrow(expect.objectContaining({ code: "claims_invalid", details: { claim: "project_id" } }));
+    const payload = JSON.parse(
+      '{"sub": "x", "project_id": 12345678901234567891, "custom": 12345678901234567891, "small": 9007199254740991}',
+    ) as Record<string, unknown>;
+    expect(() => normalizeClaims(payload)).toThrow(
+      expect.objectContaining({ code: "claims_invalid", details: { claim: "project_id" } }),
+    );
     delete payload.project_id;
     expect(normalizeClaims(payload)).toEqual({ sub: "x", small: "9007199254740991" });
   });
@@ -67,17 +81,31 @@ describe("verified identity", () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
     for (const missing of ["project_id", "pipeline_id", "job_id"]) {
-      await expectCode(h.verifier.verify(await iss.token({ [missing]: undefined }), [iss.config], h.env, h.waitUntil), "not_a_ci_token");
+      await expectCode(
+        h.verifier.verify(await iss.token({ [missing]: undefined }), [iss.config], h.env, h.waitUntil),
+        "not_a_ci_token",
+      );
     }
     // An empty job_id is not a GitLab id at all (user_id alone may be "").
-    await expectCode(h.verifier.verify(await iss.token({ job_id: "" }), [iss.config], h.env, h.waitUntil), "claims_invalid");
+    await expectCode(
+      h.verifier.verify(await iss.token({ job_id: "" }), [iss.config], h.env, h.waitUntil),
+      "claims_invalid",
+    );
   });
 
   it("does not require CI claims from a generic issuer", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h, { config: { kind: "generic" } });
-    const token = await signToken(iss.key, { iss: iss.config.url, aud: AUDIENCE, sub: "repo:org/app", iat: h.now(), exp: h.now() + 300 });
-    expect((await h.verifier.verify(token, [iss.config], h.env, h.waitUntil)).claims).toMatchObject({ sub: "repo:org/app" });
+    const token = await signToken(iss.key, {
+      iss: iss.config.url,
+      aud: AUDIENCE,
+      sub: "repo:org/app",
+      iat: h.now(),
+      exp: h.now() + 300,
+    });
+    expect((await h.verifier.verify(token, [iss.config], h.env, h.waitUntil)).claims).toMatchObject({
+      sub: "repo:org/app",
+    });
   });
 });
 
@@ -88,7 +116,11 @@ describe("legacy CI_JOB_JWT", () => {
     // path) needs as an alias, like a real install on another port or under a path.
     const probe = await standinIssuer(h);
     const bareHost = new URL(probe.config.url).hostname;
-    const config: IssuerConfig = { ...probe.config, aliases: [`https://${bareHost}`], accept_legacy_ci_job_jwt: accept };
+    const config: IssuerConfig = {
+      ...probe.config,
+      aliases: [`https://${bareHost}`],
+      accept_legacy_ci_job_jwt: accept,
+    };
     const token = (overrides: Record<string, unknown> = {}) =>
       signToken(probe.key, { ...legacyClaims({ issuer: probe.config.url, now: h.now() }), ...overrides });
     return { h, config, token };
@@ -108,28 +140,51 @@ describe("legacy CI_JOB_JWT", () => {
   it("still needs sub to name the job, and all other checks", async () => {
     const { h, config, token } = await legacyIssuer(true);
     await expectCode(h.verifier.verify(await token({ sub: "job_1" }), [config], h.env, h.waitUntil), "claims_invalid");
-    await expectCode(h.verifier.verify(await token({ exp: h.now() - 3600 }), [config], h.env, h.waitUntil), "token_expired");
+    await expectCode(
+      h.verifier.verify(await token({ exp: h.now() - 3600 }), [config], h.env, h.waitUntil),
+      "token_expired",
+    );
   });
 
   it("needs job_id to be a string or number (an object never stands in for the job)", async () => {
     const { h, config, token } = await legacyIssuer(true);
-    await expectCode(h.verifier.verify(await token({ job_id: { toString: 1 }, sub: "job_[object Object]" }), [config], h.env, h.waitUntil), "claims_invalid");
-    await expectCode(h.verifier.verify(await token({ job_id: ["555001"], sub: "job_555001" }), [config], h.env, h.waitUntil), "claims_invalid");
+    await expectCode(
+      h.verifier.verify(
+        await token({ job_id: { toString: 1 }, sub: "job_[object Object]" }),
+        [config],
+        h.env,
+        h.waitUntil,
+      ),
+      "claims_invalid",
+    );
+    await expectCode(
+      h.verifier.verify(await token({ job_id: ["555001"], sub: "job_555001" }), [config], h.env, h.waitUntil),
+      "claims_invalid",
+    );
   });
 
   it("is never accepted from a generic issuer, even when enabled", async () => {
     const { h, config, token } = await legacyIssuer(true);
-    await expectCode(h.verifier.verify(await token(), [{ ...config, kind: "generic" }], h.env, h.waitUntil), "legacy_token_refused");
+    await expectCode(
+      h.verifier.verify(await token(), [{ ...config, kind: "generic" }], h.env, h.waitUntil),
+      "legacy_token_refused",
+    );
   });
 
   it("a bare-host iss with an aud is not legacy: its aud is checked", async () => {
     const { h, config, token } = await legacyIssuer(true);
-    await expectCode(h.verifier.verify(await token({ aud: "https://elsewhere.example" }), [config], h.env, h.waitUntil), "audience_mismatch");
+    await expectCode(
+      h.verifier.verify(await token({ aud: "https://elsewhere.example" }), [config], h.env, h.waitUntil),
+      "audience_mismatch",
+    );
   });
 
   it("a scheme-ful iss without aud is not legacy: it is an audience mismatch", async () => {
     const { h, config, token } = await legacyIssuer(true);
-    await expectCode(h.verifier.verify(await token({ iss: config.url }), [config], h.env, h.waitUntil), "audience_mismatch");
+    await expectCode(
+      h.verifier.verify(await token({ iss: config.url }), [config], h.env, h.waitUntil),
+      "audience_mismatch",
+    );
   });
 });
 
@@ -190,15 +245,20 @@ describe("issuer URL quirks (configured issuers only)", () => {
     ["an empty segment after an install path", "https://example.com/gitlab//"],
     ["an empty segment inside an install path", "https://example.com//gitlab"],
   ])("does not stretch to %s", async (_label, iss) => {
-    await expectCode(Promise.resolve().then(() => findIssuer(iss, all)), "issuer_unknown");
+    await expectCode(
+      Promise.resolve().then(() => findIssuer(iss, all)),
+      "issuer_unknown",
+    );
   });
 
-  it.each(["ftp://gitlab.example.com", "file://gitlab.example.com", "ws://gitlab.example.com", "javascript://gitlab.example.com"])(
-    "has no canonical spelling for %s (http(s) only)",
-    (raw) => {
-      expect(canonicalIssuerUrl(raw)).toBeUndefined();
-    },
-  );
+  it.each([
+    "ftp://gitlab.example.com",
+    "file://gitlab.example.com",
+    "ws://gitlab.example.com",
+    "javascript://gitlab.example.com",
+  ])("has no canonical spelling for %s (http(s) only)", (raw) => {
+    expect(canonicalIssuerUrl(raw)).toBeUndefined();
+  });
 
   it("accepts configured aliases", () => {
     const aliased = issuer("https://gitlab.example.com", ["https://gitlab-old.example.com"]);
@@ -208,7 +268,10 @@ describe("issuer URL quirks (configured issuers only)", () => {
   it("matches a token whose iss has a trailing slash, end to end", async () => {
     const h = createHarness();
     const iss = await standinIssuer(h);
-    const token = await signToken(iss.key, gitlabClaims({ issuer: `${iss.config.url}/`, audience: AUDIENCE, now: h.now() }));
+    const token = await signToken(
+      iss.key,
+      gitlabClaims({ issuer: `${iss.config.url}/`, audience: AUDIENCE, now: h.now() }),
+    );
     expect(await h.verifier.verify(token, [iss.config], h.env, h.waitUntil)).toMatchObject({ issuer: iss.name });
   });
 });

@@ -17,8 +17,15 @@ function refusal(input: unknown): string {
 }
 
 async function rsaJwk(bits: number): Promise<JsonWebKey> {
-  const pair = (await crypto.subtle.generateKey({ name: "RSASSA-PKCS1-v1_5", modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
-  return { ...((await crypto.subtle.exportKey("jwk", pair.publicKey)) as JsonWebKey), kid: `rsa-${bits}` } as JsonWebKey;
+  const pair = (await crypto.subtle.generateKey(
+    { name: "RSASSA-PKCS1-v1_5", modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+    true,
+    ["sign", "verify"],
+  )) as CryptoKeyPair;
+  return {
+    ...((await crypto.subtle.exportKey("jwk", pair.publicKey)) as JsonWebKey),
+    kid: `rsa-${bits}`,
+  } as JsonWebKey;
 }
 
 describe("validatePublicJwks", () => {
@@ -30,7 +37,15 @@ describe("validatePublicJwks", () => {
     const { keys } = validatePublicJwks(input);
     expect(keys.map((k) => k.kid)).toEqual([rsa.kid, ec.kid, ed.kid]);
     expect(Object.keys(keys[0]!).sort()).toEqual(["alg", "e", "kid", "kty", "n", "use"]);
-    expect(keys[1]).toEqual({ kty: "EC", kid: ec.kid, crv: "P-256", x: ec.publicJwk.x, y: ec.publicJwk.y, alg: "ES256", use: "sig" });
+    expect(keys[1]).toEqual({
+      kty: "EC",
+      kid: ec.kid,
+      crv: "P-256",
+      x: ec.publicJwk.x,
+      y: ec.publicJwk.y,
+      alg: "ES256",
+      use: "sig",
+    });
   });
 
   it("accepts a 4096-bit RSA key", async () => {
@@ -40,7 +55,9 @@ describe("validatePublicJwks", () => {
   it.each(["d", "p", "q", "dp", "dq", "qi"])("refuses a key with the private member %s", async (member) => {
     const key = await createTestKey("RS256");
     const privateJwk = (await crypto.subtle.exportKey("jwk", key.privateKey)) as unknown as Record<string, unknown>;
-    expect(refusal({ keys: [{ ...key.publicJwk, [member]: privateJwk[member] }] })).toContain(`private member "${member}"`);
+    expect(refusal({ keys: [{ ...key.publicJwk, [member]: privateJwk[member] }] })).toContain(
+      `private member "${member}"`,
+    );
   });
 
   it("refuses symmetric keys", () => {
@@ -54,8 +71,12 @@ describe("validatePublicJwks", () => {
 
   it(`refuses RSA keys over ${MAX_RSA_BITS} bits (verification cost grows with the size)`, () => {
     const modulus = (bytes: number) => base64url.encode(new Uint8Array(bytes).fill(0xff));
-    expect(validatePublicJwks({ keys: [{ kty: "RSA", kid: "max", n: modulus(MAX_RSA_BITS / 8), e: "AQAB" }] }).keys).toHaveLength(1);
-    expect(refusal({ keys: [{ kty: "RSA", kid: "huge", n: modulus(MAX_RSA_BITS / 8 + 1), e: "AQAB" }] })).toContain(`${MAX_RSA_BITS + 8} bits`);
+    expect(
+      validatePublicJwks({ keys: [{ kty: "RSA", kid: "max", n: modulus(MAX_RSA_BITS / 8), e: "AQAB" }] }).keys,
+    ).toHaveLength(1);
+    expect(refusal({ keys: [{ kty: "RSA", kid: "huge", n: modulus(MAX_RSA_BITS / 8 + 1), e: "AQAB" }] })).toContain(
+      `${MAX_RSA_BITS + 8} bits`,
+    );
   });
 
   it("refuses keys without a kid, or with an empty, oversized or duplicate kid", async () => {
@@ -71,8 +92,12 @@ describe("validatePublicJwks", () => {
     const key = await createTestKey();
     expect(refusal({ keys: [{ ...key.publicJwk, use: "enc" }] })).toContain('use "enc"');
     expect(refusal({ keys: [{ ...key.publicJwk, key_ops: ["encrypt"] }] })).toContain("key_ops");
-    expect(refusal({ keys: [{ ...key.publicJwk, alg: "HS256" }] })).toContain('alg "HS256"; only asymmetric signature algorithms are accepted');
-    expect(refusal({ keys: [{ ...key.publicJwk, alg: 256 }] })).toContain("only asymmetric signature algorithms are accepted");
+    expect(refusal({ keys: [{ ...key.publicJwk, alg: "HS256" }] })).toContain(
+      'alg "HS256"; only asymmetric signature algorithms are accepted',
+    );
+    expect(refusal({ keys: [{ ...key.publicJwk, alg: 256 }] })).toContain(
+      "only asymmetric signature algorithms are accepted",
+    );
     expect(refusal({ keys: [{ ...key.publicJwk, alg: "ES256" }] })).toContain("does not fit");
   });
 
@@ -102,7 +127,9 @@ describe("validatePublicJwks", () => {
     const key = await createTestKey();
     for (const input of [null, [], "keys", { keys: {} }, { key: [] }]) expect(refusal(input)).toContain('"keys" array');
     expect(refusal({ keys: [] })).toContain("no keys");
-    expect(refusal({ keys: Array.from({ length: MAX_JWKS_KEYS + 1 }, (_, i) => ({ ...key.publicJwk, kid: `k${i}` })) })).toContain(`at most ${MAX_JWKS_KEYS}`);
+    expect(
+      refusal({ keys: Array.from({ length: MAX_JWKS_KEYS + 1 }, (_, i) => ({ ...key.publicJwk, kid: `k${i}` })) }),
+    ).toContain(`at most ${MAX_JWKS_KEYS}`);
     expect(refusal({ keys: ["x"] })).toContain("not a JSON object");
   });
 });
@@ -110,7 +137,9 @@ describe("validatePublicJwks", () => {
 describe("usablePublicKeys (fetched sets)", () => {
   it("keeps the valid keys and reports the dropped ones", async () => {
     const good = await createTestKey();
-    const { keys, dropped } = usablePublicKeys({ keys: [{ kty: "oct", kid: "h", k: "c2VjcmV0" }, ...jwksOf(good).keys, good.publicJwk] });
+    const { keys, dropped } = usablePublicKeys({
+      keys: [{ kty: "oct", kid: "h", k: "c2VjcmV0" }, ...jwksOf(good).keys, good.publicJwk],
+    });
     expect(keys.map((k) => k.kid)).toEqual([good.kid]);
     expect(dropped).toHaveLength(2);
   });

@@ -29,9 +29,25 @@ beforeAll(async () => {
   pushedKey = await createTestKey();
   await setIssuerScenario(env.STANDIN_URL, discoveryName, { jwks: jwksOf(discoveryKey) });
   await setIssuerScenario(env.STANDIN_URL, cronName, { jwks: jwksOf(discoveryKey) });
-  const issuer = (name: string, keys: Record<string, string>) => ({ name, url: standinIssuerUrl(env.STANDIN_URL, name), audiences: [AUDIENCE], keys });
+  const issuer = (name: string, keys: Record<string, string>) => ({
+    name,
+    url: standinIssuerUrl(env.STANDIN_URL, name),
+    audiences: [AUDIENCE],
+    keys,
+  });
   const { policy, problems } = normalizePolicy(
-    [{ name: "issuers.yaml", value: { issuers: [issuer(discoveryName, { source: "discovery" }), issuer(pushedName, { source: "pushed" }), issuer(cronName, { source: "discovery" })] } }],
+    [
+      {
+        name: "issuers.yaml",
+        value: {
+          issuers: [
+            issuer(discoveryName, { source: "discovery" }),
+            issuer(pushedName, { source: "pushed" }),
+            issuer(cronName, { source: "discovery" }),
+          ],
+        },
+      },
+    ],
     "source",
   );
   expect(problems).toEqual([]);
@@ -40,8 +56,12 @@ beforeAll(async () => {
 });
 
 const tokenFor = (name: string, key: TestKey, overrides: Record<string, unknown> = {}) =>
-  signToken(key, { ...gitlabClaims({ issuer: standinIssuerUrl(env.STANDIN_URL, name), audience: AUDIENCE }), ...overrides });
-const whoami = (token?: string) => SELF.fetch(`${BASE}/v1/whoami`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  signToken(key, {
+    ...gitlabClaims({ issuer: standinIssuerUrl(env.STANDIN_URL, name), audience: AUDIENCE }),
+    ...overrides,
+  });
+const whoami = (token?: string) =>
+  SELF.fetch(`${BASE}/v1/whoami`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
 const pushJwks = (name: string, body: unknown, headers: Record<string, string> = ADMIN) =>
   SELF.fetch(`${BASE}/v1/admin/issuers/${name}/jwks`, {
     method: "PUT",
@@ -59,7 +79,16 @@ describe("GET /v1/whoami", () => {
     const text = await res.text();
     expect(text).not.toContain(splitToken(token)[2]);
     const body = JSON.parse(text) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(["claims", "expires_at", "grants", "issued_at", "issuer", "issuer_url", "policy_version", "token_sha256"]);
+    expect(Object.keys(body).sort()).toEqual([
+      "claims",
+      "expires_at",
+      "grants",
+      "issued_at",
+      "issuer",
+      "issuer_url",
+      "policy_version",
+      "token_sha256",
+    ]);
     expect(body).toMatchObject({ issuer: discoveryName, issuer_url: standinIssuerUrl(env.STANDIN_URL, discoveryName) });
     expect(body.claims).toMatchObject({ project_path: "platform/infra", ref_protected: "true", runner_id: "17" });
     expect(body.token_sha256).toMatch(/^[0-9a-f]{64}$/);
@@ -69,15 +98,28 @@ describe("GET /v1/whoami", () => {
     const res = await whoami(await tokenFor(discoveryName, discoveryKey, { aud: "https://other.example" }));
     expect(res.status).toBe(401);
     expect(res.headers.get("WWW-Authenticate")).toBe('Bearer error="invalid_token"');
-    expect(await json(res)).toMatchObject({ error: "invalid_token", code: "audience_mismatch", request_id: res.headers.get("X-Request-Id") });
+    expect(await json(res)).toMatchObject({
+      error: "invalid_token",
+      code: "audience_mismatch",
+      request_id: res.headers.get("X-Request-Id"),
+    });
   });
 
   it("refuses a missing token, and an unknown issuer as any token whose signature does not verify", async () => {
     expect(await json(await whoami())).toMatchObject({ code: "token_missing" });
     const basic = await SELF.fetch(`${BASE}/v1/whoami`, { headers: { Authorization: "Basic dXNlcjpwYXNz" } });
-    expect({ status: basic.status, body: await json(basic) }).toMatchObject({ status: 401, body: { code: "token_missing" } });
+    expect({ status: basic.status, body: await json(basic) }).toMatchObject({
+      status: 401,
+      body: { code: "token_missing" },
+    });
     const stranger = await createTestKey();
-    expect(await json(await whoami(await signToken(stranger, gitlabClaims({ issuer: "https://gitlab.evil.example", audience: AUDIENCE }))))).toMatchObject({ code: "token_unverified" });
+    expect(
+      await json(
+        await whoami(
+          await signToken(stranger, gitlabClaims({ issuer: "https://gitlab.evil.example", audience: AUDIENCE })),
+        ),
+      ),
+    ).toMatchObject({ code: "token_unverified" });
   });
 });
 
@@ -101,7 +143,12 @@ describe("PUT /v1/admin/issuers/:name/jwks", () => {
   it("is disabled without GATEPASS_ADMIN_TOKEN", async () => {
     const app = createApp();
     const noAdmin = { ...(env as unknown as Env), GATEPASS_ADMIN_TOKEN: undefined };
-    const res = await app.request(`/v1/admin/issuers/${pushedName}/jwks`, { method: "PUT", headers: ADMIN, body: "{}" }, noAdmin, createExecutionContext());
+    const res = await app.request(
+      `/v1/admin/issuers/${pushedName}/jwks`,
+      { method: "PUT", headers: ADMIN, body: "{}" },
+      noAdmin,
+      createExecutionContext(),
+    );
     expect(res.status).toBe(403);
     expect(await json(res)).toMatchObject({ code: "admin_disabled" });
   });
@@ -119,12 +166,18 @@ describe("PUT /v1/admin/issuers/:name/jwks", () => {
   });
 
   it("stores a valid key set; tokens signed with it then verify", async () => {
-    await expect(json(await whoami(await tokenFor(pushedName, pushedKey)))).resolves.toMatchObject({ code: "jwks_unavailable" });
+    await expect(json(await whoami(await tokenFor(pushedName, pushedKey)))).resolves.toMatchObject({
+      code: "jwks_unavailable",
+    });
     const res = await pushJwks(pushedName, jwksOf(pushedKey));
     expect(res.status).toBe(200);
     expect(await json(res)).toMatchObject({ issuer: pushedName, kids: [pushedKey.kid] });
     const stored = JSON.parse((await env.JWKS.get(jwksStorageKey(pushedName)))!) as StoredKeySet;
-    expect(stored).toMatchObject({ source: "pushed", issuer_url: standinIssuerUrl(env.STANDIN_URL, pushedName), keys: [{ kid: pushedKey.kid }] });
+    expect(stored).toMatchObject({
+      source: "pushed",
+      issuer_url: standinIssuerUrl(env.STANDIN_URL, pushedName),
+      keys: [{ kid: pushedKey.kid }],
+    });
     expect((await whoami(await tokenFor(pushedName, pushedKey))).status).toBe(200);
   });
 
@@ -168,7 +221,11 @@ describe("PUT /v1/admin/issuers/:name/jwks", () => {
         controller.enqueue(chunk);
       },
     });
-    const res = await SELF.fetch(`${BASE}/v1/admin/issuers/${pushedName}/jwks`, { method: "PUT", headers: { "Content-Type": "application/json", ...ADMIN }, body });
+    const res = await SELF.fetch(`${BASE}/v1/admin/issuers/${pushedName}/jwks`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", ...ADMIN },
+      body,
+    });
     expect(res.status).toBe(413);
     expect(await json(res)).toMatchObject({ code: "request_too_large" });
   });
