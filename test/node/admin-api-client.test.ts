@@ -20,14 +20,12 @@ beforeAll(async () => {
     seen.push({ server: "gatepass", authorization: req.headers.authorization });
     if (req.url?.startsWith("/v1/admin/policies/history"))
       return void res.writeHead(302, { Location: `${urlOf(elsewhere)}/v1/admin/policies/history` }).end();
-    res
-      .writeHead(403, { "Content-Type": "application/json" })
-      .end(
-        JSON.stringify({
-          code: "admin_forbidden",
-          error_description: "No policy rule grants gatepass:policies-push to this job.",
-        }),
-      );
+    res.writeHead(403, { "Content-Type": "application/json" }).end(
+      JSON.stringify({
+        code: "admin_forbidden",
+        error_description: "No policy rule grants gatepass:policies-push to this job.",
+      }),
+    );
   });
   await new Promise<void>((resolve) => redirecting.listen(0, "127.0.0.1", resolve));
 });

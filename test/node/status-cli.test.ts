@@ -66,16 +66,14 @@ beforeAll(async () => {
     seen.push({ url: req.url!, authorization: req.headers.authorization });
     if (req.url === "/moved/v1/admin/status") return void res.writeHead(302, { Location: "/v1/admin/status" }).end();
     if (req.headers.authorization !== "Bearer the-admin-token") {
-      return void res
-        .writeHead(401, { "Content-Type": "application/json" })
-        .end(
-          JSON.stringify({
-            error: "invalid_token",
-            error_description: "Send the admin token.",
-            code: "admin_unauthorized",
-            request_id: "r",
-          }),
-        );
+      return void res.writeHead(401, { "Content-Type": "application/json" }).end(
+        JSON.stringify({
+          error: "invalid_token",
+          error_description: "Send the admin token.",
+          code: "admin_unauthorized",
+          request_id: "r",
+        }),
+      );
     }
     res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(STATUS));
   });

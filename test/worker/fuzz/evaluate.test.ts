@@ -140,14 +140,12 @@ describe("condition matching time", () => {
   // at most MAX_TOKEN_BYTES holds about 3/4 of that in JSON). Measured: about 15 ms at worst.
   const BOUND_MS = 250;
   const PAYLOAD_CHARS = Math.floor((MAX_TOKEN_BYTES * 3) / 4);
-  const arrayClaim = fc
-    .integer({ min: 1, max: MAX_CLAIM_ARRAY_LENGTH })
-    .chain((n) =>
-      fc.array(adversarialValue(Math.min(MAX_CLAIM_VALUE_LENGTH, Math.floor(PAYLOAD_CHARS / n) - 3)), {
-        minLength: n,
-        maxLength: n,
-      }),
-    );
+  const arrayClaim = fc.integer({ min: 1, max: MAX_CLAIM_ARRAY_LENGTH }).chain((n) =>
+    fc.array(adversarialValue(Math.min(MAX_CLAIM_VALUE_LENGTH, Math.floor(PAYLOAD_CHARS / n) - 3)), {
+      minLength: n,
+      maxLength: n,
+    }),
+  );
 
   it(`evaluates a maximal condition against a token-sized array claim in under ${BOUND_MS} ms`, () => {
     fc.assert(
