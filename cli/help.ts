@@ -138,10 +138,12 @@ const policies = formatUsage([
     synopsis: [
       "policies plan [--dir DIR] [--against VERSION] [--days N] [--no-replay] [--json|--markdown]",
       `${STORAGE_SYNOPSIS} | --url URL`,
+      "policies plan --against-dir BASE [--dir DIR] [--json|--markdown]",
     ],
     help: [
       "what pushing the local policies would change: rules, privileged reach and lint per target, then every",
-      "identity seen in the last N days (default 30) replayed under both; exit 0 no decision changes, 3 changes",
+      "identity seen in the last N days (default 30) replayed under both; exit 0 no decision changes, 3 changes;",
+      "--against-dir: the changes against another policies directory only (a merge request's target branch)",
     ],
   },
   {

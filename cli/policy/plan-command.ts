@@ -3,7 +3,8 @@
 //         replay of every identity seen in the last --days days under both versions
 //   diff  two pushed versions: the static diff only
 // plan also takes --url URL: the admin API of a running gatepass, with the job's ID token from
-// GATEPASS_ID_TOKEN (gatepass:policies-plan), instead of wrangler.
+// GATEPASS_ID_TOKEN (gatepass:policies-plan), instead of wrangler; and --against-dir DIR: another
+// policies directory (a merge request's target branch), the static part only, reaching nothing.
 // Exit codes: 0 no decision changes, 3 decisions change (plan with replay) or the versions differ
 // (diff), 1 refused (invalid policies, unknown version, storage failure), 2 usage.
 
@@ -46,6 +47,7 @@ export async function plan(
       days: { type: "string", default: "30" },
       "no-replay": { type: "boolean" },
       url: { type: "string" },
+      "against-dir": { type: "string" },
     },
   });
   const render = renderer(values);
@@ -61,6 +63,14 @@ export async function plan(
     for (const finding of local.findings) warn(formatFinding(finding));
     warn("plan refused: the local policies are invalid (gatepass policies validate shows why)");
     return 1;
+  }
+  if (values["against-dir"] !== undefined) {
+    if (values.against !== undefined || values.url !== undefined || values.remote || values.local) {
+      throw new UsageError(
+        "--against-dir compares two directories: it does not go with --against, --url, --local or --remote",
+      );
+    }
+    return planAgainstDir(local, values["against-dir"], render, print, warn);
   }
   // --url: the admin API of a running gatepass, with the job's ID token (admin-api.ts); else wrangler.
   const withSource = <T>(use: (source: PlanSource) => Promise<T>): Promise<T> =>
@@ -86,6 +96,34 @@ export async function plan(
     print(render(result));
     return result.replay && result.replay.changed > 0 ? EXIT_DECISIONS_CHANGE : 0;
   });
+}
+
+/**
+ * The static part of a plan between two policy directories (a merge request's policies and its target
+ * branch's), reaching no storage and no gatepass: what a pipeline that may hold no capability can
+ * show. Exit 3 when they differ, 0 when not, 1 when the base does not validate.
+ */
+async function planAgainstDir(
+  local: Extract<Awaited<ReturnType<typeof checkPolicyDir>>, { ok: true }>,
+  baseDir: string,
+  render: (plan: Plan) => string,
+  print: (text: string) => void,
+  warn: (text: string) => void,
+): Promise<number> {
+  const base = await checkPolicyDir(baseDir);
+  if (!base.ok) {
+    warn(
+      `plan refused: the policies in ${baseDir} are invalid (gatepass policies validate --dir ${baseDir} shows why)`,
+    );
+    return 1;
+  }
+  const result: Plan = {
+    before: { version: base.policy.version, label: "base" },
+    after: { version: local.policy.version, label: "local" },
+    diff: diffPolicies(parts(base.policy), parts(local.policy)),
+  };
+  print(render(result));
+  return isEmptyDiff(result.diff) ? 0 : EXIT_DECISIONS_CHANGE;
 }
 
 export async function diff(

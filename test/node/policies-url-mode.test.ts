@@ -4,12 +4,12 @@
 // bootstrap push (admin side, once) runs in process against the local-wrangler stand-in before the
 // Worker starts on the same state.
 import { mkdtempSync, rmSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { closeLocalStorage } from "../../cli/wrangler";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -239,6 +239,49 @@ describe("templates/policy-repo.gitlab-ci.yml under dash against a local gatepas
     const refused = await runJob("gatepass-policies-check", bad, {});
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/capability-unprotected-ref/);
+  });
+
+  it("merge requests plan their change against the target branch's policies, read from git, reaching no gatepass", async () => {
+    // A checkout whose origin has the target branch `main` with the policies as they are, and the
+    // merge request's change (a new rule) in its working tree.
+    const origin = path.join(dir, "origin.git");
+    const checkout = path.join(dir, "mr");
+    const git = (cwd: string, ...args: string[]) =>
+      execFileSync(
+        "git",
+        ["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main", ...args],
+        { cwd, stdio: "pipe" },
+      );
+    await mkdir(checkout, { recursive: true });
+    git(dir, "init", "--quiet", "--bare", origin);
+    await mkdir(path.join(checkout, "policies"));
+    for (const file of await readdir(policies))
+      await writeFile(path.join(checkout, "policies", file), await readFile(path.join(policies, file)));
+    git(checkout, "init", "--quiet");
+    git(checkout, "add", "policies");
+    git(checkout, "commit", "--quiet", "-m", "policies");
+    git(checkout, "remote", "add", "origin", origin);
+    git(checkout, "push", "--quiet", "origin", "HEAD:main");
+    const rules = await readFile(path.join(checkout, "policies", "rules.yaml"), "utf8");
+    await writeFile(
+      path.join(checkout, "policies", "rules.yaml"),
+      `${rules}  - name: ops-read\n    issuer: gitlab\n    match: { project_path: "ops/**" }\n    allow: [reader]\n`,
+    );
+
+    // No URL reaches the job's plan: a gatepass that answers nothing would do.
+    const planned = await runJob("gatepass-policies-check", checkout, { CI_MERGE_REQUEST_TARGET_BRANCH_NAME: "main" });
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(planned.stdout).toContain("### gatepass policy plan");
+    expect(planned.stdout).toMatch(/`base [0-9a-f]{12}` → `local [0-9a-f]{12}`/);
+    expect(planned.stdout).toContain("rule ops-read: added");
+    expect(await readFile(path.join(checkout, "gatepass-plan.md"), "utf8")).toContain("rule ops-read: added");
+
+    // A target branch without the policies directory: the plan is left out, said so, and the job passes.
+    const bare = await runJob("gatepass-policies-check", checkout, {
+      CI_MERGE_REQUEST_TARGET_BRANCH_NAME: "no-such-branch",
+    });
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(bare.stderr).toContain("gatepass: the target branch no-such-branch has no policies to plan against");
   });
 
   it("the protected default branch plans (log and artifact show the change) and pushes with its own ID token", async () => {

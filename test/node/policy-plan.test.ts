@@ -386,6 +386,28 @@ describe("gatepass policies plan and diff (local storage)", () => {
     expect(markdown.stdout).toContain("**2 of 2 identities** seen in the last 90 days get a different decision.");
   });
 
+  it("plans against another policies directory (--against-dir): the static part only, no storage; exit 3 when they differ", async () => {
+    const base = path.join(work, "base");
+    await cp(path.join(ROOT, "policies"), base, { recursive: true });
+    const same = await gatepass("plan", "--dir", path.join(ROOT, "policies"), "--against-dir", base);
+    expect(same).toMatchObject({ code: 0, stderr: "" });
+    expect(same.stdout).toContain("no changes to issuers, targets or rules");
+    expect(same.stdout).not.toContain("replay:");
+    const targets = await readFile(path.join(base, "targets.yaml"), "utf8");
+    await writeFile(
+      path.join(base, "targets.yaml"),
+      targets.replace("description: Local development target", "description: Older development target"),
+    );
+    const changed = await gatepass("plan", "--dir", path.join(ROOT, "policies"), "--against-dir", base, "--markdown");
+    expect(changed.code).toBe(3);
+    expect(changed.stdout).toMatch(/`base [0-9a-f]{12}` → `local [0-9a-f]{12}`/);
+    await writeFile(path.join(base, "targets.yaml"), "targets: [oops\n");
+    const invalid = await gatepass("plan", "--dir", path.join(ROOT, "policies"), "--against-dir", base);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain(`plan refused: the policies in ${base} are invalid`);
+    expect((await gatepass("plan", "--against-dir", base, "--remote")).code).toBe(2);
+  });
+
   it("diffs two pushed versions (exit 3 when they differ, 0 when not) and refuses unknown versions", async () => {
     const dir = path.join(work, "second");
     await cp(path.join(ROOT, "policies"), dir, { recursive: true });
