@@ -3,7 +3,7 @@
 import { ISSUER_DOCUMENT_MAX_AGE_SECONDS } from "../limits";
 import type { KeyRing, PublicJwk } from "../signing-keys/signing-key-secret";
 import { GITHUB_COPIED_CLAIMS } from "../verify/issuer-kinds/github-actions";
-import { COPIED_CI_CLAIMS } from "./minted-token";
+import { COPIED_CI_CLAIMS, OWN_CLAIMS } from "./minted-token";
 
 export const DISCOVERY_PATH = "/.well-known/openid-configuration";
 export const JWKS_PATH = "/.well-known/jwks.json";
@@ -23,24 +23,7 @@ export function discoveryDocument(issuer: string, keys: KeyRing): Record<string,
     scopes_supported: ["openid"],
     // GitLab's and GitHub's copied claims (a profile's `copy` names its own, which the policy knows, not this
     // document).
-    claims_supported: [
-      ...new Set([
-        "iss",
-        "sub",
-        "aud",
-        "iat",
-        "nbf",
-        "exp",
-        "jti",
-        "target",
-        "rule",
-        "source_issuer",
-        "source_sub",
-        "source_jti",
-        ...COPIED_CI_CLAIMS,
-        ...GITHUB_COPIED_CLAIMS,
-      ]),
-    ],
+    claims_supported: [...new Set([...OWN_CLAIMS, ...COPIED_CI_CLAIMS, ...GITHUB_COPIED_CLAIMS])],
     token_endpoint: `${issuer}/v1/token`,
     grant_types_supported: ["urn:ietf:params:oauth:grant-type:token-exchange"],
   };

@@ -47,8 +47,8 @@ export const COPIED_CI_CLAIMS = [
   "job_config_sha",
 ] as const;
 
-/** Claims gatepass sets itself: copying a CI claim never replaces one of them, even when absent (source_sub). */
-const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+/** The claims gatepass sets itself in every minted token (what discovery lists before the copied ones). */
+export const OWN_CLAIMS = [
   "iss",
   "sub",
   "aud",
@@ -61,8 +61,10 @@ const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   "source_issuer",
   "source_sub",
   "source_jti",
-  "__proto__",
-]);
+] as const;
+
+/** Claims a copied CI claim never replaces, even when absent (source_sub). */
+const RESERVED_CLAIMS: ReadonlySet<string> = new Set([...OWN_CLAIMS, "__proto__"]);
 
 export interface MintedClaims {
   iss: string;
