@@ -79,6 +79,7 @@ export class PolicyHistory {
         ...this.storage.kvFlags(),
       ])
     ).replace(/\n$/, "");
+    // wrangler answers a missing key on stdout with exit 0; a snapshot or header is a JSON object.
     return value.startsWith("{") ? value : undefined;
   }
 
@@ -92,21 +93,8 @@ export class PolicyHistory {
 
   /** The snapshot KV serves now as loadSnapshot reads it (header, newline, payload), or undefined. */
   async readActive(): Promise<string | undefined> {
-    const value = (
-      await wrangler([
-        "kv",
-        "key",
-        "get",
-        ACTIVE_SNAPSHOT_KEY,
-        "--binding",
-        "POLICIES",
-        "--text",
-        ...this.storage.kvFlags(),
-      ])
-    ).replace(/\n$/, "");
-    // wrangler answers a missing key on stdout with exit 0; a snapshot or header is a JSON object.
-    if (!value.startsWith("{")) return undefined;
-    if (!value.startsWith(STORED_HEADER_START)) return value;
+    const value = await this.readActiveValue();
+    if (value === undefined || !value.startsWith(STORED_HEADER_START)) return value;
     const header = readStoredHeader(value);
     const keys = Array.from({ length: header.chunks }, (_, i) => payloadChunkKey(header, i));
     const parts: string[] = new Array(keys.length);
